@@ -1,0 +1,104 @@
+"""The embedded bus: in-process queues with the Kafka semantics the services rely on.
+
+Each consumer group sees every event of its topics once, in batches; a batch is dropped from the queue only after
+its handler returned, so a failing handler gets the same batch again (at-least-once, as with Kafka offsets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from pydantic import BaseModel
+
+from plumbing.bus.base import Delivery, Subscription
+
+log = logging.getLogger(__name__)
+
+
+class _Consumer:
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self.queue: deque[Delivery] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def offer(self, delivery: Delivery) -> None:
+        self.queue.append(delivery)
+        if len(self.queue) >= self.subscription.max_batch:
+            self.wakeup.set()
+
+    async def run(self) -> None:
+        sub = self.subscription
+        backoff = 0.1
+        while True:
+            if not self.queue:
+                if self.stopping:
+                    return
+                self.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
+                continue
+            if len(self.queue) < sub.max_batch and not self.stopping:
+                # Let a batch fill up for at most max_wait_s: fewer, larger inserts.
+                self.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
+            batch = [self.queue[i] for i in range(min(len(self.queue), sub.max_batch))]
+            try:
+                await sub.handler(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("consumer %s failed on a batch of %d; retrying in %.1fs", sub.group, len(batch), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            for _ in batch:
+                self.queue.popleft()
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+
+class InProcessBus:
+    def __init__(self) -> None:
+        self._by_topic: dict[str, list[_Consumer]] = {}
+        self._consumers: list[_Consumer] = []
+        self._started = False
+
+    def subscribe(self, subscription: Subscription) -> None:
+        consumer = _Consumer(subscription)
+        self._consumers.append(consumer)
+        for topic in subscription.topics:
+            self._by_topic.setdefault(topic, []).append(consumer)
+        if self._started:
+            consumer.task = asyncio.get_running_loop().create_task(consumer.run())
+
+    def publish(self, topic: str, key: str, event: BaseModel) -> None:
+        for consumer in self._by_topic.get(topic, ()):
+            consumer.offer(Delivery(topic=topic, key=key, event=event))
+
+    async def start(self) -> None:
+        self._started = True
+        loop = asyncio.get_running_loop()
+        for consumer in self._consumers:
+            if consumer.task is None:
+                consumer.task = loop.create_task(consumer.run())
+
+    async def stop(self) -> None:
+        for consumer in self._consumers:
+            consumer.stopping = True
+            consumer.wakeup.set()
+        tasks = [c.task for c in self._consumers if c.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._started = False
+
+    def pending(self) -> int:
+        return sum(c.pending for c in self._consumers)

@@ -1,0 +1,20 @@
+"""Server-sent events: split a stream into (event, data) pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+def iter_events(stream: bytes) -> Iterator[tuple[str | None, str]]:
+    """Yield ``(event name, data)`` for every event in ``stream``, joining multi-line data as the spec says."""
+    text = stream.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    for block in text.split("\n\n"):
+        event: str | None = None
+        data: list[str] = []
+        for line in block.split("\n"):
+            if line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+        if data or event:
+            yield event, "\n".join(data)

@@ -1,0 +1,114 @@
+"""Events carried on the bus (Kafka topics in distributed mode, the in-process bus in the embedded default).
+
+Every event is keyed by ``interaction_id``. Bodies are JSON text exactly as exchanged (secrets masked where a policy
+says so); credentials (Authorization, x-api-key, x-goog-api-key, ?key=) never appear in any field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.view import ToolCall, Usage
+
+SCHEMA_VERSION = 1
+
+
+class Attribution(BaseModel):
+    """Who sent an interaction: carried by every event so each can be stored or scored on its own."""
+
+    interaction_id: str
+    started_at: datetime
+    profile_id: str
+    agent_id: str = ""
+    user_id: str = ""
+    session_id: str = ""
+    provider: str
+    model: str = ""
+
+
+class PolicyDecision(BaseModel):
+    """One thing the inline guardrails decided about an interaction."""
+
+    kind: Literal["tool_call_blocked", "tool_call_allowed", "tool_result_blocked", "tool_result_untrusted", "redaction"]
+    tool: str | None = None
+    tool_call_id: str | None = None
+    reason: str = ""
+    enforced: bool = True
+    """False in permissive mode: decided and recorded, not applied."""
+
+
+class RequestEvent(Attribution):
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["request"] = "request"
+    route: str
+    """The provider path after the profile segment, without the query string."""
+    method: str = "POST"
+    stream: bool = False
+    request_received: str = ""
+    """The body as received (secrets masked when the profile redacts)."""
+    request_sent: str | None = None
+    """The body as forwarded, when a policy changed it; None when it left unchanged."""
+    decisions: list[PolicyDecision] = Field(default_factory=list)
+    untrusted_since: str | None = None
+    """Tool call id of the first tool result that made the context untrusted."""
+
+
+class ResponseEvent(Attribution):
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["response"] = "response"
+    status: int
+    response_body: str = ""
+    """The response as the client received it (for a stream, the event stream text)."""
+    usage: Usage = Field(default_factory=Usage)
+    finished_at: datetime
+    latency_ms: float
+    ttft_ms: float | None = None
+    """Time to the first body byte sent to the client."""
+    finish_reason: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    blocked_tool_calls: list[ToolCall] = Field(default_factory=list)
+    decisions: list[PolicyDecision] = Field(default_factory=list)
+    error: str | None = None
+    aborted: bool = False
+    """The client went away before the response ended; the body holds what was sent."""
+
+
+Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+class Evidence(BaseModel):
+    location: str
+    """Where in the interaction, e.g. ``request.messages[3].tool_result`` or ``response.tool_calls[0].arguments``."""
+    excerpt: str = ""
+    """A short excerpt with the sensitive part masked."""
+
+
+class ViolationEvent(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    type: Literal["violation"] = "violation"
+    violation_id: str
+    interaction_id: str
+    detected_at: datetime
+    detector: str
+    category: Category
+    severity: Severity
+    score: float = Field(ge=0.0, le=1.0)
+    action: Literal["logged", "blocked", "redacted"] = "logged"
+    evidence: Evidence
+    profile_id: str
+    agent_id: str = ""
+    user_id: str = ""
+
+
+class DeadLetter(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    topic: str
+    key: str | None = None
+    reason: str
+    payload: str
+    failed_at: datetime

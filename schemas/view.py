@@ -1,0 +1,67 @@
+"""The common view of an LLM exchange, whatever the provider's wire format.
+
+Provider adapters turn requests, responses and streams into these models; the policies, the recorder and the guard
+read only these, so adding a provider never touches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: Any = None
+    """Parsed JSON arguments when they parse, else the raw string."""
+
+
+class ToolResult(BaseModel):
+    tool_call_id: str
+    name: str | None = None
+    """The tool's name when the wire format says it, or when it can be found from the call in the history."""
+    content: str = ""
+
+
+class Message(BaseModel):
+    role: Role
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_result: ToolResult | None = None
+    index: int = 0
+    """Position of the provider message this came from, so a finding can point back into the raw request."""
+
+
+class ToolDefinition(BaseModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+class ConversationView(BaseModel):
+    """What the client asked for."""
+
+    provider: str
+    model: str | None = None
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    stream: bool = False
+
+
+class CompletionView(BaseModel):
+    """What the model answered (assembled from the stream when streamed)."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None

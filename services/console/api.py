@@ -1,0 +1,101 @@
+"""The read API: ``/api/interactions`` and ``/api/interactions/{id}`` (DESIGN §6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from plumbing.store.base import Store
+from services.console import queries
+from services.console.queries import InteractionFilter, InvalidQuery
+
+_BOOL = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _time(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidQuery(f"{name} must be an ISO 8601 time") from exc
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_filter(params: dict[str, str]) -> InteractionFilter:
+    blocked = params.get("blocked")
+    if blocked is not None and blocked not in _BOOL:
+        raise InvalidQuery("blocked must be true or false")
+    limit = params.get("limit", "50")
+    if not limit.isdigit():
+        raise InvalidQuery("limit must be a number")
+    return InteractionFilter(
+        agent_id=params.get("agent_id"),
+        user_id=params.get("user_id"),
+        session_id=params.get("session_id"),
+        profile_id=params.get("profile_id"),
+        provider=params.get("provider"),
+        model=params.get("model"),
+        status=params.get("status"),
+        blocked=None if blocked is None else _BOOL[blocked],
+        violation_category=params.get("violation_category"),
+        min_severity=params.get("min_severity"),
+        since=_time("since", params.get("since")),
+        until=_time("until", params.get("until")),
+        limit=int(limit),
+        cursor=params.get("cursor") or None,
+    )
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=400)
+
+
+class InteractionsApi:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def page(self, f: InteractionFilter) -> dict:
+        sql, params = queries.list_interactions(f)
+        rows = await self.store.select(sql, params)
+        more = len(rows) > f.limit
+        rows = rows[: f.limit]
+        cursor = queries.encode_cursor(rows[-1]["started_at"], rows[-1]["interaction_id"]) if more else None
+        return {"items": [queries.present(r) for r in rows], "next_cursor": cursor}
+
+    async def detail(self, interaction_id: str) -> dict | None:
+        sql, params = queries.get_interaction(interaction_id)
+        rows = await self.store.select(sql, params)
+        if not rows:
+            return None
+        item = queries.present(rows[0])
+        sql, params = queries.violations_of(interaction_id)
+        item["violations"] = await self.store.select(sql, params)
+        return item
+
+    async def list_endpoint(self, request: Request) -> Response:
+        try:
+            f = parse_filter(dict(request.query_params))
+            return JSONResponse(await self.page(f))
+        except InvalidQuery as exc:
+            return _bad(str(exc))
+
+    async def detail_endpoint(self, request: Request) -> Response:
+        try:
+            item = await self.detail(request.path_params["interaction_id"])
+        except InvalidQuery as exc:
+            return _bad(str(exc))
+        if item is None:
+            return JSONResponse(
+                {"error": {"message": "no such interaction", "type": "not_found_error"}}, status_code=404
+            )
+        return JSONResponse(item)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/interactions", self.list_endpoint, methods=["GET"]),
+            Route("/api/interactions/{interaction_id}", self.detail_endpoint, methods=["GET"]),
+        ]

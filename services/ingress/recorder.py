@@ -1,0 +1,150 @@
+"""Turns one proxied exchange into its request and response events, hands them to the bus, and counts it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from plumbing.bus.base import Bus
+from providers.base import ProviderAdapter
+from schemas import topics
+from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
+from schemas.view import CompletionView
+from services.ingress.metrics import IngressMetrics
+
+log = logging.getLogger(__name__)
+_TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
+
+
+def body_text(body: bytes, limit: int) -> str:
+    if len(body) <= limit:
+        return body.decode("utf-8", "replace")
+    return body[:limit].decode("utf-8", "ignore") + _TRUNCATED.format(size=len(body))
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What the ingress knows about one interaction as it goes."""
+
+    interaction_id: str
+    started_at: datetime
+    started: float
+    """perf_counter() at arrival: latencies come from the monotonic clock."""
+    provider: str
+    profile_id: str
+    route: str
+    method: str
+    agent_id: str = ""
+    user_id: str = ""
+    session_id: str = ""
+    model: str = ""
+    stream: bool = False
+    first_byte: float | None = None
+    decisions: list[PolicyDecision] = field(default_factory=list)
+
+
+class Recorder:
+    def __init__(self, bus: Bus, metrics: IngressMetrics, max_recorded_body_bytes: int) -> None:
+        self._bus = bus
+        self._metrics = metrics
+        self._limit = max_recorded_body_bytes
+
+    def request(
+        self, ex: Exchange, received: bytes, sent: bytes | None = None, untrusted_since: str | None = None
+    ) -> None:
+        event = RequestEvent(
+            interaction_id=ex.interaction_id,
+            started_at=ex.started_at,
+            profile_id=ex.profile_id,
+            agent_id=ex.agent_id,
+            user_id=ex.user_id,
+            session_id=ex.session_id,
+            provider=ex.provider,
+            model=ex.model,
+            route=ex.route,
+            method=ex.method,
+            stream=ex.stream,
+            request_received=body_text(received, self._limit),
+            request_sent=None if sent is None else body_text(sent, self._limit),
+            decisions=list(ex.decisions),
+            untrusted_since=untrusted_since,
+        )
+        self._publish(topics.REQUESTS, ex.interaction_id, event)
+
+    def response(
+        self,
+        ex: Exchange,
+        *,
+        adapter: ProviderAdapter,
+        status: int,
+        body: bytes,
+        finished: float,
+        error: str | None = None,
+        aborted: bool = False,
+        completion: CompletionView | None = None,
+        blocked_tool_calls: list[Any] | None = None,
+        decisions: list[PolicyDecision] | None = None,
+    ) -> None:
+        if completion is None and status < 400 and body:
+            completion = parse_completion(adapter, ex, body)
+        completion = completion or CompletionView()
+        latency = finished - ex.started
+        ttft = None if ex.first_byte is None else ex.first_byte - ex.started
+        event = ResponseEvent(
+            interaction_id=ex.interaction_id,
+            started_at=ex.started_at,
+            profile_id=ex.profile_id,
+            agent_id=ex.agent_id,
+            user_id=ex.user_id,
+            session_id=ex.session_id,
+            provider=ex.provider,
+            model=ex.model,
+            status=status,
+            response_body=body_text(body, self._limit),
+            usage=completion.usage,
+            finished_at=ex.started_at + timedelta(seconds=latency),
+            latency_ms=latency * 1000.0,
+            ttft_ms=None if ttft is None else ttft * 1000.0,
+            finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls,
+            blocked_tool_calls=blocked_tool_calls or [],
+            decisions=decisions or [],
+            error=error,
+            aborted=aborted,
+        )
+        self._publish(topics.RESPONSES, ex.interaction_id, event)
+        self._metrics.observe(
+            provider=ex.provider,
+            model=ex.model,
+            profile_id=ex.profile_id,
+            agent_id=ex.agent_id,
+            status=status,
+            duration_s=latency,
+            ttft_s=ttft,
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+        )
+
+    def _publish(self, topic: str, key: str, event: RequestEvent | ResponseEvent) -> None:
+        try:
+            self._bus.publish(topic, key, event)
+        except Exception:  # recording must never break the proxy
+            log.exception("could not hand an event to the bus", extra={"fields": {"interaction_id": key}})
+
+
+def parse_completion(adapter: ProviderAdapter, ex: Exchange, body: bytes) -> CompletionView | None:
+    try:
+        if ex.stream or body.startswith(b"data:") or body.startswith(b"event:"):
+            return adapter.stream_view(ex.route, body)
+        return adapter.completion_view(ex.route, orjson.loads(body))
+    except Exception:  # an answer Warden cannot read is still proxied and recorded, only without usage
+        log.debug("could not read the upstream answer", exc_info=True)
+        return None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,117 @@
+"""The embedded default: ingress, logger and console in one process, over the in-process bus and chDB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from plumbing.bus.inprocess import InProcessBus
+from plumbing.store.chdb_store import ChdbStore
+from plumbing.store.migrations import migrate
+from services.console.api import InteractionsApi
+from services.console.app import console_app
+from services.ingress.app import Ingress
+from services.ingress.metrics import IngressMetrics
+from services.ingress.settings import IngressSettings
+from services.logger.service import LoggerService
+from warden.dispatch import Dispatch
+
+log = logging.getLogger("warden")
+
+
+@dataclass
+class Embedded:
+    """Everything ``warden serve`` runs, built but not started (tests drive it directly)."""
+
+    settings: IngressSettings
+    registry: CollectorRegistry
+    bus: InProcessBus
+    store: ChdbStore
+    ingress: Ingress
+    logger: LoggerService
+    app: Dispatch
+
+    @classmethod
+    def build(cls, settings: IngressSettings) -> Embedded:
+        registry = CollectorRegistry()
+        bus = InProcessBus()
+        store = ChdbStore(settings.data_dir / "clickhouse")
+        metrics = IngressMetrics(registry, settings.agent_label_cap)
+        ingress = Ingress(settings, bus, metrics, profiles={"default": True}.get)
+        logger = LoggerService(bus, store, registry)
+        logger.register()
+        api = InteractionsApi(store)
+        app = Dispatch(ingress, console_app(api.routes(), registry, settings.admin_token))
+        return cls(settings, registry, bus, store, ingress, logger, app)
+
+    async def start(self) -> None:
+        applied = await migrate(self.store)
+        if applied:
+            log.info("schema migrated", extra={"fields": {"applied": applied}})
+        await self.bus.start()
+        await self.ingress.startup()
+
+    async def stop(self) -> None:
+        """Drain: every event already accepted reaches storage before the store closes."""
+        await self.ingress.shutdown()
+        await self.bus.stop()
+        await self.store.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, with SIGINT/SIGTERM handled here: they stop the server, then Warden drains its events
+    (uvicorn's own handling re-raises the signal, which would end the process before the drain)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def uvicorn_config(app: Dispatch, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+async def serve(settings: IngressSettings) -> None:
+    warden = Embedded.build(settings)
+    await warden.start()
+    server = Server(uvicorn_config(warden.app, settings.host, settings.port))
+    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
+    print(f"  OpenAI base URL:  {base}/v1/openai", flush=True)
+    print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)
+    print(f"  data directory:   {settings.data_dir.resolve()}", flush=True)
+    if settings.admin_token is None:
+        print("  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine", flush=True)
+    try:
+        await server.serve()
+    finally:
+        pending = warden.bus.pending()
+        print(f"Warden stopping: draining {pending} event(s) to storage", flush=True)
+        await asyncio.shield(warden.stop())
+        print("Warden stopped", flush=True)
