@@ -15,7 +15,7 @@ import orjson
 
 MAX_LIMIT = 500
 _SUMMARY_COLUMNS = """
-    toString(interaction_id) AS interaction_id, started_at, agent_id, user_id, session_id, profile_id, provider,
+    interaction_id, started_at, agent_id, user_id, session_id, profile_id, provider,
     model, route, stream, status, finished_at, latency_ms, ttft_ms, input_tokens, output_tokens, cached_tokens,
     finish_reason, blocked, error, aborted, untrusted_since"""
 _DETAIL_COLUMNS = (

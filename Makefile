@@ -1,0 +1,33 @@
+# The two commands of the quick start: `make run` (Warden, embedded default) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: run test lint bench install install-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+run: install
+	$(BIN)/warden serve
+
+# Installs what the tests need (Python packages, Apache Kafka's jars from Maven Central, Chromium for the page
+# tests), then runs every test: real Kafka broker, chDB, the official provider SDKs.
+test: install-test
+	bash scripts/test-prerequisites
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install-test
+	$(BIN)/python bench/overhead.py
