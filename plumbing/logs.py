@@ -31,5 +31,7 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiokafka", "kafka"):
-        logging.getLogger(noisy).setLevel("WARNING")
+    logging.getLogger("uvicorn.access").setLevel("WARNING")
+    # aiokafka logs every failed reconnect as an error, many a second while a broker is away; the bus reports the
+    # outage itself (and its buffered, spilled and dropped events are metrics).
+    logging.getLogger("aiokafka").setLevel("CRITICAL")

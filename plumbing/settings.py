@@ -17,6 +17,10 @@ class CommonSettings(BaseSettings):
     """Kafka brokers (``host:port,…``). Unset: the in-process bus (embedded default)."""
     clickhouse_url: str | None = None
     """A ClickHouse server (``http://user:pass@host:8123``). Unset: chDB under ``data_dir``."""
+    bus_buffer_limit: int = 20_000
+    """Events kept in memory while the broker is slow or away; beyond it they are spilled to the disk spool."""
+    bus_spool_max_bytes: int = 2 * 1024**3
+    """Disk spool size; beyond it events are dropped (and counted)."""
     admin_token: SecretStr | None = None
     """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>``."""
     log_level: str = "INFO"

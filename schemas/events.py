@@ -112,3 +112,12 @@ class DeadLetter(BaseModel):
     reason: str
     payload: str
     failed_at: datetime
+
+
+TOPIC_MODELS: dict[str, type[BaseModel]] = {
+    "llm.requests": RequestEvent,
+    "llm.responses": ResponseEvent,
+    "llm.violations": ViolationEvent,
+    "llm.dead-letter": DeadLetter,
+}
+"""The model each topic carries, for decoding what arrives from Kafka."""

@@ -5,4 +5,8 @@ RESPONSES = "llm.responses"
 VIOLATIONS = "llm.violations"
 DEAD_LETTER = "llm.dead-letter"
 
-ALL = (REQUESTS, RESPONSES, VIOLATIONS, DEAD_LETTER)
+EVENTS = (REQUESTS, RESPONSES, VIOLATIONS, DEAD_LETTER)
+PROFILES = "warden.profiles"
+"""Compacted: the latest version of every profile, keyed by profile id (a tombstone deletes)."""
+QUARANTINES = "warden.quarantines"
+"""Compacted: quarantine decisions keyed by profile and agent (a tombstone lifts)."""

@@ -48,6 +48,55 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingress(args: argparse.Namespace) -> int:
+    from warden.distributed import run_ingress
+
+    settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
+    logs.configure(settings.log_level)
+    asyncio.run(run_ingress(settings))
+    return 0
+
+
+def _logger(args: argparse.Namespace) -> int:
+    from services.logger.settings import LoggerSettings
+    from warden.distributed import run_logger
+
+    settings = LoggerSettings(**_overrides(args, ("data_dir", "metrics_port")))
+    logs.configure(settings.log_level)
+    asyncio.run(run_logger(settings))
+    return 0
+
+
+def _console(args: argparse.Namespace) -> int:
+    from services.console.settings import ConsoleSettings
+    from warden.distributed import run_console
+
+    settings = ConsoleSettings(**_overrides(args, ("host", "console_port", "data_dir")))
+    logs.configure(settings.log_level)
+    asyncio.run(run_console(settings))
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from plumbing.bus.topics_admin import create_topics
+    from plumbing.settings import CommonSettings
+
+    settings = CommonSettings()
+    if not settings.kafka_bootstrap_servers:
+        print("WARDEN_KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
+        return 2
+    created = asyncio.run(
+        create_topics(
+            settings.kafka_bootstrap_servers,
+            partitions=args.partitions,
+            replication=args.replication,
+            retention_ms=int(args.retention_hours * 3600e3),
+        )
+    )
+    print("created: " + (", ".join(created) if created else "nothing, every topic exists"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="warden", description="Warden, a secure LLM proxy.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -57,6 +106,31 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (WARDEN_PORT, default 9000)")
     serve.add_argument("--data-dir", dest="data_dir", help="where chDB keeps its data (WARDEN_DATA_DIR)")
     serve.set_defaults(run=_serve)
+
+    ingress = commands.add_parser("ingress", help="run the ingress alone (distributed mode, needs Kafka)")
+    ingress.add_argument("--host", help="address to listen on (WARDEN_HOST)")
+    ingress.add_argument("--port", type=int, help="port to listen on (WARDEN_PORT, default 9000)")
+    ingress.add_argument("--data-dir", dest="data_dir", help="where the event spool lives (WARDEN_DATA_DIR)")
+    ingress.set_defaults(run=_ingress)
+
+    logger = commands.add_parser("logger", help="run the logger alone: Kafka → ClickHouse")
+    logger.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")
+    logger.add_argument("--metrics-port", dest="metrics_port", type=int, help="WARDEN_METRICS_PORT, default 9101")
+    logger.set_defaults(run=_logger)
+
+    console = commands.add_parser("console", help="run the read API and logs viewer alone")
+    console.add_argument("--host", help="address to listen on (WARDEN_HOST)")
+    console.add_argument("--port", dest="console_port", type=int, help="WARDEN_CONSOLE_PORT, default 9001")
+    console.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")
+    console.set_defaults(run=_console)
+
+    topics = commands.add_parser("topics", help="manage Kafka topics")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True)
+    create = topic_commands.add_parser("create", help="create every topic Warden uses (idempotent)")
+    create.add_argument("--partitions", type=int, default=6)
+    create.add_argument("--replication", type=int, default=1)
+    create.add_argument("--retention-hours", dest="retention_hours", type=float, default=168.0)
+    create.set_defaults(run=_topics)
 
     migrate = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
     migrate.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")

@@ -1,4 +1,7 @@
-"""The embedded default: ingress, logger and console in one process, over the in-process bus and chDB."""
+"""``warden serve``: ingress, logger and console in one process.
+
+The embedded default runs them over the in-process bus and chDB; with Kafka or a ClickHouse server configured, the
+same process uses those instead."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from dataclasses import dataclass
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from plumbing.bus.inprocess import InProcessBus
-from plumbing.store.chdb_store import ChdbStore
+from plumbing.bus.base import Bus
+from plumbing.bus.factory import make_bus
+from plumbing.store.base import Store
+from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
 from services.console.api import InteractionsApi
 from services.console.app import console_app
@@ -32,8 +37,8 @@ class Embedded:
 
     settings: IngressSettings
     registry: CollectorRegistry
-    bus: InProcessBus
-    store: ChdbStore
+    bus: Bus
+    store: Store
     ingress: Ingress
     logger: LoggerService
     app: Dispatch
@@ -41,8 +46,8 @@ class Embedded:
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
         registry = CollectorRegistry()
-        bus = InProcessBus()
-        store = ChdbStore(settings.data_dir / "clickhouse")
+        bus = make_bus(settings, "warden-serve", registry)
+        store = make_store(settings)
         metrics = IngressMetrics(registry, settings.agent_label_cap)
         ingress = Ingress(settings, bus, metrics, profiles={"default": True}.get)
         logger = LoggerService(bus, store, registry)

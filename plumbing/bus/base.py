@@ -47,4 +47,7 @@ class Bus(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None:
-        """Deliver what was published before the call to every consumer, then stop."""
+        """Deliver what was published before the call to every consumer (or to the broker), then stop."""
+
+    def pending(self) -> int:
+        """Events published and not yet handed on."""

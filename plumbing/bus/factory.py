@@ -1,0 +1,24 @@
+"""Chooses the bus from the settings: Kafka when brokers are configured, else the in-process bus."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from plumbing.bus.base import Bus
+from plumbing.bus.inprocess import InProcessBus
+from plumbing.settings import CommonSettings
+
+
+def make_bus(settings: CommonSettings, client_id: str, registry: CollectorRegistry) -> Bus:
+    if settings.kafka_bootstrap_servers:
+        from plumbing.bus.kafka import KafkaBus
+
+        return KafkaBus(
+            settings.kafka_bootstrap_servers,
+            client_id=client_id,
+            spool_dir=settings.data_dir / "spool" / client_id.split("-")[1],
+            registry=registry,
+            buffer_limit=settings.bus_buffer_limit,
+            spool_max_bytes=settings.bus_spool_max_bytes,
+        )
+    return InProcessBus()

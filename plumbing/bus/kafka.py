@@ -1,0 +1,345 @@
+"""The distributed bus: Apache Kafka through aiokafka.
+
+Publishing never waits on the broker: ``publish`` appends to an in-memory buffer and returns; a background task sends
+from it with an idempotent, acks=all, compressed producer. While the broker is away (down at start, or gone
+mid-load), the buffer keeps a bounded number of events and the excess is spilled to a spool on disk, replayed once
+the broker is back. Only when the spool is full too are events dropped, and counted.
+
+Consumers read batches, hand them to their handler, and commit the batch's offsets only after the handler returned
+(its effect is durable); a failing handler gets the same batch again after a back-off. A payload that does not decode
+is handed over as a ``Delivery`` with ``error`` set, for the handler to dead-letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, ValidationError
+
+from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.spool import Record, Spool
+from schemas.events import TOPIC_MODELS
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class KafkaBus:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        spool_dir: Path,
+        registry: CollectorRegistry,
+        buffer_limit: int = 20_000,
+        hard_limit: int = 500_000,
+        spool_max_bytes: int = 2 * 1024**3,
+        send_batch: int = 1000,
+        delivery_timeout_ms: int = 10_000,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._buffer: deque[tuple[str, str, BaseModel | bytes]] = deque()
+        self._buffer_limit = buffer_limit
+        self._hard_limit = hard_limit
+        self._spool = Spool(spool_dir, spool_max_bytes)
+        self._send_batch = send_batch
+        self._delivery_timeout_ms = delivery_timeout_ms
+        self._wakeup = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._subscriptions: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumer_tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._stop_consumers = asyncio.Event()
+        self.buffered = Gauge(
+            "warden_bus_buffered_events", "Events waiting in memory for the broker", registry=registry
+        )
+        self.buffered.set_function(lambda: len(self._buffer))
+        self.spooled_bytes = Gauge(
+            "warden_bus_spooled_bytes", "Bytes of events spilled to disk, not yet delivered", registry=registry
+        )
+        self.spilled = Counter("warden_bus_spilled_events_total", "Events spilled to the disk spool", registry=registry)
+        self.dropped = Counter(
+            "warden_bus_dropped_events_total", "Events dropped: buffer and spool both full", registry=registry
+        )
+        self.delivered = Counter(
+            "warden_bus_delivered_events_total", "Events acknowledged by the broker", ("topic",), registry=registry
+        )
+        self.lag = Gauge(
+            "warden_consumer_lag", "Messages behind the end of each partition", ("group", "topic"), registry=registry
+        )
+
+    # -- publishing ------------------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, key: str, event: BaseModel) -> None:
+        if len(self._buffer) >= self._hard_limit:
+            self.dropped.inc()
+            return
+        self._buffer.append((topic, key, event))
+        if len(self._buffer) == 1 or len(self._buffer) >= self._send_batch:
+            self._wakeup.set()
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.append(subscription)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._send_loop()), loop.create_task(self._spill_loop())]
+        self._consumer_tasks = [loop.create_task(self._consume(sub)) for sub in self._subscriptions]
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop consuming, then deliver what is buffered (or spill it to disk if the broker is away)."""
+        self._stop_consumers.set()
+        if self._consumer_tasks:
+            await asyncio.gather(*self._consumer_tasks, return_exceptions=True)
+        self._stopping = True
+        self._wakeup.set()
+        sender = self._tasks[0] if self._tasks else None
+        if sender is not None:
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(sender), timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._buffer:
+            self._spill(len(self._buffer))
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def _connect(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            enable_idempotence=True,
+            acks="all",
+            compression_type="zstd",
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            max_request_size=MAX_MESSAGE_BYTES,
+            request_timeout_ms=self._delivery_timeout_ms,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _send_loop(self) -> None:
+        backoff = 0.2
+        while True:
+            if self._producer is None:
+                try:
+                    self._producer = await self._connect()
+                    log.info("connected to kafka", extra={"fields": {"bootstrap": self.bootstrap_servers}})
+                    backoff = 0.2
+                except Exception as exc:
+                    if self._stopping:
+                        return
+                    log.warning(
+                        "kafka unavailable, buffering events",
+                        extra={"fields": {"error": str(exc), "buffered": len(self._buffer)}},
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+            try:
+                if self._spool:
+                    await self._replay_spool()
+                    continue
+                if not self._buffer:
+                    if self._stopping:
+                        return
+                    self._wakeup.clear()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), 0.5)
+                    continue
+                batch = [self._buffer.popleft() for _ in range(min(self._send_batch, len(self._buffer)))]
+                failed = await self._send([(t, k, _encode(e)) for t, k, e in batch])
+                if failed:
+                    self._spool_records(failed)
+                    await self._reconnect()
+            except Exception:
+                log.exception("kafka producer failed; reconnecting")
+                await self._reconnect()
+
+    async def _send(self, records: list[Record]) -> list[Record]:
+        """Send records and wait for the broker's acknowledgements; returns the ones that were not delivered."""
+        assert self._producer is not None
+        futures = []
+        for topic, key, payload in records:
+            try:
+                futures.append(await self._producer.send(topic, payload, key=key.encode()))
+            except Exception as exc:  # the accumulator refused it (closed, timed out, too large)
+                futures.append(exc)
+        failed: list[Record] = []
+        for record, future in zip(records, futures, strict=True):
+            if isinstance(future, Exception):
+                failed.append(record)
+                continue
+            try:
+                await future
+                self.delivered.labels(record[0]).inc()
+            except Exception:
+                failed.append(record)
+        return failed
+
+    async def _replay_spool(self) -> None:
+        oldest = self._spool.oldest()
+        if oldest is None:
+            return
+        path, records = oldest
+        failed = await self._send(records)
+        if failed:
+            await self._reconnect()
+            return
+        path.unlink(missing_ok=True)
+        self.spooled_bytes.set(self._spool.size())
+
+    async def _reconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        await asyncio.sleep(0.5)
+
+    async def _spill_loop(self) -> None:
+        """Keeps the in-memory buffer bounded while the broker is slow or away."""
+        while True:
+            await asyncio.sleep(0.1)
+            excess = len(self._buffer) - self._buffer_limit
+            if excess > 0:
+                self._spill(excess)
+
+    def _spill(self, count: int) -> None:
+        taken = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
+        self._spool_records([(t, k, _encode(e)) for t, k, e in taken])
+
+    def _spool_records(self, records: list[Record]) -> None:
+        kept = self._spool.append(records)
+        self.spilled.inc(kept)
+        if kept < len(records):
+            self.dropped.inc(len(records) - kept)
+            log.error("event spool is full; events dropped", extra={"fields": {"dropped": len(records) - kept}})
+        self.spooled_bytes.set(self._spool.size())
+
+    # -- consuming -------------------------------------------------------------------------------------------------
+
+    async def _consume(self, sub: Subscription) -> None:
+        consumer: AIOKafkaConsumer | None = None
+        backoff = 0.2
+        while not self._stop_consumers.is_set():
+            if consumer is None:
+                consumer = AIOKafkaConsumer(
+                    *sub.topics,
+                    bootstrap_servers=self.bootstrap_servers,
+                    group_id=sub.group,
+                    client_id=f"{self.client_id}-{sub.group}",
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=sub.max_batch,
+                    fetch_max_bytes=64 * 1024 * 1024,
+                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+                )
+                try:
+                    await consumer.start()
+                    backoff = 0.2
+                except Exception as exc:
+                    log.warning(
+                        "kafka consumer cannot start; retrying",
+                        extra={"fields": {"group": sub.group, "error": str(exc)}},
+                    )
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
+                    consumer = None
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+            try:
+                backoff = await self._consume_batch(consumer, sub, backoff)
+            except Exception:
+                log.exception("kafka consumer failed; restarting it", extra={"fields": {"group": sub.group}})
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+                consumer = None
+                await self._pause(backoff)
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _consume_batch(self, consumer: AIOKafkaConsumer, sub: Subscription, backoff: float) -> float:
+        messages = []
+        deadline = time.monotonic() + sub.max_wait_s
+        while len(messages) < sub.max_batch and not self._stop_consumers.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and messages:
+                break
+            fetched = await consumer.getmany(
+                timeout_ms=max(int(remaining * 1000), 10), max_records=sub.max_batch - len(messages)
+            )
+            for records in fetched.values():
+                messages.extend(records)
+            if not fetched and remaining <= 0:
+                break
+        if not messages:
+            return backoff
+        deliveries = [_decode(m.topic, m.key, m.value) for m in messages]
+        first: dict[TopicPartition, int] = {}
+        last: dict[TopicPartition, int] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            first.setdefault(tp, m.offset)
+            last[tp] = m.offset
+        try:
+            await sub.handler(deliveries)
+        except Exception:
+            log.exception(
+                "handler failed; the batch will be delivered again",
+                extra={"fields": {"group": sub.group, "events": len(deliveries)}},
+            )
+            for tp, offset in first.items():
+                consumer.seek(tp, offset)
+            await self._pause(backoff)
+            return min(backoff * 2, 5.0)
+        await consumer.commit({tp: offset + 1 for tp, offset in last.items()})
+        for tp in last:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self.lag.labels(sub.group, tp.topic).set(max(highwater - last[tp] - 1, 0))
+        return 0.2
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop_consumers.wait(), seconds)
+
+
+def _encode(event: BaseModel | bytes) -> bytes:
+    return event if isinstance(event, bytes) else event.model_dump_json().encode()
+
+
+def _decode(topic: str, key: bytes | None, value: bytes | None) -> Delivery:
+    text_key = key.decode("utf-8", "replace") if key is not None else None
+    model = TOPIC_MODELS.get(topic)
+    if model is None:
+        return Delivery(topic, text_key, None, value, f"no event model for topic {topic}")
+    try:
+        return Delivery(topic, text_key, model.model_validate_json(value or b""), value)
+    except ValidationError as exc:
+        return Delivery(topic, text_key, None, value, f"invalid {model.__name__}: {exc.errors()[:3]}")
+    except ValueError as exc:
+        return Delivery(topic, text_key, None, value, f"undecodable payload: {exc}")

@@ -1,0 +1,169 @@
+"""The Kafka bus on a real broker: delivery, commit-after-durable, redelivery, dead letters, large bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.kafka import KafkaBus
+from plumbing.bus.topics_admin import create_topics
+from schemas import topics
+from schemas.events import RequestEvent
+from tests.distributed.events import interaction
+
+
+@pytest.fixture
+async def topics_ready(kafka_bootstrap):
+    await create_topics(kafka_bootstrap, partitions=3)
+    return kafka_bootstrap
+
+
+def bus(bootstrap: str, tmp_path, name: str) -> KafkaBus:
+    return KafkaBus(bootstrap, client_id=name, spool_dir=tmp_path / name, registry=CollectorRegistry())
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_events_reach_a_consumer_group_keyed_by_interaction(topics_ready, tmp_path):
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    seen: list[Delivery] = []
+
+    async def handler(batch: list[Delivery]) -> None:
+        seen.extend(d for d in batch if isinstance(d.event, RequestEvent) and d.event.agent_id == agent)
+
+    consumer = bus(topics_ready, tmp_path, "consumer")
+    consumer.subscribe(Subscription((topics.REQUESTS,), group, handler, max_wait_s=0.1))
+    producer = bus(topics_ready, tmp_path, "producer")
+    await consumer.start()
+    await producer.start()
+    sent = [interaction(agent, n)[0] for n in range(50)]
+    for event in sent:
+        producer.publish(topics.REQUESTS, event.interaction_id, event)
+    await until(lambda: len(seen) >= 50)
+    await producer.stop()
+    await consumer.stop()
+    assert sorted(d.event.interaction_id for d in seen) == sorted(e.interaction_id for e in sent)
+    assert all(d.key == d.event.interaction_id for d in seen)
+
+
+async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_success(topics_ready, tmp_path):
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    attempts: list[int] = []
+    handled: set[str] = set()
+
+    async def flaky(batch: list[Delivery]) -> None:
+        mine = [d for d in batch if isinstance(d.event, RequestEvent) and d.event.agent_id == agent]
+        if mine and len(attempts) < 2:
+            attempts.append(len(mine))
+            raise RuntimeError("storage is down")
+        handled.update(d.event.interaction_id for d in mine)
+
+    producer = bus(topics_ready, tmp_path, "producer")
+    await producer.start()
+    sent = [interaction(agent, n)[0] for n in range(20)]
+    for event in sent:
+        producer.publish(topics.REQUESTS, event.interaction_id, event)
+    await producer.stop()
+
+    consumer = bus(topics_ready, tmp_path, "consumer")
+    consumer.subscribe(Subscription((topics.REQUESTS,), group, flaky, max_wait_s=0.2))
+    await consumer.start()
+    await until(lambda: len(handled) == 20)
+    await consumer.stop()
+    assert len(attempts) == 2
+
+    # Committed: a new consumer in the same group finds nothing of ours left to read.
+    again: list[str] = []
+
+    async def collect(batch: list[Delivery]) -> None:
+        again.extend(
+            d.event.interaction_id for d in batch if isinstance(d.event, RequestEvent) and d.event.agent_id == agent
+        )
+
+    second = bus(topics_ready, tmp_path, "second")
+    second.subscribe(Subscription((topics.REQUESTS,), group, collect, max_wait_s=0.2))
+    await second.start()
+    await asyncio.sleep(3)
+    await second.stop()
+    assert again == []
+
+
+async def test_a_malformed_event_is_handed_over_with_the_reason(topics_ready, tmp_path):
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex
+    broken: list[Delivery] = []
+
+    async def handler(batch: list[Delivery]) -> None:
+        broken.extend(d for d in batch if d.event is None and d.raw and marker.encode() in d.raw)
+
+    consumer = bus(topics_ready, tmp_path, "consumer")
+    consumer.subscribe(Subscription((topics.RESPONSES,), group, handler, max_wait_s=0.1))
+    await consumer.start()
+    raw = AIOKafkaProducer(bootstrap_servers=topics_ready)
+    await raw.start()
+    await raw.send_and_wait(topics.RESPONSES, b'{"not": "an event", "marker": "' + marker.encode() + b'"}', key=b"k")
+    await raw.stop()
+    await until(lambda: broken)
+    await consumer.stop()
+    assert "invalid ResponseEvent" in broken[0].error
+
+
+async def test_bodies_of_several_megabytes_get_through(topics_ready, tmp_path):
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    request, _ = interaction(agent, 1, body_bytes=6 * 1024 * 1024)
+    producer = bus(topics_ready, tmp_path, "producer")
+    await producer.start()
+    producer.publish(topics.REQUESTS, request.interaction_id, request)
+    await producer.stop()
+    assert producer.delivered.labels(topics.REQUESTS)._value.get() == 1
+
+    consumer = AIOKafkaConsumer(
+        topics.REQUESTS,
+        bootstrap_servers=topics_ready,
+        auto_offset_reset="earliest",
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        found = None
+        for _ in range(50):
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.key == request.interaction_id.encode():
+                        found = record
+            if found:
+                break
+    finally:
+        await consumer.stop()
+    assert found is not None and RequestEvent.model_validate_json(found.value) == request
+
+
+async def test_publishing_never_waits_while_the_broker_is_unreachable_and_spills_to_disk(tmp_path):
+    unreachable = KafkaBus(
+        "127.0.0.1:9", client_id="nowhere", spool_dir=tmp_path / "spool", registry=CollectorRegistry(), buffer_limit=100
+    )
+    await unreachable.start()
+    for n in range(1000):
+        request, _ = interaction("offline", n)
+        unreachable.publish(topics.REQUESTS, request.interaction_id, request)
+    await until(lambda: unreachable.pending() <= 100)
+    await unreachable.stop(timeout=1)
+    assert unreachable.spilled._value.get() == 1000
+    assert unreachable.dropped._value.get() == 0
+    assert sum(1 for p in (tmp_path / "spool").glob("*.jsonl") for _ in p.read_bytes().splitlines()) == 1000
