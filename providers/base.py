@@ -22,6 +22,8 @@ class RequestMeta:
 class ProviderAdapter(ABC):
     name: str
     """The provider's slug in ingress routes (``/v1/<name>/…``) and in records."""
+    default_base_url: str
+    """Where the provider's API lives; the ingress settings may point the provider elsewhere."""
 
     @abstractmethod
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
@@ -32,20 +34,31 @@ class ProviderAdapter(ABC):
         """The provider's own error envelope, for errors Warden itself answers."""
 
     @abstractmethod
-    def stream_error_event(self, message: str) -> bytes:
-        """The provider's own in-stream error, sent when a stream fails after bytes reached the client."""
+    def stream_error_event(
+        self, message: str, *, route: str = "", content_type: str = "text/event-stream", started: bool = True
+    ) -> bytes:
+        """The provider's own in-stream error, sent when a stream fails after bytes reached the client.
+
+        ``route`` and the upstream's ``content_type`` tell which kind of stream it is (one provider may stream in
+        several shapes); ``started`` is False when the upstream failed before sending any byte of its body."""
 
     @abstractmethod
     def request_view(self, route: str, body: Any) -> ConversationView:
-        """What the client asked for, in the common view."""
+        """What the client asked for, in the common view. ``Message.index`` is the position of the provider message
+        in the request's message list; -1 for an instruction held outside that list (Anthropic's ``system``,
+        Gemini's ``systemInstruction``, the Responses API's ``instructions``)."""
 
     @abstractmethod
     def completion_view(self, route: str, body: Any) -> CompletionView:
-        """A non-streamed answer in the common view."""
+        """A non-streamed answer in the common view.
+
+        ``usage.input_tokens`` counts every prompt token, cached ones included (``cached_tokens`` says how many were
+        read from a cache); ``finish_reason`` is the provider's own word for it."""
 
     @abstractmethod
     def stream_view(self, route: str, stream: bytes) -> CompletionView:
-        """A streamed answer (the whole event stream as the client got it) in the common view."""
+        """A streamed answer (the whole event stream as the client got it) in the common view; ``finish_reason`` is
+        ``"error"`` when the stream carried an error event and no finish reason."""
 
 
 def error_kind(status: int) -> str:

@@ -18,3 +18,9 @@ def iter_events(stream: bytes) -> Iterator[tuple[str | None, str]]:
                 event = line[6:].strip()
         if data or event:
             yield event, "\n".join(data)
+
+
+def encode_event(data: bytes, event: str | None = None) -> bytes:
+    """One server-sent event carrying ``data`` (already encoded, on one line)."""
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + data + b"\n\n"

@@ -7,15 +7,19 @@ other settings start ``warden serve`` as a subprocess.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
 from tests.support.warden_server import WardenServer
 
-pytest_plugins: list[str] = []  # KAFKA_PLUGIN
+pytest_plugins = ["tests.support.kafka_fixture"]
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
+CUSTOM_PROVIDER = "local-llm"
+"""The name the shared Warden serves the OpenAI-compatible ``fake_compatible`` upstream under."""
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +29,54 @@ def fake_openai() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
-def warden(tmp_path_factory: pytest.TempPathFactory, fake_openai: FakeUpstream) -> Iterator[WardenServer]:
+def fake_anthropic() -> Iterator[FakeUpstream]:
+    with FakeUpstream(provider="anthropic") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[FakeUpstream]:
+    with FakeUpstream(provider="gemini") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fake_compatible() -> Iterator[FakeUpstream]:
+    """A second OpenAI-shaped upstream, configured in Warden as the custom provider ``CUSTOM_PROVIDER``."""
+    with FakeUpstream(provider="openai") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def warden(
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_openai: FakeUpstream,
+    fake_anthropic: FakeUpstream,
+    fake_gemini: FakeUpstream,
+    fake_compatible: FakeUpstream,
+) -> Iterator[WardenServer]:
     server = WardenServer(
         tmp_path_factory.mktemp("warden-data"),
         openai_base_url=fake_openai.url + "/v1",
-        custom_providers={"deadend": "http://127.0.0.1:9/v1"},
+        anthropic_base_url=fake_anthropic.base_url,
+        gemini_base_url=fake_gemini.base_url,
+        custom_providers={"deadend": "http://127.0.0.1:9/v1", CUSTOM_PROVIDER: fake_compatible.base_url},
         max_body_bytes=1024 * 1024,
     ).start()
     yield server
     server.stop()
+
+
+def malformed_json_client(http: ModuleType) -> Any:
+    """A client of ``http`` (``httpx``, or ``httpx2`` which the openai and anthropic SDKs take) that sends every
+    request body cut in half: lets an official SDK meet Warden's own 400 for a body that is not JSON."""
+
+    class CutBodies(http.HTTPTransport):  # type: ignore[name-defined]
+        def handle_request(self, request: Any) -> Any:
+            body = request.read()
+            if body:
+                headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() != "content-length"]
+                request = http.Request(request.method, request.url, headers=headers, content=body[: len(body) // 2])
+            return super().handle_request(request)
+
+    return http.Client(transport=CutBodies())

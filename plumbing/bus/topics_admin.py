@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -37,10 +38,9 @@ async def create_topics(
         existing = set(await admin.list_topics())
         wanted = [spec for spec in topic_specs(partitions, replication, retention_ms) if spec.name not in existing]
         if wanted:
-            try:
+            # Another instance may create them at the same moment: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another instance created them at the same time
         return [spec.name for spec in wanted]
     finally:
         await admin.close()

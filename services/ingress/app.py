@@ -200,7 +200,9 @@ class Ingress:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = f"the upstream stream broke off: {exc or type(exc).__name__}"
-                tail = adapter.stream_error_event(error)
+                tail = adapter.stream_error_event(
+                    error, route=ex.route, content_type=response.content_type, started=bool(recorded)
+                )
                 recorded.append(tail)
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

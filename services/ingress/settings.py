@@ -1,13 +1,42 @@
-"""The ingress settings (environment variables prefixed ``WARDEN_``; CLI flags mirror them)."""
+"""The ingress settings: environment variables prefixed ``WARDEN_`` (CLI flags mirror them), and optionally a
+configuration file named by ``WARDEN_CONFIG`` (TOML or JSON) holding the same keys, e.g.::
+
+    openai_base_url = "https://api.openai.com/v1"
+
+    [custom_providers]
+    vllm = "http://127.0.0.1:8000/v1"
+    ollama = "http://127.0.0.1:11434/v1"
+
+Precedence, highest first: arguments, environment, ``.env``, the configuration file, defaults. Tables merge key by key
+(a custom provider from the environment joins those from the file).
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    TomlConfigSettingsSource,
+)
 
 from plumbing.settings import CommonSettings
+from providers.registry import BUILTIN_NAMES
+
+CONFIG_ENV = "WARDEN_CONFIG"
+_PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class IngressSettings(CommonSettings):
+    config: Path | None = None
+    """A TOML or JSON configuration file (``WARDEN_CONFIG``) read under the environment."""
     host: str = "0.0.0.0"
     port: int = 9000
     public_url: str | None = None
@@ -15,8 +44,11 @@ class IngressSettings(CommonSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
+    """Base URLs of built-in providers by slug, over the ``*_base_url`` fields and the adapters' defaults."""
     custom_providers: dict[str, str] = Field(default_factory=dict)
-    """OpenAI-compatible upstreams by name, e.g. ``{"vllm": "http://127.0.0.1:8000/v1"}``."""
+    """OpenAI-compatible upstreams by name, e.g. ``{"vllm": "http://127.0.0.1:8000/v1"}``, served at
+    ``/v1/{name}/…``. A name may not be a built-in provider's."""
     max_body_bytes: int = 32 * 1024 * 1024
     """Requests with a larger body are refused with 413."""
     max_recorded_body_bytes: int = 8 * 1024 * 1024
@@ -27,3 +59,60 @@ class IngressSettings(CommonSettings):
     upstream_max_connections: int = 1000
     agent_label_cap: int = 200
     """Distinct agent_id values used as a metrics label; later ones are counted under ``__other__``."""
+
+    @field_validator("custom_providers")
+    @classmethod
+    def _custom_providers_are_distinct(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, base_url in value.items():
+            if name in BUILTIN_NAMES:
+                raise ValueError(
+                    f"custom provider {name!r} would shadow the built-in provider of that name "
+                    f"(built-in: {', '.join(sorted(BUILTIN_NAMES))}); give it another name"
+                )
+            if not _PROVIDER_NAME.match(name):
+                raise ValueError(
+                    f"custom provider name {name!r} must be 1-63 lower-case letters, digits, '-' or '_' "
+                    "(it is a path segment: /v1/<name>/…)"
+                )
+            if not base_url.startswith(("http://", "https://")):
+                raise ValueError(f"custom provider {name!r}: base URL {base_url!r} must start with http:// or https://")
+        return value
+
+    def base_url(self, provider: str, default: str) -> str:
+        """Where a built-in provider's upstream is: ``provider_base_urls``, else its own field, else ``default``."""
+        named = {"openai": self.openai_base_url, "anthropic": self.anthropic_base_url, "gemini": self.gemini_base_url}
+        return self.provider_base_urls.get(provider) or named.get(provider) or default
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        path = _config_path(init_settings)
+        if path is not None:
+            sources.append(_config_file_source(settings_cls, path))
+        return (*sources, file_secret_settings)
+
+
+def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    """The configuration file named by the ``config`` argument, else by ``WARDEN_CONFIG``."""
+    given: Any = init_settings.init_kwargs.get("config") if isinstance(init_settings, InitSettingsSource) else None
+    if given is None:
+        given = next((value for key, value in os.environ.items() if key.upper() == CONFIG_ENV), None)
+    return Path(given) if given else None
+
+
+def _config_file_source(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    if not path.is_file():
+        raise ValueError(f"{CONFIG_ENV}: the configuration file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    if suffix == ".json":
+        return JsonConfigSettingsSource(settings_cls, json_file=path)
+    raise ValueError(f"{CONFIG_ENV}: {path} is neither a .toml nor a .json file")

@@ -20,16 +20,13 @@ class Upstream:
 
 
 def configured_upstreams(settings: IngressSettings) -> dict[str, Upstream]:
-    base_urls = {
-        "openai": settings.openai_base_url,
-        "anthropic": settings.anthropic_base_url,
-        "gemini": settings.gemini_base_url,
-    }
+    """Every built-in provider, then the custom OpenAI-compatible ones (which may not take a built-in's name)."""
     upstreams = {
-        name: Upstream(adapter, base_urls[name].rstrip("/"))
+        name: Upstream(adapter, settings.base_url(name, adapter.default_base_url).rstrip("/"))
         for name, adapter in builtin_adapters().items()
-        if name in base_urls
     }
     for name, base_url in settings.custom_providers.items():
+        if name in upstreams:
+            raise ValueError(f"custom provider {name!r} would shadow the built-in provider of that name")
         upstreams[name] = Upstream(openai_compatible(name), base_url.rstrip("/"))
     return upstreams
