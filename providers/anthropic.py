@@ -1,0 +1,190 @@
+"""Anthropic's Messages API (``/v1/messages``): content blocks, ``tool_use`` / ``tool_result`` blocks, a separate
+``system``, and named SSE events (message_start, content_block_start/delta/stop, ping, message_delta, message_stop,
+error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from providers.base import ProviderAdapter, RequestMeta
+from providers.common import (
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    optional_str,
+    parse_arguments,
+    parts_text,
+    sum_tokens,
+)
+from providers.sse import encode_event, iter_events
+from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+
+_TEXT = frozenset({"text"})
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def usage(raw: Any) -> Usage:
+    """Anthropic counts cache reads and writes apart from ``input_tokens``; the common view's input is their sum."""
+    found = as_dict(raw)
+    if not found:
+        return Usage()
+    cache_read = as_int(found.get("cache_read_input_tokens"))
+    return Usage(
+        input_tokens=sum_tokens(
+            as_int(found.get("input_tokens")), as_int(found.get("cache_creation_input_tokens")), cache_read
+        ),
+        output_tokens=as_int(found.get("output_tokens")),
+        cached_tokens=cache_read,
+    )
+
+
+def _tool_call(block: dict[str, Any]) -> ToolCall:
+    return ToolCall(id=as_str(block.get("id")), name=as_str(block.get("name")), arguments=block.get("input"))
+
+
+def _tool_calls(blocks: list[Any]) -> list[ToolCall]:
+    """Calls of the client's tools (``server_tool_use`` blocks run at Anthropic and are not the client's to allow)."""
+    return [_tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"]
+
+
+def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinition]]:
+    messages: list[Message] = []
+    system = parts_text(body.get("system"), _TEXT)
+    if system:
+        messages.append(Message(role="system", text=system, index=-1))
+    names: dict[str, str] = {}
+    for index, raw in enumerate(as_list(body.get("messages"))):
+        if not isinstance(raw, dict):
+            continue
+        content = raw.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else as_list(content)
+        if raw.get("role") == "assistant":
+            calls = [
+                _tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"
+            ]
+            names.update((call.id, call.name) for call in calls)
+            messages.append(Message(role="assistant", text=parts_text(blocks, _TEXT), tool_calls=calls, index=index))
+            continue
+        # A user turn holds text and tool results in any order: one message per result, text between them kept.
+        pending: list[dict[str, Any]] = []
+        for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                if pending:
+                    messages.append(Message(role="user", text=parts_text(pending, _TEXT), index=index))
+                    pending = []
+                call_id = as_str(block.get("tool_use_id"))
+                text = parts_text(block.get("content"), _TEXT)
+                result = ToolResult(tool_call_id=call_id, name=names.get(call_id), content=text)
+                messages.append(Message(role="tool", text=text, tool_result=result, index=index))
+            elif isinstance(block, dict):
+                pending.append(block)
+        if pending or not blocks:
+            messages.append(Message(role="user", text=parts_text(pending, _TEXT), index=index))
+    tools = [
+        ToolDefinition(
+            name=as_str(tool.get("name")),
+            description=optional_str(tool.get("description")),
+            parameters=tool.get("input_schema") if isinstance(tool.get("input_schema"), dict) else None,
+        )
+        for tool in as_list(body.get("tools"))
+        if isinstance(tool, dict) and isinstance(tool.get("name"), str)
+    ]
+    return messages, tools
+
+
+class AnthropicAdapter(ProviderAdapter):
+    name = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+
+    def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
+        if not isinstance(body, dict):
+            return RequestMeta(model="", stream=False)
+        model = body.get("model")
+        return RequestMeta(model=model if isinstance(model, str) else "", stream=body.get("stream") is True)
+
+    def error_body(self, status: int, message: str, kind: str) -> bytes:
+        kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else kind)
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+    def stream_error_event(
+        self, message: str, *, route: str = "", content_type: str = "text/event-stream", started: bool = True
+    ) -> bytes:
+        return encode_event(self.error_body(502, message, "api_error"), event="error")
+
+    def request_view(self, route: str, body: Any) -> ConversationView:
+        meta = self.request_meta(route, body, "")
+        messages, tools = _conversation(body) if isinstance(body, dict) else ([], [])
+        return ConversationView(
+            provider=self.name, model=meta.model, messages=messages, tools=tools, stream=meta.stream
+        )
+
+    def completion_view(self, route: str, body: Any) -> CompletionView:
+        # Only a message is an answer: token counts and model lists are recorded, not read.
+        if not isinstance(body, dict) or body.get("type") != "message":
+            return CompletionView()
+        blocks = as_list(body.get("content"))
+        return CompletionView(
+            text=parts_text(blocks, _TEXT),
+            tool_calls=[
+                _tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"
+            ],
+            usage=usage(body.get("usage")),
+            finish_reason=optional_str(body.get("stop_reason")),
+        )
+
+    def stream_view(self, route: str, stream: bytes) -> CompletionView:
+        blocks: dict[int, dict[str, Any]] = {}
+        json_pieces: dict[int, list[str]] = {}
+        counts: dict[str, Any] = {}
+        stop_reason: str | None = None
+        errored = False
+        for name, data in iter_events(stream):
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            kind = event.get("type") or name
+            index = event.get("index")
+            if kind == "message_start":
+                counts.update(as_dict(as_dict(event.get("message")).get("usage")))
+            elif kind == "content_block_start" and isinstance(index, int):
+                blocks[index] = dict(as_dict(event.get("content_block")))
+            elif kind == "content_block_delta" and isinstance(index, int) and index in blocks:
+                delta = as_dict(event.get("delta"))
+                if delta.get("type") == "text_delta":
+                    blocks[index]["text"] = as_str(blocks[index].get("text")) + as_str(delta.get("text"))
+                elif delta.get("type") == "input_json_delta":
+                    json_pieces.setdefault(index, []).append(as_str(delta.get("partial_json")))
+            elif kind == "message_delta":
+                stop_reason = optional_str(as_dict(event.get("delta")).get("stop_reason")) or stop_reason
+                # message_delta's usage is cumulative; fields it leaves out (or null) keep message_start's value.
+                counts.update({k: v for k, v in as_dict(event.get("usage")).items() if v is not None})
+            elif kind == "error":
+                errored = True
+        for index, pieces in json_pieces.items():
+            blocks[index]["input"] = parse_arguments("".join(pieces))
+        ordered = [block for _, block in sorted(blocks.items())]
+        return CompletionView(
+            text=parts_text(ordered, _TEXT),
+            tool_calls=_tool_calls(ordered),
+            usage=usage(counts),
+            finish_reason=stop_reason or ("error" if errored else None),
+        )

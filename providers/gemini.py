@@ -1,0 +1,259 @@
+"""Google's Gemini API (Generative Language, ``/v1beta/models/{model}:{method}``): the model and the streaming flag
+are in the path; contents hold parts (text, functionCall, functionResponse); field names come in lowerCamelCase or
+snake_case. ``:streamGenerateContent`` streams SSE with ``?alt=sse`` and one JSON array without it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from providers.base import ProviderAdapter, RequestMeta
+from providers.common import as_dict, as_int, as_list, as_str, json_text, optional_str, sum_tokens
+from providers.sse import iter_events
+from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+
+STREAM_METHOD = "streamGenerateContent"
+_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def target(route: str) -> tuple[str, str]:
+    """``/v1beta/models/gemini-2.5-flash:generateContent`` → ``("gemini-2.5-flash", "generateContent")``; a tuned
+    model keeps its ``tunedModels/`` prefix; a route naming no model gives ``""``."""
+    _, _, resource = route.lstrip("/").partition("/")  # past the API version
+    name, colon, method = resource.rpartition(":")
+    if not colon:
+        name, method = resource, ""
+    if name.startswith("models/"):
+        return name[7:], method
+    return (name if name.startswith("tunedModels/") else ""), method
+
+
+def _field(container: dict[str, Any], camel: str, snake: str) -> Any:
+    return container[camel] if camel in container else container.get(snake)
+
+
+def _text(parts: list[Any]) -> str:
+    """Text parts, without the model's thoughts."""
+    return "".join(
+        part["text"]
+        for part in parts
+        if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought")
+    )
+
+
+def usage(raw: Any) -> Usage:
+    """Tool-use prompt tokens are input, thinking tokens output (as OpenAI counts reasoning in completion tokens)."""
+    found = as_dict(raw)
+    if not found:
+        return Usage()
+    return Usage(
+        input_tokens=sum_tokens(
+            as_int(_field(found, "promptTokenCount", "prompt_token_count")),
+            as_int(_field(found, "toolUsePromptTokenCount", "tool_use_prompt_token_count")),
+        ),
+        output_tokens=sum_tokens(
+            as_int(_field(found, "candidatesTokenCount", "candidates_token_count")),
+            as_int(_field(found, "thoughtsTokenCount", "thoughts_token_count")),
+        ),
+        cached_tokens=as_int(_field(found, "cachedContentTokenCount", "cached_content_token_count")),
+    )
+
+
+class _CallIds:
+    """Gemini function calls and responses often carry no id; they pair by name and order. Calls without one are
+    named ``{name}#{n}`` (n: position among the turn's calls) and a response without one takes the id of the first
+    unanswered call of its name from the last model turn."""
+
+    def __init__(self) -> None:
+        self._unanswered: dict[str, list[str]] = {}
+
+    def calls(self, parts: list[Any]) -> list[ToolCall]:
+        calls = []
+        self._unanswered = {}
+        for part in parts:
+            call = as_dict(_field(as_dict(part), "functionCall", "function_call"))
+            if not call:
+                continue
+            name = as_str(call.get("name"))
+            call_id = as_str(call.get("id")) or f"{name}#{len(calls)}"
+            self._unanswered.setdefault(name, []).append(call_id)
+            calls.append(ToolCall(id=call_id, name=name, arguments=call.get("args")))
+        return calls
+
+    def result(self, response: dict[str, Any], position: int) -> ToolResult:
+        name = as_str(response.get("name"))
+        waiting = self._unanswered.get(name) or []
+        call_id = as_str(response.get("id")) or (waiting.pop(0) if waiting else f"{name}#{position}")
+        return ToolResult(tool_call_id=call_id, name=name, content=json_text(response.get("response")))
+
+
+def _conversation(body: dict[str, Any]) -> list[Message]:
+    messages: list[Message] = []
+    system = _field(body, "systemInstruction", "system_instruction")
+    system_text = system if isinstance(system, str) else _text(as_list(as_dict(system).get("parts")))
+    if system_text:
+        messages.append(Message(role="system", text=system_text, index=-1))
+    contents = as_list(body.get("contents"))
+    if not contents and isinstance(body.get("content"), dict):
+        contents = [body["content"]]  # embedContent
+    ids = _CallIds()
+    for index, content in enumerate(contents):
+        if isinstance(content, str):
+            messages.append(Message(role="user", text=content, index=index))
+            continue
+        content = as_dict(content)
+        parts = as_list(content.get("parts"))
+        if content.get("role") == "model":
+            calls = ids.calls(parts)
+            messages.append(Message(role="assistant", text=_text(parts), tool_calls=calls, index=index))
+            continue
+        pending: list[Any] = []
+        answered = 0
+        for part in parts:
+            response = _field(as_dict(part), "functionResponse", "function_response")
+            if not isinstance(response, dict):
+                pending.append(part)
+                continue
+            if _text(pending):
+                messages.append(Message(role="user", text=_text(pending), index=index))
+            pending = []
+            result = ids.result(response, answered)
+            answered += 1
+            messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
+        if pending or not parts:
+            messages.append(Message(role="user", text=_text(pending), index=index))
+    return messages
+
+
+def _tools(body: dict[str, Any]) -> list[ToolDefinition]:
+    tools = []
+    for tool in as_list(body.get("tools")):
+        for declaration in as_list(_field(as_dict(tool), "functionDeclarations", "function_declarations")):
+            declaration = as_dict(declaration)
+            schema = declaration.get("parameters") or _field(
+                declaration, "parametersJsonSchema", "parameters_json_schema"
+            )
+            tools.append(
+                ToolDefinition(
+                    name=as_str(declaration.get("name")),
+                    description=optional_str(declaration.get("description")),
+                    parameters=schema if isinstance(schema, dict) else None,
+                )
+            )
+    return tools
+
+
+def _chunks(stream: bytes) -> Iterator[Any]:
+    """The JSON objects of a stream, SSE or one JSON array; a cut array yields the elements that arrived whole."""
+    text = stream.decode("utf-8", "replace")
+    stripped = text.lstrip()
+    if not stripped.startswith("["):
+        for _, data in iter_events(stream):
+            try:
+                yield orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+        return
+    decoder = json.JSONDecoder()
+    position, end = len(text) - len(stripped) + 1, len(text)
+    while True:
+        while position < end and text[position] in " \t\r\n,":
+            position += 1
+        if position >= end or text[position] == "]":
+            return
+        try:
+            element, position = decoder.raw_decode(text, position)
+        except ValueError:
+            return
+        yield element
+
+
+class GeminiAdapter(ProviderAdapter):
+    name = "gemini"
+    default_base_url = "https://generativelanguage.googleapis.com"
+
+    def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
+        model, method = target(route)
+        return RequestMeta(model=model, stream=method == STREAM_METHOD)
+
+    def error_body(self, status: int, message: str, kind: str) -> bytes:
+        return orjson.dumps({"error": self._error(status, message)})
+
+    @staticmethod
+    def _error(status: int, message: str) -> dict[str, Any]:
+        name = _STATUSES.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
+        return {"code": status, "message": message, "status": name}
+
+    def stream_error_event(
+        self, message: str, *, route: str = "", content_type: str = "text/event-stream", started: bool = True
+    ) -> bytes:
+        # google-genai raises its APIError for a streamed element whose first key is "error".
+        payload = orjson.dumps({"error": self._error(502, message)})
+        if content_type.startswith("application/json"):
+            # The JSON-array stream: one more element, then close the array the upstream left open.
+            return (b"\n,\r\n" if started else b"[") + payload + b"\n]"
+        return b"data: " + payload + b"\r\n\r\n"
+
+    def request_view(self, route: str, body: Any) -> ConversationView:
+        meta = self.request_meta(route, body, "")
+        if not isinstance(body, dict):
+            return ConversationView(provider=self.name, model=meta.model, stream=meta.stream)
+        return ConversationView(
+            provider=self.name, model=meta.model, messages=_conversation(body), tools=_tools(body), stream=meta.stream
+        )
+
+    def completion_view(self, route: str, body: Any) -> CompletionView:
+        if not isinstance(body, dict):
+            return CompletionView()
+        return self._assemble([body])
+
+    def stream_view(self, route: str, stream: bytes) -> CompletionView:
+        return self._assemble(_chunks(stream))
+
+    @staticmethod
+    def _assemble(chunks: Any) -> CompletionView:
+        """A response, or the chunks of a stream (each a partial response: text parts add up, function calls come
+        whole, usage and finish reason are final in the last chunk)."""
+        parts: list[Any] = []
+        found = Usage()
+        finish_reason: str | None = None
+        errored = False
+        for chunk in chunks:
+            if not isinstance(chunk, dict):
+                continue
+            if "error" in chunk:
+                errored = True
+                continue
+            candidates = as_list(chunk.get("candidates"))
+            first = as_dict(candidates[0]) if candidates else {}
+            parts.extend(as_list(as_dict(first.get("content")).get("parts")))
+            finish_reason = optional_str(_field(first, "finishReason", "finish_reason")) or finish_reason
+            if not candidates:
+                feedback = as_dict(_field(chunk, "promptFeedback", "prompt_feedback"))
+                finish_reason = optional_str(_field(feedback, "blockReason", "block_reason")) or finish_reason
+            metadata = _field(chunk, "usageMetadata", "usage_metadata")
+            if metadata:
+                found = usage(metadata)
+        return CompletionView(
+            text=_text(parts),
+            tool_calls=_CallIds().calls(parts),
+            usage=found,
+            finish_reason=finish_reason or ("error" if errored else None),
+        )

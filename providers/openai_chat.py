@@ -1,0 +1,132 @@
+"""OpenAI chat completions (``/chat/completions``), which the OpenAI-compatible providers copy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from providers.common import as_dict, as_int, as_list, as_str, optional_str, parse_arguments, parts_text
+from providers.sse import encode_event, iter_events
+from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+
+
+def usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    details = as_dict(raw.get("prompt_tokens_details"))
+    return Usage(
+        input_tokens=as_int(raw.get("prompt_tokens")),
+        output_tokens=as_int(raw.get("completion_tokens")),
+        cached_tokens=as_int(details.get("cached_tokens")),
+    )
+
+
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    function = as_dict(raw.get("function"))
+    return ToolCall(
+        id=as_str(raw.get("id")),
+        name=as_str(function.get("name")),
+        arguments=parse_arguments(function.get("arguments")),
+    )
+
+
+def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
+    messages: list[Message] = []
+    names: dict[str, str] = {}
+    for index, raw in enumerate(as_list(body.get("messages"))):
+        if not isinstance(raw, dict):
+            continue
+        role = raw.get("role")
+        text = parts_text(raw.get("content"))
+        if role in ("system", "developer"):
+            messages.append(Message(role="system", text=text, index=index))
+        elif role == "user":
+            messages.append(Message(role="user", text=text, index=index))
+        elif role == "assistant":
+            calls = [_tool_call(call) for call in as_list(raw.get("tool_calls")) if isinstance(call, dict)]
+            names.update((call.id, call.name) for call in calls)
+            messages.append(Message(role="assistant", text=text, tool_calls=calls, index=index))
+        elif role in ("tool", "function"):
+            call_id = as_str(raw.get("tool_call_id"))
+            name = optional_str(raw.get("name")) or names.get(call_id)
+            result = ToolResult(tool_call_id=call_id, name=name, content=text)
+            messages.append(Message(role="tool", text=text, tool_result=result, index=index))
+    tools = [
+        ToolDefinition(
+            name=as_str(function.get("name")),
+            description=optional_str(function.get("description")),
+            parameters=function.get("parameters") if isinstance(function.get("parameters"), dict) else None,
+        )
+        for tool in as_list(body.get("tools"))
+        if isinstance(tool, dict) and tool.get("type", "function") == "function"
+        for function in (as_dict(tool.get("function")),)
+    ]
+    return ConversationView(provider=provider, model=model, messages=messages, tools=tools, stream=stream)
+
+
+def completion_view(body: dict[str, Any]) -> CompletionView:
+    choices = as_list(body.get("choices"))
+    first = as_dict(choices[0]) if choices else {}
+    message = as_dict(first.get("message"))
+    return CompletionView(
+        text=parts_text(message.get("content")),
+        tool_calls=[_tool_call(call) for call in as_list(message.get("tool_calls")) if isinstance(call, dict)],
+        usage=usage(body.get("usage")),
+        finish_reason=optional_str(first.get("finish_reason")),
+    )
+
+
+def stream_view(stream: bytes) -> CompletionView:
+    text: list[str] = []
+    calls: dict[int, dict[str, str]] = {}
+    found = Usage()
+    finish_reason: str | None = None
+    errored = False
+    for _, data in iter_events(stream):
+        if not data or data == "[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error"):
+            errored = True
+        if chunk.get("usage"):
+            found = usage(chunk["usage"])
+        for raw_choice in as_list(chunk.get("choices")):
+            choice = as_dict(raw_choice)
+            if choice.get("index", 0) != 0:
+                continue  # only the first choice is recorded, as for a non-streamed answer
+            delta = as_dict(choice.get("delta"))
+            if isinstance(delta.get("content"), str):
+                text.append(delta["content"])
+            for raw_call in as_list(delta.get("tool_calls")):
+                call = as_dict(raw_call)
+                index = call.get("index", 0)
+                slot = calls.setdefault(index if isinstance(index, int) else 0, {"id": "", "name": "", "arguments": ""})
+                slot["id"] = as_str(call.get("id")) or slot["id"]
+                function = as_dict(call.get("function"))
+                slot["name"] = as_str(function.get("name")) or slot["name"]
+                slot["arguments"] += as_str(function.get("arguments"))
+            finish_reason = optional_str(choice.get("finish_reason")) or finish_reason
+    return CompletionView(
+        text="".join(text),
+        tool_calls=[
+            ToolCall(id=c["id"], name=c["name"], arguments=parse_arguments(c["arguments"]))
+            for _, c in sorted(calls.items())
+        ],
+        usage=found,
+        finish_reason=finish_reason or ("error" if errored else None),
+    )
+
+
+def error_payload(message: str, kind: str, code: str | None) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+
+def stream_error_event(message: str) -> bytes:
+    """What the API sends when a chat stream fails: a data line holding an error object (the SDKs raise on it)."""
+    return encode_event(error_payload(message, "upstream_error", None))

@@ -1,0 +1,149 @@
+"""OpenAI's Responses API (``/responses``): typed input items, typed output items and typed stream events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from providers.common import (
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    json_text,
+    optional_str,
+    parse_arguments,
+    parts_text,
+)
+from providers.sse import encode_event, iter_events
+from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+
+_CALLS = {"function_call": "arguments", "custom_tool_call": "input"}
+"""Output item types that are calls of the client's tools, with the field holding their arguments."""
+_RESULTS = {"function_call_output", "custom_tool_call_output"}
+_TOOL_TYPES = {"function", "custom"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+_TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
+
+
+def usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    details = as_dict(raw.get("input_tokens_details"))
+    return Usage(
+        input_tokens=as_int(raw.get("input_tokens")),
+        output_tokens=as_int(raw.get("output_tokens")),
+        cached_tokens=as_int(details.get("cached_tokens")),
+    )
+
+
+def _call(item: dict[str, Any]) -> ToolCall:
+    return ToolCall(
+        id=as_str(item.get("call_id")) or as_str(item.get("id")),
+        name=as_str(item.get("name")),
+        arguments=parse_arguments(item.get(_CALLS[as_str(item.get("type"))])),
+    )
+
+
+def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
+    messages: list[Message] = []
+    instructions = body.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append(Message(role="system", text=instructions, index=-1))
+    raw_input = body.get("input")
+    items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else as_list(raw_input)
+    names: dict[str, str] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind in _CALLS:
+            call = _call(item)
+            names[call.id] = call.name
+            messages.append(Message(role="assistant", tool_calls=[call], index=index))
+        elif kind in _RESULTS:
+            call_id = as_str(item.get("call_id"))
+            output = item.get("output")
+            content = parts_text(output) if isinstance(output, list) else json_text(output)
+            result = ToolResult(tool_call_id=call_id, name=names.get(call_id), content=content)
+            messages.append(Message(role="tool", text=content, tool_result=result, index=index))
+        elif kind in (None, "message") and item.get("role") in _ROLES:
+            role = _ROLES[item["role"]]
+            messages.append(Message(role=role, text=parts_text(item.get("content")), index=index))  # type: ignore[arg-type]
+    tools = [
+        ToolDefinition(
+            name=as_str(tool.get("name")),
+            description=optional_str(tool.get("description")),
+            parameters=tool.get("parameters") if isinstance(tool.get("parameters"), dict) else None,
+        )
+        for tool in as_list(body.get("tools"))
+        if isinstance(tool, dict) and tool.get("type") in _TOOL_TYPES
+    ]
+    return ConversationView(provider=provider, model=model, messages=messages, tools=tools, stream=stream)
+
+
+def completion_view(body: dict[str, Any]) -> CompletionView:
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for item in as_list(body.get("output")):
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            texts.append(parts_text(item.get("content"), frozenset({"output_text"})))
+        elif item.get("type") in _CALLS:
+            calls.append(_call(item))
+    status = optional_str(body.get("status"))
+    reason = optional_str(as_dict(body.get("incomplete_details")).get("reason"))
+    return CompletionView(
+        text="".join(texts), tool_calls=calls, usage=usage(body.get("usage")), finish_reason=reason or status
+    )
+
+
+def stream_view(stream: bytes) -> CompletionView:
+    """The terminal event carries the whole response; a stream cut before it is assembled from its deltas."""
+    items: dict[int, dict[str, Any]] = {}
+    partial: dict[int, list[str]] = {}
+    last_response: dict[str, Any] = {}
+    errored = False
+    for _, data in iter_events(stream):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("type")
+        if kind in _TERMINAL_EVENTS and isinstance(event.get("response"), dict):
+            return completion_view(event["response"])
+        if isinstance(event.get("response"), dict):
+            last_response = event["response"]
+        index = event.get("output_index")
+        if kind == "error":
+            errored = True
+        elif not isinstance(index, int):
+            continue
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            items[index] = as_dict(event.get("item"))
+            if kind == "response.output_item.done":
+                partial.pop(index, None)
+        elif kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
+            partial.setdefault(index, []).append(as_str(event.get("delta")))
+    output = []
+    for index, item in sorted(items.items()):
+        pieces = "".join(partial.get(index, []))
+        if item.get("type") == "message" and pieces:
+            item = {**item, "content": [{"type": "output_text", "text": pieces}]}
+        elif item.get("type") in _CALLS and pieces:
+            item = {**item, _CALLS[item["type"]]: pieces}
+        output.append(item)
+    view = completion_view({**last_response, "output": output})
+    if errored and view.finish_reason in (None, "in_progress", "queued"):
+        view.finish_reason = "error"
+    return view
+
+
+def stream_error_event(message: str) -> bytes:
+    """The Responses API's own ``error`` event (its sequence number is unknown here, so 0)."""
+    payload = {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}
+    return encode_event(orjson.dumps(payload), event="error")
