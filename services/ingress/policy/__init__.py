@@ -1,0 +1,47 @@
+"""Warden's inline policies as pure functions: trusted data, tool invocation, secret redaction.
+
+The ingress calls ``evaluate_request`` before forwarding and ``evaluate_completion`` on the model's answer; the other
+modules are the parts, usable on their own.
+"""
+
+from services.ingress.policy.conditions import condition_holds, resolve
+from services.ingress.policy.engine import (
+    CompiledProfile,
+    CompletionVerdict,
+    Redaction,
+    RequestVerdict,
+    compile_profile,
+    evaluate_completion,
+    evaluate_request,
+)
+from services.ingress.policy.redaction import redact_secrets
+from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
+from services.ingress.policy.trusted_data import (
+    ResultDecision,
+    TrustVerdict,
+    UntrustedSource,
+    blocked_content,
+    judge_tool_results,
+)
+
+__all__ = [
+    "CallDecision",
+    "CompiledProfile",
+    "CompletionVerdict",
+    "InvocationVerdict",
+    "Redaction",
+    "RequestVerdict",
+    "ResultDecision",
+    "TrustVerdict",
+    "UntrustedSource",
+    "blocked_content",
+    "compile_profile",
+    "condition_holds",
+    "evaluate_completion",
+    "evaluate_request",
+    "judge_tool_calls",
+    "judge_tool_results",
+    "redact_secrets",
+    "refusal_text",
+    "resolve",
+]

@@ -1,0 +1,281 @@
+"""The ingress's one entry point to the inline policies: judge a request, then judge the model's answer to it.
+
+Pure functions over the common view: nothing here does I/O or keeps per-conversation state. A profile snapshot is
+compiled once (policies grouped by tool, conditions and regexes compiled) and reused for every request it serves.
+
+Modes: in ``permissive`` every policy is evaluated and every decision recorded with ``enforced=False``, but nothing is
+blocked or replaced; in ``restrictive`` the decisions apply. Redaction follows the profile's ``redact_secrets`` in
+either mode. The context's trust is judged as restrictive mode would apply it (a blocked result, being replaced there,
+does not make the context untrusted) so a permissive profile records exactly what turning it restrictive would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import PolicyDecision
+from schemas.profiles import Profile, ToolInvocationPolicy, TrustedDataPolicy
+from schemas.view import CompletionView, ConversationView, Message, ToolCall
+from services.ingress.policy.redaction import redact_secrets
+from services.ingress.policy.rules import RuleBook
+from services.ingress.policy.tool_invocation import InvocationVerdict, compile_tool_invocation, judge_tool_calls
+from services.ingress.policy.trusted_data import TrustVerdict, compile_trusted_data, judge_tool_results
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CompiledProfile:
+    """A profile snapshot ready for the hot path."""
+
+    profile: Profile
+    enforced: bool
+    redact: bool
+    tool_invocation: RuleBook[ToolInvocationPolicy]
+    trusted_data: RuleBook[TrustedDataPolicy]
+
+    @classmethod
+    def build(cls, profile: Profile) -> CompiledProfile:
+        return cls(
+            profile=profile,
+            enforced=profile.mode == "restrictive",
+            redact=profile.redact_secrets,
+            tool_invocation=compile_tool_invocation(profile.tool_invocation_policies),
+            trusted_data=compile_trusted_data(profile.trusted_data_policies),
+        )
+
+
+_compiled: dict[int, CompiledProfile] = {}
+_COMPILED_CAPACITY = 1024
+
+
+def compile_profile(profile: Profile | CompiledProfile) -> CompiledProfile:
+    """The compiled form of ``profile``, built once per snapshot object.
+
+    Keyed by identity: a snapshot is replaced, never mutated, when an admin changes a profile. The cache holds the
+    profile, so an id is never reused while its entry lives.
+    """
+    if isinstance(profile, CompiledProfile):
+        return profile
+    cached = _compiled.get(id(profile))
+    if cached is not None and cached.profile is profile:
+        return cached
+    compiled = CompiledProfile.build(profile)
+    if len(_compiled) >= _COMPILED_CAPACITY:
+        del _compiled[next(iter(_compiled))]  # the oldest snapshot
+    _compiled[id(profile)] = compiled
+    return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    location: str
+    """Where, e.g. ``request.messages[3].text`` (the index of the provider's message)."""
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVerdict:
+    enforced: bool
+    trust: TrustVerdict
+    view: ConversationView
+    """The request as it should be forwarded: blocked results replaced (when enforced), secrets masked (when the
+    profile redacts). The very view passed in when nothing changed."""
+    replacements: Mapping[str, str] = field(default_factory=dict)
+    """Tool call id -> the content that replaced a blocked result's, as applied (empty in permissive mode)."""
+    redactions: tuple[Redaction, ...] = ()
+    decisions: list[PolicyDecision] = field(default_factory=list)
+
+    @property
+    def context_trusted(self) -> bool:
+        return self.trust.trusted
+
+    @property
+    def untrusted_since(self) -> str | None:
+        """Tool call id of the first untrusted result (``RequestEvent.untrusted_since``)."""
+        return self.trust.untrusted_since.tool_call_id if self.trust.untrusted_since else None
+
+    @property
+    def modified(self) -> bool:
+        return bool(self.replacements or self.redactions)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionVerdict:
+    enforced: bool
+    invocation: InvocationVerdict
+    blocked: bool
+    """The answer's tool calls are withheld and replaced by ``refusal`` (restrictive mode only)."""
+    refusal: str | None = None
+    decisions: list[PolicyDecision] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """The calls that reach the client."""
+    blocked_tool_calls: list[ToolCall] = field(default_factory=list)
+
+    @property
+    def would_block(self) -> bool:
+        """The policies blocked a call, whether or not the mode enforced it."""
+        return self.invocation.blocked
+
+
+def _redact_value(value: Any, counts: dict[str, int]) -> Any:
+    """``value`` (parsed JSON or text) with secrets masked in every string; the same object when none was found."""
+    if isinstance(value, str):
+        text, found = redact_secrets(value)
+        for kind, count in found:
+            counts[kind] = counts.get(kind, 0) + count
+        return text
+    if isinstance(value, dict):
+        items = {key: _redact_value(item, counts) for key, item in value.items()}
+        return value if all(items[key] is value[key] for key in value) else items
+    if isinstance(value, list):
+        elements = [_redact_value(item, counts) for item in value]
+        return value if all(new is old for new, old in zip(elements, value, strict=True)) else elements
+    return value
+
+
+def _note(redactions: list[Redaction], location: str, counts: dict[str, int]) -> None:
+    redactions.extend(Redaction(location, kind, count) for kind, count in counts.items())
+
+
+def _collect_strings(value: Any, into: list[str]) -> None:
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_strings(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_strings(item, into)
+
+
+def _may_hold_secret(message: Message) -> bool:
+    """One redaction scan over all of a message's strings joined: the common, clean case costs one call (and a memo
+    hit when the message was seen on an earlier turn). A NUL separator keeps patterns from spanning two strings."""
+    strings = [message.text] if message.text else []
+    if message.tool_result is not None:
+        strings.append(message.tool_result.content)
+    for call in message.tool_calls:
+        _collect_strings(call.arguments, strings)
+    if not strings:
+        return False
+    joined = strings[0] if len(strings) == 1 else "\x00".join(strings)
+    return bool(redact_secrets(joined)[1])
+
+
+def _apply(message: Message, replacements: Mapping[str, str], redact: bool, redactions: list[Redaction]) -> Message:
+    """``message`` with a blocked result replaced and secrets masked; the same object when nothing changed."""
+    update: dict[str, Any] = {}
+    result = message.tool_result
+    replaced = result is not None and result.tool_call_id in replacements
+    if replaced:
+        update["tool_result"] = result.model_copy(update={"content": replacements[result.tool_call_id]})
+    if redact and _may_hold_secret(message):
+        where = f"request.messages[{message.index}]"
+        if result is not None and not replaced:
+            counts: dict[str, int] = {}
+            content = _redact_value(result.content, counts)
+            if counts:
+                update["tool_result"] = result.model_copy(update={"content": content})
+                _note(redactions, f"{where}.tool_result", counts)
+        counts = {}
+        text = _redact_value(message.text, counts)
+        if counts:
+            update["text"] = text
+            _note(redactions, f"{where}.text", counts)
+        calls = []
+        for position, call in enumerate(message.tool_calls):
+            counts = {}
+            arguments = _redact_value(call.arguments, counts)
+            calls.append(call.model_copy(update={"arguments": arguments}) if counts else call)
+            _note(redactions, f"{where}.tool_calls[{position}].arguments", counts)
+        if any(new is not old for new, old in zip(calls, message.tool_calls, strict=True)):
+            update["tool_calls"] = calls
+    return message.model_copy(update=update) if update else message
+
+
+def _redaction_decisions(redactions: tuple[Redaction, ...]) -> list[PolicyDecision]:
+    totals: dict[str, int] = {}
+    for redaction in redactions:
+        totals[redaction.kind] = totals.get(redaction.kind, 0) + redaction.count
+    return [
+        PolicyDecision(kind="redaction", reason=f"masked {count} {kind}", enforced=True)
+        for kind, count in totals.items()
+    ]
+
+
+def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView) -> RequestVerdict:
+    """Judge the tool results in the request's history and mask its secrets."""
+    compiled = compile_profile(profile)
+    enforced = compiled.enforced
+    trust = judge_tool_results(compiled.trusted_data, view)
+
+    decisions: list[PolicyDecision] = []
+    for result in trust.results:
+        if result.verdict == "trusted":
+            continue
+        decisions.append(
+            PolicyDecision(
+                kind="tool_result_blocked" if result.verdict == "blocked" else "tool_result_untrusted",
+                tool=result.tool,
+                tool_call_id=result.tool_call_id,
+                reason=result.reason,
+                enforced=enforced,
+            )
+        )
+
+    replacements = trust.replacements if enforced else {}
+    forwarded = view
+    redactions: list[Redaction] = []
+    if replacements or compiled.redact:
+        messages = [_apply(message, replacements, compiled.redact, redactions) for message in view.messages]
+        if any(new is not old for new, old in zip(messages, view.messages, strict=True)):
+            forwarded = view.model_copy(update={"messages": messages})
+    redacted = tuple(redactions)
+    decisions.extend(_redaction_decisions(redacted))
+    return RequestVerdict(enforced, trust, forwarded, replacements, redacted, decisions)
+
+
+def evaluate_completion(
+    profile: Profile | CompiledProfile,
+    request_view: ConversationView,
+    request_verdict: RequestVerdict,
+    completion: CompletionView,
+) -> CompletionVerdict:
+    """Judge the tool calls in the model's answer against the request's declared tools and context trust."""
+    compiled = compile_profile(profile)
+    enforced = compiled.enforced
+    declared = {tool.name for tool in request_view.tools}
+    invocation = judge_tool_calls(
+        compiled.tool_invocation, completion.tool_calls, declared, request_verdict.trust.untrusted_since
+    )
+    would_block = invocation.blocked
+    first_blocked = next((d.tool_call.name for d in invocation.calls if not d.allowed), None)
+    decisions = []
+    for decision in invocation.calls:
+        call = decision.tool_call
+        if decision.allowed and not would_block:
+            kind, reason = "tool_call_allowed", decision.reason
+        elif decision.allowed:
+            kind, reason = "tool_call_blocked", f"withheld with the blocked call to the {first_blocked} tool"
+        else:
+            kind, reason = "tool_call_blocked", decision.reason
+        decisions.append(
+            PolicyDecision(kind=kind, tool=call.name, tool_call_id=call.id, reason=reason, enforced=enforced)
+        )
+
+    blocked = would_block and enforced
+    refusal = invocation.refusal if blocked else None
+    if refusal is not None and compiled.redact:
+        refusal = redact_secrets(refusal)[0]  # the refusal quotes the call's arguments
+    calls = list(completion.tool_calls)
+    return CompletionVerdict(
+        enforced=enforced,
+        invocation=invocation,
+        blocked=blocked,
+        refusal=refusal,
+        decisions=decisions,
+        tool_calls=[] if blocked else calls,
+        blocked_tool_calls=calls if blocked else [],
+    )

@@ -1,0 +1,136 @@
+"""Judging the tool results in a conversation's history: trusted, untrusted, or blocked.
+
+Nothing is remembered between requests: every request carries its whole history, so every tool result in it is judged
+again, the same way, each time. A result with no applicable policy is untrusted; one untrusted result makes the
+whole context untrusted (which the tool invocation policies then act on). A blocked result's content is replaced
+before the request is forwarded, so it does not make the context untrusted.
+
+What conditions see: a result's content is parsed as JSON when it looks like a JSON object or array and parses, and
+keys address that. The empty key always means the raw content text, so ``{"key": "", "operator": "contains", ...}``
+tests any result, JSON or not. On content that is not JSON, every other key finds nothing, so the condition does not
+hold (and the policy does not apply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from schemas.profiles import TrustedDataPolicy
+from schemas.view import ConversationView
+from services.ingress.policy.rules import RuleBook
+
+TRUSTED_DATA_RANK: Mapping[str, int] = {
+    "mark_as_trusted": 0,
+    "mark_as_untrusted": 1,
+    "block_always": 2,
+}
+
+ResultVerdict = Literal["trusted", "untrusted", "blocked"]
+
+
+def compile_trusted_data(policies: Iterable[TrustedDataPolicy]) -> RuleBook[TrustedDataPolicy]:
+    return RuleBook.build(policies, TRUSTED_DATA_RANK)
+
+
+def blocked_content(reason: str) -> str:
+    """What a blocked tool result's content is replaced with."""
+    return f"[Content blocked by policy: {reason}]"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultDecision:
+    tool_call_id: str
+    tool: str | None
+    message_position: int
+    """Position in ``ConversationView.messages`` (``Message.index`` there points into the provider's request)."""
+    verdict: ResultVerdict
+    reason: str
+    policy: TrustedDataPolicy | None = None
+    specific: bool = False
+    """True when a policy with conditions decided, rather than the tool's default."""
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedSource:
+    """The tool result that made the context untrusted."""
+
+    tool_call_id: str
+    tool: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrustVerdict:
+    results: tuple[ResultDecision, ...] = ()
+    untrusted_since: UntrustedSource | None = None
+    """The first untrusted result in the history; None when the context is trusted."""
+    replacements: Mapping[str, str] = field(default_factory=dict)
+    """Tool call id -> the content a blocked result's content must be replaced with."""
+
+    @property
+    def trusted(self) -> bool:
+        return self.untrusted_since is None
+
+    @property
+    def blocked_ids(self) -> list[str]:
+        return list(self.replacements)
+
+
+def _parsed(content: str) -> Any:
+    stripped = content.lstrip()
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _decide(
+    policy: TrustedDataPolicy | None, specific: bool, tool: str | None, call_id: str, position: int
+) -> ResultDecision:
+    if policy is None:
+        reason = (
+            f"no trusted-data policy marks results of the {tool} tool as trusted"
+            if tool
+            else "the tool that produced this result is unknown"
+        )
+        return ResultDecision(call_id, tool, position, "untrusted", reason)
+    if policy.action == "mark_as_trusted":
+        reason = policy.reason or f"results of the {tool} tool are marked as trusted"
+        return ResultDecision(call_id, tool, position, "trusted", reason, policy, specific)
+    if policy.action == "mark_as_untrusted":
+        reason = policy.reason or f"results of the {tool} tool are marked as untrusted"
+        return ResultDecision(call_id, tool, position, "untrusted", reason, policy, specific)
+    reason = policy.reason or f"results of the {tool} tool are blocked"
+    return ResultDecision(call_id, tool, position, "blocked", reason, policy, specific)
+
+
+def judge_tool_results(
+    policies: RuleBook[TrustedDataPolicy] | Iterable[TrustedDataPolicy], view: ConversationView
+) -> TrustVerdict:
+    """Judge every tool result in ``view``'s history (pass a compiled RuleBook on the hot path)."""
+    book = policies if isinstance(policies, RuleBook) else compile_trusted_data(policies)
+    names: dict[str, str] = {}
+    decisions: list[ResultDecision] = []
+    untrusted_since: UntrustedSource | None = None
+    replacements: dict[str, str] = {}
+    for position, message in enumerate(view.messages):
+        for call in message.tool_calls:
+            names[call.id] = call.name
+        result = message.tool_result
+        if result is None:
+            continue
+        tool = result.name or names.get(result.tool_call_id)
+        content = result.content
+        policy, specific = book.select(tool, content, _parsed, content)
+        decision = _decide(policy, specific, tool, result.tool_call_id, position)
+        decisions.append(decision)
+        if decision.verdict == "blocked":
+            replacements[result.tool_call_id] = blocked_content(decision.reason)
+        elif decision.verdict == "untrusted" and untrusted_since is None:
+            untrusted_since = UntrustedSource(result.tool_call_id, tool)
+    return TrustVerdict(tuple(decisions), untrusted_since, replacements)
