@@ -97,6 +97,13 @@ def _topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asyncapi(args: argparse.Namespace) -> int:
+    from warden.asyncapi import render
+
+    print(render(args.format))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="warden", description="Warden, a secure LLM proxy.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -131,6 +138,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--replication", type=int, default=1)
     create.add_argument("--retention-hours", dest="retention_hours", type=float, default=168.0)
     create.set_defaults(run=_topics)
+
+    asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of Warden's topics")
+    asyncapi.add_argument("--format", choices=("json", "yaml"), default="json")
+    asyncapi.set_defaults(run=_asyncapi)
 
     migrate = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
     migrate.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")

@@ -29,10 +29,17 @@ def dedup_token(table: str, keys: list[str]) -> str:
 
 class LoggerService:
     def __init__(
-        self, bus: Bus, store: Store, registry: CollectorRegistry, max_batch: int = 5000, max_wait_s: float = 0.2
+        self,
+        bus: Bus,
+        store: Store,
+        registry: CollectorRegistry,
+        max_batch: int = 5000,
+        max_wait_s: float = 0.2,
+        group: str = GROUP,
     ) -> None:
         self._bus = bus
         self._store = store
+        self._events = Counter("warden_logger_events_total", "Events stored by the logger", registry=registry)
         self._rows = Counter("warden_logger_rows_total", "Rows written by the logger", ("table",), registry=registry)
         self._dead = Counter(
             "warden_logger_dead_letters_total", "Events sent to the dead-letter topic", registry=registry
@@ -42,7 +49,7 @@ class LoggerService:
         )
         self.subscription = Subscription(
             topics=(topics.REQUESTS, topics.RESPONSES, topics.VIOLATIONS),
-            group=GROUP,
+            group=group,
             handler=self.handle,
             max_batch=max_batch,
             max_wait_s=max_wait_s,
