@@ -7,9 +7,11 @@ recorder, the policies and the guard only ever call these methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from providers.held_stream import HeldStream
 from schemas.view import CompletionView, ConversationView
 
 
@@ -59,6 +61,22 @@ class ProviderAdapter(ABC):
     def stream_view(self, route: str, stream: bytes) -> CompletionView:
         """A streamed answer (the whole event stream as the client got it) in the common view; ``finish_reason`` is
         ``"error"`` when the stream carried an error event and no finish reason."""
+
+    # -- what the inline policies need to change an exchange -------------------------------------------------------
+
+    @abstractmethod
+    def replace_tool_results(self, route: str, body: Any, replacements: Mapping[str, str]) -> None:
+        """In the parsed request ``body`` (changed in place), replace the content of every tool result whose tool call
+        id is a key of ``replacements`` by its value (ids as ``request_view`` gives them)."""
+
+    @abstractmethod
+    def refusal_body(self, route: str, body: Any, text: str) -> bytes:
+        """The non-streamed answer ``body`` (parsed) rewritten as a plain assistant text turn saying ``text``: no tool
+        call, a normal finish, the same ids and usage."""
+
+    @abstractmethod
+    def held_stream(self, route: str, content_type: str) -> HeldStream:
+        """A filter for one streamed answer that holds tool calls back until they are judged."""
 
 
 def error_kind(status: int) -> str:

@@ -4,11 +4,13 @@ OpenAI-compatible providers (vLLM, Ollama, Groq…) use this adapter under their
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from providers import openai_chat, openai_embeddings, openai_responses
 from providers.base import ProviderAdapter, RequestMeta
+from providers.held_stream import HeldStream
 from schemas.view import CompletionView, ConversationView
 
 
@@ -84,3 +86,22 @@ class OpenAIAdapter(ProviderAdapter):
             return openai_responses.stream_view(stream)
         # Chat completions, and whatever else streams in its shape (legacy completions report usage the same way).
         return openai_chat.stream_view(stream)
+
+    def replace_tool_results(self, route: str, body: Any, replacements: Mapping[str, str]) -> None:
+        if not isinstance(body, dict) or not replacements:
+            return
+        api = api_of(route)
+        if api is Api.CHAT:
+            openai_chat.replace_tool_results(body, replacements)
+        elif api is Api.RESPONSES:
+            openai_responses.replace_tool_results(body, replacements)
+
+    def refusal_body(self, route: str, body: Any, text: str) -> bytes:
+        if api_of(route) is Api.RESPONSES:
+            return openai_responses.refusal_body(body, text)
+        return openai_chat.refusal_body(body, text)
+
+    def held_stream(self, route: str, content_type: str) -> HeldStream:
+        if api_of(route) is Api.RESPONSES:
+            return openai_responses.HeldResponsesStream()
+        return openai_chat.HeldChatStream()

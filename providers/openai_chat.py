@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from providers.common import as_dict, as_int, as_list, as_str, optional_str, parse_arguments, parts_text
+from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
@@ -130,3 +132,55 @@ def error_payload(message: str, kind: str, code: str | None) -> bytes:
 def stream_error_event(message: str) -> bytes:
     """What the API sends when a chat stream fails: a data line holding an error object (the SDKs raise on it)."""
     return encode_event(error_payload(message, "upstream_error", None))
+
+
+# -- inline policy support ------------------------------------------------------------------------------------------
+
+
+def replace_tool_results(body: dict[str, Any], replacements: Mapping[str, str]) -> None:
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "tool":
+            replacement = replacements.get(str(message.get("tool_call_id", "")))
+            if replacement is not None:
+                message["content"] = replacement
+
+
+def refusal_body(body: dict[str, Any], text: str) -> bytes:
+    for choice in body.get("choices") or []:
+        if isinstance(choice, dict):
+            choice["message"] = {"role": "assistant", "content": text, "refusal": None}
+            choice["finish_reason"] = "stop"
+    return orjson.dumps(body)
+
+
+class HeldChatStream(HeldStream):
+    """Chat completion chunks: held from the first chunk that mentions tool calls (a delta or the finish reason)."""
+
+    def starts_hold(self, event: bytes) -> bool:
+        return b'"tool_calls"' in event
+
+    def refusal_events(self, held: list[bytes], text: str) -> bytes:
+        first: dict[str, Any] = {}
+        usage_chunks: list[bytes] = []
+        done = False
+        for event in held:
+            for _, data in iter_events(event):
+                if data == "[DONE]":
+                    done = True
+                    continue
+                try:
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(chunk, dict):
+                    first = first or chunk
+                    if chunk.get("usage") and not chunk.get("choices"):
+                        usage_chunks.append(event)
+        envelope = {k: first[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in first}
+        envelope.setdefault("object", "chat.completion.chunk")
+        text_chunk = {**envelope, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        stop_chunk = {**envelope, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        out = [encode_event(orjson.dumps(text_chunk)), encode_event(orjson.dumps(stop_chunk)), *usage_chunks]
+        if done:
+            out.append(b"data: [DONE]\n\n")
+        return b"".join(out)

@@ -59,6 +59,8 @@ class RequestEvent(Attribution):
 class ResponseEvent(Attribution):
     schema_version: int = SCHEMA_VERSION
     type: Literal["response"] = "response"
+    route: str = ""
+    """The same route as the request's, so the answer can be read without it."""
     status: int
     response_body: str = ""
     """The response as the client received it (for a stream, the event stream text)."""

@@ -27,23 +27,43 @@ _DESCRIPTIONS = {
 def document(bootstrap_servers: str = "kafka:9092") -> AsyncAPI:
     broker = KafkaBroker(bootstrap_servers)
 
-    @broker.subscriber(topics.REQUESTS, group_id="warden-logger", title=f"{topics.REQUESTS}:logger",
-                       description=_DESCRIPTIONS[topics.REQUESTS])
+    @broker.subscriber(
+        topics.REQUESTS,
+        group_id="warden-logger",
+        title=f"{topics.REQUESTS}:logger",
+        description=_DESCRIPTIONS[topics.REQUESTS],
+    )
     async def log_request(event: RequestEvent) -> None: ...
 
-    @broker.subscriber(topics.RESPONSES, group_id="warden-logger", title=f"{topics.RESPONSES}:logger",
-                       description=_DESCRIPTIONS[topics.RESPONSES])
+    @broker.subscriber(
+        topics.RESPONSES,
+        group_id="warden-logger",
+        title=f"{topics.RESPONSES}:logger",
+        description=_DESCRIPTIONS[topics.RESPONSES],
+    )
     async def log_response(event: ResponseEvent) -> None: ...
 
-    @broker.subscriber(topics.VIOLATIONS, group_id="warden-logger", title=f"{topics.VIOLATIONS}:logger",
-                       description=_DESCRIPTIONS[topics.VIOLATIONS])
+    @broker.subscriber(
+        topics.VIOLATIONS,
+        group_id="warden-logger",
+        title=f"{topics.VIOLATIONS}:logger",
+        description=_DESCRIPTIONS[topics.VIOLATIONS],
+    )
     async def log_violation(event: ViolationEvent) -> None: ...
 
-    for topic, model in ((topics.REQUESTS, RequestEvent), (topics.RESPONSES, ResponseEvent),
-                         (topics.VIOLATIONS, ViolationEvent), (topics.DEAD_LETTER, DeadLetter)):
+    for topic, model in (
+        (topics.REQUESTS, RequestEvent),
+        (topics.RESPONSES, ResponseEvent),
+        (topics.VIOLATIONS, ViolationEvent),
+        (topics.DEAD_LETTER, DeadLetter),
+    ):
         broker.publisher(topic, schema=model, title=f"{topic}:publish", description=_DESCRIPTIONS[topic])
-    return AsyncAPI(broker, title="Warden events", version="1",
-                    description="Topics published and consumed by Warden's ingress, guard and logger.")
+    return AsyncAPI(
+        broker,
+        title="Warden events",
+        version="1",
+        description="Topics published and consumed by Warden's ingress, guard and logger.",
+    )
 
 
 def render(fmt: str = "json") -> str:

@@ -67,6 +67,16 @@ def _logger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guard(args: argparse.Namespace) -> int:
+    from services.guard.settings import GuardSettings
+    from warden.distributed import run_guard
+
+    settings = GuardSettings(**_overrides(args, ("data_dir", "metrics_port")))
+    logs.configure(settings.log_level)
+    asyncio.run(run_guard(settings))
+    return 0
+
+
 def _console(args: argparse.Namespace) -> int:
     from services.console.settings import ConsoleSettings
     from warden.distributed import run_console
@@ -124,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
     logger.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")
     logger.add_argument("--metrics-port", dest="metrics_port", type=int, help="WARDEN_METRICS_PORT, default 9101")
     logger.set_defaults(run=_logger)
+
+    guard = commands.add_parser("guard", help="run the guard alone: scores events, publishes violations")
+    guard.add_argument("--data-dir", dest="data_dir", help="local state directory (WARDEN_DATA_DIR)")
+    guard.add_argument("--metrics-port", dest="metrics_port", type=int, help="WARDEN_METRICS_PORT, default 9102")
+    guard.set_defaults(run=_guard)
 
     console = commands.add_parser("console", help="run the read API and logs viewer alone")
     console.add_argument("--host", help="address to listen on (WARDEN_HOST)")

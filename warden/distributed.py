@@ -9,14 +9,25 @@ import socket
 from prometheus_client import CollectorRegistry, start_http_server
 
 from plumbing.bus.factory import make_bus
+from plumbing.config.factory import make_map
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
+from schemas import topics
+from schemas.profiles import Profile
+from schemas.quarantine import Quarantine
 from services.console.api import InteractionsApi
 from services.console.app import console_app
+from services.console.profiles_api import ProfilesApi
+from services.console.quarantines_api import QuarantinesApi
 from services.console.settings import ConsoleSettings
+from services.console.viewer import Viewer
+from services.guard.service import GuardService
+from services.guard.settings import GuardSettings
 from services.ingress.app import Ingress
 from services.ingress.metrics import IngressMetrics
+from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
+from services.ingress.upstreams import configured_upstreams
 from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
 from warden.dispatch import Dispatch
@@ -33,8 +44,18 @@ def instance_id(role: str) -> str:
 async def run_ingress(settings: IngressSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
-    ingress = Ingress(settings, bus, IngressMetrics(registry, settings.agent_label_cap), profiles={"default": True}.get)
+    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    ingress = Ingress(
+        settings,
+        bus,
+        IngressMetrics(registry, settings.agent_label_cap),
+        profiles=ProfileSnapshot(profiles),
+        quarantines=quarantines.get,
+    )
     app = Dispatch(ingress, console_app([], registry, settings.admin_token))
+    await profiles.start()
+    await quarantines.start()
     await bus.start()
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
@@ -43,6 +64,8 @@ async def run_ingress(settings: IngressSettings) -> None:
     finally:
         await ingress.shutdown()
         await bus.stop()
+        await quarantines.stop()
+        await profiles.stop()
         print("Warden ingress stopped", flush=True)
 
 
@@ -52,7 +75,12 @@ async def run_logger(settings: LoggerSettings) -> None:
     await migrate(store)
     bus = make_bus(settings, instance_id("logger"), registry)
     LoggerService(
-        bus, store, registry, max_batch=settings.logger_max_batch, max_wait_s=settings.logger_max_wait_s
+        bus,
+        store,
+        registry,
+        max_batch=settings.logger_max_batch,
+        max_wait_s=settings.logger_max_wait_s,
+        group=settings.logger_group,
     ).register()
     start_http_server(settings.metrics_port, registry=registry)
     await bus.start()
@@ -65,13 +93,52 @@ async def run_logger(settings: LoggerSettings) -> None:
         print("Warden logger stopped", flush=True)
 
 
+async def run_guard(settings: GuardSettings) -> None:
+    registry = CollectorRegistry()
+    bus = make_bus(settings, instance_id("guard"), registry)
+    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    guard = GuardService(bus, ProfileSnapshot(profiles), quarantines, registry, settings.agent_label_cap)
+    guard.register()
+    start_http_server(settings.metrics_port, registry=registry)
+    await profiles.start()
+    await quarantines.start()
+    await bus.start()
+    print(f"Warden guard consuming; metrics on :{settings.metrics_port}", flush=True)
+    try:
+        await until_stopped()
+    finally:
+        await bus.stop()
+        guard.close()
+        await quarantines.stop()
+        await profiles.stop()
+        print("Warden guard stopped", flush=True)
+
+
 async def run_console(settings: ConsoleSettings) -> None:
     registry = CollectorRegistry()
     store = make_store(settings)
     await migrate(store)
-    app = console_app(InteractionsApi(store).routes(), registry, settings.admin_token)
+    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    ingress_settings = IngressSettings()
+    public = ingress_settings.public_url or f"http://127.0.0.1:{ingress_settings.port}"
+    providers = list(configured_upstreams(ingress_settings))
+    api = InteractionsApi(store)
+    viewer = Viewer(api, settings.admin_token)
+    routes = [
+        *api.routes(),
+        *ProfilesApi(profiles, lambda: public, lambda: providers).routes(),
+        *QuarantinesApi(quarantines).routes(),
+        *viewer.routes(),
+    ]
+    app = viewer.wrap(console_app(routes, registry, settings.admin_token))
+    await profiles.start()
+    await quarantines.start()
     print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
     try:
         await Server(uvicorn_config(app, settings.host, settings.console_port)).serve()
     finally:
+        await quarantines.stop()
+        await profiles.stop()
         await store.close()

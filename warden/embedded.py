@@ -17,13 +17,23 @@ from prometheus_client import CollectorRegistry
 
 from plumbing.bus.base import Bus
 from plumbing.bus.factory import make_bus
+from plumbing.config.base import ReplicatedMap
+from plumbing.config.factory import make_map
 from plumbing.store.base import Store
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
+from schemas import topics
+from schemas.profiles import Profile
+from schemas.quarantine import Quarantine
 from services.console.api import InteractionsApi
 from services.console.app import console_app
+from services.console.profiles_api import ProfilesApi
+from services.console.quarantines_api import QuarantinesApi
+from services.console.viewer import Viewer
+from services.guard.service import GuardService
 from services.ingress.app import Ingress
 from services.ingress.metrics import IngressMetrics
+from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
 from warden.dispatch import Dispatch
@@ -41,6 +51,9 @@ class Embedded:
     store: Store
     ingress: Ingress
     logger: LoggerService
+    profiles: ReplicatedMap[Profile]
+    quarantines: ReplicatedMap[Quarantine]
+    guard: GuardService
     app: Dispatch
 
     @classmethod
@@ -49,17 +62,27 @@ class Embedded:
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
         metrics = IngressMetrics(registry, settings.agent_label_cap)
-        ingress = Ingress(settings, bus, metrics, profiles={"default": True}.get)
+        profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+        quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+        snapshot = ProfileSnapshot(profiles)
+        ingress = Ingress(settings, bus, metrics, profiles=snapshot, quarantines=quarantines.get)
         logger = LoggerService(bus, store, registry)
         logger.register()
+        guard = GuardService(bus, snapshot, quarantines, registry, settings.agent_label_cap)
+        guard.register()
         api = InteractionsApi(store)
-        app = Dispatch(ingress, console_app(api.routes(), registry, settings.admin_token))
-        return cls(settings, registry, bus, store, ingress, logger, app)
+        profiles_api = ProfilesApi(profiles, lambda: public_url(settings), lambda: list(ingress.upstreams))
+        viewer = Viewer(api, settings.admin_token)
+        routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
+        app = Dispatch(ingress, viewer.wrap(console_app(routes, registry, settings.admin_token)))
+        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app)
 
     async def start(self) -> None:
         applied = await migrate(self.store)
         if applied:
             log.info("schema migrated", extra={"fields": {"applied": applied}})
+        await self.profiles.start()
+        await self.quarantines.start()
         await self.bus.start()
         await self.ingress.startup()
 
@@ -67,7 +90,18 @@ class Embedded:
         """Drain: every event already accepted reaches storage before the store closes."""
         await self.ingress.shutdown()
         await self.bus.stop()
+        self.guard.close()
+        await self.quarantines.stop()
+        await self.profiles.stop()
         await self.store.close()
+
+
+def public_url(settings: IngressSettings) -> str:
+    """Where clients reach this Warden: WARDEN_PUBLIC_URL, else this machine's loopback when bound to all."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}"
 
 
 class Server(uvicorn.Server):
@@ -106,7 +140,7 @@ async def serve(settings: IngressSettings) -> None:
     warden = Embedded.build(settings)
     await warden.start()
     server = Server(uvicorn_config(warden.app, settings.host, settings.port))
-    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+    base = public_url(settings)
     print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
     print(f"  OpenAI base URL:  {base}/v1/openai", flush=True)
     print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)

@@ -92,12 +92,19 @@ class InProcessBus:
                 consumer.task = loop.create_task(consumer.run())
 
     async def stop(self) -> None:
-        for consumer in self._consumers:
-            consumer.stopping = True
-            consumer.wakeup.set()
-        tasks = [c.task for c in self._consumers if c.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        # Consumers may publish while they drain (the guard's violations, for the logger): drain until all is quiet.
+        while True:
+            for consumer in self._consumers:
+                consumer.stopping = True
+                consumer.wakeup.set()
+            tasks = [c.task for c in self._consumers if c.task is not None]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if not any(c.pending for c in self._consumers):
+                break
+            loop = asyncio.get_running_loop()
+            for consumer in self._consumers:
+                consumer.task = loop.create_task(consumer.run())
         self._started = False
 
     def pending(self) -> int:

@@ -13,4 +13,3 @@ def make_map(settings: CommonSettings, topic: str, model: type[M], name: str) ->
 
         return KafkaMap(settings.kafka_bootstrap_servers, topic, model, settings.data_dir / f"{name}.cache.json")
     return FileMap(settings.data_dir / f"{name}.json", model)
-

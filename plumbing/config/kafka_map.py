@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class KafkaMap(Generic[M]):
-    def __init__(self, bootstrap_servers: str, topic: str, model: type[M], cache_path: Path,
-                 catch_up_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str, model: type[M], cache_path: Path, catch_up_timeout_s: float = 10.0
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.model = model
@@ -69,8 +70,9 @@ class KafkaMap(Generic[M]):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._caught_up.wait(), self._catch_up_timeout_s)
         if not self._caught_up.is_set():
-            log.warning("configuration topic not read yet; serving the last known copy",
-                        extra={"fields": {"topic": self.topic}})
+            log.warning(
+                "configuration topic not read yet; serving the last known copy", extra={"fields": {"topic": self.topic}}
+            )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -82,8 +84,9 @@ class KafkaMap(Generic[M]):
 
     async def _follow(self) -> None:
         while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
-                                        auto_offset_reset="earliest")
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+            )
             try:
                 await consumer.start()
                 partitions = consumer.partitions_for_topic(self.topic)
@@ -107,15 +110,16 @@ class KafkaMap(Generic[M]):
                                 self._apply(key, value)
                             else:
                                 fresh[key] = value
-                    if not self._caught_up.is_set() and all(
-                            await consumer.position(tp) >= ends[tp] for tp in assigned):
+                    if not self._caught_up.is_set() and all(await consumer.position(tp) >= ends[tp] for tp in assigned):
                         self._replace(fresh)
                         self._caught_up.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("configuration topic unavailable; retrying",
-                            extra={"fields": {"topic": self.topic, "error": str(exc)}})
+                log.warning(
+                    "configuration topic unavailable; retrying",
+                    extra={"fields": {"topic": self.topic, "error": str(exc)}},
+                )
                 await asyncio.sleep(1)
             finally:
                 with contextlib.suppress(Exception):

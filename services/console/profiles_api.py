@@ -33,8 +33,9 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class ProfilesApi:
-    def __init__(self, profiles: ReplicatedMap[Profile], public_url: Callable[[], str],
-                 providers: Callable[[], list[str]]) -> None:
+    def __init__(
+        self, profiles: ReplicatedMap[Profile], public_url: Callable[[], str], providers: Callable[[], list[str]]
+    ) -> None:
         self.profiles = profiles
         self.public_url = public_url
         self.providers = providers

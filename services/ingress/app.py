@@ -16,8 +16,10 @@ import orjson
 from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
+from schemas.quarantine import Quarantine, quarantine_key
 from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from services.ingress.enforcement import Enforcement, Judged, is_active
 from services.ingress.headers import client_headers, upstream_headers
 from services.ingress.metrics import IngressMetrics
 from services.ingress.recorder import Exchange, Recorder, now
@@ -30,6 +32,7 @@ _FALLBACK_ADAPTER = OpenAIAdapter()
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 ProfileLookup = Callable[[str], Any | None]
+QuarantineLookup = Callable[[str], Quarantine | None]
 
 
 class UpstreamFailure(Exception):
@@ -39,11 +42,19 @@ class UpstreamFailure(Exception):
 
 
 class Ingress:
-    def __init__(self, settings: IngressSettings, bus: Bus, metrics: IngressMetrics, profiles: ProfileLookup) -> None:
+    def __init__(
+        self,
+        settings: IngressSettings,
+        bus: Bus,
+        metrics: IngressMetrics,
+        profiles: ProfileLookup,
+        quarantines: QuarantineLookup | None = None,
+    ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
         self.recorder = Recorder(bus, metrics, settings.max_recorded_body_bytes)
         self.profiles = profiles
+        self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self._session: aiohttp.ClientSession | None = None
 
     async def startup(self) -> None:
@@ -77,7 +88,8 @@ class Ingress:
             )
             return
         adapter = upstream.adapter
-        if self.profiles(route.profile_id) is None:
+        profile = self.profiles(route.profile_id)
+        if profile is None:
             await _error(send, adapter, 404, f"unknown profile {route.profile_id}", str(uuid.uuid4()))
             return
         ex = Exchange(
@@ -103,6 +115,13 @@ class Ingress:
             return
         except ClientGone:
             return
+        quarantine = self.quarantines(quarantine_key(ex.profile_id, ex.agent_id)) if ex.agent_id else None
+        if quarantine is not None and quarantine.active(ex.started_at):
+            message = (
+                f"agent {ex.agent_id} is quarantined until {quarantine.expires_at.isoformat()}: {quarantine.reason}"
+            )
+            await self._refuse(send, adapter, ex, 403, message, body)
+            return
         parsed: Any = None
         if body and ex.method in _BODY_METHODS:
             try:
@@ -112,8 +131,18 @@ class Ingress:
                 return
         meta = adapter.request_meta(route.upstream_path, parsed, scope.get("query_string", b"").decode("latin-1"))
         ex.model, ex.stream = meta.model, meta.stream
-        self.recorder.request(ex, body)
-        await self._forward(scope, receive, send, ex, upstream, body)
+        enforcement = None
+        sent = recorded = body
+        if is_active(profile):
+            enforcement = Enforcement(profile, adapter, route.upstream_path)
+            prepared = enforcement.prepare(body, parsed)
+            sent, recorded = prepared.sent, prepared.recorded
+            ex.decisions = enforcement.request_decisions
+            self.recorder.count_redactions(ex, enforcement.verdict)
+        self.recorder.request(
+            ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None
+        )
+        await self._forward(scope, receive, send, ex, upstream, sent, enforcement)
 
     async def _refuse(
         self, send: Send, adapter: ProviderAdapter, ex: Exchange, status: int, message: str, body: bytes
@@ -125,7 +154,14 @@ class Ingress:
         self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=ex.first_byte, error=message)
 
     async def _forward(
-        self, scope: Scope, receive: Receive, send: Send, ex: Exchange, upstream: Upstream, body: bytes
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ex: Exchange,
+        upstream: Upstream,
+        body: bytes,
+        enforcement: Enforcement | None,
     ) -> None:
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
@@ -146,14 +182,19 @@ class Ingress:
             return
         try:
             if _is_streamed(response):
-                await self._stream(receive, send, ex, adapter, response)
+                await self._stream(receive, send, ex, adapter, response, enforcement)
             else:
-                await self._whole(send, ex, adapter, response)
+                await self._whole(send, ex, adapter, response, enforcement)
         finally:
             response.release()
 
     async def _whole(
-        self, send: Send, ex: Exchange, adapter: ProviderAdapter, response: aiohttp.ClientResponse
+        self,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        response: aiohttp.ClientResponse,
+        enforcement: Enforcement | None,
     ) -> None:
         try:
             payload = await response.read()
@@ -164,14 +205,39 @@ class Ingress:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream broke off its answer: {exc}")
             return
         headers = client_headers(response.raw_headers, ex.interaction_id.encode())
+        judged = Judged()
+        if enforcement is not None and enforcement.restrictive:
+            payload, judged = enforcement.judge_whole(response.status, payload)
         ex.first_byte = time.perf_counter()
         await send_bytes(send, response.status, payload, headers)
-        self.recorder.response(ex, adapter=adapter, status=response.status, body=payload, finished=time.perf_counter())
+        if enforcement is not None and not enforcement.restrictive:
+            _, judged = enforcement.judge_whole(response.status, payload)  # recorded, not applied
+        self.recorder.response(
+            ex,
+            adapter=adapter,
+            status=response.status,
+            body=payload,
+            finished=time.perf_counter(),
+            completion=judged.completion,
+            decisions=judged.decisions,
+            blocked_tool_calls=judged.blocked_tool_calls,
+        )
 
     async def _stream(
-        self, receive: Receive, send: Send, ex: Exchange, adapter: ProviderAdapter, response: aiohttp.ClientResponse
+        self,
+        receive: Receive,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        response: aiohttp.ClientResponse,
+        enforcement: Enforcement | None,
     ) -> None:
         recorded: list[bytes] = []
+        """What the client got."""
+        upstream: list[bytes] = []
+        """What the upstream sent (differs from ``recorded`` only while tool calls are held back)."""
+        held = enforcement.held_stream(response.content_type) if enforcement is not None else None
+        judged = Judged()
         error: str | None = None
         aborted = False
         # A client that goes away ends the exchange: the watcher cancels the copy loop, and what was sent is recorded.
@@ -194,10 +260,22 @@ class Ingress:
             )
             try:
                 async for chunk in response.content.iter_any():
+                    if held is not None:
+                        upstream.append(chunk)
+                        chunk = held.feed(chunk)
+                        if not chunk:
+                            continue
                     if ex.first_byte is None:
                         ex.first_byte = time.perf_counter()
                     recorded.append(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if enforcement is not None:
+                    tail, judged = enforcement.judge_stream(b"".join(upstream if held else recorded), held)
+                    if tail:
+                        if ex.first_byte is None:
+                            ex.first_byte = time.perf_counter()
+                        recorded.append(tail)
+                        await send({"type": "http.response.body", "body": tail, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = f"the upstream stream broke off: {exc or type(exc).__name__}"
                 tail = adapter.stream_error_event(
@@ -224,6 +302,9 @@ class Ingress:
             finished=time.perf_counter(),
             error=error,
             aborted=aborted,
+            completion=judged.completion,
+            decisions=judged.decisions,
+            blocked_tool_calls=judged.blocked_tool_calls,
         )
 
     async def _upstream_failed(

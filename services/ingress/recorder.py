@@ -103,6 +103,7 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
+            route=ex.route,
             status=status,
             response_body=body_text(body, self._limit),
             usage=completion.usage,
@@ -117,6 +118,11 @@ class Recorder:
             aborted=aborted,
         )
         self._publish(topics.RESPONSES, ex.interaction_id, event)
+        blocked = blocked_tool_calls or []
+        if blocked:
+            self._metrics.blocked_tools.labels(ex.provider, ex.profile_id, self._metrics.agent_label(ex.agent_id)).inc(
+                len(blocked)
+            )
         self._metrics.observe(
             provider=ex.provider,
             model=ex.model,
@@ -128,6 +134,13 @@ class Recorder:
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,
         )
+
+    def count_redactions(self, ex: Exchange, verdict: Any) -> None:
+        if verdict is None:
+            return
+        agent = self._metrics.agent_label(ex.agent_id)
+        for redaction in verdict.redactions:
+            self._metrics.redactions.labels(ex.provider, ex.profile_id, agent, redaction.kind).inc(redaction.count)
 
     def _publish(self, topic: str, key: str, event: RequestEvent | ResponseEvent) -> None:
         try:

@@ -1,0 +1,76 @@
+"""Scores one event: the common view of what it carries, through every detector. Pure, apart from the clock."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import orjson
+
+from providers.base import ProviderAdapter
+from providers.registry import builtin_adapters, openai_compatible
+from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.profiles import Profile
+from services.guard.detectors import findings_from_decisions, scan_completion, scan_conversation
+from services.guard.findings import Finding
+
+_ADAPTERS = builtin_adapters()
+
+
+def adapter_for(provider: str) -> ProviderAdapter:
+    """Custom providers speak OpenAI's format; their names are only known to the ingress's configuration."""
+    return _ADAPTERS.get(provider) or openai_compatible(provider)
+
+
+def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[Finding]:
+    adapter = adapter_for(event.provider)
+    allowed = frozenset(profile.allowed_domains)
+    findings = findings_from_decisions(event.decisions)
+    if isinstance(event, RequestEvent):
+        body = event.request_sent if event.request_sent is not None else event.request_received
+        try:
+            parsed = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return findings
+        if isinstance(parsed, dict):
+            findings += scan_conversation(adapter.request_view(event.route, parsed), allowed_domains=allowed)
+        return findings
+    if event.status >= 400 or not event.response_body:
+        return findings
+    body = event.response_body.encode()
+    if body.lstrip().startswith((b"data:", b"event:", b"[")):
+        completion = adapter.stream_view(event.route, body)
+    else:
+        try:
+            completion = adapter.completion_view(event.route, orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return findings
+    return findings + scan_completion(completion, allowed_domains=allowed)
+
+
+def violation_id(interaction_id: str, finding: Finding) -> str:
+    """Deterministic, so a redelivered event yields the same ids and the store collapses the repeats."""
+    key = f"{interaction_id}|{finding.detector}|{finding.category}|{finding.location}"
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def violations(event: RequestEvent | ResponseEvent, profile: Profile, findings: list[Finding]) -> list[ViolationEvent]:
+    now = datetime.now(UTC)
+    return [
+        ViolationEvent(
+            violation_id=violation_id(event.interaction_id, f),
+            interaction_id=event.interaction_id,
+            detected_at=now,
+            detector=f.detector,
+            category=f.category,
+            severity=f.severity,
+            score=f.score,
+            action=f.action,
+            evidence=Evidence(location=f.location, excerpt=f.excerpt),
+            profile_id=event.profile_id,
+            agent_id=event.agent_id,
+            user_id=event.user_id,
+        )
+        for f in findings
+        if f.score >= profile.guard.threshold(f.category)
+    ]

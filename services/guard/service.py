@@ -1,0 +1,142 @@
+"""The guard: scores request and response events, publishes a violation per finding above the profile's threshold,
+and quarantines agents whose violations trip their profile's rule."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from plumbing.bus.base import Bus, Delivery, Subscription
+from plumbing.config.base import ReplicatedMap
+from plumbing.metrics import LabelCap
+from schemas import topics
+from schemas.events import DeadLetter, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.profiles import Profile
+from schemas.quarantine import Quarantine
+from services.guard.quarantine import QuarantineTracker
+from services.guard.scoring import findings_for, violations
+
+log = logging.getLogger(__name__)
+GROUP = "warden-guard"
+ProfileLookup = Callable[[str], Profile | None]
+
+
+class GuardService:
+    def __init__(
+        self,
+        bus: Bus,
+        profiles: ProfileLookup,
+        quarantines: ReplicatedMap[Quarantine],
+        registry: CollectorRegistry,
+        agent_label_cap: int = 200,
+        group: str = GROUP,
+    ) -> None:
+        self._bus = bus
+        self._profiles = profiles
+        self._quarantines = quarantines
+        self._tracker = QuarantineTracker()
+        self._agent_label = LabelCap(agent_label_cap)
+        # Detectors are CPU work: off the event loop, which in the embedded default also serves the proxy.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
+        self.violations_total = Counter(
+            "warden_violations_total",
+            "Violations published by the guard",
+            ("category", "severity", "profile_id", "agent_id"),
+            registry=registry,
+        )
+        self.scored = Counter(
+            "warden_guard_events_scored_total", "Events scored by the guard", ("type",), registry=registry
+        )
+        self.latency = Histogram(
+            "warden_guard_event_seconds",
+            "Detector time per event",
+            ("type",),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=registry,
+        )
+        self.quarantined = Counter("warden_quarantines_total", "Agents quarantined", ("profile_id",), registry=registry)
+        self.subscription = Subscription(
+            topics=(topics.REQUESTS, topics.RESPONSES), group=group, handler=self.handle, max_batch=500, max_wait_s=0.05
+        )
+
+    def register(self) -> None:
+        self._bus.subscribe(self.subscription)
+
+    async def handle(self, batch: list[Delivery]) -> None:
+        events: list[RequestEvent | ResponseEvent] = []
+        for delivery in batch:
+            if isinstance(delivery.event, RequestEvent | ResponseEvent):
+                events.append(delivery.event)
+            elif delivery.event is None:
+                self._bus.publish(
+                    topics.DEAD_LETTER,
+                    delivery.key or "",
+                    DeadLetter(
+                        topic=delivery.topic,
+                        key=delivery.key,
+                        reason=delivery.error or "undecodable",
+                        payload=(delivery.raw or b"").decode("utf-8", "replace"),
+                        failed_at=datetime.now(UTC),
+                    ),
+                )
+        if not events:
+            return
+        found = await asyncio.get_running_loop().run_in_executor(self._executor, self._score, events)
+        for event, profile, violations_of_event in found:
+            for violation in violations_of_event:
+                self._bus.publish(topics.VIOLATIONS, violation.interaction_id, violation)
+                self.violations_total.labels(
+                    violation.category, violation.severity, violation.profile_id, self._agent_label(violation.agent_id)
+                ).inc()
+                await self._maybe_quarantine(profile, violation)
+
+    def _score(self, events: list[RequestEvent | ResponseEvent]) -> list[tuple]:
+        out = []
+        for event in events:
+            profile = self._profiles(event.profile_id) or self._profiles("default")
+            if profile is None:
+                continue
+            started = time.perf_counter()
+            try:
+                found = violations(event, profile, findings_for(event, profile))
+            except Exception:  # one unreadable event must not stop the stream
+                log.exception("could not score an event", extra={"fields": {"interaction_id": event.interaction_id}})
+                found = []
+            self.latency.labels(event.type).observe(time.perf_counter() - started)
+            self.scored.labels(event.type).inc()
+            out.append((event, profile, found))
+        return out
+
+    async def _maybe_quarantine(self, profile: Profile, violation: ViolationEvent) -> None:
+        rule = profile.guard.quarantine
+        if rule is None:
+            return
+        tripped = self._tracker.observe(rule, violation)
+        if tripped is None:
+            return
+        now = datetime.now(UTC)
+        decision = Quarantine(
+            profile_id=violation.profile_id,
+            agent_id=violation.agent_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=rule.duration_seconds),
+            violations=tripped,
+            reason=f"{len(tripped)} violations of severity {rule.min_severity} or worse within {rule.window_seconds} s",
+        )
+        await self._quarantines.put(decision.key, decision)
+        self.quarantined.labels(violation.profile_id).inc()
+        log.warning(
+            "agent quarantined",
+            extra={
+                "fields": {"profile_id": decision.profile_id, "agent_id": decision.agent_id, "reason": decision.reason}
+            },
+        )
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,141 @@
+"""Applies a profile's inline guardrails to one exchange, in the provider's own wire format.
+
+Only profiles that configure something (policies, redaction, restrictive mode) are judged: the plain default
+profile costs the hot path nothing. The request is judged before it leaves (blocked tool results replaced, secrets
+masked); the answer is judged before its tool calls reach the client (in restrictive mode a blocked answer becomes a
+refusal turn, streams included), or after it was sent when the profile only records (permissive mode).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from providers.base import ProviderAdapter
+from providers.held_stream import HeldStream
+from schemas.events import PolicyDecision
+from schemas.profiles import Profile
+from schemas.view import CompletionView, ConversationView, ToolCall
+from services.ingress.policy import (
+    CompletionVerdict,
+    RequestVerdict,
+    evaluate_completion,
+    evaluate_request,
+    redact_secrets,
+)
+
+log = logging.getLogger(__name__)
+
+
+def is_active(profile: Profile) -> bool:
+    return bool(
+        profile.mode == "restrictive"
+        or profile.redact_secrets
+        or profile.tool_invocation_policies
+        or profile.trusted_data_policies
+    )
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    sent: bytes
+    """The body to forward."""
+    recorded: bytes
+    """The body as received, for the record (secrets masked when the profile redacts)."""
+    modified: bool
+
+
+@dataclass(slots=True)
+class Judged:
+    """The outcome for an answer: what it became and what was decided."""
+
+    completion: CompletionView | None = None
+    decisions: list[PolicyDecision] | None = None
+    blocked_tool_calls: list[ToolCall] | None = None
+
+
+class Enforcement:
+    """The guardrails of one exchange under an active profile."""
+
+    def __init__(self, profile: Profile, adapter: ProviderAdapter, route: str) -> None:
+        self.profile = profile
+        self.adapter = adapter
+        self.route = route
+        self.restrictive = profile.mode == "restrictive"
+        self.view: ConversationView | None = None
+        self.verdict: RequestVerdict | None = None
+
+    # -- the request ----------------------------------------------------------------------------------------------
+
+    def prepare(self, body: bytes, parsed: Any) -> PreparedRequest:
+        if not isinstance(parsed, dict):
+            return PreparedRequest(body, body, False)
+        self.view = self.adapter.request_view(self.route, parsed)
+        self.verdict = evaluate_request(self.profile, self.view)
+        sent = body
+        if self.verdict.replacements:
+            self.adapter.replace_tool_results(self.route, parsed, self.verdict.replacements)
+            sent = orjson.dumps(parsed)
+        recorded = body
+        if self.profile.redact_secrets and self.verdict.redactions:
+            # Patterns never cross a JSON string's quotes, so masking the raw text masks every string in it.
+            sent = redact_secrets(sent.decode("utf-8", "replace"))[0].encode()
+            recorded = redact_secrets(body.decode("utf-8", "replace"))[0].encode()
+        return PreparedRequest(sent, recorded, sent is not body)
+
+    @property
+    def request_decisions(self) -> list[PolicyDecision]:
+        return list(self.verdict.decisions) if self.verdict else []
+
+    @property
+    def untrusted_since(self) -> str | None:
+        return self.verdict.untrusted_since if self.verdict else None
+
+    # -- the answer -----------------------------------------------------------------------------------------------
+
+    def _judge(self, completion: CompletionView) -> CompletionVerdict | None:
+        if self.view is None or self.verdict is None or not completion.tool_calls:
+            return None
+        return evaluate_completion(self.profile, self.view, self.verdict, completion)
+
+    def judge_whole(self, status: int, payload: bytes) -> tuple[bytes, Judged]:
+        """A non-streamed answer: the bytes for the client (a refusal when a blocked call is enforced)."""
+        if status >= 400 or not payload:
+            return payload, Judged()
+        try:
+            parsed = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return payload, Judged()
+        completion = self.adapter.completion_view(self.route, parsed)
+        verdict = self._judge(completion)
+        if verdict is None:
+            return payload, Judged(completion=completion)
+        judged = Judged(
+            completion=completion,
+            decisions=verdict.decisions,
+            blocked_tool_calls=verdict.blocked_tool_calls if verdict.blocked else [],
+        )
+        if verdict.blocked and verdict.refusal is not None:
+            return self.adapter.refusal_body(self.route, parsed, verdict.refusal), judged
+        return payload, judged
+
+    def held_stream(self, content_type: str) -> HeldStream | None:
+        """In restrictive mode, a filter that holds tool calls back until the stream ends and they are judged."""
+        return self.adapter.held_stream(self.route, content_type) if self.restrictive else None
+
+    def judge_stream(self, upstream: bytes, held: HeldStream | None) -> tuple[bytes, Judged]:
+        """A streamed answer has ended upstream: what is left to send (held events, or the refusal instead)."""
+        completion = self.adapter.stream_view(self.route, upstream)
+        verdict = self._judge(completion)
+        judged = Judged(completion=completion)
+        if verdict is not None:
+            judged.decisions = verdict.decisions
+            judged.blocked_tool_calls = verdict.blocked_tool_calls if verdict.blocked else []
+        if held is None:
+            return b"", judged
+        if verdict is not None and verdict.blocked and verdict.refusal is not None:
+            return held.refuse(verdict.refusal), judged
+        return held.release(), judged
