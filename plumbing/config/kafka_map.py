@@ -127,7 +127,7 @@ class KafkaMap(Generic[M]):
 
     def _replace(self, fresh: dict[str, M | None]) -> None:
         """The topic's full state, read once at start, replaces the cached copy."""
-        for key in [known for known in self._local.keys() if known not in fresh]:
+        for key in [known for known in self._local.keys() if known not in fresh]:  # noqa: SIM118
             self._apply(key, None)
         for key, value in fresh.items():
             if value is not None or self._local.get(key) is not None:

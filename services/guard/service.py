@@ -88,7 +88,7 @@ class GuardService:
         if not events:
             return
         found = await asyncio.get_running_loop().run_in_executor(self._executor, self._score, events)
-        for event, profile, violations_of_event in found:
+        for _event, profile, violations_of_event in found:
             for violation in violations_of_event:
                 self._bus.publish(topics.VIOLATIONS, violation.interaction_id, violation)
                 self.violations_total.labels(
