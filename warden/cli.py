@@ -9,6 +9,7 @@ from typing import Any
 
 from plumbing import logs
 from services.ingress.settings import IngressSettings
+from warden import profiles_cli
 
 
 def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -114,6 +115,16 @@ def _asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    import orjson
+
+    from services.guard.scan import scan_lines
+
+    for finding in scan_lines(sys.stdin):
+        sys.stdout.write(orjson.dumps(finding).decode() + "\n")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="warden", description="Warden, a secure LLM proxy.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -157,6 +168,11 @@ def parser() -> argparse.ArgumentParser:
     asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of Warden's topics")
     asyncapi.add_argument("--format", choices=("json", "yaml"), default="json")
     asyncapi.set_defaults(run=_asyncapi)
+
+    scan = commands.add_parser("scan", help="run the guard's detectors over JSON lines on stdin")
+    scan.set_defaults(run=_scan)
+
+    profiles_cli.add_parser(commands)
 
     migrate = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
     migrate.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")
