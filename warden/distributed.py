@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from plumbing.bus.factory import make_bus
 from plumbing.config.factory import make_map
 from plumbing.store.factory import make_store
-from plumbing.store.migrations import migrate
+from plumbing.store.migrations import migrate_when_reachable
 from schemas import topics
 from schemas.profiles import Profile
 from schemas.quarantine import Quarantine
@@ -72,7 +72,7 @@ async def run_ingress(settings: IngressSettings) -> None:
 async def run_logger(settings: LoggerSettings) -> None:
     registry = CollectorRegistry()
     store = make_store(settings)
-    await migrate(store)
+    await migrate_when_reachable(store)
     bus = make_bus(settings, instance_id("logger"), registry)
     LoggerService(
         bus,
@@ -118,7 +118,7 @@ async def run_guard(settings: GuardSettings) -> None:
 async def run_console(settings: ConsoleSettings) -> None:
     registry = CollectorRegistry()
     store = make_store(settings)
-    await migrate(store)
+    await migrate_when_reachable(store)
     profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
     quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
     ingress_settings = IngressSettings()

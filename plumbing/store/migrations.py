@@ -47,3 +47,17 @@ async def migrate(store: Store) -> list[str]:
         log.info("applied migration %s", name)
         applied.append(name)
     return applied
+
+
+async def migrate_when_reachable(store: Store, max_wait_s: float = 5.0) -> list[str]:
+    """``migrate``, retried with back-off while the store cannot be reached (a server still starting)."""
+    import asyncio
+
+    delay = 0.2
+    while True:
+        try:
+            return await migrate(store)
+        except Exception as exc:
+            log.warning("store unreachable; retrying the migrations", extra={"fields": {"error": str(exc)[:300]}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_wait_s)

@@ -1,0 +1,185 @@
+// The profiles page, over the admin API (/api/profiles). Every value from the API is put in the page with
+// textContent or as a form value: nothing from the API is ever parsed as HTML.
+(function () {
+  "use strict";
+  const API = "/api/profiles";
+  const OWN_FIELDS = ["id", "name", "mode", "redact_secrets", "created_at", "updated_at", "connect_urls"];
+  const EMPTY_POLICIES = { tool_invocation_policies: [], trusted_data_policies: [] };
+
+  const statusLine = document.getElementById("profiles-status");
+  const list = document.getElementById("profile-list");
+  const newButton = document.getElementById("new-profile");
+  const editor = document.getElementById("editor");
+  const editorTitle = document.getElementById("editor-title");
+  const fName = document.getElementById("f-name");
+  const fMode = document.getElementById("f-mode");
+  const fRedact = document.getElementById("f-redact");
+  const fPolicies = document.getElementById("f-policies");
+  const editorError = document.getElementById("editor-error");
+  let editing = null; // the profile being edited, or null for a new one
+
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    Object.entries(props || {}).forEach(function ([key, value]) {
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value);
+    });
+    (children || []).forEach(function (child) { node.appendChild(child); });
+    return node;
+  }
+
+  async function errorText(response) {
+    const text = await response.text();
+    try {
+      const body = JSON.parse(text);
+      if (body && body.error && body.error.message) return body.error.message;
+      if (body && body.detail) return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+      return text;
+    } catch (err) {
+      return text || "HTTP " + response.status;
+    }
+  }
+
+  async function copy(text, button) {
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+      } else {
+        const area = el("textarea", { readonly: "" });
+        area.value = text;
+        document.body.appendChild(area);
+        area.select();
+        document.execCommand("copy");
+        area.remove();
+      }
+      button.textContent = "Copied";
+    } catch (err) {
+      button.textContent = "Copy failed";
+    }
+    window.setTimeout(function () { button.textContent = "Copy"; }, 1500);
+  }
+
+  function card(profile) {
+    const title = el("h3", {}, [
+      el("span", { class: "name", text: profile.name || "(unnamed)" }),
+      el("span", { class: "badge" + (profile.mode === "restrictive" ? " bad" : ""), text: profile.mode || "?" }),
+    ]);
+    if (profile.redact_secrets) title.appendChild(el("span", { class: "badge warn", text: "masks secrets" }));
+    const connect = el("div", { class: "connect" });
+    Object.entries(profile.connect_urls || {}).forEach(function ([provider, url]) {
+      const button = el("button", { type: "button", class: "secondary copy", text: "Copy" });
+      button.addEventListener("click", function () { copy(String(url), button); });
+      connect.appendChild(el("span", { class: "provider", text: provider }));
+      connect.appendChild(el("code", { class: "url", text: String(url) }));
+      connect.appendChild(button);
+    });
+    const edit = el("button", { type: "button", class: "secondary edit", text: "Edit" });
+    edit.addEventListener("click", function () { openEditor(profile); });
+    const remove = el("button", { type: "button", class: "danger delete", text: "Delete" });
+    remove.addEventListener("click", function () { removeProfile(profile); });
+    const counts = (profile.tool_invocation_policies || []).length + " tool invocation, " +
+      (profile.trusted_data_policies || []).length + " trusted data policies";
+    const box = el("div", { class: "profile" }, [
+      title,
+      el("p", { class: "hint" }, [el("span", { text: "id " }), el("code", { class: "id", text: String(profile.id) }),
+        el("span", { text: " · " + counts })]),
+      connect,
+      // The default profile can be changed but not deleted.
+      el("div", { class: "buttons" }, profile.id === "default" ? [edit] : [edit, remove]),
+    ]);
+    box.dataset.id = String(profile.id);
+    return box;
+  }
+
+  async function load() {
+    let response;
+    try {
+      response = await fetch(API, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    } catch (err) {
+      statusLine.textContent = "profiles API unavailable";
+      return;
+    }
+    if (response.status === 404 || response.status === 405 || response.status === 501) {
+      statusLine.textContent = "profiles API unavailable";
+      list.replaceChildren();
+      newButton.hidden = true;
+      return;
+    }
+    if (!response.ok) {
+      statusLine.textContent = "could not load profiles: " + (await errorText(response));
+      return;
+    }
+    const body = await response.json();
+    const items = Array.isArray(body.items) ? body.items : [];
+    list.replaceChildren.apply(list, items.map(card));
+    statusLine.textContent = items.length === 1 ? "1 profile" : items.length + " profiles";
+    newButton.hidden = false;
+  }
+
+  function openEditor(profile) {
+    editing = profile;
+    editorTitle.textContent = profile ? "Edit profile " + (profile.name || profile.id) : "New profile";
+    fName.value = profile ? profile.name || "" : "";
+    fMode.value = profile && profile.mode === "restrictive" ? "restrictive" : "permissive";
+    fRedact.checked = Boolean(profile && profile.redact_secrets);
+    const rest = {};
+    if (profile) {
+      Object.keys(profile).filter(function (k) { return !OWN_FIELDS.includes(k); })
+        .forEach(function (k) { rest[k] = profile[k]; });
+    }
+    fPolicies.value = JSON.stringify(profile ? rest : EMPTY_POLICIES, null, 2);
+    editorError.textContent = "";
+    editor.hidden = false;
+    fName.focus();
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    let policies;
+    try {
+      policies = JSON.parse(fPolicies.value || "{}");
+    } catch (err) {
+      editorError.textContent = "Policies are not valid JSON: " + err.message;
+      return;
+    }
+    if (policies === null || typeof policies !== "object" || Array.isArray(policies)) {
+      editorError.textContent = "Policies must be a JSON object.";
+      return;
+    }
+    const body = Object.assign({}, policies, {
+      name: fName.value, mode: fMode.value, redact_secrets: fRedact.checked,
+    });
+    const url = editing ? API + "/" + encodeURIComponent(editing.id) : API;
+    const response = await fetch(url, {
+      method: editing ? "PUT" : "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) {
+      editorError.textContent = "Not saved: " + (await errorText(response));
+      return;
+    }
+    editor.hidden = true;
+    editing = null;
+    await load();
+  }
+
+  async function removeProfile(profile) {
+    if (!window.confirm("Delete profile " + (profile.name || profile.id) + "?")) return;
+    const response = await fetch(API + "/" + encodeURIComponent(profile.id), {
+      method: "DELETE", credentials: "same-origin",
+    });
+    if (!response.ok) {
+      statusLine.textContent = "Not deleted: " + (await errorText(response));
+      return;
+    }
+    await load();
+  }
+
+  newButton.addEventListener("click", function () { openEditor(null); });
+  document.getElementById("cancel").addEventListener("click", function () { editor.hidden = true; editing = null; });
+  editor.addEventListener("submit", save);
+  load();
+})();

@@ -1,0 +1,363 @@
+"""The logs viewer: server-rendered pages over the read API (``/logs``, ``/logs/{id}``, ``/profiles``, ``/login``).
+
+Pages are Jinja2 templates with autoescaping on: every recorded value (prompts, answers, ids) is data, rendered as
+text, never markup. The only scripts are the files under ``static/`` (live refresh, copy buttons, the profiles
+editor); a Content-Security-Policy forbids any other script, so even a rendering mistake could not run a prompt's
+``<script>``. The JavaScript builds elements with ``textContent``, never ``innerHTML``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from pydantic import SecretStr
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from plumbing.store.base import Store
+from services.console.access import allowed
+from services.console.api import InteractionsApi, parse_filter
+from services.console.queries import SEVERITIES, InvalidQuery
+from services.console.transcript import Answer, Conversation, Part, pretty, read_answer, read_request
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "warden_token"
+SEEN_LIMIT = 200
+SEEN_TTL_S = 30.0
+"""The filter suggestions are recomputed at most this often: each is a GROUP BY over a week of rows."""
+SEEN_DAYS = 7
+"""Suggestions come from this many recent days: the newest rows of every agent are contiguous in the sort order, so
+the window skips most granules, and ids not seen for a week are rarely the ones looked for (typing still works)."""
+RAW_DISPLAY_CHARS = 256 * 1024
+"""Raw bodies longer than this are cut in the page (the API has them whole): a browser chokes on megabytes of text."""
+PART_DISPLAY_CHARS = 100_000
+"""Likewise for one message, tool call or tool result of the conversation."""
+
+FILTERS = (
+    "profile_id",
+    "agent_id",
+    "user_id",
+    "session_id",
+    "provider",
+    "model",
+    "status",
+    "blocked",
+    "min_severity",
+    "violation_category",
+    "since",
+    "until",
+    "limit",
+    "cursor",
+)
+STATUS_CHOICES = ("2xx", "4xx", "5xx", "error", "in_flight")
+_SEEN_COLUMNS = ("agent_id", "user_id", "profile_id", "provider", "model")
+_PAGES = ("/logs", "/profiles")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+def seen_values_sql(column: str) -> str:
+    """The most recently seen distinct values of a column, newest first: the filter form's suggestions.
+
+    No FINAL: a value is a value whether or not its rows have been folded yet, and GROUP BY already deduplicates.
+    """
+    if column not in _SEEN_COLUMNS:
+        raise ValueError(f"not a column with suggestions: {column}")
+    return (
+        f"SELECT {column} AS value, max(started_at) AS last FROM warden.interactions "
+        f"WHERE started_at >= now64(6) - INTERVAL {SEEN_DAYS} DAY AND {column} != '' "
+        f"GROUP BY {column} ORDER BY last DESC LIMIT {SEEN_LIMIT}"
+    )
+
+
+def flags_sql(ids: list[str]) -> tuple[str, dict[str, Any]]:
+    """Violation counts and worst severity of the interactions on one page (a primary-key lookup per id)."""
+    params = {f"id{n}": interaction_id for n, interaction_id in enumerate(ids)}
+    placeholders = ", ".join(f"{{id{n}:UUID}}" for n in range(len(ids)))
+    sql = (
+        "SELECT toString(interaction_id) AS id, uniqExact(violation_id) AS violations, "
+        f"max(severity_rank) AS worst FROM warden.violations WHERE interaction_id IN ({placeholders}) "
+        "GROUP BY interaction_id"
+    )
+    return sql, params
+
+
+def logs_url(params: dict[str, Any] | None = None, **more: Any) -> str:
+    merged = {k: v for k, v in {**(params or {}), **more}.items() if v not in (None, "")}
+    return "/logs" + ("?" + urlencode(merged) if merged else "")
+
+
+def form_time(value: str | None) -> str:
+    """A time filter as a ``datetime-local`` input shows it (UTC, no zone suffix); unreadable values as typed."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this server: ``//evil.example`` and absolute URLs are not places to send someone after login."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/logs"
+    return target
+
+
+_SEVERITY_NAMES = {rank: name for name, rank in SEVERITIES.items()}
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals.update(logs_url=logs_url, form_time=form_time)
+    env.filters.update(
+        pretty=pretty,
+        when=lambda value: (value or "")[:19],
+        ms=lambda value: "—" if value is None else f"{value:,.0f} ms",
+        count=lambda value: "—" if value is None else f"{value:,}",
+        severity=lambda rank: _SEVERITY_NAMES.get(rank, str(rank)),
+    )
+    return env
+
+
+class Viewer:
+    def __init__(self, api: InteractionsApi, token: SecretStr | None) -> None:
+        self.api = api
+        self.store: Store = api.store
+        self.token = token
+        self.templates = _environment()
+        self._seen: dict[str, list[str]] = {}
+        self._seen_at = float("-inf")
+        self._seen_lock = asyncio.Lock()
+
+    # -- composition ---------------------------------------------------------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/logs", self.logs, methods=["GET"]),
+            Route("/logs/{interaction_id}", self.detail, methods=["GET"]),
+            Route("/profiles", self.profiles, methods=["GET"]),
+            Route("/login", self.login, methods=["GET", "POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Put the login redirect in front of the console (which the admin gate already guards)."""
+        return LoginRedirect(app, self.token)
+
+    # -- rendering -----------------------------------------------------------------------------------------------
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("logged_in", self.token is not None)
+        html = self.templates.get_template(template).render(**context)
+        return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+
+    # -- /logs ---------------------------------------------------------------------------------------------------
+
+    async def logs(self, request: Request) -> Response:
+        filters = {k: v.strip() for k, v in request.query_params.items() if k in FILTERS and v.strip()}
+        fragment = request.query_params.get("fragment") == "rows"
+        live = request.query_params.get("live") == "1"
+        error, items, next_cursor = None, [], None
+        try:
+            page = await self.api.page(parse_filter(filters))
+            items, next_cursor = page["items"], page["next_cursor"]
+        except InvalidQuery as exc:
+            error = str(exc)
+        await self._add_flags(items)
+        shared = {k: v for k, v in filters.items() if k != "cursor"}
+        context = {
+            "items": items,
+            "error": error,
+            "older_url": logs_url(shared, cursor=next_cursor, live="1" if live else None) if next_cursor else None,
+            "newest_url": logs_url(shared, live="1" if live else None) if "cursor" in filters else None,
+        }
+        status = 400 if error else 200
+        if fragment:
+            return self.render("logs_rows.html", status, **context)
+        return self.render(
+            "logs.html",
+            status,
+            **context,
+            filters=filters,
+            live=live,
+            seen=await self.seen(),
+            status_choices=STATUS_CHOICES,
+            severities=list(SEVERITIES),
+        )
+
+    async def _add_flags(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            item["violations"], item["worst"] = 0, None
+        if not items:
+            return
+        sql, params = flags_sql([item["interaction_id"] for item in items])
+        found = {row["id"]: row for row in await self.store.select(sql, params)}
+        for item in items:
+            row = found.get(item["interaction_id"])
+            if row:
+                item["violations"], item["worst"] = row["violations"], _SEVERITY_NAMES.get(row["worst"])
+
+    async def seen(self) -> dict[str, list[str]]:
+        """Recently seen values for the filter suggestions, recomputed at most every ``SEEN_TTL_S`` seconds."""
+        async with self._seen_lock:
+            if time.monotonic() - self._seen_at > SEEN_TTL_S:
+                self._seen = {
+                    column: [row["value"] for row in await self.store.select(seen_values_sql(column))]
+                    for column in _SEEN_COLUMNS
+                }
+                self._seen_at = time.monotonic()
+            return self._seen
+
+    # -- /logs/{id} ----------------------------------------------------------------------------------------------
+
+    async def detail(self, request: Request) -> Response:
+        interaction_id = request.path_params["interaction_id"]
+        try:
+            item = await self.api.detail(interaction_id)
+        except InvalidQuery as exc:
+            return self.render("message.html", 400, title="Not an interaction", message=str(exc))
+        if item is None:
+            return self.render("message.html", 404, title="Not found", message="No interaction has this id.")
+        # Bodies can be megabytes: reading and rendering them happens off the event loop, which in the embedded
+        # default also carries the proxy's traffic.
+        return await asyncio.to_thread(self._render_detail, item)
+
+    def _render_detail(self, item: dict[str, Any]) -> HTMLResponse:
+        received = item.get("request_received")
+        sent = item.get("request_sent")
+        conversation = read_request(item.get("provider") or "", item.get("route"), received)
+        answer = read_answer(item.get("response_body"), bool(item.get("stream")))
+        for part in _parts(conversation, answer):
+            if len(part.text) > PART_DISPLAY_CHARS:
+                cut = len(part.text) - PART_DISPLAY_CHARS
+                part.text = part.text[:PART_DISPLAY_CHARS] + f"\n… {cut:,} more characters (see the raw request)"
+        blocked_ids = {call.get("id") for call in item.get("blocked_tool_calls") or [] if isinstance(call, dict)}
+        return self.render(
+            "detail.html",
+            item=item,
+            conversation=conversation,
+            answer=answer,
+            answer_calls=_answer_calls(answer, item),
+            blocked_ids=blocked_ids,
+            decisions=[*(item.get("request_decisions") or []), *(item.get("response_decisions") or [])],
+            raw_received=_cut(pretty(received) if received else ""),
+            raw_sent=_cut(pretty(sent)) if sent and sent != received else None,
+            raw_response=_cut(pretty(item.get("response_body") or "")),
+        )
+
+    # -- /profiles -----------------------------------------------------------------------------------------------
+
+    async def profiles(self, _: Request) -> Response:
+        return self.render("profiles.html")
+
+    # -- /login, /logout -----------------------------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        target = safe_next(request.query_params.get("next"))
+        if self.token is None:
+            return RedirectResponse(target, status_code=303)
+        if request.method == "GET":
+            return self.render("login.html", next=target, error=None, logged_in=False)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        offered = (form.get("token") or [""])[0]
+        target = safe_next((form.get("next") or [target])[0])
+        if not hmac.compare_digest(offered.encode(), self.token.get_secret_value().encode()):
+            return self.render("login.html", 401, next=target, error="That is not the admin token.", logged_in=False)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            offered,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    async def logout(self, _: Request) -> Response:
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+
+def _parts(conversation: Conversation | None, answer: Answer | None) -> Iterator[Part]:
+    for turn in conversation.turns if conversation else []:
+        yield from turn.parts
+    if answer is not None:
+        yield from answer.tool_calls
+
+
+def _cut(text: str) -> dict[str, Any]:
+    return {"text": text[:RAW_DISPLAY_CHARS], "cut": max(len(text) - RAW_DISPLAY_CHARS, 0)}
+
+
+def _answer_calls(answer: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer's tool calls: as recorded in the common view when the recorder saw them, else as parsed here."""
+    recorded = [c for c in item.get("tool_calls") or [] if isinstance(c, dict)]
+    if recorded:
+        return [{"id": c.get("id"), "name": c.get("name"), "arguments": pretty(c.get("arguments"))} for c in recorded]
+    if answer is None:
+        return []
+    return [{"id": p.call_id, "name": p.name, "arguments": p.text} for p in answer.tool_calls]
+
+
+class LoginRedirect:
+    """With an admin token set, a browser asking for a page without it is sent to the login form instead of the
+    gate's 401 (the API keeps answering 401 JSON: scripts want a status, not a form)."""
+
+    def __init__(self, app: ASGIApp, token: SecretStr | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is not None and scope["type"] == "http" and _is_page(scope):
+            request = Request(scope)
+            client = scope.get("client")
+            if not allowed(
+                self.token,
+                request.headers.get("authorization"),
+                request.cookies.get(COOKIE),
+                client[0] if client else None,
+            ):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_page(scope: Scope) -> bool:
+    path = scope["path"]
+    if scope["method"] not in ("GET", "HEAD") or b"fragment=" in scope.get("query_string", b""):
+        return False
+    return any(path == page or path.startswith(page + "/") for page in _PAGES)

@@ -1,0 +1,87 @@
+"""The guard's detection layer: pure functions from the common view (or raw text) to findings.
+
+What is scanned where:
+
+- every message text and tool result: secrets and personal data;
+- user messages, tool results and tool descriptions: prompt injection (tool results and descriptions are indirect
+  channels and score higher); system prompts are the application's own words and are not scanned for injection;
+- the answer: secrets, personal data, and images whose URL carries data out;
+- the tool calls the model makes: exfiltration (destinations outside ``allowed_domains``, data-carrying URLs, secrets
+  and personal data in arguments). Tool calls already in a request's history were scored when the model made them.
+
+An empty ``allowed_domains`` means no allowlist is configured: destinations are then not judged by host, only by what
+they carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from schemas.view import CompletionView, ConversationView
+from services.guard.detectors import exfiltration
+from services.guard.detectors._hits import Hit, to_findings
+from services.guard.detectors.injection import Source, find_injections
+from services.guard.detectors.pii import find_pii
+from services.guard.detectors.policy import findings_from_decisions
+from services.guard.detectors.secrets import find_secrets
+from services.guard.findings import Finding
+
+__all__ = ["Finding", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
+
+
+def _scan(text: str, location: str, injection_source: Source | None, extra: Iterable[Hit] = ()) -> list[Finding]:
+    if not text:
+        return []
+    sensitive = find_secrets(text) + find_pii(text)
+    hits = [*sensitive, *extra]
+    if injection_source is not None:
+        hits += find_injections(text, source=injection_source)
+    return to_findings(text, hits, location, sensitive) if hits else []
+
+
+def scan_text(text: str, location: str = "text") -> list[Finding]:
+    """Everything the detectors can say about a raw text of unknown origin."""
+    return _scan(text, location, "text", exfiltration.scan_rendered_text(text))
+
+
+def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
+    """Findings for a request: its messages, tool results and tool definitions."""
+    findings: list[Finding] = []
+    for m in view.messages:
+        base = f"request.messages[{m.index}]"
+        if m.text:
+            source: Source | None = {"user": "user", "tool": "tool"}.get(m.role)
+            findings += _scan(m.text, f"{base}.text", source)
+        if m.tool_result is not None:
+            findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool")
+    for k, tool in enumerate(view.tools):
+        text = "\n".join([tool.description or "", *_schema_descriptions(tool.parameters)]).strip()
+        findings += _scan(text, f"request.tools[{k}].description", "tool_description")
+    return findings
+
+
+def scan_completion(view: CompletionView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
+    """Findings for an answer: its text and the tool calls it asks for."""
+    findings = _scan(view.text, "response.text", None, exfiltration.scan_rendered_text(view.text, allowed_domains=allowed_domains))
+    for j, call in enumerate(view.tool_calls):
+        by_path: dict[tuple[str, str], list[Hit]] = {}
+        for path, text, hit in exfiltration.scan_arguments(call.arguments, allowed_domains=allowed_domains):
+            by_path.setdefault((path, text), []).append(hit)
+        for (path, text), hits in by_path.items():
+            findings += to_findings(text, hits, f"response.tool_calls[{j}].{path}")
+    return findings
+
+
+def _schema_descriptions(schema: object) -> list[str]:
+    """Descriptions nested in a tool's JSON schema: a poisoned parameter description steers the model too."""
+    found: list[str] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "description" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _schema_descriptions(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _schema_descriptions(value)
+    return found

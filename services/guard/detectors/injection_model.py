@@ -1,0 +1,91 @@
+"""The learned tier of the injection detector: a linear model over word n-grams, scored window by window.
+
+Inference is plain Python (a dict lookup per feature) so the guard needs no numpy or scikit-learn at run time; the
+weights are trained offline by ``bench/guard_eval/train_injection.py`` and committed as ``model/injection.json``.
+The feature extraction and the windowing below are shared by training and inference, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+MODEL_PATH = Path(__file__).with_name("model") / "injection.json"
+
+_WINDOW = 420
+"""Characters per window: long documents are scored piecewise so an injected paragraph is not averaged away."""
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[#<>\[\]{}|*=]{2,}|[!?:]")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+
+
+def normalize(text: str) -> str:
+    """Fold the disguises that do not change meaning: compatibility forms, zero-width characters, case."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    return text.lower()
+
+
+def windows(text: str) -> list[str]:
+    """Split a text into windows of about ``_WINDOW`` characters at paragraph, line or sentence ends."""
+    if len(text) <= _WINDOW:
+        return [text]
+    out: list[str] = []
+    start = 0
+    n = len(text)
+    while start < n:
+        end = min(n, start + _WINDOW)
+        if end < n:
+            cut = max(text.rfind("\n", start + _WINDOW // 2, end), text.rfind(". ", start + _WINDOW // 2, end))
+            if cut > start:
+                end = cut + 1
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+def features(window: str) -> list[str]:
+    """Distinct word unigrams and bigrams of an already normalized window."""
+    tokens = _TOKEN.findall(window)
+    grams = set(tokens)
+    grams.update(map(" ".join, zip(tokens, tokens[1:], strict=False)))
+    return list(grams)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionModel:
+    weights: dict[str, float]
+    bias: float
+    threshold: float = 0.5
+    """Window probability from which the model raises an alarm (chosen in training for 1% false positives)."""
+
+    def window_score(self, window: str) -> float:
+        """Probability that one normalized window is an injection or jailbreak."""
+        feats = features(window)
+        if not feats:
+            return 0.0
+        get = self.weights.get
+        # Binary features, L2-normalised over every feature present (known or not), exactly as in training.
+        z = self.bias + sum(filter(None, map(get, feats))) / math.sqrt(len(feats))
+        return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0
+
+    def score(self, text: str) -> tuple[float, int]:
+        """Highest window probability over ``text`` and the character offset of that window."""
+        best, best_at, offset = 0.0, 0, 0
+        for w in windows(text):
+            s = self.window_score(normalize(w))
+            if s > best:
+                best, best_at = s, offset
+            offset += len(w)
+        return best, best_at
+
+
+@lru_cache(maxsize=1)
+def load_model(path: Path = MODEL_PATH) -> InjectionModel:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return InjectionModel(weights=data["weights"], bias=float(data["bias"]), threshold=float(data.get("threshold", 0.5)))

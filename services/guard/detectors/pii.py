@@ -1,0 +1,235 @@
+"""Personal data in text: e-mail addresses, phone numbers, payment cards, IBANs, US social security numbers, IPs.
+
+Every candidate found by a cheap regex is then validated the way the number itself allows: Luhn and issuer ranges for
+cards, mod-97 and the national format for IBANs (``python-stdnum``), the numbering plan for phone numbers
+(``phonenumbers``), the SSA's never-issued ranges for SSNs, the ``ipaddress`` module for IPs. Validation is what keeps
+hashes, order numbers, dates and version strings out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
+
+from services.guard.detectors._hits import REDACTED, Hit, mask_tail
+
+# --- e-mail -------------------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"(?<![\w.%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,24}\b(?!@)")
+# Asset names like icon@2x.png look like addresses; their "top-level domain" is a file extension.
+_FILE_TLDS = frozenset(
+    ["png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "js", "mjs", "ts", "css", "scss", "html", "htm", "py", "rb", "go", "rs", "java", "json", "yaml", "yml", "xml", "txt", "md", "pdf", "zip", "gz", "tar", "mp3", "mp4", "wav", "lock", "toml", "ini", "cfg"]
+)
+_SERVICE_LOCALS = frozenset({"git", "noreply", "no-reply", "donotreply", "mailer-daemon", "postmaster"})
+
+
+def _emails(text: str) -> list[Hit]:
+    hits = []
+    for m in _EMAIL.finditer(text):
+        local, _, domain = m.group(0).rpartition("@")
+        tld = domain.rsplit(".", 1)[-1].lower()
+        if tld in _FILE_TLDS or local.lower() in _SERVICE_LOCALS:
+            continue
+        if text[m.end() : m.end() + 1] == ":" and text[m.end() + 1 : m.end() + 2] not in (" ", ""):
+            continue  # git@host:org/repo is an SSH remote, not a mailbox
+        mask = local[:1] + REDACTED + "@" + domain
+        hits.append(Hit("pii.email", "pii", "medium", 0.95, m.start(), m.end(), mask))
+    return hits
+
+
+# --- payment cards --------------------------------------------------------------------------------------------------
+
+_CARD = re.compile(r"(?<![\d.,\-/])\d{4}(?:[ \-]?\d){9,15}(?![\d])(?![.,]\d)")
+# Issuer ranges (IIN prefixes) of the schemes in use: Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro.
+_CARD_PREFIX = re.compile(
+    r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}|3[47]\d{13}|"
+    r"6(?:011|5\d\d|4[4-9]\d)\d{12,15}|35(?:2[89]|[3-8]\d)\d{12,15}|3(?:0[0-5]|[68]\d)\d{11,16}|62\d{14,17}|"
+    r"(?:5018|5020|5038|5893|6304|6759|676[1-3])\d{8,15})$"
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+_IBAN_PREFIX = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4})* ?$")
+
+
+def _in_regions(pattern: re.Pattern[str], text: str, regions: list[tuple[int, int]]) -> list[re.Match[str]]:
+    """Matches of ``pattern`` inside the given regions only (lookbehinds still see the text before a region)."""
+    return [m for lo, hi in regions for m in pattern.finditer(text, lo, hi)]
+
+
+def _cards(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
+    hits = []
+    for m in _in_regions(_CARD, text, regions):
+        raw = m.group(0)
+        if _IBAN_PREFIX.search(text, max(0, m.start() - 40), m.start()):
+            continue  # the digits are the tail of an IBAN (valid or not), not a card
+        seps = {c for c in raw if not c.isdigit()}
+        if len(seps) > 1:
+            continue  # one kind of separator, as cards are printed
+        digits = raw.replace(" ", "").replace("-", "")
+        if seps and not _card_grouping(raw):
+            continue
+        if not (13 <= len(digits) <= 19) or len(set(digits)) < 2:
+            continue
+        if _CARD_PREFIX.match(digits) and luhn_valid(digits):
+            hits.append(Hit("pii.payment_card", "pii", "high", 0.98, m.start(), m.end(), mask_tail(digits)))
+    return hits
+
+
+def _card_grouping(raw: str) -> bool:
+    """Cards are printed in groups of 4 (4-4-4-4, 4-4-4-4-3) or 4-6-4/4-6-5 (Amex, Diners)."""
+    groups = [len(g) for g in re.split(r"[ \-]", raw)]
+    return (groups[:-1] == [4] * (len(groups) - 1) and 1 <= groups[-1] <= 4) or groups in ([4, 6, 5], [4, 6, 4])
+
+
+# --- IBAN ---------------------------------------------------------------------------------------------------------
+
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
+
+
+def _ibans(text: str) -> list[Hit]:
+    hits = []
+    for m in _IBAN.finditer(text):
+        raw = m.group(0)
+        # Greedy grouping may swallow a following upper-case word ("… 0130 00 THE"); drop trailing groups until valid.
+        for _ in range(3):
+            if stdnum_iban.is_valid(raw):
+                end = m.start() + len(raw)
+                hits.append(Hit("pii.iban", "pii", "high", 0.98, m.start(), end, raw[:2] + REDACTED))
+                break
+            if " " not in raw:
+                break
+            raw = raw.rsplit(" ", 1)[0]
+    return hits
+
+
+# --- US social security numbers -------------------------------------------------------------------------------------
+
+_SSN = re.compile(r"(?<![\d\-./])(\d{3})([\- ])(\d{2})\2(\d{4})(?![\d\-])")
+_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?|ss#)\D{0,12}(?<!\d)(\d{3})(\d{2})(\d{4})(?!\d)")
+_SSN_EXAMPLES = frozenset({"078051120", "219099999", "123456789"})
+
+
+def ssn_valid(area: str, group: str, serial: str) -> bool:
+    """The SSA never issues area 000, 666 or 900-999, group 00 or serial 0000."""
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return area + group + serial not in _SSN_EXAMPLES
+
+
+def _ssns(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
+    hits = []
+    for m in _in_regions(_SSN, text, regions):
+        if ssn_valid(m.group(1), m.group(3), m.group(4)):
+            hits.append(Hit("pii.us_ssn", "pii", "high", 0.97, m.start(), m.end(), REDACTED))
+    lower = text.lower()
+    if "ssn" in lower or "social sec" in lower or "ss#" in lower:
+        for m in _SSN_BARE.finditer(text):
+            if ssn_valid(m.group(1), m.group(2), m.group(3)):
+                hits.append(Hit("pii.us_ssn", "pii", "high", 0.95, m.start(1), m.end(3), REDACTED))
+    return hits
+
+
+# --- phone numbers --------------------------------------------------------------------------------------------------
+
+_PHONE = re.compile(
+    r"(?<![\w/.:=#@\-+])"
+    r"(\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}"
+    r"|\(\d{2,4}\)[ .\-]?\d{3,4}[ .\-]\d{3,4}"
+    r"|\d{3}[.\-]\d{3}[.\-]\d{4}"
+    r"|\d{2,4} \d{3,4} \d{3,4}(?: \d{2,4})?)"
+    r"(?![\w/]|[.\-]\d)"
+)
+_PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|mobile|cell|call|fax|whatsapp|sms)\b\D{0,15}?(?<!\d)(\d{10,11})(?!\d)")
+
+
+def _phones(text: str, regions: list[tuple[int, int]], region: str) -> list[Hit]:
+    hits = []
+    candidates = [(m.start(1), m.end(1)) for m in _in_regions(_PHONE, text, regions)]
+    lower = text.lower()
+    if any(k in lower for k in ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms")):
+        candidates += [(m.start(1), m.end(1)) for m in _PHONE_CONTEXT.finditer(text)]
+    for start, end in candidates:
+        raw = text[start:end]
+        digits = sum(c.isdigit() for c in raw)
+        if not 8 <= digits <= 15:
+            continue
+        try:
+            number = phonenumbers.parse(raw, None if raw.startswith("+") else region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            keep = raw[: len(str(number.country_code)) + 1] if raw.startswith("+") else ""
+            hits.append(Hit("pii.phone_number", "pii", "medium", 0.9, start, end, keep + REDACTED))
+    return hits
+
+
+# --- IP addresses ---------------------------------------------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+# Dotted numbers right after these words are versions, not addresses.
+_VERSION_CONTEXT = re.compile(
+    r"(?i)(?:\b(?:v|version|ver\.?|release|build|rev(?:ision)?|python|node|java|go|firmware|os|sdk|api)|==|>=|<=|~=|@)\s*$"
+)
+
+
+def _ips(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
+    hits = []
+    for m in _in_regions(_IPV4, text, regions):
+        try:
+            ip = ipaddress.ip_address(m.group(0))
+        except ValueError:
+            continue
+        # Private, loopback and reserved addresses point at infrastructure, not at a person.
+        if not ip.is_global or ip.is_multicast:
+            continue
+        if _VERSION_CONTEXT.search(text[max(0, m.start() - 16) : m.start()]):
+            continue
+        mask = m.group(0).split(".", 1)[0] + "." + REDACTED
+        hits.append(Hit("pii.ip_address", "pii", "low", 0.7, m.start(), m.end(), mask))
+    return hits
+
+
+# Checksum- or range-validated kinds win over a phone number read from the same digits.
+_PRIORITY = {"pii.payment_card": 5, "pii.iban": 5, "pii.us_ssn": 4, "pii.email": 3, "pii.phone_number": 2}
+
+
+# Where numbers long enough to be a card, SSN, phone number or IP are: the numeric detectors only look there.
+_NUMBER_RUN = re.compile(r"\d[\d \-.()/]{5,}\d")
+_IBAN_HINT = re.compile(r"[A-Z]{2}\d\d")
+
+
+def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
+    """Every validated personal datum in ``text``."""
+    if len(text) < 6:
+        return []
+    hits: list[Hit] = []
+    if "@" in text:
+        hits += _emails(text)
+    regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in _NUMBER_RUN.finditer(text)]
+    if regions:
+        hits += _cards(text, regions)
+        hits += _ssns(text, regions)
+        hits += _phones(text, regions, phone_region)
+        hits += _ips(text, regions)
+    if _IBAN_HINT.search(text):
+        hits += _ibans(text)
+    if len(hits) < 2:
+        return hits
+    kept: list[Hit] = []
+    for h in sorted(hits, key=lambda h: (_PRIORITY.get(h.detector, 1), h.end - h.start), reverse=True):
+        if all(h.end <= k.start or h.start >= k.end for k in kept):
+            kept.append(h)
+    return sorted(kept, key=lambda h: h.start)

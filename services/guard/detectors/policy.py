@@ -1,0 +1,51 @@
+"""Inline-guardrail decisions as findings, so blocks and redactions reach the security team like any detection.
+
+A decision that only allowed something (``tool_call_allowed``) is not a violation and yields nothing. The action is
+what the proxy did: ``blocked`` or ``redacted`` when the decision was enforced, ``logged`` in permissive mode.
+"""
+
+from __future__ import annotations
+
+from schemas.events import PolicyDecision
+from services.guard.detectors.secrets import find_secrets
+from services.guard.findings import Action, Finding, Severity
+
+_KINDS: dict[str, tuple[Severity, float, Action]] = {
+    "tool_call_blocked": ("high", 1.0, "blocked"),
+    "tool_result_blocked": ("high", 1.0, "blocked"),
+    "tool_result_untrusted": ("medium", 0.8, "logged"),
+    "redaction": ("medium", 1.0, "redacted"),
+}
+
+
+def _excerpt(decision: PolicyDecision) -> str:
+    text = decision.kind + (f" {decision.tool}" if decision.tool else "") + (f": {decision.reason}" if decision.reason else "")
+    # Reasons are written by policies, but one quoting a matched credential must not carry it further.
+    for hit in sorted(find_secrets(text), key=lambda h: h.start, reverse=True):
+        text = text[: hit.start] + (hit.mask or "") + text[hit.end :]
+    return text[:200]
+
+
+def findings_from_decisions(decisions: list[PolicyDecision], *, prefix: str = "request") -> list[Finding]:
+    """One ``policy`` finding per blocking, distrusting or redacting decision, in order."""
+    findings: list[Finding] = []
+    for i, decision in enumerate(decisions):
+        kind = _KINDS.get(decision.kind)
+        if kind is None:
+            continue
+        severity, score, action = kind
+        location = f"{prefix}.decisions[{i}]"
+        if decision.tool_call_id:
+            location += f".tool_call_id={decision.tool_call_id}"
+        findings.append(
+            Finding(
+                detector=f"policy.{decision.kind}",
+                category="policy",
+                severity=severity,
+                score=score,
+                location=location,
+                excerpt=_excerpt(decision),
+                action=action if decision.enforced else "logged",
+            )
+        )
+    return findings

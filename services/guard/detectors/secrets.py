@@ -1,0 +1,278 @@
+"""Credentials in text: provider API keys, tokens, private keys, JWTs and passwords written into assignments.
+
+The provider patterns come from ``detect-secrets`` (Yelp), read from its plugin classes at import so they follow its
+releases; patterns it lacks (Anthropic, Google, fine-grained GitHub, Hugging Face, modern OpenAI keys, …) are added
+here. Its scanning engine is not used: ``scan_line`` runs every plugin and filter over every line (about 60 ms for a
+ten-message request) and its entropy plugins flag hashes and base64. Instead each rule carries literal triggers and
+its regex runs only on texts that contain one, which keeps a typical request well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from detect_secrets.plugins import (
+    aws,
+    azure_storage_key,
+    basic_auth,
+    cloudant,
+    discord,
+    github_token,
+    gitlab_token,
+    ibm_cos_hmac,
+    mailchimp,
+    npm,
+    openai,
+    pypi_token,
+    sendgrid,
+    slack,
+    softlayer,
+    square_oauth,
+    stripe,
+    telegram_token,
+    twilio,
+)
+
+from services.guard.detectors._hits import REDACTED, Hit, mask_secret
+from services.guard.findings import Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    pattern: re.Pattern[str]
+    severity: Severity
+    triggers: tuple[str, ...]
+    """Literals one of which any match contains; the regex runs only when one is in the text."""
+    group: int = 0
+    """The capture group holding the secret (0: the whole match)."""
+    case: Literal["exact", "lower"] = "exact"
+    """Whether the triggers are looked up in the text as is or lowercased."""
+    score: float = 0.99
+
+
+def _ds(plugin: type, index: int) -> re.Pattern[str]:
+    """One pattern of a detect-secrets plugin, as the library ships it."""
+    return plugin.denylist[index]  # type: ignore[attr-defined, no-any-return]
+
+
+_TOKEN_END = r"(?![A-Za-z0-9_\-])"
+
+RULES: tuple[Rule, ...] = (
+    # --- from detect-secrets ---------------------------------------------------------------------------------------
+    Rule("aws_access_key_id", _ds(aws.AWSKeyDetector, 0), "high", ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")),
+    Rule("aws_secret_access_key", _ds(aws.AWSKeyDetector, 1), "critical", ("aws",), group=1, case="lower"),
+    Rule("azure_storage_key", _ds(azure_storage_key.AzureStorageKeyDetector, 0), "critical", ("AccountKey=",)),
+    Rule("cloudant_credentials", _ds(cloudant.CloudantDetector, 2), "high", ("cloudant",), group=1, case="lower"),
+    Rule("discord_bot_token", _ds(discord.DiscordBotTokenDetector, 0), "high", (".",)),
+    Rule("github_token", _ds(github_token.GitHubTokenDetector, 0), "high", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
+    *(
+        Rule("gitlab_token", p, "high", ("gl", "GR1348941"))
+        for p in gitlab_token.GitLabTokenDetector.denylist  # type: ignore[attr-defined]
+    ),
+    Rule("ibm_cos_hmac", _ds(ibm_cos_hmac.IbmCosHmacDetector, 0), "high", ("secret",), group=1, case="lower"),
+    Rule("mailchimp_key", _ds(mailchimp.MailchimpDetector, 0), "high", ("-us",)),
+    Rule("npm_token", _ds(npm.NpmDetector, 0), "high", ("_authToken",), group=1),
+    Rule("openai_api_key", _ds(openai.OpenAIDetector, 0), "high", ("T3BlbkFJ",)),
+    Rule("pypi_token", _ds(pypi_token.PypiTokenDetector, 0), "high", ("pypi-",)),
+    Rule("pypi_token", _ds(pypi_token.PypiTokenDetector, 1), "medium", ("pypi-",)),
+    Rule("sendgrid_key", _ds(sendgrid.SendGridDetector, 0), "high", ("SG.",)),
+    Rule("slack_token", _ds(slack.SlackDetector, 0), "high", ("xox",), case="lower"),
+    Rule("slack_webhook", _ds(slack.SlackDetector, 1), "medium", ("hooks.slack.com",), case="lower"),
+    Rule("softlayer_key", _ds(softlayer.SoftlayerDetector, 0), "high", ("softlayer", "sl"), group=1, case="lower"),
+    Rule("square_oauth_secret", _ds(square_oauth.SquareOAuthDetector, 0), "high", ("sq0csp-",)),
+    Rule("stripe_live_key", _ds(stripe.StripeDetector, 0), "critical", ("k_live_",)),
+    Rule("telegram_bot_token", _ds(telegram_token.TelegramBotTokenDetector, 0), "high", (":",)),
+    Rule("twilio_key", _ds(twilio.TwilioKeyDetector, 0), "high", ("AC",)),
+    Rule("twilio_key", _ds(twilio.TwilioKeyDetector, 1), "high", ("SK",)),
+    # --- not covered by detect-secrets 1.5 -------------------------------------------------------------------------
+    Rule("anthropic_api_key", re.compile(r"sk-ant-[a-z]+\d*-[A-Za-z0-9_\-]{32,}" + _TOKEN_END), "high", ("sk-ant-",)),
+    Rule(
+        "openai_api_key",
+        re.compile(r"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{32,}" + _TOKEN_END + r"|sk-[A-Za-z0-9]{48}\b"),
+        "high",
+        ("sk-",),
+    ),
+    Rule("google_api_key", re.compile(r"AIza[0-9A-Za-z_\-]{35}" + _TOKEN_END), "high", ("AIza",)),
+    Rule("github_fine_grained_token", re.compile(r"github_pat_[A-Za-z0-9_]{60,}"), "high", ("github_pat_",)),
+    Rule("huggingface_token", re.compile(r"\bhf_[A-Za-z0-9]{34,40}\b"), "high", ("hf_",)),
+    Rule("groq_api_key", re.compile(r"\bgsk_[A-Za-z0-9]{48,56}\b"), "high", ("gsk_",)),
+    Rule("xai_api_key", re.compile(r"\bxai-[A-Za-z0-9]{60,100}\b"), "high", ("xai-",)),
+    Rule("replicate_token", re.compile(r"\br8_[A-Za-z0-9]{37}\b"), "high", ("r8_",)),
+    Rule("stripe_test_key", re.compile(r"\b(?:sk|rk)_test_[0-9a-zA-Z]{24,}\b"), "low", ("k_test_",), score=0.9),
+    Rule(
+        "slack_token",
+        re.compile(r"\bxox[abposre]-[A-Za-z0-9]{6,}(?:-[A-Za-z0-9]{4,}){1,4}\b"),
+        "high",
+        ("xox",),
+    ),
+    Rule(
+        "private_key",
+        re.compile(
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[\s\S]{0,8192}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)?"
+        ),
+        "critical",
+        ("PRIVATE KEY",),
+    ),
+    Rule("private_key", re.compile(r"PuTTY-User-Key-File-[23]: [^\n]+[\s\S]{0,4096}?Private-MAC: \S+"), "critical", ("PuTTY",)),
+    Rule(
+        "jwt",
+        re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,}"),
+        "medium",
+        ("eyJ",),
+        score=0.95,
+    ),
+    Rule("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "high", ("npm_",)),
+    # Credentials inside URLs (scheme://user:password@host): the detect-secrets BasicAuth pattern, and a looser one
+    # for passwords written with characters that should have been percent-encoded (#, !, …), as people do.
+    Rule("url_credentials", _ds(basic_auth.BasicAuthDetector, 0), "high", ("://",), group=1, score=0.97),
+    Rule(
+        "url_credentials",
+        re.compile(r"\b[a-z][a-z0-9+.\-]{1,15}://[^:@/\s\"'<>]{1,64}:([^@/\s\"'<>]{3,128})@[\w\-]+(?:\.[\w\-]+)*"),
+        "high",
+        ("://",),
+        group=1,
+        score=0.95,
+    ),
+)
+
+# Every distinct trigger, looked up once per text (a substring test runs at C speed).
+_EXACT_TRIGGERS = tuple(sorted({t for r in RULES if r.case == "exact" for t in r.triggers}))
+_LOWER_TRIGGERS = tuple(sorted({t for r in RULES if r.case == "lower" for t in r.triggers}))
+
+# Keywords that end the name of a variable, key or header holding a credential (DB_PASSWORD, api_key, SMTP_PASS).
+# The regex starts at the keyword, not at the name, so it is only tried where a keyword occurs.
+_ASSIGNMENT = re.compile(
+    r"(?P<kw>password|passwd|passphrase|pwd|secret(?:[_\-]?key)?|api[_\-]?key|apikey|access[_\-]?(?:key|token)|"
+    r"auth[_\-]?token|bearer[_\-]?token|client[_\-]?secret|private[_\-]?key|token|(?<![a-z])pass)"
+    r"\b[\"']?\s*(?::=|=>|=|:)\s*"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\s]{4,200})(?P=q)|(?P<uv>[^\s\"'`,;)(}{\]\[<>]{6,200}))",
+)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+_ASSIGNMENT_TRIGGERS = ("pass", "pwd", "secret", "key", "token", "bearer", "basic")
+# Names ending in "token" or "key" that hold ids rather than credentials (pagination cursors, counters, …).
+_NOT_SECRET_NAME = re.compile(r"(?:page|next|prev|continuation|cursor|sync|resume|max|num|count|csrf_?form|idempotency)", re.I)
+_BEARER = re.compile(r"\b(?:Bearer|Basic|token)\s+([A-Za-z0-9_\-.=+/]{20,})", re.IGNORECASE)
+
+# Values that are placeholders, references or examples rather than credentials.
+_PLACEHOLDER = re.compile(
+    r"^(?:\$\{?[\w.]+\}?|\{\{.*\}\}|<[^>]*>|%\(?\w*\)?s|\*+|x{3,}|\.{3,}|…|"
+    r"(?:your|my|the|some|example|sample|dummy|fake|test|placeholder|redacted|changeme|change_me|secret|password|"
+    r"passwd|none|null|nil|true|false|undefined|required|optional|string|str|empty|hidden|masked|env|token|"
+    r"xxx+|abc123|123456|password123)(?:[_\-\s][\w\-]*)?)$",
+    re.IGNORECASE,
+)
+_CODE_VALUE = re.compile(r"^(?:os\.|env\.|process\.env|getpass|input\(|get_|settings\.|config\.|self\.|request\.)|\(|\)")
+
+
+_PLACEHOLDER_WORDS = ("your", "example", "placeholder", "changeme", "redacted", "dummy", "xxxx", "****", "here")
+
+
+def _is_credential_value(value: str, quoted: bool) -> bool:
+    if _PLACEHOLDER.match(value) or _CODE_VALUE.search(value):
+        return False
+    lowered = value.lower()
+    if any(w in lowered for w in _PLACEHOLDER_WORDS):
+        return False
+    if len(set(value)) < 4:
+        return False
+    if not quoted:
+        # Unquoted values in prose ("password: required") are words; a credential mixes classes of characters.
+        classes = sum(
+            (any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value))
+        ) + any(not c.isalnum() for c in value)
+        if classes < 2 or value.replace("_", "").replace("-", "").isalpha():
+            return False
+    # Attribute access or a dotted name (``settings.SECRET_KEY``) is code, not a value.
+    return not re.fullmatch(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+", value)
+
+
+def _jwt_is_valid(token: str) -> bool:
+    """A JWT whose header decodes to JSON naming an algorithm, so random dotted base64 is not taken for one."""
+    head = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+def _span(match: re.Match[str], group: int) -> tuple[int, int]:
+    return match.span(group) if group and match.group(group) is not None else match.span(0)
+
+
+def find_secrets(text: str) -> list[Hit]:
+    """Every credential in ``text``; overlapping matches keep the longest, most specific one."""
+    if len(text) < 8:
+        return []
+    lower = text.lower()
+    present = {t for t in _EXACT_TRIGGERS if t in text}
+    present.update(t for t in _LOWER_TRIGGERS if t in lower)
+    hits: list[Hit] = []
+    for rule in RULES:
+        if present.isdisjoint(rule.triggers):
+            continue
+        for m in rule.pattern.finditer(text):
+            start, end = _span(m, rule.group)
+            value = text[start:end]
+            if rule.name == "jwt" and not _jwt_is_valid(value):
+                continue
+            if rule.name == "url_credentials" and not _is_credential_value(value, quoted=True):
+                continue
+            # A private key's armour line names its type and is not secret; everything after it is.
+            mask = value.split("\n", 1)[0][:48] + REDACTED if rule.name == "private_key" else mask_secret(value)
+            hits.append(Hit(f"secrets.{rule.name}", "secret", rule.severity, rule.score, start, end, mask))
+    if any(t in lower for t in _ASSIGNMENT_TRIGGERS):
+        hits.extend(_assignments(text, lower))
+    return _dedupe(hits)
+
+
+def _assignments(text: str, lower: str) -> list[Hit]:
+    found: list[Hit] = []
+    for m in _ASSIGNMENT.finditer(lower):
+        quoted = m.group("qv") is not None
+        group = "qv" if quoted else "uv"
+        start, end = m.span(group)
+        value = text[start:end]  # matched on the lower-cased text, read from the original
+        if not _is_credential_value(value, quoted):
+            continue
+        name_start = m.start("kw")
+        while name_start > 0 and lower[name_start - 1] in _NAME_CHARS:
+            name_start -= 1
+        name = lower[name_start : m.end("kw")]
+        is_password = any(k in name for k in ("pass", "pwd"))
+        if not is_password:
+            # Short or single-class values under generic names (token: "abc12") are ids or examples more often than
+            # credentials, and some names ending in "token" hold cursors.
+            if len(value) < 12 or _NOT_SECRET_NAME.search(name) or not _is_credential_value(value, quoted=False):
+                continue
+        detector = "secrets.password_assignment" if is_password else "secrets.generic_secret_assignment"
+        found.append(Hit(detector, "secret", "high", 0.9 if is_password else 0.85, start, end, mask_secret(value)))
+    for m in _BEARER.finditer(text):
+        value = m.group(1)
+        if _is_credential_value(value, quoted=False):
+            start, end = m.span(1)
+            found.append(Hit("secrets.bearer_token", "secret", "high", 0.9, start, end, mask_secret(value)))
+    return found
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    """Keep one hit per region: a specific provider rule wins over a generic one, then the longer span."""
+    if len(hits) < 2:
+        return hits
+
+    def rank(h: Hit) -> tuple[int, int]:
+        generic = h.detector in ("secrets.generic_secret_assignment", "secrets.password_assignment", "secrets.bearer_token")
+        return (0 if generic else 1, h.end - h.start)
+
+    kept: list[Hit] = []
+    for h in sorted(hits, key=rank, reverse=True):
+        if all(h.end <= k.start or h.start >= k.end for k in kept):
+            kept.append(h)
+    return sorted(kept, key=lambda h: h.start)

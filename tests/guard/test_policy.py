@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from schemas.events import PolicyDecision
+from services.guard.detectors import findings_from_decisions
+
+
+def test_each_blocking_or_redacting_decision_becomes_a_policy_finding():
+    decisions = [
+        PolicyDecision(kind="tool_call_allowed", tool="search", tool_call_id="c0"),
+        PolicyDecision(kind="tool_call_blocked", tool="shell", tool_call_id="c1", reason="tool not allowed"),
+        PolicyDecision(kind="tool_result_untrusted", tool="fetch", tool_call_id="c2", reason="web content"),
+        PolicyDecision(kind="tool_result_blocked", tool="fetch", tool_call_id="c3", enforced=False),
+        PolicyDecision(kind="redaction", reason="masked 2 secrets"),
+    ]
+    findings = findings_from_decisions(decisions)
+    assert [(f.detector, f.action, f.severity) for f in findings] == [
+        ("policy.tool_call_blocked", "blocked", "high"),
+        ("policy.tool_result_untrusted", "logged", "medium"),
+        ("policy.tool_result_blocked", "logged", "high"),  # permissive mode: decided, not applied
+        ("policy.redaction", "redacted", "medium"),
+    ]
+    assert all(f.category == "policy" for f in findings)
+    assert findings[0].location == "request.decisions[1].tool_call_id=c1"
+    assert findings[0].excerpt == "tool_call_blocked shell: tool not allowed"
+
+
+def test_a_reason_quoting_a_credential_is_masked(fake_keys):
+    decision = PolicyDecision(kind="redaction", reason=f"masked {fake_keys['github']}")
+    (finding,) = findings_from_decisions([decision], prefix="response")
+    assert fake_keys["github"] not in finding.excerpt
+    assert finding.location == "response.decisions[0]"
