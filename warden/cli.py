@@ -5,11 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from plumbing import logs
 from services.ingress.settings import IngressSettings
 from warden import profiles_cli
+
+
+def run_service(main: Coroutine[Any, Any, None]) -> None:
+    """Long-running services run on uvloop (uvicorn's own loop choice only applies when it owns the loop)."""
+    try:
+        import uvloop
+    except ImportError:  # not available on every platform
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -21,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    run_service(serve(settings))
     return 0
 
 
@@ -54,7 +66,7 @@ def _ingress(args: argparse.Namespace) -> int:
 
     settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
     logs.configure(settings.log_level)
-    asyncio.run(run_ingress(settings))
+    run_service(run_ingress(settings))
     return 0
 
 
@@ -64,7 +76,7 @@ def _logger(args: argparse.Namespace) -> int:
 
     settings = LoggerSettings(**_overrides(args, ("data_dir", "metrics_port")))
     logs.configure(settings.log_level)
-    asyncio.run(run_logger(settings))
+    run_service(run_logger(settings))
     return 0
 
 
@@ -74,7 +86,7 @@ def _guard(args: argparse.Namespace) -> int:
 
     settings = GuardSettings(**_overrides(args, ("data_dir", "metrics_port")))
     logs.configure(settings.log_level)
-    asyncio.run(run_guard(settings))
+    run_service(run_guard(settings))
     return 0
 
 
@@ -84,7 +96,7 @@ def _console(args: argparse.Namespace) -> int:
 
     settings = ConsoleSettings(**_overrides(args, ("host", "console_port", "data_dir")))
     logs.configure(settings.log_level)
-    asyncio.run(run_console(settings))
+    run_service(run_console(settings))
     return 0
 
 

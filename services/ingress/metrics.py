@@ -13,6 +13,7 @@ class IngressMetrics:
     def __init__(self, registry: CollectorRegistry, agent_label_cap: int) -> None:
         labels = ("provider", "model", "profile_id", "agent_id")
         self.agent_label = LabelCap(agent_label_cap)
+        self._children: dict[tuple[str, str, str, str, int], tuple] = {}
         self.model_label = LabelCap(agent_label_cap)
         self.requests = Counter(
             "llm_requests_total", "LLM requests through the ingress", (*labels, "status"), registry=registry
@@ -60,14 +61,31 @@ class IngressMetrics:
         input_tokens: int | None,
         output_tokens: int | None,
     ) -> None:
+        key = (provider, model, profile_id, agent_id, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._children_for(provider, model, profile_id, agent_id, status)
+        requests, duration, ttft, input_counter, output_counter = children
+        requests.inc()
+        duration.observe(duration_s)
+        if ttft_s is not None:
+            ttft.observe(ttft_s)
+        if input_tokens:
+            input_counter.inc(input_tokens)
+        if output_tokens:
+            output_counter.inc(output_tokens)
+
+    def _children_for(self, provider: str, model: str, profile_id: str, agent_id: str, status: int) -> tuple:
+        """The labelled series of one combination, looked up once: ``labels()`` costs more than the increment."""
         agent = self.agent_label(agent_id)
         model = self.model_label(model)
         code = str(status)
-        self.requests.labels(provider, model, profile_id, agent, code).inc()
-        self.duration.labels(provider, model, profile_id, agent, code).observe(duration_s)
-        if ttft_s is not None:
-            self.ttft.labels(provider, model, profile_id, agent).observe(ttft_s)
-        if input_tokens:
-            self.tokens.labels(provider, model, profile_id, agent, "input").inc(input_tokens)
-        if output_tokens:
-            self.tokens.labels(provider, model, profile_id, agent, "output").inc(output_tokens)
+        if len(self._children) > 50_000:  # bounded: the label caps bound the series, this bounds the keys
+            self._children.clear()
+        return (
+            self.requests.labels(provider, model, profile_id, agent, code),
+            self.duration.labels(provider, model, profile_id, agent, code),
+            self.ttft.labels(provider, model, profile_id, agent),
+            self.tokens.labels(provider, model, profile_id, agent, "input"),
+            self.tokens.labels(provider, model, profile_id, agent, "output"),
+        )

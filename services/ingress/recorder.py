@@ -56,7 +56,8 @@ class Recorder:
     def request(
         self, ex: Exchange, received: bytes, sent: bytes | None = None, untrusted_since: str | None = None
     ) -> None:
-        event = RequestEvent(
+        # Built without validation: every field comes from typed values here, and this runs for every request.
+        event = RequestEvent.model_construct(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
             profile_id=ex.profile_id,
@@ -94,7 +95,7 @@ class Recorder:
         completion = completion or CompletionView()
         latency = finished - ex.started
         ttft = None if ex.first_byte is None else ex.first_byte - ex.started
-        event = ResponseEvent(
+        event = ResponseEvent.model_construct(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
             profile_id=ex.profile_id,

@@ -1,0 +1,570 @@
+"""What Warden's proxy adds: the same load straight to a canned upstream and through one Warden process.
+
+The upstream is nginx answering with canned OpenAI bytes (so it is never the bottleneck); Warden runs embedded
+(ingress, logger with chDB, guard, console) pinned to one core, the load generator (wrk) and nginx on the other. Each
+scenario runs at each concurrency, direct then through Warden, after a warm-up; afterwards the read API is asked
+whether Warden stored every interaction it proxied.
+
+    .venv/bin/python bench/overhead.py                       # full run, about 3 minutes
+    .venv/bin/python bench/overhead.py --duration 3 --warmup 1 --concurrency 1,16
+    .venv/bin/python bench/overhead.py --nice -10 --py-spy      # on a busy machine, with a profile at c=64
+
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# bench/ is not a package: its scripts run as files and import their neighbour `common`.
+from common import (
+    CANNED_STREAM,
+    CANNED_WHOLE,
+    REPLY_HEADER,
+    REPO_DIR,
+    RESULTS_DIR,
+    BenchError,
+    Canned,
+    LoadResult,
+    NginxUpstream,
+    WardenServer,
+    count_interactions,
+    cpu_busy_seconds,
+    cpu_list,
+    git_commit,
+    has_interactions,
+    http_request,
+    machine_info,
+    py_spy_record,
+    render_table,
+    require_tools,
+    restore_nice,
+    set_nice,
+    summarise_collapsed,
+    timestamp,
+    usable_cpus,
+    write_results,
+)
+from common import run_wrk as wrk
+
+TARGET_ADDED_P50_MS = 1.0
+TARGET_RPS = 1500.0
+_MESSAGES = [
+    {"role": "system", "content": "You are a concise assistant. Answer in one or two sentences."},
+    {"role": "user", "content": "What is the capital of France, and why has it been important historically?"},
+]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One kind of request: its body, the canned answer nginx gives it, and the route it takes through Warden.
+    Add entries to SCENARIOS for new kinds (tool calls, bigger prompts, another provider...)."""
+
+    name: str
+    body: dict[str, Any]
+    canned: Canned
+    upstream_path: str = "/chat/completions"
+    """Path under the upstream base URL (nginx serves /v1/chat/completions)."""
+    warden_path: str = "/v1/openai/chat/completions"
+    """Path on Warden; ``{profile}`` is replaced by ``/<profile id>`` when --profile-id is given, else removed."""
+    headers: dict[str, str] = field(default_factory=dict)
+    throughput_target: bool = False
+    """Whether the issue's req/s target applies to this scenario."""
+
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        name="chat",
+        body={"model": "gpt-4o-mini", "messages": _MESSAGES, "temperature": 0.2, "max_tokens": 128},
+        canned=CANNED_WHOLE,
+        throughput_target=True,
+    ),
+    Scenario(
+        name="chat-stream",
+        body={
+            "model": "gpt-4o-mini",
+            "messages": _MESSAGES,
+            "temperature": 0.2,
+            "max_tokens": 128,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        canned=CANNED_STREAM,
+    ),
+]
+
+
+@dataclass
+class Cell:
+    """One scenario at one concurrency: the direct and the Warden run, and the agent id of the Warden run."""
+
+    scenario: Scenario
+    concurrency: int
+    agent_id: str
+    direct: LoadResult | None = None
+    warden: LoadResult | None = None
+    stored: int | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+    profile: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.direct is None or self.warden is None or not self.direct.rps:
+            return None
+        return self.warden.rps / self.direct.rps
+
+    @property
+    def added_p50_ms(self) -> float | None:
+        if self.direct is None or self.warden is None:
+            return None
+        return self.warden.latency_ms["p50"] - self.direct.latency_ms["p50"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name,
+            "concurrency": self.concurrency,
+            "agent_id": self.agent_id,
+            "direct": self.direct.as_dict() if self.direct else None,
+            "warden": self.warden.as_dict() if self.warden else None,
+            "throughput_ratio": _round(self.ratio, 3),
+            "added_p50_ms": _round(self.added_p50_ms, 3),
+            "added_p99_ms": _round(
+                self.warden.latency_ms["p99"] - self.direct.latency_ms["p99"] if self.direct and self.warden else None,
+                3,
+            ),
+            "stored": self.stored,
+            "stored_outcomes": self.outcomes,
+            "profile": self.profile,
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _parse_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _parse_env(pairs: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"--profile-env takes NAME=VALUE, not {pair!r}")
+        env[name] = value
+    return env
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    names = [s.name for s in SCENARIOS]
+    p = argparse.ArgumentParser(description="Measure what Warden's proxy adds over a direct call (see bench/README.md)")
+    p.add_argument("--scenarios", default=",".join(names), help=f"comma-separated, from {names} (default: all)")
+    p.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts (default: 1,16,64)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per run (default: 10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run (default: 2)")
+    p.add_argument("--warden-cpus", default="0", help="taskset CPU list for Warden (default: 0; '' = unpinned)")
+    p.add_argument("--client-cpus", default="1", help="taskset CPU list for wrk and nginx (default: 1; '' = unpinned)")
+    p.add_argument(
+        "--profile-env",
+        "--profile-args",
+        dest="profile_env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for Warden, repeatable (e.g. a policy profile's settings)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness for Warden, nginx and wrk (e.g. -10 as root, on a machine busy with other work)",
+    )
+    p.add_argument("--profile-id", help="profile id to put in Warden's path (/v1/openai/<id>/...)")
+    p.add_argument("--label", default="", help="free text stored in the JSON result (e.g. 'restrictive profile')")
+    p.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="page through the read API to count what Warden stored per run (default: on; --no-verify only "
+        "checks that each run has at least one stored interaction)",
+    )
+    p.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the logger to catch up")
+    p.add_argument(
+        "--py-spy",
+        nargs="?",
+        const="64",
+        default=None,
+        metavar="CONCURRENCY",
+        help="profile Warden with py-spy during its measured runs at this concurrency (default when given: 64)",
+    )
+    p.add_argument(
+        "--py-spy-args",
+        default="",
+        metavar="ARGS",
+        help="extra py-spy record arguments, e.g. --py-spy-args='--native' or --py-spy-args='--gil'",
+    )
+    p.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run Warden's CLI with uvloop's event loop policy installed (to measure what that would change)",
+    )
+    p.add_argument(
+        "--warden-source",
+        type=Path,
+        help="run Warden from this source tree instead of the installed one (e.g. a `git archive` export)",
+    )
+    p.add_argument("--data-dir", type=Path, help="Warden's data directory (default: a fresh temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, chDB data, profiles)")
+    args = p.parse_args(argv)
+    args.concurrency = _parse_ints(args.concurrency)
+    wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        p.error(f"unknown scenario(s) {unknown}; known: {names}")
+    args.scenario_list = [s for s in SCENARIOS if s.name in wanted]
+    try:
+        args.extra_env = _parse_env(args.profile_env)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
+    return args
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.stamp = timestamp()
+        self.nginx = NginxUpstream(work, args.client_cpus or None)
+        self.warden: WardenServer | None = None
+        self.cells: list[Cell] = []
+        self.verification: dict[str, Any] = {}
+
+    # -- helpers
+
+    def headers(self, scenario: Scenario, agent_id: str) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "Authorization": "Bearer sk-bench-not-a-real-key",
+            "X-Archestra-Agent-Id": agent_id,
+            "X-Archestra-User-Id": "bench-user",
+            REPLY_HEADER: scenario.canned.reply,
+            **scenario.headers,
+        }
+
+    def warden_url(self, scenario: Scenario) -> str:
+        assert self.warden is not None
+        profile = f"/{self.args.profile_id}" if self.args.profile_id else ""
+        path = scenario.warden_path.replace("/openai/", f"/openai{profile}/", 1) if profile else scenario.warden_path
+        return self.warden.url + path
+
+    def direct_url(self, scenario: Scenario) -> str:
+        return self.nginx.base_url + scenario.upstream_path
+
+    def load(self, url: str, scenario: Scenario, agent_id: str, concurrency: int, seconds: float) -> LoadResult:
+        return wrk(
+            url,
+            scenario.body_bytes(),
+            self.headers(scenario, agent_id),
+            concurrency,
+            seconds,
+            self.args.client_cpus or None,
+            self.work,
+        )
+
+    # -- phases
+
+    def start(self) -> None:
+        set_nice(self.args.nice)
+        require_tools(["nginx", "wrk"] + (["py-spy"] if self.args.py_spy else []))
+        if usable_cpus() < 2 and (self.args.warden_cpus or self.args.client_cpus):
+            print("note: fewer than 2 usable CPUs; CPU pinning is ignored", file=sys.stderr)
+            self.args.warden_cpus = self.args.client_cpus = ""
+        self.nginx.start()
+        for scenario in self.args.scenario_list:
+            self.nginx.check(scenario.canned)
+        self.warden = WardenServer(
+            self.work,
+            self.nginx.base_url,
+            self.args.warden_cpus or None,
+            extra_env=self.args.extra_env,
+            data_dir=self.args.data_dir,
+            uvloop=self.args.uvloop,
+            source=self.args.warden_source,
+        )
+        self.warden.start()
+        for scenario in self.args.scenario_list:
+            self.check_through_warden(scenario)
+
+    def check_through_warden(self, scenario: Scenario) -> None:
+        """One request through Warden before the load: it must come back byte for byte as the upstream sent it."""
+        reply = http_request(
+            "POST",
+            self.warden_url(scenario),
+            scenario.body_bytes(),
+            self.headers(scenario, f"bench-{self.stamp}-check"),
+        )
+        if reply.status != 200 or reply.body != scenario.canned.body:
+            raise BenchError(
+                f"{scenario.name}: Warden answered {reply.status} with {len(reply.body)} bytes instead of "
+                f"{scenario.canned.file}: {reply.body[:300]!r}"
+            )
+
+    def run(self) -> None:
+        assert self.warden is not None
+        for scenario in self.args.scenario_list:
+            for concurrency in self.args.concurrency:
+                cell = Cell(scenario, concurrency, f"bench-{self.stamp}-{scenario.name}-c{concurrency}")
+                self.cells.append(cell)
+                label = f"{scenario.name} c={concurrency}"
+                print(f"[{label}] direct ...", end="", flush=True)
+                self.load(self.direct_url(scenario), scenario, "bench-warmup", concurrency, self.args.warmup)
+                cell.direct = self.load(
+                    self.direct_url(scenario), scenario, cell.agent_id, concurrency, self.args.duration
+                )
+                print(f" {cell.direct.rps:,.0f} req/s; warden ...", end="", flush=True)
+                self.load(
+                    self.warden_url(scenario), scenario, f"bench-{self.stamp}-warmup", concurrency, self.args.warmup
+                )
+                cell.warden = self.measure_warden(cell)
+                print(
+                    f" {cell.warden.rps:,.0f} req/s, {cell.warden.cpu_s or 0:.1f} CPU-s"
+                    + (f", {cell.warden.error_count} errors" if cell.warden.error_count else ""),
+                    flush=True,
+                )
+
+    def measure_warden(self, cell: Cell) -> LoadResult:
+        assert self.warden is not None
+        profiling = self.args.py_spy is not None and str(cell.concurrency) == self.args.py_spy
+        cores = cpu_list(self.args.warden_cpus)
+        (user_before, sys_before), busy_before = self.warden.cpu_times(), cpu_busy_seconds(cores)
+        clock = time.monotonic()
+        if profiling:
+            out = self.work / f"py-spy-{cell.scenario.name}-c{cell.concurrency}.txt"
+            with py_spy_record(
+                self.warden.pid,
+                out,
+                self.args.duration,
+                self.args.client_cpus or None,
+                extra=self.args.py_spy_args.split(),
+            ):
+                result = self.load(
+                    self.warden_url(cell.scenario), cell.scenario, cell.agent_id, cell.concurrency, self.args.duration
+                )
+            cell.profile = summarise_collapsed(out).render()
+            # The collapsed stacks are kept beside the JSON result (flamegraph.pl or speedscope read them).
+            kept = RESULTS_DIR / f"overhead-{self.stamp}-py-spy-{cell.scenario.name}-c{cell.concurrency}.txt"
+            RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(out, kept)
+            result.extra["profile_collapsed_stacks"] = str(kept)
+        else:
+            result = self.load(
+                self.warden_url(cell.scenario), cell.scenario, cell.agent_id, cell.concurrency, self.args.duration
+            )
+        user, system = self.warden.cpu_times()
+        result.cpu_s = (user - user_before) + (system - sys_before)
+        # System time is mostly loopback TCP work in the kernel; user time is Python (and chDB).
+        result.extra["cpu_user_s"], result.extra["cpu_system_s"] = (
+            round(user - user_before, 3),
+            round(system - sys_before, 3),
+        )
+        if cores:
+            # Other processes on Warden's core make its numbers worse than they are: say how much there was.
+            others = cpu_busy_seconds(cores) - busy_before - result.cpu_s
+            result.others_cpu_share = max(0.0, others) / ((time.monotonic() - clock) * len(cores))
+        return result
+
+    def verify(self) -> None:
+        """Every run must have reached storage. With --verify, wait until each run's stored count reaches what wrk
+        saw answered (it may exceed it by the requests still in flight when wrk stopped), and report the counts."""
+        assert self.warden is not None
+        url = self.warden.url
+        started = time.monotonic()
+        deadline = started + self.args.drain_timeout
+        if not self.args.verify:
+            pending = list(self.cells)
+            while pending and time.monotonic() < deadline:
+                pending = [c for c in pending if not has_interactions(url, c.agent_id)]
+                if pending:
+                    time.sleep(0.5)
+            self.verification = {
+                "mode": "presence",
+                "runs_without_stored_interactions": [c.agent_id for c in pending],
+                "seconds_waited": round(time.monotonic() - started, 1),
+            }
+            return
+        for cell in self.cells:
+            answered = cell.warden.requests if cell.warden else 0
+            while True:
+                cell.stored, outcomes = count_interactions(url, cell.agent_id)
+                cell.outcomes = dict(outcomes)
+                if (cell.stored >= answered and not outcomes.get("in_flight")) or time.monotonic() > deadline:
+                    break
+                time.sleep(1.0)
+        self.verification = {
+            "mode": "count",
+            "seconds_until_all_stored": round(time.monotonic() - started, 1),
+            "complete": all(c.stored is not None and c.warden and c.stored >= c.warden.requests for c in self.cells),
+        }
+
+    # -- report
+
+    def table(self) -> str:
+        headers = [
+            "scenario",
+            "conc",
+            "direct req/s",
+            "direct p50",
+            "direct p99",
+            "warden req/s",
+            "warden p50",
+            "warden p99",
+            "ratio",
+            "added p50",
+            "CPU/req",
+            "others",
+            "answered",
+            "stored",
+        ]
+        rows = []
+        for c in self.cells:
+            d, w = c.direct, c.warden
+            assert d is not None and w is not None
+            cpu = w.as_dict().get("cpu_us_per_request")
+            rows.append(
+                [
+                    c.scenario.name,
+                    str(c.concurrency),
+                    f"{d.rps:,.0f}",
+                    f"{d.latency_ms['p50']:.2f}ms",
+                    f"{d.latency_ms['p99']:.2f}ms",
+                    f"{w.rps:,.0f}",
+                    f"{w.latency_ms['p50']:.2f}ms",
+                    f"{w.latency_ms['p99']:.2f}ms",
+                    f"{c.ratio:.3f}" if c.ratio is not None else "-",
+                    f"{c.added_p50_ms:+.2f}ms" if c.added_p50_ms is not None else "-",
+                    f"{cpu:.0f}us" if cpu is not None else "-",
+                    "-" if w.others_cpu_share is None else f"{100 * w.others_cpu_share:.0f}%",
+                    f"{w.requests:,}" + (f" ({w.error_count} err)" if w.error_count else ""),
+                    "-" if c.stored is None else f"{c.stored:,}",
+                ]
+            )
+        return render_table(headers, rows)
+
+    def targets(self) -> list[dict[str, Any]]:
+        checks = []
+        for c in self.cells:
+            if c.concurrency == 1 and c.added_p50_ms is not None:
+                checks.append(
+                    {
+                        "target": f"{c.scenario.name} c=1: added p50 < {TARGET_ADDED_P50_MS:g} ms",
+                        "measured": f"{c.added_p50_ms:.3f} ms",
+                        "met": c.added_p50_ms < TARGET_ADDED_P50_MS,
+                    }
+                )
+            if c.scenario.throughput_target and c.concurrency in (16, 64) and c.warden is not None:
+                checks.append(
+                    {
+                        "target": f"{c.scenario.name} c={c.concurrency}: >= {TARGET_RPS:,.0f} req/s through Warden",
+                        "measured": f"{c.warden.rps:,.0f} req/s",
+                        "met": c.warden.rps >= TARGET_RPS,
+                    }
+                )
+        return checks
+
+    def report(self) -> Path:
+        print()
+        print(self.table())
+        print()
+        print("latency columns are wrk's percentiles; CPU/req = Warden's process CPU time per answered request;")
+        print("others = share of Warden's core used by other processes during its run (noise: keep it near 0%);")
+        print("answered = requests wrk completed through Warden; stored = interactions the read API holds for it")
+        print()
+        for check in self.targets():
+            print(f"  [{'met' if check['met'] else 'MISSED'}] {check['target']}: {check['measured']}")
+        if self.verification.get("mode") == "count":
+            state = "all stored" if self.verification["complete"] else "NOT all stored"
+            print(f"  logger: {state} (checked {self.verification['seconds_until_all_stored']}s after the last run)")
+        elif self.verification:
+            missing = self.verification["runs_without_stored_interactions"]
+            print(f"  logger: {'runs with nothing stored: ' + ', '.join(missing) if missing else 'every run stored'}")
+        for c in self.cells:
+            if c.profile:
+                print(f"\npy-spy profile of Warden, {c.scenario.name} c={c.concurrency}:\n{c.profile}")
+        data = {
+            "benchmark": "overhead",
+            "timestamp": self.stamp,
+            "label": self.args.label,
+            "machine": machine_info(),
+            "settings": {
+                "scenarios": [s.name for s in self.args.scenario_list],
+                "concurrency": self.args.concurrency,
+                "duration_s": self.args.duration,
+                "warmup_s": self.args.warmup,
+                "warden_cpus": self.args.warden_cpus,
+                "client_cpus": self.args.client_cpus,
+                "nice": self.args.nice,
+                "warden_env": self.args.extra_env,
+                "profile_id": self.args.profile_id,
+                "warden_uvloop_forced": self.args.uvloop,
+                "warden_source": str(self.args.warden_source or REPO_DIR),
+                "warden_source_commit": None if self.args.warden_source else git_commit(REPO_DIR),
+                "load_generator": "wrk, 1 thread, closed loop (one request in flight per connection)",
+            },
+            "results": [c.as_dict() for c in self.cells],
+            "targets": self.targets(),
+            "verification": self.verification,
+        }
+        path = write_results("overhead", self.stamp, data)
+        print(f"\nresults written to {path}")
+        return path
+
+    def stop(self) -> None:
+        if self.warden is not None:
+            code = self.warden.stop()
+            if code not in (0, None):
+                print(f"warning: warden exited with code {code}; log: {self.warden.log_path}", file=sys.stderr)
+        self.nginx.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    bench = Bench(args, work)
+    try:
+        bench.start()
+        bench.run()
+        bench.verify()
+        bench.report()
+    except BenchError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        bench.stop()
+        restore_nice()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
