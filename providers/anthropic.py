@@ -4,6 +4,7 @@ error)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from providers.common import (
     parts_text,
     sum_tokens,
 )
+from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
@@ -187,4 +189,89 @@ class AnthropicAdapter(ProviderAdapter):
             tool_calls=_tool_calls(ordered),
             usage=usage(counts),
             finish_reason=stop_reason or ("error" if errored else None),
+        )
+
+    # -- inline policy support --------------------------------------------------------------------------------------
+
+    def replace_tool_results(self, route: str, body: Any, replacements: Mapping[str, str]) -> None:
+        if not isinstance(body, dict) or not replacements:
+            return
+        for message in as_list(body.get("messages")):
+            if not isinstance(message, dict) or message.get("role") == "assistant":
+                continue
+            for block in as_list(message.get("content")):
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    replacement = replacements.get(as_str(block.get("tool_use_id")))
+                    if replacement is not None:
+                        block["content"] = replacement
+
+    def refusal_body(self, route: str, body: Any, text: str) -> bytes:
+        if not isinstance(body, dict):
+            return orjson.dumps(body)
+        return orjson.dumps(
+            {**body, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None}
+        )
+
+    def held_stream(self, route: str, content_type: str) -> HeldStream:
+        return HeldMessagesStream()
+
+
+def _event(raw: bytes) -> dict[str, Any]:
+    for _, data in iter_events(raw):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            return event
+    return {}
+
+
+def _sse(kind: str, **fields: Any) -> bytes:
+    return encode_event(orjson.dumps({"type": kind, **fields}), event=kind)
+
+
+class HeldMessagesStream(HeldStream):
+    """Messages events: held from the ``content_block_start`` of the first ``tool_use`` block. The refusal opens a text
+    block at the next index the client has not seen, then ends the message normally with the held usage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_index = 0
+        self._start_usage: dict[str, Any] = {}
+
+    def passed(self, event: bytes) -> None:
+        if b"content_block_start" not in event and b"message_start" not in event:
+            return
+        parsed = _event(event)
+        index = parsed.get("index")
+        if parsed.get("type") == "content_block_start" and isinstance(index, int):
+            self._next_index = max(self._next_index, index + 1)
+        elif parsed.get("type") == "message_start":
+            self._start_usage = as_dict(as_dict(parsed.get("message")).get("usage"))
+
+    def starts_hold(self, event: bytes) -> bool:
+        if b"content_block_start" not in event or b"tool_use" not in event:
+            return False
+        parsed = _event(event)
+        block = as_dict(parsed.get("content_block"))
+        return parsed.get("type") == "content_block_start" and block.get("type") == "tool_use"
+
+    def refusal_events(self, held: list[bytes], text: str) -> bytes:
+        found: dict[str, Any] | None = None
+        for raw in held:
+            parsed = _event(raw)
+            if parsed.get("type") == "message_delta" and isinstance(parsed.get("usage"), dict):
+                found = parsed["usage"]
+        # A stream cut before its message_delta: message_start's counts are all there is.
+        usage = found if found is not None else {"output_tokens": as_int(self._start_usage.get("output_tokens")) or 0}
+        index = self._next_index
+        return b"".join(
+            [
+                _sse("content_block_start", index=index, content_block={"type": "text", "text": ""}),
+                _sse("content_block_delta", index=index, delta={"type": "text_delta", "text": text}),
+                _sse("content_block_stop", index=index),
+                _sse("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None}, usage=usage),
+                _sse("message_stop"),
+            ]
         )

@@ -5,13 +5,15 @@ snake_case. ``:streamGenerateContent`` streams SSE with ``?alt=sse`` and one JSO
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
 
 from providers.base import ProviderAdapter, RequestMeta
 from providers.common import as_dict, as_int, as_list, as_str, json_text, optional_str, sum_tokens
+from providers.held_stream import HeldStream
 from providers.sse import iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
@@ -257,3 +259,183 @@ class GeminiAdapter(ProviderAdapter):
             usage=found,
             finish_reason=finish_reason or ("error" if errored else None),
         )
+
+    # -- inline policy support --------------------------------------------------------------------------------------
+
+    def replace_tool_results(self, route: str, body: Any, replacements: Mapping[str, str]) -> None:
+        """Walks the contents as ``request_view`` does, so a response without an id gets the same ``{name}#{n}``."""
+        if not isinstance(body, dict) or not replacements:
+            return
+        ids = _CallIds()
+        for content in as_list(body.get("contents")):
+            if not isinstance(content, dict):
+                continue
+            parts = as_list(content.get("parts"))
+            if content.get("role") == "model":
+                ids.calls(parts)
+                continue
+            answered = 0
+            for part in parts:
+                response = _field(as_dict(part), "functionResponse", "function_response")
+                if not isinstance(response, dict):
+                    continue
+                result = ids.result(response, answered)
+                answered += 1
+                if result.tool_call_id in replacements:
+                    response["response"] = {"content": replacements[result.tool_call_id]}
+
+    def refusal_body(self, route: str, body: Any, text: str) -> bytes:
+        if not isinstance(body, dict):
+            return orjson.dumps(body)
+        candidates = [_refusal_candidate(candidate, text) for candidate in as_list(body.get("candidates"))]
+        return orjson.dumps({**body, "candidates": candidates or [_refusal_candidate({}, text)]})
+
+    def held_stream(self, route: str, content_type: str) -> HeldStream:
+        return HeldGeminiStream(array=content_type.startswith("application/json"))
+
+
+def _refusal_candidate(candidate: Any, text: str) -> dict[str, Any]:
+    """A candidate turned into one text part ended normally (the spelling of its finish reason kept)."""
+    kept = {k: v for k, v in as_dict(candidate).items() if k not in ("finishReason", "finish_reason", "content")}
+    reason = "finish_reason" if "finish_reason" in as_dict(candidate) else "finishReason"
+    return {"content": {"parts": [{"text": text}], "role": "model"}, reason: "STOP", **kept}
+
+
+def _calls_a_function(chunk: Any) -> bool:
+    for candidate in as_list(as_dict(chunk).get("candidates")):
+        for part in as_list(as_dict(as_dict(candidate).get("content")).get("parts")):
+            if isinstance(_field(as_dict(part), "functionCall", "function_call"), dict):
+                return True
+    return False
+
+
+_STRUCTURE = re.compile(rb'[\[\]{}"]')
+_STRING_END = re.compile(rb'["\\]')
+_ARRAY_JUNK = b" \t\r\n[,"
+
+
+class HeldGeminiStream(HeldStream):
+    """Gemini chunks, in either stream shape: held from the first chunk whose parts hold a ``functionCall``. The
+    refusal is one last chunk with a text part and ``finishReason: STOP`` keeping the held usage; in the JSON-array
+    shape it also closes the array (or opens it, when its first element was held).
+
+    The shape is read from the first byte (``[`` opens a JSON array); ``array`` is the guess until then."""
+
+    def __init__(self, *, array: bool = False) -> None:
+        super().__init__()
+        self._array = array
+        self._shape_known = False
+        self._last: dict[str, Any] = {}  # the last chunk the client got: ids and usage when the held carry none
+        self._opened = False  # array shape: the client got the opening bracket
+        # Array scanner state: where scanning resumes in the pending bytes, nesting depth inside an element, whether in
+        # a string, whether the outer array was opened / closed.
+        self._scan = 0
+        self._depth = 0
+        self._in_string = False
+        self._outer = False
+        self._closed = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._shape_known:
+            head = (self._pending + chunk).lstrip()
+            if not head:
+                self._pending += chunk
+                return b""
+            self._array, self._shape_known = head.startswith(b"["), True
+        if not self._array:
+            return super().feed(chunk)
+        self._pending += chunk
+        return self._feed_array()
+
+    def _feed_array(self) -> bytes:
+        """Cut the array into units, each an element with the bracket or comma before it, and judge each whole one."""
+        buffer, position, start = self._pending, self._scan, 0
+        out: list[bytes] = []
+        while not self._closed:
+            if self._in_string:
+                match = _STRING_END.search(buffer, position)
+                if match is None:
+                    position = len(buffer)
+                    break
+                if match.group() == b"\\":
+                    if match.end() >= len(buffer):
+                        position = match.start()  # the escaped byte has not arrived
+                        break
+                    position = match.end() + 1
+                    continue
+                self._in_string, position = False, match.end()
+                continue
+            match = _STRUCTURE.search(buffer, position)
+            if match is None:
+                position = len(buffer)
+                break
+            token, position = match.group(), match.end()
+            if token == b'"':
+                self._in_string = True
+            elif token in (b"[", b"{"):
+                if self._outer:
+                    self._depth += 1
+                else:
+                    self._outer = True
+            elif self._depth == 0:
+                self._closed = True  # the array's own closing bracket: the rest is its tail
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    unit, start = buffer[start:position], position
+                    if self.held or self.starts_hold(unit):
+                        self.held.append(unit)
+                    else:
+                        out.append(unit)
+                        self.passed(unit)
+        if self._closed and not self.held:
+            out.append(buffer[start:])
+            start = position = len(buffer)
+        self._pending, self._scan = buffer[start:], position - start
+        return b"".join(out)
+
+    @staticmethod
+    def _chunk(event: bytes) -> Any:
+        """The chunk in one SSE event or one array unit."""
+        stripped = event.lstrip(_ARRAY_JUNK)
+        if stripped.startswith(b"{"):
+            try:
+                return orjson.loads(stripped)
+            except orjson.JSONDecodeError:
+                return None
+        for _, data in iter_events(event):
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+        return None
+
+    def passed(self, event: bytes) -> None:
+        self._opened = True
+        chunk = self._chunk(event)
+        if isinstance(chunk, dict) and "candidates" in chunk:
+            self._last = chunk
+
+    def starts_hold(self, event: bytes) -> bool:
+        if b"functionCall" not in event and b"function_call" not in event:
+            return False
+        return _calls_a_function(self._chunk(event))
+
+    def refusal_events(self, held: list[bytes], text: str) -> bytes:
+        last, usage_metadata = self._last, _field(self._last, "usageMetadata", "usage_metadata")
+        for event in held:
+            chunk = self._chunk(event)
+            if isinstance(chunk, dict) and "candidates" in chunk:
+                last = chunk
+                usage_metadata = _field(chunk, "usageMetadata", "usage_metadata") or usage_metadata
+        candidates = as_list(last.get("candidates"))
+        final: dict[str, Any] = {"candidates": [_refusal_candidate(candidates[0] if candidates else {}, text)]}
+        if usage_metadata:
+            final["usageMetadata"] = usage_metadata
+        for camel, snake in (("modelVersion", "model_version"), ("responseId", "response_id")):
+            value = _field(last, camel, snake)
+            if value is not None:
+                final[camel] = value
+        if not self._array:
+            return b"data: " + orjson.dumps(final) + b"\r\n\r\n"
+        return (b"\n,\r\n" if self._opened else b"[") + orjson.dumps(final) + b"\n]"

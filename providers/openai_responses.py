@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from providers.common import (
     parse_arguments,
     parts_text,
 )
+from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
@@ -147,3 +149,128 @@ def stream_error_event(message: str) -> bytes:
     """The Responses API's own ``error`` event (its sequence number is unknown here, so 0)."""
     payload = {"type": "error", "code": "upstream_error", "message": message, "param": None, "sequence_number": 0}
     return encode_event(orjson.dumps(payload), event="error")
+
+
+# -- inline policy support ------------------------------------------------------------------------------------------
+
+_CALL_EVENTS = frozenset(
+    {
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+    }
+)
+
+
+def replace_tool_results(body: dict[str, Any], replacements: Mapping[str, str]) -> None:
+    for item in as_list(body.get("input")):
+        if isinstance(item, dict) and item.get("type") in _RESULTS:
+            replacement = replacements.get(as_str(item.get("call_id")))
+            if replacement is not None:
+                item["output"] = replacement
+
+
+def _message_item(item_id: str, text: str, *, status: str = "completed") -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": []}] if status == "completed" else []
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def _refusal_id(response: dict[str, Any], taken: Collection[str] = ()) -> str:
+    """An id for the refusal's message item, unlike any item id the client has seen."""
+    base = "msg_refusal_" + (as_str(response.get("id")).removeprefix("resp_") or "0")
+    candidate, n = base, 1
+    while candidate in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    return candidate
+
+
+def _completed(response: dict[str, Any], output: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**response, "status": "completed", "incomplete_details": None, "error": None, "output": output}
+
+
+def refusal_body(body: Any, text: str) -> bytes:
+    """The response with its output replaced by one assistant message saying ``text``."""
+    if not isinstance(body, dict):
+        return orjson.dumps(body)
+    return orjson.dumps(_completed(body, [_message_item(_refusal_id(body), text)]))
+
+
+def _has_call(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type") in _CALLS
+
+
+def _event(raw: bytes) -> dict[str, Any]:
+    for _, data in iter_events(raw):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            return event
+    return {}
+
+
+class HeldResponsesStream(HeldStream):
+    """Responses API events: held from the first event about a call of a client tool (its output item, its argument
+    deltas, or a terminal response that holds one). The refusal appends a message item after every item the client
+    has seen and completes the response with it, numbering its events after the last one sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._items: dict[int, dict[str, Any]] = {}
+        self._response: dict[str, Any] = {}
+        self._sequence = -1
+
+    def passed(self, event: bytes) -> None:
+        parsed = _event(event)
+        if isinstance(parsed.get("sequence_number"), int):
+            self._sequence = max(self._sequence, parsed["sequence_number"])
+        if isinstance(parsed.get("response"), dict):
+            self._response = parsed["response"]
+        index, item = parsed.get("output_index"), parsed.get("item")
+        if not isinstance(index, int) or not isinstance(item, dict):
+            return
+        # An item's done event supersedes its added one (final status and content).
+        if parsed.get("type") == "response.output_item.done" or index not in self._items:
+            self._items[index] = item
+
+    def starts_hold(self, event: bytes) -> bool:
+        if b"function_call" not in event and b"custom_tool_call" not in event:
+            return False  # the common case, decided without parsing
+        parsed = _event(event)
+        if parsed.get("type") in _CALL_EVENTS or _has_call(parsed.get("item")):
+            return True
+        return any(_has_call(item) for item in as_list(as_dict(parsed.get("response")).get("output")))
+
+    def refusal_events(self, held: list[bytes], text: str) -> bytes:
+        response = self._response
+        for raw in held:
+            parsed = _event(raw)
+            if parsed.get("type") in _TERMINAL_EVENTS and isinstance(parsed.get("response"), dict):
+                response = parsed["response"]  # the final usage and timestamps
+        index = max(self._items, default=-1) + 1
+        taken = {as_str(item.get("id")) for item in self._items.values()}
+        item_id = _refusal_id(response, taken)
+        located = {"item_id": item_id, "output_index": index, "content_index": 0}
+        empty_part = {"type": "output_text", "text": "", "annotations": []}
+        part = {**empty_part, "text": text}
+        item = _message_item(item_id, text)
+        output = [self._items[i] for i in sorted(self._items)] + [item]
+        events = [
+            (
+                "response.output_item.added",
+                {"output_index": index, "item": _message_item(item_id, text, status="in_progress")},
+            ),
+            ("response.content_part.added", {**located, "part": empty_part}),
+            ("response.output_text.delta", {**located, "delta": text, "logprobs": []}),
+            ("response.output_text.done", {**located, "text": text, "logprobs": []}),
+            ("response.content_part.done", {**located, "part": part}),
+            ("response.output_item.done", {"output_index": index, "item": item}),
+            ("response.completed", {"response": _completed(response, output)}),
+        ]
+        out = []
+        for number, (kind, fields) in enumerate(events, start=self._sequence + 1):
+            payload = {"type": kind, "sequence_number": number, **fields}
+            out.append(encode_event(orjson.dumps(payload), event=kind))
+        return b"".join(out)
