@@ -57,6 +57,8 @@ from common import (
     write_results,
 )
 from common import run_wrk as wrk
+from policy_profile import POLICY_PROFILE_ID, history
+from policy_profile import seed as seed_policy_profile
 
 TARGET_ADDED_P50_MS = 1.0
 TARGET_RPS = 1500.0
@@ -86,6 +88,14 @@ class Scenario:
         return json.dumps(self.body, separators=(",", ":")).encode()
 
 
+_HISTORY_BODY = {
+    "model": "gpt-4o-mini",
+    "messages": history(40),
+    "tools": [
+        {"type": "function", "function": {"name": f"tool_{n}", "parameters": {"type": "object"}}} for n in range(25)
+    ],
+}
+
 SCENARIOS: list[Scenario] = [
     Scenario(
         name="chat",
@@ -104,6 +114,15 @@ SCENARIOS: list[Scenario] = [
             "stream_options": {"include_usage": True},
         },
         canned=CANNED_STREAM,
+    ),
+    # The same 40-message tool-using history through the default profile and through a restrictive profile with 50
+    # policies and secret redaction: the difference is what the inline guardrails cost.
+    Scenario(name="history40", body=_HISTORY_BODY, canned=CANNED_WHOLE),
+    Scenario(
+        name="history40-policies",
+        body=_HISTORY_BODY,
+        canned=CANNED_WHOLE,
+        warden_path=f"/v1/openai/{POLICY_PROFILE_ID}/chat/completions",
     ),
 ]
 
@@ -297,6 +316,8 @@ class Bench:
         self.nginx.start()
         for scenario in self.args.scenario_list:
             self.nginx.check(scenario.canned)
+        if any(s.name.endswith("-policies") for s in self.args.scenario_list):
+            seed_policy_profile(self.args.data_dir or self.work / "warden-data")
         self.warden = WardenServer(
             self.work,
             self.nginx.base_url,

@@ -131,6 +131,7 @@ def uvicorn_config(app: Dispatch, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,
         date_header=False,
         timeout_graceful_shutdown=30,
     )

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from services.ingress.enforcement import Enforcement, Judged, is_active
 from services.ingress.headers import client_headers, upstream_headers
+from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
@@ -84,16 +84,16 @@ class Ingress:
         upstream = self.upstreams.get(route.provider) if route else None
         if route is None or upstream is None:
             await _error(
-                send, _FALLBACK_ADAPTER, 404, f"no provider is configured at {scope['path']}", str(uuid.uuid4())
+                send, _FALLBACK_ADAPTER, 404, f"no provider is configured at {scope['path']}", new_interaction_id()
             )
             return
         adapter = upstream.adapter
         profile = self.profiles(route.profile_id)
         if profile is None:
-            await _error(send, adapter, 404, f"unknown profile {route.profile_id}", str(uuid.uuid4()))
+            await _error(send, adapter, 404, f"unknown profile {route.profile_id}", new_interaction_id())
             return
         ex = Exchange(
-            interaction_id=str(uuid.uuid4()),
+            interaction_id=new_interaction_id(),
             started_at=now(),
             started=time.perf_counter(),
             provider=adapter.name,
