@@ -113,8 +113,9 @@ class KafkaBus:
         if self._buffer:
             self._spill(len(self._buffer))
         if self._producer is not None:
+            # aiokafka's stop() waits for ever on a dead broker; what it still held is in the spool already.
             with contextlib.suppress(Exception):
-                await self._producer.stop()
+                await asyncio.wait_for(self._producer.stop(), 10)
             self._producer = None
 
     def pending(self) -> int:
@@ -136,7 +137,7 @@ class KafkaBus:
             await producer.start()
         except BaseException:
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await asyncio.wait_for(producer.stop(), 10)
             raise
         return producer
 
@@ -215,7 +216,7 @@ class KafkaBus:
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await asyncio.wait_for(producer.stop(), 10)
         await asyncio.sleep(0.5)
 
     async def _spill_loop(self) -> None:

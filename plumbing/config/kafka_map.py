@@ -80,7 +80,8 @@ class KafkaMap(Generic[M]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._producer is not None:
-            await self._producer.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._producer.stop(), 10)
 
     async def _follow(self) -> None:
         while True:

@@ -16,12 +16,13 @@ any producers on it) running while the broker goes down and comes back.
 
 Command line (run from the repository root)::
 
-    python -m tests.support.kafka_broker --fetch   # warm the jar cache (CI does this before the tests)
+    python -m tests.support.kafka_broker --fetch   # warm the cache (jars + class archive), e.g. in CI before pytest
     python -m tests.support.kafka_broker --run     # foreground broker for development; prints its address
 
 Start-up speed: the first broker that stops gracefully leaves an AppCDS class archive (`broker-cds-*.jsa`) next to the
-jars; later JVMs map it and start in about half the time (~1.7 s instead of ~3.7 s here). `--fetch` builds it too. A
-stale or foreign archive is ignored by the JVM (it only logs a warning), so it never breaks a start.
+jars; later JVMs map it and reach "ready" with about half the work (measured: 2.5 s of CPU instead of 4.3 s; ~1.7 s
+instead of ~3.7 s wall on a quiet 2-core machine). `--fetch` builds it too. A stale or foreign archive is ignored by
+the JVM (it only logs a warning), so it never breaks a start.
 
 Environment: WARDEN_KAFKA_VERSION (default DEFAULT_KAFKA_VERSION), WARDEN_KAFKA_CACHE (cache root),
 WARDEN_KAFKA_JVM_OPTS (extra JVM flags, appended last so they win), WARDEN_KAFKA_CDS=0 (no class archive),
@@ -137,6 +138,9 @@ def ensure_jars(version: str | None = None) -> Path:
         if proc.returncode != 0 or not (staging / f"kafka_2.13-{version}.jar").is_file():
             output = _tail(proc.stdout + proc.stderr, 40)
             raise KafkaBrokerError(f"fetching Kafka {version} with Maven failed (exit {proc.returncode}):\n{output}")
+        # A class archive records the jars' timestamps; one built against an earlier copy would only be ignored.
+        for stale in target.parent.glob("broker-cds-*.jsa"):
+            stale.unlink(missing_ok=True)
         staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared (e.g. CI warms it as another user)
         try:
             staging.rename(target)
@@ -522,6 +526,7 @@ class KafkaBroker:
         self._format_storage()
 
     def _spawn(self) -> None:
+        self._finish_archive_dump(published=False)  # a JVM that died on its own may have left a partial one
         self._prepare()
         cmd = self._java_cmd("kafka.Kafka", str(self.config_path), dump_archive=True)
         on_main_thread = threading.current_thread() is threading.main_thread()

@@ -46,11 +46,15 @@ def _unavailable(reason: str) -> None:
 def _warden_kafka_broker() -> Iterator[KafkaBroker]:
     global _session_broker
     broker = KafkaBroker()
+    failure: str | None = None
     try:
         broker.start()
     except (KafkaBrokerError, OSError) as exc:
-        broker.close()
-        _unavailable(str(exc))
+        # The temp dir stays so the full broker.log named in the message can be read.
+        broker.kill()
+        failure = str(exc)
+    if failure is not None:
+        _unavailable(failure)
     _session_broker = broker
     try:
         yield broker
