@@ -22,7 +22,7 @@ class Finding(BaseModel):
     severity: Severity
     score: float = Field(ge=0.0, le=1.0)
     location: str
-    """Where in the interaction, e.g. ``request.messages[3].tool_result`` or ``response.tool_calls[0].arguments.url``."""
+    """Where in the interaction: ``request.messages[3].tool_result``, ``response.tool_calls[0].arguments.url``, …"""
     excerpt: str = ""
     """A short excerpt with the sensitive part masked; never the full secret or personal datum."""
     action: Action = "logged"

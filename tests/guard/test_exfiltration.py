@@ -35,7 +35,10 @@ def test_unlisted_destinations_only_when_an_allowlist_is_configured():
     assert scan_completion(view) == []
     findings = scan_completion(view, allowed_domains=ALLOWED)
     assert {f.detector for f in findings} == {"exfiltration.unlisted_destination", "exfiltration.unlisted_recipient"}
-    assert {f.location for f in findings} == {"response.tool_calls[0].arguments.url", "response.tool_calls[0].arguments.to"}
+    assert {f.location for f in findings} == {
+        "response.tool_calls[0].arguments.url",
+        "response.tool_calls[0].arguments.to",
+    }
     assert not scan_completion(call({"url": "https://api.example.com/v1/items/7"}), allowed_domains=ALLOWED)
 
 

@@ -16,7 +16,9 @@ def test_email_but_not_asset_names_or_ssh_remotes():
     assert kinds("use icon@2x.png and git@github.com:org/repo.git") == []
 
 
-@pytest.mark.parametrize("number", ["4539 1488 0343 6467", "5555-5555-5555-4444", "378282246310005", "3530111333300000"])
+@pytest.mark.parametrize(
+    "number", ["4539 1488 0343 6467", "5555-5555-5555-4444", "378282246310005", "3530111333300000"]
+)
 def test_luhn_valid_cards_with_a_known_issuer(number):
     assert kinds(f"card: {number}") == ["pii.payment_card"]
 

@@ -16,6 +16,7 @@ they carry.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from schemas.view import CompletionView, ConversationView
 from services.guard.detectors import exfiltration
@@ -29,14 +30,30 @@ from services.guard.findings import Finding
 __all__ = ["Finding", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
 
 
+_CACHED_TEXT_MAX = 16_384
+
+
+@lru_cache(maxsize=4096)
+def _detect_cached(text: str, injection_source: Source | None) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
+    return _detect(text, injection_source)
+
+
+def _detect(text: str, injection_source: Source | None) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
+    """(sensitive spans, injection hits) of one text."""
+    sensitive = (*find_secrets(text), *find_pii(text))
+    injections = tuple(find_injections(text, source=injection_source)) if injection_source is not None else ()
+    return sensitive, injections
+
+
 def _scan(text: str, location: str, injection_source: Source | None, extra: Iterable[Hit] = ()) -> list[Finding]:
     if not text:
         return []
-    sensitive = find_secrets(text) + find_pii(text)
-    hits = [*sensitive, *extra]
-    if injection_source is not None:
-        hits += find_injections(text, source=injection_source)
-    return to_findings(text, hits, location, sensitive) if hits else []
+    # Every request re-sends the conversation so far: the same texts come back turn after turn, so results are
+    # memoised (the detectors are pure); very long texts are not, to bound the memory this can hold.
+    detect = _detect_cached if len(text) <= _CACHED_TEXT_MAX else _detect
+    sensitive, injections = detect(text, injection_source)
+    hits = [*sensitive, *injections, *extra]
+    return to_findings(text, hits, location, list(sensitive)) if hits else []
 
 
 def scan_text(text: str, location: str = "text") -> list[Finding]:
@@ -49,11 +66,12 @@ def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str]
     findings: list[Finding] = []
     for m in view.messages:
         base = f"request.messages[{m.index}]"
-        if m.text:
-            source: Source | None = {"user": "user", "tool": "tool"}.get(m.role)
-            findings += _scan(m.text, f"{base}.text", source)
         if m.tool_result is not None:
             findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool")
+        # Adapters also copy a tool result's content into the text: scan it once, as the tool result.
+        if m.text and (m.tool_result is None or m.text != m.tool_result.content):
+            source: Source | None = {"user": "user", "tool": "tool"}.get(m.role)
+            findings += _scan(m.text, f"{base}.text", source)
     for k, tool in enumerate(view.tools):
         text = "\n".join([tool.description or "", *_schema_descriptions(tool.parameters)]).strip()
         findings += _scan(text, f"request.tools[{k}].description", "tool_description")
@@ -62,7 +80,9 @@ def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str]
 
 def scan_completion(view: CompletionView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Findings for an answer: its text and the tool calls it asks for."""
-    findings = _scan(view.text, "response.text", None, exfiltration.scan_rendered_text(view.text, allowed_domains=allowed_domains))
+    findings = _scan(
+        view.text, "response.text", None, exfiltration.scan_rendered_text(view.text, allowed_domains=allowed_domains)
+    )
     for j, call in enumerate(view.tool_calls):
         by_path: dict[tuple[str, str], list[Hit]] = {}
         for path, text, hit in exfiltration.scan_arguments(call.arguments, allowed_domains=allowed_domains):

@@ -73,17 +73,47 @@ def _url_hits(text: str, allowed: frozenset[str]) -> list[Hit]:
         reason = carries_data(url)
         if reason:
             note = f"{reason} sent to {host}"
-            hits.append(Hit("exfiltration.data_in_url", "exfiltration", "high", 0.9, m.start(), m.start() + len(url),
-                            _mask_url(url), note=f"{_mask_url(url)} ({note})"))
+            hits.append(
+                Hit(
+                    "exfiltration.data_in_url",
+                    "exfiltration",
+                    "high",
+                    0.9,
+                    m.start(),
+                    m.start() + len(url),
+                    _mask_url(url),
+                    note=f"{_mask_url(url)} ({note})",
+                )
+            )
         elif allowed and host and not host_allowed(host, allowed):
-            hits.append(Hit("exfiltration.unlisted_destination", "exfiltration", "medium", 0.7, m.start(),
-                            m.start() + len(url), _mask_url(url), note=f"{_mask_url(url)} (host not allowed)"))
+            hits.append(
+                Hit(
+                    "exfiltration.unlisted_destination",
+                    "exfiltration",
+                    "medium",
+                    0.7,
+                    m.start(),
+                    m.start() + len(url),
+                    _mask_url(url),
+                    note=f"{_mask_url(url)} (host not allowed)",
+                )
+            )
     if allowed and "@" in text:
         for m in _EMAIL.finditer(text):
             if not host_allowed(m.group(1), allowed):
                 masked = m.group(0)[:1] + REDACTED + "@" + m.group(1)
-                hits.append(Hit("exfiltration.unlisted_recipient", "exfiltration", "medium", 0.7, m.start(), m.end(),
-                                masked, note=f"{masked} (recipient domain not allowed)"))
+                hits.append(
+                    Hit(
+                        "exfiltration.unlisted_recipient",
+                        "exfiltration",
+                        "medium",
+                        0.7,
+                        m.start(),
+                        m.end(),
+                        masked,
+                        note=f"{masked} (recipient domain not allowed)",
+                    )
+                )
     return hits
 
 
@@ -100,8 +130,17 @@ def scan_arguments(arguments: Any, *, allowed_domains: frozenset[str] = frozense
     for path, text in _walk(arguments, "arguments"):
         hits = _url_hits(text, allowed_domains)
         for h in find_secrets(text):
-            hits.append(Hit(h.detector.replace("secrets.", "exfiltration.secret_in_arguments."), "exfiltration",
-                            "critical" if h.severity in ("high", "critical") else "high", h.score, h.start, h.end, h.mask))
+            hits.append(
+                Hit(
+                    h.detector.replace("secrets.", "exfiltration.secret_in_arguments."),
+                    "exfiltration",
+                    "critical" if h.severity in ("high", "critical") else "high",
+                    h.score,
+                    h.start,
+                    h.end,
+                    h.mask,
+                )
+            )
         for h in find_pii(text):
             severity = "high" if h.severity == "high" else "medium"
             if h.detector == "pii.email" and any(x.detector == "exfiltration.unlisted_recipient" for x in hits):
@@ -110,8 +149,17 @@ def scan_arguments(arguments: Any, *, allowed_domains: frozenset[str] = frozense
             # An address in a "to" field is where data goes, not data; PII in payload-like fields is the data.
             if h.detector == "pii.email" and key not in _DATA_KEYS:
                 continue
-            hits.append(Hit(h.detector.replace("pii.", "exfiltration.pii_in_arguments."), "exfiltration", severity,
-                            h.score * 0.9, h.start, h.end, h.mask))
+            hits.append(
+                Hit(
+                    h.detector.replace("pii.", "exfiltration.pii_in_arguments."),
+                    "exfiltration",
+                    severity,
+                    h.score * 0.9,
+                    h.start,
+                    h.end,
+                    h.mask,
+                )
+            )
         found.extend((path, text, h) for h in hits)
     return found
 
@@ -127,9 +175,29 @@ def scan_rendered_text(text: str, *, allowed_domains: frozenset[str] = frozenset
             host = urlsplit(url).hostname or ""
             reason = carries_data(url)
             if reason:
-                hits.append(Hit("exfiltration.image_url_data", "exfiltration", "high", 0.9, m.start(), m.end(),
-                                _mask_url(url), note=f"image {_mask_url(url)} ({reason})"))
+                hits.append(
+                    Hit(
+                        "exfiltration.image_url_data",
+                        "exfiltration",
+                        "high",
+                        0.9,
+                        m.start(),
+                        m.end(),
+                        _mask_url(url),
+                        note=f"image {_mask_url(url)} ({reason})",
+                    )
+                )
             elif allowed_domains and host and not host_allowed(host, allowed_domains):
-                hits.append(Hit("exfiltration.image_unlisted_host", "exfiltration", "medium", 0.6, m.start(), m.end(),
-                                _mask_url(url), note=f"image {_mask_url(url)} (host not allowed)"))
+                hits.append(
+                    Hit(
+                        "exfiltration.image_unlisted_host",
+                        "exfiltration",
+                        "medium",
+                        0.6,
+                        m.start(),
+                        m.end(),
+                        _mask_url(url),
+                        note=f"image {_mask_url(url)} (host not allowed)",
+                    )
+                )
     return hits

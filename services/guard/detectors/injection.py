@@ -35,12 +35,18 @@ class _Rule:
     name: str
     pattern: re.Pattern[str]
     score: float
-    triggers: tuple[str, ...]
-    """Literals one of which every match contains: the regex runs only on texts holding one (a C-speed check)."""
+    triggers: tuple[tuple[str, ...], ...]
+    """Groups of literals: every match contains one literal of each group, so the regex runs only on texts that do
+    (substring tests run at C speed, the regexes do not). Written ``"a|b&c|d"``: (a or b) and (c or d)."""
+
+    def may_match(self, text: str) -> bool:
+        contains = text.__contains__  # map over a bound C method: no Python frame per literal
+        return all(any(map(contains, group)) for group in self.triggers)
 
 
 def _r(name: str, pattern: str, score: float, triggers: str) -> _Rule:
-    return _Rule(name, re.compile(pattern), score, tuple(triggers.split("|")))
+    groups = tuple(tuple(group.split("|")) for group in triggers.split("&"))
+    return _Rule(name, re.compile(pattern), score, groups)
 
 
 _W = r"(?:[\w'\-]+[ ,]+)"  # one word and the space after it, for "up to n words" gaps
@@ -58,7 +64,9 @@ RULES: tuple[_Rule, ...] = (
         + r"{0,3}?(?:instructions?|directions?|directives?|prompts?|rules|guidelines|commands|context|messages|"
         r"constraints|programming|guardrails|restrictions|policies|orders|task|training|filters|safeguards)\b",
         0.9,
-        "ignor|disregard|forget|overrid|bypass|neglect|skip|abandon|dismiss|discard|drop|set aside|throw away|follow",
+        "ignor|disregard|forget|overrid|bypass|neglect|skip|abandon|dismiss|discard|drop|set aside|throw away|follow"
+        "&instruction|direction|directive|prompt|rule|guideline|command|context|message|constraint|programming|guardrail|"
+        "restriction|polic|order|task|training|filter|safeguard",
     ),
     _r(
         "ignore_everything_above",
@@ -76,7 +84,8 @@ RULES: tuple[_Rule, ...] = (
         r"\byour (?:new|real|actual|true|only) (?:task|goal|purpose|instructions?|objective|job|role) (?:is|are|now)\b|"
         r"\bfrom now on,? (?:you (?:will|are|must|shall|should)|respond|answer|act|only|always|never|reply)\b)",
         0.75,
-        "instruction|directive|task|orders|prompt|goal|purpose|objective|job|role|from now on",
+        "new |updated|revised|real |actual|true |secret|hidden|additional|important|priority|your |from now on"
+        "&instruction|directive|task|orders|prompt|goal|purpose|objective|job|role|from now on",
     ),
     _r(
         "role_override",
@@ -93,7 +102,8 @@ RULES: tuple[_Rule, ...] = (
         "persona_jailbreak",
         r"\b(?:do anything now|developer mode (?:enabled|output|on|activated)|enable developer mode|"
         r"(?:dan|stan|dude|aim|anti-?dan|evil|jailbreak|god|sudo|unrestricted|unfiltered|uncensored|opposite|"
-        r"chaos|villain|unlocked|dev) mode|godmode|god-mode|jailbroken|i'?m free!|l\\?o/v\\?e|\[\s*(?:🔓|🔒)\s*jailbreak\s*\]|stay in character|"
+        r"chaos|villain|unlocked|dev) mode|godmode|god-mode|jailbroken|i'?m free!|l\\?o/v\\?e|"
+        r"\[\s*(?:🔓|🔒)\s*jailbreak\s*\]|stay in character|"
         r"break(?:ing)? character|broken free of|free from (?:the )?(?:typical |usual )?(?:confines|restrictions|"
         r"rules|limitations)|(?:not|never) bound by (?:any |the )?(?:\w+ ){0,2}(?:rules|restrictions|guidelines|"
         r"policies|ethics|laws|limitations)|without any (?:ethical|moral|content) (?:guidelines|restrictions|"
@@ -130,7 +140,11 @@ RULES: tuple[_Rule, ...] = (
         r"starting with)|"
         r"\boutput initialization above\b",
         0.85,
-        "prompt|instruction|message|above|before this|beginning|start|initialization",
+        "system prompt|system message|system instruction|initial prompt|initial instruction|original prompt|"
+        "original instruction|hidden prompt|hidden instruction|preprompt|pre-prompt|developer message|developer prompt|"
+        "developer instruction|were given|been given|prompt above|instructions above|prompt before|instructions before|"
+        "what is your|what are your|what was your|what were your|what is the|what are the|what was the|what were the|"
+        "above|before this|from the beginning|from the start|initialization",
     ),
     _r(
         "addressed_to_model",
@@ -143,7 +157,9 @@ RULES: tuple[_Rule, ...] = (
         r"this\b|"
         r"\b(?:dear|hey|hello|attention) (?:ai|assistant|llm|chatgpt|claude|gemini|agent|language model)\b)",
         0.75,
-        "ai|a.i.|assistant|llm|model|agent|bot|gpt|claude|gemini|copilot|automated",
+        "note|message|instruction|notice|memo|attention|directive|request|if you are|dear |hey |hello |reading|"
+        "processing|summari|parsing|analy"
+        "& ai|a.i.|assistant|llm|model|agent|bot|gpt|claude|gemini|copilot|automated",
     ),
     _r(
         "hidden_from_user",
@@ -151,7 +167,7 @@ RULES: tuple[_Rule, ...] = (
         r"notify(?:ing)?|alert(?:ing)?|ask(?:ing)?|let(?:ting)?) (?:the |your )?(?:user|human|operator|owner)\b"
         r"(?:[^.\n]{0,40}\b(?:about|of|that|know))?",
         0.7,
-        "user|human|operator|owner",
+        "do not|don't|never|without&user|human|operator|owner",
     ),
     _r(
         "task_hijack",
@@ -171,9 +187,14 @@ RULES: tuple[_Rule, ...] = (
     ),
     _r(
         "fake_role_turn",
-        r"(?:^|\n)[ \t>#*\-]*(?:\[?(?:system|assistant|developer|admin|root)\]?|###\s*(?:system|instruction|"
-        r"new instruction)s?|\(system_?message\)|system (?:override|update|alert|note|notice|message)|"
-        r"admin(?:istrator)? (?:override|command|mode|request))\s*[:\]>]\s*\S",
+        # A bracketed role marker ([system], (system_message), <admin>) needs nothing more; a bare "system:" line
+        # must be followed by an instruction, so that logs ("system: service started") stay quiet.
+        r"(?:\[(?:system|assistant|developer|admin|root)\]|\((?:system|admin|developer)(?: ?(?:message|prompt|note|"
+        r"instruction)s?)?\)|<(?:system|admin|developer)>)\s*\w|"
+        r"(?:^|\n)[ \t>#*\-]*(?:system|assistant|developer|admin|root|###\s*(?:system|instruction|new instruction)s?|"
+        r"system (?:override|update|alert|note|notice|message)|admin(?:istrator)? (?:override|command|mode|request))"
+        r"\s*:\s*(?:you|ignore|new|always|never|do|don't|respond|reply|from now|the assistant|forget|disregard|"
+        r"override|print|output|say|send|reveal|please|follow|stop|call|execute)\b",
         0.6,
         "system|assistant|developer|admin|root",
     ),
@@ -182,10 +203,11 @@ RULES: tuple[_Rule, ...] = (
         r"\b(?:send|forward|email|e-mail|post|upload|transfer|exfiltrate|leak|copy|submit|share)\b[^.\n]{0,40}?"
         r"\b(?:all|every|entire|full|whole|your|the user's|user's|any)\b[^.\n]{0,30}?\b(?:messages|emails|"
         r"conversations?|chat history|history|files|documents|passwords?|credentials|api keys?|secrets?|"
-        r"tokens?|contacts|personal (?:data|information)|data)\b[^.\n]{0,60}?\b(?:to|at|into|via)\b[^.\n]{0,30}?"
+        r"tokens?|contacts|personal (?:data|information)|data)\b[^.\n]{0,60}?\b(?:to|at|into|via)\b[^\n]{0,30}?"
         r"(?:https?://|www\.|@|\biban\b|\baccount\b|\bwebsite\b|\bserver\b|\bendpoint\b|\burl\b)",
         0.7,
-        "send|forward|mail|post|upload|transfer|exfiltrate|leak|copy|submit|share",
+        "send|forward|mail|post|upload|transfer|exfiltrate|leak|copy|submit|share"
+        "&http|www.|@|iban|account|website|server|endpoint|url",
     ),
     _r(
         "markdown_exfiltration",
@@ -193,6 +215,21 @@ RULES: tuple[_Rule, ...] = (
         r"\b(?:render|include|add|append|output|insert|display)\b[^.\n]{0,60}!\[[^\]\n]*\]\(https?://[^)\s]*\?",
         0.85,
         "](",
+    ),
+    _r(
+        "ignore_earlier_anything",
+        r"\b(?:ignore|disregard|forget)\s+(?:all\s+)?(?:your|all|any)\s+(?:previous|prior|above|earlier|preceding|"
+        r"original|initial)\s+\w+",
+        0.55,
+        "ignor|disregard|forget",
+    ),
+    _r(
+        "output_override",
+        r"\b(?:reply|respond|answer|say|output|print|return|write)\b(?: to me)?(?: only)?(?: with)?(?: the "
+        r"(?:word|text|string|phrase|code))?\s*['\"“][^'\"”\n]{1,80}['\"”]\s*(?:instead|and nothing else|only|"
+        r"and stop)\b|\bstop what you(?:'re| are) doing\b|\bstop (?:everything|all tasks|the current task)\b",
+        0.65,
+        "reply|respond|answer|say|output|print|return|write|stop",
     ),
     _r(
         "payload_canary",
@@ -234,7 +271,7 @@ _DISCUSSION = re.compile(
 # ... and so are phrases named right after they are quoted: "'Ignore previous instructions' is a short story".
 _DISCUSSED_AFTER = re.compile(
     r"\W{0,3}\s*(?:is|was|are|were)\s+(?:a|an|the|one|called|known)\b|\W{0,3}\s*(?:attacks?|prompts?|phrases?|"
-    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"”’]\s*(?:,\s*['\"“‘]|\])"
+    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"\u201d\u2019]\s*(?:,\s*['\"\u201c\u2018]|\])"
 )
 _NEGATED = re.compile(r"\b(?:do not|don't|never|not|shouldn't|should not|must not|mustn't|won't|cannot|can't)\s+$")
 
@@ -250,19 +287,23 @@ _SPACED_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[ :][0-9A-Fa-f]{2}){15,}")
 _LONG_TOKEN = 24
 
 
-def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | None = None) -> list[Hit]:
+def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | None = None) -> tuple[list[Hit], bool]:
+    """Rule hits, and whether a known phrasing was found only negated or discussed (``defused``)."""
     hits: list[Hit] = []
+    defused = False
     for rule in RULES:
-        if not any(t in norm for t in rule.triggers):
+        if not rule.may_match(norm):
             continue
         best: Hit | None = None
         for m in rule.pattern.finditer(norm):
             before = norm[max(0, m.start() - 80) : m.start()]
             if _NEGATED.search(before[-20:]):
+                defused = True
                 continue
             # The same words inside a question or discussion about attacks are being talked about, not used.
             discussed = _DISCUSSION.search(before) or _DISCUSSED_AFTER.match(norm, m.end(), m.end() + 40)
             score = rule.score * (0.5 if discussed else 1.0) * weight
+            defused = defused or bool(discussed)
             if best is None or score > best.score:
                 best = Hit(f"{prefix}.{rule.name}", "prompt_injection", "low", score, m.start(), m.end())
             if score >= rule.score * weight:
@@ -270,12 +311,14 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
         if best is not None:
             hits.append(best)
     for rule in RAW_RULES if raw is not None else ():
-        if not any(t in raw for t in rule.triggers):
+        if not rule.may_match(raw):
             continue
         m = rule.pattern.search(raw)
         if m:
-            hits.append(Hit(f"{prefix}.{rule.name}", "prompt_injection", "low", rule.score * weight, m.start(), m.end()))
-    return hits
+            hits.append(
+                Hit(f"{prefix}.{rule.name}", "prompt_injection", "low", rule.score * weight, m.start(), m.end())
+            )
+    return hits, defused and all(h.score < REPORT_THRESHOLD for h in hits)
 
 
 def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
@@ -283,7 +326,7 @@ def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
     out: list[tuple[int, int, str]] = []
     words = text.split()
     long_token = max(map(len, words), default=0) >= _LONG_TOKEN
-    spaced = sum(len(w) == 2 for w in words) >= 16
+    spaced = len(words) >= 16 and list(map(len, words)).count(2) >= 16
     if not long_token and not spaced:
         return out
     for m in _BASE64.finditer(text) if long_token else ():
@@ -380,13 +423,16 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
     norm = normalize(text)
     # Rules read the normalized text; its offsets match the raw text when nothing was folded, else point nearby.
     offsets_match = len(norm) == len(text)
-    for h in _rule_hits(norm, weight, raw=text):
+    rule_hits, defused = _rule_hits(norm, weight, raw=text)
+    for h in rule_hits:
         hits.append(h if offsets_match else Hit(h.detector, h.category, h.severity, h.score, 0, min(len(text), 120)))
     if revealed:
-        for h in _rule_hits(normalize(revealed), 1.0, prefix="injection.hidden"):
-            hits.append(Hit(h.detector, h.category, h.severity, 0.97, 0, 0, note=f"hidden instruction: {revealed[:120]!r}"))
+        for h in _rule_hits(normalize(revealed), 1.0, prefix="injection.hidden")[0]:
+            hits.append(
+                Hit(h.detector, h.category, h.severity, 0.97, 0, 0, note=f"hidden instruction: {revealed[:120]!r}")
+            )
     for start, end, decoded in _decoded_payloads(text) if len(text) >= _LONG_TOKEN else ():
-        decoded_hits = _rule_hits(normalize(decoded), 1.0, prefix="injection.encoded")
+        decoded_hits = _rule_hits(normalize(decoded), 1.0, prefix="injection.encoded")[0]
         if decoded_hits:
             best = max(h.score for h in decoded_hits)
             hits.append(
@@ -402,6 +448,8 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
             )
     if use_model:
         score, at = model_score(text, source)
+        # The rules read the phrase in context: negated or discussed, a bag of words must not overrule them.
+        score = score * 0.5 if defused else score
         if score > 0:
             hits.append(Hit("injection.model", "prompt_injection", "low", score, at, min(len(text), at + 120)))
     if not hits:
@@ -415,4 +463,14 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
             score = 1 - (1 - score) * (1 - other.score * 0.5)
     if score < REPORT_THRESHOLD:
         return []
-    return [Hit(best.detector, "prompt_injection", _severity(score, source), min(1.0, score), best.start, best.end, note=best.note)]
+    return [
+        Hit(
+            best.detector,
+            "prompt_injection",
+            _severity(score, source),
+            min(1.0, score),
+            best.start,
+            best.end,
+            note=best.note,
+        )
+    ]

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).with_name("model") / "injection.json"
@@ -24,11 +25,18 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[#<>\[\]{}|*=]{2,}|[!?:]")
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
 
 
+_ESCAPES = re.compile(r"\\[nrt]")
+
+
 def normalize(text: str) -> str:
-    """Fold the disguises that do not change meaning: compatibility forms, zero-width characters, case."""
+    """Fold the disguises that do not change meaning: compatibility forms, zero-width characters, case, and the
+    escaped line breaks and underscores of JSON and identifiers (``"…\\n\\nIgnore"``, ``External_Ignore``), which
+    would otherwise glue words together. Keeps the length of ASCII text, so offsets still point into the original."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    return text.lower()
+    if "\\" in text:
+        text = _ESCAPES.sub("  ", text)
+    return text.replace("_", " ").lower()
 
 
 def windows(text: str) -> list[str]:
@@ -53,7 +61,7 @@ def features(window: str) -> list[str]:
     """Distinct word unigrams and bigrams of an already normalized window."""
     tokens = _TOKEN.findall(window)
     grams = set(tokens)
-    grams.update(map(" ".join, zip(tokens, tokens[1:], strict=False)))
+    grams.update(map(" ".join, pairwise(tokens)))
     return list(grams)
 
 
@@ -88,4 +96,6 @@ class InjectionModel:
 @lru_cache(maxsize=1)
 def load_model(path: Path = MODEL_PATH) -> InjectionModel:
     data = json.loads(path.read_text(encoding="utf-8"))
-    return InjectionModel(weights=data["weights"], bias=float(data["bias"]), threshold=float(data.get("threshold", 0.5)))
+    return InjectionModel(
+        weights=data["weights"], bias=float(data["bias"]), threshold=float(data.get("threshold", 0.5))
+    )

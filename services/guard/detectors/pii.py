@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -21,7 +22,45 @@ from services.guard.detectors._hits import REDACTED, Hit, mask_tail
 _EMAIL = re.compile(r"(?<![\w.%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@(?:[A-Za-z0-9\-]{1,63}\.)+[A-Za-z]{2,24}\b(?!@)")
 # Asset names like icon@2x.png look like addresses; their "top-level domain" is a file extension.
 _FILE_TLDS = frozenset(
-    ["png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "js", "mjs", "ts", "css", "scss", "html", "htm", "py", "rb", "go", "rs", "java", "json", "yaml", "yml", "xml", "txt", "md", "pdf", "zip", "gz", "tar", "mp3", "mp4", "wav", "lock", "toml", "ini", "cfg"]
+    [
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "webp",
+        "bmp",
+        "ico",
+        "js",
+        "mjs",
+        "ts",
+        "css",
+        "scss",
+        "html",
+        "htm",
+        "py",
+        "rb",
+        "go",
+        "rs",
+        "java",
+        "json",
+        "yaml",
+        "yml",
+        "xml",
+        "txt",
+        "md",
+        "pdf",
+        "zip",
+        "gz",
+        "tar",
+        "mp3",
+        "mp4",
+        "wav",
+        "lock",
+        "toml",
+        "ini",
+        "cfg",
+    ]
 )
 _SERVICE_LOCALS = frozenset({"git", "noreply", "no-reply", "donotreply", "mailer-daemon", "postmaster"})
 
@@ -101,7 +140,13 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3}
 
 def _ibans(text: str) -> list[Hit]:
     hits = []
-    for m in _IBAN.finditer(text):
+    end = 0
+    # An IBAN starts with country letters and check digits: try the full pattern only where those are.
+    matches = [_IBAN.match(text, h.start()) for h in _IBAN_HINT.finditer(text) if h.start() >= end]
+    for m in matches:
+        if m is None or m.start() < end:
+            continue
+        end = m.end()
         raw = m.group(0)
         # Greedy grouping may swallow a following upper-case word ("… 0130 00 THE"); drop trailing groups until valid.
         for _ in range(3):
@@ -118,7 +163,9 @@ def _ibans(text: str) -> list[Hit]:
 # --- US social security numbers -------------------------------------------------------------------------------------
 
 _SSN = re.compile(r"(?<![\d\-./])(\d{3})([\- ])(\d{2})\2(\d{4})(?![\d\-])")
-_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?|ss#)\D{0,12}(?<!\d)(\d{3})(\d{2})(\d{4})(?!\d)")
+_SSN_BARE = re.compile(
+    r"(?i)\b(?:ssn|social security(?: number| no\.?)?|ss#)\D{0,12}(?<!\d)(\d{3})(\d{2})(\d{4})(?!\d)"
+)
 _SSN_EXAMPLES = frozenset({"078051120", "219099999", "123456789"})
 
 
@@ -129,12 +176,11 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
     return area + group + serial not in _SSN_EXAMPLES
 
 
-def _ssns(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
+def _ssns(text: str, lower: str, regions: list[tuple[int, int]]) -> list[Hit]:
     hits = []
     for m in _in_regions(_SSN, text, regions):
         if ssn_valid(m.group(1), m.group(3), m.group(4)):
             hits.append(Hit("pii.us_ssn", "pii", "high", 0.97, m.start(), m.end(), REDACTED))
-    lower = text.lower()
     if "ssn" in lower or "social sec" in lower or "ss#" in lower:
         for m in _SSN_BARE.finditer(text):
             if ssn_valid(m.group(1), m.group(2), m.group(3)):
@@ -155,10 +201,19 @@ _PHONE = re.compile(
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|mobile|cell|call|fax|whatsapp|sms)\b\D{0,15}?(?<!\d)(\d{10,11})(?!\d)")
 
 
-def _phones(text: str, regions: list[tuple[int, int]], region: str) -> list[Hit]:
+@lru_cache(maxsize=4096)
+def _valid_phone(raw: str, region: str) -> int | None:
+    """The country code of a valid phone number, else None (cached: parsing costs ~50 µs and numbers recur)."""
+    try:
+        number = phonenumbers.parse(raw, None if raw.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number.country_code if phonenumbers.is_valid_number(number) else None
+
+
+def _phones(text: str, lower: str, regions: list[tuple[int, int]], region: str) -> list[Hit]:
     hits = []
     candidates = [(m.start(1), m.end(1)) for m in _in_regions(_PHONE, text, regions)]
-    lower = text.lower()
     if any(k in lower for k in ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms")):
         candidates += [(m.start(1), m.end(1)) for m in _PHONE_CONTEXT.finditer(text)]
     for start, end in candidates:
@@ -166,12 +221,9 @@ def _phones(text: str, regions: list[tuple[int, int]], region: str) -> list[Hit]
         digits = sum(c.isdigit() for c in raw)
         if not 8 <= digits <= 15:
             continue
-        try:
-            number = phonenumbers.parse(raw, None if raw.startswith("+") else region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            keep = raw[: len(str(number.country_code)) + 1] if raw.startswith("+") else ""
+        country = _valid_phone(raw, region)
+        if country is not None:
+            keep = raw[: len(str(country)) + 1] if raw.startswith("+") else ""
             hits.append(Hit("pii.phone_number", "pii", "medium", 0.9, start, end, keep + REDACTED))
     return hits
 
@@ -221,8 +273,9 @@ def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
     regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in _NUMBER_RUN.finditer(text)]
     if regions:
         hits += _cards(text, regions)
-        hits += _ssns(text, regions)
-        hits += _phones(text, regions, phone_region)
+        lower = text.lower()
+        hits += _ssns(text, lower, regions)
+        hits += _phones(text, lower, regions, phone_region)
         hits += _ips(text, regions)
     if _IBAN_HINT.search(text):
         hits += _ibans(text)

@@ -19,7 +19,11 @@ _KINDS: dict[str, tuple[Severity, float, Action]] = {
 
 
 def _excerpt(decision: PolicyDecision) -> str:
-    text = decision.kind + (f" {decision.tool}" if decision.tool else "") + (f": {decision.reason}" if decision.reason else "")
+    text = (
+        decision.kind
+        + (f" {decision.tool}" if decision.tool else "")
+        + (f": {decision.reason}" if decision.reason else "")
+    )
     # Reasons are written by policies, but one quoting a matched credential must not carry it further.
     for hit in sorted(find_secrets(text), key=lambda h: h.start, reverse=True):
         text = text[: hit.start] + (hit.mask or "") + text[hit.end :]

@@ -120,7 +120,12 @@ RULES: tuple[Rule, ...] = (
         "critical",
         ("PRIVATE KEY",),
     ),
-    Rule("private_key", re.compile(r"PuTTY-User-Key-File-[23]: [^\n]+[\s\S]{0,4096}?Private-MAC: \S+"), "critical", ("PuTTY",)),
+    Rule(
+        "private_key",
+        re.compile(r"PuTTY-User-Key-File-[23]: [^\n]+[\s\S]{0,4096}?Private-MAC: \S+"),
+        "critical",
+        ("PuTTY",),
+    ),
     Rule(
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{16,}"),
@@ -157,7 +162,9 @@ _ASSIGNMENT = re.compile(
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ASSIGNMENT_TRIGGERS = ("pass", "pwd", "secret", "key", "token", "bearer", "basic")
 # Names ending in "token" or "key" that hold ids rather than credentials (pagination cursors, counters, …).
-_NOT_SECRET_NAME = re.compile(r"(?:page|next|prev|continuation|cursor|sync|resume|max|num|count|csrf_?form|idempotency)", re.I)
+_NOT_SECRET_NAME = re.compile(
+    r"(?:page|next|prev|continuation|cursor|sync|resume|max|num|count|csrf_?form|idempotency)", re.I
+)
 _BEARER = re.compile(r"\b(?:Bearer|Basic|token)\s+([A-Za-z0-9_\-.=+/]{20,})", re.IGNORECASE)
 
 # Values that are placeholders, references or examples rather than credentials.
@@ -168,7 +175,9 @@ _PLACEHOLDER = re.compile(
     r"xxx+|abc123|123456|password123)(?:[_\-\s][\w\-]*)?)$",
     re.IGNORECASE,
 )
-_CODE_VALUE = re.compile(r"^(?:os\.|env\.|process\.env|getpass|input\(|get_|settings\.|config\.|self\.|request\.)|\(|\)")
+_CODE_VALUE = re.compile(
+    r"^(?:os\.|env\.|process\.env|getpass|input\(|get_|settings\.|config\.|self\.|request\.)|\(|\)"
+)
 
 
 _PLACEHOLDER_WORDS = ("your", "example", "placeholder", "changeme", "redacted", "dummy", "xxxx", "****", "here")
@@ -212,8 +221,8 @@ def find_secrets(text: str) -> list[Hit]:
     if len(text) < 8:
         return []
     lower = text.lower()
-    present = {t for t in _EXACT_TRIGGERS if t in text}
-    present.update(t for t in _LOWER_TRIGGERS if t in lower)
+    present = set(filter(text.__contains__, _EXACT_TRIGGERS))
+    present.update(filter(lower.__contains__, _LOWER_TRIGGERS))
     hits: list[Hit] = []
     for rule in RULES:
         if present.isdisjoint(rule.triggers):
@@ -228,7 +237,7 @@ def find_secrets(text: str) -> list[Hit]:
             # A private key's armour line names its type and is not secret; everything after it is.
             mask = value.split("\n", 1)[0][:48] + REDACTED if rule.name == "private_key" else mask_secret(value)
             hits.append(Hit(f"secrets.{rule.name}", "secret", rule.severity, rule.score, start, end, mask))
-    if any(t in lower for t in _ASSIGNMENT_TRIGGERS):
+    if any(map(lower.__contains__, _ASSIGNMENT_TRIGGERS)):
         hits.extend(_assignments(text, lower))
     return _dedupe(hits)
 
@@ -247,11 +256,12 @@ def _assignments(text: str, lower: str) -> list[Hit]:
             name_start -= 1
         name = lower[name_start : m.end("kw")]
         is_password = any(k in name for k in ("pass", "pwd"))
-        if not is_password:
-            # Short or single-class values under generic names (token: "abc12") are ids or examples more often than
-            # credentials, and some names ending in "token" hold cursors.
-            if len(value) < 12 or _NOT_SECRET_NAME.search(name) or not _is_credential_value(value, quoted=False):
-                continue
+        # Short or single-class values under generic names (token: "abc12") are ids or examples more often than
+        # credentials, and some names ending in "token" hold cursors.
+        if not is_password and (
+            len(value) < 12 or _NOT_SECRET_NAME.search(name) or not _is_credential_value(value, quoted=False)
+        ):
+            continue
         detector = "secrets.password_assignment" if is_password else "secrets.generic_secret_assignment"
         found.append(Hit(detector, "secret", "high", 0.9 if is_password else 0.85, start, end, mask_secret(value)))
     for m in _BEARER.finditer(text):
@@ -268,7 +278,11 @@ def _dedupe(hits: list[Hit]) -> list[Hit]:
         return hits
 
     def rank(h: Hit) -> tuple[int, int]:
-        generic = h.detector in ("secrets.generic_secret_assignment", "secrets.password_assignment", "secrets.bearer_token")
+        generic = h.detector in (
+            "secrets.generic_secret_assignment",
+            "secrets.password_assignment",
+            "secrets.bearer_token",
+        )
         return (0 if generic else 1, h.end - h.start)
 
     kept: list[Hit] = []

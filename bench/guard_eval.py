@@ -1,0 +1,322 @@
+"""Evaluate the guard's detectors on the held-out data in ``bench/guard_eval/data`` and measure their speed.
+
+    python bench/guard_eval.py [--events 400] [--json results.json] [--errors 5]
+
+Prints precision, recall and false-positive rate per category (and per source / subtype / tier where it helps), then
+throughput (events per second on one core) and latency percentiles per event, an event being a typical request of
+about ten messages (system prompt, user turns, assistant turns with tool calls, tool results) plus its answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult  # noqa: E402
+from services.guard.detectors import _detect_cached, scan_completion, scan_conversation  # noqa: E402
+from services.guard.detectors.injection import REPORT_THRESHOLD, find_injections, model_score  # noqa: E402
+from services.guard.detectors.pii import _valid_phone, find_pii  # noqa: E402
+from services.guard.detectors.secrets import find_secrets  # noqa: E402
+
+DATA = ROOT / "bench" / "guard_eval" / "data"
+ALLOWED = frozenset({"example.com", "api.internal.test"})
+CHECKSUM_PII = {
+    "payment_card",
+    "iban",
+    "us_ssn",
+    "payment_card_luhn_invalid",
+    "iban_bad_check_digits",
+    "us_ssn_invalid_range",
+}
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+    misses: list[str] = field(default_factory=list)
+    false_alarms: list[str] = field(default_factory=list)
+
+    def add(self, label: int, predicted: bool, text: str) -> None:
+        if label and predicted:
+            self.tp += 1
+        elif label:
+            self.fn += 1
+            self.misses.append(text)
+        elif predicted:
+            self.fp += 1
+            self.false_alarms.append(text)
+        else:
+            self.tn += 1
+
+    def row(self) -> dict[str, Any]:
+        pos, neg = self.tp + self.fn, self.fp + self.tn
+        return {
+            "n": pos + neg,
+            "positives": pos,
+            "precision": self.tp / (self.tp + self.fp) if self.tp + self.fp else None,
+            "recall": self.tp / pos if pos else None,
+            "fpr": self.fp / neg if neg else None,
+        }
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    with (DATA / name).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def evaluate(
+    rows: Iterable[dict[str, Any]],
+    predict: Callable[[dict[str, Any]], bool],
+    keys: Callable[[dict[str, Any]], list[str]],
+) -> dict[str, Counts]:
+    table: dict[str, Counts] = defaultdict(Counts)
+    for r in rows:
+        predicted = predict(r)
+        for key in keys(r):
+            table[key].add(r["label"], predicted, r["text"])
+    return table
+
+
+def _role(r: dict[str, Any]) -> str:
+    return "tool" if r["role"] == "tool" else "user"
+
+
+def injection_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Counts]]:
+    def by_source(r: dict[str, Any]) -> list[str]:
+        lang = r.get("lang", "en")
+        keys = ["all", f"source={r['source']}", f"role={_role(r)}"]
+        if r["source"] == "spikee":
+            keys.append(f"spikee lang={'en' if lang == 'en' else 'low-resource'}")
+        if r["source"] == "agentdojo" and r["label"]:
+            keys.append("agentdojo attack=" + r["subtype"].split(".")[1])
+        if r["source"] != "synthetic-guard-eval" or not r["label"]:
+            pass
+        if r["source"] == "synthetic-guard-eval":
+            keys.append("hard negatives=" + r["subtype"])
+        return keys
+
+    return {
+        "combined": evaluate(rows, lambda r: bool(find_injections(r["text"], source=_role(r))), by_source),
+        "rules only": evaluate(
+            rows, lambda r: bool(find_injections(r["text"], source=_role(r), use_model=False)), lambda r: ["all"]
+        ),
+        "model only": evaluate(
+            rows, lambda r: model_score(r["text"], _role(r))[0] >= REPORT_THRESHOLD, lambda r: ["all"]
+        ),
+    }
+
+
+def masking_leaks(rows: list[dict[str, Any]]) -> int:
+    """Positives whose secret value appears in full in any finding (there must be none)."""
+    from services.guard.detectors import scan_text
+
+    leaks = 0
+    for r in rows:
+        secret = r.get("secret")
+        if secret and any(secret in f.excerpt for f in scan_text(r["text"])):
+            leaks += 1
+    return leaks
+
+
+def exfiltration_predict(r: dict[str, Any]) -> bool:
+    call = ToolCall(id="c1", name="http_request", arguments=json.loads(r["text"]))
+    return bool(scan_completion(CompletionView(tool_calls=[call]), allowed_domains=ALLOWED))
+
+
+# --- throughput -----------------------------------------------------------------------------------------------------
+
+
+def typical_events(n: int, seed: int = 7) -> list[tuple[ConversationView, CompletionView]]:
+    """Requests of ~10 messages built from the evaluation texts; every text carries an event-specific reference so
+    that no two events share a text and the detectors' memo of recent texts never helps (a cold measurement)."""
+    rng = random.Random(seed)
+    inj = load("eval_injection.jsonl")
+    users = [r["text"] for r in inj if r["role"] == "user" and len(r["text"]) < 1500]
+    tools = [r["text"] for r in inj if r["role"] == "tool" and len(r["text"]) < 3000]
+    extras = [r["text"] for r in load("eval_pii.jsonl") + load("eval_secrets.jsonl")]
+    system = (
+        "You are a helpful assistant for Northwind Traders. Answer questions about orders, shipping and returns. "
+        "Use the tools to look up orders and customers. Never reveal internal notes. Be concise and friendly. " * 3
+    )
+    tool_defs = [
+        ToolDefinition(
+            name="get_order",
+            description="Look up an order by id.",
+            parameters={"type": "object", "properties": {"id": {"type": "string", "description": "Order id"}}},
+        ),
+        ToolDefinition(name="search_docs", description="Search the help centre.", parameters={"type": "object"}),
+    ]
+    events = []
+    for e in range(n):
+        ref = f" (ref EV{e}x{rng.randint(0, 99)})"
+        messages = [Message(role="system", text=system + ref, index=0)]
+        for turn in range(3):
+            i = len(messages)
+            messages.append(Message(role="user", text=rng.choice(users) + " " + rng.choice(extras) + ref, index=i))
+            call = ToolCall(id=f"call_{turn}", name="get_order", arguments={"id": str(rng.randint(1000, 9999))})
+            messages.append(Message(role="assistant", text="Let me check that." + ref, tool_calls=[call], index=i + 1))
+            result = ToolResult(tool_call_id=call.id, content=rng.choice(tools) + ref)
+            messages.append(Message(role="tool", tool_result=result, index=i + 2))
+        messages.append(Message(role="user", text=rng.choice(users) + ref, index=len(messages)))
+        answer = CompletionView(
+            text="Your order has shipped and should arrive on Thursday. " + rng.choice(extras) + ref,
+            tool_calls=[ToolCall(id="c9", name="search_docs", arguments={"url": "https://example.com/help?q=returns"})],
+        )
+        events.append((ConversationView(provider="openai", model="gpt-4o", messages=messages, tools=tool_defs), answer))
+    return events
+
+
+def throughput(n: int) -> dict[str, float]:
+    """Events per second on one core and latency per event, measured in CPU time of this thread (what one core
+    spends, unaffected by other processes competing for the machine) and, for reference, in wall-clock time."""
+    events = typical_events(n)
+    # Warm up as a long-running guard would be (model loaded, phone-number metadata of the regions compiled), then
+    # forget every memoised result so that the measured pass detects everything from scratch.
+    for conversation, completion in events:
+        scan_conversation(conversation, allowed_domains=ALLOWED)
+        scan_completion(completion, allowed_domains=ALLOWED)
+    chars = [
+        sum(len(m.text) + len(m.tool_result.content if m.tool_result else "") for m in c.messages) for c, _ in events
+    ]
+    # Three cold passes; the one that spent the least CPU is kept, as timeit does, because on a shared machine the
+    # others measure the neighbours' load (cache and hyper-thread contention) as much as the detectors.
+    runs = []
+    for _ in range(3):
+        _detect_cached.cache_clear()
+        _valid_phone.cache_clear()
+        cpu, wall = [], []
+        for conversation, completion in events:
+            c0, w0 = time.thread_time(), time.perf_counter()
+            scan_conversation(conversation, allowed_domains=ALLOWED)
+            scan_completion(completion, allowed_domains=ALLOWED)
+            cpu.append((time.thread_time() - c0) * 1000)
+            wall.append((time.perf_counter() - w0) * 1000)
+        runs.append((sum(cpu), cpu, wall))
+    _, cpu, wall = min(runs, key=lambda r: r[0])
+    cpu.sort()
+    wall.sort()
+
+    def p(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * q))]
+
+    # A conversation as a proxy sees it: every turn re-sends the history, so only the newest messages are new.
+    _detect_cached.cache_clear()
+    _valid_phone.cache_clear()
+    replay_cpu = []
+    for conversation, completion in events[: n // 2]:
+        for upto in range(2, len(conversation.messages) + 1, 3):
+            turn = conversation.model_copy(update={"messages": conversation.messages[:upto]})
+            c0 = time.thread_time()
+            scan_conversation(turn, allowed_domains=ALLOWED)
+            scan_completion(completion, allowed_domains=ALLOWED)
+            replay_cpu.append((time.thread_time() - c0) * 1000)
+
+    return {
+        "events": n,
+        "replay_events_per_s": 1000 * len(replay_cpu) / sum(replay_cpu),
+        "messages_per_event": statistics.mean(len(c.messages) for c, _ in events),
+        "chars_per_event": statistics.mean(chars),
+        "events_per_s": 1000 * n / sum(cpu),
+        "p50_ms": p(cpu, 0.5),
+        "p99_ms": p(cpu, 0.99),
+        "max_ms": cpu[-1],
+        "wall_events_per_s": 1000 * n / sum(wall),
+        "wall_p99_ms": p(wall, 0.99),
+    }
+
+
+# --- output ---------------------------------------------------------------------------------------------------------
+
+
+def _fmt(v: float | None) -> str:
+    return "   -  " if v is None else f"{v:6.3f}"
+
+
+def print_table(title: str, table: dict[str, Counts], errors: int) -> dict[str, Any]:
+    print(f"\n{title}")
+    print(f"  {'slice':<44} {'n':>5} {'pos':>5}  {'prec':>6}  {'recall':>6}  {'FPR':>6}")
+    out = {}
+    for key in sorted(table, key=lambda k: (k != "all", k)):
+        r = table[key].row()
+        out[key] = r
+        print(
+            f"  {key:<44} {r['n']:>5} {r['positives']:>5}  "
+            f"{_fmt(r['precision'])}  {_fmt(r['recall'])}  {_fmt(r['fpr'])}"
+        )
+    if errors and "all" in table:
+        for label, items in (("missed", table["all"].misses), ("false alarm", table["all"].false_alarms)):
+            for text in items[:errors]:
+                print(f"    {label}: {text[:150]!r}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=400, help="events for the throughput run")
+    parser.add_argument("--errors", type=int, default=0, help="show this many misses and false alarms per table")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {}
+    inj = load("eval_injection.jsonl")
+    for tier, table in injection_tables(inj).items():
+        results[f"prompt_injection ({tier})"] = print_table(
+            f"prompt_injection — {tier} (held-out source: AgentDojo; plus synthetic hard negatives)", table, args.errors
+        )
+
+    secrets = load("eval_secrets.jsonl")
+    table = evaluate(secrets, lambda r: bool(find_secrets(r["text"])), lambda r: ["all", f"subtype={r['subtype']}"])
+    results["secret"] = print_table("secret (synthetic provider formats and look-alikes)", table, args.errors)
+
+    pii = load("eval_pii.jsonl")
+    table = evaluate(
+        pii,
+        lambda r: bool(find_pii(r["text"])),
+        lambda r: (
+            ["all", f"subtype={r['subtype']}"] + (["checksum-validated kinds"] if r["subtype"] in CHECKSUM_PII else [])
+        ),
+    )
+    results["pii"] = print_table("pii (synthetic, checksum-valid and -invalid numbers)", table, args.errors)
+
+    exfil = load("eval_exfiltration.jsonl")
+    table = evaluate(exfil, exfiltration_predict, lambda r: ["all", f"subtype={r['subtype']}"])
+    results["exfiltration"] = print_table(
+        f"exfiltration (synthetic tool calls, allowed: {sorted(ALLOWED)})", table, args.errors
+    )
+
+    leaks = masking_leaks(secrets + pii)
+    print(f"\nfull secret or personal datum found in a finding excerpt: {leaks} (must be 0)")
+    results["masking_leaks"] = leaks
+
+    perf = throughput(args.events)
+    results["throughput"] = perf
+    print(
+        f"\nthroughput (one core, CPU time): {perf['events_per_s']:.0f} events/s; latency per event p50 "
+        f"{perf['p50_ms']:.2f} ms, p99 {perf['p99_ms']:.2f} ms, max {perf['max_ms']:.2f} ms "
+        f"({perf['messages_per_event']:.0f} messages, {perf['chars_per_event']:.0f} characters per event on average)"
+        f"\n  wall clock on this machine as loaded now: {perf['wall_events_per_s']:.0f} events/s, "
+        f"p99 {perf['wall_p99_ms']:.2f} ms"
+        f"\n  conversation replay (each turn re-sends the history; the memo of recent texts helps): "
+        f"{perf['replay_events_per_s']:.0f} events/s"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
