@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,3 +24,11 @@ class CommonSettings(BaseSettings):
     admin_token: SecretStr | None = None
     """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>``."""
     log_level: str = "INFO"
+
+    @field_validator("admin_token")
+    @classmethod
+    def _not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        # An empty token would let "Authorization: Bearer " in: refuse it rather than guess what was meant.
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("WARDEN_ADMIN_TOKEN is set but empty; unset it or give it a value")
+        return token

@@ -60,6 +60,7 @@ class KafkaBus:
         self._consumer_tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stop_consumers = asyncio.Event()
+        self._partition_lag: dict[tuple[str, TopicPartition], int] = {}
         self.buffered = Gauge(
             "warden_bus_buffered_events", "Events waiting in memory for the broker", registry=registry
         )
@@ -321,7 +322,12 @@ class KafkaBus:
         for tp in last:
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                self.lag.labels(sub.group, tp.topic).set(max(highwater - last[tp] - 1, 0))
+                self._partition_lag[(sub.group, tp)] = max(highwater - last[tp] - 1, 0)
+        for topic in {tp.topic for tp in last}:
+            total = sum(
+                lag for (group, tp), lag in self._partition_lag.items() if group == sub.group and tp.topic == topic
+            )
+            self.lag.labels(sub.group, topic).set(total)
         return 0.2
 
     async def _pause(self, seconds: float) -> None:
