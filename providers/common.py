@@ -71,3 +71,31 @@ def sum_tokens(*counts: int | None) -> int | None:
     """The sum of the counts that are known; None when none is."""
     known = [count for count in counts if count is not None]
     return sum(known) if known else None
+
+
+class ViewCache:
+    """Recently built pieces of the common view, keyed by the raw JSON they came from.
+
+    Agents re-send the whole history on every turn, and both the ingress (policies) and the guard read it: building
+    each message's view once and reusing it turns that repeated work into a dictionary lookup. Entries are never
+    changed after they are built (the policies copy what they rewrite), so sharing them is safe.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self._capacity = capacity
+        self._entries: dict[bytes, Any] = {}
+
+    def get(self, key: bytes) -> Any:
+        return self._entries.get(key)
+
+    def put(self, key: bytes, value: Any) -> Any:
+        if len(self._entries) >= self._capacity:
+            # Cheap bounded eviction: drop the oldest half (dicts keep insertion order).
+            for old in list(self._entries)[: self._capacity // 2]:
+                del self._entries[old]
+        self._entries[key] = value
+        return value
+
+
+def cache_key(*parts: Any) -> bytes:
+    return orjson.dumps(parts)

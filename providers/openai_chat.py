@@ -7,7 +7,17 @@ from typing import Any
 
 import orjson
 
-from providers.common import as_dict, as_int, as_list, as_str, optional_str, parse_arguments, parts_text
+from providers.common import (
+    ViewCache,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    cache_key,
+    optional_str,
+    parse_arguments,
+    parts_text,
+)
 from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
@@ -33,38 +43,62 @@ def _tool_call(raw: dict[str, Any]) -> ToolCall:
     )
 
 
+_MESSAGES = ViewCache()
+_TOOLS = ViewCache(capacity=2_000)
+
+
+def _message(index: int, raw: dict[str, Any], names: dict[str, str]) -> Message | None:
+    role = raw.get("role")
+    text = parts_text(raw.get("content"))
+    if role in ("system", "developer"):
+        return Message(role="system", text=text, index=index)
+    if role == "user":
+        return Message(role="user", text=text, index=index)
+    if role == "assistant":
+        calls = [_tool_call(call) for call in as_list(raw.get("tool_calls")) if isinstance(call, dict)]
+        return Message(role="assistant", text=text, tool_calls=calls, index=index)
+    if role in ("tool", "function"):
+        call_id = as_str(raw.get("tool_call_id"))
+        name = optional_str(raw.get("name")) or names.get(call_id)
+        result = ToolResult(tool_call_id=call_id, name=name, content=text)
+        return Message(role="tool", text=text, tool_result=result, index=index)
+    return None
+
+
+def _tools(raw_tools: list[Any]) -> list[ToolDefinition]:
+    return [
+        ToolDefinition(
+            name=as_str(function.get("name")),
+            description=optional_str(function.get("description")),
+            parameters=function.get("parameters") if isinstance(function.get("parameters"), dict) else None,
+        )
+        for tool in raw_tools
+        if isinstance(tool, dict) and tool.get("type", "function") == "function"
+        for function in (as_dict(tool.get("function")),)
+    ]
+
+
 def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
     messages: list[Message] = []
     names: dict[str, str] = {}
     for index, raw in enumerate(as_list(body.get("messages"))):
         if not isinstance(raw, dict):
             continue
-        role = raw.get("role")
-        text = parts_text(raw.get("content"))
-        if role in ("system", "developer"):
-            messages.append(Message(role="system", text=text, index=index))
-        elif role == "user":
-            messages.append(Message(role="user", text=text, index=index))
-        elif role == "assistant":
-            calls = [_tool_call(call) for call in as_list(raw.get("tool_calls")) if isinstance(call, dict)]
-            names.update((call.id, call.name) for call in calls)
-            messages.append(Message(role="assistant", text=text, tool_calls=calls, index=index))
-        elif role in ("tool", "function"):
-            call_id = as_str(raw.get("tool_call_id"))
-            name = optional_str(raw.get("name")) or names.get(call_id)
-            result = ToolResult(tool_call_id=call_id, name=name, content=text)
-            messages.append(Message(role="tool", text=text, tool_result=result, index=index))
-    tools = [
-        ToolDefinition(
-            name=as_str(function.get("name")),
-            description=optional_str(function.get("description")),
-            parameters=function.get("parameters") if isinstance(function.get("parameters"), dict) else None,
-        )
-        for tool in as_list(body.get("tools"))
-        if isinstance(tool, dict) and tool.get("type", "function") == "function"
-        for function in (as_dict(tool.get("function")),)
-    ]
-    return ConversationView(provider=provider, model=model, messages=messages, tools=tools, stream=stream)
+        # A tool result's view depends on the calls before it (its tool's name), so they are part of its key.
+        key = cache_key(index, raw, names.get(str(raw.get("tool_call_id", ""))) if raw.get("role") == "tool" else 0)
+        message = _MESSAGES.get(key)
+        if message is None:
+            message = _MESSAGES.put(key, _message(index, raw, names))
+        if message is None:
+            continue
+        names.update((call.id, call.name) for call in message.tool_calls)
+        messages.append(message)
+    raw_tools = as_list(body.get("tools"))
+    tools_key = cache_key(raw_tools)
+    tools = _TOOLS.get(tools_key)
+    if tools is None:
+        tools = _TOOLS.put(tools_key, _tools(raw_tools))
+    return ConversationView(provider=provider, model=model, messages=messages, tools=list(tools), stream=stream)
 
 
 def completion_view(body: dict[str, Any]) -> CompletionView:

@@ -56,8 +56,7 @@ class Recorder:
     def request(
         self, ex: Exchange, received: bytes, sent: bytes | None = None, untrusted_since: str | None = None
     ) -> None:
-        # Built without validation: every field comes from typed values here, and this runs for every request.
-        event = RequestEvent.model_construct(
+        event = RequestEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
             profile_id=ex.profile_id,
@@ -95,7 +94,7 @@ class Recorder:
         completion = completion or CompletionView()
         latency = finished - ex.started
         ttft = None if ex.first_byte is None else ex.first_byte - ex.started
-        event = ResponseEvent.model_construct(
+        event = ResponseEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
             profile_id=ex.profile_id,

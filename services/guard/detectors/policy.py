@@ -31,12 +31,18 @@ def _excerpt(decision: PolicyDecision) -> str:
 
 
 def findings_from_decisions(decisions: list[PolicyDecision], *, prefix: str = "request") -> list[Finding]:
-    """One ``policy`` finding per blocking, distrusting or redacting decision, in order."""
+    """One ``policy`` finding per blocking or redacting decision, and one for the point where the context became
+    untrusted (the first untrusted result: later ones change nothing, and every turn re-sends them), in order."""
     findings: list[Finding] = []
+    untrusted_seen = False
     for i, decision in enumerate(decisions):
         kind = _KINDS.get(decision.kind)
         if kind is None:
             continue
+        if decision.kind == "tool_result_untrusted":
+            if untrusted_seen:
+                continue
+            untrusted_seen = True
         severity, score, action = kind
         location = f"{prefix}.decisions[{i}]"
         if decision.tool_call_id:
