@@ -78,6 +78,7 @@ class LoggerService:
             await self._write(
                 "warden.violations", rows, dedup_token("warden.violations", [v.violation_id for v in violations])
             )
+        self._events.inc(len(interactions) + len(violations))
 
     async def _write(self, table: str, rows: list[dict], token: str) -> None:
         with self._insert.labels(table).time():
