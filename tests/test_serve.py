@@ -18,8 +18,9 @@ def serve(tmp_path, fake_openai, request):
     started: list[ServeProcess] = []
 
     def start(env: dict[str, str] | None = None) -> ServeProcess:
-        process = ServeProcess(tmp_path / "data", env={"WARDEN_OPENAI_BASE_URL": fake_openai.url + "/v1",
-                                                       **(env or {})})
+        process = ServeProcess(
+            tmp_path / "data", env={"WARDEN_OPENAI_BASE_URL": fake_openai.url + "/v1", **(env or {})}
+        )
         started.append(process)
         return process.start()
 
@@ -31,11 +32,16 @@ def serve(tmp_path, fake_openai, request):
 def test_ctrl_c_drains_every_accepted_event_to_storage(serve):
     agent = new_agent()
     process = serve()
-    sdk = openai.OpenAI(base_url=f"{process.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent),
-                        max_retries=0)
+    sdk = openai.OpenAI(
+        base_url=f"{process.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
+    )
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda n: sdk.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": f"n{n}"}]), range(40)))
+        answers = list(
+            pool.map(
+                lambda n: sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"n{n}"}]),
+                range(40),
+            )
+        )
     assert len(answers) == 40
     output = process.interrupt()
     assert "draining" in output and "Warden stopped" in output

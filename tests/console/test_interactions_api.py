@@ -11,8 +11,9 @@ from tests.support.agents import attribution, new_agent
 
 
 def make(warden, agent: str, user: str, count: int, model: str = "gpt-4o") -> None:
-    sdk = openai.OpenAI(base_url=f"{warden.url}/v1/openai", api_key=API_KEY,
-                        default_headers=attribution(agent, user), max_retries=0)
+    sdk = openai.OpenAI(
+        base_url=f"{warden.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent, user), max_retries=0
+    )
     for n in range(count):
         sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": f"message {n}"}])
 
@@ -63,8 +64,15 @@ def test_filters_combine(warden):
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "many"}, {"status": "great"}, {"since": "yesterday"}, {"cursor": "garbage"},
-     {"blocked": "maybe"}, {"min_severity": "extreme"}],
+    [
+        {"limit": "0"},
+        {"limit": "many"},
+        {"status": "great"},
+        {"since": "yesterday"},
+        {"cursor": "garbage"},
+        {"blocked": "maybe"},
+        {"min_severity": "extreme"},
+    ],
 )
 def test_bad_query_parameters_are_a_400(warden, params):
     response = httpx.get(f"{warden.url}/api/interactions", params=params, timeout=10)

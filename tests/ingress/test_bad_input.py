@@ -12,8 +12,13 @@ BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def post(warden, *, content: bytes | None = None, json: dict | None = None, headers: dict | None = None):
-    return httpx.post(f"{warden.url}/v1/openai/chat/completions", content=content, json=json,
-                      headers={"Authorization": f"Bearer {API_KEY}", **(headers or {})}, timeout=10)
+    return httpx.post(
+        f"{warden.url}/v1/openai/chat/completions",
+        content=content,
+        json=json,
+        headers={"Authorization": f"Bearer {API_KEY}", **(headers or {})},
+        timeout=10,
+    )
 
 
 def assert_openai_error(response: httpx.Response, status: int, fragment: str) -> None:

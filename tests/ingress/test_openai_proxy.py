@@ -17,8 +17,9 @@ def client(warden, agent: str, user: str | None = None, profile: str = "") -> op
 
 
 def async_client(warden, agent: str, user: str | None = None) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{warden.url}/v1/openai", api_key=API_KEY,
-                              default_headers=attribution(agent, user), max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=f"{warden.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent, user), max_retries=0
+    )
 
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello to Warden"}]
@@ -119,7 +120,8 @@ def test_the_default_profile_segment_and_other_paths(warden):
 def test_an_unknown_profile_is_a_404_in_openai_shape(warden):
     with pytest.raises(openai.NotFoundError) as caught:
         client(warden, new_agent(), profile="0d5b5a7e-8a41-4e55-9d7e-5b0d8a6c1f00").chat.completions.create(
-            model="gpt-4o", messages=MESSAGES)
+            model="gpt-4o", messages=MESSAGES
+        )
     assert "unknown profile" in caught.value.message
 
 
@@ -127,7 +129,8 @@ def test_upstream_errors_pass_through_unchanged(warden):
     agent = new_agent()
     with pytest.raises(openai.RateLimitError) as caught:
         client(warden, agent).chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "[[error:429]] hi"}])
+            model="gpt-4o", messages=[{"role": "user", "content": "[[error:429]] hi"}]
+        )
     assert caught.value.response.headers.get("x-request-id")
     assert caught.value.body["code"] == "rate_limit_exceeded"
     (item,) = warden.wait_for(lambda i: i["status"] == 429, agent_id=agent)

@@ -12,7 +12,8 @@ from tests.support.agents import new_agent
 
 def stream_request(warden, agent: str, prompt: str) -> httpx.Request:
     return httpx.Request(
-        "POST", f"{warden.url}/v1/openai/chat/completions",
+        "POST",
+        f"{warden.url}/v1/openai/chat/completions",
         json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": prompt}]},
         headers={"Authorization": f"Bearer {API_KEY}", "X-Archestra-Agent-Id": agent},
     )
@@ -21,8 +22,7 @@ def stream_request(warden, agent: str, prompt: str) -> httpx.Request:
 def test_stream_chunks_arrive_before_the_stream_ends(warden):
     agent = new_agent()
     with httpx.Client(timeout=30) as http:
-        response = http.send(stream_request(warden, agent, "[[chunks:6:0.3]] one two three four five six"),
-                             stream=True)
+        response = http.send(stream_request(warden, agent, "[[chunks:6:0.3]] one two three four five six"), stream=True)
         arrivals = [time.monotonic() for chunk in response.iter_raw() if chunk]
         response.close()
     # Six deltas 0.3 s apart upstream: if Warden buffered the stream they would all arrive at once.
