@@ -70,6 +70,9 @@ class ResponseEvent(Attribution):
     ttft_ms: float | None = None
     """Time to the first body byte sent to the client."""
     finish_reason: str | None = None
+    answer_text: str = ""
+    """The model's answer as text (assembled from the stream when streamed), so consumers need not re-parse the
+    body."""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     blocked_tool_calls: list[ToolCall] = Field(default_factory=list)
     decisions: list[PolicyDecision] = Field(default_factory=list)

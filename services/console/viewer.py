@@ -116,7 +116,8 @@ def form_time(value: str | None) -> str:
         return value
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S")
+    # The input holds milliseconds at most; finer times are shown cut (the address keeps them whole).
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] if parsed.microsecond else parsed.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def safe_next(target: str | None) -> str:

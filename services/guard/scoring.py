@@ -11,6 +11,7 @@ from providers.base import ProviderAdapter
 from providers.registry import builtin_adapters, openai_compatible
 from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import Profile
+from schemas.view import CompletionView
 from services.guard.detectors import findings_from_decisions, scan_completion, scan_conversation
 from services.guard.findings import Finding
 
@@ -37,15 +38,24 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
         return findings
     if event.status >= 400 or not event.response_body:
         return findings
-    body = event.response_body.encode()
-    if body.lstrip().startswith((b"data:", b"event:", b"[")):
-        completion = adapter.stream_view(event.route, body)
+    if event.answer_text or event.tool_calls:
+        # The ingress already read the answer: no need to parse the body (or a whole event stream) again.
+        completion = CompletionView(text=event.answer_text, tool_calls=event.tool_calls)
     else:
-        try:
-            completion = adapter.completion_view(event.route, orjson.loads(body))
-        except orjson.JSONDecodeError:
+        completion = _read_answer(adapter, event)
+        if completion is None:
             return findings
     return findings + scan_completion(completion, allowed_domains=allowed)
+
+
+def _read_answer(adapter: ProviderAdapter, event: ResponseEvent) -> CompletionView | None:
+    body = event.response_body.encode()
+    if body.lstrip().startswith((b"data:", b"event:", b"[")):
+        return adapter.stream_view(event.route, body)
+    try:
+        return adapter.completion_view(event.route, orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def violation_id(interaction_id: str, finding: Finding) -> str:

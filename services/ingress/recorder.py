@@ -111,6 +111,7 @@ class Recorder:
             latency_ms=latency * 1000.0,
             ttft_ms=None if ttft is None else ttft * 1000.0,
             finish_reason=completion.finish_reason,
+            answer_text=completion.text,
             tool_calls=completion.tool_calls,
             blocked_tool_calls=blocked_tool_calls or [],
             decisions=decisions or [],

@@ -13,8 +13,9 @@ Row = dict[str, Any]
 
 
 def ch_time(value: datetime) -> str:
-    """ClickHouse DateTime64 text, in UTC (events carry aware UTC datetimes)."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    """ClickHouse DateTime64 text, in UTC (events carry aware UTC datetimes). isoformat is C code, several times
+    faster than strftime, and ClickHouse reads its output whether or not it has a fraction."""
+    return value.replace(tzinfo=None).isoformat(sep=" ")
 
 
 def _json(models: list[Any]) -> str | None:

@@ -209,3 +209,28 @@ def test_live_refresh_brings_in_new_interactions(browser, warden):
     page.uncheck("#live")
     assert "live=1" not in page.url
     assert not page.errors  # type: ignore[attr-defined]
+
+
+def test_a_time_range_narrows_the_list(browser, warden):
+    agent = new_agent()
+    for n in range(3):
+        send(warden, agent, None, f"message {n}")
+    newest, middle, oldest = recorded(warden, 3, agent_id=agent)
+    since = middle["started_at"].replace(" ", "T") + "Z"
+
+    page = browser.page(warden.url)
+    page.goto("/logs?" + str(httpx.QueryParams({"agent_id": agent, "since": since})))
+    ids = page.locator("#rows tr.row").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert ids == [newest["interaction_id"], middle["interaction_id"]]
+    expect(page.locator("input[name=since]")).to_have_value(middle["started_at"].replace(" ", "T")[:23])
+
+    page.goto("/logs?" + str(httpx.QueryParams({"agent_id": agent, "until": since})))
+    ids = page.locator("#rows tr.row").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert ids == [oldest["interaction_id"]]
+
+    # Through the form: a range ending before the first of these interactions finds none of them.
+    page.goto("/logs?" + str(httpx.QueryParams({"agent_id": agent})))
+    page.fill("input[name=until]", "2000-01-01T00:00:00")
+    page.click("button[type=submit]")
+    page.wait_for_url("**until=2000-01-01T00*")
+    expect(page.locator("#rows tr.empty")).to_have_text("No interactions match.")
