@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -243,7 +244,10 @@ class KafkaBus:
     # -- consuming -------------------------------------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription) -> None:
+        """Fetch and decode the next batch while the handler writes the previous one (the store's insert runs off
+        the event loop), then commit each batch in order once its handler returned."""
         consumer: AIOKafkaConsumer | None = None
+        inflight: tuple[asyncio.Task[None], _Batch] | None = None
         backoff = 0.2
         while not self._stop_consumers.is_set():
             if consumer is None:
@@ -273,19 +277,44 @@ class KafkaBus:
                     backoff = min(backoff * 2, 5.0)
                     continue
             try:
-                backoff = await self._consume_batch(consumer, sub, backoff)
+                messages = await self._fetch(consumer, sub)
+                # Decoded while the previous batch's insert still runs.
+                fetched = _Batch.of(messages) if messages else None
+                if inflight is not None:
+                    task, batch = inflight
+                    inflight = None
+                    if not await self._settle(consumer, sub, task, batch):
+                        # Read the failed batch again, and whatever was fetched meanwhile after it.
+                        for tp, offset in (fetched.first if fetched else {}).items():
+                            if tp not in batch.first:
+                                consumer.seek(tp, offset)
+                        await self._pause(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
+                    backoff = 0.2
+                if fetched is not None:
+                    inflight = (asyncio.get_running_loop().create_task(sub.handler(fetched.deliveries)), fetched)
             except Exception:
                 log.exception("kafka consumer failed; restarting it", extra={"fields": {"group": sub.group}})
+                if inflight is not None:
+                    # Its rows may be written, but its offsets cannot be committed: it will be read again, and the
+                    # store folds the repeat.
+                    with contextlib.suppress(Exception):
+                        await inflight[0]
+                    inflight = None
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 consumer = None
                 await self._pause(backoff)
         if consumer is not None:
+            if inflight is not None:
+                with contextlib.suppress(Exception):
+                    await self._settle(consumer, sub, *inflight)
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def _consume_batch(self, consumer: AIOKafkaConsumer, sub: Subscription, backoff: float) -> float:
-        messages = []
+    async def _fetch(self, consumer: AIOKafkaConsumer, sub: Subscription) -> list:
+        messages: list = []
         deadline = time.monotonic() + sub.max_wait_s
         while len(messages) < sub.max_batch and not self._stop_consumers.is_set():
             remaining = deadline - time.monotonic()
@@ -298,41 +327,54 @@ class KafkaBus:
                 messages.extend(records)
             if not fetched and remaining <= 0:
                 break
-        if not messages:
-            return backoff
-        deliveries = [_decode(m.topic, m.key, m.value) for m in messages]
+        return messages
+
+    async def _settle(
+        self, consumer: AIOKafkaConsumer, sub: Subscription, task: asyncio.Task[None], batch: _Batch
+    ) -> bool:
+        """Wait for a batch's handler: commit its offsets if it succeeded, rewind to them if it failed."""
+        try:
+            await task
+        except Exception:
+            log.exception(
+                "handler failed; the batch will be delivered again",
+                extra={"fields": {"group": sub.group, "events": len(batch.deliveries)}},
+            )
+            for tp, offset in batch.first.items():
+                consumer.seek(tp, offset)
+            return False
+        await consumer.commit({tp: offset + 1 for tp, offset in batch.last.items()})
+        for tp in batch.last:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self._partition_lag[(sub.group, tp)] = max(highwater - batch.last[tp] - 1, 0)
+        for topic in {tp.topic for tp in batch.last}:
+            total = sum(
+                lag for (group, tp), lag in self._partition_lag.items() if group == sub.group and tp.topic == topic
+            )
+            self.lag.labels(sub.group, topic).set(total)
+        return True
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop_consumers.wait(), seconds)
+
+
+@dataclass(slots=True)
+class _Batch:
+    deliveries: list[Delivery]
+    first: dict[TopicPartition, int]
+    last: dict[TopicPartition, int]
+
+    @classmethod
+    def of(cls, messages: list) -> _Batch:
         first: dict[TopicPartition, int] = {}
         last: dict[TopicPartition, int] = {}
         for m in messages:
             tp = TopicPartition(m.topic, m.partition)
             first.setdefault(tp, m.offset)
             last[tp] = m.offset
-        try:
-            await sub.handler(deliveries)
-        except Exception:
-            log.exception(
-                "handler failed; the batch will be delivered again",
-                extra={"fields": {"group": sub.group, "events": len(deliveries)}},
-            )
-            for tp, offset in first.items():
-                consumer.seek(tp, offset)
-            await self._pause(backoff)
-            return min(backoff * 2, 5.0)
-        await consumer.commit({tp: offset + 1 for tp, offset in last.items()})
-        for tp in last:
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                self._partition_lag[(sub.group, tp)] = max(highwater - last[tp] - 1, 0)
-        for topic in {tp.topic for tp in last}:
-            total = sum(
-                lag for (group, tp), lag in self._partition_lag.items() if group == sub.group and tp.topic == topic
-            )
-            self.lag.labels(sub.group, topic).set(total)
-        return 0.2
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stop_consumers.wait(), seconds)
+        return cls([_decode(m.topic, m.key, m.value) for m in messages], first, last)
 
 
 def _encode(event: BaseModel | bytes) -> bytes:
