@@ -60,6 +60,9 @@ class GuardService:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=registry,
         )
+        self._per_type = {
+            kind: (self.latency.labels(kind), self.scored.labels(kind)) for kind in ("request", "response")
+        }
         self.quarantined = Counter("warden_quarantines_total", "Agents quarantined", ("profile_id",), registry=registry)
         self.subscription = Subscription(
             topics=(topics.REQUESTS, topics.RESPONSES), group=group, handler=self.handle, max_batch=500, max_wait_s=0.05
@@ -108,8 +111,9 @@ class GuardService:
             except Exception:  # one unreadable event must not stop the stream
                 log.exception("could not score an event", extra={"fields": {"interaction_id": event.interaction_id}})
                 found = []
-            self.latency.labels(event.type).observe(time.perf_counter() - started)
-            self.scored.labels(event.type).inc()
+            latency, scored = self._per_type[event.type]
+            latency.observe(time.perf_counter() - started)
+            scored.inc()
             out.append((event, profile, found))
         return out
 
