@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import anthropic
-import httpx
 import pytest
 from anthropic.types import Message
 
 from tests.conftest import API_KEY
 from tests.support.agents import attribution, new_agent
+from tests.support.guardrails import make_profile
 
 MODEL = "claude-sonnet-4-6"
 READ_FILE = {
@@ -23,32 +23,6 @@ SEND_EMAIL = {
 }
 FETCH_URL = {"name": "fetch_url", "input_schema": {"type": "object", "properties": {"url": {"type": "string"}}}}
 VAULT = {"name": "vault", "input_schema": {"type": "object", "properties": {}}}
-
-POLICIES = {
-    "tool_invocation_policies": [
-        {
-            "tool": "read_file",
-            "action": "block_always",
-            "reason": "system files are off limits",
-            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/"}],
-        },
-        {"tool": "send_email", "action": "block_when_context_is_untrusted", "reason": "no e-mail after web content"},
-        {"tool": "read_file", "action": "allow_when_context_is_untrusted"},
-    ],
-    "trusted_data_policies": [
-        {"tool": "fetch_url", "action": "mark_as_untrusted"},
-        {"tool": "lookup", "action": "mark_as_trusted"},
-        {"tool": "vault", "action": "block_always", "reason": "vault output stays inside"},
-    ],
-}
-
-
-def make_profile(warden, mode: str, **extra) -> str:
-    response = httpx.post(
-        f"{warden.url}/api/profiles", json={"name": f"{mode}-anthropic", "mode": mode, **POLICIES, **extra}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def sdk(warden, profile: str, agent: str) -> anthropic.Anthropic:

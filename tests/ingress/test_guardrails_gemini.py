@@ -13,6 +13,7 @@ from google.genai import types
 
 from tests.conftest import API_KEY
 from tests.support.agents import attribution, new_agent
+from tests.support.guardrails import make_profile
 
 MODEL = "gemini-2.5-flash"
 
@@ -30,32 +31,6 @@ READ_FILE = declaration("read_file", path=types.Type.STRING)
 SEND_EMAIL = declaration("send_email", to=types.Type.STRING, body=types.Type.STRING)
 FETCH_URL = declaration("fetch_url", url=types.Type.STRING)
 VAULT = declaration("vault")
-
-POLICIES = {
-    "tool_invocation_policies": [
-        {
-            "tool": "read_file",
-            "action": "block_always",
-            "reason": "system files are off limits",
-            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/"}],
-        },
-        {"tool": "send_email", "action": "block_when_context_is_untrusted", "reason": "no e-mail after web content"},
-        {"tool": "read_file", "action": "allow_when_context_is_untrusted"},
-    ],
-    "trusted_data_policies": [
-        {"tool": "fetch_url", "action": "mark_as_untrusted"},
-        {"tool": "lookup", "action": "mark_as_trusted"},
-        {"tool": "vault", "action": "block_always", "reason": "vault output stays inside"},
-    ],
-}
-
-
-def make_profile(warden, mode: str, **extra) -> str:
-    response = httpx.post(
-        f"{warden.url}/api/profiles", json={"name": f"{mode}-gemini", "mode": mode, **POLICIES, **extra}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def sdk(warden, profile: str, agent: str) -> genai.Client:
