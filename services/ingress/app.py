@@ -35,12 +35,6 @@ ProfileLookup = Callable[[str], Any | None]
 QuarantineLookup = Callable[[str], Quarantine | None]
 
 
-class UpstreamFailure(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Ingress:
     def __init__(
         self,
@@ -232,10 +226,8 @@ class Ingress:
         response: aiohttp.ClientResponse,
         enforcement: Enforcement | None,
     ) -> None:
-        recorded: list[bytes] = []
-        """What the client got."""
-        upstream: list[bytes] = []
-        """What the upstream sent (differs from ``recorded`` only while tool calls are held back)."""
+        recorded: list[bytes] = []  # what the client got
+        upstream: list[bytes] = []  # what the upstream sent: differs from `recorded` only while tool calls are held
         held = enforcement.held_stream(response.content_type) if enforcement is not None else None
         judged = Judged()
         error: str | None = None
