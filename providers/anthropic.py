@@ -21,7 +21,7 @@ from providers.common import (
     sum_tokens,
 )
 from providers.held_stream import HeldStream
-from providers.sse import encode_event, iter_events
+from providers.sse import encode_event, first_json_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 _TEXT = frozenset({"text"})
@@ -216,17 +216,6 @@ class AnthropicAdapter(ProviderAdapter):
         return HeldMessagesStream()
 
 
-def _event(raw: bytes) -> dict[str, Any]:
-    for _, data in iter_events(raw):
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            return event
-    return {}
-
-
 def _sse(kind: str, **fields: Any) -> bytes:
     return encode_event(orjson.dumps({"type": kind, **fields}), event=kind)
 
@@ -243,7 +232,7 @@ class HeldMessagesStream(HeldStream):
     def passed(self, event: bytes) -> None:
         if b"content_block_start" not in event and b"message_start" not in event:
             return
-        parsed = _event(event)
+        parsed = first_json_event(event)
         index = parsed.get("index")
         if parsed.get("type") == "content_block_start" and isinstance(index, int):
             self._next_index = max(self._next_index, index + 1)
@@ -253,14 +242,14 @@ class HeldMessagesStream(HeldStream):
     def starts_hold(self, event: bytes) -> bool:
         if b"content_block_start" not in event or b"tool_use" not in event:
             return False
-        parsed = _event(event)
+        parsed = first_json_event(event)
         block = as_dict(parsed.get("content_block"))
         return parsed.get("type") == "content_block_start" and block.get("type") == "tool_use"
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         found: dict[str, Any] | None = None
         for raw in held:
-            parsed = _event(raw)
+            parsed = first_json_event(raw)
             if parsed.get("type") == "message_delta" and isinstance(parsed.get("usage"), dict):
                 found = parsed["usage"]
         # A stream cut before its message_delta: message_start's counts are all there is.

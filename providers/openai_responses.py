@@ -18,7 +18,7 @@ from providers.common import (
     parts_text,
 )
 from providers.held_stream import HeldStream
-from providers.sse import encode_event, iter_events
+from providers.sse import encode_event, first_json_event, iter_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 _CALLS = {"function_call": "arguments", "custom_tool_call": "input"}
@@ -200,17 +200,6 @@ def _has_call(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") in _CALLS
 
 
-def _event(raw: bytes) -> dict[str, Any]:
-    for _, data in iter_events(raw):
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(event, dict):
-            return event
-    return {}
-
-
 class HeldResponsesStream(HeldStream):
     """Responses API events: held from the first event about a call of a client tool (its output item, its argument
     deltas, or a terminal response that holds one). The refusal appends a message item after every item the client
@@ -223,7 +212,7 @@ class HeldResponsesStream(HeldStream):
         self._sequence = -1
 
     def passed(self, event: bytes) -> None:
-        parsed = _event(event)
+        parsed = first_json_event(event)
         if isinstance(parsed.get("sequence_number"), int):
             self._sequence = max(self._sequence, parsed["sequence_number"])
         if isinstance(parsed.get("response"), dict):
@@ -238,7 +227,7 @@ class HeldResponsesStream(HeldStream):
     def starts_hold(self, event: bytes) -> bool:
         if b"function_call" not in event and b"custom_tool_call" not in event:
             return False  # the common case, decided without parsing
-        parsed = _event(event)
+        parsed = first_json_event(event)
         if parsed.get("type") in _CALL_EVENTS or _has_call(parsed.get("item")):
             return True
         return any(_has_call(item) for item in as_list(as_dict(parsed.get("response")).get("output")))
@@ -246,7 +235,7 @@ class HeldResponsesStream(HeldStream):
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         response = self._response
         for raw in held:
-            parsed = _event(raw)
+            parsed = first_json_event(raw)
             if parsed.get("type") in _TERMINAL_EVENTS and isinstance(parsed.get("response"), dict):
                 response = parsed["response"]  # the final usage and timestamps
         index = max(self._items, default=-1) + 1

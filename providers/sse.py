@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+
+import orjson
 
 
 def iter_events(stream: bytes) -> Iterator[tuple[str | None, str]]:
@@ -24,3 +27,15 @@ def encode_event(data: bytes, event: str | None = None) -> bytes:
     """One server-sent event carrying ``data`` (already encoded, on one line)."""
     head = b"event: " + event.encode() + b"\n" if event else b""
     return head + b"data: " + data + b"\n\n"
+
+
+def first_json_event(raw: bytes) -> dict[str, Any]:
+    """The first event in ``raw`` whose data is a JSON object, or {} (used on single events held back by policy)."""
+    for _, data in iter_events(raw):
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            return event
+    return {}

@@ -9,12 +9,8 @@ import socket
 from prometheus_client import CollectorRegistry, start_http_server
 
 from plumbing.bus.factory import make_bus
-from plumbing.config.factory import make_map
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate_when_reachable
-from schemas import topics
-from schemas.profiles import Profile
-from schemas.quarantine import Quarantine
 from services.console.api import InteractionsApi
 from services.console.app import console_app
 from services.console.profiles_api import ProfilesApi
@@ -30,6 +26,7 @@ from services.ingress.settings import IngressSettings
 from services.ingress.upstreams import configured_upstreams
 from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
+from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 from warden.embedded import Server, uvicorn_config
 from warden.signals import until_stopped
@@ -44,8 +41,8 @@ def instance_id(role: str) -> str:
 async def run_ingress(settings: IngressSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
-    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
-    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    config = ConfigMaps.build(settings)
+    profiles, quarantines = config.profiles, config.quarantines
     ingress = Ingress(
         settings,
         bus,
@@ -54,8 +51,7 @@ async def run_ingress(settings: IngressSettings) -> None:
         quarantines=quarantines.get,
     )
     app = Dispatch(ingress, console_app([], registry, settings.admin_token))
-    await profiles.start()
-    await quarantines.start()
+    await config.start()
     await bus.start()
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
@@ -64,8 +60,7 @@ async def run_ingress(settings: IngressSettings) -> None:
     finally:
         await ingress.shutdown()
         await bus.stop()
-        await quarantines.stop()
-        await profiles.stop()
+        await config.stop()
         print("Warden ingress stopped", flush=True)
 
 
@@ -96,13 +91,12 @@ async def run_logger(settings: LoggerSettings) -> None:
 async def run_guard(settings: GuardSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("guard"), registry)
-    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
-    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    config = ConfigMaps.build(settings)
+    profiles, quarantines = config.profiles, config.quarantines
     guard = GuardService(bus, ProfileSnapshot(profiles), quarantines, registry, settings.agent_label_cap)
     guard.register()
     start_http_server(settings.metrics_port, registry=registry)
-    await profiles.start()
-    await quarantines.start()
+    await config.start()
     await bus.start()
     print(f"Warden guard consuming; metrics on :{settings.metrics_port}", flush=True)
     try:
@@ -110,8 +104,7 @@ async def run_guard(settings: GuardSettings) -> None:
     finally:
         await bus.stop()
         guard.close()
-        await quarantines.stop()
-        await profiles.stop()
+        await config.stop()
         print("Warden guard stopped", flush=True)
 
 
@@ -119,8 +112,8 @@ async def run_console(settings: ConsoleSettings) -> None:
     registry = CollectorRegistry()
     store = make_store(settings)
     await migrate_when_reachable(store)
-    profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
-    quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+    config = ConfigMaps.build(settings)
+    profiles, quarantines = config.profiles, config.quarantines
     ingress_settings = IngressSettings()
     public = ingress_settings.public_url or f"http://127.0.0.1:{ingress_settings.port}"
     providers = list(configured_upstreams(ingress_settings))
@@ -133,12 +126,10 @@ async def run_console(settings: ConsoleSettings) -> None:
         *viewer.routes(),
     ]
     app = viewer.wrap(console_app(routes, registry, settings.admin_token))
-    await profiles.start()
-    await quarantines.start()
+    await config.start()
     print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
     try:
         await Server(uvicorn_config(app, settings.host, settings.console_port)).serve()
     finally:
-        await quarantines.stop()
-        await profiles.stop()
+        await config.stop()
         await store.close()

@@ -19,11 +19,9 @@ from prometheus_client import CollectorRegistry
 from plumbing.bus.base import Bus
 from plumbing.bus.factory import make_bus
 from plumbing.config.base import ReplicatedMap
-from plumbing.config.factory import make_map
 from plumbing.store.base import Store
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
-from schemas import topics
 from schemas.profiles import Profile
 from schemas.quarantine import Quarantine
 from services.console.api import InteractionsApi
@@ -37,6 +35,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
+from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 
 log = logging.getLogger("warden")
@@ -63,8 +62,8 @@ class Embedded:
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
         metrics = IngressMetrics(registry, settings.agent_label_cap)
-        profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
-        quarantines = make_map(settings, topics.QUARANTINES, Quarantine, "quarantines")
+        config = ConfigMaps.build(settings)
+        profiles, quarantines = config.profiles, config.quarantines
         snapshot = ProfileSnapshot(profiles)
         ingress = Ingress(settings, bus, metrics, profiles=snapshot, quarantines=quarantines.get)
         logger = LoggerService(bus, store, registry)
@@ -82,8 +81,7 @@ class Embedded:
         applied = await migrate(self.store)
         if applied:
             log.info("schema migrated", extra={"fields": {"applied": applied}})
-        await self.profiles.start()
-        await self.quarantines.start()
+        await ConfigMaps(self.profiles, self.quarantines).start()
         await self.bus.start()
         await self.ingress.startup()
 
@@ -92,8 +90,7 @@ class Embedded:
         await self.ingress.shutdown()
         await self.bus.stop()
         self.guard.close()
-        await self.quarantines.stop()
-        await self.profiles.stop()
+        await ConfigMaps(self.profiles, self.quarantines).stop()
         await self.store.close()
 
 

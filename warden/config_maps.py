@@ -1,0 +1,33 @@
+"""The replicated configuration every Warden process holds: profiles and quarantine decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plumbing.config.base import ReplicatedMap
+from plumbing.config.factory import make_map
+from plumbing.settings import CommonSettings
+from schemas import topics
+from schemas.profiles import Profile
+from schemas.quarantine import Quarantine
+
+
+@dataclass
+class ConfigMaps:
+    profiles: ReplicatedMap[Profile]
+    quarantines: ReplicatedMap[Quarantine]
+
+    @classmethod
+    def build(cls, settings: CommonSettings) -> ConfigMaps:
+        return cls(
+            profiles=make_map(settings, topics.PROFILES, Profile, "profiles"),
+            quarantines=make_map(settings, topics.QUARANTINES, Quarantine, "quarantines"),
+        )
+
+    async def start(self) -> None:
+        await self.profiles.start()
+        await self.quarantines.start()
+
+    async def stop(self) -> None:
+        await self.quarantines.stop()
+        await self.profiles.stop()
