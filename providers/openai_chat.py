@@ -91,7 +91,8 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
             message = _MESSAGES.put(key, _message(index, raw, names))
         if message is None:
             continue
-        names.update((call.id, call.name) for call in message.tool_calls)
+        if message.tool_calls:
+            names.update((call.id, call.name) for call in message.tool_calls)
         messages.append(message)
     raw_tools = as_list(body.get("tools"))
     tools_key = cache_key(raw_tools)

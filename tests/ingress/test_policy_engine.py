@@ -203,3 +203,31 @@ def test_a_compiled_profile_gives_the_same_verdicts() -> None:
     request = evaluate_request(compiled, view)
     assert request.untrusted_since == evaluate_request(profile, view).untrusted_since
     assert evaluate_completion(compiled, view, request, SEND_EMAIL).blocked
+
+
+def test_a_changed_profile_judges_the_same_cached_history_again() -> None:
+    """Judgements are remembered per profile snapshot for the view objects an agent re-sends every turn: the next
+    turn reuses them, and an admin's change to the profile takes effect on that very history."""
+    view = _agent_conversation(fetched='{"status": "ok"}')
+    trusting = _profile(trusted_data_policies=[{"tool": "fetch_url", "action": "mark_as_trusted"}])
+    first = evaluate_request(trusting, view)
+    again = evaluate_request(trusting, view)
+    assert first.context_trusted and again.context_trusted
+    assert again.trust.results == first.trust.results
+
+    blocking = _profile(trusted_data_policies=[{"tool": "fetch_url", "action": "block_always", "reason": "no web"}])
+    changed = evaluate_request(blocking, view)
+    assert [(r.verdict, r.reason) for r in changed.trust.results] == [("blocked", "no web")]
+    assert changed.replacements == {"call_fetch": "[Content blocked by policy: no web]"}
+
+
+def test_a_message_seen_clean_is_still_redacted_when_it_comes_back_with_a_secret() -> None:
+    clean = _agent_conversation(fetched="nothing to see")
+    leaky = _agent_conversation(fetched=f"token: {OPENAI_KEY}")
+    profile = _profile(redact=True, trusted_data_policies=[{"tool": "fetch_url", "action": "mark_as_trusted"}])
+    assert not evaluate_request(profile, clean).redactions
+    verdict = evaluate_request(profile, leaky)
+    assert [(r.location, r.kind) for r in verdict.redactions] == [
+        ("request.messages[3].tool_result", "openai_api_key")
+    ]
+    assert OPENAI_KEY not in verdict.view.messages[3].tool_result.content

@@ -6,6 +6,8 @@ what the proxy did: ``blocked`` or ``redacted`` when the decision was enforced, 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from schemas.events import PolicyDecision
 from services.guard.detectors.secrets import find_secrets
 from services.guard.findings import Action, Finding, Severity
@@ -19,12 +21,17 @@ _KINDS: dict[str, tuple[Severity, float, Action]] = {
 
 
 def _excerpt(decision: PolicyDecision) -> str:
-    text = (
+    return _masked(
         decision.kind
         + (f" {decision.tool}" if decision.tool else "")
         + (f": {decision.reason}" if decision.reason else "")
     )
-    # Reasons are written by policies, but one quoting a matched credential must not carry it further.
+
+
+@lru_cache(maxsize=4096)
+def _masked(text: str) -> str:
+    """Reasons are written by policies, but one quoting a matched credential must not carry it further. The same
+    few reasons recur on every turn of a conversation, hence the cache."""
     for hit in sorted(find_secrets(text), key=lambda h: h.start, reverse=True):
         text = text[: hit.start] + (hit.mask or "") + text[hit.end :]
     return text[:200]

@@ -18,6 +18,7 @@ from typing import Any
 from schemas.events import PolicyDecision
 from schemas.profiles import Profile, ToolInvocationPolicy, TrustedDataPolicy
 from schemas.view import CompletionView, ConversationView, Message, ToolCall
+from services.ingress.policy.memo import MISSING, IdentityMemo
 from services.ingress.policy.redaction import redact_secrets
 from services.ingress.policy.rules import RuleBook
 from services.ingress.policy.tool_invocation import InvocationVerdict, compile_tool_invocation, judge_tool_calls
@@ -33,6 +34,10 @@ class CompiledProfile:
     redact: bool
     tool_invocation: RuleBook[ToolInvocationPolicy]
     trusted_data: RuleBook[TrustedDataPolicy]
+    trusted_data_memo: IdentityMemo[Any] = field(default_factory=IdentityMemo)
+    """The decision on a tool result already judged under this snapshot."""
+    decision_memo: IdentityMemo[PolicyDecision] = field(default_factory=IdentityMemo)
+    """The recorded decision made from such a judgement."""
 
     @classmethod
     def build(cls, profile: Profile) -> CompiledProfile:
@@ -150,9 +155,19 @@ def _collect_strings(value: Any, into: list[str]) -> None:
             _collect_strings(item, into)
 
 
+_secret_memo: IdentityMemo[bool] = IdentityMemo()
+
+
 def _may_hold_secret(message: Message) -> bool:
-    """One redaction scan over all of a message's strings joined: the common, clean case costs one call (and a memo
-    hit when the message was seen on an earlier turn). A NUL separator keeps patterns from spanning two strings."""
+    """One redaction scan over all of a message's strings joined: the common, clean case costs one call, and a
+    message seen on an earlier turn costs a memo lookup. A NUL separator keeps patterns from spanning two strings."""
+    known = _secret_memo.get(message)
+    if known is not MISSING:
+        return known
+    return _secret_memo.put(message, _scan_for_secret(message))
+
+
+def _scan_for_secret(message: Message) -> bool:
     strings = [message.text] if message.text else []
     if message.tool_result is not None:
         strings.append(message.tool_result.content)
@@ -166,9 +181,11 @@ def _may_hold_secret(message: Message) -> bool:
 
 def _apply(message: Message, replacements: Mapping[str, str], redact: bool, redactions: list[Redaction]) -> Message:
     """``message`` with a blocked result replaced and secrets masked; the same object when nothing changed."""
-    update: dict[str, Any] = {}
     result = message.tool_result
     replaced = result is not None and result.tool_call_id in replacements
+    if not replaced and not (redact and _may_hold_secret(message)):
+        return message  # the common case, first: most of a long history is neither blocked nor secret
+    update: dict[str, Any] = {}
     if replaced:
         update["tool_result"] = result.model_copy(update={"content": replacements[result.tool_call_id]})
     if redact and _may_hold_secret(message):
@@ -209,21 +226,26 @@ def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView)
     """Judge the tool results in the request's history and mask its secrets."""
     compiled = compile_profile(profile)
     enforced = compiled.enforced
-    trust = judge_tool_results(compiled.trusted_data, view)
+    trust = judge_tool_results(compiled.trusted_data, view, compiled.trusted_data_memo)
 
     decisions: list[PolicyDecision] = []
+    memo = compiled.decision_memo
     for result in trust.results:
         if result.verdict == "trusted":
             continue
-        decisions.append(
-            PolicyDecision(
-                kind="tool_result_blocked" if result.verdict == "blocked" else "tool_result_untrusted",
-                tool=result.tool,
-                tool_call_id=result.tool_call_id,
-                reason=result.reason,
-                enforced=enforced,
+        decision = memo.get(result)
+        if decision is MISSING:
+            decision = memo.put(
+                result,
+                PolicyDecision(
+                    kind="tool_result_blocked" if result.verdict == "blocked" else "tool_result_untrusted",
+                    tool=result.tool,
+                    tool_call_id=result.tool_call_id,
+                    reason=result.reason,
+                    enforced=enforced,
+                ),
             )
-        )
+        decisions.append(decision)
 
     replacements = trust.replacements if enforced else {}
     forwarded = view

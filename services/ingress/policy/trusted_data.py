@@ -21,6 +21,7 @@ import orjson
 
 from schemas.profiles import TrustedDataPolicy
 from schemas.view import ConversationView
+from services.ingress.policy.memo import MISSING, IdentityMemo
 from services.ingress.policy.rules import RuleBook
 
 TRUSTED_DATA_RANK: Mapping[str, int] = {
@@ -110,24 +111,33 @@ def _decide(
 
 
 def judge_tool_results(
-    policies: RuleBook[TrustedDataPolicy] | Iterable[TrustedDataPolicy], view: ConversationView
+    policies: RuleBook[TrustedDataPolicy] | Iterable[TrustedDataPolicy],
+    view: ConversationView,
+    memo: IdentityMemo[ResultDecision] | None = None,
 ) -> TrustVerdict:
-    """Judge every tool result in ``view``'s history (pass a compiled RuleBook on the hot path)."""
+    """Judge every tool result in ``view``'s history (pass a compiled RuleBook on the hot path, and the memo that
+    belongs to it: a result object already judged, under the same tool name at the same position, is not judged
+    again)."""
     book = policies if isinstance(policies, RuleBook) else compile_trusted_data(policies)
     names: dict[str, str] = {}
     decisions: list[ResultDecision] = []
     untrusted_since: UntrustedSource | None = None
     replacements: dict[str, str] = {}
     for position, message in enumerate(view.messages):
-        for call in message.tool_calls:
-            names[call.id] = call.name
+        if message.tool_calls:
+            for call in message.tool_calls:
+                names[call.id] = call.name
         result = message.tool_result
         if result is None:
             continue
         tool = result.name or names.get(result.tool_call_id)
-        content = result.content
-        policy, specific = book.select(tool, content, _parsed, content)
-        decision = _decide(policy, specific, tool, result.tool_call_id, position)
+        decision = memo.get(result, (tool, position)) if memo is not None else MISSING
+        if decision is MISSING:
+            content = result.content
+            policy, specific = book.select(tool, content, _parsed, content)
+            decision = _decide(policy, specific, tool, result.tool_call_id, position)
+            if memo is not None:
+                memo.put(result, decision, (tool, position))
         decisions.append(decision)
         if decision.verdict == "blocked":
             replacements[result.tool_call_id] = blocked_content(decision.reason)
