@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -13,8 +14,17 @@ from services.ingress.settings import IngressSettings
 from warden import profiles_cli
 
 
+def tune_gc() -> None:
+    """A proxy allocates many short-lived objects per request and few cycles. The default thresholds run a young
+    collection every 700 allocations and full ones that walk every long-lived object (modules, compiled profiles,
+    caches); freezing what start-up built and collecting less often leaves the collector a small share of the CPU."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def run_service(main: Coroutine[Any, Any, None]) -> None:
     """Long-running services run on uvloop (uvicorn's own loop choice only applies when it owns the loop)."""
+    tune_gc()
     try:
         import uvloop
     except ImportError:  # not available on every platform

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -144,6 +145,7 @@ async def serve(settings: IngressSettings) -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     warden = Embedded.build(settings)
     await warden.start()
+    gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
     server = Server(uvicorn_config(warden.app, settings.host, settings.port))
     base = public_url(settings)
     print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
