@@ -81,12 +81,13 @@ def _tools(raw_tools: list[Any]) -> list[ToolDefinition]:
 def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
     messages: list[Message] = []
     names: dict[str, str] = {}
+    cached = _MESSAGES.get  # a long history makes this loop hot: names looked up once
     for index, raw in enumerate(as_list(body.get("messages"))):
         if not isinstance(raw, dict):
             continue
         # A tool result's view depends on the calls before it (its tool's name), so they are part of its key.
         key = cache_key(index, raw, names.get(str(raw.get("tool_call_id", ""))) if raw.get("role") == "tool" else 0)
-        message = _MESSAGES.get(key)
+        message = cached(key)
         if message is None:
             message = _MESSAGES.put(key, _message(index, raw, names))
         if message is None:

@@ -250,7 +250,8 @@ def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView)
     replacements = trust.replacements if enforced else {}
     forwarded = view
     redactions: list[Redaction] = []
-    if replacements or compiled.redact:
+    # Most requests have nothing to replace or mask: one pass of memo lookups says so without copying anything.
+    if replacements or (compiled.redact and any(map(_may_hold_secret, view.messages))):
         messages = [_apply(message, replacements, compiled.redact, redactions) for message in view.messages]
         if any(new is not old for new, old in zip(messages, view.messages, strict=True)):
             forwarded = view.model_copy(update={"messages": messages})
