@@ -31,6 +31,8 @@ __all__ = ["Finding", "findings_from_decisions", "scan_completion", "scan_conver
 
 
 _CACHED_TEXT_MAX = 16_384
+# Which message texts are read for injection, and as what (system prompts and the assistant's own words are not).
+_INJECTION_SOURCE: dict[str, Source] = {"user": "user", "tool": "tool"}
 
 
 @lru_cache(maxsize=4096)
@@ -70,7 +72,7 @@ def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str]
             findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool")
         # Adapters also copy a tool result's content into the text: scan it once, as the tool result.
         if m.text and (m.tool_result is None or m.text != m.tool_result.content):
-            source: Source | None = {"user": "user", "tool": "tool"}.get(m.role)
+            source: Source | None = _INJECTION_SOURCE.get(m.role)
             findings += _scan(m.text, f"{base}.text", source)
     for k, tool in enumerate(view.tools):
         text = "\n".join([tool.description or "", *_schema_descriptions(tool.parameters)]).strip()

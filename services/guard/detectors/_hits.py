@@ -65,7 +65,8 @@ def _printable(text: str) -> str:
 
 
 def excerpt(text: str, hit: Hit, sensitive: list[Hit]) -> str:
-    """The hit with a little context, every sensitive span in the window replaced by its mask."""
+    """The hit with a little context, every sensitive span in the window replaced by its mask; ``sensitive`` is
+    sorted by start."""
     if hit.note:
         return _printable(hit.note)[:_MAX_EXCERPT]
     lo = max(0, hit.start - _CONTEXT)
@@ -80,7 +81,7 @@ def excerpt(text: str, hit: Hit, sensitive: list[Hit]) -> str:
             hi = s.end
     parts: list[str] = []
     pos = lo
-    for s in sorted(sensitive, key=lambda h: h.start):
+    for s in sensitive:  # in order of start
         if s.end <= lo or s.start >= hi or s.start < pos:
             continue
         parts.append(_printable(text[pos : s.start]))
@@ -91,9 +92,13 @@ def excerpt(text: str, hit: Hit, sensitive: list[Hit]) -> str:
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
 
 
+def _start(hit: Hit) -> int:
+    return hit.start
+
+
 def to_findings(text: str, hits: list[Hit], location: str, sensitive: list[Hit] | None = None) -> list[Finding]:
     """Findings for the hits found in one text at one location; ``sensitive`` are the spans to mask in excerpts."""
-    masks = [h for h in (sensitive if sensitive is not None else hits) if h.mask is not None]
+    masks = sorted((h for h in (sensitive if sensitive is not None else hits) if h.mask is not None), key=_start)
     return [
         Finding(
             detector=h.detector,

@@ -16,10 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from services.guard.detectors._hits import Hit
+from services.guard.detectors._leads import Leads, finditer, leading_literals
+from services.guard.detectors._literals import Literals
 from services.guard.detectors.injection_model import load_model, normalize
 from services.guard.findings import Severity
 
@@ -37,16 +40,32 @@ class _Rule:
     score: float
     triggers: tuple[tuple[str, ...], ...]
     """Groups of literals: every match contains one literal of each group, so the regex runs only on texts that do
-    (substring tests run at C speed, the regexes do not). Written ``"a|b&c|d"``: (a or b) and (c or d)."""
+    (finding the literals takes one pass over the text, the regexes one each). Written ``"a|b&c|d"``: (a or b) and
+    (c or d)."""
+    leads: Leads | None = None
+    """Literals every match starts with, read off the pattern (None if it cannot be told): see :mod:`._leads`."""
 
     def may_match(self, text: str) -> bool:
-        contains = text.__contains__  # map over a bound C method: no Python frame per literal
+        """Whether ``text`` holds the triggers (the definition; :meth:`gate` is the same test, faster)."""
+        contains = text.__contains__
         return all(any(map(contains, group)) for group in self.triggers)
+
+    def gate(self, present: set[str]) -> bool:
+        """:meth:`may_match` of a text, given the literals it contains (``_LITERALS.present``)."""
+        return not any(map(present.isdisjoint, self.triggers))
+
+    def finditer(self, text: str, located: dict[str, list[int]]) -> Iterator[re.Match[str]]:
+        """``pattern.finditer(text)``, trying the pattern only where a leading literal occurs when they are known;
+        ``located`` is ``_LITERALS.locate(text)``."""
+        return finditer(self.pattern, text, self.leads, located)
 
 
 def _r(name: str, pattern: str, score: float, triggers: str) -> _Rule:
     groups = tuple(tuple(group.split("|")) for group in triggers.split("&"))
-    return _Rule(name, re.compile(pattern), score, groups)
+    compiled = re.compile(pattern)
+    # Leads are matched as written: a case-insensitive rule would need them located in a case-folded text.
+    leads = None if compiled.flags & re.IGNORECASE else leading_literals(compiled)
+    return _Rule(name, compiled, score, groups, leads)
 
 
 _W = r"(?:[\w'\-]+[ ,]+)"  # one word and the space after it, for "up to n words" gaps
@@ -259,6 +278,20 @@ RAW_RULES: tuple[_Rule, ...] = (
     ),
 )
 
+# Every trigger and leading literal, found in one pass per text: a substring test per literal and rule, or a regex
+# tried at every offset, cost more than the rules themselves.
+_LITERALS = Literals(
+    [
+        *(lit for rule in RULES for group in rule.triggers for lit in group),
+        *(lit for rule in RULES for lit in (rule.leads.literals if rule.leads else ())),
+    ]
+)
+_RAW_TRIGGERS = Literals(lit for rule in RAW_RULES for group in rule.triggers for lit in group)
+_RULES_BY_FIRST_TRIGGER: dict[str, tuple[int, ...]] = {
+    lit: tuple(k for k, rule in enumerate(RULES) if lit in rule.triggers[0])
+    for lit in {lit for rule in RULES for lit in rule.triggers[0]}
+}
+
 # A phrase quoted or named as an example is being discussed, not used: these cues halve a rule's score.
 _DISCUSSION = re.compile(
     r"\b(?:such as|e\.g\.|for example|for instance|(?:phrases?|strings?|prompts?|patterns?|messages?) (?:like|such as)|"
@@ -281,6 +314,7 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _ZW_RUN = re.compile("[\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff]{3,}")
 _ZW_INSIDE_WORD = re.compile("[A-Za-z][\u200b\u200c\u2060\ufeff][A-Za-z]")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_HIDING = re.compile("[\U000e0000-\U000e007f\u200b\u200c\u2060\u2061-\u2064\ufeff\u200d\u202a-\u202e\u2066-\u2069]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _HEX = re.compile(r"[0-9A-Fa-f]{32,}")
 _SPACED_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[ :][0-9A-Fa-f]{2}){15,}")
@@ -291,11 +325,15 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
     """Rule hits, and whether a known phrasing was found only negated or discussed (``defused``)."""
     hits: list[Hit] = []
     defused = False
-    for rule in RULES:
-        if not rule.may_match(norm):
+    located = _LITERALS.locate(norm)
+    present = _LITERALS.present(norm, located)
+    # The rules whose first trigger group is in the text (in their order), then rule.gate(present) for the others.
+    for k in sorted({k for lit in present for k in _RULES_BY_FIRST_TRIGGER.get(lit, ())}):
+        rule = RULES[k]
+        if len(rule.triggers) > 1 and any(map(present.isdisjoint, rule.triggers[1:])):
             continue
         best: Hit | None = None
-        for m in rule.pattern.finditer(norm):
+        for m in rule.finditer(norm, located):
             before = norm[max(0, m.start() - 80) : m.start()]
             if _NEGATED.search(before[-20:]):
                 defused = True
@@ -310,8 +348,9 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
                 break
         if best is not None:
             hits.append(best)
+    raw_present = _RAW_TRIGGERS.present(raw) if raw is not None else set()
     for rule in RAW_RULES if raw is not None else ():
-        if not rule.may_match(raw):
+        if not rule.gate(raw_present):
             continue
         m = rule.pattern.search(raw)
         if m:
@@ -324,12 +363,16 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
 def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
     """Base64 and hex runs that decode to readable text, with their spans and the decoded text."""
     out: list[tuple[int, int, str]] = []
-    words = text.split()
-    long_token = max(map(len, words), default=0) >= _LONG_TOKEN
-    spaced = len(words) >= 16 and list(map(len, words)).count(2) >= 16
+    lengths = list(map(len, text.split()))
+    long_token = max(lengths, default=0) >= _LONG_TOKEN
+    spaced = len(lengths) >= 16 and lengths.count(2) >= 16
     if not long_token and not spaced:
         return out
+    hex_runs: list[re.Match[str]] = []
     for m in _BASE64.finditer(text) if long_token else ():
+        # A base64 match is a whole run of base64 characters and hex digits are base64 characters: every hex run of
+        # the text lies inside one, and looking for them there is the same as looking through the whole text.
+        hex_runs.extend(_HEX.finditer(text, m.start(), m.end()))
         raw = m.group(0)
         if (m.start() and text[m.start() - 1] in "=_-") or len(raw) % 4 == 1:
             continue
@@ -340,7 +383,8 @@ def _decoded_payloads(text: str) -> list[tuple[int, int, str]]:
         decoded = _readable(data)
         if decoded:
             out.append((m.start(), m.end(), decoded))
-    hex_runs = [*(_HEX.finditer(text) if long_token else ()), *(_SPACED_HEX.finditer(text) if spaced else ())]
+    if spaced:
+        hex_runs.extend(_SPACED_HEX.finditer(text))
     for m in hex_runs:
         try:
             data = bytes.fromhex(re.sub(r"[ :]", "", m.group(0)))
@@ -365,6 +409,8 @@ def _hidden_character_hits(text: str, weight: float) -> tuple[list[Hit], str]:
     """Hits for hiding characters, and the text revealed by Unicode tag characters (empty if none)."""
     hits: list[Hit] = []
     revealed = ""
+    if _HIDING.search(text) is None:  # one scan for the characters every check below needs one of
+        return hits, revealed
     tags = _TAGS.findall(text)
     if tags:
         revealed = "".join(chr(ord(c) - 0xE0000) for run in tags for c in run if 0x20 <= ord(c) - 0xE0000 < 0x7F)
@@ -395,11 +441,12 @@ def _hidden_character_hits(text: str, weight: float) -> tuple[list[Hit], str]:
     return hits, revealed
 
 
-def model_score(text: str, source: Source = "text") -> tuple[float, int]:
+def model_score(text: str, source: Source = "text", norm: str | None = None) -> tuple[float, int]:
     """The learned tier's score on the findings' scale: its alarm threshold maps to 0.5, certainty to 1, anything
-    below the threshold to 0; then weighted by source. Also the offset of the window that scored."""
+    below the threshold to 0; then weighted by source. Also the offset of the window that scored. ``norm`` is
+    ``normalize(text)`` if the caller has it already."""
     model = load_model()
-    p, at = model.score(text)
+    p, at = model.score(text, norm)
     if p < model.threshold:
         return 0.0, at
     return (0.5 + 0.5 * (p - model.threshold) / (1.0 - model.threshold)) * _SOURCE_WEIGHT[source], at
@@ -447,7 +494,7 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
                 )
             )
     if use_model:
-        score, at = model_score(text, source)
+        score, at = model_score(text, source, norm)
         # The rules read the phrase in context: negated or discussed, a bag of words must not overrule them.
         score = score * 0.5 if defused else score
         if score > 0:

@@ -22,7 +22,8 @@ _WINDOW = 420
 """Characters per window: long documents are scored piecewise so an injected paragraph is not averaged away."""
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[#<>\[\]{}|*=]{2,}|[!?:]")
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # removed (a regex: str.translate with a
+# deletion table goes character by character through a dict on non-ASCII text, ten times slower)
 
 
 _ESCAPES = re.compile(r"\\[nrt]")
@@ -33,7 +34,7 @@ def normalize(text: str) -> str:
     escaped line breaks and underscores of JSON and identifiers (``"…\\n\\nIgnore"``, ``External_Ignore``), which
     would otherwise glue words together. Keeps the length of ASCII text, so offsets still point into the original."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+        text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
     if "\\" in text:
         text = _ESCAPES.sub("  ", text)
     return text.replace("_", " ").lower()
@@ -57,12 +58,21 @@ def windows(text: str) -> list[str]:
     return out
 
 
-def features(window: str) -> list[str]:
-    """Distinct word unigrams and bigrams of an already normalized window."""
+def _grams(window: str) -> set[str]:
     tokens = _TOKEN.findall(window)
     grams = set(tokens)
     grams.update(map(" ".join, pairwise(tokens)))
-    return list(grams)
+    return grams
+
+
+def features(window: str) -> list[str]:
+    """Distinct word unigrams and bigrams of an already normalized window."""
+    return list(_grams(window))
+
+
+def _splits_escape(text: str, at: int) -> bool:
+    """Whether offset ``at`` falls inside an escaped line break (``\\n``) that :func:`normalize` folds."""
+    return 0 < at < len(text) and text[at - 1] == "\\" and text[at] in "nrt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +84,7 @@ class InjectionModel:
 
     def window_score(self, window: str) -> float:
         """Probability that one normalized window is an injection or jailbreak."""
-        feats = features(window)
+        feats = _grams(window)  # features(window), without copying the set into a list
         if not feats:
             return 0.0
         get = self.weights.get
@@ -82,14 +92,22 @@ class InjectionModel:
         z = self.bias + sum(filter(None, map(get, feats))) / math.sqrt(len(feats))
         return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0
 
-    def score(self, text: str) -> tuple[float, int]:
-        """Highest window probability over ``text`` and the character offset of that window."""
+    def score(self, text: str, norm: str | None = None) -> tuple[float, int]:
+        """Highest window probability over ``text`` and the character offset of that window.
+
+        ``norm`` is ``normalize(text)`` when the caller has it: for ASCII text, normalizing keeps every character
+        in place, so a window's normalized form is the slice of ``norm`` (unless the window edge cuts an escape)."""
+        reuse = norm is not None and len(norm) == len(text) and text.isascii()
         best, best_at, offset = 0.0, 0, 0
         for w in windows(text):
-            s = self.window_score(normalize(w))
+            end = offset + len(w)
+            if reuse and not _splits_escape(text, offset) and not _splits_escape(text, end):
+                s = self.window_score(norm[offset:end])  # type: ignore[index]
+            else:
+                s = self.window_score(normalize(w))
             if s > best:
                 best, best_at = s, offset
-            offset += len(w)
+            offset = end
         return best, best_at
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
 
 from services.guard.detectors._hits import REDACTED, Hit, mask_tail
+from services.guard.detectors._leads import finditer, leading_literals
+from services.guard.detectors._literals import Literals
 
 # --- e-mail -------------------------------------------------------------------------------------------------------
 
@@ -65,9 +68,30 @@ _FILE_TLDS = frozenset(
 _SERVICE_LOCALS = frozenset({"git", "noreply", "no-reply", "donotreply", "mailer-daemon", "postmaster"})
 
 
+# What of an address comes before its "@": the address regex is only tried where this ends at an "@".
+_EMAIL_LOCAL = re.compile(r"(?<![\w.%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@")
+
+
+def _email_matches(text: str) -> Iterator[re.Match[str]]:
+    """``_EMAIL.finditer(text)``, without trying the address regex at every letter of the text.
+
+    A match's local part is a run of at most 64 local characters, none of them "@", that starts where the character
+    before is not one (the lookbehind): so the match's "@" is the first one after its start, and the match can only
+    start at the beginning of the run before that "@". One candidate per "@", found in the 64 characters before it."""
+    pos = 0
+    while (at := text.find("@", pos)) >= 0:
+        local = _EMAIL_LOCAL.search(text, max(pos, at - 64), at + 1)
+        m = _EMAIL.match(text, local.start()) if local is not None else None
+        if m is not None:
+            yield m
+            pos = m.end()
+        else:
+            pos = at + 1
+
+
 def _emails(text: str) -> list[Hit]:
     hits = []
-    for m in _EMAIL.finditer(text):
+    for m in _email_matches(text):
         local, _, domain = m.group(0).rpartition("@")
         tld = domain.rsplit(".", 1)[-1].lower()
         if tld in _FILE_TLDS or local.lower() in _SERVICE_LOCALS:
@@ -138,11 +162,49 @@ def _card_grouping(raw: str) -> bool:
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b")
 
 
+# Letters as IBAN check-digit arithmetic reads them (A = 10 … Z = 35).
+_BASE36 = str.maketrans({chr(ord("A") + k): str(10 + k) for k in range(26)})
+
+
+def _iban_valid(raw: str) -> bool:
+    """``stdnum``'s IBAN validation, whose first test (the ISO 7064 mod 97-10 checksum) is done here first, at C
+    speed: ``stdnum`` computes it digit by digit in Python, and most look-alikes in text fail it."""
+    compact = raw.replace(" ", "")
+    try:
+        if int((compact[4:] + compact[:4]).translate(_BASE36)) % 97 != 1:
+            return False
+    except ValueError:
+        pass  # not a number as stdnum reads it: let stdnum say so
+    return stdnum_iban.is_valid(raw)
+
+
+# ASCII letters and digits by kind, everything else a dot: "DE89 3704" -> "AA00.0000".
+_SHAPE = str.maketrans(
+    {chr(c): "." for c in range(128)}
+    | {chr(ord("A") + k): "A" for k in range(26)}
+    | {chr(ord("0") + k): "0" for k in range(10)}
+)
+
+
+def _iban_starts(text: str) -> list[int]:
+    """Offsets of ``_IBAN_HINT`` (two capitals, two digits), which never overlap. For ASCII text, found in its
+    shape (translating ASCII to ASCII takes a fast path, then ``str.find``) rather than by the regex."""
+    if not text.isascii():
+        return [h.start() for h in _IBAN_HINT.finditer(text)]
+    shape = text.translate(_SHAPE)
+    starts = []
+    at = shape.find("AA00")
+    while at >= 0:
+        starts.append(at)
+        at = shape.find("AA00", at + 1)
+    return starts
+
+
 def _ibans(text: str) -> list[Hit]:
     hits = []
     end = 0
     # An IBAN starts with country letters and check digits: try the full pattern only where those are.
-    matches = [_IBAN.match(text, h.start()) for h in _IBAN_HINT.finditer(text) if h.start() >= end]
+    matches = [_IBAN.match(text, start) for start in _iban_starts(text)]
     for m in matches:
         if m is None or m.start() < end:
             continue
@@ -150,7 +212,7 @@ def _ibans(text: str) -> list[Hit]:
         raw = m.group(0)
         # Greedy grouping may swallow a following upper-case word ("… 0130 00 THE"); drop trailing groups until valid.
         for _ in range(3):
-            if stdnum_iban.is_valid(raw):
+            if _iban_valid(raw):
                 end = m.start() + len(raw)
                 hits.append(Hit("pii.iban", "pii", "high", 0.98, m.start(), end, raw[:2] + REDACTED))
                 break
@@ -167,6 +229,7 @@ _SSN_BARE = re.compile(
     r"(?i)\b(?:ssn|social security(?: number| no\.?)?|ss#)\D{0,12}(?<!\d)(\d{3})(\d{2})(\d{4})(?!\d)"
 )
 _SSN_EXAMPLES = frozenset({"078051120", "219099999", "123456789"})
+_SSN_WORDS = ("ssn", "social sec", "ss#")
 
 
 def ssn_valid(area: str, group: str, serial: str) -> bool:
@@ -176,12 +239,12 @@ def ssn_valid(area: str, group: str, serial: str) -> bool:
     return area + group + serial not in _SSN_EXAMPLES
 
 
-def _ssns(text: str, lower: str, regions: list[tuple[int, int]]) -> list[Hit]:
+def _ssns(text: str, keywords: dict[str, list[int]], regions: list[tuple[int, int]]) -> list[Hit]:
     hits = []
     for m in _in_regions(_SSN, text, regions):
         if ssn_valid(m.group(1), m.group(3), m.group(4)):
             hits.append(Hit("pii.us_ssn", "pii", "high", 0.97, m.start(), m.end(), REDACTED))
-    if "ssn" in lower or "social sec" in lower or "ss#" in lower:
+    if not keywords.keys().isdisjoint(_SSN_WORDS):
         for m in _SSN_BARE.finditer(text):
             if ssn_valid(m.group(1), m.group(2), m.group(3)):
                 hits.append(Hit("pii.us_ssn", "pii", "high", 0.95, m.start(1), m.end(3), REDACTED))
@@ -198,6 +261,7 @@ _PHONE = re.compile(
     r"|\d{2,4} \d{3,4} \d{3,4}(?: \d{2,4})?)"
     r"(?![\w/]|[.\-]\d)"
 )
+_PHONE_WORDS = ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms")
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:phone|tel|mobile|cell|call|fax|whatsapp|sms)\b\D{0,15}?(?<!\d)(\d{10,11})(?!\d)")
 
 
@@ -211,11 +275,13 @@ def _valid_phone(raw: str, region: str) -> int | None:
     return number.country_code if phonenumbers.is_valid_number(number) else None
 
 
-def _phones(text: str, lower: str, regions: list[tuple[int, int]], region: str) -> list[Hit]:
+def _phones(text: str, keywords: dict[str, list[int]], regions: list[tuple[int, int]], region: str) -> list[Hit]:
     hits = []
     candidates = [(m.start(1), m.end(1)) for m in _in_regions(_PHONE, text, regions)]
-    if any(k in lower for k in ("phone", "tel", "mobile", "cell", "call", "fax", "whatsapp", "sms")):
-        candidates += [(m.start(1), m.end(1)) for m in _PHONE_CONTEXT.finditer(text)]
+    if not keywords.keys().isdisjoint(_PHONE_WORDS):
+        # A context match starts at one of its words; in ASCII text, where they are in the lower-cased text.
+        leads = _PHONE_CONTEXT_LEADS if text.isascii() else None
+        candidates += [(m.start(1), m.end(1)) for m in finditer(_PHONE_CONTEXT, text, leads, keywords)]
     for start, end in candidates:
         raw = text[start:end]
         digits = sum(c.isdigit() for c in raw)
@@ -260,7 +326,12 @@ _PRIORITY = {"pii.payment_card": 5, "pii.iban": 5, "pii.us_ssn": 4, "pii.email":
 
 # Where numbers long enough to be a card, SSN, phone number or IP are: the numeric detectors only look there.
 _NUMBER_RUN = re.compile(r"\d[\d \-.()/]{5,}\d")
+# The same for ASCII text, where \d is [0-9]: re tests an ASCII class with a table, a Unicode category with a call.
+_NUMBER_RUN_ASCII = re.compile(_NUMBER_RUN.pattern, re.ASCII)
 _IBAN_HINT = re.compile(r"[A-Z]{2}\d\d")
+# Words that make a bare number a phone number or an SSN, located in the lower-cased text in one pass.
+_PHONE_CONTEXT_LEADS = leading_literals(_PHONE_CONTEXT)
+_KEYWORDS = Literals([*_PHONE_WORDS, *_SSN_WORDS, *(_PHONE_CONTEXT_LEADS.literals if _PHONE_CONTEXT_LEADS else ())])
 
 
 def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
@@ -270,15 +341,15 @@ def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
     hits: list[Hit] = []
     if "@" in text:
         hits += _emails(text)
-    regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in _NUMBER_RUN.finditer(text)]
+    runs = (_NUMBER_RUN_ASCII if text.isascii() else _NUMBER_RUN).finditer(text)
+    regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in runs]
     if regions:
         hits += _cards(text, regions)
-        lower = text.lower()
-        hits += _ssns(text, lower, regions)
-        hits += _phones(text, lower, regions, phone_region)
+        keywords = _KEYWORDS.locate(text.lower())
+        hits += _ssns(text, keywords, regions)
+        hits += _phones(text, keywords, regions, phone_region)
         hits += _ips(text, regions)
-    if _IBAN_HINT.search(text):
-        hits += _ibans(text)
+    hits += _ibans(text)
     if len(hits) < 2:
         return hits
     kept: list[Hit] = []

@@ -39,6 +39,8 @@ from detect_secrets.plugins import (
 )
 
 from services.guard.detectors._hits import REDACTED, Hit, mask_secret
+from services.guard.detectors._leads import finditer, leading_literals, matches_at
+from services.guard.detectors._literals import Literals
 from services.guard.findings import Severity
 
 
@@ -54,6 +56,10 @@ class Rule:
     case: Literal["exact", "lower"] = "exact"
     """Whether the triggers are looked up in the text as is or lowercased."""
     score: float = 0.99
+    ascii_anchor: tuple[tuple[str, ...], tuple[int, ...]] | None = None
+    """For ASCII text (where ``\\d`` is ``[0-9]``, not any script's digits): literals one of which every match holds
+    at one of the given offsets from its start. They replace the triggers there, and the regex is tried only at the
+    starts they imply."""
 
 
 def _ds(plugin: type, index: int) -> re.Pattern[str]:
@@ -87,7 +93,14 @@ RULES: tuple[Rule, ...] = (
     Rule("softlayer_key", _ds(softlayer.SoftlayerDetector, 0), "high", ("softlayer", "sl"), group=1, case="lower"),
     Rule("square_oauth_secret", _ds(square_oauth.SquareOAuthDetector, 0), "high", ("sq0csp-",)),
     Rule("stripe_live_key", _ds(stripe.StripeDetector, 0), "critical", ("k_live_",)),
-    Rule("telegram_bot_token", _ds(telegram_token.TelegramBotTokenDetector, 0), "high", (":",)),
+    Rule(
+        "telegram_bot_token",
+        _ds(telegram_token.TelegramBotTokenDetector, 0),
+        "high",
+        (":",),
+        # \d{8,10}:… : the bot id's last digit and the colon sit 7 to 9 characters after the start.
+        ascii_anchor=(tuple(f"{d}:" for d in range(10)), (7, 8, 9)),
+    ),
     Rule("twilio_key", _ds(twilio.TwilioKeyDetector, 0), "high", ("AC",)),
     Rule("twilio_key", _ds(twilio.TwilioKeyDetector, 1), "high", ("SK",)),
     # --- not covered by detect-secrets 1.5 -------------------------------------------------------------------------
@@ -147,9 +160,6 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
-# Every distinct trigger, looked up once per text (a substring test runs at C speed).
-_EXACT_TRIGGERS = tuple(sorted({t for r in RULES if r.case == "exact" for t in r.triggers}))
-_LOWER_TRIGGERS = tuple(sorted({t for r in RULES if r.case == "lower" for t in r.triggers}))
 
 # Keywords that end the name of a variable, key or header holding a credential (DB_PASSWORD, api_key, SMTP_PASS).
 # The regex starts at the keyword, not at the name, so it is only tried where a keyword occurs.
@@ -161,11 +171,42 @@ _ASSIGNMENT = re.compile(
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _ASSIGNMENT_TRIGGERS = ("pass", "pwd", "secret", "key", "token", "bearer", "basic")
+
 # Names ending in "token" or "key" that hold ids rather than credentials (pagination cursors, counters, …).
 _NOT_SECRET_NAME = re.compile(
     r"(?:page|next|prev|continuation|cursor|sync|resume|max|num|count|csrf_?form|idempotency)", re.I
 )
 _BEARER = re.compile(r"\b(?:Bearer|Basic|token)\s+([A-Za-z0-9_\-.=+/]{20,})", re.IGNORECASE)
+
+# Every distinct trigger, all found in one pass over the text (exact ones) and one over its lower-cased form.
+_EXACT_TRIGGERS = Literals(
+    t for r in RULES if r.case == "exact" for t in (*r.triggers, *(r.ascii_anchor[0] if r.ascii_anchor else ()))
+)
+_LOWER_RULE_TRIGGERS = frozenset(t for r in RULES if r.case == "lower" for t in r.triggers)
+# Where an assignment or a bearer token can start, located with the lower-cased triggers (see ``_leads``).
+_ASSIGNMENT_LEADS = leading_literals(_ASSIGNMENT)
+_BEARER_LEADS = leading_literals(_BEARER)  # lower-cased: _BEARER ignores case
+_LOWER_TRIGGERS = Literals(
+    [
+        *_LOWER_RULE_TRIGGERS,
+        *_ASSIGNMENT_TRIGGERS,
+        *(_ASSIGNMENT_LEADS.literals if _ASSIGNMENT_LEADS else ()),
+        *(_BEARER_LEADS.literals if _BEARER_LEADS else ()),
+    ]
+)
+
+
+def _rules_by_trigger(ascii_text: bool) -> dict[str, tuple[int, ...]]:
+    """Trigger -> indexes of the rules it lets run, so that a text's few triggers pick its rules directly."""
+    index: dict[str, list[int]] = {}
+    for k, rule in enumerate(RULES):
+        triggers = rule.ascii_anchor[0] if ascii_text and rule.ascii_anchor is not None else rule.triggers
+        for t in triggers:
+            index.setdefault(t, []).append(k)
+    return {t: tuple(ks) for t, ks in index.items()}
+
+
+_RULES_BY_TRIGGER = {True: _rules_by_trigger(True), False: _rules_by_trigger(False)}
 
 # Values that are placeholders, references or examples rather than credentials.
 _PLACEHOLDER = re.compile(
@@ -221,13 +262,24 @@ def find_secrets(text: str) -> list[Hit]:
     if len(text) < 8:
         return []
     lower = text.lower()
-    present = set(filter(text.__contains__, _EXACT_TRIGGERS))
-    present.update(filter(lower.__contains__, _LOWER_TRIGGERS))
+    ascii_text = text.isascii()
+    exact_located = _EXACT_TRIGGERS.locate(text)
+    present = _EXACT_TRIGGERS.present(text, exact_located)
+    located = _LOWER_TRIGGERS.locate(lower)
+    lower_present = _LOWER_TRIGGERS.present(lower, located)
+    present.update(lower_present & _LOWER_RULE_TRIGGERS)
     hits: list[Hit] = []
-    for rule in RULES:
-        if present.isdisjoint(rule.triggers):
-            continue
-        for m in rule.pattern.finditer(text):
+    by_trigger = _RULES_BY_TRIGGER[ascii_text]
+    # The rules with a trigger in the text, in their order (it decides between equally ranked overlapping hits).
+    for k in sorted({k for t in present for k in by_trigger.get(t, ())}):
+        rule = RULES[k]
+        if ascii_text and rule.ascii_anchor is not None:
+            anchors, offsets = rule.ascii_anchor
+            starts = [at - d for lit in anchors for at in exact_located.get(lit, ()) for d in offsets if at >= d]
+            matches = matches_at(rule.pattern, text, starts)
+        else:
+            matches = rule.pattern.finditer(text)
+        for m in matches:
             start, end = _span(m, rule.group)
             value = text[start:end]
             if rule.name == "jwt" and not _jwt_is_valid(value):
@@ -237,14 +289,15 @@ def find_secrets(text: str) -> list[Hit]:
             # A private key's armour line names its type and is not secret; everything after it is.
             mask = value.split("\n", 1)[0][:48] + REDACTED if rule.name == "private_key" else mask_secret(value)
             hits.append(Hit(f"secrets.{rule.name}", "secret", rule.severity, rule.score, start, end, mask))
-    if any(map(lower.__contains__, _ASSIGNMENT_TRIGGERS)):
-        hits.extend(_assignments(text, lower))
+    if not lower_present.isdisjoint(_ASSIGNMENT_TRIGGERS):
+        hits.extend(_assignments(text, lower, located))
     return _dedupe(hits)
 
 
-def _assignments(text: str, lower: str) -> list[Hit]:
+def _assignments(text: str, lower: str, located: dict[str, list[int]]) -> list[Hit]:
+    """Credentials written into assignments and authorization headers; ``located`` is ``_LOWER_TRIGGERS.locate``."""
     found: list[Hit] = []
-    for m in _ASSIGNMENT.finditer(lower):
+    for m in finditer(_ASSIGNMENT, lower, _ASSIGNMENT_LEADS, located):
         quoted = m.group("qv") is not None
         group = "qv" if quoted else "uv"
         start, end = m.span(group)
@@ -264,7 +317,8 @@ def _assignments(text: str, lower: str) -> list[Hit]:
             continue
         detector = "secrets.password_assignment" if is_password else "secrets.generic_secret_assignment"
         found.append(Hit(detector, "secret", "high", 0.9 if is_password else 0.85, start, end, mask_secret(value)))
-    for m in _BEARER.finditer(text):
+    # _BEARER ignores case: its lower-cased leads locate it in the lower-cased text when the text is ASCII.
+    for m in finditer(_BEARER, text, _BEARER_LEADS if text.isascii() else None, located):
         value = m.group(1)
         if _is_credential_value(value, quoted=False):
             start, end = m.span(1)
