@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
-from schemas.view import ToolCall, Usage
+from schemas.view import ConversationView, ToolCall, Usage
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +54,18 @@ class RequestEvent(Attribution):
     decisions: list[PolicyDecision] = Field(default_factory=list)
     untrusted_since: str | None = None
     """Tool call id of the first tool result that made the context untrusted."""
+
+    # Not part of the event: never serialised, so only a consumer in the same process (the embedded default) sees it.
+    _view: ConversationView | None = PrivateAttr(default=None)
+
+    def attach_view(self, view: ConversationView) -> RequestEvent:
+        """Hand the common view of the body as forwarded to in-process consumers, which then need not parse the body
+        and build it again; consumers across Kafka build it from the body as always."""
+        self._view = view
+        return self
+
+    def attached_view(self) -> ConversationView | None:
+        return self._view
 
 
 class ResponseEvent(Attribution):

@@ -11,7 +11,7 @@ from providers.base import ProviderAdapter
 from providers.registry import builtin_adapters, openai_compatible
 from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import Profile
-from schemas.view import CompletionView
+from schemas.view import CompletionView, ConversationView
 from services.guard.detectors import findings_from_decisions, scan_completion, scan_conversation
 from services.guard.findings import Finding
 
@@ -28,13 +28,9 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
     allowed = frozenset(profile.allowed_domains)
     findings = findings_from_decisions(event.decisions)
     if isinstance(event, RequestEvent):
-        body = event.request_sent if event.request_sent is not None else event.request_received
-        try:
-            parsed = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            return findings
-        if isinstance(parsed, dict):
-            findings += scan_conversation(adapter.request_view(event.route, parsed), allowed_domains=allowed)
+        view = event.attached_view() or _request_view(adapter, event)
+        if view is not None:
+            findings += scan_conversation(view, allowed_domains=allowed)
         return findings
     if event.status >= 400 or not event.response_body:
         return findings
@@ -46,6 +42,15 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
         if completion is None:
             return findings
     return findings + scan_completion(completion, allowed_domains=allowed)
+
+
+def _request_view(adapter: ProviderAdapter, event: RequestEvent) -> ConversationView | None:
+    body = event.request_sent if event.request_sent is not None else event.request_received
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+    return adapter.request_view(event.route, parsed) if isinstance(parsed, dict) else None
 
 
 def _read_answer(adapter: ProviderAdapter, event: ResponseEvent) -> CompletionView | None:

@@ -127,14 +127,17 @@ class Ingress:
         ex.model, ex.stream = meta.model, meta.stream
         enforcement = None
         sent = recorded = body
+        view = None
         if is_active(profile):
             enforcement = Enforcement(profile, adapter, route.upstream_path)
             prepared = enforcement.prepare(body, parsed)
             sent, recorded = prepared.sent, prepared.recorded
             ex.decisions = enforcement.request_decisions
             self.recorder.count_redactions(ex, enforcement.verdict)
+            # The view the guardrails built is the guard's too, unless they changed what is forwarded.
+            view = None if prepared.modified else enforcement.view
         self.recorder.request(
-            ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None
+            ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None, view
         )
         await self._forward(scope, receive, send, ex, upstream, sent, enforcement)
 

@@ -13,7 +13,7 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
-from schemas.view import CompletionView
+from schemas.view import CompletionView, ConversationView
 from services.ingress.metrics import IngressMetrics
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,14 @@ class Recorder:
         self._limit = max_recorded_body_bytes
 
     def request(
-        self, ex: Exchange, received: bytes, sent: bytes | None = None, untrusted_since: str | None = None
+        self,
+        ex: Exchange,
+        received: bytes,
+        sent: bytes | None = None,
+        untrusted_since: str | None = None,
+        view: ConversationView | None = None,
     ) -> None:
+        """``view``: the common view of the body as forwarded, when the guardrails built it, for in-process readers."""
         event = RequestEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
@@ -73,6 +79,8 @@ class Recorder:
             decisions=list(ex.decisions),
             untrusted_since=untrusted_since,
         )
+        if view is not None:
+            event.attach_view(view)
         self._publish(topics.REQUESTS, ex.interaction_id, event)
 
     def response(
