@@ -60,6 +60,7 @@ class GuardService:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=registry,
         )
+        self._violation_series: dict[tuple[str, str, str, str], Counter] = {}
         self._per_type = {
             kind: (self.latency.labels(kind), self.scored.labels(kind)) for kind in ("request", "response")
         }
@@ -94,9 +95,7 @@ class GuardService:
         for _event, profile, violations_of_event in found:
             for violation in violations_of_event:
                 self._bus.publish(topics.VIOLATIONS, violation.interaction_id, violation)
-                self.violations_total.labels(
-                    violation.category, violation.severity, violation.profile_id, self._agent_label(violation.agent_id)
-                ).inc()
+                self._violation_counter(violation).inc()
                 await self._maybe_quarantine(profile, violation)
 
     def _score(self, events: list[RequestEvent | ResponseEvent]) -> list[tuple]:
@@ -116,6 +115,14 @@ class GuardService:
             scored.inc()
             out.append((event, profile, found))
         return out
+
+    def _violation_counter(self, violation: ViolationEvent) -> Counter:
+        """The series for a violation, looked up once: ``labels()`` costs more than the increment."""
+        labels = (violation.category, violation.severity, violation.profile_id, self._agent_label(violation.agent_id))
+        series = self._violation_series.get(labels)
+        if series is None:
+            series = self._violation_series[labels] = self.violations_total.labels(*labels)
+        return series
 
     async def _maybe_quarantine(self, profile: Profile, violation: ViolationEvent) -> None:
         rule = profile.guard.quarantine
