@@ -4,9 +4,15 @@ In one run: starts (or uses) a Kafka broker, pre-loads N interactions (a request
 fresh topics, then for each batch size starts a `warden logger` on an empty chDB directory and times how long it
 takes to store them all (consumer lag back to 0 and every row present). The baseline, measured in the same run, is
 chDB alone inserting the same rows in the same batch size with no Kafka, decoding or network in between: the ratio
-says what the logger's consuming costs on top of the storage engine.
+says what the logger's consuming costs on top of the storage engine. The logger's CPU time per interaction is printed
+too (all its threads: decoding and building rows on the event loop, chDB inserting on the other, and chDB's merges of
+the parts written, up to when they stop): on a shared machine it varies less than the rate, and the load average says
+how shared the machine was.
 
-    python bench/logger_ingest.py --interactions 200000 --batches 5000,20000,50000
+    python bench/logger_ingest.py --interactions 200000 --batches 5000,20000,50000 [--repeat 2]
+
+Set WARDEN_KAFKA_BOOTSTRAP_SERVERS to use a running broker instead of starting one (its llm.* topics then also hold
+what earlier runs loaded; each run times the first N interactions its logger stores).
 """
 
 from __future__ import annotations
@@ -67,7 +73,29 @@ async def preload(bootstrap: str, count: int, agent: str, spool: Path) -> float:
     return time.perf_counter() - began
 
 
-def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settled_cpu_seconds(pid: int, timeout: float = 30.0) -> float:
+    """CPU time once the process is idle again: chDB merges the parts a run wrote in the background, after its last
+    insert, and that work is part of what storing them cost."""
+    deadline = time.monotonic() + timeout
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        if now - last < 0.05:
+            return now
+        last = now
+    return last
+
+
+def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int) -> tuple[float, float]:
+    """(interactions/s from its first stored event to its last, the logger's CPU µs per interaction including the
+    merges that follow)."""
     port = free_port()
     env = {
         **os.environ,
@@ -91,14 +119,15 @@ def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int)
                 break
             except httpx.TransportError:
                 time.sleep(0.05)
-        began, first = None, 0.0
+        began, first, cpu = None, 0.0, 0.0
         while True:
             events = metric(url, "warden_logger_events_total")
             if began is None and events > 0:
-                began, first = time.perf_counter(), events
+                began, first, cpu = time.perf_counter(), events, cpu_seconds(proc.pid)
             if events >= expected_events:
                 elapsed = time.perf_counter() - began
-                return (events - first) / 2 / elapsed
+                interactions = (events - first) / 2
+                return interactions / elapsed, (settled_cpu_seconds(proc.pid) - cpu) * 1e6 / interactions
             time.sleep(0.02)
     finally:
         proc.terminate()
@@ -122,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interactions", type=int, default=200_000)
     parser.add_argument("--batches", default="5000,20000,50000")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per batch size (the machine may be shared)")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
 
@@ -139,11 +169,21 @@ def main() -> None:
         agent = f"bench-{uuid.uuid4().hex[:8]}"
         produce_s = asyncio.run(preload(bootstrap, args.interactions, agent, work / "spool"))
         print(f"pre-loaded {args.interactions} interactions ({2 * args.interactions} events) in {produce_s:.1f}s")
-        print(f"{'batch':>8} {'logger interactions/s':>22} {'chDB alone interactions/s':>26} {'ratio':>6}")
+        print(
+            f"{'batch':>8} {'logger interactions/s':>22} {'logger CPU µs/interaction':>26}"
+            f" {'chDB alone interactions/s':>26} {'ratio':>6} {'load avg':>9}"
+        )
         for batch in batches:
-            logger_rate = run_logger(bootstrap, work / f"logger-{batch}", batch, 2 * args.interactions)
-            base_rate = asyncio.run(baseline(work / "baseline", min(args.interactions, 100_000), batch))
-            print(f"{batch:>8} {logger_rate:>22,.0f} {base_rate:>26,.0f} {logger_rate / base_rate:>6.2f}")
+            for _ in range(args.repeat):
+                logger_rate, cpu = run_logger(bootstrap, work / "logger", batch, 2 * args.interactions)
+                base_rate = asyncio.run(baseline(work / "baseline", min(args.interactions, 100_000), batch))
+                for used in ("logger", "baseline"):  # every run starts from an empty table
+                    shutil.rmtree(work / used, ignore_errors=True)
+                print(
+                    f"{batch:>8} {logger_rate:>22,.0f} {cpu:>26,.0f} {base_rate:>26,.0f}"
+                    f" {logger_rate / base_rate:>6.2f} {os.getloadavg()[0]:>9.1f}",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if broker is not None:

@@ -23,8 +23,10 @@ class Delivery:
     topic: str
     key: str | None
     event: BaseModel | None
-    """The decoded event, or None when the payload could not be decoded (see ``error``)."""
+    """The decoded event; None when the payload could not be decoded (see ``error``), or when Kafka delivers to a
+    subscription that does not decode (``Subscription.decode`` False)."""
     raw: bytes | None = None
+    """The payload as JSON bytes, from Kafka; the in-process bus delivers the published models only."""
     error: str | None = None
 
 
@@ -35,6 +37,13 @@ class Subscription:
     handler: BatchHandler
     max_batch: int = 5000
     max_wait_s: float = 0.2
+    decode: bool = True
+    """False: Kafka deliveries carry the payload's JSON bytes only (``raw``) and the handler validates them itself,
+    for a consumer that needs plain data rather than the models and should not pay for building them. The handler
+    must also take deliveries with models: the in-process bus has them already and passes them as they are."""
+    max_in_flight: int = 1
+    """Batches whose handlers may run at once (Kafka): the next batch's handler starts while the previous one still
+    writes. Batches are acknowledged in order, each only after its own handler and every earlier one returned."""
 
 
 class Bus(Protocol):

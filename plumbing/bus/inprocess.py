@@ -1,7 +1,10 @@
 """The embedded bus: in-process queues with the Kafka semantics the services rely on.
 
 Each consumer group sees every event of its topics once, in batches; a batch is dropped from the queue only after
-its handler returned, so a failing handler gets the same batch again (at-least-once, as with Kafka offsets).
+its handler returned, so a failing handler gets the same batch again (at-least-once, as with Kafka offsets). One
+batch is handled at a time whatever ``max_in_flight`` says: the embedded consumers share the proxy's event loop.
+Deliveries always carry the published models, also to a subscription that does not ask for them (``decode``
+False): here they exist already, and serialising them for it would cost the proxy's process time for nothing.
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ mid-load), the buffer keeps a bounded number of events and the excess is spilled
 the broker is back. Only when the spool is full too are events dropped, and counted.
 
 Consumers read batches, hand them to their handler, and commit the batch's offsets only after the handler returned
-(its effect is durable); a failing handler gets the same batch again after a back-off. A payload that does not decode
-is handed over as a ``Delivery`` with ``error`` set, for the handler to dead-letter.
+(its effect is durable); a failing handler gets the same batch again after a back-off. The next batch is fetched
+while earlier ones are handled (``Subscription.max_in_flight`` handlers at once), and batches are committed in order.
+A payload that does not decode is handed over as a ``Delivery`` with ``error`` set, for the handler to dead-letter; a
+subscription that does not decode gets every payload as it came (``raw``) and validates it itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,6 +31,10 @@ from schemas.events import TOPIC_MODELS
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+BATCH_MAX_BYTES = 64 * 1024 * 1024
+"""A batch stops growing once its payloads reach this size, however few events that is: with large bodies,
+``max_batch`` events could otherwise take gigabytes (and a few batches are held at once)."""
 
 
 class KafkaBus:
@@ -244,24 +249,15 @@ class KafkaBus:
     # -- consuming -------------------------------------------------------------------------------------------------
 
     async def _consume(self, sub: Subscription) -> None:
-        """Fetch and decode the next batch while the handler writes the previous one (the store's insert runs off
-        the event loop), then commit each batch in order once its handler returned."""
+        """Fetch the next batch while the handlers of earlier ones write (the store's inserts run off the event loop).
+        Up to ``sub.max_in_flight`` handlers run at once; batches are committed in order, each once its handler and
+        every earlier one returned, so a crash or a failure re-reads everything not yet durable."""
         consumer: AIOKafkaConsumer | None = None
-        inflight: tuple[asyncio.Task[None], _Batch] | None = None
+        inflight: deque[tuple[asyncio.Task[None], _Batch]] = deque()
         backoff = 0.2
         while not self._stop_consumers.is_set():
             if consumer is None:
-                consumer = AIOKafkaConsumer(
-                    *sub.topics,
-                    bootstrap_servers=self.bootstrap_servers,
-                    group_id=sub.group,
-                    client_id=f"{self.client_id}-{sub.group}",
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    max_poll_records=sub.max_batch,
-                    fetch_max_bytes=64 * 1024 * 1024,
-                    max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
-                )
+                consumer = self._new_consumer(sub)
                 try:
                     await consumer.start()
                     backoff = 0.2
@@ -277,71 +273,87 @@ class KafkaBus:
                     backoff = min(backoff * 2, 5.0)
                     continue
             try:
-                messages = await self._fetch(consumer, sub)
-                # Decoded while the previous batch's insert still runs.
-                fetched = _Batch.of(messages) if messages else None
-                if inflight is not None:
-                    task, batch = inflight
-                    inflight = None
-                    if not await self._settle(consumer, sub, task, batch):
-                        # Read the failed batch again, and whatever was fetched meanwhile after it.
-                        for tp, offset in (fetched.first if fetched else {}).items():
-                            if tp not in batch.first:
-                                consumer.seek(tp, offset)
-                        await self._pause(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                # Fetched (and decoded, if the subscription decodes) while earlier batches are still being written.
+                fetched = await self._fetch(consumer, sub)
+                failed = False
+                # Commit what is done, oldest first; wait for the oldest when the pipeline is full or idle.
+                while inflight and (inflight[0][0].done() or fetched is None or len(inflight) >= sub.max_in_flight):
+                    task, batch = inflight.popleft()
+                    if await self._settle(consumer, sub, task, batch):
+                        backoff = 0.2
                         continue
-                    backoff = 0.2
+                    await self._rewind(consumer, batch, inflight, fetched)
+                    failed = True
+                    break
+                if failed:
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
                 if fetched is not None:
-                    inflight = (asyncio.get_running_loop().create_task(sub.handler(fetched.deliveries)), fetched)
+                    task = asyncio.get_running_loop().create_task(sub.handler(fetched.deliveries))
+                    inflight.append((task, fetched))
             except Exception:
                 log.exception("kafka consumer failed; restarting it", extra={"fields": {"group": sub.group}})
-                if inflight is not None:
-                    # Its rows may be written, but its offsets cannot be committed: it will be read again, and the
-                    # store folds the repeat.
-                    with contextlib.suppress(Exception):
-                        await inflight[0]
-                    inflight = None
+                # Their rows may be written, but their offsets cannot be committed: they will be read again, and the
+                # store folds the repeat.
+                await _finish(inflight)
+                inflight.clear()
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 consumer = None
                 await self._pause(backoff)
         if consumer is not None:
-            if inflight is not None:
-                with contextlib.suppress(Exception):
-                    await self._settle(consumer, sub, *inflight)
+            with contextlib.suppress(Exception):
+                while inflight:
+                    if not await self._settle(consumer, sub, *inflight.popleft()):
+                        break
+            await _finish(inflight)
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def _fetch(self, consumer: AIOKafkaConsumer, sub: Subscription) -> list:
-        messages: list = []
+    def _new_consumer(self, sub: Subscription) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *sub.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=sub.group,
+            client_id=f"{self.client_id}-{sub.group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Sized for big batches: one fetch response may hold a whole batch across partitions.
+            max_poll_records=sub.max_batch,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        )
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, sub: Subscription) -> _Batch | None:
+        """Up to ``max_batch`` messages (or about ``BATCH_MAX_BYTES``), waiting at most ``max_wait_s`` for the batch
+        to fill."""
+        batch = _Batch(sub.decode)
         deadline = time.monotonic() + sub.max_wait_s
-        while len(messages) < sub.max_batch and not self._stop_consumers.is_set():
+        while batch.size < sub.max_batch and batch.bytes < BATCH_MAX_BYTES and not self._stop_consumers.is_set():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and messages:
+            if remaining <= 0 and batch.size:
                 break
             fetched = await consumer.getmany(
-                timeout_ms=max(int(remaining * 1000), 10), max_records=sub.max_batch - len(messages)
+                timeout_ms=max(int(remaining * 1000), 10), max_records=sub.max_batch - batch.size
             )
-            for records in fetched.values():
-                messages.extend(records)
+            for tp, records in fetched.items():
+                batch.add(tp, records)
             if not fetched and remaining <= 0:
                 break
-        return messages
+        return batch if batch.size else None
 
     async def _settle(
         self, consumer: AIOKafkaConsumer, sub: Subscription, task: asyncio.Task[None], batch: _Batch
     ) -> bool:
-        """Wait for a batch's handler: commit its offsets if it succeeded, rewind to them if it failed."""
+        """Wait for a batch's handler and commit its offsets if it succeeded; False if it failed."""
         try:
             await task
         except Exception:
             log.exception(
                 "handler failed; the batch will be delivered again",
-                extra={"fields": {"group": sub.group, "events": len(batch.deliveries)}},
+                extra={"fields": {"group": sub.group, "events": batch.size}},
             )
-            for tp, offset in batch.first.items():
-                consumer.seek(tp, offset)
             return False
         await consumer.commit({tp: offset + 1 for tp, offset in batch.last.items()})
         for tp in batch.last:
@@ -355,26 +367,66 @@ class KafkaBus:
             self.lag.labels(sub.group, topic).set(total)
         return True
 
+    @staticmethod
+    async def _rewind(
+        consumer: AIOKafkaConsumer,
+        failed: _Batch,
+        later: deque[tuple[asyncio.Task[None], _Batch]],
+        fetched: _Batch | None,
+    ) -> None:
+        """Read the failed batch again, and after it every later one: those still in flight are let finish (an insert
+        cannot be called back) but not committed, and the store folds their repeat."""
+        position = dict(failed.first)
+        await _finish(later)
+        for batch in [*(b for _, b in later), *([fetched] if fetched else [])]:
+            for tp, offset in batch.first.items():
+                position.setdefault(tp, offset)
+        later.clear()
+        for tp, offset in position.items():
+            consumer.seek(tp, offset)
+
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stop_consumers.wait(), seconds)
 
 
-@dataclass(slots=True)
-class _Batch:
-    deliveries: list[Delivery]
-    first: dict[TopicPartition, int]
-    last: dict[TopicPartition, int]
+async def _finish(inflight: deque[tuple[asyncio.Task[None], _Batch]]) -> None:
+    """Wait for in-flight handlers without committing their batches (they will be read again)."""
+    for task, _ in inflight:
+        with contextlib.suppress(Exception):
+            await task
 
-    @classmethod
-    def of(cls, messages: list) -> _Batch:
-        first: dict[TopicPartition, int] = {}
-        last: dict[TopicPartition, int] = {}
-        for m in messages:
-            tp = TopicPartition(m.topic, m.partition)
-            first.setdefault(tp, m.offset)
-            last[tp] = m.offset
-        return cls([_decode(m.topic, m.key, m.value) for m in messages], first, last)
+
+class _Batch:
+    """Deliveries fetched for one handler call, with each partition's first and last offset among them."""
+
+    __slots__ = ("bytes", "decode", "deliveries", "first", "last")
+
+    def __init__(self, decode: bool) -> None:
+        self.decode = decode
+        self.bytes = 0
+        self.deliveries: list[Delivery] = []
+        self.first: dict[TopicPartition, int] = {}
+        self.last: dict[TopicPartition, int] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self.deliveries)
+
+    def add(self, tp: TopicPartition, records: list) -> None:
+        if not records:
+            return
+        self.first.setdefault(tp, records[0].offset)
+        self.last[tp] = records[-1].offset
+        self.bytes += sum(r.serialized_value_size for r in records)
+        topic = tp.topic
+        if self.decode:
+            self.deliveries.extend(_decode(topic, r.key, r.value) for r in records)
+        else:
+            self.deliveries.extend(
+                Delivery(topic, r.key.decode("utf-8", "replace") if r.key is not None else None, None, r.value)
+                for r in records
+            )
 
 
 def _encode(event: BaseModel | bytes) -> bytes:

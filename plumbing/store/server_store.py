@@ -43,7 +43,8 @@ class ServerStore:
             table,
             insert_block=json_each_row(rows),
             fmt="JSONEachRow",
-            settings={"insert_deduplication_token": dedup_token} if dedup_token else None,
+            # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key.
+            settings={"optimize_on_insert": 0, **({"insert_deduplication_token": dedup_token} if dedup_token else {})},
         )
 
     async def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:

@@ -11,13 +11,22 @@ import orjson
 OUTPUT_SETTINGS = "output_format_json_quote_64bit_integers = 0, output_format_json_quote_denormals = 0"
 
 
-def insert_statement(table: str, dedup_token: str | None) -> str:
-    settings = ""
+def insert_head(table: str, dedup_token: str | None) -> str:
+    """``INSERT INTO table SETTINGS …``, without the format and the data.
+
+    ``optimize_on_insert = 0``: the rows of one insert are already one per key (the logger folds a batch before
+    writing it), so the insert-time merge would only sort them to find nothing to collapse; skipping it saves about a
+    sixth of the insert's CPU. Repeats across inserts still fold in the background merges and under FINAL."""
+    settings = "optimize_on_insert = 0"
     if dedup_token:
         if not dedup_token.replace("-", "").replace("_", "").replace(":", "").isalnum():
             raise ValueError("dedup token must be alphanumeric")
-        settings = f" SETTINGS insert_deduplication_token = '{dedup_token}'"
-    return f"INSERT INTO {table}{settings} FORMAT JSONEachRow"
+        settings += f", insert_deduplication_token = '{dedup_token}'"
+    return f"INSERT INTO {table} SETTINGS {settings}"
+
+
+def insert_statement(table: str, dedup_token: str | None) -> str:
+    return f"{insert_head(table, dedup_token)} FORMAT JSONEachRow"
 
 
 def json_each_row(rows: Sequence[Mapping[str, Any]]) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,6 +15,8 @@ Row = dict[str, Any]
 def ch_time(value: datetime) -> str:
     """ClickHouse DateTime64 text, in UTC (events carry aware UTC datetimes). isoformat is C code, several times
     faster than strftime, and ClickHouse reads its output whether or not it has a fraction."""
+    if value.utcoffset():  # an event written with another offset: the column is UTC
+        value = value.astimezone(UTC)
     return value.replace(tzinfo=None).isoformat(sep=" ")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
@@ -167,3 +168,63 @@ async def test_publishing_never_waits_while_the_broker_is_unreachable_and_spills
     assert unreachable.spilled._value.get() == 1000
     assert unreachable.dropped._value.get() == 0
     assert sum(1 for p in (tmp_path / "spool").glob("*.jsonl") for _ in p.read_bytes().splitlines()) == 1000
+
+
+async def test_with_batches_in_flight_a_failed_batch_is_read_again_and_all_is_committed(topics_ready, tmp_path):
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    producer = bus(topics_ready, tmp_path, "producer")
+    await producer.start()
+    sent = [interaction(agent, n)[0] for n in range(120)]
+    for event in sent:
+        producer.publish(topics.REQUESTS, event.interaction_id, event)
+    await producer.stop()
+
+    running, most_running = 0, 0
+    calls: list[list[str]] = []
+    failed: list[str] = []
+    handled: set[str] = set()
+
+    async def slow_flaky(batch: list[Delivery]) -> None:
+        nonlocal running, most_running
+        assert all(d.event is None and d.error is None for d in batch), "payloads only, as asked"
+        mine = [orjson.loads(d.raw)["interaction_id"] for d in batch if agent.encode() in d.raw]
+        running += 1
+        most_running = max(most_running, running)
+        try:
+            if mine:
+                await asyncio.sleep(0.05)  # a write that takes a while: the next batch starts meanwhile
+                calls.append(mine)
+                if len(calls) == 3:
+                    failed.extend(mine)
+                    raise RuntimeError("storage is down")
+            handled.update(mine)
+        finally:
+            running -= 1
+
+    consumer = bus(topics_ready, tmp_path, "consumer")
+    consumer.subscribe(
+        Subscription(
+            (topics.REQUESTS,), group, slow_flaky, max_batch=10, max_wait_s=0.05, decode=False, max_in_flight=2
+        )
+    )
+    await consumer.start()
+    await until(lambda: len(handled) == len(sent))
+    await consumer.stop()
+    assert most_running <= 2
+    # The failed batch's events come again, in calls after the one that failed.
+    assert failed and all(any(i in call for call in calls[3:]) for i in failed)
+    assert handled == {e.interaction_id for e in sent}
+
+    # Committed, in order, up to the end: a new consumer in the same group finds nothing of ours left to read.
+    again: list[str] = []
+
+    async def collect(batch: list[Delivery]) -> None:
+        again.extend(d.key for d in batch if agent.encode() in (d.raw or b""))
+
+    second = bus(topics_ready, tmp_path, "second")
+    second.subscribe(Subscription((topics.REQUESTS,), group, collect, max_wait_s=0.2))
+    await second.start()
+    await asyncio.sleep(3)
+    await second.stop()
+    assert again == []

@@ -1,12 +1,18 @@
-"""The ingress never waits on recording, and nothing it accepted is lost."""
+"""The ingress never waits on recording, nothing it accepted is lost, and nothing is stored twice."""
 
 from __future__ import annotations
 
 import asyncio
 
 import openai
+from prometheus_client import CollectorRegistry
 
+from plumbing.bus.base import Delivery
+from plumbing.bus.inprocess import InProcessBus
+from schemas import topics
+from services.logger.service import LoggerService
 from tests.conftest import API_KEY
+from tests.distributed.events import interaction
 from tests.support.agents import attribution, new_agent
 
 
@@ -77,3 +83,41 @@ def test_an_in_flight_request_is_visible_before_it_finishes(warden):
     worker.join()
     (item,) = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
     assert not item["in_flight"]
+
+
+def test_a_batch_delivered_again_adds_no_rows_and_one_delivered_in_other_batches_folds(warden):
+    agent = new_agent()
+    events = [e for n in range(50) for e in interaction(agent, n)]
+    batch = [
+        Delivery(
+            topics.REQUESTS if e.type == "request" else topics.RESPONSES,
+            e.interaction_id,
+            None,
+            e.model_dump_json().encode(),
+        )
+        for e in events
+    ]
+
+    async def count(store, final: str = "") -> int:
+        sql = f"SELECT count() AS n FROM warden.interactions {final} WHERE agent_id = {{agent:String}} AND status = 200"
+        (row,) = await store.select(sql, {"agent": agent})
+        return row["n"]
+
+    async def deliver(embedded) -> tuple[int, int, int, int]:
+        logger = LoggerService(InProcessBus(), embedded.store, CollectorRegistry())
+        # No background merge may fold rows while they are counted: only the insert's deduplication may drop them.
+        await embedded.store.execute("SYSTEM STOP MERGES warden.interactions")
+        try:
+            await logger.handle(batch)
+            once = await count(embedded.store)
+            await logger.handle(batch)  # redelivered after a crash before the commit: same rows, same token
+            again = await count(embedded.store)
+            await logger.handle(batch[:31])  # redelivered in other batches (other tokens): new rows that fold
+            await logger.handle(batch[31:])
+            return once, again, await count(embedded.store), await count(embedded.store, "FINAL")
+        finally:
+            await embedded.store.execute("SYSTEM START MERGES warden.interactions")
+
+    once, again, reshaped, logical = warden.call(deliver)
+    assert once == again == 50
+    assert reshaped == 100 and logical == 50
