@@ -1,34 +1,38 @@
 """Read-side latency at scale: the logs viewer's queries on chDB with millions of interactions.
 
-Generates N interactions directly in chDB with the real DDL (the migrations in ``schemas/migrations``, or a copy of
-them given with ``--ddl`` to compare a change), then times the read side the way the console runs it: the real query
-functions of ``services/console/queries.py`` through ``InteractionsApi`` and ``ChdbStore.select``.
+Generates N interactions directly in chDB with the real DDL (every migration in ``schemas/migrations``: the logger's
+``warden.interactions`` and the read tables its materialized views fill), then times the read side the way the
+console runs it: ``InteractionsApi.page`` / ``InteractionsApi.detail`` (the real query functions of
+``services/console/queries.py``) through ``ChdbStore.select``.
 
     .venv/bin/python bench/query_latency.py --rows 1000000
     .venv/bin/python bench/query_latency.py --rows 10000000 --keep /tmp/warden-10m     # keep the data for a rerun
     .venv/bin/python bench/query_latency.py --reuse /tmp/warden-10m                    # time again, no generation
-    .venv/bin/python bench/query_latency.py --rows 10000000 --ddl /tmp/variant.sql     # a DDL file instead
-    .venv/bin/python bench/query_latency.py --rows 10000000 --variant                  # the proposed DDL below
+
+``--reuse`` first applies the migrations the directory does not have yet, as ``warden serve`` would: a directory
+kept before a migration was added times that migration's backfill too (printed).
 
 Distributions: ~2,000 agents (log-uniform ranks, so a few agents hold most rows: zipf-like), ~50,000 users (skewed,
 milder), start times uniform over the last 30 days, 60/25/15 % OpenAI/Anthropic/Gemini, ~3 % errors, 0.5 % blocked,
-bodies of a few hundred bytes. Most interactions are inserted as one row (what the logger writes when a request and
-its response share a batch); the newest ones as a request row and a later response row, which FINAL has to fold.
+bodies of a few hundred bytes, a violation for 2 % of the interactions. Most interactions are inserted as one row
+(what the logger writes when a request and its response share a batch); the newest ones as a request row and a later
+response row, which the reads have to fold.
 
 Query kinds (each timed ``--queries`` times with different, row-weighted random attribution):
 - agent:        newest 50 of one agent_id
 - user:         newest 50 of one user_id
 - agent+user+7d newest 50 of one (agent_id, user_id) within the last 7 days
 - detail:       one interaction by id, with its violations (two queries, as the API runs them)
+- agent, errors / newest overall: a folded-column filter and the unfiltered first page (no target: for reference)
 - agents seen / users seen: the viewer's filter choices (fewer runs: the viewer caches them)
 
-Each kind is also timed as *proposed* (``two-phase``): the newest keys ``(agent_id, started_at, interaction_id)`` are
-found without FINAL — the key columns are identical in an interaction's request and response rows, so unfolded rows
-give the right keys — and only those rows are read with FINAL, through the primary key. The detail likewise finds the
-key of the id first. With ``--variant`` the table is built from ``VARIANT_DDL`` (a copy of the migration with the
-proposed changes) and the proposed user list reads its keys from the ``interactions_by_user`` table.
+Before timing, it waits for the background merges of freshly written data (``--settle-minutes``: they run in this
+process and would be timed too; a table that grew to millions of rows over weeks is merged), and checks the first
+page of a few picks against the record itself (``warden.interactions`` read with FINAL, as the console read it before
+it had its own tables): timings of wrong answers would mean nothing.
 
-Targets at 10 million rows: p95 < 50 ms for the lists, < 20 ms for the detail.
+Targets at 10 million rows: p95 < 50 ms for the lists, < 20 ms for the detail. The machine's load average is printed
+with the figures: on a shared machine the p95 says as much about the neighbours as about the queries.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import render_table, timestamp, write_results
 
 from plumbing.store.chdb_store import ChdbStore
-from plumbing.store.migrations import migrate, statements
+from plumbing.store.migrations import migrate
 from services.console import queries
 from services.console.api import InteractionsApi
 from services.console.queries import InteractionFilter
@@ -68,7 +72,7 @@ USERS = 50_000
 DAYS = 30
 BATCH = 1_000_000
 SPLIT_ROWS = 20_000
-"""The newest interactions, written as a request row then a response row (unmerged parts for FINAL to fold)."""
+"""The newest interactions, written as a request row then a response row (unmerged parts the reads fold)."""
 
 _U64 = "18446744073709551615.0"
 
@@ -159,104 +163,19 @@ def split_rows_sql(start: int, count: int, now_us: int) -> tuple[str, str]:
     return request, response
 
 
-# The proposed change to 001_interactions.sql: the interaction_id bloom filter (whose ~18 MB at 10 M rows is read
-# whole by every detail lookup) becomes a projection sorted by id (a binary search); smaller granules, because a
-# user's newest rows sit in as many granules as rows (one per agent range) and each granule is read whole; and the
-# user_id bloom filter becomes a narrow table sorted by user, filled by a materialized view, for the user's newest
-# keys. Projections on an AggregatingMergeTree need deduplicate_merge_projection_mode.
-VARIANT_DDL = """
-CREATE TABLE IF NOT EXISTS warden.interactions
-(
-    interaction_id UUID,
-    started_at DateTime64(6, 'UTC'),
-    agent_id String,
-    user_id SimpleAggregateFunction(any, String),
-    session_id SimpleAggregateFunction(any, String),
-    profile_id SimpleAggregateFunction(any, LowCardinality(String)),
-    provider SimpleAggregateFunction(any, LowCardinality(String)),
-    model SimpleAggregateFunction(any, LowCardinality(String)),
-    route SimpleAggregateFunction(anyLast, Nullable(String)),
-    stream SimpleAggregateFunction(anyLast, Nullable(UInt8)),
-    request_received SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    request_sent SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    request_decisions SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    untrusted_since SimpleAggregateFunction(anyLast, Nullable(String)),
-    status SimpleAggregateFunction(anyLast, Nullable(UInt16)),
-    finished_at SimpleAggregateFunction(anyLast, Nullable(DateTime64(6, 'UTC'))),
-    latency_ms SimpleAggregateFunction(anyLast, Nullable(Float64)),
-    ttft_ms SimpleAggregateFunction(anyLast, Nullable(Float64)),
-    input_tokens SimpleAggregateFunction(anyLast, Nullable(UInt32)),
-    output_tokens SimpleAggregateFunction(anyLast, Nullable(UInt32)),
-    cached_tokens SimpleAggregateFunction(anyLast, Nullable(UInt32)),
-    finish_reason SimpleAggregateFunction(anyLast, Nullable(String)),
-    response_body SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    tool_calls SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    blocked_tool_calls SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    response_decisions SimpleAggregateFunction(anyLast, Nullable(String)) CODEC(ZSTD(3)),
-    blocked SimpleAggregateFunction(max, UInt8),
-    error SimpleAggregateFunction(anyLast, Nullable(String)),
-    aborted SimpleAggregateFunction(anyLast, Nullable(UInt8)),
-    INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4,
-    PROJECTION by_id (SELECT interaction_id, agent_id, started_at ORDER BY interaction_id)
-)
-ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(started_at)
-ORDER BY (agent_id, started_at, interaction_id)
-SETTINGS non_replicated_deduplication_window = 1000, index_granularity = 1024,
-    deduplicate_merge_projection_mode = 'rebuild';
-
-CREATE TABLE IF NOT EXISTS warden.interactions_by_user
-(
-    user_id String,
-    started_at DateTime64(6, 'UTC'),
-    agent_id String,
-    interaction_id UUID
-)
-ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(started_at)
-ORDER BY (user_id, started_at, interaction_id);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS warden.interactions_by_user_mv TO warden.interactions_by_user AS
-SELECT user_id, started_at, agent_id, interaction_id FROM warden.interactions WHERE user_id != '';
-"""
-
-
-async def apply_ddl(store: ChdbStore, ddl: Path | None, variant: bool) -> None:
-    await migrate(store)  # the ledger and the other tables (violations) as Warden has them
-    if ddl is None and not variant:
-        return
-    await store.execute("DROP TABLE IF EXISTS warden.interactions")
-    for statement in statements(VARIANT_DDL if variant else ddl.read_text()):  # type: ignore[union-attr]
-        await store.execute(statement)
-
-
-# --- the proposed queries -------------------------------------------------------------------------------------
-
-_KEYS = "agent_id, started_at, interaction_id"
-_NEWEST = "ORDER BY started_at DESC, interaction_id DESC LIMIT {limit:UInt32}"
-
-
-def two_phase_list(f: InteractionFilter, by_user_table: bool) -> tuple[str, dict[str, Any]]:
-    """The real list query, rewritten: newest keys without FINAL, then FINAL on just those rows by primary key.
-
-    Valid for filters on attribution columns, time and cursor (what is measured here): those columns are the same in
-    both rows of an interaction. Filters on status or blocked need the folded row and stay in the outer query."""
-    sql, params = queries.list_interactions(f)
-    head, rest = sql.split(" FROM warden.interactions FINAL", 1)
-    where = rest.split(" ORDER BY ", 1)[0]
-    source = "warden.interactions"
-    if by_user_table and f.user_id is not None and f.agent_id is None:
-        source = "warden.interactions_by_user"
-    keys = f"SELECT DISTINCT {_KEYS} FROM {source}{where} {_NEWEST}"
-    return f"{head} FROM warden.interactions FINAL WHERE ({_KEYS}) IN ({keys}) {_NEWEST}", params
-
-
-def detail_by_key(interaction_id: str) -> tuple[str, dict[str, Any]]:
-    """The real detail query, rewritten: the id's key first (no FINAL), then the row by primary key."""
-    sql, params = queries.get_interaction(interaction_id)
-    head = sql.split(" WHERE ", 1)[0]
-    keys = f"SELECT {_KEYS} FROM warden.interactions WHERE interaction_id = {{id:UUID}} LIMIT 1"
-    return f"{head} WHERE ({_KEYS}) IN ({keys}) LIMIT 1", params
+def violations_sql() -> str:
+    """A violation for 2 % of the interactions (severity and category by hash), as the guard would record them."""
+    return """
+        INSERT INTO warden.violations
+        SELECT concat('v-', toString(interaction_id)) AS violation_id, interaction_id,
+            started_at + toIntervalMillisecond(900) AS detected_at, 'bench' AS detector,
+            ['prompt_injection', 'secret', 'pii', 'exfiltration', 'policy'][1 + cityHash64(interaction_id, 'c') % 5]
+                AS category,
+            ['low', 'medium', 'high', 'critical'][1 + cityHash64(interaction_id, 's') % 4] AS severity,
+            toUInt8(1 + cityHash64(interaction_id, 's') % 4) AS severity_rank, 0.9 AS score, 'logged' AS action,
+            'request' AS location, 'an excerpt' AS excerpt, profile_id, agent_id, user_id
+        FROM (SELECT DISTINCT interaction_id, started_at, profile_id, agent_id, user_id FROM warden.interactions
+              WHERE cityHash64(interaction_id, 'violation') % 50 = 0)"""
 
 
 async def generate(store: ChdbStore, rows: int) -> float:
@@ -269,6 +188,7 @@ async def generate(store: ChdbStore, rows: int) -> float:
     request, response = split_rows_sql(whole, rows - whole, now_us)
     await store.execute(request)
     await store.execute(response)
+    await store.execute(violations_sql())
     return time.perf_counter() - began
 
 
@@ -333,33 +253,52 @@ async def sample(store: ChdbStore, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 async def explain(store: ChdbStore, sql: str, params: dict[str, Any]) -> str:
-    """The index lines of EXPLAIN: which skip indexes pruned how many granules."""
+    """The index lines of EXPLAIN: which parts and granules the primary key (and any skip index) kept."""
     rows = await store.select(f"EXPLAIN indexes = 1 {sql}", params)
-    lines = [r["explain"] for r in rows]
+    lines = [r["explain"].replace("│", " ") for r in rows]
     keep = [line.strip() for line in lines if any(k in line for k in ("Name:", "Granules:", "Parts:", "Type:"))]
     return " | ".join(keep)
 
 
-async def check_proposed(
-    api: InteractionsApi, store: ChdbStore, picks: list[dict[str, Any]], since: datetime, variant: bool
-) -> None:
-    """The proposed queries must answer exactly what the real ones do, or their timings mean nothing."""
+async def check_against_record(api: InteractionsApi, store: ChdbStore, picks: list[dict[str, Any]]) -> None:
+    """The first page of each list kind, and the detail, must be what the record says: ``warden.interactions``
+    folded with FINAL and filtered on the folded rows."""
+    week_ago = datetime.now(UTC) - timedelta(days=7)
     for p in picks:
-        for f in (
-            InteractionFilter(agent_id=p["agent_id"]),
-            InteractionFilter(user_id=p["user_id"]),
-            InteractionFilter(agent_id=p["agent_id"], user_id=p["user_id"], since=since),
+        for f, where, params in (
+            (InteractionFilter(agent_id=p["agent_id"]), "agent_id = {a:String}", {"a": p["agent_id"]}),
+            (InteractionFilter(user_id=p["user_id"]), "user_id = {u:String}", {"u": p["user_id"]}),
+            (
+                InteractionFilter(agent_id=p["agent_id"], status="error"),
+                "agent_id = {a:String} AND (status >= 400 OR error IS NOT NULL)",
+                {"a": p["agent_id"]},
+            ),
+            (
+                InteractionFilter(agent_id=p["agent_id"], user_id=p["user_id"], since=week_ago),
+                "agent_id = {a:String} AND user_id = {u:String} AND started_at >= {s:DateTime64(6, 'UTC')}",
+                {"a": p["agent_id"], "u": p["user_id"], "s": week_ago.strftime("%Y-%m-%d %H:%M:%S.%f")},
+            ),
         ):
-            real = [i["interaction_id"] for i in (await api.page(f))["items"]]
-            proposed = [r["interaction_id"] for r in (await store.select(*two_phase_list(f, variant)))[: f.limit]]
-            if real != proposed:
-                raise SystemExit(f"proposed list differs from the real one for {f}")
-        real_detail = await store.select(*queries.get_interaction(p["interaction_id"]))
-        if real_detail != await store.select(*detail_by_key(p["interaction_id"])):
-            raise SystemExit(f"proposed detail differs for {p['interaction_id']}")
+            record = await store.select(
+                "SELECT toString(interaction_id) AS id, status, blocked FROM warden.interactions FINAL "
+                f"WHERE {where} ORDER BY started_at DESC, interaction_id DESC LIMIT 50",
+                params,
+            )
+            items = (await api.page(f))["items"]
+            got = [(i["interaction_id"], i["status"], i["blocked"]) for i in items]
+            if got != [(r["id"], r["status"], bool(r["blocked"])) for r in record]:
+                raise SystemExit(f"the read tables disagree with warden.interactions for {f}")
+        detail = await api.detail(p["interaction_id"])
+        (record,) = await store.select(
+            "SELECT request_received, response_body, status FROM warden.interactions FINAL "
+            "WHERE interaction_id = {id:UUID}",
+            {"id": p["interaction_id"]},
+        )
+        if detail is None or any(detail[k] != v for k, v in record.items()):
+            raise SystemExit(f"the detail of {p['interaction_id']} disagrees with warden.interactions")
 
 
-async def measure(store: ChdbStore, n_queries: int, variant: bool) -> tuple[list[Timing], dict[str, str]]:
+async def measure(store: ChdbStore, n_queries: int) -> tuple[list[Timing], dict[str, str]]:
     api = InteractionsApi(store)
     picks = await sample(store, n_queries, 7)
     week_ago = datetime.now(UTC) - timedelta(days=7)
@@ -372,22 +311,8 @@ async def measure(store: ChdbStore, n_queries: int, variant: bool) -> tuple[list
 
     def detail(interaction_id: str) -> Callable[[], Awaitable[int]]:
         async def run() -> int:
-            return 0 if await api.detail(interaction_id) is None else 1
-
-        return run
-
-    def proposed_listing(f: InteractionFilter) -> Callable[[], Awaitable[int]]:
-        async def run() -> int:
-            rows = await store.select(*two_phase_list(f, by_user_table=variant))
-            return len([queries.present(r) for r in rows[: f.limit]])
-
-        return run
-
-    def proposed_detail(interaction_id: str) -> Callable[[], Awaitable[int]]:
-        async def run() -> int:
-            rows = await store.select(*detail_by_key(interaction_id))
-            await store.select(*queries.violations_of(interaction_id))
-            return len([queries.present(r) for r in rows])
+            item = await api.detail(interaction_id)
+            return 0 if item is None else 1 + len(item["violations"])
 
         return run
 
@@ -397,7 +322,9 @@ async def measure(store: ChdbStore, n_queries: int, variant: bool) -> tuple[list
 
         return run
 
-    await check_proposed(api, store, picks[:10], week_ago, variant)
+    began = time.perf_counter()
+    await check_against_record(api, store, picks[:3])
+    print(f"  answers checked against warden.interactions FINAL in {time.perf_counter() - began:.0f} s", flush=True)
     timings = [
         await timed(
             "agent newest 50", [listing(InteractionFilter(agent_id=p["agent_id"])) for p in picks], TARGET_LIST_P95_MS
@@ -412,45 +339,51 @@ async def measure(store: ChdbStore, n_queries: int, variant: bool) -> tuple[list
         ),
         await timed("detail by id", [detail(p["interaction_id"]) for p in picks], TARGET_DETAIL_P95_MS),
         await timed(
-            "proposed: agent",
-            [proposed_listing(InteractionFilter(agent_id=p["agent_id"])) for p in picks],
-            TARGET_LIST_P95_MS,
+            "agent, status=error",
+            [listing(InteractionFilter(agent_id=p["agent_id"], status="error")) for p in picks],
+            None,
         ),
-        await timed(
-            "proposed: user",
-            [proposed_listing(InteractionFilter(user_id=p["user_id"])) for p in picks],
-            TARGET_LIST_P95_MS,
-        ),
-        await timed(
-            "proposed: agent+user, 7d",
-            [
-                proposed_listing(InteractionFilter(agent_id=p["agent_id"], user_id=p["user_id"], since=week_ago))
-                for p in picks
-            ],
-            TARGET_LIST_P95_MS,
-        ),
-        await timed("proposed: detail", [proposed_detail(p["interaction_id"]) for p in picks], TARGET_DETAIL_P95_MS),
+        await timed("newest 50, no filter", [listing(InteractionFilter())] * 20, None, warmup=2),
         await timed("agents seen", [seen("agent_id")] * 20, None, warmup=2),
         await timed("users seen", [seen("user_id")] * 20, None, warmup=2),
     ]
     p = picks[0]
+    agent_plan = queries.plan_list(InteractionFilter(agent_id=p["agent_id"]))
+    user_plan = queries.plan_list(InteractionFilter(user_id=p["user_id"]))
     plans = {
-        "agent": await explain(store, *queries.list_interactions(InteractionFilter(agent_id=p["agent_id"], limit=50))),
-        "user": await explain(store, *queries.list_interactions(InteractionFilter(user_id=p["user_id"], limit=50))),
+        "agent list": await explain(store, *queries.list_round(agent_plan, None, agent_plan.first_round)),
+        "user list": await explain(store, *queries.list_round(user_plan, None, user_plan.first_round)),
         "detail": await explain(store, *queries.get_interaction(p["interaction_id"])),
     }
     return timings, plans
 
 
+async def settle(store: ChdbStore, max_wait_s: float) -> float:
+    """Wait for the background merges of freshly written data: a table that grew to millions of rows over weeks is
+    merged, and merges running beside the timed queries would be timed too (they run in this process)."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < max_wait_s:
+        (row,) = await store.select("SELECT count() AS n FROM system.merges WHERE database = 'warden'")
+        if row["n"] == 0:
+            break
+        await asyncio.sleep(2)
+    waited = time.perf_counter() - began
+    if waited > 1:
+        print(f"waited {waited:.0f} s for background merges", flush=True)
+    return waited
+
+
 async def table_facts(store: ChdbStore) -> dict[str, Any]:
-    (facts,) = await store.select(
-        "SELECT count() AS parts, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed_bytes "
-        "FROM system.parts WHERE database = 'warden' AND table = 'interactions' AND active"
+    tables = await store.select(
+        "SELECT table, count() AS parts, sum(rows) AS rows, sum(data_compressed_bytes) AS compressed_bytes "
+        "FROM system.parts WHERE database = 'warden' AND active AND table LIKE 'interactions%' "
+        "GROUP BY table ORDER BY table"
     )
     (distinct,) = await store.select(
-        "SELECT uniqExact(agent_id) AS agents, uniqExact(user_id) AS users FROM warden.interactions"
+        "SELECT uniqExact(agent_id) AS agents, uniqExact(user_id) AS users, "
+        "(SELECT count() FROM warden.violations) AS violations FROM warden.interactions"
     )
-    return {**facts, **distinct}
+    return {"tables": {t.pop("table"): t for t in tables}, **distinct}
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -463,21 +396,24 @@ async def main(args: argparse.Namespace) -> int:
         data_dir, owned = Path(tempfile.mkdtemp(prefix="warden-bench-")), True
     store = ChdbStore(data_dir)
     try:
+        began = time.perf_counter()
+        applied = await migrate(store)
+        migration_s = time.perf_counter() - began
+        if applied:
+            print(f"migrations applied: {', '.join(applied)} in {migration_s:.0f} s", flush=True)
         generation_s = None
         if not args.reuse:
-            await apply_ddl(store, args.ddl, args.variant)
             print(f"generating {args.rows:,} interactions in {data_dir} ...", flush=True)
             generation_s = await generate(store, args.rows)
             print(f"  done in {generation_s:.0f} s", flush=True)
+        settle_s = await settle(store, args.settle_minutes * 60)
         facts = await table_facts(store)
-        print(
-            f"table: {facts['rows']:,} rows in {facts['parts']} parts, {facts['compressed_bytes'] / 1e6:.0f} MB "
-            f"compressed; {facts['agents']:,} agents, {facts['users']:,} users",
-            flush=True,
-        )
-        load_before = os.getloadavg()[0]
-        timings, plans = await measure(store, args.queries, args.variant)
-        load_after = os.getloadavg()[0]
+        for table, t in facts["tables"].items():
+            print(f"{table}: {t['rows']:,} rows in {t['parts']} parts, {t['compressed_bytes'] / 1e6:.0f} MB compressed")
+        print(f"{facts['agents']:,} agents, {facts['users']:,} users, {facts['violations']:,} violations", flush=True)
+        load_before = os.getloadavg()
+        timings, plans = await measure(store, args.queries)
+        load_after = os.getloadavg()
     finally:
         await store.close()
         if owned:
@@ -490,21 +426,32 @@ async def main(args: argparse.Namespace) -> int:
     for name, plan in plans.items():
         print(f"plan {name}: {plan}")
     # A shared machine skews every figure: the load average says how much else was running.
-    print(f"load average (1 min) before / after timing: {load_before:.1f} / {load_after:.1f} on {os.cpu_count()} CPUs")
-    stamp = timestamp()
+    print(
+        f"load average (1/5/15 min) before timing: {' / '.join(f'{x:.1f}' for x in load_before)}, after: "
+        f"{' / '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} CPUs"
+    )
+    rows = facts["tables"].get("interactions", {}).get("rows")
     path = write_results(
         "query_latency",
-        stamp,
+        timestamp(),
         {
-            "rows": args.rows if not args.reuse else facts["rows"],
-            "ddl": "VARIANT_DDL" if args.variant else str(args.ddl) if args.ddl else "schemas/migrations",
+            "rows": args.rows if not args.reuse else rows,
+            "migrations_applied": applied,
+            "migration_s": migration_s,
             "generation_s": generation_s,
+            "settle_s": settle_s,
             "table": facts,
             "timings": {
-                t.name: {"p50_ms": t.p(0.5), "p95_ms": t.p(0.95), "max_ms": max(t.samples_ms)} for t in timings
+                t.name: {
+                    "p50_ms": t.p(0.5),
+                    "p95_ms": t.p(0.95),
+                    "max_ms": max(t.samples_ms),
+                    "runs": len(t.samples_ms),
+                }
+                for t in timings
             },
             "plans": plans,
-            "load_average": [load_before, load_after],
+            "load_average": {"before": load_before, "after": load_after},
             "cpus": os.cpu_count(),
         },
     )
@@ -517,8 +464,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="interactions to generate (1000000, 10000000)")
     parser.add_argument("--queries", type=int, default=200, help="timed queries of each kind")
-    parser.add_argument("--ddl", type=Path, help="a DDL file to use instead of the migrations (to compare a change)")
-    parser.add_argument("--variant", action="store_true", help="build the table from VARIANT_DDL (the proposal)")
+    parser.add_argument(
+        "--settle-minutes", type=float, default=15.0, help="longest wait for background merges before timing"
+    )
     parser.add_argument("--keep", help="generate into this directory and keep it")
     parser.add_argument("--reuse", help="time the data already in this directory (from --keep), no generation")
     return parser.parse_args(argv)

@@ -59,19 +59,29 @@ class InteractionsApi:
         self.store = store
 
     async def page(self, f: InteractionFilter) -> dict:
-        sql, params = queries.list_interactions(f)
-        rows = await self.store.select(sql, params)
+        """One page, newest first, read in rounds (see ``queries``); it looks for one interaction more than the page
+        to know whether another page follows."""
+        plan = queries.plan_list(f)
+        rows: list[dict] = []
+        after, count = plan.after, plan.first_round
+        while True:
+            answer = await self.store.select(*queries.list_round(plan, after, count))
+            found = queries.Round.read(plan, answer, count, after)
+            rows += found.rows
+            if len(rows) > plan.limit or found.exhausted:
+                break
+            # Short: interactions of several rows each, or some failed a folded condition. Go on after them.
+            after, count = found.last, min(count * 4, queries.MAX_ROWS_PER_ROUND)
         more = len(rows) > f.limit
         rows = rows[: f.limit]
         cursor = queries.encode_cursor(rows[-1]["started_at"], rows[-1]["interaction_id"]) if more else None
         return {"items": [queries.present(r) for r in rows], "next_cursor": cursor}
 
     async def detail(self, interaction_id: str) -> dict | None:
-        sql, params = queries.get_interaction(interaction_id)
-        rows = await self.store.select(sql, params)
-        if not rows:
+        folded = queries.fold(await self.store.select(*queries.get_interaction(interaction_id)))
+        if folded is None:
             return None
-        item = queries.present(rows[0])
+        item = queries.present(folded)
         sql, params = queries.violations_of(interaction_id)
         item["violations"] = await self.store.select(sql, params)
         return item

@@ -1,6 +1,19 @@
 """The read side's SQL: interaction lists with filters and keyset pagination, and single interactions.
 
 Pure functions building ``{name:Type}``-parameterised SQL, so the same text runs on chDB and on a ClickHouse server.
+
+They read the copies of ``warden.interactions`` that migration 003 lays out for the console, never a range with FINAL:
+
+- A list page is read in rounds (``InteractionsApi.page`` drives them), one query each (``list_round``): the newest
+  rows matching the row conditions, read in the table's sort order without folding, and the interactions they
+  belong to folded with GROUP BY and the table's own aggregate functions (what FINAL would do, to those keys only).
+  An interaction's key and attribution columns are the same in its request row and its response row, so unfolded
+  rows find exactly the right interactions; a not yet merged one is two rows, which is why a round can come back
+  with fewer interactions than rows and the next round goes on after it.
+- Status and blocked are folded columns: no half alone decides them. They are checked on the folded interaction; the
+  row conditions only narrow which interactions are worth folding (``_folded_conditions``), so some folded ones
+  fail, which can also make a round come back short.
+- The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
 from __future__ import annotations
@@ -14,16 +27,62 @@ from typing import Any
 import orjson
 
 MAX_LIMIT = 500
-_SUMMARY_COLUMNS = """
-    interaction_id, started_at, agent_id, user_id, session_id, profile_id, provider,
-    model, route, stream, status, finished_at, latency_ms, ttft_ms, input_tokens, output_tokens, cached_tokens,
-    finish_reason, blocked, error, aborted, untrusted_since"""
-_DETAIL_COLUMNS = (
-    _SUMMARY_COLUMNS
-    + """,
-    request_received, request_sent, request_decisions, response_body, tool_calls, blocked_tool_calls,
-    response_decisions"""
+_SUMMARY_COLUMNS = (
+    "interaction_id",
+    "started_at",
+    "agent_id",
+    "user_id",
+    "session_id",
+    "profile_id",
+    "provider",
+    "model",
+    "route",
+    "stream",
+    "status",
+    "finished_at",
+    "latency_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "finish_reason",
+    "blocked",
+    "error",
+    "aborted",
+    "untrusted_since",
 )
+_BODY_COLUMNS = (
+    "request_received",
+    "request_sent",
+    "request_decisions",
+    "response_body",
+    "tool_calls",
+    "blocked_tool_calls",
+    "response_decisions",
+)
+_FOLD = {
+    "user_id": "any",
+    "session_id": "any",
+    "profile_id": "any",
+    "provider": "any",
+    "model": "any",
+    "blocked": "max",
+}
+"""How a column folds, as its SimpleAggregateFunction in the DDL says; every other non-key column is anyLast (which
+skips NULLs: the half that does not know a value leaves it to the half that does)."""
+
+BY_AGENT = "warden.interactions_by_agent"
+BY_USER = "warden.interactions_by_user"
+BY_ID = "warden.interactions_by_id"
+_SORTING_KEYS = {
+    BY_AGENT: ("agent_id", "started_at", "interaction_id"),
+    BY_USER: ("user_id", "started_at", "interaction_id", "agent_id"),
+}
+_NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
+
+MAX_ROWS_PER_ROUND = 4096
+"""Rows one round of a list looks at, at most: the keys of all of them are a set the folding query builds."""
+
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -54,6 +113,32 @@ class InteractionFilter:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ListPlan:
+    """One list request, ready to be read in rounds."""
+
+    table: str
+    lead: str
+    """The table's first key column; a list's keys are ``(lead, started_at, interaction_id)``."""
+    where: tuple[str, ...]
+    """Row conditions: exact for attribution, time and violations, necessary for the folded columns."""
+    having: tuple[str, ...]
+    """Conditions on the folded row (status, blocked), in the names of the folded columns: empty when there are no
+    filters on folded columns."""
+    params: dict[str, Any]
+    limit: int
+    after: tuple[str, str] | None
+    """The cursor: only keys before this ``(started_at, interaction_id)``."""
+    reads_rows: bool
+    """Whether a round reads the list's rows themselves (see ``list_round``) rather than their keys first."""
+
+    @property
+    def first_round(self) -> int:
+        """Rows the first round looks at: most interactions are one row, the newest often two (request and
+        response not folded yet)."""
+        return min(MAX_ROWS_PER_ROUND, 2 * (self.limit + 1))
+
+
 def encode_cursor(started_at: str, interaction_id: str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([started_at, interaction_id])).decode().rstrip("=")
 
@@ -68,12 +153,14 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return started_at, interaction_id
 
 
-def list_interactions(f: InteractionFilter) -> tuple[str, dict[str, Any]]:
-    """SQL for one page, newest first; it asks for one row more than the page to know whether another follows."""
+def plan_list(f: InteractionFilter) -> ListPlan:
+    """Validate a filter and choose the table: sorted by user when the user is known (a user's interactions are one
+    range there, also with an agent: a user's range is the narrower one), else sorted by agent."""
     if not 1 <= f.limit <= MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
+    table = BY_USER if f.user_id is not None else BY_AGENT
     where: list[str] = []
-    params: dict[str, Any] = {"limit": f.limit + 1}
+    params: dict[str, Any] = {}
     for column in ("agent_id", "user_id", "session_id", "profile_id", "provider", "model"):
         value = getattr(f, column)
         if value is not None:
@@ -85,36 +172,134 @@ def list_interactions(f: InteractionFilter) -> tuple[str, dict[str, Any]]:
     if f.until is not None:
         where.append("started_at < {until:DateTime64(6, 'UTC')}")
         params["until"] = f.until.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if f.cursor:
-        started_at, interaction_id = decode_cursor(f.cursor)
-        where.append("(started_at, interaction_id) < ({c_ts:DateTime64(6, 'UTC')}, {c_id:UUID})")
-        params["c_ts"], params["c_id"] = started_at, interaction_id
-    having = _status_condition(f.status)
-    if f.blocked is not None:
-        having.append("blocked = 1" if f.blocked else "blocked = 0")
+    after = decode_cursor(f.cursor) if f.cursor else None
+    row_conditions, having = _folded_conditions(f)
+    where += row_conditions
     if f.violation_category is not None or f.min_severity is not None:
         where.append(_violation_condition(f, params))
-    sql = f"SELECT {_SUMMARY_COLUMNS} FROM warden.interactions FINAL"
-    if where or having:
-        sql += " WHERE " + " AND ".join(where + having)
-    sql += " ORDER BY started_at DESC, interaction_id DESC LIMIT {limit:UInt32}"
+    lead = _SORTING_KEYS[table][0]
+    # Rows can be the answer when no folded condition drops a half (see list_round) and the lead is fixed: then the
+    # newest rows are the tail of one range, read in order. Without a fixed lead, the newest rows are found among all
+    # of the table's rows: by three narrow columns, not by every list column.
+    reads_rows = not having and lead in params
+    return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows)
+
+
+def list_round(plan: ListPlan, after: tuple[str, str] | None, count: int) -> tuple[str, dict[str, Any]]:
+    """One round of a list, one query: the interactions of the newest ``count`` rows before ``after`` that match the
+    row conditions, read in the table's sort order. ``Round.read`` makes a ``Round`` of the answer.
+
+    Without folded conditions every row of a matching interaction matches (the conditions are on columns both halves
+    carry alike), and its rows are neighbours in the sort order: the rows themselves are the answer, folded as
+    ``fold`` does (``plan.reads_rows``). Otherwise the rows only say which interactions to fold (a row condition on a
+    folded column may hold for one half only): an outer query folds each from all its rows with GROUP BY and the
+    table's own functions (what FINAL would do, to these keys only), with ``_rows``: how many rows it was folded
+    from, and ``_passes``: whether it passes the folded conditions."""
+    where = list(plan.where)
+    params = dict(plan.params, count=count)
+    if after is not None:
+        # The plain bound lets the primary key skip what is newer; the tuple is the exact keyset condition.
+        where.append("started_at <= {after_ts:DateTime64(6, 'UTC')}")
+        where.append("(started_at, interaction_id) < ({after_ts:DateTime64(6, 'UTC')}, {after_id:UUID})")
+        params["after_ts"], params["after_id"] = after
+    condition = " WHERE " + " AND ".join(where) if where else ""
+    newest = f"{condition}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
+    if plan.reads_rows:
+        return f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {plan.table}{newest}", params
+    keys = f"SELECT {plan.lead}, started_at, interaction_id FROM {plan.table}{newest}"
+    sorting_key = _SORTING_KEYS[plan.table]
+    # In the SELECT list the names of the folded columns are the folded values: the conditions apply to those.
+    passes = " AND ".join(plan.having) or "1"
+    sql = (
+        f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, count() AS _rows, ({passes}) AS _passes "
+        f"FROM {plan.table} WHERE ({plan.lead}, started_at, interaction_id) IN ({keys}) "
+        f"GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
+    )
     return sql, params
 
 
-def _status_condition(status: str | None) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Round:
+    """What one ``list_round`` found."""
+
+    rows: list[dict[str, Any]]
+    """The interactions that pass every condition, folded, newest first."""
+    last: tuple[str, str] | None
+    """``(started_at, interaction_id)`` of the oldest interaction the round dealt with: the next one starts after."""
+    exhausted: bool
+    """Fewer rows matched than the round asked for: no older interaction matches."""
+
+    @classmethod
+    def read(cls, plan: ListPlan, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:
+        if plan.reads_rows:
+            return cls._of_rows(answer, count, after)
+        return cls._of_folded(answer, count, after)
+
+    @classmethod
+    def _of_rows(cls, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:
+        groups: list[list[dict[str, Any]]] = []
+        for row in answer:
+            if groups and groups[-1][0]["interaction_id"] == row["interaction_id"]:
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        exhausted = len(answer) < count
+        if not exhausted and (len(groups) > 1 or count < MAX_ROWS_PER_ROUND):
+            groups.pop()  # the oldest interaction may have rows past the end of the round: the next round reads it
+        rows = [_fold_rows(group) for group in groups]
+        last = (rows[-1]["started_at"], rows[-1]["interaction_id"]) if rows else after
+        return cls(rows, last, exhausted)
+
+    @classmethod
+    def _of_folded(cls, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:
+        # The rows an interaction was folded from all match the row conditions when there are no folded ones (they
+        # are the same in both halves) and at least those that do otherwise: their sum says too much, never too
+        # little, so a round it calls not exhausted may be followed by one that finds nothing.
+        exhausted = sum(row.pop("_rows") for row in answer) < count
+        last = (answer[-1]["started_at"], answer[-1]["interaction_id"]) if answer else after
+        return cls([row for row in answer if row.pop("_passes")], last, exhausted)
+
+
+def _folded(columns: tuple[str, ...], sorting_key: tuple[str, ...]) -> str:
+    return ", ".join(c if c in sorting_key else f"{_FOLD.get(c, 'anyLast')}({c}) AS {c}" for c in columns)
+
+
+def _status_condition(status: str | None) -> tuple[str, bool] | None:
+    """The condition of a status filter, and whether it holds for every row of a passing interaction (in flight: no
+    half has a status) rather than for one row (a status: the half that has it)."""
     if status is None:
-        return []
+        return None
     if status == "in_flight":
-        return ["status IS NULL"]
+        return "status IS NULL", True
     if status == "error":
-        return ["(status >= 400 OR error IS NOT NULL)"]
+        return "(status >= 400 OR error IS NOT NULL)", False
     match = _STATUS_CLASS.match(status)
     if match:
         low = int(match.group(1)) * 100
-        return [f"status >= {low} AND status < {low + 100}"]
+        return f"status >= {low} AND status < {low + 100}", False
     if status.isdigit() and 100 <= int(status) <= 599:
-        return [f"status = {int(status)}"]
+        return f"status = {int(status)}", False
     raise InvalidQuery("status must be a code (200), a class (4xx), 'error' or 'in_flight'")
+
+
+def _folded_conditions(f: InteractionFilter) -> tuple[list[str], list[str]]:
+    """(row conditions, folded conditions) for the filters on folded columns (status, blocked).
+
+    The folded conditions are the filters themselves, on the folded row (in the folding query's SELECT list, where
+    the names are the folded columns). A row condition only narrows which keys are worth folding, so it must hold
+    for some row of every interaction that passes: a condition that holds for every row of it does (not blocked: no
+    half is; in flight: no half has a status), and so does one that holds for one row (blocked: the half that was;
+    a status: the half that has it), but two of those may hold for different rows, so at most one goes on the row."""
+    every_row: list[str] = []
+    some_row: list[str] = []
+    if f.blocked is not None:
+        (some_row if f.blocked else every_row).append("blocked = 1" if f.blocked else "blocked = 0")
+    status = _status_condition(f.status)
+    if status is not None:
+        condition, for_every_row = status
+        (every_row if for_every_row else some_row).append(condition)
+    # Blocked first: far fewer interactions are blocked than have any one status.
+    return every_row + some_row[:1], every_row + some_row
 
 
 def _violation_condition(f: InteractionFilter, params: dict[str, Any]) -> str:
@@ -133,10 +318,36 @@ def _violation_condition(f: InteractionFilter, params: dict[str, Any]) -> str:
 
 
 def get_interaction(interaction_id: str) -> tuple[str, dict[str, Any]]:
+    """The rows of one interaction, each whole as JSON: a point lookup by id. Two (or more) while its halves are not
+    merged yet: ``fold`` makes them one."""
     if not _UUID.match(interaction_id):
         raise InvalidQuery("not an interaction id")
-    sql = f"SELECT {_DETAIL_COLUMNS} FROM warden.interactions FINAL WHERE interaction_id = {{id:UUID}} LIMIT 1"
+    sql = f"SELECT request_row, response_row FROM {BY_ID} WHERE interaction_id = {{id:UUID}}"
     return sql, {"id": interaction_id}
+
+
+def fold(answer: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An interaction's rows as the record folds them (``_FOLD``): a value wins over a NULL, blocked is the max.
+    Folded here rather than with GROUP BY: for the few rows of one interaction, aggregating in ClickHouse costs more
+    than the lookup. The halves never disagree on a column both carry (attribution), so which of two values wins
+    does not matter."""
+    rows = [orjson.loads(doc) for row in answer for doc in (row["request_row"], row["response_row"]) if doc]
+    folded = _fold_rows(rows) if rows else None
+    if folded is not None:
+        # The detail lists every column, in the record's order, as the list does its own.
+        folded = {column: folded.get(column) for column in _SUMMARY_COLUMNS + _BODY_COLUMNS}
+    return folded
+
+
+def _fold_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    folded = dict(rows[0])
+    for row in rows[1:]:
+        for column, value in row.items():
+            if _FOLD.get(column) == "max":
+                folded[column] = max(folded[column], value)
+            elif value is not None:
+                folded[column] = value
+    return folded
 
 
 def violations_of(interaction_id: str) -> tuple[str, dict[str, Any]]:

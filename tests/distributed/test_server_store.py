@@ -13,6 +13,7 @@ import pytest
 from plumbing.store.migrations import migrate
 from plumbing.store.server_store import ServerStore
 from services.console import queries
+from services.console.api import InteractionsApi
 from services.logger.rows import interaction_rows
 from tests.distributed.events import interaction
 
@@ -29,14 +30,21 @@ async def test_the_same_ddl_and_queries_run_on_a_server():
         rows = interaction_rows(events)
         await store.insert("warden.interactions", rows, dedup_token=f"t-{agent}")
         await store.insert("warden.interactions", rows, dedup_token=f"t-{agent}")  # a retried batch
-        sql, params = queries.list_interactions(queries.InteractionFilter(agent_id=agent, limit=100))
-        items = await store.select(sql, params)
-        assert len(items) == 30 and all(i["status"] == 200 for i in items)
-        sql, params = queries.get_interaction(items[0]["interaction_id"])
-        (detail,) = await store.select(sql, params)
-        assert detail["request_received"].startswith('{"messages"')
+        api = InteractionsApi(store)
+        page = await api.page(queries.InteractionFilter(agent_id=agent, limit=100))
+        items = page["items"]
+        assert len(items) == 30 and all(i["status"] == 200 for i in items) and page["next_cursor"] is None
+        detail = await api.detail(items[0]["interaction_id"])
+        assert detail is not None and detail["request_received"].startswith('{"messages"')
         since = queries.InteractionFilter(agent_id=agent, since=datetime(2000, 1, 1, tzinfo=UTC), limit=5)
-        sql, params = queries.list_interactions(since)
-        assert len(await store.select(sql, params)) == 6
+        first = await api.page(since)
+        assert len(first["items"]) == 5 and first["next_cursor"]
+        since.cursor = first["next_cursor"]
+        assert [i["interaction_id"] for i in (await api.page(since))["items"]] == [
+            i["interaction_id"] for i in items[5:10]
+        ]
+        for status, count in (("200", 30), ("in_flight", 0), ("error", 0)):
+            f = queries.InteractionFilter(agent_id=agent, status=status, limit=100)
+            assert len((await api.page(f))["items"]) == count
     finally:
         await store.close()

@@ -1,0 +1,142 @@
+"""Migration 003 on a data directory written before it: the read tables are backfilled from warden.interactions, so
+what was recorded before the upgrade reads the same after it, and what is recorded after reaches them too.
+
+chDB serves one data directory per process and this one serves the shared Warden's, so the directory is prepared,
+migrated and read in a child process (``child``), which prints what the API answered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from plumbing.store.migrations import migration_files, statements
+
+AGENT = "agent-before-003"
+
+
+async def child(data_dir: str) -> None:
+    from plumbing.store.chdb_store import ChdbStore
+    from plumbing.store.migrations import _LEDGER, migrate
+    from services.console.api import InteractionsApi
+    from services.console.queries import InteractionFilter
+    from services.logger.rows import interaction_rows, request_row, response_row, violation_row
+    from tests.distributed.events import interaction
+
+    store = ChdbStore(data_dir)
+    try:
+        # What a directory migrated before 003 holds: the ledger, 001 and 002.
+        await store.execute("CREATE DATABASE IF NOT EXISTS warden")
+        await store.execute(_LEDGER)
+        for version, name, script in migration_files():
+            if version <= 2:
+                for statement in statements(script):
+                    await store.execute(statement)
+                await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
+        split_request, split_response = interaction(AGENT, 1)
+        in_flight, _ = interaction(AGENT, 2)
+        whole = interaction(AGENT, 3)
+        # One insert each: the halves of the split one sit in different parts, unfolded, as the logger leaves them
+        # when a request and its response arrive in different batches.
+        await store.insert("warden.interactions", [request_row(split_request)])
+        await store.insert("warden.interactions", [request_row(in_flight)])
+        await store.insert("warden.interactions", [response_row(split_response)])
+        await store.insert("warden.interactions", interaction_rows(list(whole)))
+        await store.insert("warden.violations", [violation_row(_violation(split_request.interaction_id))])
+
+        applied = await migrate(store)
+        api = InteractionsApi(store)
+        pages = {
+            "agent": await api.page(InteractionFilter(agent_id=AGENT)),
+            "user": await api.page(InteractionFilter(user_id=split_request.user_id)),
+            "in_flight": await api.page(InteractionFilter(agent_id=AGENT, status="in_flight")),
+            "ok": await api.page(InteractionFilter(agent_id=AGENT, status="200", limit=1)),
+            "flagged": await api.page(InteractionFilter(agent_id=AGENT, violation_category="pii")),
+        }
+        details = {
+            "split": await api.detail(split_request.interaction_id),
+            "in_flight": await api.detail(in_flight.interaction_id),
+        }
+        later = interaction(AGENT, 4)
+        await store.insert("warden.interactions", interaction_rows(list(later)))
+        after = await api.page(InteractionFilter(agent_id=AGENT))
+        print(
+            json.dumps(
+                {
+                    "applied": applied,
+                    "again": await migrate(store),
+                    "ids": {
+                        "split": split_request.interaction_id,
+                        "in_flight": in_flight.interaction_id,
+                        "whole": whole[0].interaction_id,
+                        "later": later[0].interaction_id,
+                    },
+                    "pages": pages,
+                    "details": details,
+                    "after": after,
+                },
+                default=str,
+            )
+        )
+    finally:
+        await store.close()
+
+
+def _violation(interaction_id: str) -> Any:
+    from schemas.events import Evidence, ViolationEvent
+
+    return ViolationEvent(
+        violation_id=f"v-{interaction_id}",
+        interaction_id=interaction_id,
+        detected_at="2026-03-14T15:09:26Z",
+        detector="pii",
+        category="pii",
+        severity="high",
+        score=0.9,
+        action="logged",
+        evidence=Evidence(location="request", excerpt="a card number"),
+        profile_id="default",
+        agent_id=AGENT,
+    )
+
+
+def run_child(data_dir: Path) -> dict[str, Any]:
+    code = f"import asyncio, {__name__} as m; asyncio.run(m.child({str(data_dir)!r}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False, cwd=Path.cwd()
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_directory_with_rows_from_before_003_reads_the_same_after_it(tmp_path):
+    out = run_child(tmp_path / "data")
+    ids = out["ids"]
+    assert out["applied"] == ["003_read_tables.sql"] and out["again"] == []
+
+    def listed(page: dict[str, Any]) -> list[str]:
+        return [item["interaction_id"] for item in page["items"]]
+
+    pages = out["pages"]
+    # Newest first: interaction() stamps each with the time it was made.
+    assert listed(pages["agent"]) == [ids["whole"], ids["in_flight"], ids["split"]]
+    assert pages["agent"]["next_cursor"] is None
+    assert listed(pages["user"]) == [ids["split"]]
+    assert listed(pages["in_flight"]) == [ids["in_flight"]]
+    assert listed(pages["ok"]) == [ids["whole"]] and pages["ok"]["next_cursor"]
+    assert listed(pages["flagged"]) == [ids["split"]]
+    by_id = {item["interaction_id"]: item for item in pages["agent"]["items"]}
+    assert by_id[ids["split"]]["status"] == 200 and not by_id[ids["split"]]["in_flight"]
+    assert by_id[ids["split"]]["route"] == "/chat/completions"  # from the request half
+    assert by_id[ids["in_flight"]]["in_flight"] and by_id[ids["in_flight"]]["status"] is None
+
+    split = out["details"]["split"]
+    assert split["status"] == 200 and split["request_received"].startswith('{"messages"')
+    assert split["response_body"] == '{"choices":[]}'
+    assert [v["category"] for v in split["violations"]] == ["pii"]
+    flying = out["details"]["in_flight"]
+    assert flying["in_flight"] and flying["response_body"] is None and flying["violations"] == []
+
+    assert listed(out["after"]) == [ids["later"], ids["whole"], ids["in_flight"], ids["split"]]
