@@ -227,7 +227,5 @@ def test_a_message_seen_clean_is_still_redacted_when_it_comes_back_with_a_secret
     profile = _profile(redact=True, trusted_data_policies=[{"tool": "fetch_url", "action": "mark_as_trusted"}])
     assert not evaluate_request(profile, clean).redactions
     verdict = evaluate_request(profile, leaky)
-    assert [(r.location, r.kind) for r in verdict.redactions] == [
-        ("request.messages[3].tool_result", "openai_api_key")
-    ]
+    assert [(r.location, r.kind) for r in verdict.redactions] == [("request.messages[3].tool_result", "openai_api_key")]
     assert OPENAI_KEY not in verdict.view.messages[3].tool_result.content
