@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from plumbing.bounded import BoundedDict
+
 
 def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
@@ -73,7 +75,7 @@ def sum_tokens(*counts: int | None) -> int | None:
     return sum(known) if known else None
 
 
-class ViewCache:
+class ViewCache(BoundedDict[Any]):
     """Recently built pieces of the common view, keyed by the raw JSON they came from.
 
     Agents re-send the whole history on every turn, and both the ingress (policies) and the guard read it: building
@@ -82,19 +84,7 @@ class ViewCache:
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
-        self._capacity = capacity
-        self._entries: dict[bytes, Any] = {}
-
-    def get(self, key: bytes) -> Any:
-        return self._entries.get(key)
-
-    def put(self, key: bytes, value: Any) -> Any:
-        if len(self._entries) >= self._capacity:
-            # Cheap bounded eviction: drop the oldest half (dicts keep insertion order).
-            for old in list(self._entries)[: self._capacity // 2]:
-                del self._entries[old]
-        self._entries[key] = value
-        return value
+        super().__init__(capacity)
 
 
 def cache_key(*parts: Any) -> bytes:

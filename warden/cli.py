@@ -17,7 +17,8 @@ from warden import profiles_cli
 def tune_gc() -> None:
     """A proxy allocates many short-lived objects per request and few cycles. The default thresholds run a young
     collection every 700 allocations and full ones that walk every long-lived object (modules, compiled profiles,
-    caches); freezing what start-up built and collecting less often leaves the collector a small share of the CPU."""
+    caches); freezing what the imports built and collecting less often leaves the collector a small share of the
+    CPU. A service may freeze again once it has started (the embedded default does)."""
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from schemas.folding import fold_row
+
 MAX_LIMIT = 500
 _SUMMARY_COLUMNS = (
     "interaction_id",
@@ -342,11 +344,7 @@ def fold(answer: list[dict[str, Any]]) -> dict[str, Any] | None:
 def _fold_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     folded = dict(rows[0])
     for row in rows[1:]:
-        for column, value in row.items():
-            if _FOLD.get(column) == "max":
-                folded[column] = max(folded[column], value)
-            elif value is not None:
-                folded[column] = value
+        fold_row(folded, row)
     return folded
 
 

@@ -28,7 +28,9 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
     allowed = frozenset(profile.allowed_domains)
     findings = findings_from_decisions(event.decisions)
     if isinstance(event, RequestEvent):
-        view = event.attached_view() or _request_view(adapter, event)
+        view = event.attached_view()
+        if view is None:
+            view = _request_view(adapter, event)
         if view is not None:
             findings += scan_conversation(view, allowed_domains=allowed)
         return findings

@@ -14,7 +14,6 @@ not; the builders here decline such documents themselves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, get_args
 
@@ -263,23 +262,6 @@ def violation_row(doc: Doc) -> Row | None:
         "agent_id": agent_id,
         "user_id": user_id,
     }
-
-
-def fold(rows: Iterable[Row]) -> list[Row]:
-    """One row per interaction, as ``rows.interaction_rows`` merges a request and its response met in one batch: a
-    later value replaces an earlier one unless it is NULL, and ``blocked`` keeps the maximum."""
-    folded: dict[str, Row] = {}
-    for row in rows:
-        existing = folded.get(row["interaction_id"])
-        if existing is None:
-            folded[row["interaction_id"]] = row
-            continue
-        for column, value in row.items():
-            if column == "blocked":
-                existing[column] = max(existing.get(column, 0), value)
-            elif value is not None:
-                existing[column] = value
-    return list(folded.values())
 
 
 def unstorable(row: Row) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from schemas.events import SEVERITY_RANK, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.folding import fold_by_interaction
 
 Row = dict[str, Any]
 
@@ -76,19 +77,9 @@ def response_row(event: ResponseEvent) -> Row:
 def interaction_rows(events: list[RequestEvent | ResponseEvent]) -> list[Row]:
     """One row per interaction in the batch: a request and its response in the same batch become one row, which is
     what the table would fold them into anyway, with half the rows to write and merge."""
-    rows: dict[str, Row] = {}
-    for event in events:
-        row = request_row(event) if isinstance(event, RequestEvent) else response_row(event)
-        existing = rows.get(event.interaction_id)
-        if existing is None:
-            rows[event.interaction_id] = row
-        else:
-            for column, value in row.items():
-                if column == "blocked":
-                    existing[column] = max(existing.get(column, 0), value)
-                elif value is not None:
-                    existing[column] = value
-    return list(rows.values())
+    return fold_by_interaction(
+        request_row(event) if isinstance(event, RequestEvent) else response_row(event) for event in events
+    )
 
 
 def violation_row(event: ViolationEvent) -> Row:

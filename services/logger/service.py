@@ -19,8 +19,9 @@ from plumbing.bus.base import Bus, Delivery, Subscription
 from plumbing.store.base import Store
 from schemas import topics
 from schemas.events import DeadLetter
+from schemas.folding import fold_by_interaction
 from services.logger.intake import to_row
-from services.logger.json_rows import Row, fold
+from services.logger.json_rows import Row
 
 log = logging.getLogger(__name__)
 GROUP = "warden-logger"
@@ -86,7 +87,9 @@ class LoggerService:
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         if interactions:
-            await self._write("warden.interactions", fold(interactions), dedup_token("warden.interactions", keys))
+            await self._write(
+                "warden.interactions", fold_by_interaction(interactions), dedup_token("warden.interactions", keys)
+            )
         if violations:
             await self._write(
                 "warden.violations", list(violations.values()), dedup_token("warden.violations", list(violations))

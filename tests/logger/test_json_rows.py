@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from plumbing.bus.base import Delivery
 from schemas import topics
 from schemas.events import Evidence, PolicyDecision, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.folding import fold_by_interaction
 from schemas.view import ToolCall, Usage
 from services.logger import json_rows, rows
 from services.logger.intake import to_row
@@ -190,7 +191,7 @@ def test_a_batch_folds_into_the_rows_interaction_rows_gives_in_any_order():
     events += RESPONSES[len(pairs) :]  # responses whose request is in another batch
     events.append(events[0])  # a redelivered duplicate inside one batch
     for order in (events, list(reversed(events)), events[1::2] + events[::2]):
-        fast = json_rows.fold([to_row(delivery(e)) for e in order])
+        fast = fold_by_interaction([to_row(delivery(e)) for e in order])
         assert fast == rows.interaction_rows(order)
     assert len(rows.interaction_rows(events)) == len(pairs) + len(RESPONSES[len(pairs) :])
 
@@ -198,7 +199,7 @@ def test_a_batch_folds_into_the_rows_interaction_rows_gives_in_any_order():
 def test_a_request_and_its_response_fold_into_one_row_with_the_block_flag_of_either():
     request = REQUESTS[3]  # an enforced block
     response = RESPONSES[0].model_copy(update={"interaction_id": request.interaction_id})
-    (row,) = json_rows.fold([to_row(delivery(request)), to_row(delivery(response))])
+    (row,) = fold_by_interaction([to_row(delivery(request)), to_row(delivery(response))])
     assert row["blocked"] == 1 and row["status"] == 200 and row["route"] == "/responses"
 
 

@@ -10,29 +10,23 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from plumbing.bounded import BoundedDict
+
 V = TypeVar("V")
-_MISSING: Any = object()
+MISSING: Any = object()
 
 
 class IdentityMemo(Generic[V]):
     def __init__(self, capacity: int = 20_000) -> None:
-        self._capacity = capacity
-        self._entries: dict[int, tuple[object, Any, V]] = {}
+        self._entries: BoundedDict[tuple[object, Any, V]] = BoundedDict(capacity)
 
     def get(self, subject: object, qualifier: Any = None) -> V:
         """The value remembered for ``subject`` (and ``qualifier``, compared by equality), else ``MISSING``."""
         entry = self._entries.get(id(subject))
         if entry is None or entry[0] is not subject or entry[1] != qualifier:
-            return _MISSING
+            return MISSING
         return entry[2]
 
     def put(self, subject: object, value: V, qualifier: Any = None) -> V:
-        if len(self._entries) >= self._capacity:
-            # Drop the oldest half (dicts keep insertion order): cheap, and a busy history is re-learnt in one turn.
-            for old in list(self._entries)[: self._capacity // 2]:
-                del self._entries[old]
-        self._entries[id(subject)] = (subject, qualifier, value)
+        self._entries.put(id(subject), (subject, qualifier, value))
         return value
-
-
-MISSING: Any = _MISSING
