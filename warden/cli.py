@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.metadata
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from plumbing import logs
 from services.ingress.settings import IngressSettings
 from warden import profiles_cli
+from warden.startup import StartupError, claim_data_dir, load_settings
 
 
 def tune_gc() -> None:
@@ -42,9 +44,13 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
 def _serve(args: argparse.Namespace) -> int:
     from warden.embedded import serve
 
-    settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
+    settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
     logs.configure(settings.log_level)
-    run_service(serve(settings))
+    lock = claim_data_dir(settings.data_dir)
+    try:
+        run_service(serve(settings))
+    finally:
+        lock.close()
     return 0
 
 
@@ -53,8 +59,9 @@ def _migrate(args: argparse.Namespace) -> int:
     from plumbing.store.migrations import migrate
     from plumbing.store.server_store import ServerStore
 
-    settings = IngressSettings(**_overrides(args, ("data_dir",)))
+    settings = load_settings(IngressSettings, **_overrides(args, ("data_dir",)))
     logs.configure(settings.log_level)
+    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
 
     async def run() -> list[str]:
         store = (
@@ -75,7 +82,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _ingress(args: argparse.Namespace) -> int:
     from warden.distributed import run_ingress
 
-    settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
+    settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
     logs.configure(settings.log_level)
     run_service(run_ingress(settings))
     return 0
@@ -85,8 +92,9 @@ def _logger(args: argparse.Namespace) -> int:
     from services.logger.settings import LoggerSettings
     from warden.distributed import run_logger
 
-    settings = LoggerSettings(**_overrides(args, ("data_dir", "metrics_port")))
+    settings = load_settings(LoggerSettings, **_overrides(args, ("data_dir", "metrics_port")))
     logs.configure(settings.log_level)
+    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
     run_service(run_logger(settings))
     return 0
 
@@ -95,7 +103,7 @@ def _guard(args: argparse.Namespace) -> int:
     from services.guard.settings import GuardSettings
     from warden.distributed import run_guard
 
-    settings = GuardSettings(**_overrides(args, ("data_dir", "metrics_port")))
+    settings = load_settings(GuardSettings, **_overrides(args, ("data_dir", "metrics_port")))
     logs.configure(settings.log_level)
     run_service(run_guard(settings))
     return 0
@@ -105,8 +113,9 @@ def _console(args: argparse.Namespace) -> int:
     from services.console.settings import ConsoleSettings
     from warden.distributed import run_console
 
-    settings = ConsoleSettings(**_overrides(args, ("host", "console_port", "data_dir")))
+    settings = load_settings(ConsoleSettings, **_overrides(args, ("host", "console_port", "data_dir")))
     logs.configure(settings.log_level)
+    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
     run_service(run_console(settings))
     return 0
 
@@ -115,7 +124,7 @@ def _topics(args: argparse.Namespace) -> int:
     from plumbing.bus.topics_admin import create_topics
     from plumbing.settings import CommonSettings
 
-    settings = CommonSettings()
+    settings = load_settings(CommonSettings)
     if not settings.kafka_bootstrap_servers:
         print("WARDEN_KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
         return 2
@@ -148,11 +157,28 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("warden")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="warden", description="Warden, a secure LLM proxy.")
+    root.add_argument("--version", action="version", version=f"warden {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run ingress, logger and console in one process (embedded default)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the whole of Warden in one process: proxy, guard, logger, API and logs viewer",
+        description=(
+            "Run Warden in one process (the embedded default): the proxy (ingress) with its inline guardrails, the "
+            "guard that scores every interaction, the logger that records them, the read and admin API and the logs "
+            "viewer, all on one port, over an in-process bus and chDB under the data directory (or over Kafka and a "
+            "ClickHouse server when WARDEN_KAFKA_BOOTSTRAP_SERVERS / WARDEN_CLICKHOUSE_URL are set)."
+        ),
+    )
     serve.add_argument("--host", help="address to listen on (WARDEN_HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (WARDEN_PORT, default 9000)")
     serve.add_argument("--data-dir", dest="data_dir", help="where chDB keeps its data (WARDEN_DATA_DIR)")
@@ -207,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
+    except StartupError as exc:
+        print(f"warden: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

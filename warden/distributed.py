@@ -30,6 +30,7 @@ from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 from warden.embedded import Server, uvicorn_config
 from warden.signals import until_stopped
+from warden.startup import bind
 
 log = logging.getLogger("warden")
 
@@ -39,6 +40,7 @@ def instance_id(role: str) -> str:
 
 
 async def run_ingress(settings: IngressSettings) -> None:
+    listener = bind(settings.host, settings.port)  # before anything starts: a port in use is said at once
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
     config = ConfigMaps.build(settings)
@@ -56,7 +58,7 @@ async def run_ingress(settings: IngressSettings) -> None:
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
     try:
-        await Server(uvicorn_config(app, settings.host, settings.port)).serve()
+        await Server(uvicorn_config(app, settings.host, settings.port)).serve(sockets=[listener])
     finally:
         await ingress.shutdown()
         await bus.stop()
@@ -109,6 +111,7 @@ async def run_guard(settings: GuardSettings) -> None:
 
 
 async def run_console(settings: ConsoleSettings) -> None:
+    listener = bind(settings.host, settings.console_port, "console_port")
     registry = CollectorRegistry()
     store = make_store(settings)
     await migrate_when_reachable(store)
@@ -129,7 +132,7 @@ async def run_console(settings: ConsoleSettings) -> None:
     await config.start()
     print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
     try:
-        await Server(uvicorn_config(app, settings.host, settings.console_port)).serve()
+        await Server(uvicorn_config(app, settings.host, settings.console_port)).serve(sockets=[listener])
     finally:
         await config.stop()
         await store.close()

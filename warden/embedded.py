@@ -38,6 +38,7 @@ from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
+from warden.startup import bind
 
 log = logging.getLogger("warden")
 
@@ -143,6 +144,7 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 async def serve(settings: IngressSettings) -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    listener = bind(settings.host, settings.port)  # before anything slow: a port in use is said at once
     warden = Embedded.build(settings)
     await warden.start()
     gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
@@ -155,7 +157,7 @@ async def serve(settings: IngressSettings) -> None:
     if settings.admin_token is None:
         print("  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine", flush=True)
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         pending = warden.bus.pending()
         print(f"Warden stopping: draining {pending} event(s) to storage", flush=True)

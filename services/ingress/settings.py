@@ -17,6 +17,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -74,8 +75,19 @@ class IngressSettings(CommonSettings):
                     f"custom provider name {name!r} must be 1-63 lower-case letters, digits, '-' or '_' "
                     "(it is a path segment: /v1/<name>/…)"
                 )
-            if not base_url.startswith(("http://", "https://")):
-                raise ValueError(f"custom provider {name!r}: base URL {base_url!r} must start with http:// or https://")
+            _check_url(base_url, f"custom provider {name!r}: base URL")
+        return value
+
+    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url", "public_url")
+    @classmethod
+    def _is_url(cls, value: str | None) -> str | None:
+        return value if value is None else _check_url(value)
+
+    @field_validator("provider_base_urls")
+    @classmethod
+    def _are_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, base_url in value.items():
+            _check_url(base_url, f"provider {name!r}: base URL")
         return value
 
     def base_url(self, provider: str, default: str) -> str:
@@ -97,6 +109,14 @@ class IngressSettings(CommonSettings):
         if path is not None:
             sources.append(_config_file_source(settings_cls, path))
         return (*sources, file_secret_settings)
+
+
+def _check_url(value: str, what: str = "") -> str:
+    """An http(s) URL with a host, said plainly otherwise: a typo here would only show up as failing requests."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what + ' ' if what else ''}{value!r} must start with http:// or https:// and name a host")
+    return value
 
 
 def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:

@@ -64,3 +64,17 @@ class ServeProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def serve_until_exit(
+    data_dir: Path, port: int, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``warden serve`` expected to refuse to start: its exit status, and stdout and stderr apart."""
+    return subprocess.run(
+        [sys.executable, "-m", "warden.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env={**os.environ, "WARDEN_HOST": "127.0.0.1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

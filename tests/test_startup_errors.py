@@ -1,0 +1,94 @@
+"""A configuration mistake stops ``warden serve`` with one line naming the setting and what is wrong with it, and a
+non-zero status: no traceback, and no "listening" line for a server that never listened."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.serve_process import ServeProcess, serve_until_exit
+from tests.support.warden_server import free_port
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], *names: str) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    assert "listening" not in done.stdout.lower()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    for name in names:
+        assert name in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"WARDEN_CUSTOM_PROVIDERS": '{"vllm": "http://127.0.0.1:8000/v1"'}, ("WARDEN_CUSTOM_PROVIDERS", "JSON")),
+        ({"WARDEN_CUSTOM_PROVIDERS": '{"openai": "http://127.0.0.1:8000/v1"}'}, ("WARDEN_CUSTOM_PROVIDERS", "shadow")),
+        ({"WARDEN_CUSTOM_PROVIDERS": '{"vllm": "127.0.0.1:8000/v1"}'}, ("WARDEN_CUSTOM_PROVIDERS", "vllm", "http://")),
+        ({"WARDEN_OPENAI_BASE_URL": "api.openai.com/v1"}, ("WARDEN_OPENAI_BASE_URL", "http://")),
+        ({"WARDEN_PUBLIC_URL": "warden.example.com"}, ("WARDEN_PUBLIC_URL", "http://")),
+        ({"WARDEN_MAX_BODY_BYTES": "32MB"}, ("WARDEN_MAX_BODY_BYTES", "integer")),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(tmp_path, env, names):
+    assert_refused(serve_until_exit(tmp_path / "data", free_port(), env), *names)
+
+
+def test_an_admin_token_is_never_echoed(tmp_path):
+    line = assert_refused(serve_until_exit(tmp_path / "data", free_port(), {"WARDEN_ADMIN_TOKEN": "   "}))
+    assert "WARDEN_ADMIN_TOKEN" in line
+
+
+def test_a_data_directory_that_cannot_be_created_is_named(tmp_path):
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a directory")
+    assert_refused(serve_until_exit(occupied, free_port()), "--data-dir", "WARDEN_DATA_DIR", str(occupied))
+    assert_refused(serve_until_exit(occupied / "data", free_port()), "--data-dir", "cannot create")
+
+
+def test_a_data_directory_in_use_by_another_warden_is_said_so(tmp_path):
+    first = ServeProcess(tmp_path / "data").start()
+    try:
+        done = serve_until_exit(tmp_path / "data", free_port())
+        line = assert_refused(done, "--data-dir", "in use by another Warden")
+        assert first.proc is not None and f"pid {first.proc.pid}" in line
+    finally:
+        first.kill()
+    # Once the first one is gone the directory is free again.
+    again = ServeProcess(tmp_path / "data").start()
+    again.kill()
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = serve_until_exit(tmp_path / "data", port)
+    assert_refused(done, "--port", "WARDEN_PORT", str(port), "already in use")
+    assert not (tmp_path / "data" / "clickhouse").exists()  # refused before the store was opened
+
+
+def warden(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warden.cli", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_version():
+    done = warden("--version")
+    assert done.returncode == 0
+    assert done.stdout.startswith("warden ") and done.stdout.split()[1][0].isdigit()
+
+
+def test_serve_help_says_what_it_runs():
+    done = warden("serve", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for part in ("guard", "logger", "logs viewer", "proxy"):
+        assert part in text
