@@ -37,7 +37,10 @@ def main() -> int:
         problems.append("aiokafka cannot compress with zstd, the producer's codec: depend on aiokafka[zstd]")
     missing = uninstalled_data_files(source, Path(sysconfig.get_paths()["purelib"]))
     if missing:
-        problems.append("data files not installed, add them to [tool.setuptools.package-data]: " + ", ".join(missing))
+        problems.append(
+            "data files not installed, keep them inside the packages listed in [tool.hatch.build.targets.wheel]: "
+            + ", ".join(missing)
+        )
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
