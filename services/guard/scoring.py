@@ -26,7 +26,8 @@ def adapter_for(provider: str) -> ProviderAdapter:
 def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[Finding]:
     adapter = adapter_for(event.provider)
     allowed = frozenset(profile.allowed_domains)
-    findings = findings_from_decisions(event.decisions)
+    column = "request_decisions" if isinstance(event, RequestEvent) else "response_decisions"
+    findings = findings_from_decisions(event.decisions, column=column)
     if isinstance(event, RequestEvent):
         view = event.attached_view()
         if view is None:

@@ -119,7 +119,11 @@ class Enforcement:
             blocked_tool_calls=verdict.blocked_tool_calls if verdict.blocked else [],
         )
         if verdict.blocked and verdict.refusal is not None:
-            return self.adapter.refusal_body(self.route, parsed, verdict.refusal), judged
+            refusal = self.adapter.refusal_body(self.route, parsed, verdict.refusal)
+            judged.completion = _as_received(
+                completion, self.adapter.completion_view(self.route, orjson.loads(refusal))
+            )
+            return refusal, judged
         return payload, judged
 
     def held_stream(self, content_type: str) -> HeldStream | None:
@@ -137,5 +141,13 @@ class Enforcement:
         if held is None:
             return b"", judged
         if verdict is not None and verdict.blocked and verdict.refusal is not None:
-            return held.refuse(verdict.refusal), judged
+            tail = held.refuse(verdict.refusal)
+            judged.completion = _as_received(completion, self.adapter.stream_view(self.route, tail))
+            return tail, judged
         return held.release(), judged
+
+
+def _as_received(upstream: CompletionView, refusal: CompletionView) -> CompletionView:
+    """The record of a refused answer: the calls the model asked for (they are what was judged), and the finish
+    reason the client received with the refusal, not the upstream's (which said the turn ended in tool calls)."""
+    return upstream.model_copy(update={"finish_reason": refusal.finish_reason or upstream.finish_reason})

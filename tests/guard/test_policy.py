@@ -20,12 +20,12 @@ def test_each_blocking_or_redacting_decision_becomes_a_policy_finding():
         ("policy.redaction", "redacted", "medium"),
     ]
     assert all(f.category == "policy" for f in findings)
-    assert findings[0].location == "request.decisions[1].tool_call_id=c1"
+    assert findings[0].location == "request_decisions[1].tool_call_id=c1"
     assert findings[0].excerpt == "tool_call_blocked shell: tool not allowed"
 
 
 def test_a_reason_quoting_a_credential_is_masked(fake_keys):
     decision = PolicyDecision(kind="redaction", reason=f"masked {fake_keys['github']}")
-    (finding,) = findings_from_decisions([decision], prefix="response")
+    (finding,) = findings_from_decisions([decision], column="response_decisions")
     assert fake_keys["github"] not in finding.excerpt
-    assert finding.location == "response.decisions[0]"
+    assert finding.location == "response_decisions[0]"

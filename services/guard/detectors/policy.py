@@ -37,9 +37,11 @@ def _masked(text: str) -> str:
     return text[:200]
 
 
-def findings_from_decisions(decisions: list[PolicyDecision], *, prefix: str = "request") -> list[Finding]:
+def findings_from_decisions(decisions: list[PolicyDecision], *, column: str = "request_decisions") -> list[Finding]:
     """One ``policy`` finding per blocking or redacting decision, and one for the point where the context became
-    untrusted (the first untrusted result: later ones change nothing, and every turn re-sends them), in order."""
+    untrusted (the first untrusted result: later ones change nothing, and every turn re-sends them), in order.
+    ``column``: where the interaction record keeps these decisions (``request_decisions`` or
+    ``response_decisions``), so a finding's location points at the decision in the record."""
     findings: list[Finding] = []
     untrusted_seen = False
     for i, decision in enumerate(decisions):
@@ -51,7 +53,7 @@ def findings_from_decisions(decisions: list[PolicyDecision], *, prefix: str = "r
                 continue
             untrusted_seen = True
         severity, score, action = kind
-        location = f"{prefix}.decisions[{i}]"
+        location = f"{column}[{i}]"
         if decision.tool_call_id:
             location += f".tool_call_id={decision.tool_call_id}"
         findings.append(
