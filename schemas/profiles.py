@@ -179,7 +179,12 @@ def new_profile(spec: ProfileSpec, *, now: datetime | None = None) -> Profile:
     return Profile(**spec.model_dump(), id=str(uuid.uuid4()), created_at=stamp, updated_at=stamp)
 
 
+BUILT_IN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+"""The timestamps of the built-in default profile until it is first updated: it was never created, and a fixed time
+is the same on every read and on every instance (the time of the read would change each time)."""
+
+
 def default_profile(*, now: datetime | None = None) -> Profile:
     """The profile used when a request names none: permissive, no policies, no redaction."""
-    stamp = now or datetime.now(UTC)
+    stamp = now or BUILT_IN_AT
     return Profile(id=DEFAULT_PROFILE_ID, name="Default", created_at=stamp, updated_at=stamp)

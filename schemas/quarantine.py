@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 
 def quarantine_key(profile_id: str, agent_id: str) -> str:
@@ -19,6 +19,12 @@ class Quarantine(BaseModel):
     expires_at: datetime
     violations: list[str] = []
     """The violation ids that tripped the rule."""
+
+    @field_validator("created_at", "expires_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # Naive times are UTC by convention; with their zone they compare safely and are shown with a ``Z``.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @property
     def key(self) -> str:

@@ -83,7 +83,7 @@ class InteractionsApi:
             return None
         item = queries.present(folded)
         sql, params = queries.violations_of(interaction_id)
-        item["violations"] = await self.store.select(sql, params)
+        item["violations"] = [queries.present_violation(v) for v in await self.store.select(sql, params)]
         return item
 
     async def list_endpoint(self, request: Request) -> Response:

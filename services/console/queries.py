@@ -359,6 +359,15 @@ def violations_of(interaction_id: str) -> tuple[str, dict[str, Any]]:
 _JSON_COLUMNS = ("request_decisions", "tool_calls", "blocked_tool_calls", "response_decisions")
 
 
+_TIME_COLUMNS = ("started_at", "finished_at")
+
+
+def iso_utc(stored: str) -> str:
+    """A stored ``DateTime64(6, 'UTC')`` (``2026-03-14 15:09:26.535897``) in ISO 8601 with its time zone
+    (``2026-03-14T15:09:26.535897Z``): a time without one is read as local time by most clients."""
+    return stored if stored.endswith("Z") else stored.replace(" ", "T", 1) + "Z"
+
+
 def present(row: dict[str, Any]) -> dict[str, Any]:
     """A stored row as the API shows it: booleans as booleans, JSON columns decoded, in-flight made explicit."""
     out = dict(row)
@@ -368,6 +377,9 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS:
         if column in out:
             out[column] = orjson.loads(out[column]) if out[column] else []
+    for column in _TIME_COLUMNS:
+        if out.get(column):
+            out[column] = iso_utc(out[column])
     out["in_flight"] = out.get("status") is None
     out["usage"] = {
         "input_tokens": out.pop("input_tokens", None),
@@ -375,3 +387,7 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "cached_tokens": out.pop("cached_tokens", None),
     }
     return out
+
+
+def present_violation(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "detected_at": iso_utc(row["detected_at"])} if row.get("detected_at") else row

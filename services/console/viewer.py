@@ -141,7 +141,7 @@ def _environment() -> jinja2.Environment:
     env.globals.update(logs_url=logs_url, form_time=form_time)
     env.filters.update(
         pretty=pretty,
-        when=lambda value: (value or "")[:19],
+        when=lambda value: (value or "")[:19].replace("T", " "),
         ms=lambda value: "—" if value is None else f"{value:,.0f} ms",
         count=lambda value: "—" if value is None else f"{value:,}",
         severity=lambda rank: _SEVERITY_NAMES.get(rank, str(rank)),

@@ -58,8 +58,8 @@ def test_filters_combine(warden):
     assert warden.interactions(agent_id=agent, status="error")["items"] == []
     assert warden.interactions(agent_id=agent, blocked="true")["items"] == []
     newest = warden.interactions(agent_id=agent, limit=1)["items"][0]
-    assert warden.interactions(agent_id=agent, since=newest["started_at"].replace(" ", "T") + "Z")["items"] == [newest]
-    assert len(warden.interactions(agent_id=agent, until=newest["started_at"].replace(" ", "T") + "Z")["items"]) == 2
+    assert warden.interactions(agent_id=agent, since=newest["started_at"])["items"] == [newest]
+    assert len(warden.interactions(agent_id=agent, until=newest["started_at"])["items"]) == 2
 
 
 @pytest.mark.parametrize(
