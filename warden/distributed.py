@@ -19,6 +19,7 @@ from services.console.settings import ConsoleSettings
 from services.console.viewer import Viewer
 from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
+from services.ingress.access_log import with_access_log
 from services.ingress.app import Ingress
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
@@ -52,7 +53,7 @@ async def run_ingress(settings: IngressSettings) -> None:
         profiles=ProfileSnapshot(profiles),
         quarantines=quarantines.get,
     )
-    app = Dispatch(ingress, console_app([], registry, settings.admin_token))
+    app = Dispatch(with_access_log(ingress, settings.access_log), console_app([], registry, settings.admin_token))
     await config.start()
     await bus.start()
     await ingress.startup()

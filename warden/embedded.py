@@ -31,6 +31,7 @@ from services.console.profiles_api import ProfilesApi
 from services.console.quarantines_api import QuarantinesApi
 from services.console.viewer import Viewer
 from services.guard.service import GuardService
+from services.ingress.access_log import with_access_log
 from services.ingress.app import Ingress
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
@@ -76,7 +77,10 @@ class Embedded:
         profiles_api = ProfilesApi(profiles, lambda: public_url(settings), lambda: list(ingress.upstreams))
         viewer = Viewer(api, settings.admin_token)
         routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
-        app = Dispatch(ingress, viewer.wrap(console_app(routes, registry, settings.admin_token)))
+        app = Dispatch(
+            with_access_log(ingress, settings.access_log),
+            viewer.wrap(console_app(routes, registry, settings.admin_token)),
+        )
         return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app)
 
     async def start(self) -> None:

@@ -318,6 +318,9 @@ def _is_streamed(response: aiohttp.ClientResponse) -> bool:
 
 
 async def _error(send: Send, adapter: ProviderAdapter, status: int, message: str, interaction_id: str) -> bytes:
+    if status >= 500:  # Warden's own server errors are logged whether or not the access log is on
+        fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
+        log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
     await send_bytes(send, status, payload, [*_JSON, (b"x-warden-interaction-id", interaction_id.encode())])
     return payload

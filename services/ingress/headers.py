@@ -16,6 +16,7 @@ _HOP_BY_HOP = {
 _NOT_FORWARDED_UP = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
 _NOT_FORWARDED_DOWN = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
 ATTRIBUTION_PREFIX = b"x-archestra-"
+INTERACTION_ID_HEADER = b"x-warden-interaction-id"
 
 
 def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
@@ -33,5 +34,5 @@ def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]
 def client_headers(raw: tuple[tuple[bytes, bytes], ...], interaction_id: bytes) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers for the client (request ids and rate limits included)."""
     out = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_FORWARDED_DOWN]
-    out.append((b"x-warden-interaction-id", interaction_id))
+    out.append((INTERACTION_ID_HEADER, interaction_id))
     return out

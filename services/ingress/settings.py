@@ -60,6 +60,9 @@ class IngressSettings(CommonSettings):
     upstream_max_connections: int = 1000
     agent_label_cap: int = 200
     """Distinct agent_id values used as a metrics label; later ones are counted under ``__other__``."""
+    access_log: bool = False
+    """One JSON line per proxied request on stderr (method, path, status, duration, interaction id). Warden's own
+    5xx answers are logged as warnings either way."""
 
     @field_validator("custom_providers")
     @classmethod
