@@ -33,6 +33,7 @@ def assert_refused(done: subprocess.CompletedProcess[str], *names: str) -> str:
         ({"WARDEN_OPENAI_BASE_URL": "api.openai.com/v1"}, ("WARDEN_OPENAI_BASE_URL", "http://")),
         ({"WARDEN_PUBLIC_URL": "warden.example.com"}, ("WARDEN_PUBLIC_URL", "http://")),
         ({"WARDEN_MAX_BODY_BYTES": "32MB"}, ("WARDEN_MAX_BODY_BYTES", "integer")),
+        ({"WARDEN_LOG_LEVEL": "verbose"}, ("WARDEN_LOG_LEVEL", "verbose")),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(tmp_path, env, names):

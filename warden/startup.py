@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import re
 import socket
@@ -45,7 +46,7 @@ def setting_name(field: str) -> str:
 def load_settings(cls: type[S], **overrides: object) -> S:
     """The settings, or a ``StartupError`` naming each setting that is wrong (never its value: it may be secret)."""
     try:
-        return cls(**overrides)
+        settings = cls(**overrides)
     except ValidationError as exc:
         raise StartupError(_describe(exc)) from None
     except SettingsError as exc:
@@ -57,6 +58,10 @@ def load_settings(cls: type[S], **overrides: object) -> S:
         raise StartupError(f"{field}: not valid JSON{detail}") from None
     except ValueError as exc:  # the configuration file (WARDEN_CONFIG) is missing or of an unknown kind
         raise StartupError(str(exc)) from None
+    level = getattr(settings, "log_level", "INFO")
+    if not isinstance(logging.getLevelName(str(level).upper()), int):
+        raise StartupError(f"WARDEN_LOG_LEVEL: {level!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:
