@@ -21,10 +21,13 @@ from schemas.profiles import Profile
 from schemas.view import CompletionView, ConversationView, ToolCall
 from services.ingress.policy import (
     CompletionVerdict,
+    Redaction,
     RequestVerdict,
     evaluate_completion,
     evaluate_request,
+    redact_json,
     redact_secrets,
+    redaction_decisions,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,18 @@ class PreparedRequest:
     modified: bool
 
 
+def recordable(profile: Profile, body: bytes) -> bytes:
+    """A request body refused before it was judged, as it may be recorded: masked when the profile redacts (as decoded
+    JSON when it parses, as text when it does not)."""
+    if not body or not profile.redact_secrets:
+        return body
+    try:
+        masked, found = redact_json(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return redact_secrets(body.decode("utf-8", "replace"))[0].encode()
+    return orjson.dumps(masked) if found else body
+
+
 @dataclass(slots=True)
 class Judged:
     """The outcome for an answer: what it became and what was decided."""
@@ -67,28 +82,35 @@ class Enforcement:
         self.restrictive = profile.mode == "restrictive"
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None
+        self.redactions: tuple[Redaction, ...] = ()
 
     # -- the request ----------------------------------------------------------------------------------------------
 
     def prepare(self, body: bytes, parsed: Any) -> PreparedRequest:
-        if not isinstance(parsed, dict):
+        """What to forward and what to record. Secrets are masked in the decoded body, which is then serialised again:
+        what is reported as masked is masked in the bytes sent and recorded."""
+        if parsed is None:
             return PreparedRequest(body, body, False)
+        recorded = sent = body
+        if self.profile.redact_secrets:
+            masked, self.redactions = redact_json(parsed)
+            if self.redactions:
+                recorded = sent = orjson.dumps(masked)
+        if not isinstance(parsed, dict):
+            return PreparedRequest(sent, recorded, sent is not body)
         self.view = self.adapter.request_view(self.route, parsed)
         self.verdict = evaluate_request(self.profile, self.view)
-        sent = body
         if self.verdict.replacements:
+            # In place, on the body as received: the results are found by their call ids, which masking could alter.
             self.adapter.replace_tool_results(self.route, parsed, self.verdict.replacements)
-            sent = orjson.dumps(parsed)
-        recorded = body
-        if self.profile.redact_secrets and self.verdict.redactions:
-            # Patterns never cross a JSON string's quotes, so masking the raw text masks every string in it.
-            sent = redact_secrets(sent.decode("utf-8", "replace"))[0].encode()
-            recorded = redact_secrets(body.decode("utf-8", "replace"))[0].encode()
+            forwarded = redact_json(parsed)[0] if self.profile.redact_secrets else parsed
+            sent = orjson.dumps(forwarded)
         return PreparedRequest(sent, recorded, sent is not body)
 
     @property
     def request_decisions(self) -> list[PolicyDecision]:
-        return list(self.verdict.decisions) if self.verdict else []
+        decisions = list(self.verdict.decisions) if self.verdict else []
+        return decisions + redaction_decisions(self.redactions)
 
     @property
     def untrusted_since(self) -> str | None:

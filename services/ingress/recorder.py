@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from schemas import topics
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
 from schemas.view import CompletionView, ConversationView
 from services.ingress.metrics import IngressMetrics
+from services.ingress.policy.redaction import Redaction
 
 log = logging.getLogger(__name__)
 _TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
@@ -144,11 +146,9 @@ class Recorder:
             output_tokens=completion.usage.output_tokens,
         )
 
-    def count_redactions(self, ex: Exchange, verdict: Any) -> None:
-        if verdict is None:
-            return
+    def count_redactions(self, ex: Exchange, redactions: Iterable[Redaction]) -> None:
         agent = self._metrics.agent_label(ex.agent_id)
-        for redaction in verdict.redactions:
+        for redaction in redactions:
             self._metrics.redactions.labels(ex.provider, ex.profile_id, agent, redaction.kind).inc(redaction.count)
 
     def _publish(self, topic: str, key: str, event: RequestEvent | ResponseEvent) -> None:

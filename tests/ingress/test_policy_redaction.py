@@ -20,10 +20,10 @@ SECRETS: dict[str, str] = {
     "google_api_key": "AIza" + "Sy" + ALNUM[:20] + "-_abcdefghijk"[:13],
     "aws_access_key_id": "AKIA" + "IOSFODNN7EXAMPLE",
     "github_token": "ghp_" + ALNUM + "0123456789abcdef",
-    "github_token (fine-grained)": "github_pat_" + "11ABCDEFG0" + "_" + ALNUM * 3,
+    "github_fine_grained_token": "github_pat_" + "11ABCDEFG0" + "_" + ALNUM * 3,
     "slack_token": "xoxb-" + "123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx",
-    "stripe_key": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
-    "stripe_key (restricted)": "rk_" + "test_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe_live_key": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe_test_key (restricted)": "rk_" + "test_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
     + "."
     + "eyJzdWIiOiIxMjM0NTY3ODkwIn0"

@@ -8,13 +8,12 @@ from services.ingress.policy.conditions import condition_holds, resolve
 from services.ingress.policy.engine import (
     CompiledProfile,
     CompletionVerdict,
-    Redaction,
     RequestVerdict,
     compile_profile,
     evaluate_completion,
     evaluate_request,
 )
-from services.ingress.policy.redaction import redact_secrets
+from services.ingress.policy.redaction import Redaction, redact_json, redact_secrets, redaction_decisions
 from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
 from services.ingress.policy.trusted_data import (
     ResultDecision,
@@ -41,7 +40,9 @@ __all__ = [
     "evaluate_request",
     "judge_tool_calls",
     "judge_tool_results",
+    "redact_json",
     "redact_secrets",
+    "redaction_decisions",
     "refusal_text",
     "resolve",
 ]
