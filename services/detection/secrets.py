@@ -204,7 +204,7 @@ RULES: tuple[Rule, ...] = (
         re.compile(
             rf"-----BEGIN {_PEM_LABEL}-----"
             rf"(?:[\s\S]{{0,8192}}?-----END {_PEM_LABEL}-----"
-            r"|(?:[ \t]*\r?\n?[ \t]*(?:[A-Za-z][A-Za-z\-]*: [^\r\n]*|[A-Za-z0-9+/]{16,}={0,2}))*)"
+            r"|(?:[ \t]*\r?\n?[ \t]*(?:[A-Za-z][A-Za-z\-]*: [^\r\n]*|[A-Za-z0-9+/]{16,}={0,2}(?![\w.\-])))*)"
         ),
         "critical",
         ("PRIVATE KEY",),
@@ -338,6 +338,31 @@ def _span(match: re.Match[str], group: int) -> tuple[int, int]:
 def find_secrets(text: str) -> list[SecretSpan]:
     """Every secret in ``text``, sorted by start and never overlapping: of overlapping matches the most specific (a
     provider's format over a label) and then the longest is kept."""
+    return _dedupe(_matches(text))
+
+
+def secret_regions(text: str) -> list[SecretSpan]:
+    """The regions of ``text`` to mask, sorted and disjoint: overlapping matches make one region covering them all,
+    named after the match ``find_secrets`` keeps. Masking these leaves nothing that any rule matched."""
+    spans = sorted(_matches(text), key=lambda s: s.start)
+    regions: list[SecretSpan] = []
+    cluster: list[SecretSpan] = []
+    end = -1
+    for span in [*spans, None]:
+        if span is not None and span.start < end:
+            cluster.append(span)
+            end = max(end, span.end)
+            continue
+        if cluster:
+            best = max(cluster, key=_rank)  # ties: the first to start
+            regions.append(SecretSpan(best.kind, best.severity, best.score, cluster[0].start, end, best.generic))
+        if span is not None:
+            cluster, end = [span], span.end
+    return regions
+
+
+def _matches(text: str) -> list[SecretSpan]:
+    """Every match of every rule, overlapping or not."""
     if len(text) < 8:
         return []
     lower = text.lower()
@@ -368,7 +393,7 @@ def find_secrets(text: str) -> list[SecretSpan]:
             spans.append(SecretSpan(rule.name, rule.severity, rule.score, start, end))
     if not lower_present.isdisjoint(_ASSIGNMENT_TRIGGERS):
         spans.extend(_assignments(text, lower, located))
-    return _dedupe(spans)
+    return spans
 
 
 def _assignments(text: str, lower: str, located: dict[str, list[int]]) -> list[SecretSpan]:

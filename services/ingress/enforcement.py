@@ -25,9 +25,11 @@ from services.ingress.policy import (
     RequestVerdict,
     evaluate_completion,
     evaluate_request,
+    exact,
     redact_json,
     redact_secrets,
     redaction_decisions,
+    serialise,
 )
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,10 @@ def recordable(profile: Profile, body: bytes) -> bytes:
     if not body or not profile.redact_secrets:
         return body
     try:
-        masked, found = redact_json(orjson.loads(body))
-    except orjson.JSONDecodeError:
+        masked, found = redact_json(exact(body))
+    except ValueError:  # not JSON, or not UTF-8
         return redact_secrets(body.decode("utf-8", "replace"))[0].encode()
-    return orjson.dumps(masked) if found else body
+    return serialise(masked) if found else body
 
 
 @dataclass(slots=True)
@@ -93,18 +95,21 @@ class Enforcement:
             return PreparedRequest(body, body, False)
         recorded = sent = body
         if self.profile.redact_secrets:
-            masked, self.redactions = redact_json(parsed)
+            self.redactions = redact_json(parsed)[1]
             if self.redactions:
-                recorded = sent = orjson.dumps(masked)
+                # Written back from an exact parse: only the masked strings differ from what the client sent.
+                recorded = sent = serialise(redact_json(exact(body))[0])
         if not isinstance(parsed, dict):
             return PreparedRequest(sent, recorded, sent is not body)
         self.view = self.adapter.request_view(self.route, parsed)
         self.verdict = evaluate_request(self.profile, self.view)
         if self.verdict.replacements:
-            # In place, on the body as received: the results are found by their call ids, which masking could alter.
-            self.adapter.replace_tool_results(self.route, parsed, self.verdict.replacements)
-            forwarded = redact_json(parsed)[0] if self.profile.redact_secrets else parsed
-            sent = orjson.dumps(forwarded)
+            # On the body as received: the results are found by their call ids, which masking could alter.
+            forwarded = exact(body)
+            self.adapter.replace_tool_results(self.route, forwarded, self.verdict.replacements)
+            if self.profile.redact_secrets:
+                forwarded = redact_json(forwarded)[0]
+            sent = serialise(forwarded)
         return PreparedRequest(sent, recorded, sent is not body)
 
     @property

@@ -13,7 +13,14 @@ from services.ingress.policy.engine import (
     evaluate_completion,
     evaluate_request,
 )
-from services.ingress.policy.redaction import Redaction, redact_json, redact_secrets, redaction_decisions
+from services.ingress.policy.redaction import (
+    Redaction,
+    exact,
+    redact_json,
+    redact_secrets,
+    redaction_decisions,
+    serialise,
+)
 from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
 from services.ingress.policy.trusted_data import (
     ResultDecision,
@@ -38,6 +45,7 @@ __all__ = [
     "condition_holds",
     "evaluate_completion",
     "evaluate_request",
+    "exact",
     "judge_tool_calls",
     "judge_tool_results",
     "redact_json",
@@ -45,4 +53,5 @@ __all__ = [
     "redaction_decisions",
     "refusal_text",
     "resolve",
+    "serialise",
 ]

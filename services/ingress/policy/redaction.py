@@ -20,13 +20,14 @@ Keys of objects are not masked (they are field names, part of the request's shap
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from schemas.events import PolicyDecision
-from services.detection.secrets import find_secrets
+from services.detection.secrets import secret_regions
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +49,27 @@ def _remember_clean(text: str) -> None:
     _clean.add(hash(text))
 
 
-def _masked(text: str, offset: int, counts: dict[str, int]) -> str | None:
-    """``text[offset:]`` with every secret found in ``text`` masked (spans before ``offset``, a label, are kept);
-    None when there is none."""
+def _masked(text: str, counts: dict[str, int], start: int = 0, end: int | None = None) -> str | None:
+    """``text[start:end]`` with every secret found in ``text`` masked (what lies outside, a label, only gives context);
+    None when there is none there."""
     if len(text) < 8 or hash(text) in _clean:
         return None
-    spans = find_secrets(text)
+    spans = secret_regions(text)
     if not spans:
         _remember_clean(text)
         return None
+    end = len(text) if end is None else end
     parts: list[str] = []
-    position = offset
+    position = start
     for span in spans:
-        if span.end <= offset:
+        if span.end <= start or span.start >= end:
             continue
-        parts += (text[position : max(span.start, offset)], f"[REDACTED:{span.kind}]")
-        position = span.end
+        parts += (text[position : max(span.start, start)], f"[REDACTED:{span.kind}]")
+        position = min(span.end, end)
         counts[span.kind] = counts.get(span.kind, 0) + 1
-    if position == offset:
+    if not parts:
         return None
-    parts.append(text[position:])
+    parts.append(text[position:end])
     return "".join(parts)
 
 
@@ -77,7 +79,7 @@ def redact_secrets(text: str) -> tuple[str, list[tuple[str, int]]]:
     Idempotent: a redacted text has nothing left to redact.
     """
     counts: dict[str, int] = {}
-    masked = _masked(text, 0, counts)
+    masked = _masked(text, counts)
     return (text, []) if masked is None else (masked, list(counts.items()))
 
 
@@ -90,17 +92,17 @@ def _redact_string(text: str, key: str | None, counts: dict[str, int]) -> str:
             inner = None
         if isinstance(inner, dict | list):
             found: list[Redaction] = []
-            masked_inner = _walk(inner, [], found)
+            _walk(inner, [], found)
             if found:
                 for redaction in found:
                     counts[redaction.kind] = counts.get(redaction.kind, 0) + redaction.count
-                text = orjson.dumps(masked_inner).decode()
+                text = serialise(_walk(exact(text), [], [])).decode()
     if key is None:
-        masked = _masked(text, 0, counts)
+        masked = _masked(text, counts)
     else:
-        # The key as it would read in JSON text, so a label before the value is seen as in a text.
+        # The field as it would read in JSON text, so a value recognisable by its label is seen as in a text.
         label = f'"{key}": "'
-        masked = _masked(label + text, len(label), counts)
+        masked = _masked(f'{label}{text}"', counts, len(label), len(label) + len(text))
     return text if masked is None else masked
 
 
@@ -145,6 +147,17 @@ def redact_json(value: Any) -> tuple[Any, tuple[Redaction, ...]]:
     found: list[Redaction] = []
     masked = _walk(value, [], found)
     return masked, tuple(found)
+
+
+def exact(raw: bytes | str) -> Any:
+    """JSON parsed for writing back: the standard library keeps integers beyond 64 bits exact (``orjson``, used to
+    read requests fast, makes them floats)."""
+    return json.loads(raw)
+
+
+def serialise(value: Any) -> bytes:
+    """Compact JSON, UTF-8, as ``orjson`` writes it, for a tree from :func:`exact`."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def redaction_decisions(redactions: tuple[Redaction, ...]) -> list[PolicyDecision]:
