@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from plumbing import logs
+from services.detection.credentials import scrub_credentials
 from services.ingress.settings import IngressSettings
 from warden import profiles_cli
 
@@ -43,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     from warden.embedded import serve
 
     settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(serve(settings))
     return 0
 
@@ -54,7 +55,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from plumbing.store.server_store import ServerStore
 
     settings = IngressSettings(**_overrides(args, ("data_dir",)))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
 
     async def run() -> list[str]:
         store = (
@@ -76,7 +77,7 @@ def _ingress(args: argparse.Namespace) -> int:
     from warden.distributed import run_ingress
 
     settings = IngressSettings(**_overrides(args, ("host", "port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_ingress(settings))
     return 0
 
@@ -86,7 +87,7 @@ def _logger(args: argparse.Namespace) -> int:
     from warden.distributed import run_logger
 
     settings = LoggerSettings(**_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_logger(settings))
     return 0
 
@@ -96,7 +97,7 @@ def _guard(args: argparse.Namespace) -> int:
     from warden.distributed import run_guard
 
     settings = GuardSettings(**_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_guard(settings))
     return 0
 
@@ -106,7 +107,7 @@ def _console(args: argparse.Namespace) -> int:
     from warden.distributed import run_console
 
     settings = ConsoleSettings(**_overrides(args, ("host", "console_port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_console(settings))
     return 0
 

@@ -16,6 +16,7 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
 from schemas.quarantine import Quarantine, quarantine_key
+from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
@@ -274,7 +275,7 @@ class Ingress:
                         recorded.append(tail)
                         await send({"type": "http.response.body", "body": tail, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
-                error = f"the upstream stream broke off: {exc or type(exc).__name__}"
+                error = scrub_credentials(f"the upstream stream broke off: {exc or type(exc).__name__}")
                 tail = adapter.stream_error_event(
                     error, route=ex.route, content_type=response.content_type, started=bool(recorded)
                 )
@@ -307,6 +308,7 @@ class Ingress:
     async def _upstream_failed(
         self, send: Send, adapter: ProviderAdapter, ex: Exchange, status: int, message: str
     ) -> None:
+        message = scrub_credentials(message)  # exception texts name the upstream URL, ?key= included
         payload = await _error(send, adapter, status, message, ex.interaction_id)
         self.recorder.response(
             ex, adapter=adapter, status=status, body=payload, finished=time.perf_counter(), error=message

@@ -15,6 +15,7 @@ from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
 from schemas.view import CompletionView, ConversationView
+from services.detection.credentials import scrub_credentials
 from services.ingress.metrics import IngressMetrics
 from services.ingress.policy.redaction import Redaction
 
@@ -73,7 +74,7 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
-            route=ex.route,
+            route=scrub_credentials(ex.route),
             method=ex.method,
             stream=ex.stream,
             request_received=body_text(received, self._limit),
@@ -113,7 +114,7 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
-            route=ex.route,
+            route=scrub_credentials(ex.route),
             status=status,
             response_body=body_text(body, self._limit),
             usage=completion.usage,
@@ -125,7 +126,7 @@ class Recorder:
             tool_calls=completion.tool_calls,
             blocked_tool_calls=blocked_tool_calls or [],
             decisions=decisions or [],
-            error=error,
+            error=None if error is None else scrub_credentials(error),
             aborted=aborted,
         )
         self._publish(topics.RESPONSES, ex.interaction_id, event)
