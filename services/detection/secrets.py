@@ -23,6 +23,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from detect_secrets.plugins import (
@@ -272,6 +273,13 @@ _LOWER_TRIGGERS = Literals(
         *(_BEARER_LEADS.literals if _BEARER_LEADS else ()),
     ]
 )
+
+
+@lru_cache(maxsize=4096)
+def may_be_label(name: str) -> bool:
+    """Whether ``name`` (a JSON key) holds a lower-case trigger: only then can it be the label a secret is known by,
+    and a value under it must be read together with it. Other keys (``role``, ``content``) add nothing to a scan."""
+    return bool(_LOWER_TRIGGERS.present(name.lower()))
 
 
 def _rules_by_trigger(ascii_text: bool) -> dict[str, tuple[int, ...]]:

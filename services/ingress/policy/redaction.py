@@ -8,8 +8,8 @@ So the decision and the bytes agree whatever the client's encoding (``\\u002d`` 
 around a label, a newline between ``Bearer`` and its token), the mask can never cut through JSON syntax, and the body
 keeps its shape: only string values change. Three refinements:
 
-- a string value of an object is scanned together with its key (``"password": "…"``), so values recognisable only by
-  their label are found in objects as they are in text;
+- a string value of an object is scanned together with its key when the key could be a credential's label
+  (``"password": "…"``), so values recognisable only by their label are found in objects as they are in text;
 - a string that itself holds JSON (OpenAI tool-call ``arguments``, tool results) is masked in its decoded strings too,
   then written back compactly, so escapes one level down hide nothing either;
 - texts found clean are remembered by hash (bounded), so a conversation's history, resent with every turn, is scanned
@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from schemas.events import PolicyDecision
-from services.detection.secrets import secret_regions
+from services.detection.secrets import may_be_label, secret_regions
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +40,21 @@ class Redaction:
 
 _CLEAN_CAPACITY = 16384
 _clean: set[int] = set()
-"""Hashes of texts known to hold no secret. A false hit needs a 64-bit collision of Python's keyed string hash."""
+"""Hashes of texts (or of a field's key and text) known to hold no secret. A false hit needs a 64-bit collision of
+Python's keyed string hash."""
 
 
-def _remember_clean(text: str) -> None:
+def _remember_clean(marker: int) -> None:
     if len(_clean) >= _CLEAN_CAPACITY:
         _clean.clear()  # simple bound; the history re-enters on its next turn
-    _clean.add(hash(text))
+    _clean.add(marker)
 
 
 def _masked(text: str, counts: dict[str, int], start: int = 0, end: int | None = None) -> str | None:
     """``text[start:end]`` with every secret found in ``text`` masked (what lies outside, a label, only gives context);
     None when there is none there."""
-    if len(text) < 8 or hash(text) in _clean:
-        return None
     spans = secret_regions(text)
     if not spans:
-        _remember_clean(text)
         return None
     end = len(text) if end is None else end
     parts: list[str] = []
@@ -79,13 +77,24 @@ def redact_secrets(text: str) -> tuple[str, list[tuple[str, int]]]:
     Idempotent: a redacted text has nothing left to redact.
     """
     counts: dict[str, int] = {}
-    masked = _masked(text, counts)
-    return (text, []) if masked is None else (masked, list(counts.items()))
+    masked = _redact_string(text, None, counts, nested=False)
+    return (text, []) if masked is text else (masked, list(counts.items()))
 
 
-def _redact_string(text: str, key: str | None, counts: dict[str, int]) -> str:
-    """One string value (of the object field ``key``, if any), masked; the same object when it holds no secret."""
-    if len(text) >= 8 and text.lstrip()[:1] in ("{", "["):
+def _redact_string(text: str, key: str | None, counts: dict[str, int], nested: bool = True) -> str:
+    """One string value (of the object field ``key``, if any), masked; the same object when it holds no secret.
+    ``nested``: JSON held in the string is masked in its own decoded strings too (and written back compactly)."""
+    # A key that could be a credential's label (``password``, ``api_key``) is read with its value, as in a text.
+    labelled = key is not None and may_be_label(key)
+    if len(text) < (4 if labelled else 8):  # shorter than any secret (a labelled one: than any value taken for one)
+        return text
+    holds_json = text.lstrip()[:1] in ("{", "[")
+    # Clean as a whole text is not clean one level down: such a text is remembered only after a nested scan.
+    marker = None if holds_json and not nested else hash((key, text)) if labelled else hash(text)
+    if marker in _clean:
+        return text
+    original = text
+    if holds_json and nested:
         try:
             inner = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -97,29 +106,32 @@ def _redact_string(text: str, key: str | None, counts: dict[str, int]) -> str:
                 for redaction in found:
                     counts[redaction.kind] = counts.get(redaction.kind, 0) + redaction.count
                 text = serialise(_walk(exact(text), [], [])).decode()
-    if key is None:
-        masked = _masked(text, counts)
-    else:
-        # The field as it would read in JSON text, so a value recognisable by its label is seen as in a text.
+    if labelled:
         label = f'"{key}": "'
         masked = _masked(f'{label}{text}"', counts, len(label), len(label) + len(text))
-    return text if masked is None else masked
+    else:
+        masked = _masked(text, counts)
+    if masked is not None:
+        return masked
+    if text is original and marker is not None:
+        _remember_clean(marker)
+    return text
 
 
-def _walk(value: Any, path: list[str], found: list[Redaction], key: str | None = None) -> Any:
+def _walk(value: Any, path: list[str | int], found: list[Redaction], key: str | None = None) -> Any:
     """``value`` with secrets masked in every string, noting what was masked where (``path`` leads to ``value``); the
     same object when none was found (copy on write)."""
     if isinstance(value, str):
         counts: dict[str, int] = {}
         masked = _redact_string(value, key, counts)
         if counts:
-            location = "request" + "".join(path)
+            location = "request" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
             found.extend(Redaction(location, kind, count) for kind, count in counts.items())
         return masked
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for name, item in value.items():
-            path.append(f".{name}")
+            path.append(name)
             new = _walk(item, path, found, name)
             path.pop()
             if new is not item:
@@ -130,7 +142,7 @@ def _walk(value: Any, path: list[str], found: list[Redaction], key: str | None =
     if isinstance(value, list):
         elements: list[Any] | None = None
         for index, item in enumerate(value):
-            path.append(f"[{index}]")
+            path.append(index)
             new = _walk(item, path, found)
             path.pop()
             if new is not item:
