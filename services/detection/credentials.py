@@ -24,9 +24,15 @@ _HEADER = re.compile(
 )
 
 
+# A password in a URL (``http://warden:secret@clickhouse:8123``), as a store's or broker's error may name it.
+_USERINFO = re.compile(r"(://[^/\s:@'\"]+:)[^@/\s'\"]+@")
+
+
 def scrub_credentials(text: str) -> str:
-    """``text`` with the value of every credential-carrying query parameter or header replaced by ``[REDACTED]``."""
+    """``text`` with the value of every credential-carrying query parameter or header, and every password in a URL,
+    replaced by ``[REDACTED]``."""
     if "=" not in text and ":" not in text and "%3" not in text.lower():
         return text
     text = _QUERY.sub(rf"\1{MASK}", text)
+    text = _USERINFO.sub(rf"\1{MASK}@", text)
     return _HEADER.sub(rf"\1\2{MASK}", text)

@@ -98,6 +98,10 @@ def test_a_key_percent_encoded_into_the_path_is_not_stored_in_the_route(warden, 
             "{'Authorization': '[REDACTED]', 'x-api-key': '[REDACTED]'}",
         ),
         ("x-goog-api-key: SECRET1\r\n", "x-goog-api-key: [REDACTED]\r\n"),
+        (
+            "cannot reach http://warden:SECRET1@clickhouse:8123/",
+            "cannot reach http://warden:[REDACTED]@clickhouse:8123/",
+        ),
         ("the monkey=banana and turkey: fine", "the monkey=banana and turkey: fine"),
     ],
 )

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from services.detection.secrets import find_secrets
 from services.ingress.policy.redaction import exact, redact_json, redact_secrets, serialise
+from tests.support.json_tree import shape, strings
 
 ALNUM = "a1B2c3D4e5F6g7H8i9J0"
 
@@ -144,16 +145,6 @@ def test_a_provider_key_sent_as_bearer_token_is_reported_as_its_kind() -> None:
 KEY = SECRETS["openai_api_key"]
 
 
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
 def test_a_clean_body_is_returned_as_is() -> None:
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "nothing secret in this sentence at all"}]}
     assert redact_json(body) == (body, ())
@@ -225,14 +216,7 @@ def test_the_forwarded_body_is_valid_json_of_the_same_shape_with_nothing_left_to
     masked, found = redact_json(exact(raw))
     again = json.loads(serialise(masked))
 
-    def shape(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: shape(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [shape(v) for v in value]
-        return "" if isinstance(value, str) else value
-
     assert shape(again) == shape(body)
-    assert all(not find_secrets(text) for text in _strings(again))
+    assert all(not find_secrets(text) for text in strings(again))
     assert bool(found) == (again != body)
     assert redact_json(again) == (again, ())  # idempotent

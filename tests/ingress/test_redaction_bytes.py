@@ -25,6 +25,7 @@ from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.fakes.upstream import FakeUpstream
 from tests.support.agents import attribution, new_agent
 from tests.support.guardrails import make_profile
+from tests.support.json_tree import shape, strings
 
 ALNUM = "a1B2c3D4e5F6g7H8i9J0"
 OPENAI_KEY = "sk-proj-" + ALNUM * 3
@@ -122,25 +123,6 @@ def fakes(fake_openai, fake_anthropic, fake_gemini, fake_compatible) -> dict[str
     return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini, "compatible": fake_compatible}
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list):
-        return [s for item in value for s in _strings(item)]
-    return []
-
-
-def _shape(value: Any) -> Any:
-    """The body with every string blanked: what must not change when secrets are masked."""
-    if isinstance(value, dict):
-        return {key: _shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_shape(item) for item in value]
-    return "" if isinstance(value, str) else value
-
-
 def _send(warden, wire: WireFormat, profile: str, texts: list[str], stream: bool) -> tuple[str, bytes, str]:
     agent = new_agent()
     raw = wire.body(texts, stream).encode()
@@ -156,7 +138,7 @@ def _recorded(warden, agent_id: str, interaction_id: str) -> dict[str, Any]:
 
 
 def _no_secret_left(text: str) -> None:
-    decoded = _strings(json.loads(text))
+    decoded = strings(json.loads(text))
     for secret in SECRETS:
         assert not any(secret in s for s in decoded), secret
         assert secret not in text
@@ -171,8 +153,8 @@ def test_secrets_hidden_by_json_escapes_are_masked_in_the_bytes_sent_and_recorde
     interaction_id, raw, agent = _send(warden, wire, redacting, [ESCAPED_KEY, ESCAPED_AWS, BEARER_NEWLINE], stream)
     upstream = fakes[wire.fake].last.raw_body
     _no_secret_left(upstream.decode())
-    assert _shape(json.loads(upstream)) == _shape(json.loads(raw))
-    sent = [s for s in _strings(json.loads(upstream)) if "REDACTED" in s]
+    assert shape(json.loads(upstream)) == shape(json.loads(raw))
+    sent = [s for s in strings(json.loads(upstream)) if "REDACTED" in s]
     assert sent == [
         "my key is [REDACTED:openai_api_key], keep it safe",
         'config: aws_secret_access_key = "[REDACTED:aws_secret_access_key]"',
@@ -193,9 +175,9 @@ def test_a_private_key_header_never_breaks_or_merges_the_messages(warden, fakes,
     interaction_id, raw, agent = _send(warden, wire, redacting, texts, stream)
     upstream = fakes[wire.fake].last.raw_body
     forwarded = json.loads(upstream)  # valid JSON, of the same shape: no message swallowed or merged
-    assert _shape(forwarded) == _shape(json.loads(raw))
+    assert shape(forwarded) == shape(json.loads(raw))
     _no_secret_left(upstream.decode())
-    turns = [s for s in _strings(forwarded) if s not in ("user", "assistant", "model", "text", "gpt-4o")]
+    turns = [s for s in strings(forwarded) if s not in ("user", "assistant", "model", "text", "gpt-4o")]
     turns = [s for s in turns if not s.startswith("claude")]
     assert turns == [
         "what does [REDACTED:private_key] mean in a file? Asking for a friend",
