@@ -329,3 +329,14 @@ def test_gemini_sdk_labelled_secrets(warden, fake_gemini, redacting, stream):
     else:
         api.models.generate_content(model="gemini-2.0-flash", contents=LABELLED)
     _check_sdk_request(warden, fake_gemini, agent)
+
+
+@pytest.mark.parametrize("wire", FORMATS, ids=[w.name for w in FORMATS])
+def test_a_refused_body_is_recorded_masked(warden, redacting, wire):
+    agent = new_agent()
+    raw = wire.body([f"my key is {OPENAI_KEY}"], False).encode()[:-1]  # cut short: not JSON, refused with 400
+    url = f"{warden.url}/v1/" + wire.path(False).format(profile=redacting)
+    response = httpx.post(url, content=raw, headers={**wire.headers, **attribution(agent)}, timeout=30)
+    assert response.status_code == 400
+    detail = _recorded(warden, agent, response.headers["x-warden-interaction-id"])
+    assert OPENAI_KEY not in json.dumps(detail) and "[REDACTED:openai_api_key]" in detail["request_received"]
