@@ -118,22 +118,32 @@ def _redact_string(text: str, key: str | None, counts: dict[str, int], nested: b
     return text
 
 
-def _walk(value: Any, path: list[str | int], found: list[Redaction], key: str | None = None) -> Any:
+def _leaf(text: str, key: str | None, path: list[str | int], step: str | int, found: list[Redaction]) -> str:
+    """A string in the body (``step`` within ``path``), masked, what was masked noted in ``found``."""
+    counts: dict[str, int] = {}
+    masked = _redact_string(text, key, counts)
+    if counts:
+        where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" if s else "" for s in (*path, step))
+        found.extend(Redaction(f"request{where}", kind, count) for kind, count in counts.items())
+    return masked
+
+
+def _walk(value: Any, path: list[str | int], found: list[Redaction]) -> Any:
     """``value`` with secrets masked in every string, noting what was masked where (``path`` leads to ``value``); the
-    same object when none was found (copy on write)."""
-    if isinstance(value, str):
-        counts: dict[str, int] = {}
-        masked = _redact_string(value, key, counts)
-        if counts:
-            location = "request" + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path)
-            found.extend(Redaction(location, kind, count) for kind, count in counts.items())
-        return masked
+    same object when none was found (copy on write). Strings shorter than any secret cost no call: most of a body."""
     if isinstance(value, dict):
         changed: dict[str, Any] | None = None
         for name, item in value.items():
-            path.append(name)
-            new = _walk(item, path, found, name)
-            path.pop()
+            if isinstance(item, str):
+                if len(item) < 4:
+                    continue
+                new = _leaf(item, name, path, name, found)
+            elif isinstance(item, dict | list):
+                path.append(name)
+                new = _walk(item, path, found)
+                path.pop()
+            else:
+                continue
             if new is not item:
                 if changed is None:
                     changed = dict(value)
@@ -142,9 +152,16 @@ def _walk(value: Any, path: list[str | int], found: list[Redaction], key: str | 
     if isinstance(value, list):
         elements: list[Any] | None = None
         for index, item in enumerate(value):
-            path.append(index)
-            new = _walk(item, path, found)
-            path.pop()
+            if isinstance(item, str):
+                if len(item) < 8:
+                    continue
+                new = _leaf(item, None, path, index, found)
+            elif isinstance(item, dict | list):
+                path.append(index)
+                new = _walk(item, path, found)
+                path.pop()
+            else:
+                continue
             if new is not item:
                 if elements is None:
                     elements = list(value)
@@ -157,6 +174,8 @@ def redact_json(value: Any) -> tuple[Any, tuple[Redaction, ...]]:
     """The parsed request body ``value`` with every secret masked, and what was masked where. The same object, and no
     redactions, when it holds none; ``value`` itself is never changed."""
     found: list[Redaction] = []
+    if isinstance(value, str):
+        return _leaf(value, None, [], "", found), tuple(found)
     masked = _walk(value, [], found)
     return masked, tuple(found)
 
