@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from plumbing import logs
+from services.detection.credentials import scrub_credentials
 from services.ingress.settings import IngressSettings
 from warden import profiles_cli
 from warden.startup import StartupError, claim_data_dir, load_settings
@@ -45,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
     from warden.embedded import serve
 
     settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     lock = claim_data_dir(settings.data_dir)
     try:
         run_service(serve(settings))
@@ -60,7 +61,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from plumbing.store.server_store import ServerStore
 
     settings = load_settings(IngressSettings, **_overrides(args, ("data_dir",)))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
 
     async def run() -> list[str]:
@@ -83,7 +84,7 @@ def _ingress(args: argparse.Namespace) -> int:
     from warden.distributed import run_ingress
 
     settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_ingress(settings))
     return 0
 
@@ -93,7 +94,7 @@ def _logger(args: argparse.Namespace) -> int:
     from warden.distributed import run_logger
 
     settings = load_settings(LoggerSettings, **_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
     run_service(run_logger(settings))
     return 0
@@ -104,7 +105,7 @@ def _guard(args: argparse.Namespace) -> int:
     from warden.distributed import run_guard
 
     settings = load_settings(GuardSettings, **_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     run_service(run_guard(settings))
     return 0
 
@@ -114,7 +115,7 @@ def _console(args: argparse.Namespace) -> int:
     from warden.distributed import run_console
 
     settings = load_settings(ConsoleSettings, **_overrides(args, ("host", "console_port", "data_dir")))
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, scrub_credentials)
     _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
     run_service(run_console(settings))
     return 0

@@ -16,9 +16,10 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
 from schemas.quarantine import Quarantine, quarantine_key
+from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
-from services.ingress.enforcement import Enforcement, Judged, is_active
+from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
 from services.ingress.headers import client_headers, upstream_headers
 from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
@@ -114,14 +115,16 @@ class Ingress:
             message = (
                 f"agent {ex.agent_id} is quarantined until {quarantine.expires_at.isoformat()}: {quarantine.reason}"
             )
-            await self._refuse(send, adapter, ex, 403, message, body)
+            await self._refuse(send, adapter, ex, 403, message, recordable(profile, body))
             return
         parsed: Any = None
         if body and ex.method in _BODY_METHODS:
             try:
                 parsed = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
-                await self._refuse(send, adapter, ex, 400, f"the request body is not valid JSON: {exc}", body)
+                await self._refuse(
+                    send, adapter, ex, 400, f"the request body is not valid JSON: {exc}", recordable(profile, body)
+                )
                 return
         meta = adapter.request_meta(route.upstream_path, parsed, scope.get("query_string", b"").decode("latin-1"))
         ex.model, ex.stream = meta.model, meta.stream
@@ -133,7 +136,7 @@ class Ingress:
             prepared = enforcement.prepare(body, parsed)
             sent, recorded = prepared.sent, prepared.recorded
             ex.decisions = enforcement.request_decisions
-            self.recorder.count_redactions(ex, enforcement.verdict)
+            self.recorder.count_redactions(ex, enforcement.redactions)
             # The view the guardrails built is the guard's too, unless they changed what is forwarded.
             view = None if prepared.modified else enforcement.view
         self.recorder.request(
@@ -272,7 +275,7 @@ class Ingress:
                         recorded.append(tail)
                         await send({"type": "http.response.body", "body": tail, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
-                error = f"the upstream stream broke off: {exc or type(exc).__name__}"
+                error = scrub_credentials(f"the upstream stream broke off: {exc or type(exc).__name__}")
                 tail = adapter.stream_error_event(
                     error, route=ex.route, content_type=response.content_type, started=bool(recorded)
                 )
@@ -305,6 +308,7 @@ class Ingress:
     async def _upstream_failed(
         self, send: Send, adapter: ProviderAdapter, ex: Exchange, status: int, message: str
     ) -> None:
+        message = scrub_credentials(message)  # exception texts name the upstream URL, ?key= included
         payload = await _error(send, adapter, status, message, ex.interaction_id)
         self.recorder.response(
             ex, adapter=adapter, status=status, body=payload, finished=time.perf_counter(), error=message

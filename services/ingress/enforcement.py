@@ -21,10 +21,15 @@ from schemas.profiles import Profile
 from schemas.view import CompletionView, ConversationView, ToolCall
 from services.ingress.policy import (
     CompletionVerdict,
+    Redaction,
     RequestVerdict,
     evaluate_completion,
     evaluate_request,
+    exact,
+    redact_json,
     redact_secrets,
+    redaction_decisions,
+    serialise,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,18 @@ class PreparedRequest:
     modified: bool
 
 
+def recordable(profile: Profile, body: bytes) -> bytes:
+    """A request body refused before it was judged, as it may be recorded: masked when the profile redacts (as decoded
+    JSON when it parses, as text when it does not)."""
+    if not body or not profile.redact_secrets:
+        return body
+    try:
+        masked, found = redact_json(exact(body))
+    except ValueError:  # not JSON, or not UTF-8
+        return redact_secrets(body.decode("utf-8", "replace"))[0].encode()
+    return serialise(masked) if found else body
+
+
 @dataclass(slots=True)
 class Judged:
     """The outcome for an answer: what it became and what was decided."""
@@ -67,28 +84,38 @@ class Enforcement:
         self.restrictive = profile.mode == "restrictive"
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None
+        self.redactions: tuple[Redaction, ...] = ()
 
     # -- the request ----------------------------------------------------------------------------------------------
 
     def prepare(self, body: bytes, parsed: Any) -> PreparedRequest:
-        if not isinstance(parsed, dict):
+        """What to forward and what to record. Secrets are masked in the decoded body, which is then serialised again:
+        what is reported as masked is masked in the bytes sent and recorded."""
+        if parsed is None:
             return PreparedRequest(body, body, False)
+        recorded = sent = body
+        if self.profile.redact_secrets:
+            self.redactions = redact_json(parsed)[1]
+            if self.redactions:
+                # Written back from an exact parse: only the masked strings differ from what the client sent.
+                recorded = sent = serialise(redact_json(exact(body))[0])
+        if not isinstance(parsed, dict):
+            return PreparedRequest(sent, recorded, sent is not body)
         self.view = self.adapter.request_view(self.route, parsed)
         self.verdict = evaluate_request(self.profile, self.view)
-        sent = body
         if self.verdict.replacements:
-            self.adapter.replace_tool_results(self.route, parsed, self.verdict.replacements)
-            sent = orjson.dumps(parsed)
-        recorded = body
-        if self.profile.redact_secrets and self.verdict.redactions:
-            # Patterns never cross a JSON string's quotes, so masking the raw text masks every string in it.
-            sent = redact_secrets(sent.decode("utf-8", "replace"))[0].encode()
-            recorded = redact_secrets(body.decode("utf-8", "replace"))[0].encode()
+            # On the body as received: the results are found by their call ids, which masking could alter.
+            forwarded = exact(body)
+            self.adapter.replace_tool_results(self.route, forwarded, self.verdict.replacements)
+            if self.profile.redact_secrets:
+                forwarded = redact_json(forwarded)[0]
+            sent = serialise(forwarded)
         return PreparedRequest(sent, recorded, sent is not body)
 
     @property
     def request_decisions(self) -> list[PolicyDecision]:
-        return list(self.verdict.decisions) if self.verdict else []
+        decisions = list(self.verdict.decisions) if self.verdict else []
+        return decisions + redaction_decisions(self.redactions)
 
     @property
     def untrusted_since(self) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,9 @@ from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
 from schemas.view import CompletionView, ConversationView
+from services.detection.credentials import scrub_credentials
 from services.ingress.metrics import IngressMetrics
+from services.ingress.policy.redaction import Redaction
 
 log = logging.getLogger(__name__)
 _TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
@@ -71,7 +74,7 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
-            route=ex.route,
+            route=scrub_credentials(ex.route),
             method=ex.method,
             stream=ex.stream,
             request_received=body_text(received, self._limit),
@@ -111,7 +114,7 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
-            route=ex.route,
+            route=scrub_credentials(ex.route),
             status=status,
             response_body=body_text(body, self._limit),
             usage=completion.usage,
@@ -123,7 +126,7 @@ class Recorder:
             tool_calls=completion.tool_calls,
             blocked_tool_calls=blocked_tool_calls or [],
             decisions=decisions or [],
-            error=error,
+            error=None if error is None else scrub_credentials(error),
             aborted=aborted,
         )
         self._publish(topics.RESPONSES, ex.interaction_id, event)
@@ -144,11 +147,9 @@ class Recorder:
             output_tokens=completion.usage.output_tokens,
         )
 
-    def count_redactions(self, ex: Exchange, verdict: Any) -> None:
-        if verdict is None:
-            return
+    def count_redactions(self, ex: Exchange, redactions: Iterable[Redaction]) -> None:
         agent = self._metrics.agent_label(ex.agent_id)
-        for redaction in verdict.redactions:
+        for redaction in redactions:
             self._metrics.redactions.labels(ex.provider, ex.profile_id, agent, redaction.kind).inc(redaction.count)
 
     def _publish(self, topic: str, key: str, event: RequestEvent | ResponseEvent) -> None:

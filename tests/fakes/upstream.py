@@ -56,6 +56,10 @@ def _provider_fake(provider: Provider, state: FakeState) -> ProviderFake:
     raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
 
 
+BAD_STATUS_LINE = b"[[bad_status_line]]"
+"""Anywhere in a request body: the fake answers with a malformed status line (whatever the provider)."""
+
+
 def build_app(provider: Provider, state: FakeState) -> web.Application:
     """The aiohttp application of one provider's fake; `state` holds its settings and request log."""
     fake = _provider_fake(provider, state)
@@ -78,6 +82,11 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
                     raw_body=raw,
                 )
             )
+        if BAD_STATUS_LINE in raw and request.transport is not None:
+            # A broken upstream: a status line no HTTP client can parse, then the connection is gone.
+            request.transport.write(b"HTTP/1.1 2OO garbled\r\n\r\n")
+            request.transport.close()
+            return web.Response()
         if request.match_info.http_exception is not None:
             return fake.not_found(request)
         denied = fake.authenticate(request)

@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from stdnum import iban as stdnum_iban
 
+from services.detection import secrets
+from services.detection.leads import finditer, leading_literals, matches_at
+from services.detection.literals import Literals
 from services.guard import detectors
-from services.guard.detectors import injection, injection_model, pii, secrets
-from services.guard.detectors._leads import finditer, leading_literals, matches_at
-from services.guard.detectors._literals import Literals
+from services.guard.detectors import injection, injection_model, pii
 from services.guard.detectors.pii import _valid_phone
 
 DATA = Path(__file__).resolve().parents[2] / "bench" / "guard_eval" / "data"
@@ -194,10 +195,10 @@ def test_regexes_run_from_their_leads_find_every_match(texts, name, pattern, lea
 def test_telegram_tokens_are_found_from_their_anchor_only_in_ascii_text():
     token = "1234567890:" + "AAbbCC1122-_" * 3
     ascii_hits = secrets.find_secrets(f"bot token {token} end")
-    assert [h.detector for h in ascii_hits] == ["secrets.telegram_bot_token"]
+    assert [h.kind for h in ascii_hits] == ["telegram_bot_token"]
     # Other scripts' digits match \d but not the ASCII anchors: such text takes the full regex.
     arabic = "١٢٣٤٥٦٧٨٩٠:" + "AAbbCC1122-_" * 3
-    assert [h.detector for h in secrets.find_secrets(f"bot token {arabic} end")] == ["secrets.telegram_bot_token"]
+    assert [h.kind for h in secrets.find_secrets(f"bot token {arabic} end")] == ["telegram_bot_token"]
 
 
 # --- single shortcuts -----------------------------------------------------------------------------------------------

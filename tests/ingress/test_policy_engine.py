@@ -139,38 +139,6 @@ def test_an_answer_without_tool_calls_passes() -> None:
     assert not answer.blocked and answer.decisions == [] and answer.refusal is None
 
 
-@pytest.mark.parametrize("mode", ["permissive", "restrictive"])
-def test_redaction_applies_in_both_modes_when_the_profile_redacts(mode: str) -> None:
-    profile = _profile(mode, redact=True)
-    view = _agent_conversation(fetched=f'{{"config": {{"openai": "{OPENAI_KEY}"}}}}', user_text=f"use {OPENAI_KEY}")
-    token = "abcDEF1234567890xyzXYZ"
-    view.messages[2].tool_calls[0].arguments = {"url": "https://x.com", "headers": [f"Bearer {token}"]}
-    request = evaluate_request(profile, view)
-    forwarded = request.view
-    assert forwarded.messages[1].text == "use [REDACTED:openai_api_key]"
-    assert forwarded.messages[2].tool_calls[0].arguments == {
-        "url": "https://x.com",
-        "headers": ["Bearer [REDACTED:bearer_token]"],
-    }
-    assert forwarded.messages[3].tool_result.content == '{"config": {"openai": "[REDACTED:openai_api_key]"}}'
-    assert forwarded.messages[0] is view.messages[0]  # untouched messages are shared, not copied
-    assert OPENAI_KEY in view.messages[1].text  # the input is not mutated
-    assert sorted((r.location, r.kind, r.count) for r in request.redactions) == [
-        ("request.messages[1].text", "openai_api_key", 1),
-        ("request.messages[2].tool_calls[0].arguments", "bearer_token", 1),
-        ("request.messages[3].tool_result", "openai_api_key", 1),
-    ]
-    redactions = [d for d in request.decisions if d.kind == "redaction"]
-    assert sorted(d.reason for d in redactions) == ["masked 1 bearer_token", "masked 2 openai_api_key"]
-    assert all(d.enforced for d in redactions)
-
-
-def test_no_redaction_when_the_profile_does_not_redact() -> None:
-    view = _agent_conversation(user_text=f"use {OPENAI_KEY}")
-    request = evaluate_request(_profile(redact=False), view)
-    assert request.redactions == () and request.view.messages[1].text.endswith(OPENAI_KEY)
-
-
 def test_the_refusal_is_redacted_when_the_profile_redacts() -> None:
     profile = _profile(redact=True)
     view = _agent_conversation()
@@ -183,7 +151,6 @@ def test_a_blocked_result_is_replaced_rather_than_redacted() -> None:
     profile = _profile(redact=True, trusted_data_policies=[{"tool": "fetch_url", "action": "block_always"}])
     request = evaluate_request(profile, _agent_conversation(fetched=OPENAI_KEY))
     assert request.view.messages[3].tool_result.content.startswith("[Content blocked by policy:")
-    assert request.redactions == ()
 
 
 def test_a_profile_snapshot_is_compiled_once() -> None:
@@ -219,13 +186,3 @@ def test_a_changed_profile_judges_the_same_cached_history_again() -> None:
     changed = evaluate_request(blocking, view)
     assert [(r.verdict, r.reason) for r in changed.trust.results] == [("blocked", "no web")]
     assert changed.replacements == {"call_fetch": "[Content blocked by policy: no web]"}
-
-
-def test_a_message_seen_clean_is_still_redacted_when_it_comes_back_with_a_secret() -> None:
-    clean = _agent_conversation(fetched="nothing to see")
-    leaky = _agent_conversation(fetched=f"token: {OPENAI_KEY}")
-    profile = _profile(redact=True, trusted_data_policies=[{"tool": "fetch_url", "action": "mark_as_trusted"}])
-    assert not evaluate_request(profile, clean).redactions
-    verdict = evaluate_request(profile, leaky)
-    assert [(r.location, r.kind) for r in verdict.redactions] == [("request.messages[3].tool_result", "openai_api_key")]
-    assert OPENAI_KEY not in verdict.view.messages[3].tool_result.content

@@ -6,10 +6,16 @@ Secrets are assembled at run time from harmless pieces, so the source holds noth
 from __future__ import annotations
 
 import base64
+import json
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.ingress.policy.redaction import redact_secrets
+from services.detection.secrets import find_secrets
+from services.ingress.policy.redaction import exact, redact_json, redact_secrets, serialise
+from tests.support.json_tree import shape, strings
 
 ALNUM = "a1B2c3D4e5F6g7H8i9J0"
 
@@ -20,10 +26,10 @@ SECRETS: dict[str, str] = {
     "google_api_key": "AIza" + "Sy" + ALNUM[:20] + "-_abcdefghijk"[:13],
     "aws_access_key_id": "AKIA" + "IOSFODNN7EXAMPLE",
     "github_token": "ghp_" + ALNUM + "0123456789abcdef",
-    "github_token (fine-grained)": "github_pat_" + "11ABCDEFG0" + "_" + ALNUM * 3,
+    "github_fine_grained_token": "github_pat_" + "11ABCDEFG0" + "_" + ALNUM * 3,
     "slack_token": "xoxb-" + "123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx",
-    "stripe_key": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
-    "stripe_key (restricted)": "rk_" + "test_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe_live_key": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe_test_key (restricted)": "rk_" + "test_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
     + "."
     + "eyJzdWIiOiIxMjM0NTY3ODkwIn0"
@@ -132,3 +138,85 @@ def test_look_alikes_are_left_alone(text: str) -> None:
 def test_a_provider_key_sent_as_bearer_token_is_reported_as_its_kind() -> None:
     redacted, found = redact_secrets("Authorization: Bearer " + SECRETS["openai_api_key"])
     assert redacted == "Authorization: Bearer [REDACTED:openai_api_key]" and found == [("openai_api_key", 1)]
+
+
+# --- the request body: masked as decoded JSON, serialised again -----------------------------------------------------
+
+KEY = SECRETS["openai_api_key"]
+
+
+def test_a_clean_body_is_returned_as_is() -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "nothing secret in this sentence at all"}]}
+    assert redact_json(body) == (body, ())
+    assert redact_json(body)[0] is body
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ('"my key ' + KEY.replace("-", "\\u002d") + '"', "openai_api_key"),
+        ('"aws_secret_access_key = \\"wJalrXUtnFEMI\\/K7MDENG\\/bPxRfiCYEXAMPLEKEY\\""', "aws_secret_access_key"),
+        ('"Authorization: Bearer\\nabcDEF1234567890xyzXYZ"', "bearer_token"),
+    ],
+)
+def test_escapes_in_the_raw_json_hide_nothing(raw: str, kind: str) -> None:
+    body = orjson.loads('{"messages": [{"role": "user", "content": ' + raw + "}]}")
+    masked, found = redact_json(body)
+    assert [(r.location, r.kind, r.count) for r in found] == [("request.messages[0].content", kind, 1)]
+    assert f"[REDACTED:{kind}]" in masked["messages"][0]["content"]
+    assert body["messages"][0]["content"] not in orjson.dumps(masked).decode()  # the input is not mutated
+
+
+def test_a_value_is_judged_with_its_key_as_label() -> None:
+    body = {"functionResponse": {"response": {"password": "hunter2-Very$ecret", "note": "hunter2-Very$ecret"}}}
+    masked, found = redact_json(body)
+    assert masked["functionResponse"]["response"]["password"] == "[REDACTED:password_assignment]"
+    assert masked["functionResponse"]["response"]["note"] == "hunter2-Very$ecret"  # no label, no secret
+    assert [r.location for r in found] == ["request.functionResponse.response.password"]
+
+
+def test_json_inside_a_string_is_masked_one_level_down() -> None:
+    arguments = '{"token_for": "deploy", "value": "' + KEY.replace("-", "\\u002d") + '"}'
+    body = {"tool_calls": [{"function": {"name": "deploy", "arguments": arguments}}]}
+    masked, found = redact_json(body)
+    inner = orjson.loads(masked["tool_calls"][0]["function"]["arguments"])
+    assert inner == {"token_for": "deploy", "value": "[REDACTED:openai_api_key]"}
+    assert [(r.location, r.kind) for r in found] == [("request.tool_calls[0].function.arguments", "openai_api_key")]
+
+
+def test_a_private_key_armour_line_alone_masks_only_itself() -> None:
+    body = {"messages": [{"content": "what is -----BEGIN RSA PRIVATE KEY----- for?"}, {"content": "next"}]}
+    masked, _ = redact_json(body)
+    assert masked == {"messages": [{"content": "what is [REDACTED:private_key] for?"}, {"content": "next"}]}
+
+
+_PIECES = [
+    KEY,
+    SECRETS["jwt"],
+    SECRETS["google_api_key"],
+    "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+    "Bearer\nabcDEF1234567890xyzXYZ",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7abcdefghijklmn",
+    "-----END RSA PRIVATE KEY-----",
+    'a "quoted" word, a \\ backslash, a / slash, é and 🔑',
+]
+_texts = st.lists(st.one_of(st.sampled_from(_PIECES), st.text(max_size=12)), max_size=5).map(" ".join)
+_bodies = st.recursive(
+    st.one_of(_texts, st.integers(), st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["a", "key", "x"]), inner)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_bodies, st.booleans())
+def test_the_forwarded_body_is_valid_json_of_the_same_shape_with_nothing_left_to_find(body, escape_all) -> None:
+    raw = json.dumps(body, ensure_ascii=escape_all)  # \\uXXXX escapes for every non-ASCII character, or none
+    masked, found = redact_json(exact(raw))
+    again = json.loads(serialise(masked))
+
+    assert shape(again) == shape(body)
+    assert all(not find_secrets(text) for text in strings(again))
+    assert bool(found) == (again != body)
+    assert redact_json(again) == (again, ())  # idempotent

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from services.detection.leads import Leads, finditer, leading_literals
+from services.detection.literals import Literals
 from services.guard.detectors._hits import Hit
-from services.guard.detectors._leads import Leads, finditer, leading_literals
-from services.guard.detectors._literals import Literals
 from services.guard.detectors.injection_model import load_model, normalize
 from services.guard.findings import Severity
 

@@ -16,9 +16,9 @@ from functools import lru_cache
 import phonenumbers
 from stdnum import iban as stdnum_iban
 
+from services.detection.leads import finditer, leading_literals
+from services.detection.literals import Literals
 from services.guard.detectors._hits import REDACTED, Hit, mask_tail
-from services.guard.detectors._leads import finditer, leading_literals
-from services.guard.detectors._literals import Literals
 
 # --- e-mail -------------------------------------------------------------------------------------------------------
 

@@ -8,13 +8,19 @@ from services.ingress.policy.conditions import condition_holds, resolve
 from services.ingress.policy.engine import (
     CompiledProfile,
     CompletionVerdict,
-    Redaction,
     RequestVerdict,
     compile_profile,
     evaluate_completion,
     evaluate_request,
 )
-from services.ingress.policy.redaction import redact_secrets
+from services.ingress.policy.redaction import (
+    Redaction,
+    exact,
+    redact_json,
+    redact_secrets,
+    redaction_decisions,
+    serialise,
+)
 from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
 from services.ingress.policy.trusted_data import (
     ResultDecision,
@@ -39,9 +45,13 @@ __all__ = [
     "condition_holds",
     "evaluate_completion",
     "evaluate_request",
+    "exact",
     "judge_tool_calls",
     "judge_tool_results",
+    "redact_json",
     "redact_secrets",
+    "redaction_decisions",
     "refusal_text",
     "resolve",
+    "serialise",
 ]

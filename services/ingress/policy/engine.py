@@ -4,9 +4,10 @@ Pure functions over the common view: nothing here does I/O or keeps per-conversa
 compiled once (policies grouped by tool, conditions and regexes compiled) and reused for every request it serves.
 
 Modes: in ``permissive`` every policy is evaluated and every decision recorded with ``enforced=False``, but nothing is
-blocked or replaced; in ``restrictive`` the decisions apply. Redaction follows the profile's ``redact_secrets`` in
-either mode. The context's trust is judged as restrictive mode would apply it (a blocked result, being replaced there,
-does not make the context untrusted) so a permissive profile records exactly what turning it restrictive would do.
+blocked or replaced; in ``restrictive`` the decisions apply. Redaction (``redaction.py``, applied to the body by the
+ingress) follows the profile's ``redact_secrets`` in either mode. The context's trust is judged as restrictive mode
+would apply it (a blocked result, being replaced there, does not make the context untrusted) so a permissive profile
+records exactly what turning it restrictive would do.
 """
 
 from __future__ import annotations
@@ -73,23 +74,14 @@ def compile_profile(profile: Profile | CompiledProfile) -> CompiledProfile:
 
 
 @dataclass(frozen=True, slots=True)
-class Redaction:
-    location: str
-    """Where, e.g. ``request.messages[3].text`` (the index of the provider's message)."""
-    kind: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
 class RequestVerdict:
     enforced: bool
     trust: TrustVerdict
     view: ConversationView
-    """The request as it should be forwarded: blocked results replaced (when enforced), secrets masked (when the
-    profile redacts). The very view passed in when nothing changed."""
+    """The request as it should be forwarded: blocked results replaced (when enforced). The very view passed in when
+    nothing changed. Secrets are masked in the body itself (``redaction.redact_json``), not here."""
     replacements: Mapping[str, str] = field(default_factory=dict)
     """Tool call id -> the content that replaced a blocked result's, as applied (empty in permissive mode)."""
-    redactions: tuple[Redaction, ...] = ()
     decisions: list[PolicyDecision] = field(default_factory=list)
 
     @property
@@ -103,7 +95,7 @@ class RequestVerdict:
 
     @property
     def modified(self) -> bool:
-        return bool(self.replacements or self.redactions)
+        return bool(self.replacements)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,106 +116,18 @@ class CompletionVerdict:
         return self.invocation.blocked
 
 
-def _redact_value(value: Any, counts: dict[str, int]) -> Any:
-    """``value`` (parsed JSON or text) with secrets masked in every string; the same object when none was found."""
-    if isinstance(value, str):
-        text, found = redact_secrets(value)
-        for kind, count in found:
-            counts[kind] = counts.get(kind, 0) + count
-        return text
-    if isinstance(value, dict):
-        items = {key: _redact_value(item, counts) for key, item in value.items()}
-        return value if all(items[key] is value[key] for key in value) else items
-    if isinstance(value, list):
-        elements = [_redact_value(item, counts) for item in value]
-        return value if all(new is old for new, old in zip(elements, value, strict=True)) else elements
-    return value
-
-
-def _note(redactions: list[Redaction], location: str, counts: dict[str, int]) -> None:
-    redactions.extend(Redaction(location, kind, count) for kind, count in counts.items())
-
-
-def _collect_strings(value: Any, into: list[str]) -> None:
-    if isinstance(value, str):
-        into.append(value)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect_strings(item, into)
-    elif isinstance(value, list):
-        for item in value:
-            _collect_strings(item, into)
-
-
-_secret_memo: IdentityMemo[bool] = IdentityMemo()
-
-
-def _may_hold_secret(message: Message) -> bool:
-    """One redaction scan over all of a message's strings joined: the common, clean case costs one call, and a
-    message seen on an earlier turn costs a memo lookup. A NUL separator keeps patterns from spanning two strings."""
-    known = _secret_memo.get(message)
-    if known is not MISSING:
-        return known
-    return _secret_memo.put(message, _scan_for_secret(message))
-
-
-def _scan_for_secret(message: Message) -> bool:
-    strings = [message.text] if message.text else []
-    if message.tool_result is not None:
-        strings.append(message.tool_result.content)
-    for call in message.tool_calls:
-        _collect_strings(call.arguments, strings)
-    if not strings:
-        return False
-    joined = strings[0] if len(strings) == 1 else "\x00".join(strings)
-    return bool(redact_secrets(joined)[1])
-
-
-def _apply(message: Message, replacements: Mapping[str, str], redact: bool, redactions: list[Redaction]) -> Message:
-    """``message`` with a blocked result replaced and secrets masked; the same object when nothing changed."""
+def _apply(message: Message, replacements: Mapping[str, str]) -> Message:
+    """``message`` with a blocked result replaced; the same object when nothing changed."""
     result = message.tool_result
-    replaced = result is not None and result.tool_call_id in replacements
-    if not replaced and not (redact and _may_hold_secret(message)):
-        return message  # the common case, first: most of a long history is neither blocked nor secret
-    update: dict[str, Any] = {}
-    if replaced:
-        update["tool_result"] = result.model_copy(update={"content": replacements[result.tool_call_id]})
-    if redact and _may_hold_secret(message):
-        where = f"request.messages[{message.index}]"
-        if result is not None and not replaced:
-            counts: dict[str, int] = {}
-            content = _redact_value(result.content, counts)
-            if counts:
-                update["tool_result"] = result.model_copy(update={"content": content})
-                _note(redactions, f"{where}.tool_result", counts)
-        counts = {}
-        text = _redact_value(message.text, counts)
-        if counts:
-            update["text"] = text
-            _note(redactions, f"{where}.text", counts)
-        calls = []
-        for position, call in enumerate(message.tool_calls):
-            counts = {}
-            arguments = _redact_value(call.arguments, counts)
-            calls.append(call.model_copy(update={"arguments": arguments}) if counts else call)
-            _note(redactions, f"{where}.tool_calls[{position}].arguments", counts)
-        if any(new is not old for new, old in zip(calls, message.tool_calls, strict=True)):
-            update["tool_calls"] = calls
-    return message.model_copy(update=update) if update else message
-
-
-def _redaction_decisions(redactions: tuple[Redaction, ...]) -> list[PolicyDecision]:
-    totals: dict[str, int] = {}
-    for redaction in redactions:
-        totals[redaction.kind] = totals.get(redaction.kind, 0) + redaction.count
-    return [
-        PolicyDecision(kind="redaction", reason=f"masked {count} {kind}", enforced=True)
-        for kind, count in totals.items()
-    ]
+    if result is None or result.tool_call_id not in replacements:
+        return message  # the common case: most of a long history is not blocked
+    return message.model_copy(
+        update={"tool_result": result.model_copy(update={"content": replacements[result.tool_call_id]})}
+    )
 
 
 def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView) -> RequestVerdict:
-    """Judge the tool results in the request's history and mask its secrets."""
+    """Judge the tool results in the request's history."""
     compiled = compile_profile(profile)
     enforced = compiled.enforced
     trust = judge_tool_results(compiled.trusted_data, view, compiled.trusted_data_memo)
@@ -249,15 +153,10 @@ def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView)
 
     replacements = trust.replacements if enforced else {}
     forwarded = view
-    redactions: list[Redaction] = []
-    # Most requests have nothing to replace or mask: one pass of memo lookups says so without copying anything.
-    if replacements or (compiled.redact and any(map(_may_hold_secret, view.messages))):
-        messages = [_apply(message, replacements, compiled.redact, redactions) for message in view.messages]
-        if any(new is not old for new, old in zip(messages, view.messages, strict=True)):
-            forwarded = view.model_copy(update={"messages": messages})
-    redacted = tuple(redactions)
-    decisions.extend(_redaction_decisions(redacted))
-    return RequestVerdict(enforced, trust, forwarded, replacements, redacted, decisions)
+    if replacements:
+        messages = [_apply(message, replacements) for message in view.messages]
+        forwarded = view.model_copy(update={"messages": messages})
+    return RequestVerdict(enforced, trust, forwarded, replacements, decisions)
 
 
 def evaluate_completion(

@@ -1,126 +1,74 @@
-"""Masking secrets (provider API keys, tokens, private keys) in text with ``[REDACTED:<kind>]``.
+"""Masking secrets in an outgoing request with ``[REDACTED:<kind>]``, in the decoded JSON, never in its raw bytes.
 
-This runs over every outgoing message on the hot path, and almost every text holds no secret, so the no-secret case
-is what is made cheap:
+What is a secret comes from the shared catalogue (``services.detection.secrets``), the very one the guard reports from,
+so a redacting profile never forwards what the guard would flag as a secret in the strings it scans.
 
-1. every kind's pattern starts with a literal (``sk-``, ``AIza``, ``eyJ`` ...), which Python's ``re`` finds with a
-   fast prefix scan (about 1 ns a character); kinds recognisable only by a label (an AWS secret key in an assignment,
-   a bearer token) are gated by ``in`` checks for substrings every match contains. A single alternation of all the
-   kinds measured about 4x slower: ``re`` then tries every alternative at every position;
-2. texts found clean are remembered by hash (bounded), so a conversation's history, resent with every turn, is
-   scanned once rather than on every request.
+The body is walked as parsed JSON and each string is masked as decoded text; the caller serialises the result again.
+So the decision and the bytes agree whatever the client's encoding (``\\u002d`` escapes, ``\\/``, escaped quotes
+around a label, a newline between ``Bearer`` and its token), the mask can never cut through JSON syntax, and the body
+keeps its shape: only string values change. Three refinements:
 
-Patterns require what real secrets have (length, a digit, word boundaries) so identifiers such as UUIDs, git SHAs and
-ordinary base64 are left alone. Where a secret is only recognisable by its label, the label is kept and the value
-masked. Kinds run in order, so a JWT inside a private key block is counted once, as the private key.
+- a string value of an object is scanned together with its key when the key could be a credential's label
+  (``"password": "…"``), so values recognisable only by their label are found in objects as they are in text;
+- a string that itself holds JSON (OpenAI tool-call ``arguments``, tool results) is masked in its decoded strings too,
+  then written back compactly, so escapes one level down hide nothing either;
+- texts found clean are remembered by hash (bounded), so a conversation's history, resent with every turn, is scanned
+  once rather than on every request.
+
+Keys of objects are not masked (they are field names, part of the request's shape).
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 
-def _word_start(prefix: str) -> str:
-    """``prefix``, not as the continuation of a longer word. The lookbehind comes after the literal so the pattern
-    still starts with one (and keeps ``re``'s fast prefix scan)."""
-    escaped = re.escape(prefix)
-    return f"{escaped}(?<![A-Za-z0-9_\\-]{escaped})"
-
-
-_TOKEN_END = r"(?![A-Za-z0-9_\-])"
-_HAS_DIGIT = r"(?=[A-Za-z_\-]*[0-9])"
-_AWS_SECRET_LABELS = (
-    "aws_secret_access_key|AWS_SECRET_ACCESS_KEY|aws_secret_key|AWS_SECRET_KEY|aws-secret-access-key|"
-    "SecretAccessKey|secretAccessKey|secret_access_key|SECRET_ACCESS_KEY"
-)
-_BEARER_TOKEN = r"(?=[A-Za-z\-._~+/]*[0-9])[A-Za-z0-9\-._~+/]{16,}=*"
+from schemas.events import PolicyDecision
+from services.detection.secrets import may_be_label, secret_regions
 
 
 @dataclass(frozen=True, slots=True)
-class SecretKind:
-    name: str
-    pattern: re.Pattern[str]
-    """A group ``secret``, when present, is the part masked; the rest of the match (a label) is kept."""
-    gate: tuple[str, ...] = ()
-    """Substrings one of which every match contains, checked before the pattern runs; empty when the pattern starts
-    with a literal (its own prefix scan is then as fast as the check)."""
-
-    def mask(self, text: str, match: re.Match[str]) -> tuple[str, int]:
-        """``text`` with this kind masked, from ``match`` (its first occurrence) on."""
-        keeps_label = "secret" in self.pattern.groupindex
-        replacement = f"[REDACTED:{self.name}]"
-        parts: list[str] = []
-        position = count = 0
-        found: re.Match[str] | None = match
-        while found is not None:
-            start, end = found.span("secret") if keeps_label else found.span()
-            parts += (text[position:start], replacement)
-            position = end
-            count += 1
-            found = self.pattern.search(text, found.end())
-        parts.append(text[position:])
-        return "".join(parts), count
+class Redaction:
+    location: str
+    """Where, as a path into the request body: ``request.messages[3].content``."""
+    kind: str
+    count: int
 
 
-def _contains_any(text: str, needles: tuple[str, ...]) -> bool:
-    # A plain loop: measurably faster than any() over a generator on this path.
-    for needle in needles:  # noqa: SIM110
-        if needle in text:
-            return True
-    return False
-
-
-KINDS: tuple[SecretKind, ...] = (
-    SecretKind(
-        "private_key",
-        re.compile(
-            r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
-            r"[\s\S]*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"  # a truncated block is masked to the end
-        ),
-    ),
-    SecretKind("anthropic_api_key", re.compile(_word_start("sk-ant-") + r"[a-z]+[0-9]*-[A-Za-z0-9_\-]{32,}")),
-    SecretKind(
-        "openai_api_key",
-        re.compile(
-            _word_start("sk-")
-            + r"(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{32,}|"
-            + _HAS_DIGIT
-            + r"[A-Za-z0-9]{32,}"
-            + _TOKEN_END
-            + ")"
-        ),
-    ),
-    SecretKind("google_api_key", re.compile(_word_start("AIza") + r"[0-9A-Za-z_\-]{35}" + _TOKEN_END)),
-    SecretKind(
-        "aws_access_key_id",
-        re.compile(r"A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])"),
-    ),
-    SecretKind(
-        "aws_secret_access_key",
-        re.compile(rf"(?:{_AWS_SECRET_LABELS})[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+]{{40}})(?![A-Za-z0-9/+=])"),
-        gate=("ecret", "ECRET"),
-    ),
-    SecretKind("github_token", re.compile(_word_start("gh") + r"[pousr]_[A-Za-z0-9]{36,}(?![A-Za-z0-9])")),
-    SecretKind("github_token", re.compile(_word_start("github_pat_") + r"[A-Za-z0-9_]{40,}")),
-    SecretKind("slack_token", re.compile(_word_start("xox") + r"[abposre]-" + _HAS_DIGIT + r"[A-Za-z0-9\-]{10,}")),
-    SecretKind(
-        "stripe_key",
-        re.compile(r"[rs]k_(?<![A-Za-z0-9_\-][rs]k_)(?:live|test)_[A-Za-z0-9]{16,}(?![A-Za-z0-9])"),
-        gate=("k_live_", "k_test_"),
-    ),
-    SecretKind("jwt", re.compile(_word_start("eyJ") + r"[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*")),
-    SecretKind(
-        "bearer_token",
-        re.compile(rf"(?:Bearer|bearer|BEARER)\s+(?P<secret>{_BEARER_TOKEN})"),
-        gate=("earer", "EARER"),
-    ),
-)
-
-_SCANS = tuple((kind, kind.pattern.search, kind.gate) for kind in KINDS)
 _CLEAN_CAPACITY = 16384
 _clean: set[int] = set()
-"""Hashes of texts known to hold no secret. A false hit needs a 64-bit collision of Python's keyed string hash."""
+"""Hashes of texts (or of a field's key and text) known to hold no secret. A false hit needs a 64-bit collision of
+Python's keyed string hash."""
+
+
+def _remember_clean(marker: int) -> None:
+    if len(_clean) >= _CLEAN_CAPACITY:
+        _clean.clear()  # simple bound; the history re-enters on its next turn
+    _clean.add(marker)
+
+
+def _masked(text: str, counts: dict[str, int], start: int = 0, end: int | None = None) -> str | None:
+    """``text[start:end]`` with every secret found in ``text`` masked (what lies outside, a label, only gives context);
+    None when there is none there."""
+    spans = secret_regions(text)
+    if not spans:
+        return None
+    end = len(text) if end is None else end
+    parts: list[str] = []
+    position = start
+    for span in spans:
+        if span.end <= start or span.start >= end:
+            continue
+        parts += (text[position : max(span.start, start)], f"[REDACTED:{span.kind}]")
+        position = min(span.end, end)
+        counts[span.kind] = counts.get(span.kind, 0) + 1
+    if not parts:
+        return None
+    parts.append(text[position:end])
+    return "".join(parts)
 
 
 def redact_secrets(text: str) -> tuple[str, list[tuple[str, int]]]:
@@ -128,24 +76,127 @@ def redact_secrets(text: str) -> tuple[str, list[tuple[str, int]]]:
 
     Idempotent: a redacted text has nothing left to redact.
     """
-    if len(text) < 16:  # shorter than any secret
-        return text, []
-    if hash(text) in _clean:
-        return text, []
     counts: dict[str, int] = {}
-    for kind, search, gate in _SCANS:
-        if gate and not _contains_any(text, gate):
-            continue
-        match = search(text)
-        if match is not None:
-            text, count = kind.mask(text, match)
-            counts[kind.name] = counts.get(kind.name, 0) + count
-    if not counts:
-        if len(_clean) >= _CLEAN_CAPACITY:
-            _clean.clear()  # simple bound; the history re-enters on its next turn
-        _clean.add(hash(text))
-    return text, list(counts.items())
+    masked = _redact_string(text, None, counts, nested=False)
+    return (text, []) if masked is text else (masked, list(counts.items()))
 
 
-def contains_secret(text: str) -> bool:
-    return bool(redact_secrets(text)[1])
+def _redact_string(text: str, key: str | None, counts: dict[str, int], nested: bool = True) -> str:
+    """One string value (of the object field ``key``, if any), masked; the same object when it holds no secret.
+    ``nested``: JSON held in the string is masked in its own decoded strings too (and written back compactly)."""
+    # A key that could be a credential's label (``password``, ``api_key``) is read with its value, as in a text.
+    labelled = key is not None and may_be_label(key)
+    if len(text) < (4 if labelled else 8):  # shorter than any secret (a labelled one: than any value taken for one)
+        return text
+    holds_json = text.lstrip()[:1] in ("{", "[")
+    # Clean as a whole text is not clean one level down: such a text is remembered only after a nested scan.
+    marker = None if holds_json and not nested else hash((key, text)) if labelled else hash(text)
+    if marker in _clean:
+        return text
+    original = text
+    if holds_json and nested:
+        try:
+            inner = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            inner = None
+        if isinstance(inner, dict | list):
+            found: list[Redaction] = []
+            _walk(inner, [], found)
+            if found:
+                for redaction in found:
+                    counts[redaction.kind] = counts.get(redaction.kind, 0) + redaction.count
+                text = serialise(_walk(exact(text), [], [])).decode()
+    if labelled:
+        label = f'"{key}": "'
+        masked = _masked(f'{label}{text}"', counts, len(label), len(label) + len(text))
+    else:
+        masked = _masked(text, counts)
+    if masked is not None:
+        return masked
+    if text is original and marker is not None:
+        _remember_clean(marker)
+    return text
+
+
+def _leaf(text: str, key: str | None, path: list[str | int], step: str | int, found: list[Redaction]) -> str:
+    """A string in the body (``step`` within ``path``), masked, what was masked noted in ``found``."""
+    counts: dict[str, int] = {}
+    masked = _redact_string(text, key, counts)
+    if counts:
+        where = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" if s else "" for s in (*path, step))
+        found.extend(Redaction(f"request{where}", kind, count) for kind, count in counts.items())
+    return masked
+
+
+def _walk(value: Any, path: list[str | int], found: list[Redaction]) -> Any:
+    """``value`` with secrets masked in every string, noting what was masked where (``path`` leads to ``value``); the
+    same object when none was found (copy on write). Strings shorter than any secret cost no call: most of a body."""
+    if isinstance(value, dict):
+        changed: dict[str, Any] | None = None
+        for name, item in value.items():
+            if isinstance(item, str):
+                if len(item) < 4:
+                    continue
+                new = _leaf(item, name, path, name, found)
+            elif isinstance(item, dict | list):
+                path.append(name)
+                new = _walk(item, path, found)
+                path.pop()
+            else:
+                continue
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[name] = new
+        return value if changed is None else changed
+    if isinstance(value, list):
+        elements: list[Any] | None = None
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                if len(item) < 8:
+                    continue
+                new = _leaf(item, None, path, index, found)
+            elif isinstance(item, dict | list):
+                path.append(index)
+                new = _walk(item, path, found)
+                path.pop()
+            else:
+                continue
+            if new is not item:
+                if elements is None:
+                    elements = list(value)
+                elements[index] = new
+        return value if elements is None else elements
+    return value
+
+
+def redact_json(value: Any) -> tuple[Any, tuple[Redaction, ...]]:
+    """The parsed request body ``value`` with every secret masked, and what was masked where. The same object, and no
+    redactions, when it holds none; ``value`` itself is never changed."""
+    found: list[Redaction] = []
+    if isinstance(value, str):
+        return _leaf(value, None, [], "", found), tuple(found)
+    masked = _walk(value, [], found)
+    return masked, tuple(found)
+
+
+def exact(raw: bytes | str) -> Any:
+    """JSON parsed for writing back: the standard library keeps integers beyond 64 bits exact (``orjson``, used to
+    read requests fast, makes them floats)."""
+    return json.loads(raw)
+
+
+def serialise(value: Any) -> bytes:
+    """Compact JSON, UTF-8, as ``orjson`` writes it, for a tree from :func:`exact`."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def redaction_decisions(redactions: tuple[Redaction, ...]) -> list[PolicyDecision]:
+    """One recorded decision per kind of secret masked."""
+    totals: dict[str, int] = {}
+    for redaction in redactions:
+        totals[redaction.kind] = totals.get(redaction.kind, 0) + redaction.count
+    return [
+        PolicyDecision(kind="redaction", reason=f"masked {count} {kind}", enforced=True)
+        for kind, count in totals.items()
+    ]
