@@ -155,21 +155,6 @@ async def test_bodies_of_several_megabytes_get_through(topics_ready, tmp_path):
     assert found is not None and RequestEvent.model_validate_json(found.value) == request
 
 
-async def test_publishing_never_waits_while_the_broker_is_unreachable_and_spills_to_disk(tmp_path):
-    unreachable = KafkaBus(
-        "127.0.0.1:9", client_id="nowhere", spool_dir=tmp_path / "spool", registry=CollectorRegistry(), buffer_limit=100
-    )
-    await unreachable.start()
-    for n in range(1000):
-        request, _ = interaction("offline", n)
-        unreachable.publish(topics.REQUESTS, request.interaction_id, request)
-    await until(lambda: unreachable.pending() <= 100)
-    await unreachable.stop(timeout=1)
-    assert unreachable.spilled._value.get() == 1000
-    assert unreachable.dropped._value.get() == 0
-    assert sum(1 for p in (tmp_path / "spool").glob("*.jsonl") for _ in p.read_bytes().splitlines()) == 1000
-
-
 async def test_with_batches_in_flight_a_failed_batch_is_read_again_and_all_is_committed(topics_ready, tmp_path):
     group = f"g-{uuid.uuid4().hex[:8]}"
     agent = f"agent-{uuid.uuid4().hex[:8]}"
