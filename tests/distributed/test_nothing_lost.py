@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import re
+import signal
 import time
 import uuid
 
@@ -15,11 +17,15 @@ from prometheus_client import CollectorRegistry
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.topics_admin import create_topics
 from schemas import topics
+from services.logger.service import GROUP as LOGGER_GROUP
 from tests.conftest import API_KEY
 from tests.distributed.events import interaction
 from tests.support.chdb_query import query
+from tests.support.consumer_groups import lag
 from tests.support.processes import WardenProcess
 from tests.support.warden_server import free_port
+
+LOGGER_TOPICS = (topics.REQUESTS, topics.RESPONSES, topics.VIOLATIONS)
 
 
 def metric(url: str, name: str) -> float:
@@ -47,6 +53,22 @@ def stored(tmp_path, agent: str) -> tuple[int, int, int]:
                (SELECT count() FROM warden.interactions WHERE agent_id = '{agent}') AS physical""",
     )
     return row["logical"], row["done"], row["physical"]
+
+
+def wait_until_logged(bootstrap: str, sink: WardenProcess, timeout: float = 120) -> None:
+    """Until the logger has committed every event on its topics (so its rows are written)."""
+    deadline = time.monotonic() + timeout
+    while lag(bootstrap, LOGGER_GROUP, LOGGER_TOPICS) > 0:
+        assert time.monotonic() < deadline, sink.output()
+        time.sleep(0.2)
+
+
+def wait_until_delivered(metrics_url: str, ingress: WardenProcess, timeout: float = 120) -> None:
+    """Until the ingress holds nothing for the broker, in memory or in its event log."""
+    deadline = time.monotonic() + timeout
+    while metric(metrics_url, "warden_bus_buffered_events") > 0 or metric(metrics_url, "warden_bus_spooled_bytes") > 0:
+        assert time.monotonic() < deadline, ingress.output()
+        time.sleep(0.2)
 
 
 async def publish_all(bootstrap: str, tmp_path, events) -> None:
@@ -82,14 +104,7 @@ def test_a_logger_killed_mid_stream_and_restarted_stores_every_interaction_exact
 
     second = logger(tmp_path, kafka_bootstrap).start()
     try:
-        deadline = time.monotonic() + 120
-        while (
-            metric(second.ready_url, "warden_consumer_lag") > 0
-            or metric(second.ready_url, "warden_logger_rows_total") == 0
-        ):
-            assert time.monotonic() < deadline, second.output()
-            time.sleep(0.2)
-        time.sleep(1)
+        wait_until_logged(kafka_bootstrap, second)
         second.interrupt()
     finally:
         second.stop()
@@ -108,7 +123,7 @@ def test_the_ingress_keeps_proxying_while_the_broker_is_down_and_delivers_everyt
         "WARDEN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "WARDEN_OPENAI_BASE_URL": fake_openai.url + "/v1",
         "WARDEN_HOST": "127.0.0.1",
-        "WARDEN_BUS_BUFFER_LIMIT": "50",
+        "WARDEN_BUS_BUFFER_MAX_BYTES": "20000",
     }
     ingress = WardenProcess(
         ["ingress", "--port", str(port), "--data-dir", str(tmp_path / "ingress")],
@@ -141,19 +156,11 @@ def test_the_ingress_keeps_proxying_while_the_broker_is_down_and_delivers_everyt
             answered += list(pool.map(call, range(400, 500)))
         assert len(answered) == 500
         print(f"slowest proxied request during the outage test: {max(latencies):.3f}s")
-        deadline = time.monotonic() + 120
         ingress_metrics = f"http://127.0.0.1:{port}/metrics"
-        while True:
-            pending = metric(ingress_metrics, "warden_bus_buffered_events") + metric(
-                ingress_metrics, "warden_bus_spooled_bytes"
-            )
-            if pending == 0 and metric(sink.ready_url, "warden_consumer_lag") == 0:
-                break
-            assert time.monotonic() < deadline, ingress.output()
-            time.sleep(0.5)
+        wait_until_delivered(ingress_metrics, ingress)
         spilled = metric(ingress_metrics, "warden_bus_spilled_events_total")
         dropped = metric(ingress_metrics, "warden_bus_dropped_events_total")
-        time.sleep(2)
+        wait_until_logged(kafka_bootstrap, sink)
         sink.interrupt()
     finally:
         ingress.stop()
@@ -164,3 +171,94 @@ def test_the_ingress_keeps_proxying_while_the_broker_is_down_and_delivers_everyt
     assert (logical, done) == (500, 500)
     assert spilled > 0, "the outage never reached the disk spool"
     assert dropped == 0
+
+
+def start_ingress(tmp_path, bootstrap: str, upstream: str, port: int) -> WardenProcess:
+    return WardenProcess(
+        ["ingress", "--port", str(port), "--data-dir", str(tmp_path / "ingress")],
+        {"WARDEN_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "WARDEN_OPENAI_BASE_URL": upstream, "WARDEN_HOST": "127.0.0.1"},
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    ).start()
+
+
+def answer(port: int, agent: str, count: int) -> list[str]:
+    sdk = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1/openai",
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"X-Archestra-Agent-Id": agent},
+        timeout=30,
+    )
+
+    def call(n: int) -> str:
+        return sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"n{n}"}]).id
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        return list(pool.map(call, range(count)))
+
+
+def deliver_and_count(tmp_path, bootstrap: str, upstream: str, agent: str) -> tuple[int, int, int]:
+    """Start the ingress again on its data directory and a logger; once everything is stored, count it."""
+    port = free_port()
+    ingress = start_ingress(tmp_path, bootstrap, upstream, port)
+    sink = logger(tmp_path, bootstrap).start()
+    try:
+        wait_until_delivered(f"http://127.0.0.1:{port}/metrics", ingress)
+        wait_until_logged(bootstrap, sink)
+        sink.interrupt()
+    finally:
+        ingress.stop()
+        sink.stop()
+    return stored(tmp_path, agent)
+
+
+def test_an_ingress_killed_during_a_broker_pause_loses_nothing_it_answered(
+    kafka_broker, kafka_bootstrap, fake_openai, tmp_path
+):
+    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
+    agent = f"paused-{uuid.uuid4().hex[:8]}"
+    upstream = fake_openai.url + "/v1"
+    port = free_port()
+    ingress = start_ingress(tmp_path, kafka_bootstrap, upstream, port)
+    total = 300
+    try:
+        os.kill(kafka_broker.pid, signal.SIGSTOP)  # the broker hangs: no error, no acknowledgement
+        try:
+            assert len(answer(port, agent, total)) == total
+            # Each answered interaction is two events; once the log has them all (fsynced), the crash comes.
+            deadline = time.monotonic() + 60
+            url = f"http://127.0.0.1:{port}/metrics"
+            while metric(url, "warden_bus_spilled_events_total") < 2 * total:
+                assert time.monotonic() < deadline, ingress.output()
+                time.sleep(0.01)
+            ingress.kill9()
+        finally:
+            os.kill(kafka_broker.pid, signal.SIGCONT)
+    finally:
+        ingress.stop()
+    logical, done, physical = deliver_and_count(tmp_path, kafka_bootstrap, upstream, agent)
+    assert (logical, done) == (total, total)  # nothing lost, and each interaction once
+    assert physical >= total
+
+
+def test_a_graceful_stop_with_the_broker_away_is_quick_and_loses_nothing(
+    kafka_broker, kafka_bootstrap, fake_openai, tmp_path
+):
+    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
+    agent = f"stopped-{uuid.uuid4().hex[:8]}"
+    upstream = fake_openai.url + "/v1"
+    port = free_port()
+    ingress = start_ingress(tmp_path, kafka_bootstrap, upstream, port)
+    total = 200
+    try:
+        kafka_broker.stop()
+        assert len(answer(port, agent, total)) == total
+        began = time.monotonic()
+        ingress.interrupt(timeout=10)  # fails beyond 10 s
+        print(f"graceful stop with the broker away: {time.monotonic() - began:.2f}s")
+        assert ingress.proc is not None and ingress.proc.returncode == 0, ingress.output()
+    finally:
+        ingress.stop()
+        kafka_broker.start()
+    logical, done, _ = deliver_and_count(tmp_path, kafka_bootstrap, upstream, agent)
+    assert (logical, done) == (total, total)
