@@ -53,7 +53,7 @@ async def test_events_reach_a_consumer_group_keyed_by_interaction(topics_ready, 
     for event in sent:
         producer.publish(topics.REQUESTS, event.interaction_id, event)
     await until(lambda: len(seen) >= 50)
-    await producer.stop()
+    await producer.stop(timeout=60)
     await consumer.stop()
     assert sorted(d.event.interaction_id for d in seen) == sorted(e.interaction_id for e in sent)
     assert all(d.key == d.event.interaction_id for d in seen)
@@ -77,7 +77,7 @@ async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_
     sent = [interaction(agent, n)[0] for n in range(20)]
     for event in sent:
         producer.publish(topics.REQUESTS, event.interaction_id, event)
-    await producer.stop()
+    await producer.stop(timeout=60)
 
     consumer = bus(topics_ready, tmp_path, "consumer")
     consumer.subscribe(Subscription((topics.REQUESTS,), group, flaky, max_wait_s=0.2))
@@ -128,7 +128,7 @@ async def test_bodies_of_several_megabytes_get_through(topics_ready, tmp_path):
     producer = bus(topics_ready, tmp_path, "producer")
     await producer.start()
     producer.publish(topics.REQUESTS, request.interaction_id, request)
-    await producer.stop()
+    await producer.stop(timeout=60)
     assert producer.delivered.labels(topics.REQUESTS)._value.get() == 1
 
     consumer = AIOKafkaConsumer(
@@ -163,7 +163,7 @@ async def test_with_batches_in_flight_a_failed_batch_is_read_again_and_all_is_co
     sent = [interaction(agent, n)[0] for n in range(120)]
     for event in sent:
         producer.publish(topics.REQUESTS, event.interaction_id, event)
-    await producer.stop()
+    await producer.stop(timeout=60)
 
     running, most_running = 0, 0
     calls: list[list[str]] = []

@@ -63,7 +63,7 @@ async def test_the_logger_dead_letters_malformed_events_and_stores_the_rest_afte
     await producer.start()
     for event in events[:300]:
         producer.publish(topics.REQUESTS if event.type == "request" else topics.RESPONSES, event.interaction_id, event)
-    await producer.stop()
+    await producer.stop(timeout=60)
     broken = {f"broken-{uuid.uuid4().hex[:8]}": b'{"interaction_id": "x", "status": ', f"empty-{agent}": b"{}"}
     raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await raw.start()
@@ -74,7 +74,7 @@ async def test_the_logger_dead_letters_malformed_events_and_stores_the_rest_afte
     await producer.start()
     for event in events[300:]:
         producer.publish(topics.REQUESTS if event.type == "request" else topics.RESPONSES, event.interaction_id, event)
-    await producer.stop()
+    await producer.stop(timeout=60)
 
     store = RecordingStore(failures=3)  # ClickHouse away for the first attempts
     bus = KafkaBus(kafka_bootstrap, client_id="logger", spool_dir=tmp_path / "l", registry=CollectorRegistry())

@@ -12,6 +12,7 @@ import uuid
 
 import httpx
 import openai
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from plumbing.bus.kafka import KafkaBus
@@ -20,6 +21,7 @@ from schemas import topics
 from services.logger.service import GROUP as LOGGER_GROUP
 from tests.conftest import API_KEY
 from tests.distributed.events import interaction
+from tests.distributed.test_logger_on_kafka import dead_letters
 from tests.support.chdb_query import query
 from tests.support.consumer_groups import lag
 from tests.support.processes import WardenProcess
@@ -78,8 +80,8 @@ async def publish_all(bootstrap: str, tmp_path, events) -> None:
     await bus.start()
     for event in events:
         bus.publish(topics.REQUESTS if event.type == "request" else topics.RESPONSES, event.interaction_id, event)
-    await bus.stop()
-    assert bus.spilled._value.get() == 0
+    await bus.stop(timeout=120)
+    assert sum(bus.delivered.labels(t)._value.get() for t in (topics.REQUESTS, topics.RESPONSES)) == len(events)
 
 
 def test_a_logger_killed_mid_stream_and_restarted_stores_every_interaction_exactly_once(kafka_bootstrap, tmp_path):
@@ -98,6 +100,9 @@ def test_a_logger_killed_mid_stream_and_restarted_stores_every_interaction_exact
         first.kill9()
     finally:
         first.stop()
+    # Poison among the rest: payloads no event model reads, keyed like interactions.
+    poison = {f"poison-{agent}-{n}": payload for n, payload in enumerate([b"{", b"{}", b"null", b"\xff\xfe", b"[1]"])}
+    asyncio.run(send_raw(kafka_bootstrap, topics.RESPONSES, poison))
     asyncio.run(publish_all(kafka_bootstrap, tmp_path, events[len(events) * 2 // 3 :]))
     partial = stored(tmp_path, agent)
     assert partial[0] < total
@@ -111,6 +116,18 @@ def test_a_logger_killed_mid_stream_and_restarted_stores_every_interaction_exact
     logical, done, physical = stored(tmp_path, agent)
     assert logical == total and done == total
     assert physical >= total  # redelivered rows exist physically and fold into one logical row each
+    letters = asyncio.run(dead_letters(kafka_bootstrap, set(poison)))
+    assert set(letters) == set(poison)  # each with its reason, none stored
+
+
+async def send_raw(bootstrap: str, topic: str, payloads: dict[str, bytes]) -> None:
+    raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await raw.start()
+    try:
+        for key, payload in payloads.items():
+            await raw.send_and_wait(topic, payload, key=key.encode())
+    finally:
+        await raw.stop()
 
 
 def test_the_ingress_keeps_proxying_while_the_broker_is_down_and_delivers_everything_after(
