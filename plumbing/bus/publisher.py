@@ -228,13 +228,7 @@ class KafkaPublisher:
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=self._delivery_timeout_ms,
         )
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 2)
-            raise
-        return producer
+        return await started(producer)
 
     async def _send_loop(self) -> None:
         backoff = 0.2
@@ -326,6 +320,17 @@ class KafkaPublisher:
                 await asyncio.wait_for(producer.stop(), 2)
         if not self._stopping:
             await asyncio.sleep(0.5)
+
+
+async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+    """``producer`` started; one that cannot start is stopped (bounded: with no broker its stop may hang)."""
+    try:
+        await producer.start()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 2)
+        raise
+    return producer
 
 
 def in_pending(entry: _Entry, pending: deque[_Entry]) -> bool:

@@ -17,6 +17,7 @@ from typing import Generic
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from plumbing.bus.publisher import started
 from plumbing.bus.topics_admin import compacted_topic_partitions
 from plumbing.config.base import Listener, M
 from plumbing.config.file_map import FileMap
@@ -61,14 +62,9 @@ class KafkaMap(Generic[M]):
 
     async def _write(self, key: str, payload: bytes | None) -> None:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=True)
-            try:
-                await producer.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(producer.stop(), 2)
-                raise
-            self._producer = producer
+            self._producer = await started(
+                AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=True)
+            )
         written = await self._producer.send_and_wait(self.topic, payload, key=key.encode())
         # Read-your-writes: return once this instance's copy has read past the change.
         with contextlib.suppress(TimeoutError):

@@ -198,6 +198,14 @@ def start_ingress(tmp_path, bootstrap: str, upstream: str, port: int) -> WardenP
     ).start()
 
 
+def ingress_for(tmp_path, bootstrap: str, fake_openai, prefix: str) -> tuple[str, str, int, WardenProcess]:
+    """(agent id, upstream URL, port, the running ingress process)."""
+    asyncio.run(create_topics(bootstrap, partitions=3))
+    upstream = fake_openai.url + "/v1"
+    port = free_port()
+    return f"{prefix}-{uuid.uuid4().hex[:8]}", upstream, port, start_ingress(tmp_path, bootstrap, upstream, port)
+
+
 def answer(port: int, agent: str, count: int) -> list[str]:
     sdk = openai.OpenAI(
         base_url=f"http://127.0.0.1:{port}/v1/openai",
@@ -232,11 +240,7 @@ def deliver_and_count(tmp_path, bootstrap: str, upstream: str, agent: str) -> tu
 def test_an_ingress_killed_during_a_broker_pause_loses_nothing_it_answered(
     kafka_broker, kafka_bootstrap, fake_openai, tmp_path
 ):
-    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
-    agent = f"paused-{uuid.uuid4().hex[:8]}"
-    upstream = fake_openai.url + "/v1"
-    port = free_port()
-    ingress = start_ingress(tmp_path, kafka_bootstrap, upstream, port)
+    agent, upstream, port, ingress = ingress_for(tmp_path, kafka_bootstrap, fake_openai, "paused")
     total = 300
     try:
         os.kill(kafka_broker.pid, signal.SIGSTOP)  # the broker hangs: no error, no acknowledgement
@@ -261,11 +265,7 @@ def test_an_ingress_killed_during_a_broker_pause_loses_nothing_it_answered(
 def test_a_graceful_stop_with_the_broker_away_is_quick_and_loses_nothing(
     kafka_broker, kafka_bootstrap, fake_openai, tmp_path
 ):
-    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
-    agent = f"stopped-{uuid.uuid4().hex[:8]}"
-    upstream = fake_openai.url + "/v1"
-    port = free_port()
-    ingress = start_ingress(tmp_path, kafka_bootstrap, upstream, port)
+    agent, upstream, port, ingress = ingress_for(tmp_path, kafka_bootstrap, fake_openai, "stopped")
     total = 200
     try:
         kafka_broker.stop()
