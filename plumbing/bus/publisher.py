@@ -37,7 +37,7 @@ SEND_MAX_BYTES = 8 * 1024 * 1024
 
 
 class _Entry:
-    __slots__ = ("born", "counted", "event", "key", "logged", "payload", "seq", "topic")
+    __slots__ = ("acked", "born", "counted", "event", "key", "logged", "payload", "seq", "topic")
 
     def __init__(self, seq: int, topic: str, key: str, event: BaseModel | None, payload: bytes | None) -> None:
         self.seq = seq
@@ -47,6 +47,7 @@ class _Entry:
         self.payload = payload
         self.born = time.monotonic()
         self.logged = False
+        self.acked = False
         self.counted = False  # its bytes are in the memory total
 
     def encoded(self) -> bytes:
@@ -84,6 +85,7 @@ class KafkaPublisher:
         self._unlogged: deque[_Entry] = deque()  # not yet looked at by the log task, in order
         self._memory_bytes = 0
         self._retry: list[_Entry] = []  # taken, not acknowledged: sent again first
+        self._inflight: list[_Entry] = []  # being sent
         self._on_disk: tuple[int, int] | None = None  # sequence numbers only the log holds now
         self._delivered_through = -1
         self._next_seq = 0
@@ -126,6 +128,9 @@ class KafkaPublisher:
     async def start(self) -> None:
         left = await asyncio.to_thread(self.spool.open)
         self._next_seq = self.spool.next_seq
+        for entry in self._pending:  # published before the start: numbered after what the log holds
+            entry.seq = self._next_seq
+            self._next_seq += 1
         if left is not None:
             self._on_disk = left
             log.info("replaying the write-ahead log", extra={"fields": {"events_up_to": left[1] - left[0] + 1}})
@@ -145,7 +150,8 @@ class KafkaPublisher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self._log(force=True)
-        lost = sum(1 for entry in (*self._retry, *self._pending) if not entry.logged)
+        waiting = {id(e): e for e in (*self._inflight, *self._retry, *self._pending)}.values()
+        lost = sum(1 for entry in waiting if not entry.logged and not entry.acked)
         if lost:
             self.dropped.inc(lost)
             log.error("events lost at stop: the event log is full", extra={"fields": {"dropped": lost}})
@@ -175,7 +181,7 @@ class KafkaPublisher:
         batch: list[_Entry] = []
         while self._unlogged:
             entry = self._unlogged[0]
-            if entry.seq <= self._delivered_through or (entry.payload is None and entry.event is None):
+            if entry.acked or entry.seq <= self._delivered_through:
                 self._unlogged.popleft()  # acknowledged already
                 continue
             if not force and entry.born > cutoff:
@@ -257,7 +263,9 @@ class KafkaPublisher:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), 0.5)
                     continue
+                self._inflight = batch
                 self._retry = await self._send(batch)
+                self._inflight = []
                 if self._retry:
                     await self._reconnect()
                     continue
@@ -309,8 +317,8 @@ class KafkaPublisher:
                 failed.append(entry)
                 continue
             self.delivered.labels(entry.topic).inc()
-            if not entry.logged:
-                entry.payload = entry.event = None  # acknowledged: the log task skips it, memory lets it go
+            entry.acked = True  # the log task skips it
+            entry.payload = entry.event = None
         return failed
 
     async def _reconnect(self) -> None:

@@ -124,6 +124,12 @@ class Spool:
         segment = _Segment(first, self.directory / f"wal-{first:020d}.log")
         segment.handle = open(segment.path, "ab", buffering=0)  # noqa: SIM115 - the open segment
         self._segments.append(segment)
+        # The new file's name must survive a power loss too, not only its contents.
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
         return segment
 
     @staticmethod
