@@ -4,17 +4,20 @@ processes on a real broker; and no process waits for the broker to start serving
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import openai
-import pytest
 from pydantic import BaseModel
 
+from plumbing.bus.topics_admin import create_topics
+from plumbing.config.file_map import FileMap
 from plumbing.config.kafka_map import KafkaMap
 from schemas import topics
+from schemas.profiles import Profile, ProfileSpec, new_profile
 from schemas.quarantine import Quarantine
 from tests.conftest import API_KEY
 from tests.support.processes import WardenProcess
@@ -77,6 +80,7 @@ def until(condition, what: str) -> float:
 
 
 def test_profiles_and_quarantines_reach_every_process(kafka_bootstrap, fake_openai, tmp_path):
+    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
     upstream = fake_openai.url + "/v1"
     console, console_url = start_console(tmp_path, kafka_bootstrap)
     first, first_url = start_ingress(tmp_path, "ingress-1", kafka_bootstrap, upstream)
@@ -188,8 +192,22 @@ async def test_with_the_broker_away_a_start_serves_the_local_copy_at_once(kafka_
             await kafka_broker.astart()
 
 
-@pytest.fixture(autouse=True)
-def _topics(kafka_bootstrap):
-    from plumbing.bus.topics_admin import create_topics
-
-    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
+def test_an_ingress_with_the_broker_away_serves_the_profiles_it_knew(fake_openai, tmp_path):
+    profile = new_profile(ProfileSpec(name="known", mode="restrictive", redact_secrets=True))
+    copy = FileMap(tmp_path / "ingress" / "profiles.cache.json", Profile)
+    copy.apply(profile.id, profile)  # what an earlier run read from the topic
+    copy.close()
+    with socket.socket() as closed:  # a port nobody listens on: the broker is away
+        closed.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{closed.getsockname()[1]}"
+        began = time.monotonic()
+        ingress, url = start_ingress(tmp_path, "ingress", bootstrap, fake_openai.url + "/v1")
+        print(f"ingress ready with the broker away in {time.monotonic() - began:.2f}s")
+        try:
+            status, marker = ask(url, profile.id)
+            assert status == 200
+            sent = next(r.raw_body.decode() for r in reversed(fake_openai.received) if marker.encode() in r.raw_body)
+            assert AWS_KEY not in sent and "[REDACTED:aws_access_key_id]" in sent
+            assert ask(url, str(uuid.uuid4()))[0] == 404
+        finally:
+            ingress.interrupt(timeout=10)
