@@ -8,6 +8,7 @@ the journal starts again. Loading reads the snapshot, then replays the journal (
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ import orjson
 
 from plumbing.config.base import Listener, M
 
+log = logging.getLogger(__name__)
 MIN_JOURNAL_LINES = 256
 """The journal is folded into the snapshot only beyond this many lines (and beyond the number of keys)."""
 
@@ -39,8 +41,15 @@ class FileMap(Generic[M]):
     def load(self) -> None:
         self._items = {}
         if self.path.exists():
-            raw = orjson.loads(self.path.read_bytes() or b"{}")
-            self._items = {key: self.model.model_validate(value) for key, value in raw.items()}
+            try:
+                raw = orjson.loads(self.path.read_bytes() or b"{}")
+                self._items = {key: self.model.model_validate(value) for key, value in raw.items()}
+            except (orjson.JSONDecodeError, ValueError):
+                if self._fsync:
+                    raise  # the record itself: never start from nothing in its place
+                # A copy written without fsync, cut by a power loss: the topic it copies fills it again.
+                log.warning("local copy unreadable; starting empty", extra={"fields": {"path": str(self.path)}})
+                self._items = {}
         self._journal_lines = 0
         if self.journal_path.exists():
             for line in self.journal_path.read_bytes().splitlines():
