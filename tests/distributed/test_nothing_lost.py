@@ -148,13 +148,7 @@ def test_the_ingress_keeps_proxying_while_the_broker_is_down_and_delivers_everyt
         ready_url=f"http://127.0.0.1:{port}/healthz",
     ).start()
     sink = logger(tmp_path, kafka_bootstrap).start()
-    sdk = openai.OpenAI(
-        base_url=f"http://127.0.0.1:{port}/v1/openai",
-        api_key=API_KEY,
-        max_retries=0,
-        default_headers={"X-Archestra-Agent-Id": agent},
-        timeout=30,
-    )
+    sdk = client(port, agent)
 
     latencies: list[float] = []
 
@@ -206,14 +200,18 @@ def ingress_for(tmp_path, bootstrap: str, fake_openai, prefix: str) -> tuple[str
     return f"{prefix}-{uuid.uuid4().hex[:8]}", upstream, port, start_ingress(tmp_path, bootstrap, upstream, port)
 
 
-def answer(port: int, agent: str, count: int) -> list[str]:
-    sdk = openai.OpenAI(
+def client(port: int, agent: str) -> openai.OpenAI:
+    return openai.OpenAI(
         base_url=f"http://127.0.0.1:{port}/v1/openai",
         api_key=API_KEY,
         max_retries=0,
         default_headers={"X-Archestra-Agent-Id": agent},
         timeout=30,
     )
+
+
+def answer(port: int, agent: str, count: int) -> list[str]:
+    sdk = client(port, agent)
 
     def call(n: int) -> str:
         return sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"n{n}"}]).id
