@@ -60,7 +60,7 @@ async def preload(bootstrap: str, count: int, agent: str, spool: Path) -> float:
         client_id="bench-producer",
         spool_dir=spool,
         registry=CollectorRegistry(),
-        buffer_limit=10**7,
+        buffer_max_bytes=2**34,
         hard_limit=10**7,
     )
     await bus.start()

@@ -17,10 +17,14 @@ class CommonSettings(BaseSettings):
     """Kafka brokers (``host:port,…``). Unset: the in-process bus (embedded default)."""
     clickhouse_url: str | None = None
     """A ClickHouse server (``http://user:pass@host:8123``). Unset: chDB under ``data_dir``."""
-    bus_buffer_limit: int = 20_000
-    """Events kept in memory while the broker is slow or away; beyond it they are spilled to the disk spool."""
+    bus_buffer_max_bytes: int = 64 * 1024**2
+    """Bytes of events kept in memory while the broker is slow or away; beyond it the oldest are read back from the
+    write-ahead log when the broker returns."""
     bus_spool_max_bytes: int = 2 * 1024**3
-    """Disk spool size; beyond it events are dropped (and counted)."""
+    """Size of the write-ahead log (``<data_dir>/spool/<service>``); beyond it events are dropped (and counted)."""
+    bus_spool_flush_ms: int = 100
+    """An event the broker has not acknowledged is fsynced to the write-ahead log at most this long after it was
+    published: what a crash can lose."""
     admin_token: SecretStr | None = None
     """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>``."""
     log_level: str = "INFO"

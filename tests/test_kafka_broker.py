@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.codec import has_lz4, has_zstd
 from aiokafka.structs import TopicPartition
 
-from tests.support.kafka_broker import MAX_MESSAGE_BYTES, KafkaBroker
+from tests.support.kafka_broker import MAX_MESSAGE_BYTES, NODE_ID, KafkaBroker, probe_broker_ids
 
 # Safety bound so a broken broker fails the test instead of hanging it; never reached when things work.
 _WAIT_S = 90
@@ -181,3 +182,18 @@ async def test_acknowledged_records_survive_a_broker_crash(kafka_broker: KafkaBr
         await producer.send_and_wait(topic, b"after crash", key=b"k")
     records = await _consume(bootstrap, topic, f"group-{uuid.uuid4().hex[:8]}", count=21)
     assert [r.value for r in records] == [*acked, b"after crash"]
+
+
+def test_a_first_start_moves_to_other_ports_when_another_process_took_the_one_picked(tmp_path) -> None:
+    broker = KafkaBroker(workdir=tmp_path / "broker")
+    taken = broker.port
+    with socket.socket() as squatter:  # another process binds the port between the pick and the broker's start
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            broker.start()
+            assert broker.port != taken
+            assert NODE_ID in probe_broker_ids("127.0.0.1", broker.port)
+        finally:
+            broker.close()

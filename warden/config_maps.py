@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from plumbing.config.base import ReplicatedMap
@@ -25,9 +26,10 @@ class ConfigMaps:
         )
 
     async def start(self) -> None:
+        """Returns at once: each map serves its last known copy and catches up in the background."""
         await self.profiles.start()
         await self.quarantines.start()
 
     async def stop(self) -> None:
-        await self.quarantines.stop()
-        await self.profiles.stop()
+        # At once: with the broker away each waits out its own bounded shutdown.
+        await asyncio.gather(self.quarantines.stop(), self.profiles.stop())

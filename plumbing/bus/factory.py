@@ -18,7 +18,8 @@ def make_bus(settings: CommonSettings, client_id: str, registry: CollectorRegist
             client_id=client_id,
             spool_dir=settings.data_dir / "spool" / client_id.split("-")[1],
             registry=registry,
-            buffer_limit=settings.bus_buffer_limit,
+            buffer_max_bytes=settings.bus_buffer_max_bytes,
             spool_max_bytes=settings.bus_spool_max_bytes,
+            spool_flush_ms=settings.bus_spool_flush_ms,
         )
     return InProcessBus()

@@ -1,9 +1,7 @@
 """The distributed bus: Apache Kafka through aiokafka.
 
-Publishing never waits on the broker: ``publish`` appends to an in-memory buffer and returns; a background task sends
-from it with an idempotent, acks=all, compressed producer. While the broker is away (down at start, or gone
-mid-load), the buffer keeps a bounded number of events and the excess is spilled to a spool on disk, replayed once
-the broker is back. Only when the spool is full too are events dropped, and counted.
+Publishing never waits on the broker: ``publish`` hands the event to ``KafkaPublisher`` (plumbing/bus/publisher.py),
+which delivers it, keeping what the broker has not acknowledged in a write-ahead log on disk.
 
 Consumers read batches, hand them to their handler, and commit the batch's offsets only after the handler returned
 (its effect is durable); a failing handler gets the same batch again after a back-off. The next batch is fetched
@@ -21,16 +19,15 @@ import time
 from collections import deque
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, ValidationError
 
 from plumbing.bus.base import Delivery, Subscription
-from plumbing.bus.spool import Record, Spool
+from plumbing.bus.publisher import MAX_MESSAGE_BYTES, KafkaPublisher
 from schemas.events import TOPIC_MODELS
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 FETCH_MAX_BYTES = 64 * 1024 * 1024
 BATCH_MAX_BYTES = 64 * 1024 * 1024
 """A batch stops growing once its payloads reach this size, however few events that is: with large bodies,
@@ -45,206 +42,55 @@ class KafkaBus:
         client_id: str,
         spool_dir: Path,
         registry: CollectorRegistry,
-        buffer_limit: int = 20_000,
-        hard_limit: int = 500_000,
+        buffer_max_bytes: int = 64 * 1024**2,
         spool_max_bytes: int = 2 * 1024**3,
-        send_batch: int = 1000,
-        delivery_timeout_ms: int = 10_000,
+        spool_flush_ms: int = 100,
+        hard_limit: int = 500_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
-        self._buffer: deque[tuple[str, str, BaseModel | bytes]] = deque()
-        self._buffer_limit = buffer_limit
-        self._hard_limit = hard_limit
-        self._spool = Spool(spool_dir, spool_max_bytes)
-        self._send_batch = send_batch
-        self._delivery_timeout_ms = delivery_timeout_ms
-        self._wakeup = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
+        self.publisher = KafkaPublisher(
+            bootstrap_servers,
+            client_id=client_id,
+            spool_dir=spool_dir,
+            registry=registry,
+            buffer_max_bytes=buffer_max_bytes,
+            spool_max_bytes=spool_max_bytes,
+            flush_ms=spool_flush_ms,
+            hard_limit=hard_limit,
+        )
+        self.spilled = self.publisher.spilled
+        self.dropped = self.publisher.dropped
+        self.delivered = self.publisher.delivered
         self._subscriptions: list[Subscription] = []
-        self._tasks: list[asyncio.Task[None]] = []
         self._consumer_tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
         self._stop_consumers = asyncio.Event()
         self._partition_lag: dict[tuple[str, TopicPartition], int] = {}
-        self.buffered = Gauge(
-            "warden_bus_buffered_events", "Events waiting in memory for the broker", registry=registry
-        )
-        self.buffered.set_function(lambda: len(self._buffer))
-        self.spooled_bytes = Gauge(
-            "warden_bus_spooled_bytes", "Bytes of events spilled to disk, not yet delivered", registry=registry
-        )
-        self.spilled = Counter("warden_bus_spilled_events_total", "Events spilled to the disk spool", registry=registry)
-        self.dropped = Counter(
-            "warden_bus_dropped_events_total", "Events dropped: buffer and spool both full", registry=registry
-        )
-        self.delivered = Counter(
-            "warden_bus_delivered_events_total", "Events acknowledged by the broker", ("topic",), registry=registry
-        )
         self.lag = Gauge(
             "warden_consumer_lag", "Messages behind the end of each partition", ("group", "topic"), registry=registry
         )
 
-    # -- publishing ------------------------------------------------------------------------------------------------
-
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
-        if len(self._buffer) >= self._hard_limit:
-            self.dropped.inc()
-            return
-        self._buffer.append((topic, key, event))
-        if len(self._buffer) == 1 or len(self._buffer) >= self._send_batch:
-            self._wakeup.set()
+        self.publisher.publish(topic, key, event)
 
     def subscribe(self, subscription: Subscription) -> None:
         self._subscriptions.append(subscription)
 
     async def start(self) -> None:
+        await self.publisher.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._send_loop()), loop.create_task(self._spill_loop())]
         self._consumer_tasks = [loop.create_task(self._consume(sub)) for sub in self._subscriptions]
 
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Stop consuming, then deliver what is buffered (or spill it to disk if the broker is away)."""
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Stop consuming, then deliver what is waiting for up to ``timeout`` seconds: what is left is in the
+        write-ahead log, delivered by the next start."""
         self._stop_consumers.set()
         if self._consumer_tasks:
             await asyncio.gather(*self._consumer_tasks, return_exceptions=True)
-        self._stopping = True
-        self._wakeup.set()
-        sender = self._tasks[0] if self._tasks else None
-        if sender is not None:
-            with contextlib.suppress(asyncio.TimeoutError, Exception):
-                await asyncio.wait_for(asyncio.shield(sender), timeout)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._buffer:
-            self._spill(len(self._buffer))
-        if self._producer is not None:
-            # aiokafka's stop() waits for ever on a dead broker; what it still held is in the spool already.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), 10)
-            self._producer = None
+        await self.publisher.stop(timeout)
 
     def pending(self) -> int:
-        return len(self._buffer)
-
-    async def _connect(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            client_id=self.client_id,
-            enable_idempotence=True,
-            acks="all",
-            compression_type="zstd",
-            linger_ms=5,
-            max_batch_size=1024 * 1024,
-            max_request_size=MAX_MESSAGE_BYTES,
-            request_timeout_ms=self._delivery_timeout_ms,
-        )
-        try:
-            await producer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 10)
-            raise
-        return producer
-
-    async def _send_loop(self) -> None:
-        backoff = 0.2
-        while True:
-            if self._producer is None:
-                try:
-                    self._producer = await self._connect()
-                    log.info("connected to kafka", extra={"fields": {"bootstrap": self.bootstrap_servers}})
-                    backoff = 0.2
-                except Exception as exc:
-                    if self._stopping:
-                        return
-                    log.warning(
-                        "kafka unavailable, buffering events",
-                        extra={"fields": {"error": str(exc), "buffered": len(self._buffer)}},
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-            try:
-                if self._spool:
-                    await self._replay_spool()
-                    continue
-                if not self._buffer:
-                    if self._stopping:
-                        return
-                    self._wakeup.clear()
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), 0.5)
-                    continue
-                batch = [self._buffer.popleft() for _ in range(min(self._send_batch, len(self._buffer)))]
-                failed = await self._send([(t, k, _encode(e)) for t, k, e in batch])
-                if failed:
-                    self._spool_records(failed)
-                    await self._reconnect()
-            except Exception:
-                log.exception("kafka producer failed; reconnecting")
-                await self._reconnect()
-
-    async def _send(self, records: list[Record]) -> list[Record]:
-        """Send records and wait for the broker's acknowledgements; returns the ones that were not delivered."""
-        assert self._producer is not None
-        futures = []
-        for topic, key, payload in records:
-            try:
-                futures.append(await self._producer.send(topic, payload, key=key.encode()))
-            except Exception as exc:  # the accumulator refused it (closed, timed out, too large)
-                futures.append(exc)
-        failed: list[Record] = []
-        for record, future in zip(records, futures, strict=True):
-            if isinstance(future, Exception):
-                failed.append(record)
-                continue
-            try:
-                await future
-                self.delivered.labels(record[0]).inc()
-            except Exception:
-                failed.append(record)
-        return failed
-
-    async def _replay_spool(self) -> None:
-        oldest = self._spool.oldest()
-        if oldest is None:
-            return
-        path, records = oldest
-        failed = await self._send(records)
-        if failed:
-            await self._reconnect()
-            return
-        path.unlink(missing_ok=True)
-        self.spooled_bytes.set(self._spool.size())
-
-    async def _reconnect(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 10)
-        await asyncio.sleep(0.5)
-
-    async def _spill_loop(self) -> None:
-        """Keeps the in-memory buffer bounded while the broker is slow or away."""
-        while True:
-            await asyncio.sleep(0.1)
-            excess = len(self._buffer) - self._buffer_limit
-            if excess > 0:
-                self._spill(excess)
-
-    def _spill(self, count: int) -> None:
-        taken = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
-        self._spool_records([(t, k, _encode(e)) for t, k, e in taken])
-
-    def _spool_records(self, records: list[Record]) -> None:
-        kept = self._spool.append(records)
-        self.spilled.inc(kept)
-        if kept < len(records):
-            self.dropped.inc(len(records) - kept)
-            log.error("event spool is full; events dropped", extra={"fields": {"dropped": len(records) - kept}})
-        self.spooled_bytes.set(self._spool.size())
+        return self.publisher.pending()
 
     # -- consuming -------------------------------------------------------------------------------------------------
 
@@ -427,10 +273,6 @@ class _Batch:
                 Delivery(topic, r.key.decode("utf-8", "replace") if r.key is not None else None, None, r.value)
                 for r in records
             )
-
-
-def _encode(event: BaseModel | bytes) -> bytes:
-    return event if isinstance(event, bytes) else event.model_dump_json().encode()
 
 
 def _decode(topic: str, key: bytes | None, value: bytes | None) -> Delivery:

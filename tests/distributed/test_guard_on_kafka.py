@@ -40,7 +40,7 @@ async def publish(bootstrap: str, event: RequestEvent, spool) -> None:
     bus = KafkaBus(bootstrap, client_id="test", spool_dir=spool, registry=CollectorRegistry())
     await bus.start()
     bus.publish(topics.REQUESTS, event.interaction_id, event)
-    await bus.stop()
+    await bus.stop(timeout=60)
 
 
 async def find_violation(bootstrap: str, interaction_id: str, timeout: float = 60) -> ViolationEvent:

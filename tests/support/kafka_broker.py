@@ -178,8 +178,12 @@ def free_port() -> int:
 
 
 def _new_cluster_id() -> str:
-    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding, drawn again while it
+    # starts with "-" (1 time in 64), which the storage tool's command line would take for an option.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -257,6 +261,8 @@ class KafkaBroker:
         self.version = version or kafka_version()
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
+        self._ports_picked = port is None and controller_port is None
+        self._served = False  # set once the broker has served: its address is known from then on
         while self.controller_port == self.port:
             self.controller_port = free_port()
         self._owns_workdir = workdir is None
@@ -292,11 +298,19 @@ class KafkaBroker:
 
     def start(self) -> None:
         """Start the broker (formatting storage the first time) and block until it serves metadata."""
-        with self._lock:
-            if self.is_running:
-                return
-            self._spawn()
-        self.wait_ready()
+        while True:
+            with self._lock:
+                if self.is_running:
+                    return
+                self._spawn()
+            try:
+                self.wait_ready()
+            except KafkaBrokerError:
+                if self._move_ports():
+                    continue
+                raise
+            self._served = True
+            return
 
     def stop(self, timeout: float = 60.0) -> None:
         """Graceful shutdown (SIGTERM: controlled shutdown, logs flushed); SIGKILL only if it overstays `timeout`."""
@@ -378,14 +392,33 @@ class KafkaBroker:
     # its clients keep running; the fork itself stays on the caller's thread (see _spawn about PDEATHSIG).
 
     async def astart(self) -> None:
-        if self.is_running:
-            return
-        await asyncio.to_thread(self._prepare)
-        with self._lock:
+        while True:
             if self.is_running:
                 return
-            self._spawn()
-        await asyncio.to_thread(self.wait_ready)
+            await asyncio.to_thread(self._prepare)
+            with self._lock:
+                if self.is_running:
+                    return
+                self._spawn()
+            try:
+                await asyncio.to_thread(self.wait_ready)
+            except KafkaBrokerError:
+                if self._move_ports():
+                    continue
+                raise
+            self._served = True
+            return
+
+    def _move_ports(self) -> bool:
+        """After a first start that failed because another process took one of the free ports picked for it (they are
+        only free when picked): pick new ones and start afresh. Never once clients know the address."""
+        if self._served or not self._ports_picked or "Address already in use" not in self.log_tail(200):
+            return False
+        self.port, self.controller_port = free_port(), free_port()
+        while self.controller_port == self.port:
+            self.controller_port = free_port()
+        shutil.rmtree(self.data_dir, ignore_errors=True)  # formatted with the old controller address
+        return True
 
     async def astop(self, timeout: float = 60.0) -> None:
         await asyncio.to_thread(self.stop, timeout)

@@ -1,0 +1,127 @@
+"""The producer's write-ahead log: what the broker has not acknowledged is on disk, within its byte cap, and reaches
+the broker after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+
+from plumbing.bus.kafka import KafkaBus
+from plumbing.bus.spool import Spool
+from plumbing.bus.topics_admin import create_topics
+from schemas import topics
+from tests.distributed.events import interaction
+
+UNREACHABLE = "127.0.0.1:9"
+
+
+async def until(predicate, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def on_disk(directory) -> list[tuple[int, str, str, bytes]]:
+    spool = Spool(directory, 2**40)
+    left = spool.open()
+    try:
+        return spool.read(left[0], left[1], 10**9, 2**40) if left else []
+    finally:
+        spool.close()
+
+
+def disk_bytes(directory) -> int:
+    return sum(p.stat().st_size for p in directory.glob("wal-*.log"))
+
+
+async def test_publishing_never_waits_on_an_unreachable_broker_and_everything_is_logged_within_the_memory_bound(
+    tmp_path,
+):
+    bus = KafkaBus(
+        UNREACHABLE,
+        client_id="nowhere",
+        spool_dir=tmp_path / "spool",
+        registry=CollectorRegistry(),
+        buffer_max_bytes=20_000,
+    )
+    await bus.start()
+    sent = [interaction("offline", n)[0] for n in range(1000)]
+    for event in sent:
+        bus.publish(topics.REQUESTS, event.interaction_id, event)
+    await until(lambda: bus.spilled._value.get() == 1000)
+    await until(lambda: bus.publisher._memory_bytes <= 20_000)
+    assert bus.pending() < 1000  # the rest left memory: it is read back from the log
+    await bus.stop(timeout=1)
+    assert bus.dropped._value.get() == 0
+    assert [key for _, _, key, _ in on_disk(tmp_path / "spool")] == [e.interaction_id for e in sent]
+
+
+async def test_the_log_never_grows_past_its_byte_cap_and_what_does_not_fit_is_counted(tmp_path):
+    cap = 50_000
+    bus = KafkaBus(
+        UNREACHABLE,
+        client_id="nowhere",
+        spool_dir=tmp_path / "spool",
+        registry=CollectorRegistry(),
+        buffer_max_bytes=10_000,
+        spool_max_bytes=cap,
+    )
+    await bus.start()
+    for n in range(1000):  # about 500 kB of events: ten times the cap
+        event = interaction("offline", n)[0]
+        bus.publish(topics.REQUESTS, event.interaction_id, event)
+    await bus.stop(timeout=1)
+    logged = on_disk(tmp_path / "spool")
+    assert disk_bytes(tmp_path / "spool") <= cap
+    assert len(logged) == bus.spilled._value.get() < 1000
+    assert bus.spilled._value.get() + bus.dropped._value.get() == 1000  # every event delivered, logged or counted
+
+
+async def test_a_restart_delivers_what_the_log_holds_once_the_broker_is_there(kafka_bootstrap, tmp_path):
+    await create_topics(kafka_bootstrap, partitions=3)
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    offline = KafkaBus(UNREACHABLE, client_id="p", spool_dir=tmp_path / "spool", registry=CollectorRegistry())
+    await offline.start()
+    sent = [interaction(agent, n)[0] for n in range(300)]
+    for event in sent:
+        offline.publish(topics.REQUESTS, event.interaction_id, event)
+    await offline.stop(timeout=1)  # nothing reached a broker: all of it is in the log
+
+    online = KafkaBus(kafka_bootstrap, client_id="p", spool_dir=tmp_path / "spool", registry=CollectorRegistry())
+    await online.start()
+    await until(lambda: online.delivered.labels(topics.REQUESTS)._value.get() >= 300)
+    await online.stop()
+    assert disk_bytes(tmp_path / "spool") == 0
+
+    keys: list[str] = []
+    consumer = AIOKafkaConsumer(
+        topics.REQUESTS, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=uuid.uuid4().hex
+    )
+    await consumer.start()
+    try:
+        end = asyncio.get_running_loop().time() + 60
+        while len(keys) < 300 and asyncio.get_running_loop().time() < end:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                keys += [r.key.decode() for r in records if agent.encode() in r.value]
+    finally:
+        await consumer.stop()
+    assert sorted(keys) == sorted(e.interaction_id for e in sent)  # each once
+
+
+async def test_one_log_directory_serves_one_process(tmp_path):
+    first = KafkaBus(UNREACHABLE, client_id="a", spool_dir=tmp_path / "spool", registry=CollectorRegistry())
+    await first.start()
+    second = KafkaBus(UNREACHABLE, client_id="b", spool_dir=tmp_path / "spool", registry=CollectorRegistry())
+    try:
+        try:
+            await second.start()
+        except RuntimeError as exc:
+            assert "another process" in str(exc)
+        else:
+            raise AssertionError("a second bus started on the same log")
+    finally:
+        await first.stop(timeout=1)
