@@ -25,6 +25,8 @@ from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
 from schemas.profiles import Profile
 from schemas.quarantine import Quarantine
+from schemas.sessions import RevokedSession
+from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
 from services.console.profiles_api import ProfilesApi
@@ -36,7 +38,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
-from warden.config_maps import ConfigMaps
+from warden.config_maps import ConfigMaps, revoked_sessions
 from warden.dispatch import Dispatch
 
 log = logging.getLogger("warden")
@@ -56,6 +58,7 @@ class Embedded:
     quarantines: ReplicatedMap[Quarantine]
     guard: GuardService
     app: Dispatch
+    revoked_sessions: ReplicatedMap[RevokedSession]
 
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
@@ -73,16 +76,19 @@ class Embedded:
         guard.register()
         api = InteractionsApi(store)
         profiles_api = ProfilesApi(profiles, lambda: public_url(settings), lambda: list(ingress.upstreams))
-        viewer = Viewer(api, settings.admin_token)
+        revoked = revoked_sessions(settings)
+        access = Access.from_settings(settings, revoked)
+        viewer = Viewer(api, access)
         routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
-        app = Dispatch(ingress, viewer.wrap(console_app(routes, registry, settings.admin_token)))
-        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app)
+        app = Dispatch(ingress, viewer.wrap(console_app(routes, registry, access)))
+        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app, revoked)
 
     async def start(self) -> None:
         applied = await migrate(self.store)
         if applied:
             log.info("schema migrated", extra={"fields": {"applied": applied}})
         await ConfigMaps(self.profiles, self.quarantines).start()
+        await self.revoked_sessions.start()
         await self.bus.start()
         await self.ingress.startup()
 
@@ -91,6 +97,7 @@ class Embedded:
         await self.ingress.shutdown()
         await self.bus.stop()
         self.guard.close()
+        await self.revoked_sessions.stop()
         await ConfigMaps(self.profiles, self.quarantines).stop()
         await self.store.close()
 
@@ -153,7 +160,11 @@ async def serve(settings: IngressSettings) -> None:
     print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)
     print(f"  data directory:   {settings.data_dir.resolve()}", flush=True)
     if settings.admin_token is None:
-        print("  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine", flush=True)
+        print(
+            "  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine, "
+            f"under a loopback name ({', '.join(settings.allowed_hosts)})",
+            flush=True,
+        )
     try:
         await server.serve()
     finally:
