@@ -29,6 +29,8 @@ class Sessions:
         self._key = hmac.new(token.get_secret_value().encode(), _KEY_CONTEXT, hashlib.sha256).digest()
         self.ttl_s = ttl_s
         self.revoked = revoked
+        self._ended_here: dict[str, float] = {}
+        """Sessions this process revoked, by expiry: refused at once, before the replicated list has them back."""
 
     def _sign(self, session_id: str, expires: int) -> str:
         mac = hmac.new(self._key, f"{session_id}.{expires}".encode(), hashlib.sha256).digest()
@@ -50,7 +52,7 @@ class Sessions:
         session_id, expires_text, signature = parts
         if not hmac.compare_digest(signature.encode(), self._sign(session_id, int(expires_text)).encode()):
             return None
-        if int(expires_text) <= now or self.revoked.get(session_id) is not None:
+        if int(expires_text) <= now or session_id in self._ended_here or self.revoked.get(session_id) is not None:
             return None
         return session_id
 
@@ -59,8 +61,12 @@ class Sessions:
         session_id = self.verify(value, now)
         if session_id is None:
             return False
-        expires = datetime.fromtimestamp(int(value.split(".")[1]), UTC)  # type: ignore[union-attr]
-        await self.revoked.put(session_id, RevokedSession(session_id=session_id, expires_at=expires))
+        expiry = int(value.split(".")[1])  # type: ignore[union-attr]
+        self._ended_here = {sid: at for sid, at in self._ended_here.items() if at > now}
+        self._ended_here[session_id] = expiry
+        await self.revoked.put(
+            session_id, RevokedSession(session_id=session_id, expires_at=datetime.fromtimestamp(expiry, UTC))
+        )
         # Entries of sessions that have expired by now say nothing any more: drop them.
         moment = datetime.fromtimestamp(now, UTC)
         for entry in self.revoked.values():
