@@ -28,26 +28,24 @@ UPSTREAM_EXTRA = {
 }
 
 
-def call_openai(warden, provider: str, stream: bool) -> None:
-    sdk = openai.OpenAI(
+def openai_sdk(warden, provider: str) -> openai.OpenAI:
+    return openai.OpenAI(
         base_url=f"{warden.url}/v1/{provider}",
         api_key=API_KEY,
         default_headers={**attribution(new_agent()), **LEAKY},
         max_retries=0,
     )
-    answer = sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}], stream=stream)
+
+
+def call_openai(warden, provider: str, stream: bool) -> None:
+    messages = [{"role": "user", "content": "hello"}]
+    answer = openai_sdk(warden, provider).chat.completions.create(model="gpt-4o", messages=messages, stream=stream)
     if stream:
         list(answer)
 
 
-def call_responses(warden, _: str, stream: bool) -> None:
-    sdk = openai.OpenAI(
-        base_url=f"{warden.url}/v1/openai",
-        api_key=API_KEY,
-        default_headers={**attribution(new_agent()), **LEAKY},
-        max_retries=0,
-    )
-    answer = sdk.responses.create(model="gpt-4o", input="hello", stream=stream)
+def call_responses(warden, provider: str, stream: bool) -> None:
+    answer = openai_sdk(warden, provider).responses.create(model="gpt-4o", input="hello", stream=stream)
     if stream:
         list(answer)
 
