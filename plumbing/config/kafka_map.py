@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Generic
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from plumbing.config.base import Listener, M
 from plumbing.config.file_map import FileMap
@@ -85,19 +85,19 @@ class KafkaMap(Generic[M]):
 
     async def _follow(self) -> None:
         while True:
+            # Subscribed without a group: the consumer takes every partition of the topic as soon as it knows them
+            # (``topics()`` would not do: it fetches metadata without updating what the consumer knows).
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+                self.topic,
+                bootstrap_servers=self.bootstrap_servers,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
             )
             try:
                 await consumer.start()
-                partitions = consumer.partitions_for_topic(self.topic)
-                while not partitions:
-                    await consumer.topics()  # refresh metadata; the topic may be created a moment later
-                    partitions = consumer.partitions_for_topic(self.topic)
-                    if not partitions:
-                        await asyncio.sleep(0.5)
-                assigned = [TopicPartition(self.topic, p) for p in partitions]
-                consumer.assign(assigned)
+                while not consumer.assignment():
+                    await asyncio.sleep(0.1)  # the topic may be created a moment later
+                assigned = sorted(consumer.assignment())
                 await consumer.seek_to_beginning(*assigned)
                 ends = await consumer.end_offsets(assigned)
                 fresh: dict[str, M | None] = {}
@@ -111,7 +111,9 @@ class KafkaMap(Generic[M]):
                                 self._apply(key, value)
                             else:
                                 fresh[key] = value
-                    if not self._caught_up.is_set() and all(await consumer.position(tp) >= ends[tp] for tp in assigned):
+                    if not self._caught_up.is_set() and all(
+                        [await consumer.position(tp) >= ends[tp] for tp in assigned]  # a list: awaits run in order
+                    ):
                         self._replace(fresh)
                         self._caught_up.set()
             except asyncio.CancelledError:

@@ -1,5 +1,6 @@
 """Login sessions across console processes: a session from one ``warden console`` opens the other (same admin token),
-and a logout on one ends it on both (the revocation travels through the replicated configuration on Kafka)."""
+and a logout on one ends it on both (the revocation travels through the replicated configuration on Kafka, as
+profiles do)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def test_a_session_opens_every_console_and_a_logout_ends_it_everywhere(kafka_boo
         deadline = time.monotonic() + 30
         while httpx.get(f"{second_url}/api/interactions", cookies=cookies, timeout=10).status_code != 401:
             assert time.monotonic() < deadline, "the other console still accepts the session"
+            time.sleep(0.2)
+        # Profiles travel the same way: made on one console, served by the other.
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        made = httpx.post(f"{first_url}/api/profiles", json={"name": "replicated"}, headers=bearer, timeout=10)
+        assert made.status_code == 201
+        profile_url = f"{second_url}/api/profiles/{made.json()['id']}"
+        while httpx.get(profile_url, headers=bearer, timeout=10).status_code != 200:
+            assert time.monotonic() < deadline + 30, "the other console does not know the profile"
             time.sleep(0.2)
     finally:
         first.stop()
