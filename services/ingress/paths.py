@@ -8,14 +8,21 @@ would cut the path elsewhere than the client's separators), and control characte
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 MAX_DECODE_ROUNDS = 3
 """A segment still changing after this many decodings is refused outright: no client encodes a path three times."""
 
 
+_SUSPECT = re.compile(rb"[%\\\x00-\x1f\x7f]|/\.")
+"""What any refused path contains somewhere: most paths have none of it and are passed after one scan."""
+
+
 def unsafe_path(raw_path: bytes) -> str | None:
     """Why this path may not be forwarded; None when it may."""
+    if not _SUSPECT.search(raw_path):
+        return None
     for segment in raw_path.decode("latin-1").split("/"):
         decoded = _decoded(segment)
         if decoded is None:
