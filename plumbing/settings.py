@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 class CommonSettings(BaseSettings):
@@ -26,8 +31,41 @@ class CommonSettings(BaseSettings):
     """An event the broker has not acknowledged is fsynced to the write-ahead log at most this long after it was
     published: what a crash can lose."""
     admin_token: SecretStr | None = None
-    """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>``."""
+    """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>`` or a login session."""
+    allowed_hosts: Annotated[list[str], NoDecode] = list(LOOPBACK_HOSTS)
+    """Without an admin token, the read side answers only requests whose ``Host`` is one of these (any port, or the
+    port given): a DNS-rebinding page reaches a loopback address under a name of its own, which is refused."""
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    """Addresses or networks (CIDR) of reverse proxies in front of the console: only from them are
+    ``X-Forwarded-For`` (the client's address) and ``X-Forwarded-Proto`` (TLS or not) believed."""
+    session_ttl_s: float = 12 * 3600
+    """How long a login session lasts."""
+    login_max_failures: int = 5
+    """Failed admin-token attempts (login form or bearer) from one address before it must wait."""
+    login_lockout_s: float = 60.0
+    """The first wait after ``login_max_failures`` failures; it doubles with every further failure (up to an hour)."""
     log_level: str = "INFO"
+
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # The environment gives "a,b" (or a JSON list); files and arguments give lists.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"WARDEN_TRUSTED_PROXIES: {entry!r} is not an address or network") from exc
+        return value
 
     @field_validator("admin_token")
     @classmethod

@@ -11,6 +11,7 @@ from plumbing.settings import CommonSettings
 from schemas import topics
 from schemas.profiles import Profile
 from schemas.quarantine import Quarantine
+from schemas.sessions import RevokedSession
 
 
 @dataclass
@@ -33,3 +34,8 @@ class ConfigMaps:
     async def stop(self) -> None:
         # At once: with the broker away each waits out its own bounded shutdown.
         await asyncio.gather(self.quarantines.stop(), self.profiles.stop())
+
+
+def revoked_sessions(settings: CommonSettings) -> ReplicatedMap[RevokedSession]:
+    """The console's list of logged-out sessions; only processes that serve the console hold it."""
+    return make_map(settings, topics.REVOKED_SESSIONS, RevokedSession, "revoked-sessions")

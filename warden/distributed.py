@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from plumbing.bus.factory import make_bus
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate_when_reachable
+from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
 from services.console.profiles_api import ProfilesApi
@@ -27,7 +28,7 @@ from services.ingress.settings import IngressSettings
 from services.ingress.upstreams import configured_upstreams
 from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
-from warden.config_maps import ConfigMaps
+from warden.config_maps import ConfigMaps, revoked_sessions
 from warden.dispatch import Dispatch
 from warden.embedded import Server, uvicorn_config
 from warden.signals import until_stopped
@@ -53,7 +54,9 @@ async def run_ingress(settings: IngressSettings) -> None:
         profiles=ProfileSnapshot(profiles),
         quarantines=quarantines.get,
     )
-    app = Dispatch(with_access_log(ingress, settings.access_log), console_app([], registry, settings.admin_token))
+    app = Dispatch(
+        with_access_log(ingress, settings.access_log), console_app([], registry, Access.from_settings(settings, None))
+    )
     await config.start()
     await bus.start()
     await ingress.startup()
@@ -122,18 +125,22 @@ async def run_console(settings: ConsoleSettings) -> None:
     public = ingress_settings.public_url or f"http://127.0.0.1:{ingress_settings.port}"
     providers = list(configured_upstreams(ingress_settings))
     api = InteractionsApi(store)
-    viewer = Viewer(api, settings.admin_token)
+    revoked = revoked_sessions(settings)
+    access = Access.from_settings(settings, revoked)
+    viewer = Viewer(api, access)
     routes = [
         *api.routes(),
         *ProfilesApi(profiles, lambda: public, lambda: providers).routes(),
         *QuarantinesApi(quarantines).routes(),
         *viewer.routes(),
     ]
-    app = viewer.wrap(console_app(routes, registry, settings.admin_token))
+    app = viewer.wrap(console_app(routes, registry, access))
     await config.start()
+    await revoked.start()
     print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
     try:
         await Server(uvicorn_config(app, settings.host, settings.console_port)).serve(sockets=[listener])
     finally:
+        await revoked.stop()
         await config.stop()
         await store.close()

@@ -25,6 +25,8 @@ from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
 from schemas.profiles import Profile
 from schemas.quarantine import Quarantine
+from schemas.sessions import RevokedSession
+from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
 from services.console.profiles_api import ProfilesApi
@@ -37,7 +39,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
-from warden.config_maps import ConfigMaps
+from warden.config_maps import ConfigMaps, revoked_sessions
 from warden.dispatch import Dispatch
 from warden.startup import bind
 
@@ -58,6 +60,7 @@ class Embedded:
     quarantines: ReplicatedMap[Quarantine]
     guard: GuardService
     app: Dispatch
+    revoked_sessions: ReplicatedMap[RevokedSession]
 
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
@@ -75,19 +78,22 @@ class Embedded:
         guard.register()
         api = InteractionsApi(store)
         profiles_api = ProfilesApi(profiles, lambda: public_url(settings), lambda: list(ingress.upstreams))
-        viewer = Viewer(api, settings.admin_token)
+        revoked = revoked_sessions(settings)
+        access = Access.from_settings(settings, revoked)
+        viewer = Viewer(api, access)
         routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
         app = Dispatch(
             with_access_log(ingress, settings.access_log),
-            viewer.wrap(console_app(routes, registry, settings.admin_token)),
+            viewer.wrap(console_app(routes, registry, access)),
         )
-        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app)
+        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app, revoked)
 
     async def start(self) -> None:
         applied = await migrate(self.store)
         if applied:
             log.info("schema migrated", extra={"fields": {"applied": applied}})
         await ConfigMaps(self.profiles, self.quarantines).start()
+        await self.revoked_sessions.start()
         await self.bus.start()
         await self.ingress.startup()
 
@@ -96,6 +102,7 @@ class Embedded:
         await self.ingress.shutdown()
         await self.bus.stop()
         self.guard.close()
+        await self.revoked_sessions.stop()
         await ConfigMaps(self.profiles, self.quarantines).stop()
         await self.store.close()
 
@@ -159,7 +166,11 @@ async def serve(settings: IngressSettings) -> None:
     print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)
     print(f"  data directory:   {settings.data_dir.resolve()}", flush=True)
     if settings.admin_token is None:
-        print("  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine", flush=True)
+        print(
+            "  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine, "
+            f"under a loopback name ({', '.join(settings.allowed_hosts)})",
+            flush=True,
+        )
     try:
         await server.serve(sockets=[listener])
     finally:

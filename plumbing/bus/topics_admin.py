@@ -25,9 +25,8 @@ def topic_specs(partitions: int, replication: int, retention_ms: int) -> list[Ne
         "compression.type": "producer",
     }
     specs = [NewTopic(name, partitions, replication, topic_configs=dict(event_config)) for name in topics.EVENTS]
-    specs += [
-        NewTopic(name, 1, replication, topic_configs=dict(COMPACTED)) for name in (topics.PROFILES, topics.QUARANTINES)
-    ]
+    configuration = (topics.PROFILES, topics.QUARANTINES, topics.REVOKED_SESSIONS)
+    specs += [NewTopic(name, 1, replication, topic_configs=dict(COMPACTED)) for name in configuration]
     return specs
 
 

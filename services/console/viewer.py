@@ -9,7 +9,7 @@ editor); a Content-Security-Policy forbids any other script, so even a rendering
 from __future__ import annotations
 
 import asyncio
-import hmac
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
-from pydantic import SecretStr
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -26,13 +26,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plumbing.store.base import Store
-from services.console.access import allowed
+from services.console.access import SESSION_COOKIE, Access, Verdict, bearer
 from services.console.api import InteractionsApi, parse_filter
 from services.console.queries import SEVERITIES, InvalidQuery
 from services.console.transcript import Answer, Conversation, Part, pretty, read_answer, read_request
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "warden_token"
 SEEN_LIMIT = 200
 SEEN_TTL_S = 30.0
 """The filter suggestions are recomputed at most this often: each is a GROUP BY over a week of rows."""
@@ -150,10 +149,11 @@ def _environment() -> jinja2.Environment:
 
 
 class Viewer:
-    def __init__(self, api: InteractionsApi, token: SecretStr | None) -> None:
+    def __init__(self, api: InteractionsApi, access: Access) -> None:
         self.api = api
         self.store: Store = api.store
-        self.token = token
+        self.access = access
+        self.token = access.token
         self.templates = _environment()
         self._seen: dict[str, list[str]] = {}
         self._seen_at = float("-inf")
@@ -173,7 +173,7 @@ class Viewer:
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """Put the login redirect in front of the console (which the admin gate already guards)."""
-        return LoginRedirect(app, self.token)
+        return LoginRedirect(app, self.access)
 
     # -- rendering -----------------------------------------------------------------------------------------------
 
@@ -285,29 +285,43 @@ class Viewer:
 
     async def login(self, request: Request) -> Response:
         target = safe_next(request.query_params.get("next"))
-        if self.token is None:
+        if self.token is None or self.access.sessions is None:
             return RedirectResponse(target, status_code=303)
         if request.method == "GET":
             return self.render("login.html", next=target, error=None, logged_in=False)
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         offered = (form.get("token") or [""])[0]
         target = safe_next((form.get("next") or [target])[0])
-        if not hmac.compare_digest(offered.encode(), self.token.get_secret_value().encode()):
+        decision = self.access.try_token(request.scope, offered)
+        if decision.verdict is Verdict.THROTTLED:
+            wait = math.ceil(decision.retry_after_s)
+            error = f"Too many failed attempts: try again in {wait} s."
+            page = self.render("login.html", 429, next=target, error=error, logged_in=False)
+            page.headers["Retry-After"] = str(wait)
+            return page
+        if not decision.allowed:
             return self.render("login.html", 401, next=target, error="That is not the admin token.", logged_in=False)
+        # The cookie holds a session, never the token: it expires, a logout ends it, and it cannot be replayed as a
+        # bearer token.
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
-            COOKIE,
-            offered,
+            SESSION_COOKIE,
+            self.access.sessions.issue(time.time()),
+            max_age=int(self.access.sessions.ttl_s),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=self.access.over_tls(request.scope),
             path="/",
         )
         return response
 
-    async def logout(self, _: Request) -> Response:
+    async def logout(self, request: Request) -> Response:
+        if self.access.sessions is not None:
+            await self.access.sessions.revoke(request.cookies.get(SESSION_COOKIE), time.time())
         response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(COOKIE, path="/")
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=self.access.over_tls(request.scope)
+        )
         return response
 
 
@@ -333,27 +347,27 @@ def _answer_calls(answer: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class LoginRedirect:
-    """With an admin token set, a browser asking for a page without it is sent to the login form instead of the
-    gate's 401 (the API keeps answering 401 JSON: scripts want a status, not a form)."""
+    """With an admin token set, a browser asking for a page without a session is sent to the login form instead of
+    the gate's 401 (the API keeps answering 401 JSON: scripts want a status, not a form). A request with a bearer
+    header goes on to the gate, which checks (and throttles) it."""
 
-    def __init__(self, app: ASGIApp, token: SecretStr | None) -> None:
+    def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
-        self.token = token
+        self.access = access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is not None and scope["type"] == "http" and _is_page(scope):
+        if (
+            self.access.token is not None
+            and scope["type"] == "http"
+            and _is_page(scope)
+            and bearer(Headers(scope=scope).get("authorization")) is None
+            and self.access.session(scope) is None
+        ):
             request = Request(scope)
-            client = scope.get("client")
-            if not allowed(
-                self.token,
-                request.headers.get("authorization"),
-                request.cookies.get(COOKIE),
-                client[0] if client else None,
-            ):
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-                await response(scope, receive, send)
-                return
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

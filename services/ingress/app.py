@@ -23,6 +23,7 @@ from services.ingress.enforcement import Enforcement, Judged, is_active, recorda
 from services.ingress.headers import client_headers, upstream_headers
 from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
+from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
 from services.ingress.upstreams import Upstream, configured_upstreams
@@ -83,6 +84,11 @@ class Ingress:
             )
             return
         adapter = upstream.adapter
+        # Judged before anything reads the path: a '..' here would climb above the provider's base path upstream.
+        unsafe = unsafe_path(scope.get("raw_path") or scope["path"].encode())
+        if unsafe is not None:
+            await _error(send, adapter, 400, unsafe, new_interaction_id())
+            return
         profile = self.profiles(route.profile_id)
         if profile is None:
             await _error(send, adapter, 404, f"unknown profile {route.profile_id}", new_interaction_id())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -13,26 +15,41 @@ _HOP_BY_HOP = {
     b"transfer-encoding",
     b"upgrade",
 }
-_NOT_FORWARDED_UP = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect"}
-_NOT_FORWARDED_DOWN = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server"}
+# Cookies belong to Warden's own origin (the console's login session), never to the provider; and a provider's
+# Set-Cookie would land on Warden's origin, where the console lives.
+_NOT_FORWARDED_UP = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding", b"expect", b"cookie"}
+_NOT_FORWARDED_DOWN = _HOP_BY_HOP | {b"content-length", b"content-encoding", b"date", b"server", b"set-cookie"}
 ATTRIBUTION_PREFIX = b"x-archestra-"
 INTERACTION_ID_HEADER = b"x-warden-interaction-id"
 
 
+def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The headers a ``Connection`` header names: hop-by-hop for this one connection (RFC 9110 §7.6.1)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(token.strip().lower() for token in value.split(b",") if token.strip())
+    return named
+
+
 def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """The client's headers for the upstream: credentials and provider headers pass, attribution and hop-by-hop do
-    not. Bodies are asked for uncompressed so they can be recorded without inflating them."""
+    """The client's headers for the upstream: credentials and provider headers pass, attribution, cookies and
+    hop-by-hop (including those ``Connection`` names) do not. Bodies are asked for uncompressed so they can be
+    recorded without inflating them."""
+    skip = _NOT_FORWARDED_UP | connection_named(headers)
     out = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in headers
-        if name not in _NOT_FORWARDED_UP and not name.startswith(ATTRIBUTION_PREFIX)
+        if name not in skip and not name.startswith(ATTRIBUTION_PREFIX)
     ]
     out.append(("Accept-Encoding", "identity"))
     return out
 
 
 def client_headers(raw: tuple[tuple[bytes, bytes], ...], interaction_id: bytes) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers for the client (request ids and rate limits included)."""
-    out = [(name.lower(), value) for name, value in raw if name.lower() not in _NOT_FORWARDED_DOWN]
+    """The upstream's response headers for the client (request ids and rate limits included), without hop-by-hop
+    ones (including those its ``Connection`` names) and cookies."""
+    skip = _NOT_FORWARDED_DOWN | connection_named(raw)
+    out = [(name.lower(), value) for name, value in raw if name.lower() not in skip]
     out.append((INTERACTION_ID_HEADER, interaction_id))
     return out

@@ -102,7 +102,8 @@ def test_invalid_policies_are_a_422_naming_the_field(warden):
         response = httpx.post(f"{warden.url}/api/profiles", json=body)
         assert response.status_code == 422, body
         assert field in response.json()["error"]["message"]
-    assert httpx.post(f"{warden.url}/api/profiles", content=b"{nope").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert httpx.post(f"{warden.url}/api/profiles", content=b"{nope", headers=json_type).status_code == 400
 
 
 def test_profiles_survive_a_restart(tmp_path, fake_openai):

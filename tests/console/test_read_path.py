@@ -219,3 +219,36 @@ def test_detail_of_an_interaction_in_flight_and_after_its_response(warden):
         assert detail["request_received"] == request["request_received"]
         assert detail["response_body"] == '{"choices":[]}' and detail["route"] == "/chat/completions"
         assert detail["usage"] == {"input_tokens": 12, "output_tokens": 34, "cached_tokens": None}
+
+
+def test_interactions_started_at_the_same_instant_are_paged_by_the_whole_key(warden):
+    """Many interactions with one ``started_at``: every page size gives each exactly once, in the order of the full
+    sort key (``started_at`` then ``interaction_id``, both newest first), as ClickHouse itself orders them."""
+    agent, user = new_agent(), new_agent("user")
+    instant = datetime.now(UTC).replace(microsecond=123456)
+    made = [halves(agent, user, instant, 200) for _ in range(12)]
+    # One older and one newer interaction around the tie: the cursor must cross into and out of it.
+    made += [
+        halves(agent, user, instant - timedelta(seconds=1), 200),
+        halves(agent, user, instant + timedelta(seconds=1), 200),
+    ]
+    insert(warden, [request for request, _ in made], [response for _, response in made if response is not None])
+
+    async def ordered(embedded) -> list[str]:
+        sql = (
+            "SELECT DISTINCT toString(interaction_id) AS id, started_at FROM warden.interactions "
+            "WHERE agent_id = {a:String} ORDER BY started_at DESC, interaction_id DESC"
+        )
+        return [row["id"] for row in await embedded.store.select(sql, {"a": agent})]
+
+    expected = warden.call(ordered)
+    assert len(expected) == 14
+    # By agent and by user (rows read in order), by session (keys first), with a folded condition.
+    walks = [({"agent_id": agent}, limit) for limit in (1, 4, 50)]
+    walks += [
+        ({"user_id": user}, 3),
+        ({"session_id": f"session-of-{agent}"}, 3),
+        ({"agent_id": agent, "status": "200"}, 2),
+    ]
+    for params, limit in walks:
+        assert ids(walk(warden, **params, limit=limit)) == expected, (params, limit)

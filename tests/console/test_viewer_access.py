@@ -49,7 +49,7 @@ def test_login_only_sends_people_back_to_this_server(guarded):
         assert response.status_code == 303
         assert response.headers["location"] == "/logs"
     wrong = httpx.post(f"{guarded.url}/login", data={"token": "nope", "next": "/logs"})
-    assert wrong.status_code == 401 and "warden_token" not in wrong.headers.get("set-cookie", "")
+    assert wrong.status_code == 401 and "warden_session" not in wrong.headers.get("set-cookie", "")
 
 
 def test_login_form_sets_an_httponly_cookie_that_opens_pages_and_api(browser, guarded):
@@ -67,9 +67,9 @@ def test_login_form_sets_an_httponly_cookie_that_opens_pages_and_api(browser, gu
     page.click("form.login button[type=submit]")
     page.wait_for_url("**/logs?agent_id=a1")
     expect(page.locator("input[name=agent_id]")).to_have_value("a1")
-    (cookie,) = [c for c in page.context.cookies() if c["name"] == "warden_token"]
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "warden_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert "warden_token" not in page.evaluate("document.cookie")
+    assert "warden_session" not in page.evaluate("document.cookie")
     assert page.evaluate("fetch('/api/interactions').then(r => r.status)") == 200
 
     page.click("form.logout button")

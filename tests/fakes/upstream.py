@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from types import TracebackType
 from typing import Literal, Protocol
 
@@ -103,7 +103,11 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
             response.enable_compression()
         return response
 
+    async def add_headers(_: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(state.response_headers)
+
     app = web.Application(middlewares=[envelope], client_max_size=64 * 1024 * 1024)
+    app.on_response_prepare.append(add_headers)
     app.add_routes(fake.routes())
     return app
 
@@ -187,6 +191,15 @@ class FakeUpstream:
         """The base URL the provider's SDK (or Warden's upstream setting) takes, like the real one's default:
         OpenAI `…/v1`, Anthropic and Gemini the root."""
         return f"{self.url}/v1" if self.provider == "openai" else self.url
+
+    @contextlib.contextmanager
+    def answering_with_headers(self, headers: dict[str, str]) -> Iterator[None]:
+        """Add ``headers`` to every answer inside the block."""
+        self._state.response_headers.update(headers)
+        try:
+            yield
+        finally:
+            self._state.response_headers.clear()
 
     @property
     def chunk_delay(self) -> float:

@@ -46,6 +46,8 @@ class FakeState:
     accepted_keys: frozenset[str] | None = None
     record: bool = True
     compress: bool = False
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """Added to every answer, streamed or not (a test sets them to see what Warden passes to its client)."""
     received: list[Received] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -56,6 +58,7 @@ class FakeState:
         self.received.clear()
         self._counter = itertools.count(1)
         self.chunk_delay = chunk_delay
+        self.response_headers.clear()
 
 
 def dumps(payload: Any) -> bytes:

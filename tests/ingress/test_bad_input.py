@@ -63,3 +63,22 @@ def test_the_proxy_keeps_serving_after_bad_input(warden):
     for junk in (b"", b"\xff\xfe", b"[1,2", b"null"):
         assert post(warden, content=junk).status_code < 500
     assert post(warden, json=BODY).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        ("X-Archestra-Agent-Id", "agent_id"),
+        ("X-Archestra-User-Id", "user_id"),
+        ("X-Archestra-Session-Id", "session_id"),
+    ],
+)
+def test_attribution_of_exactly_the_limit_is_kept_and_one_more_is_a_400(warden, header, field):
+    agent = new_agent()
+    longest = (agent + "-" + "x" * 128)[:128]
+    headers = {"X-Archestra-Agent-Id": agent, header: longest}
+    response = post(warden, json=BODY, headers=headers)
+    assert response.status_code == 200, response.text
+    (item,) = warden.wait_for(lambda i: i["status"] == 200, **{field: longest})
+    assert item[field] == longest and len(item[field]) == 128
+    assert_openai_error(post(warden, json=BODY, headers={**headers, header: longest + "y"}), 400, "longer than 128")
