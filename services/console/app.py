@@ -18,12 +18,13 @@ _PROTECTED = ("/api/", "/logs", "/profiles")
 class AdminGate:
     """Refuses the read side to anyone without the admin token (or, with no token set, to anyone not local)."""
 
-    def __init__(self, app: ASGIApp, token: SecretStr | None) -> None:
+    def __init__(self, app: ASGIApp, token: SecretStr | None, protected: tuple[str, ...] = _PROTECTED) -> None:
         self.app = app
         self.token = token
+        self.protected = protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(_PROTECTED):
+        if scope["type"] == "http" and scope["path"].startswith(self.protected):
             request = Request(scope)
             client = scope.get("client")
             if not allowed(
@@ -59,6 +60,9 @@ async def _health(_: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def console_app(routes: list[BaseRoute], registry: CollectorRegistry, token: SecretStr | None) -> ASGIApp:
+def console_app(
+    routes: list[BaseRoute], registry: CollectorRegistry, token: SecretStr | None, protect_metrics: bool = False
+) -> ASGIApp:
+    """``protect_metrics``: ``/metrics`` needs the admin token too (label values come from clients' requests)."""
     app = Starlette(routes=[*routes, metrics_route(registry), Route("/healthz", _health)])
-    return AdminGate(app, token)
+    return AdminGate(app, token, (*_PROTECTED, "/metrics") if protect_metrics else _PROTECTED)

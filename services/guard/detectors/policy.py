@@ -17,6 +17,7 @@ _KINDS: dict[str, tuple[Severity, float, Action]] = {
     "tool_result_blocked": ("high", 1.0, "blocked"),
     "tool_result_untrusted": ("medium", 0.8, "logged"),
     "redaction": ("medium", 1.0, "redacted"),
+    "answer_unjudged": ("medium", 1.0, "blocked"),
 }
 
 
