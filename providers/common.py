@@ -80,7 +80,8 @@ class ViewCache(BoundedDict[Any]):
 
     Agents re-send the whole history on every turn, and both the ingress (policies) and the guard read it: building
     each message's view once and reusing it turns that repeated work into a dictionary lookup. Entries are never
-    changed after they are built (the policies copy what they rewrite), so sharing them is safe.
+    changed after they are built (the policies copy what they rewrite), so sharing them is safe. The cache draws on
+    the process's cache budget (bytes); ``capacity`` also bounds its entries.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:

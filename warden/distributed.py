@@ -10,6 +10,7 @@ import socket
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from plumbing.bounded import BUDGET
 from plumbing.bus.factory import make_bus
 from plumbing.http_limits import AnswerRefusals
 from plumbing.settings import CommonSettings
@@ -61,6 +62,7 @@ class _SignalFreeServer(Server):
 
 
 async def run_ingress(settings: IngressSettings) -> None:
+    BUDGET.resize(settings.cache_max_bytes)
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
     config = ConfigMaps.build(settings)
@@ -113,6 +115,7 @@ async def run_logger(settings: LoggerSettings) -> None:
 
 
 async def run_guard(settings: GuardSettings) -> None:
+    BUDGET.resize(settings.cache_max_bytes)
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("guard"), registry)
     config = ConfigMaps.build(settings)

@@ -18,6 +18,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
+from plumbing.bounded import BUDGET
 from plumbing.bus.base import Bus
 from plumbing.bus.factory import make_bus
 from plumbing.config.base import ReplicatedMap
@@ -62,6 +63,7 @@ class Embedded:
 
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
+        BUDGET.resize(settings.cache_max_bytes)
         registry = CollectorRegistry()
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)

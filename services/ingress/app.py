@@ -153,11 +153,11 @@ class Ingress:
             enforcement = Enforcement(profile, adapter, route.upstream_path)
             prepared = enforcement.prepare(body, parsed)
             sent, recorded = prepared.sent, prepared.recorded
-            del prepared
             ex.decisions = enforcement.request_decisions
             self.recorder.count_redactions(ex, enforcement.verdict)
             # The view the guardrails built is the guard's too, unless they changed what is forwarded.
             view = None if prepared.modified else enforcement.view
+            del prepared
         self.recorder.request(
             ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None, view
         )
@@ -245,12 +245,14 @@ class Ingress:
         limit = self.settings.max_judged_answer_bytes if restrictive else self.settings.max_recorded_body_bytes
         if enforcement is not None and not restrictive:
             limit = max(limit, self.settings.max_judged_answer_bytes)  # permissive: judged after, up to this size
-        kept = Capture(limit)
+        head: list[bytes] = []  # the answer's first chunks, whole, up to the first one past ``limit``
+        size = 0
         chunks = response.content.iter_any()
         try:
             async for chunk in chunks:
-                kept.add(chunk)
-                if not kept.complete:
+                head.append(chunk)
+                size += len(chunk)
+                if size > limit:
                     break
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await self._upstream_failed(send, adapter, ex, 504, "the upstream did not finish its answer in time")
@@ -259,14 +261,14 @@ class Ingress:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream broke off its answer: {exc}")
             return
         headers = client_headers(response.raw_headers, ex.interaction_id.encode())
-        if not kept.complete:
+        if size > limit:
             if restrictive:
                 await self._too_large_to_judge(send, adapter, ex, enforcement)
                 return
-            await self._pass_through(receive, send, ex, adapter, response, headers, kept, chunks, enforcement)
+            await self._pass_through(receive, send, ex, adapter, response, headers, head, chunks, enforcement)
             return
-        payload = kept.value()
-        del kept
+        payload = head[0] if len(head) == 1 else b"".join(head)
+        del head
         judged = Judged()
         if restrictive:
             assert enforcement is not None
@@ -294,7 +296,7 @@ class Ingress:
         adapter: ProviderAdapter,
         response: aiohttp.ClientResponse,
         headers: list[tuple[bytes, bytes]],
-        kept: Capture,
+        head: list[bytes],
         chunks: Any,
         enforcement: Enforcement | None,
     ) -> None:
@@ -306,10 +308,14 @@ class Ingress:
         ex.first_byte = time.perf_counter()
         error = None
         aborted = False
+        kept = Capture(self.settings.max_recorded_body_bytes)
         watch = ClientWatch(receive)
         try:
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
-            await send({"type": "http.response.body", "body": kept.value(), "more_body": True})
+            while head:
+                chunk = head.pop(0)
+                kept.add(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             try:
                 async for chunk in chunks:
                     kept.add(chunk)
