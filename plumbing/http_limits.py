@@ -16,6 +16,7 @@ The time to receive a body is bounded in the application, which reads it (the in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             if self._head_timer is None:
                 self._arm_head_timer()  # the next request on a kept-alive connection has begun
+            room = self.limits.max_header_bytes - self._head_bytes
             if not self._count_head(data):
+                # What fits under the limit is parsed (the request line, the complete headers), then no more.
+                with contextlib.suppress(httptools.HttpParserError):
+                    if room > 0:
+                        self.parser.feed_data(data[:room])
+                self._refusal = None
                 self._refuse(431, f"the request line and headers exceed {self.limits.max_header_bytes} bytes")
                 return
         self._unset_keepalive_if_required()
@@ -186,7 +193,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         scope["extensions"] = {**(scope.get("extensions") or {}), REFUSAL: self._refusal}
         self.cycle = RequestResponseCycle(
             scope=scope,
-            transport=self.transport,
+            transport=_LingeringClose(self.transport, self.loop),  # type: ignore[arg-type]
             flow=self.flow,
             logger=self.logger,
             access_logger=self.access_logger,
@@ -199,6 +206,33 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         )
         self.cycle.more_body = False
         self._start_asgi_task(self.cycle, self.app)
+
+
+class _LingeringClose:
+    """The transport of a refused request's answer. Closing a socket the client is still writing to (the rest of a
+    16 MB header) makes the kernel reset the connection, and the client loses the answer with it: so closing first
+    ends the answer (half-close), lets the client's bytes be read and dropped (``data_received`` ignores them) for
+    at most ``LINGER_S``, then closes."""
+
+    LINGER_S = 2.0
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+
+    def close(self) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        self._loop.call_later(self.LINGER_S, transport.close)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class AnswerRefusals:
