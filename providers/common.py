@@ -87,6 +87,13 @@ class ViewCache(BoundedDict[Any]):
     def __init__(self, capacity: int = 20_000) -> None:
         super().__init__(capacity)
 
+    def put(self, key: Any, value: Any, size: int | None = None) -> Any:
+        # A key from ``cache_key`` is orjson's output, which keeps the room it reserved while writing (up to 16 times
+        # its length): the stored key is an exact copy, so an entry costs what its size says.
+        if isinstance(key, bytes):
+            key = memoryview(key).tobytes()
+        return super().put(key, value, size)
+
 
 def cache_key(*parts: Any) -> bytes:
     return orjson.dumps(parts)
