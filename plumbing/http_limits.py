@@ -109,12 +109,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _count_head(self, data: bytes) -> bool:
         """Count the bytes of ``data`` up to the end of the headers; False when they exceed the limit (before the
         parser has kept them)."""
-        end = data.find(_HEAD_END)
-        if end >= 0:
-            counted = end + len(_HEAD_END)
+        joint = (self._tail + data[:3]).find(_HEAD_END)  # the end split across two reads comes first
+        if joint >= 0:
+            counted = joint + len(_HEAD_END) - len(self._tail)
         else:
-            joint = (self._tail + data[:3]).find(_HEAD_END)  # the end split across two reads
-            counted = joint + len(_HEAD_END) - len(self._tail) if joint >= 0 else len(data)
+            end = data.find(_HEAD_END)
+            counted = end + len(_HEAD_END) if end >= 0 else len(data)
         self._head_bytes += counted
         self._tail = (self._tail + data)[-3:] if len(data) < 3 else data[-3:]
         return self._head_bytes <= self.limits.max_header_bytes
