@@ -39,10 +39,9 @@ READ_FILE_SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, fake_openai, fake_anthropic, fake_gemini) -> Iterator[LimitedWarden]:
-    fakes = {"openai": fake_openai.base_url, "anthropic": fake_anthropic.base_url, "gemini": fake_gemini.base_url}
     process = limited_warden(
         tmp_path_factory.mktemp("limits-answers"),
-        fakes,
+        (fake_openai, fake_anthropic, fake_gemini),
         WARDEN_MAX_RECORDED_BODY_BYTES=str(RECORD_LIMIT),
         WARDEN_MAX_JUDGED_ANSWER_BYTES=str(JUDGE_LIMIT),
     )
@@ -120,7 +119,7 @@ def warm_up(served: LimitedWarden) -> None:
         for stream in (False, True):
             status, _, _ = relay(served, request(served, fmt, "", "warm up", stream, agent))
             assert status == 200
-    served.wait_for(lambda _: _all_stored(served, agent, 8), agent_id=agent)
+    served.wait_for(lambda _: _all_stored(served, agent, 8), timeout=30, agent_id=agent)
 
 
 def _all_stored(served: LimitedWarden, agent: str, count: int) -> bool:

@@ -35,10 +35,9 @@ PATIENCE_S = 60
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, fake_openai, fake_anthropic, fake_gemini) -> Iterator[LimitedWarden]:
-    fakes = {"openai": fake_openai.base_url, "anthropic": fake_anthropic.base_url, "gemini": fake_gemini.base_url}
     process = limited_warden(
         tmp_path_factory.mktemp("limits-requests"),
-        fakes,
+        (fake_openai, fake_anthropic, fake_gemini),
         WARDEN_HEADER_TIMEOUT_S="1",
         WARDEN_BODY_TIMEOUT_S="1",
     )
@@ -98,7 +97,7 @@ def assert_provider_error(provider: str, status: int, body: bytes, words: str) -
 
 
 def recorded(served: LimitedWarden, agent: str, status: int) -> dict:
-    (item,) = served.wait_for(lambda i: i["status"] == status, agent_id=agent)
+    (item,) = served.wait_for(lambda i: i["status"] == status, timeout=30, agent_id=agent)
     return served.detail(item["interaction_id"])
 
 
@@ -148,7 +147,7 @@ def test_half_sent_requests_are_answered_408_and_recorded_and_idle_connections_c
     def refused() -> list[dict]:
         return [i for i in served.interactions(agent_id=agent, limit=100)["items"] if i["status"] == 408]
 
-    served.wait_for(lambda _: len(refused()) == 40, agent_id=agent)
+    served.wait_for(lambda _: len(refused()) == 40, timeout=30, agent_id=agent)
     assert all("headers did not arrive within 1 s" in item["error"] for item in refused())
 
 

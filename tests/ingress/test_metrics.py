@@ -103,9 +103,11 @@ def test_settings_refuse_a_metrics_token_requirement_without_a_token():
 
 
 def test_metrics_behind_the_admin_token(tmp_path, fake_openai, fake_anthropic, fake_gemini):
-    fakes = {"openai": fake_openai.base_url, "anthropic": fake_anthropic.base_url, "gemini": fake_gemini.base_url}
     process = limited_warden(
-        tmp_path / "data", fakes, WARDEN_ADMIN_TOKEN="metrics-t0ken", WARDEN_METRICS_REQUIRE_TOKEN="true"
+        tmp_path / "data",
+        (fake_openai, fake_anthropic, fake_gemini),
+        WARDEN_ADMIN_TOKEN="metrics-t0ken",
+        WARDEN_METRICS_REQUIRE_TOKEN="true",
     )
     try:
         assert httpx.get(f"{process.url}/metrics", timeout=10).status_code == 401

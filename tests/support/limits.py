@@ -4,14 +4,14 @@ be reset)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.fakes.upstream import FakeUpstream
 from tests.support.serve_process import ServeProcess
+from tests.support.warden_server import WardenServer
 
 
 class LimitedWarden(ServeProcess):
@@ -28,18 +28,7 @@ class LimitedWarden(ServeProcess):
     def interactions(self, **params: Any) -> dict[str, Any]:
         return self._get("/api/interactions", **params).json()
 
-    def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0, **params: Any
-    ) -> list[dict[str, Any]]:
-        """Poll the interactions API until some item satisfies ``predicate``; return the matching items."""
-        deadline = time.monotonic() + timeout
-        while True:
-            items = [item for item in self.interactions(**params)["items"] if predicate(item)]
-            if items:
-                return items
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no interaction matched within {timeout} s for {params}")
-            time.sleep(0.05)
+    wait_for = WardenServer.wait_for
 
     def detail(self, interaction_id: str) -> dict[str, Any]:
         return self._get(f"/api/interactions/{interaction_id}").json()
@@ -71,12 +60,13 @@ class LimitedWarden(ServeProcess):
         return self._status("VmHWM")
 
 
-def limited_warden(data_dir: Path, fakes: dict[str, str], **env: str) -> LimitedWarden:
-    """Started against the fake upstreams (``openai``, ``anthropic``, ``gemini`` base URLs), with ``env`` on top."""
+def limited_warden(data_dir: Path, fakes: tuple[FakeUpstream, ...], **env: str) -> LimitedWarden:
+    """Started against the fake upstreams (OpenAI, Anthropic, Gemini, in that order), with ``env`` on top."""
+    openai, anthropic, gemini = fakes
     base = {
-        "WARDEN_OPENAI_BASE_URL": fakes["openai"],
-        "WARDEN_ANTHROPIC_BASE_URL": fakes["anthropic"],
-        "WARDEN_GEMINI_BASE_URL": fakes["gemini"],
+        "WARDEN_OPENAI_BASE_URL": openai.base_url,
+        "WARDEN_ANTHROPIC_BASE_URL": anthropic.base_url,
+        "WARDEN_GEMINI_BASE_URL": gemini.base_url,
     }
     process = LimitedWarden(data_dir, env={**base, **env})
     process.token = env.get("WARDEN_ADMIN_TOKEN")
