@@ -37,14 +37,27 @@ FORMATS = ("openai-chat", "openai-responses", "anthropic", "gemini")
 READ_FILE_SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, fake_openai, fake_anthropic, fake_gemini) -> Iterator[LimitedWarden]:
-    process = limited_warden(
+def start(tmp_path_factory, fakes) -> LimitedWarden:
+    return limited_warden(
         tmp_path_factory.mktemp("limits-answers"),
-        (fake_openai, fake_anthropic, fake_gemini),
+        fakes,
         WARDEN_MAX_RECORDED_BODY_BYTES=str(RECORD_LIMIT),
         WARDEN_MAX_JUDGED_ANSWER_BYTES=str(JUDGE_LIMIT),
     )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, fake_openai, fake_anthropic, fake_gemini) -> Iterator[LimitedWarden]:
+    process = start(tmp_path_factory, (fake_openai, fake_anthropic, fake_gemini))
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def fresh(tmp_path_factory, fake_openai, fake_anthropic, fake_gemini) -> Iterator[LimitedWarden]:
+    """A Warden of its own for one memory measurement: memory an earlier attack made the process take (and keep)
+    would otherwise hide what the next one takes."""
+    process = start(tmp_path_factory, (fake_openai, fake_anthropic, fake_gemini))
     yield process
     process.kill()
 
@@ -128,7 +141,8 @@ def _all_stored(served: LimitedWarden, agent: str, count: int) -> bool:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_an_endless_stream_is_relayed_in_bounded_memory_and_recorded_up_to_the_limit(served, fmt):
+def test_an_endless_stream_is_relayed_in_bounded_memory_and_recorded_up_to_the_limit(fresh, fmt):
+    served = fresh
     warm_up(served)
     agent = new_agent()
     before = served.reset_peak()
@@ -143,7 +157,8 @@ def test_an_endless_stream_is_relayed_in_bounded_memory_and_recorded_up_to_the_l
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_large_answer_passes_through_whole_in_bounded_memory(served, fmt):
+def test_a_large_answer_passes_through_whole_in_bounded_memory(fresh, fmt):
+    served = fresh
     warm_up(served)
     agent = new_agent()
     before = served.reset_peak()
