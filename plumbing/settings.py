@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -44,7 +44,21 @@ class CommonSettings(BaseSettings):
     """Failed admin-token attempts (login form or bearer) from one address before it must wait."""
     login_lockout_s: float = 60.0
     """The first wait after ``login_max_failures`` failures; it doubles with every further failure (up to an hour)."""
+    metrics_require_token: bool = False
+    """When set, ``/metrics`` (on every service) requires the admin token as well; needs ``admin_token``."""
     log_level: str = "INFO"
+    cache_max_bytes: int = 64 * 1024 * 1024
+    """All the hot path's caches together (views of messages seen before, judgements remembered) hold at most this
+    many bytes (estimated); the oldest entries go first."""
+    # -- what one HTTP request may cost the server (every HTTP service: ingress, console, metrics) ------------------
+    max_header_bytes: int = 64 * 1024
+    """Request line and headers together; more is refused with 431."""
+    max_header_count: int = 100
+    """Headers in one request; more is refused with 431."""
+    header_timeout_s: float = 10.0
+    """Time from a request's first byte (or from the connection) to its last header; beyond it, 408."""
+    body_timeout_s: float = 60.0
+    """Time to receive a request's body once its headers are in; beyond it, 408."""
 
     @field_validator("allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
@@ -74,3 +88,10 @@ class CommonSettings(BaseSettings):
         if token is not None and not token.get_secret_value().strip():
             raise ValueError("WARDEN_ADMIN_TOKEN is set but empty; unset it or give it a value")
         return token
+
+    @model_validator(mode="after")
+    def _metrics_token_needs_a_token(self) -> CommonSettings:
+        # Asked to protect /metrics with no token to protect it with: refuse to start rather than leave it open.
+        if self.metrics_require_token and self.admin_token is None:
+            raise ValueError("WARDEN_METRICS_REQUIRE_TOKEN is set but WARDEN_ADMIN_TOKEN is not")
+        return self

@@ -80,11 +80,19 @@ class ViewCache(BoundedDict[Any]):
 
     Agents re-send the whole history on every turn, and both the ingress (policies) and the guard read it: building
     each message's view once and reusing it turns that repeated work into a dictionary lookup. Entries are never
-    changed after they are built (the policies copy what they rewrite), so sharing them is safe.
+    changed after they are built (the policies copy what they rewrite), so sharing them is safe. The cache draws on
+    the process's cache budget (bytes); ``capacity`` also bounds its entries.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
         super().__init__(capacity)
+
+    def put(self, key: Any, value: Any, size: int | None = None) -> Any:
+        # A key from ``cache_key`` is orjson's output, which keeps the room it reserved while writing (up to 16 times
+        # its length): the stored key is an exact copy, so an entry costs what its size says.
+        if isinstance(key, bytes):
+            key = memoryview(key).tobytes()
+        return super().put(key, value, size)
 
 
 def cache_key(*parts: Any) -> bytes:

@@ -32,7 +32,15 @@ class Attribution(BaseModel):
 class PolicyDecision(BaseModel):
     """One thing the inline guardrails decided about an interaction."""
 
-    kind: Literal["tool_call_blocked", "tool_call_allowed", "tool_result_blocked", "tool_result_untrusted", "redaction"]
+    kind: Literal[
+        "tool_call_blocked",
+        "tool_call_allowed",
+        "tool_result_blocked",
+        "tool_result_untrusted",
+        "redaction",
+        "answer_unjudged",
+    ]
+    """``answer_unjudged``: the answer was too large to judge (withheld when enforced)."""
     tool: str | None = None
     tool_call_id: str | None = None
     reason: str = ""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from plumbing.http_limits import AnswerRefusals
+
 
 class Dispatch:
     def __init__(self, ingress: ASGIApp, console: ASGIApp) -> None:
-        self.ingress = ingress
-        self.console = console
+        self.ingress = ingress  # answers refused requests itself, in the provider's shape, and records them
+        self.console = AnswerRefusals(console)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):

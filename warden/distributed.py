@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from plumbing.bounded import BUDGET
 from plumbing.bus.factory import make_bus
+from plumbing.http_limits import AnswerRefusals
+from plumbing.settings import CommonSettings
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate_when_reachable
 from services.console.access import Access
@@ -41,7 +46,26 @@ def instance_id(role: str) -> str:
     return f"warden-{role}-{socket.gethostname()}-{os.getpid()}"
 
 
+def serve_metrics(settings: CommonSettings, port: int, registry: CollectorRegistry) -> asyncio.Task[None] | None:
+    """``/metrics`` of a service with no HTTP server of its own: prometheus_client's own server, or, when the admin
+    token must guard it, the console's gate in a server of Warden's (with the same request limits)."""
+    if not settings.metrics_require_token:
+        start_http_server(port, registry=registry)
+        return None
+    app = AnswerRefusals(console_app([], registry, Access.from_settings(settings, None), protect_metrics=True))
+    server = _SignalFreeServer(uvicorn_config(app, "0.0.0.0", port, settings))
+    return asyncio.get_running_loop().create_task(server.serve())
+
+
+class _SignalFreeServer(Server):
+    """Beside the service's own loop, which handles the signals (``until_stopped``)."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
 async def run_ingress(settings: IngressSettings) -> None:
+    BUDGET.resize(settings.cache_max_bytes)
     listener = bind(settings.host, settings.port)  # before anything starts: a port in use is said at once
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
@@ -50,19 +74,18 @@ async def run_ingress(settings: IngressSettings) -> None:
     ingress = Ingress(
         settings,
         bus,
-        IngressMetrics(registry, settings.agent_label_cap),
+        IngressMetrics.from_settings(registry, settings),
         profiles=ProfileSnapshot(profiles),
         quarantines=quarantines.get,
     )
-    app = Dispatch(
-        with_access_log(ingress, settings.access_log), console_app([], registry, Access.from_settings(settings, None))
-    )
+    console = console_app([], registry, Access.from_settings(settings, None), settings.metrics_require_token)
+    app = Dispatch(with_access_log(ingress, settings.access_log), console)
     await config.start()
     await bus.start()
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
     try:
-        await Server(uvicorn_config(app, settings.host, settings.port)).serve(sockets=[listener])
+        await Server(uvicorn_config(app, settings.host, settings.port, settings)).serve(sockets=[listener])
     finally:
         await ingress.shutdown()
         await bus.stop()
@@ -83,31 +106,36 @@ async def run_logger(settings: LoggerSettings) -> None:
         max_wait_s=settings.logger_max_wait_s,
         group=settings.logger_group,
     ).register()
-    start_http_server(settings.metrics_port, registry=registry)
+    metrics = serve_metrics(settings, settings.metrics_port, registry)
     await bus.start()
     print(f"Warden logger consuming; metrics on :{settings.metrics_port}", flush=True)
     try:
         await until_stopped()
     finally:
+        if metrics is not None:
+            metrics.cancel()
         await bus.stop()
         await store.close()
         print("Warden logger stopped", flush=True)
 
 
 async def run_guard(settings: GuardSettings) -> None:
+    BUDGET.resize(settings.cache_max_bytes)
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("guard"), registry)
     config = ConfigMaps.build(settings)
     profiles, quarantines = config.profiles, config.quarantines
     guard = GuardService(bus, ProfileSnapshot(profiles), quarantines, registry, settings.agent_label_cap)
     guard.register()
-    start_http_server(settings.metrics_port, registry=registry)
+    metrics = serve_metrics(settings, settings.metrics_port, registry)
     await config.start()
     await bus.start()
     print(f"Warden guard consuming; metrics on :{settings.metrics_port}", flush=True)
     try:
         await until_stopped()
     finally:
+        if metrics is not None:
+            metrics.cancel()
         await bus.stop()
         guard.close()
         await config.stop()
@@ -134,12 +162,12 @@ async def run_console(settings: ConsoleSettings) -> None:
         *QuarantinesApi(quarantines).routes(),
         *viewer.routes(),
     ]
-    app = viewer.wrap(console_app(routes, registry, access))
+    app = AnswerRefusals(viewer.wrap(console_app(routes, registry, access, settings.metrics_require_token)))
     await config.start()
     await revoked.start()
     print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
     try:
-        await Server(uvicorn_config(app, settings.host, settings.console_port)).serve(sockets=[listener])
+        await Server(uvicorn_config(app, settings.host, settings.console_port, settings)).serve(sockets=[listener])
     finally:
         await revoked.stop()
         await config.stop()

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
+from plumbing.bounded import BUDGET
 from plumbing.bus.base import Bus
 from plumbing.bus.factory import make_bus
 from plumbing.config.base import ReplicatedMap
+from plumbing.http_limits import HttpLimits, protocol_class
+from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate
@@ -64,10 +68,11 @@ class Embedded:
 
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
+        BUDGET.resize(settings.cache_max_bytes)
         registry = CollectorRegistry()
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
-        metrics = IngressMetrics(registry, settings.agent_label_cap)
+        metrics = IngressMetrics.from_settings(registry, settings)
         config = ConfigMaps.build(settings)
         profiles, quarantines = config.profiles, config.quarantines
         snapshot = ProfileSnapshot(profiles)
@@ -82,10 +87,8 @@ class Embedded:
         access = Access.from_settings(settings, revoked)
         viewer = Viewer(api, access)
         routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
-        app = Dispatch(
-            with_access_log(ingress, settings.access_log),
-            viewer.wrap(console_app(routes, registry, access)),
-        )
+        console = console_app(routes, registry, access, settings.metrics_require_token)
+        app = Dispatch(with_access_log(ingress, settings.access_log), viewer.wrap(console))
         return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app, revoked)
 
     async def start(self) -> None:
@@ -131,13 +134,14 @@ class Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def uvicorn_config(app: Dispatch, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: ASGIApp, host: str, port: int, settings: CommonSettings) -> uvicorn.Config:
+    limits = HttpLimits(settings.max_header_bytes, settings.max_header_count, settings.header_timeout_s)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_class(limits),  # httptools, with bounded headers and header time
         lifespan="off",
         access_log=False,
         log_config=None,
@@ -159,7 +163,7 @@ async def serve(settings: IngressSettings) -> None:
     warden = Embedded.build(settings)
     await warden.start()
     gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
-    server = Server(uvicorn_config(warden.app, settings.host, settings.port))
+    server = Server(uvicorn_config(warden.app, settings.host, settings.port, settings))
     base = public_url(settings)
     print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
     print(f"  OpenAI base URL:  {base}/v1/openai", flush=True)

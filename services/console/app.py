@@ -48,9 +48,10 @@ class AdminGate:
     """In front of the whole console: refuses what ``access`` refuses. State-changing requests are checked for their
     origin first, then who asks, then (on the admin API) that the body is JSON."""
 
-    def __init__(self, app: ASGIApp, access: Access) -> None:
+    def __init__(self, app: ASGIApp, access: Access, protected: tuple[str, ...] = _PROTECTED) -> None:
         self.app = app
         self.access = access
+        self.protected = protected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = self._refuse(scope) if scope["type"] == "http" else None
@@ -61,7 +62,7 @@ class AdminGate:
 
     def _refuse(self, scope: Scope) -> Response | None:
         path, method = scope["path"], scope["method"]
-        protected = path.startswith(_PROTECTED)
+        protected = path.startswith(self.protected)
         if not protected and path not in _FORMS:
             return None
         headers = Headers(scope=scope)
@@ -97,6 +98,9 @@ async def _health(_: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def console_app(routes: list[BaseRoute], registry: CollectorRegistry, access: Access) -> ASGIApp:
+def console_app(
+    routes: list[BaseRoute], registry: CollectorRegistry, access: Access, protect_metrics: bool = False
+) -> ASGIApp:
+    """``protect_metrics``: ``/metrics`` needs the admin token too (label values come from clients' requests)."""
     app = Starlette(routes=[*routes, metrics_route(registry), Route("/healthz", _health)])
-    return AdminGate(app, access)
+    return AdminGate(app, access, (*_PROTECTED, "/metrics") if protect_metrics else _PROTECTED)

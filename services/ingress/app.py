@@ -13,12 +13,15 @@ import aiohttp
 import orjson
 
 from plumbing.bus.base import Bus
+from plumbing.http_limits import refusal
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
+from schemas.events import PolicyDecision
 from schemas.quarantine import Quarantine, quarantine_key
 from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
+from services.ingress.capture import Capture
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
 from services.ingress.headers import client_headers, upstream_headers
 from services.ingress.ids import new_interaction_id
@@ -102,10 +105,15 @@ class Ingress:
             route=route.upstream_path,
             method=scope["method"],
         )
+        refused = refusal(scope)
+        if refused is not None:
+            await self._refused_by_server(send, adapter, ex, scope, refused)
+            return
         try:
             who = attribution.read(scope["headers"])
             ex.agent_id, ex.user_id, ex.session_id = who.agent_id, who.user_id, who.session_id
-            body = await read_body(scope, receive, self.settings.max_body_bytes)
+            async with asyncio.timeout(self.settings.body_timeout_s):
+                body = await read_body(scope, receive, self.settings.max_body_bytes)
         except attribution.AttributionError as exc:
             await self._refuse(send, adapter, ex, 400, str(exc), b"")
             return
@@ -114,7 +122,20 @@ class Ingress:
                 send, adapter, ex, 413, f"request body is larger than {self.settings.max_body_bytes} bytes", b""
             )
             return
-        except ClientGone:
+        except TimeoutError:
+            message = f"the request body did not arrive within {self.settings.body_timeout_s:g} s"
+            await self._refuse(send, adapter, ex, 408, message, b"", close=True)
+            return
+        except ClientGone as gone:
+            # Nothing can be answered; the attempt is still on the record, with what arrived of it.
+            self.recorder.request(ex, b"")
+            message = (
+                "the client closed the connection before its request body was complete "
+                f"({gone.received} bytes received)"
+            )
+            self.recorder.response(
+                ex, adapter=adapter, status=499, body=b"", finished=time.perf_counter(), error=message, aborted=True
+            )
             return
         quarantine = self.quarantines(quarantine_key(ex.profile_id, ex.agent_id)) if ex.agent_id else None
         if quarantine is not None and quarantine.active(ex.started_at):
@@ -145,19 +166,41 @@ class Ingress:
             self.recorder.count_redactions(ex, enforcement.redactions)
             # The view the guardrails built is the guard's too, unless they changed what is forwarded.
             view = None if prepared.modified else enforcement.view
+            del prepared
         self.recorder.request(
             ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None, view
         )
-        await self._forward(scope, receive, send, ex, upstream, sent, enforcement)
+        # An exchange can last minutes (a stream): from here only the body to forward is kept, and only until sent.
+        outgoing = [sent]
+        del body, sent, recorded, parsed, view
+        await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement)
 
     async def _refuse(
-        self, send: Send, adapter: ProviderAdapter, ex: Exchange, status: int, message: str, body: bytes
+        self,
+        send: Send,
+        adapter: ProviderAdapter,
+        ex: Exchange,
+        status: int,
+        message: str,
+        body: bytes,
+        close: bool = False,
     ) -> None:
-        """Answer an error of Warden's own, and record it like any other interaction."""
+        """Answer an error of Warden's own, and record it like any other interaction. ``close``: end the connection
+        too (what is left of the request was not read)."""
         self.recorder.request(ex, body)
-        payload = await _error(send, adapter, status, message, ex.interaction_id)
+        payload = await _error(send, adapter, status, message, ex.interaction_id, close)
         ex.first_byte = time.perf_counter()
         self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=ex.first_byte, error=message)
+
+    async def _refused_by_server(
+        self, send: Send, adapter: ProviderAdapter, ex: Exchange, scope: Scope, refused: dict[str, Any]
+    ) -> None:
+        """A request the server stopped reading (headers too large, too many, too slow): answered in the provider's
+        shape and recorded with whatever attribution arrived in full."""
+        with contextlib.suppress(attribution.AttributionError):
+            who = attribution.read(scope["headers"])
+            ex.agent_id, ex.user_id, ex.session_id = who.agent_id, who.user_id, who.session_id
+        await self._refuse(send, adapter, ex, refused["status"], refused["message"], b"", close=True)
 
     async def _forward(
         self,
@@ -166,9 +209,10 @@ class Ingress:
         send: Send,
         ex: Exchange,
         upstream: Upstream,
-        body: bytes,
+        outgoing: list[bytes],
         enforcement: Enforcement | None,
     ) -> None:
+        """``outgoing`` holds the body to forward; it is emptied, so the body is let go once the upstream has it."""
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
         url = upstream.url(ex.route, scope.get("query_string", b""))
@@ -177,7 +221,7 @@ class Ingress:
                 ex.method,
                 url,
                 headers=upstream_headers(scope["headers"]),
-                data=body or None,
+                data=outgoing.pop() or None,
                 allow_redirects=False,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -190,20 +234,35 @@ class Ingress:
             if _is_streamed(response):
                 await self._stream(receive, send, ex, adapter, response, enforcement)
             else:
-                await self._whole(send, ex, adapter, response, enforcement)
+                await self._whole(receive, send, ex, adapter, response, enforcement)
         finally:
             response.release()
 
     async def _whole(
         self,
+        receive: Receive,
         send: Send,
         ex: Exchange,
         adapter: ProviderAdapter,
         response: aiohttp.ClientResponse,
         enforcement: Enforcement | None,
     ) -> None:
+        """A non-streamed answer. A restrictive profile holds it (up to ``max_judged_answer_bytes``) and judges it
+        before releasing it; otherwise answers up to the record's size are read whole (a broken one is still a
+        clean 502), and larger ones pass through as they arrive with only their first bytes kept."""
+        restrictive = enforcement is not None and enforcement.restrictive
+        limit = self.settings.max_judged_answer_bytes if restrictive else self.settings.max_recorded_body_bytes
+        if enforcement is not None and not restrictive:
+            limit = max(limit, self.settings.max_judged_answer_bytes)  # permissive: judged after, up to this size
+        head: list[bytes] = []  # the answer's first chunks, whole, up to the first one past ``limit``
+        size = 0
+        chunks = response.content.iter_any()
         try:
-            payload = await response.read()
+            async for chunk in chunks:
+                head.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await self._upstream_failed(send, adapter, ex, 504, "the upstream did not finish its answer in time")
             return
@@ -211,8 +270,17 @@ class Ingress:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream broke off its answer: {exc}")
             return
         headers = client_headers(response.raw_headers, ex.interaction_id.encode())
+        if size > limit:
+            if restrictive:
+                await self._too_large_to_judge(send, adapter, ex, enforcement)
+                return
+            await self._pass_through(receive, send, ex, adapter, response, headers, head, chunks, enforcement)
+            return
+        payload = head[0] if len(head) == 1 else b"".join(head)
+        del head
         judged = Judged()
-        if enforcement is not None and enforcement.restrictive:
+        if restrictive:
+            assert enforcement is not None
             payload, judged = enforcement.judge_whole(response.status, payload)
         ex.first_byte = time.perf_counter()
         await send_bytes(send, response.status, payload, headers)
@@ -229,6 +297,81 @@ class Ingress:
             blocked_tool_calls=judged.blocked_tool_calls,
         )
 
+    async def _pass_through(
+        self,
+        receive: Receive,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        response: aiohttp.ClientResponse,
+        headers: list[tuple[bytes, bytes]],
+        head: list[bytes],
+        chunks: Any,
+        enforcement: Enforcement | None,
+    ) -> None:
+        """The rest of a large non-streamed answer, sent as it arrives: memory holds the first bytes, not the
+        whole. The upstream's declared length is passed on, so a client can tell a cut-off answer from a whole one."""
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            headers = [*headers, (b"content-length", length.encode())]
+        ex.first_byte = time.perf_counter()
+        error = None
+        aborted = False
+        kept = Capture(self.settings.max_recorded_body_bytes)
+        watch = ClientWatch(receive)
+        try:
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
+            while head:
+                chunk = head.pop(0)
+                kept.add(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in chunks:
+                    kept.add(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                error = scrub_credentials(f"the upstream broke off its answer: {exc or type(exc).__name__}")
+            if error is None:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # else the response is left unfinished: the server drops the connection, the client sees it cut off
+        except asyncio.CancelledError:
+            if not watch.left:
+                raise
+            aborted, error = True, "the client closed the connection before the answer ended"
+        finally:
+            await watch.close()
+        decisions = None
+        if enforcement is not None:  # permissive: the answer was too large to be judged, say so
+            decisions = [_unjudged(self.settings.max_judged_answer_bytes, enforced=False)]
+        self.recorder.response(
+            ex,
+            adapter=adapter,
+            status=502 if error and not aborted else response.status,
+            body=kept.value(),
+            body_size=kept.total,
+            finished=time.perf_counter(),
+            error=error,
+            aborted=aborted,
+            decisions=decisions,
+        )
+
+    async def _too_large_to_judge(
+        self, send: Send, adapter: ProviderAdapter, ex: Exchange, enforcement: Enforcement | None
+    ) -> None:
+        """Fail closed: an answer a restrictive profile cannot hold to judge is not released."""
+        limit = self.settings.max_judged_answer_bytes
+        message = f"the upstream's answer is larger than {limit} bytes, too large to judge; it was withheld"
+        payload = await _error(send, adapter, 502, message, ex.interaction_id)
+        self.recorder.response(
+            ex,
+            adapter=adapter,
+            status=502,
+            body=payload,
+            finished=time.perf_counter(),
+            error=message,
+            decisions=[_unjudged(limit, enforced=True)],
+        )
+
     async def _stream(
         self,
         receive: Receive,
@@ -238,22 +381,22 @@ class Ingress:
         response: aiohttp.ClientResponse,
         enforcement: Enforcement | None,
     ) -> None:
-        recorded: list[bytes] = []  # what the client got
-        upstream: list[bytes] = []  # what the upstream sent: differs from `recorded` only while tool calls are held
+        """A stream passes through as it arrives. Memory keeps the first bytes of what the client got, for the record,
+        and, when a profile judges the answer's tool calls at its end, what the upstream sent up to
+        ``max_judged_answer_bytes``: a restrictive profile ends a longer stream with the provider's error event
+        (held tool calls never released), a permissive one records that it was not judged."""
+        settings = self.settings
         held = enforcement.held_stream(response.content_type) if enforcement is not None else None
+        recorded = Capture(settings.max_recorded_body_bytes)  # what the client got
+        # What the judgement reads: the upstream's events (they differ from the client's only while calls are held).
+        upstream = Capture(settings.max_judged_answer_bytes) if held is not None else None
+        if enforcement is not None and held is None:
+            recorded = Capture(max(settings.max_recorded_body_bytes, settings.max_judged_answer_bytes))
         judged = Judged()
+        decisions: list[PolicyDecision] | None = None
         error: str | None = None
         aborted = False
-        # A client that goes away ends the exchange: the watcher cancels the copy loop, and what was sent is recorded.
-        copier = asyncio.current_task()
-        assert copier is not None
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            copier.cancel()
-
-        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        watch = ClientWatch(receive)
         try:
             await send(
                 {
@@ -265,49 +408,66 @@ class Ingress:
             try:
                 async for chunk in response.content.iter_any():
                     if held is not None:
-                        upstream.append(chunk)
+                        assert upstream is not None
+                        upstream.add(chunk)
+                        if not upstream.complete:
+                            raise _TooLargeToJudge
                         chunk = held.feed(chunk)
                         if not chunk:
                             continue
                     if ex.first_byte is None:
                         ex.first_byte = time.perf_counter()
-                    recorded.append(chunk)
+                    recorded.add(chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if enforcement is not None:
-                    tail, judged = enforcement.judge_stream(b"".join(upstream if held else recorded), held)
+                    judging = upstream if upstream is not None else recorded
+                    if judging.complete:
+                        tail, judged = enforcement.judge_stream(judging.value(), held)
+                    else:
+                        tail, decisions = b"", [_unjudged(settings.max_judged_answer_bytes, enforced=False)]
                     if tail:
                         if ex.first_byte is None:
                             ex.first_byte = time.perf_counter()
-                        recorded.append(tail)
+                        recorded.add(tail)
                         await send({"type": "http.response.body", "body": tail, "more_body": True})
+            except _TooLargeToJudge:
+                error = (
+                    f"the upstream's answer is larger than {settings.max_judged_answer_bytes} bytes, too large to "
+                    "judge; its held tool calls were withheld"
+                )
+                decisions = [_unjudged(settings.max_judged_answer_bytes, enforced=True)]
+                tail = adapter.stream_error_event(
+                    error, route=ex.route, content_type=response.content_type, started=recorded.total > 0
+                )
+                recorded.add(tail)
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
             except (TimeoutError, aiohttp.ClientError) as exc:
                 error = scrub_credentials(f"the upstream stream broke off: {exc or type(exc).__name__}")
                 tail = adapter.stream_error_event(
-                    error, route=ex.route, content_type=response.content_type, started=bool(recorded)
+                    error, route=ex.route, content_type=response.content_type, started=recorded.total > 0
                 )
-                recorded.append(tail)
+                recorded.add(tail)
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not watcher.done():
+            if not watch.left:
                 raise  # cancelled from outside (shutdown), not by the client going away
             aborted, error = True, "the client closed the connection before the stream ended"
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await watch.close()
         # A stream that broke off upstream is recorded as failed, though the client saw the upstream's status.
         status = 502 if error is not None and not aborted else response.status
         self.recorder.response(
             ex,
             adapter=adapter,
             status=status,
-            body=b"".join(recorded),
+            body=recorded.value(),
+            body_size=recorded.total,
             finished=time.perf_counter(),
             error=error,
             aborted=aborted,
             completion=judged.completion,
-            decisions=judged.decisions,
+            decisions=decisions if decisions is not None else judged.decisions,
             blocked_tool_calls=judged.blocked_tool_calls,
         )
 
@@ -321,16 +481,60 @@ class Ingress:
         )
 
 
+class _TooLargeToJudge(Exception):
+    pass
+
+
+class ClientWatch:
+    """Cancels the task that relays an answer when the client goes away, so the exchange ends (and is recorded
+    with what was sent) instead of reading the upstream for nobody."""
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._relay = task
+        self._receive = receive
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self._relay.cancel()
+
+    @property
+    def left(self) -> bool:
+        """The client went away (the relay was cancelled because of it)."""
+        return self._watcher.done() and not self._watcher.cancelled()
+
+    async def close(self) -> None:
+        self._watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watcher
+
+
+def _unjudged(limit: int, enforced: bool) -> PolicyDecision:
+    return PolicyDecision(
+        kind="answer_unjudged",
+        reason=f"the answer is larger than {limit} bytes (WARDEN_MAX_JUDGED_ANSWER_BYTES), too large to judge",
+        enforced=enforced,
+    )
+
+
 def _is_streamed(response: aiohttp.ClientResponse) -> bool:
     """Stream whatever the upstream streams: an event stream, or any body without a declared length."""
     content_type = response.headers.get("Content-Type", "")
     return content_type.startswith("text/event-stream") or "Content-Length" not in response.headers
 
 
-async def _error(send: Send, adapter: ProviderAdapter, status: int, message: str, interaction_id: str) -> bytes:
+async def _error(
+    send: Send, adapter: ProviderAdapter, status: int, message: str, interaction_id: str, close: bool = False
+) -> bytes:
     if status >= 500:  # Warden's own server errors are logged whether or not the access log is on
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
-    await send_bytes(send, status, payload, [*_JSON, (b"x-warden-interaction-id", interaction_id.encode())])
+    headers = [*_JSON, (b"x-warden-interaction-id", interaction_id.encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send_bytes(send, status, payload, headers)
     return payload

@@ -16,7 +16,11 @@ class BodyTooLarge(Exception):
 
 
 class ClientGone(Exception):
-    pass
+    """The client went away before its body was complete; ``received``: how many bytes of it had arrived."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(received)
+        self.received = received
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -26,24 +30,38 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | bytearray:
+    """The whole body, up to ``limit`` bytes. A body that comes in pieces with a declared length is assembled in one
+    buffer of that length, so it is held once (not its pieces and their join, twice)."""
     declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    expected = int(declared) if declared is not None and declared.isdigit() else None
+    if expected is not None and expected > limit:
         raise BodyTooLarge
+    buffer: bytearray | None = None
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ClientGone
+            raise ClientGone(size)
         chunk = message.get("body", b"")
+        more = message.get("more_body", False)
         if chunk:
-            size += len(chunk)
-            if size > limit:
+            end = size + len(chunk)
+            if end > limit:
                 raise BodyTooLarge
-            chunks.append(chunk)
-        if not message.get("more_body", False):
+            if buffer is None and more and expected is not None and not chunks:
+                buffer = bytearray(expected)
+            if buffer is not None:
+                buffer[size:end] = chunk
+            else:
+                chunks.append(chunk)
+            size = end
+        if not more:
             break
+    if buffer is not None:
+        del buffer[size:]  # in place: a body shorter than declared
+        return buffer
     return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 

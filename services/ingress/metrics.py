@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from plumbing.metrics import LabelCap
+from plumbing.metrics import LABEL_MAX_CHARS, LabelCap
+from services.ingress.settings import IngressSettings
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class IngressMetrics:
-    def __init__(self, registry: CollectorRegistry, agent_label_cap: int) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        agent_label_cap: int,
+        label_cap: int = 200,
+        label_max_chars: int = LABEL_MAX_CHARS,
+    ) -> None:
         labels = ("provider", "model", "profile_id", "agent_id")
-        self.agent_label = LabelCap(agent_label_cap)
+        # Every label a client can influence is bounded the same way (length, then distinct values).
+        self.agent_label = LabelCap(agent_label_cap, label_max_chars)
+        self.model_label = LabelCap(label_cap, label_max_chars)
+        self.profile_label = LabelCap(label_cap, label_max_chars)
+        self.provider_label = LabelCap(label_cap, label_max_chars)
         self._children: dict[tuple[str, str, str, str, int], tuple] = {}
-        self.model_label = LabelCap(agent_label_cap)
         self.requests = Counter(
             "llm_requests_total", "LLM requests through the ingress", (*labels, "status"), registry=registry
         )
@@ -48,6 +58,10 @@ class IngressMetrics:
             registry=registry,
         )
 
+    @classmethod
+    def from_settings(cls, registry: CollectorRegistry, settings: IngressSettings) -> IngressMetrics:
+        return cls(registry, settings.agent_label_cap, settings.metrics_label_cap, settings.metrics_label_max_chars)
+
     def observe(
         self,
         *,
@@ -61,10 +75,17 @@ class IngressMetrics:
         input_tokens: int | None,
         output_tokens: int | None,
     ) -> None:
-        key = (provider, model, profile_id, agent_id, status)
+        # Keyed by the bounded values: the raw ones (a megabyte-long model name) would make the keys unbounded.
+        key = (
+            self.provider_label(provider),
+            self.model_label(model),
+            self.profile_label(profile_id),
+            self.agent_label(agent_id),
+            status,
+        )
         children = self._children.get(key)
         if children is None:
-            children = self._children[key] = self._children_for(provider, model, profile_id, agent_id, status)
+            children = self._children[key] = self._children_for(*key)
         requests, duration, ttft, input_counter, output_counter = children
         requests.inc()
         duration.observe(duration_s)
@@ -77,10 +98,9 @@ class IngressMetrics:
 
     def _children_for(self, provider: str, model: str, profile_id: str, agent_id: str, status: int) -> tuple:
         """The labelled series of one combination, looked up once: ``labels()`` costs more than the increment."""
-        agent = self.agent_label(agent_id)
-        model = self.model_label(model)
+        agent = agent_id
         code = str(status)
-        if len(self._children) > 50_000:  # bounded: the label caps bound the series, this bounds the keys
+        if len(self._children) > 50_000:  # the label caps bound the series; this bounds the product of them
             self._children.clear()
         return (
             self.requests.labels(provider, model, profile_id, agent, code),

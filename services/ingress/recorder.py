@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 _TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
 
 
-def body_text(body: bytes, limit: int) -> str:
-    if len(body) <= limit:
+def body_text(body: bytes, limit: int, size: int | None = None) -> str:
+    """``body`` for the record, cut at ``limit`` bytes; ``size``: the whole body's size when ``body`` is only its
+    first bytes."""
+    size = len(body) if size is None else size
+    if size <= limit and len(body) == size:
         return body.decode("utf-8", "replace")
-    return body[:limit].decode("utf-8", "ignore") + _TRUNCATED.format(size=len(body))
+    return body[:limit].decode("utf-8", "ignore") + _TRUNCATED.format(size=size)
 
 
 @dataclass(slots=True)
@@ -94,12 +97,15 @@ class Recorder:
         status: int,
         body: bytes,
         finished: float,
+        body_size: int | None = None,
         error: str | None = None,
         aborted: bool = False,
         completion: CompletionView | None = None,
         blocked_tool_calls: list[Any] | None = None,
         decisions: list[PolicyDecision] | None = None,
     ) -> None:
+        """``body``: the answer as the client got it, or its first bytes when ``body_size`` (the whole size) is larger:
+        then its completion (usage, tool calls) is read from what was kept."""
         if completion is None and status < 400 and body:
             completion = parse_completion(adapter, ex, body)
         completion = completion or CompletionView()
@@ -116,7 +122,7 @@ class Recorder:
             model=ex.model,
             route=scrub_credentials(ex.route),
             status=status,
-            response_body=body_text(body, self._limit),
+            response_body=body_text(body, self._limit, body_size),
             usage=completion.usage,
             finished_at=ex.started_at + timedelta(seconds=latency),
             latency_ms=latency * 1000.0,
@@ -132,9 +138,9 @@ class Recorder:
         self._publish(topics.RESPONSES, ex.interaction_id, event)
         blocked = blocked_tool_calls or []
         if blocked:
-            self._metrics.blocked_tools.labels(ex.provider, ex.profile_id, self._metrics.agent_label(ex.agent_id)).inc(
-                len(blocked)
-            )
+            metrics = self._metrics
+            provider, profile = metrics.provider_label(ex.provider), metrics.profile_label(ex.profile_id)
+            metrics.blocked_tools.labels(provider, profile, metrics.agent_label(ex.agent_id)).inc(len(blocked))
         self._metrics.observe(
             provider=ex.provider,
             model=ex.model,
@@ -148,9 +154,11 @@ class Recorder:
         )
 
     def count_redactions(self, ex: Exchange, redactions: Iterable[Redaction]) -> None:
-        agent = self._metrics.agent_label(ex.agent_id)
+        metrics = self._metrics
+        provider, profile = metrics.provider_label(ex.provider), metrics.profile_label(ex.profile_id)
+        agent = metrics.agent_label(ex.agent_id)
         for redaction in redactions:
-            self._metrics.redactions.labels(ex.provider, ex.profile_id, agent, redaction.kind).inc(redaction.count)
+            metrics.redactions.labels(provider, profile, agent, redaction.kind).inc(redaction.count)
 
     def _publish(self, topic: str, key: str, event: RequestEvent | ResponseEvent) -> None:
         try:

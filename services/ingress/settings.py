@@ -53,7 +53,13 @@ class IngressSettings(CommonSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     """Requests with a larger body are refused with 413."""
     max_recorded_body_bytes: int = 8 * 1024 * 1024
-    """Bodies are recorded up to this size, then truncated (the client still gets everything)."""
+    """Bodies are recorded up to this size, then truncated (the client still gets everything). An answer is never held
+    whole for its record: beyond this size only its first bytes are kept."""
+    max_judged_answer_bytes: int = 16 * 1024 * 1024
+    """A restrictive profile judges an answer's tool calls before they reach the client: a non-streamed answer is held
+    up to this size, and a stream's events are kept up to it for the judgement at its end (its text still flows at
+    once). Beyond it the answer is refused (502 in the provider's shape, or the provider's error event in a stream)
+    and recorded with the reason: what cannot be judged is not released."""
     upstream_connect_timeout_s: float = 10.0
     upstream_read_timeout_s: float = 600.0
     """Longest silence tolerated from the upstream while waiting for (more of) its answer."""
@@ -63,6 +69,10 @@ class IngressSettings(CommonSettings):
     access_log: bool = False
     """One JSON line per proxied request on stderr (method, path, status, duration, interaction id). Warden's own
     5xx answers are logged as warnings either way."""
+    metrics_label_cap: int = 200
+    """Distinct values of every other metrics label a client can influence (model, profile_id, provider)."""
+    metrics_label_max_chars: int = 128
+    """Metrics label values are cut to this length."""
 
     @field_validator("custom_providers")
     @classmethod

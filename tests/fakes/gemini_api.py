@@ -133,7 +133,8 @@ class GeminiFake:
         return response
 
     async def _stream(self, request: web.Request, model: str, seq: int, answer: Plan, *, sse_mode: bool) -> Any:
-        chunks: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in answer.text_deltas()]
+        deltas = () if answer.endless else answer.text_deltas()
+        chunks: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in deltas]
         if answer.tool_calls:
             # Gemini sends function calls whole, never as partial arguments.
             chunks.append([part for part in _parts(answer) if "functionCall" in part])
@@ -160,6 +161,9 @@ class GeminiFake:
             charset=None if sse_mode else "UTF-8",
             error_event=error_event,
         )
+        if answer.endless:
+            for piece in answer.text_deltas():
+                await stream.send(encode(_response(model, seq, [{"text": piece}], answer, final=False)), delta=True)
         for number, parts in enumerate(chunks):
             final = number == len(chunks) - 1
             await stream.send(encode(_response(model, seq, parts, answer, final=final)), delta=True, final=final)

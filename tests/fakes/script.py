@@ -11,6 +11,8 @@ Directives (anywhere in the text of the last input turn, removed from the echoed
 - ``[[stream_fail]]``           stream a few events, then drop the connection (non-streaming: half a body)
 - ``[[stream_error]]`` / ``[[stream_error:STATUS]]``  stream a few events, then the provider's in-stream error event
 - ``[[chunks:N]]`` / ``[[chunks:N:DELAY]]``  stream the text in exactly N deltas, DELAY seconds apart
+- ``[[flood:BYTES]]``           pad the answer with BYTES more characters (streamed in deltas of 64 KiB)
+- ``[[endless]]``               stream deltas of 64 KiB for ever (streaming requests only)
 
 A model whose name contains ``tool-call`` calls the first tool the request declares (or ``lookup``) unless the last
 turn is a tool result, so an agent loop ends after one round trip.
@@ -23,13 +25,17 @@ import json
 import math
 import random
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 TOOL_MODEL_MARKER = "tool-call"
 DEFAULT_TOOL = "lookup"
 
-_DIRECTIVE = re.compile(r"\[\[(tool|error|slow|stream_fail|stream_error|chunks)(?::(.*?))?\]\]", re.DOTALL)
+_DIRECTIVE = re.compile(
+    r"\[\[(tool|error|slow|stream_fail|stream_error|chunks|flood|endless)(?::(.*?))?\]\]", re.DOTALL
+)
+FLOOD_DELTA = 64 * 1024
 _WORDS = re.compile(r"\s*\S+")
 
 
@@ -81,18 +87,31 @@ class Plan:
     stream_error: int | None = None
     chunks: int | None = None
     chunk_delay: float | None = None
+    flood: bool = False
+    endless: bool = False
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def text_deltas(self) -> list[str]:
-        """The text as streamed: word by word, or exactly `chunks` pieces when asked."""
+    def text_deltas(self) -> Iterable[str]:
+        """The text as streamed: word by word, or exactly `chunks` pieces when asked; a flood in pieces of 64 KiB,
+        and an endless answer for ever (a generator)."""
+        if self.endless:
+            return _endless(self.text)
+        if self.flood:
+            return [self.text[i : i + FLOOD_DELTA] for i in range(0, len(self.text), FLOOD_DELTA)]
         if not self.text:
             return []
         if self.chunks is None:
             return _WORDS.findall(self.text) or [self.text]
         return split_evenly(self.text, self.chunks)
+
+
+def _endless(first: str) -> Iterator[str]:
+    yield first
+    while True:
+        yield "x" * FLOOD_DELTA
 
 
 def word_count(text: str) -> int:
@@ -125,6 +144,8 @@ def plan(turn: Turn) -> Plan:
     stream_error: int | None = None
     chunks: int | None = None
     chunk_delay: float | None = None
+    flood = 0
+    endless = False
 
     for match in _DIRECTIVE.finditer(turn.prompt):
         name, argument = match.group(1), (match.group(2) or "").strip()
@@ -144,6 +165,10 @@ def plan(turn: Turn) -> Plan:
             if chunks < 1:
                 raise DirectiveError("[[chunks:N]] needs N >= 1")
             chunk_delay = _number(delay, "chunks") if delay else None
+        elif name == "flood":
+            flood = int(_number(argument, "flood"))
+        elif name == "endless":
+            endless = True
 
     cleaned = " ".join(_DIRECTIVE.sub(" ", turn.prompt).split())
     if not tool_calls and TOOL_MODEL_MARKER in turn.model and not turn.prompt_is_tool_result:
@@ -154,6 +179,8 @@ def plan(turn: Turn) -> Plan:
         # Pad so that every one of the N deltas carries at least one character.
         text = (text or "echo:").ljust(chunks, ".")
 
+    if flood:
+        text += "x" * flood
     output_tokens = word_count(text) + sum(1 + word_count(call.arguments_json) for call in tool_calls)
     return Plan(
         text=text,
@@ -166,6 +193,8 @@ def plan(turn: Turn) -> Plan:
         stream_error=stream_error,
         chunks=chunks,
         chunk_delay=chunk_delay,
+        flood=bool(flood),
+        endless=endless,
     )
 
 

@@ -29,3 +29,22 @@ def test_a_reason_quoting_a_credential_is_masked(fake_keys):
     (finding,) = findings_from_decisions([decision], column="response_decisions")
     assert fake_keys["github"] not in finding.excerpt
     assert finding.location == "response_decisions[0]"
+
+
+def test_a_decision_quoting_a_megabyte_tool_name_is_not_memoised():
+    """A reason can quote a tool name of any length from a request: such texts stay out of the excerpt cache, which
+    would otherwise hold thousands of them."""
+    from services.guard.detectors.policy import _masked
+
+    before = _masked.cache_info().currsize
+    tool = "t" * 1_000_000
+    decisions = [PolicyDecision(kind="tool_result_untrusted", tool=tool, reason=f"results of the {tool} tool")]
+    (finding,) = findings_from_decisions(decisions)
+    assert finding.excerpt.startswith("tool_result_untrusted ttt") and len(finding.excerpt) == 200
+    assert _masked.cache_info().currsize == before
+
+
+def test_an_answer_too_large_to_judge_is_a_policy_finding():
+    decision = PolicyDecision(kind="answer_unjudged", reason="the answer is larger than 16 bytes", enforced=True)
+    (finding,) = findings_from_decisions([decision], column="response_decisions")
+    assert (finding.detector, finding.action) == ("policy.answer_unjudged", "blocked")

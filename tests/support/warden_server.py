@@ -58,7 +58,7 @@ class WardenServer:
     async def _main(self) -> None:
         self.embedded = Embedded.build(self.settings)
         await self.embedded.start()
-        config = uvicorn_config(self.embedded.app, "127.0.0.1", self.port)
+        config = uvicorn_config(self.embedded.app, "127.0.0.1", self.port, self.settings)
         self._server = _QuietServer(config)
         serving = asyncio.create_task(self._server.serve())
         while not self._server.started:

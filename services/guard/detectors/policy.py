@@ -17,24 +17,32 @@ _KINDS: dict[str, tuple[Severity, float, Action]] = {
     "tool_result_blocked": ("high", 1.0, "blocked"),
     "tool_result_untrusted": ("medium", 0.8, "logged"),
     "redaction": ("medium", 1.0, "redacted"),
+    "answer_unjudged": ("medium", 1.0, "blocked"),
 }
 
 
+_CACHED_TEXT_MAX = 1024
+"""Longer texts are masked without the cache: a reason can quote a tool name of any length from a request."""
+
+
 def _excerpt(decision: PolicyDecision) -> str:
-    return _masked(
+    text = (
         decision.kind
         + (f" {decision.tool}" if decision.tool else "")
         + (f": {decision.reason}" if decision.reason else "")
     )
+    return _masked(text) if len(text) <= _CACHED_TEXT_MAX else _mask(text)
 
 
-@lru_cache(maxsize=4096)
-def _masked(text: str) -> str:
-    """Reasons are written by policies, but one quoting a matched credential must not carry it further. The same
-    few reasons recur on every turn of a conversation, hence the cache."""
+def _mask(text: str) -> str:
+    """Reasons are written by policies, but one quoting a matched credential must not carry it further."""
     for hit in sorted(find_secrets(text), key=lambda h: h.start, reverse=True):
         text = text[: hit.start] + (hit.mask or "") + text[hit.end :]
     return text[:200]
+
+
+_masked = lru_cache(maxsize=4096)(_mask)
+"""The same few reasons recur on every turn of a conversation, hence the cache."""
 
 
 def findings_from_decisions(decisions: list[PolicyDecision], *, column: str = "request_decisions") -> list[Finding]:
