@@ -44,7 +44,13 @@ class ServerStore:
             insert_block=json_each_row(rows),
             fmt="JSONEachRow",
             # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key.
-            settings={"optimize_on_insert": 0, **({"insert_deduplication_token": dedup_token} if dedup_token else {})},
+            settings={
+                # Also per insert: a server profile with async_insert on must not turn this into "queued, not yet
+                # written" (and if the profile forbids changing it, the insert fails loudly instead).
+                "async_insert": 0,
+                "optimize_on_insert": 0,
+                **({"insert_deduplication_token": dedup_token} if dedup_token else {}),
+            },
         )
 
     async def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
