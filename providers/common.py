@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -30,16 +31,47 @@ def optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class NotJSON(ValueError):
+    """Text that no JSON parser a client might use reads."""
+
+
+def loads_lenient(data: bytes | str) -> Any:
+    """A wire payload as the clients' own parsers read it.
+
+    Strict JSON first (fast); else Python's ``json``, which, like the SDKs that use it, accepts ``NaN``, ``Infinity``
+    and lone surrogate escapes. Whatever a client can read, the policies must read too.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotJSON(str(exc)) from None
+
+
 def parse_arguments(raw: Any) -> Any:
     """Tool-call arguments: parsed when they are a JSON string, else as they are (a partial stream stays a string)."""
+    return read_arguments(raw)[0]
+
+
+def read_arguments(raw: Any) -> tuple[Any, str | None]:
+    """Tool-call arguments (a JSON text, or an object already) and, when they are not a strict JSON object, why.
+
+    Strict: ``NaN``, lone surrogates, trailing text or a value that is not an object are reported, since a policy
+    cannot be sure what the tool will make of them. The arguments are then the raw text (or the value as it is)."""
     if isinstance(raw, str):
         if not raw:
-            return {}
+            return {}, None
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-    return raw
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return raw, f"not strict JSON ({exc})"
+        return parsed, None if isinstance(parsed, dict) else "not a JSON object"
+    if raw is None or isinstance(raw, dict):
+        return raw, None
+    return raw, "not a JSON object"
 
 
 def parts_text(content: Any, kinds: frozenset[str] | None = None) -> str:

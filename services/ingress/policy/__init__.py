@@ -10,6 +10,7 @@ from services.ingress.policy.engine import (
     CompletionVerdict,
     Redaction,
     RequestVerdict,
+    answer_untrusted_since,
     compile_profile,
     evaluate_completion,
     evaluate_request,
@@ -17,6 +18,7 @@ from services.ingress.policy.engine import (
 from services.ingress.policy.redaction import redact_secrets
 from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
 from services.ingress.policy.trusted_data import (
+    Inherited,
     ResultDecision,
     TrustVerdict,
     UntrustedSource,
@@ -28,12 +30,14 @@ __all__ = [
     "CallDecision",
     "CompiledProfile",
     "CompletionVerdict",
+    "Inherited",
     "InvocationVerdict",
     "Redaction",
     "RequestVerdict",
     "ResultDecision",
     "TrustVerdict",
     "UntrustedSource",
+    "answer_untrusted_since",
     "blocked_content",
     "compile_profile",
     "condition_holds",
