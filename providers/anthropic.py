@@ -152,6 +152,7 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
 class AnthropicAdapter(ProviderAdapter):
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
+    top_level_paths = frozenset({"v1"})
 
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
         if not isinstance(body, dict):

@@ -216,10 +216,15 @@ def _chunks(stream: bytes) -> Iterator[Any]:
 class GeminiAdapter(ProviderAdapter):
     name = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
+    top_level_paths = frozenset({"v1", "v1beta", "v1alpha", "v1beta1", "upload", "download"})
 
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
         model, method = target(route)
         return RequestMeta(model=model, stream=method == STREAM_METHOD)
+
+    def answer_streams(self, route: str, requested: bool, content_type: str) -> bool:
+        """``:streamGenerateContent`` streams as SSE or as one JSON array (``application/json``): both are streams."""
+        return requested or content_type.startswith("text/event-stream")
 
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         return orjson.dumps({"error": self._error(status, message)})
@@ -359,6 +364,7 @@ class HeldGeminiStream(HeldStream):
         super().__init__()
         self._array = array
         self._shape_known = False
+        self._object = False
         self._last: dict[str, Any] = {}  # the last chunk the client got: ids and usage when the held carry none
         self._opened = False  # array shape: the client got the opening bracket
         # Array scanner state: where scanning resumes in the pending bytes, nesting depth inside an element, whether in
@@ -376,6 +382,11 @@ class HeldGeminiStream(HeldStream):
                 self._pending += chunk
                 return b""
             self._array, self._shape_known = head.startswith(b"["), True
+            # One whole JSON object where a stream was asked for: nothing passes until it has been judged whole.
+            self._object = head.startswith(b"{")
+        if self._object:
+            self._pending += chunk
+            return b""
         if not self._array:
             return super().feed(chunk)
         self._pending += chunk
@@ -457,6 +468,8 @@ class HeldGeminiStream(HeldStream):
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         last, usage_metadata = self._last, _field(self._last, "usageMetadata", "usage_metadata")
+        if self._object:
+            held = [self._pending]
         for event in held:
             chunk = self._chunk(event)
             if isinstance(chunk, dict) and "candidates" in chunk:
@@ -470,6 +483,8 @@ class HeldGeminiStream(HeldStream):
             value = _field(last, camel, snake)
             if value is not None:
                 final[camel] = value
+        if self._object:
+            return orjson.dumps(final)
         if not self._array:
             return b"data: " + orjson.dumps(final) + b"\r\n\r\n"
         return (b"\n,\r\n" if self._opened else b"[") + orjson.dumps(final) + b"\n]"

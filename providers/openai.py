@@ -36,6 +36,15 @@ def api_of(route: str) -> Api:
 class OpenAIAdapter(ProviderAdapter):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
+    top_level_paths = frozenset(
+        {
+            *("chat", "completions", "responses", "conversations", "embeddings", "models", "moderations"),
+            *("files", "uploads", "batches", "images", "audio", "videos", "fine_tuning", "vector_stores"),
+            *("assistants", "threads", "realtime", "containers", "evals", "organization", "chatkit", "skills"),
+            "v1",  # an OpenAI-compatible server whose base URL leaves out its /v1
+            "api",  # Ollama's own API beside its OpenAI-compatible one
+        }
+    )
 
     def __init__(self, name: str = "openai") -> None:
         self.name = name

@@ -10,3 +10,6 @@ PROFILES = "warden.profiles"
 """Compacted: the latest version of every profile, keyed by profile id (a tombstone deletes)."""
 QUARANTINES = "warden.quarantines"
 """Compacted: quarantine decisions keyed by profile and agent (a tombstone lifts)."""
+PROVIDER_HISTORY = "warden.provider-history"
+"""Compacted: what the ingresses remember of the responses they relayed, in buckets keyed by instance and minute (a
+tombstone drops an expired bucket)."""

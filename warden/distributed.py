@@ -28,7 +28,7 @@ from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.embedded import Server, uvicorn_config
+from warden.embedded import Server, provider_history, uvicorn_config
 from warden.signals import until_stopped
 
 log = logging.getLogger("warden")
@@ -41,7 +41,7 @@ def instance_id(role: str) -> str:
 async def run_ingress(settings: IngressSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
-    config = ConfigMaps.build(settings)
+    config = ConfigMaps.build(settings, history=True)
     profiles, quarantines = config.profiles, config.quarantines
     ingress = Ingress(
         settings,
@@ -49,9 +49,11 @@ async def run_ingress(settings: IngressSettings) -> None:
         IngressMetrics(registry, settings.agent_label_cap),
         profiles=ProfileSnapshot(profiles),
         quarantines=quarantines.get,
+        history=provider_history(settings, config),
     )
     app = Dispatch(ingress, console_app([], registry, settings.admin_token))
     await config.start()
+    await ingress.history.start()
     await bus.start()
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
@@ -59,6 +61,7 @@ async def run_ingress(settings: IngressSettings) -> None:
         await Server(uvicorn_config(app, settings.host, settings.port)).serve()
     finally:
         await ingress.shutdown()
+        await ingress.history.stop()
         await bus.stop()
         await config.stop()
         print("Warden ingress stopped", flush=True)

@@ -23,7 +23,8 @@ def topic_specs(partitions: int, replication: int, retention_ms: int) -> list[Ne
     compacted = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MESSAGE_BYTES)}
     specs = [NewTopic(name, partitions, replication, topic_configs=dict(event_config)) for name in topics.EVENTS]
     specs += [
-        NewTopic(name, 1, replication, topic_configs=dict(compacted)) for name in (topics.PROFILES, topics.QUARANTINES)
+        NewTopic(name, 1, replication, topic_configs=dict(compacted))
+        for name in (topics.PROFILES, topics.QUARANTINES, topics.PROVIDER_HISTORY)
     ]
     return specs
 

@@ -15,13 +15,17 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderAdapter
+from providers.common import NotJSON, loads_lenient
 from providers.held_stream import HeldStream
 from schemas.events import PolicyDecision
 from schemas.profiles import Profile
 from schemas.view import CompletionView, ConversationView, ToolCall
+from services.ingress.history import ProviderHistory
 from services.ingress.policy import (
     CompletionVerdict,
+    Inherited,
     RequestVerdict,
+    answer_untrusted_since,
     evaluate_completion,
     evaluate_request,
     redact_secrets,
@@ -55,15 +59,21 @@ class Judged:
     completion: CompletionView | None = None
     decisions: list[PolicyDecision] | None = None
     blocked_tool_calls: list[ToolCall] | None = None
+    status: int | None = None
+    """The status the client gets instead of the upstream's, when the answer could not be judged."""
+    error: str | None = None
 
 
 class Enforcement:
     """The guardrails of one exchange under an active profile."""
 
-    def __init__(self, profile: Profile, adapter: ProviderAdapter, route: str) -> None:
+    def __init__(
+        self, profile: Profile, adapter: ProviderAdapter, route: str, history: ProviderHistory | None = None
+    ) -> None:
         self.profile = profile
         self.adapter = adapter
         self.route = route
+        self.history = history or _FORGETFUL
         self.restrictive = profile.mode == "restrictive"
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None
@@ -74,7 +84,10 @@ class Enforcement:
         if not isinstance(parsed, dict):
             return PreparedRequest(body, body, False)
         self.view = self.adapter.request_view(self.route, parsed)
-        self.verdict = evaluate_request(self.profile, self.view)
+        inherited: Inherited | None = None
+        if self.view.provider_history:
+            inherited = self.history.lookup(self.view.provider_history)
+        self.verdict = evaluate_request(self.profile, self.view, inherited)
         sent = body
         if self.verdict.replacements:
             self.adapter.replace_tool_results(self.route, parsed, self.verdict.replacements)
@@ -97,7 +110,15 @@ class Enforcement:
     # -- the answer -----------------------------------------------------------------------------------------------
 
     def _judge(self, completion: CompletionView) -> CompletionVerdict | None:
-        if self.view is None or self.verdict is None or not completion.tool_calls:
+        if self.view is None or self.verdict is None:
+            return None
+        if completion.provider_refs:
+            # The provider keeps this exchange for later requests: remember the trust it leaves the history in.
+            untrusted = self.verdict.trust.untrusted_since or answer_untrusted_since(self.profile, completion)
+            self.history.remember(
+                completion.provider_refs, untrusted, {call.id: call.name for call in completion.tool_calls}
+            )
+        if not completion.tool_calls:
             return None
         return evaluate_completion(self.profile, self.view, self.verdict, completion)
 
@@ -106,9 +127,9 @@ class Enforcement:
         if status >= 400 or not payload:
             return payload, Judged()
         try:
-            parsed = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return payload, Judged()
+            parsed = loads_lenient(payload)
+        except NotJSON as exc:
+            return self._unreadable(payload, str(exc))
         completion = self.adapter.completion_view(self.route, parsed)
         verdict = self._judge(completion)
         if verdict is None:
@@ -121,6 +142,17 @@ class Enforcement:
         if verdict.blocked and verdict.refusal is not None:
             return self.adapter.refusal_body(self.route, parsed, verdict.refusal), judged
         return payload, judged
+
+    def _unreadable(self, payload: bytes, why: str) -> tuple[bytes, Judged]:
+        """An answer no JSON parser reads, to a request that offered tools: in restrictive mode it could carry a call
+        nobody judged, so the client gets an error instead (recorded with the reason)."""
+        if not (self.restrictive and self.view is not None and self.view.tools):
+            return payload, Judged()
+        reason = f"the upstream's answer is not JSON ({why}), so the guardrails could not judge its tool calls"
+        decision = PolicyDecision(kind="tool_call_blocked", reason=reason, enforced=True)
+        return self.adapter.error_body(502, reason, "upstream_error"), Judged(
+            decisions=[decision], blocked_tool_calls=[], status=502, error=reason
+        )
 
     def held_stream(self, content_type: str) -> HeldStream | None:
         """In restrictive mode, a filter that holds tool calls back until the stream ends and they are judged."""
@@ -139,3 +171,13 @@ class Enforcement:
         if verdict is not None and verdict.blocked and verdict.refusal is not None:
             return held.refuse(verdict.refusal), judged
         return held.release(), judged
+
+
+class _Forgetful(ProviderHistory):
+    """No memory of provider-held histories: every reference is unknown (for an ingress built without one)."""
+
+    def remember(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_FORGETFUL = _Forgetful()

@@ -59,6 +59,11 @@ class IngressSettings(CommonSettings):
     upstream_max_connections: int = 1000
     agent_label_cap: int = 200
     """Distinct agent_id values used as a metrics label; later ones are counted under ``__other__``."""
+    history_max_bytes: int = 16 * 1024 * 1024
+    """What the ingress remembers of provider-held histories (``previous_response_id``, ``conversation``), in memory
+    and in the replicated buckets; the oldest records go first."""
+    history_ttl_s: float = 7 * 24 * 3600
+    """Records of provider-held histories older than this are forgotten (a request continuing one is untrusted)."""
 
     @field_validator("custom_providers")
     @classmethod

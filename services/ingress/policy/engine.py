@@ -239,6 +239,18 @@ def evaluate_request(
     trust = judge_tool_results(compiled.trusted_data, view, compiled.trusted_data_memo, inherited)
 
     decisions: list[PolicyDecision] = []
+    if inherited is not None and inherited.untrusted_since is not None:
+        source = inherited.untrusted_since
+        reason = source.why or f"the history this request continues was untrusted since call {source.tool_call_id}"
+        decisions.append(
+            PolicyDecision(
+                kind="tool_result_untrusted",
+                tool=source.tool,
+                tool_call_id=source.tool_call_id,
+                reason=reason,
+                enforced=enforced,
+            )
+        )
     memo = compiled.decision_memo
     for result in trust.results:
         if result.verdict == "trusted":

@@ -86,6 +86,8 @@ def refusal_text(call: ToolCall, reason: str) -> str:
 
 
 def _untrusted_reason(tool: str, source: UntrustedSource) -> str:
+    if source.why:
+        return f"{source.why}, and the {tool} tool may not be called while the context is untrusted"
     origin = f"the result of the {source.tool} tool" if source.tool else "a tool result of unknown origin"
     return (
         f"the context contains untrusted data ({origin}, call {source.tool_call_id}), "
