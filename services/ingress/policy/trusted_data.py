@@ -50,8 +50,6 @@ def blocked_content(reason: str) -> str:
 class ResultDecision:
     tool_call_id: str
     tool: str | None
-    why: str | None = None
-    """Said instead of "the result of the … tool" when the untrusted data is not a tool result in sight."""
     message_position: int
     """Position in ``ConversationView.messages`` (``Message.index`` there points into the provider's request)."""
     verdict: ResultVerdict
