@@ -69,9 +69,30 @@ def read_arguments(raw: Any) -> tuple[Any, str | None]:
         except orjson.JSONDecodeError as exc:
             return raw, f"not strict JSON ({exc})"
         return parsed, None if isinstance(parsed, dict) else "not a JSON object"
-    if raw is None or isinstance(raw, dict):
+    if raw is None:
         return raw, None
-    return raw, "not a JSON object"
+    if not isinstance(raw, dict):
+        return raw, "not a JSON object"
+    return raw, None if _strict(raw) else "not strict JSON (NaN, Infinity or a lone surrogate)"
+
+
+def _strict(value: Any) -> bool:
+    """Whether a value read leniently (``loads_lenient``) is one strict JSON could have given."""
+    if isinstance(value, str):
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return all(_strict(key) and _strict(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_strict(item) for item in value)
+    return True
 
 
 def parts_text(content: Any, kinds: frozenset[str] | None = None) -> str:
