@@ -76,6 +76,27 @@ def read_arguments(raw: Any) -> tuple[Any, str | None]:
     return raw, None if _strict(raw) else "not strict JSON (NaN, Infinity or a lone surrogate)"
 
 
+def without_surrogates(value: Any) -> Any:
+    """``value`` (read by ``loads_lenient``) with every lone surrogate written as its escape (``\\ud800``), so it
+    can be encoded and recorded; the same object when it holds none."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        items = {without_surrogates(key): without_surrogates(item) for key, item in value.items()}
+        unchanged = len(items) == len(value) and all(k in value and items[k] is value[k] for k in items)
+        return value if unchanged else items
+    if isinstance(value, list):
+        elements = [without_surrogates(item) for item in value]
+        return value if all(new is old for new, old in zip(elements, value, strict=True)) else elements
+    return value
+
+
 def _strict(value: Any) -> bool:
     """Whether a value read leniently (``loads_lenient``) is one strict JSON could have given."""
     if isinstance(value, str):

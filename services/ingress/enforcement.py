@@ -9,13 +9,14 @@ refusal turn, streams included), or after it was sent when the profile only reco
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from providers.base import ProviderAdapter
-from providers.common import NotJSON, loads_lenient
+from providers.common import NotJSON, loads_lenient, without_surrogates
 from providers.held_stream import HeldStream
 from schemas.events import PolicyDecision
 from schemas.profiles import Profile
@@ -131,6 +132,8 @@ class Enforcement:
         except NotJSON as exc:
             return self._unreadable(payload, str(exc))
         completion = self.adapter.completion_view(self.route, parsed)
+        if _SURROGATE_ESCAPE.search(payload):
+            completion = _recordable(completion)
         verdict = self._judge(completion)
         if verdict is None:
             return payload, Judged(completion=completion)
@@ -161,6 +164,8 @@ class Enforcement:
     def judge_stream(self, upstream: bytes, held: HeldStream | None) -> tuple[bytes, Judged]:
         """A streamed answer has ended upstream: what is left to send (held events, or the refusal instead)."""
         completion = self.adapter.stream_view(self.route, upstream)
+        if _SURROGATE_ESCAPE.search(upstream):
+            completion = _recordable(completion)
         verdict = self._judge(completion)
         judged = Judged(completion=completion)
         if verdict is not None:
@@ -171,6 +176,23 @@ class Enforcement:
         if verdict is not None and verdict.blocked and verdict.refusal is not None:
             return held.refuse(verdict.refusal), judged
         return held.release(), judged
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _recordable(completion: CompletionView) -> CompletionView:
+    """The answer read as clients read it may hold lone surrogates (an escape strict JSON refuses), which no record
+    can encode: they are kept as their escapes (the verdict on the arguments was made when they were read)."""
+    dumped = completion.model_dump(exclude={"usage"})
+    cleaned = without_surrogates(dumped)
+    if cleaned is dumped:
+        return completion
+    errors = [call.arguments_error for call in completion.tool_calls]
+    rebuilt = CompletionView.model_validate({**cleaned, "usage": completion.usage})
+    for call, error in zip(rebuilt.tool_calls, errors, strict=True):
+        call.arguments_error = error  # not part of the dump
+    return rebuilt
 
 
 class _Forgetful(ProviderHistory):

@@ -22,6 +22,7 @@ PARAMETERS = {
     "read_file": {"path": "string"},
     "send_email": {"to": "string", "body": "string"},
     "fetch_url": {"url": "string"},
+    "get_time": {"zone": "string"},
 }
 
 
@@ -101,9 +102,7 @@ def chat(client: openai.OpenAI, history: list[dict], tools: list[dict], *, strea
     pieces: dict[tuple[int, int], list[str]] = {}
     names: dict[tuple[int, int], str] = {}
     text = ""
-    for chunk in client.chat.completions.create(
-        model="gpt-4o", messages=history, tools=tools, stream=True, **extra
-    ):
+    for chunk in client.chat.completions.create(model="gpt-4o", messages=history, tools=tools, stream=True, **extra):
         for choice in chunk.choices:
             text += choice.delta.content or ""
             for call in choice.delta.tool_calls or []:
