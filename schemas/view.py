@@ -19,7 +19,8 @@ class ToolCall(BaseModel):
     arguments: Any = None
     """Parsed JSON arguments when they parse, else the raw string."""
     arguments_error: str | None = Field(default=None, exclude=True)
-    """Not serialised (the record's decisions say it): why the arguments are not a strict JSON object (not JSON, NaN, a lone surrogate, trailing text, a list…)."""
+    """Why the arguments are not a strict JSON object (not JSON, NaN, a lone surrogate, trailing text, a list…). Not
+    serialised: the record's decisions say it."""
 
 
 class ToolResult(BaseModel):

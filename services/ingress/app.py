@@ -51,7 +51,7 @@ class Ingress:
         self.recorder = Recorder(bus, metrics, settings.max_recorded_body_bytes)
         self.profiles = profiles
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
-        self.history = history or ProviderHistory()
+        self.history = history if history is not None else ProviderHistory()
         self._session: aiohttp.ClientSession | None = None
 
     def _provider_paths(self, provider: str) -> frozenset[str]:

@@ -74,7 +74,7 @@ class Enforcement:
         self.profile = profile
         self.adapter = adapter
         self.route = route
-        self.history = history or _FORGETFUL
+        self.history = history if history is not None else _FORGETFUL
         self.restrictive = profile.mode == "restrictive"
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None

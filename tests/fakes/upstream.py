@@ -88,12 +88,12 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
                     raw_body=raw,
                 )
             )
-        if request.match_info.http_exception is not None:
+        if request.match_info.http_exception is not None and not state.canned:
             return fake.not_found(request)
         denied = fake.authenticate(request)
         if denied is not None:
             return denied
-        if state.canned:
+        if state.canned:  # served on any path, so routes the fake does not model can be scripted too
             canned = state.canned.pop(0)
             if canned.chunked:
                 return await send_pieces(

@@ -124,8 +124,10 @@ def responses_whole(calls: Sequence[Call], spell: Spell = plain, response_id: st
     return _response([*extra, *_response_items(calls, spell)], response_id).encode()
 
 
-def responses_stream(calls: Sequence[Call], spell: Spell = plain, response_id: str = "resp_canned") -> bytes:
-    items = _response_items(calls, spell)
+def responses_stream(
+    calls: Sequence[Call], spell: Spell = plain, response_id: str = "resp_canned", extra: Sequence[str] = ()
+) -> bytes:
+    items = [*extra, *_response_items(calls, spell)]
     created = _response([], response_id).replace('"status":"completed"', '"status":"in_progress"', 1)
     events = [_sse(f'{{"type":"response.created","sequence_number":0,"response":{created}}}', "response.created")]
     number = 1
