@@ -177,3 +177,16 @@ def test_a_legacy_function_result_makes_the_context_untrusted(warden, restrictiv
     assert "send_email" in text
     (item,) = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
     assert item["untrusted_since"] == "function_call#1"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_answer_no_parser_reads_is_refused_when_tools_were_offered(warden, restrictive, fakes, fmt):
+    """Bytes no JSON parser reads might still carry a call some client extracts: with tools offered, the client
+    gets a 502 in its provider's shape and the record says why."""
+    agent = new_agent()
+    fakes[fmt].answer_next(b'{"choices": [{"message": {"tool_calls": [{"function": {"name": "read_file", "arguments"')
+    with pytest.raises(Exception) as caught:
+        ask(warden, fmt, restrictive, agent, "read it", stream=False)
+    assert getattr(caught.value, "status_code", None) == 502 or getattr(caught.value, "code", None) == 502
+    (item,) = warden.wait_for(lambda i: i["status"] == 502, agent_id=agent)
+    assert "could not judge" in (warden.detail(item["interaction_id"])["error"] or "")
