@@ -76,17 +76,22 @@ def read_arguments(raw: Any) -> tuple[Any, str | None]:
     return raw, None if _strict(raw) else "not strict JSON (NaN, Infinity or a lone surrogate)"
 
 
+def _encodable(text: str) -> bool:
+    """No lone surrogate (the only thing a Python string may hold that UTF-8 cannot)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def without_surrogates(value: Any) -> Any:
     """``value`` (read by ``loads_lenient``) with every lone surrogate written as its escape (``\\ud800``), so it
     can be encoded and recorded; the same object when it holds none."""
     if isinstance(value, str):
-        if value.isascii():
-            return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
+        return value if _encodable(value) else value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
         items = {without_surrogates(key): without_surrogates(item) for key, item in value.items()}
         unchanged = len(items) == len(value) and all(k in value and items[k] is value[k] for k in items)
@@ -100,13 +105,7 @@ def without_surrogates(value: Any) -> Any:
 def _strict(value: Any) -> bool:
     """Whether a value read leniently (``loads_lenient``) is one strict JSON could have given."""
     if isinstance(value, str):
-        if value.isascii():
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return False
-        return True
+        return _encodable(value)
     if isinstance(value, float):
         return value == value and value not in (float("inf"), float("-inf"))
     if isinstance(value, dict):

@@ -5,12 +5,13 @@ every wire format."""
 from __future__ import annotations
 
 import httpx
-import orjson
 import pytest
 
 from tests.conftest import API_KEY
 from tests.fakes.wire import FRAMING_HEADER, cut
+from tests.support import canned
 from tests.support.agents import new_agent
+from tests.support.canned import Call
 from tests.support.formats import FORMATS, ask
 from tests.support.guardrails import make_profile
 
@@ -68,30 +69,8 @@ def test_a_chunked_json_answer_is_recorded_with_its_tool_calls(warden, permissiv
 def test_a_json_answer_to_a_stream_request_is_judged_whole(warden, restrictive, fake_openai):
     """An upstream that answers a streaming request with one JSON document (chunked): still one document, judged."""
     agent = new_agent()
-    body = {
-        "id": "chatcmpl-json",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "gpt-4o",
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "call_1",
-                            "type": "function",
-                            "function": {"name": "read_file", "arguments": '{"path": "/etc/shadow"}'},
-                        }
-                    ],
-                },
-                "finish_reason": "tool_calls",
-            }
-        ],
-    }
-    fake_openai.answer_next(cut(orjson.dumps(body), 9), chunked=True)
+    body = canned.chat_whole([[Call("read_file", '{"path": "/etc/shadow"}')]])
+    fake_openai.answer_next(cut(body, 9), chunked=True)
     response = httpx.post(
         f"{warden.url}/v1/openai/{restrictive}/chat/completions",
         headers={"Authorization": f"Bearer {API_KEY}", "X-Archestra-Agent-Id": agent},
