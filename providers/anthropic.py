@@ -11,17 +11,20 @@ import orjson
 
 from providers.base import ProviderAdapter, RequestMeta
 from providers.common import (
+    NotJSON,
     as_dict,
     as_int,
     as_list,
     as_str,
+    json_text,
+    loads_lenient,
     optional_str,
-    parse_arguments,
     parts_text,
+    read_arguments,
     sum_tokens,
 )
 from providers.held_stream import HeldStream
-from providers.sse import encode_event, first_json_event, iter_events
+from providers.sse import encode_event, first_json_event, iter_events, json_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 _TEXT = frozenset({"text"})
@@ -57,12 +60,47 @@ def usage(raw: Any) -> Usage:
 
 
 def _tool_call(block: dict[str, Any]) -> ToolCall:
-    return ToolCall(id=as_str(block.get("id")), name=as_str(block.get("name")), arguments=block.get("input"))
+    arguments, error = read_arguments(block.get("input"))
+    return ToolCall(
+        id=as_str(block.get("id")), name=as_str(block.get("name")), arguments=arguments, arguments_error=error
+    )
 
 
 def _tool_calls(blocks: list[Any]) -> list[ToolCall]:
     """Calls of the client's tools (``server_tool_use`` blocks run at Anthropic and are not the client's to allow)."""
     return [_tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"]
+
+
+_SERVER_CALLS = {"server_tool_use", "mcp_tool_use"}
+
+
+def _server_names(blocks: list[Any]) -> dict[str, str]:
+    """Ids of the tool uses Anthropic ran itself, with their tool's name (every MCP tool counts as ``mcp``)."""
+    return {
+        as_str(block.get("id")): ("mcp" if block.get("type") == "mcp_tool_use" else as_str(block.get("name")))
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") in _SERVER_CALLS
+    }
+
+
+def _is_server_result(block: Any) -> bool:
+    """``web_search_tool_result``, ``web_fetch_tool_result``, ``mcp_tool_result``, ``code_execution_tool_result``…:
+    what a tool Anthropic ran brought into the context, inside the assistant's own content."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    return isinstance(kind, str) and kind.endswith("_tool_result") and kind != "tool_result"
+
+
+def _server_results(blocks: list[Any], names: dict[str, str]) -> list[ToolResult]:
+    """Known only by the tool use they answer: a result whose use is not in the conversation has no tool."""
+    return [
+        ToolResult(
+            tool_call_id=as_str(block.get("tool_use_id")),
+            name=names.get(as_str(block.get("tool_use_id"))),
+            content=json_text(block.get("content")),
+        )
+        for block in blocks
+        if _is_server_result(block)
+    ]
 
 
 def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinition]]:
@@ -77,11 +115,12 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
         content = raw.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else as_list(content)
         if raw.get("role") == "assistant":
-            calls = [
-                _tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"
-            ]
+            calls = _tool_calls(blocks)
             names.update((call.id, call.name) for call in calls)
+            names.update(_server_names(blocks))
             messages.append(Message(role="assistant", text=parts_text(blocks, _TEXT), tool_calls=calls, index=index))
+            for result in _server_results(blocks, names):
+                messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
             continue
         # A user turn holds text and tool results in any order: one message per result, text between them kept.
         pending: list[dict[str, Any]] = []
@@ -113,6 +152,7 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
 class AnthropicAdapter(ProviderAdapter):
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
+    top_level_paths = frozenset({"v1"})
 
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
         if not isinstance(body, dict):
@@ -140,14 +180,18 @@ class AnthropicAdapter(ProviderAdapter):
         # Only a message is an answer: token counts and model lists are recorded, not read.
         if not isinstance(body, dict) or body.get("type") != "message":
             return CompletionView()
-        blocks = as_list(body.get("content"))
+        return self._answer(
+            as_list(body.get("content")), usage(body.get("usage")), optional_str(body.get("stop_reason"))
+        )
+
+    @staticmethod
+    def _answer(blocks: list[Any], found: Usage, finish_reason: str | None) -> CompletionView:
         return CompletionView(
             text=parts_text(blocks, _TEXT),
-            tool_calls=[
-                _tool_call(block) for block in blocks if isinstance(block, dict) and block.get("type") == "tool_use"
-            ],
-            usage=usage(body.get("usage")),
-            finish_reason=optional_str(body.get("stop_reason")),
+            tool_calls=_tool_calls(blocks),
+            usage=found,
+            finish_reason=finish_reason,
+            tool_results=_server_results(blocks, _server_names(blocks)),
         )
 
     def stream_view(self, route: str, stream: bytes) -> CompletionView:
@@ -158,8 +202,8 @@ class AnthropicAdapter(ProviderAdapter):
         errored = False
         for name, data in iter_events(stream):
             try:
-                event = orjson.loads(data)
-            except orjson.JSONDecodeError:
+                event = loads_lenient(data)
+            except NotJSON:
                 continue
             if not isinstance(event, dict):
                 continue
@@ -182,14 +226,9 @@ class AnthropicAdapter(ProviderAdapter):
             elif kind == "error":
                 errored = True
         for index, pieces in json_pieces.items():
-            blocks[index]["input"] = parse_arguments("".join(pieces))
+            blocks[index]["input"] = "".join(pieces)  # read (strictly) with the rest of the call
         ordered = [block for _, block in sorted(blocks.items())]
-        return CompletionView(
-            text=parts_text(ordered, _TEXT),
-            tool_calls=_tool_calls(ordered),
-            usage=usage(counts),
-            finish_reason=stop_reason or ("error" if errored else None),
-        )
+        return self._answer(ordered, usage(counts), stop_reason or ("error" if errored else None))
 
     # -- inline policy support --------------------------------------------------------------------------------------
 
@@ -240,11 +279,13 @@ class HeldMessagesStream(HeldStream):
             self._start_usage = as_dict(as_dict(parsed.get("message")).get("usage"))
 
     def starts_hold(self, event: bytes) -> bool:
-        if b"content_block_start" not in event or b"tool_use" not in event:
-            return False
-        parsed = first_json_event(event)
-        block = as_dict(parsed.get("content_block"))
-        return parsed.get("type") == "content_block_start" and block.get("type") == "tool_use"
+        if (b"content_block_start" not in event or b"tool_use" not in event) and b"\\u" not in event:
+            return False  # the common case, decided without parsing (no escape could spell the markers otherwise)
+        return any(
+            parsed.get("type") == "content_block_start"
+            and as_dict(parsed.get("content_block")).get("type") == "tool_use"
+            for parsed in json_events(event)
+        )
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         found: dict[str, Any] | None = None

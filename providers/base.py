@@ -26,10 +26,21 @@ class ProviderAdapter(ABC):
     """The provider's slug in ingress routes (``/v1/<name>/…``) and in records."""
     default_base_url: str
     """Where the provider's API lives; the ingress settings may point the provider elsewhere."""
+    top_level_paths: frozenset[str] = frozenset()
+    """The first segments of the API's own paths (below the base URL): a path starting with one has no profile
+    segment. Any other first segment is a profile reference."""
 
     @abstractmethod
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
         """Model and streaming flag of a request, from just enough of it (this runs on the hot path)."""
+
+    def answer_streams(self, route: str, requested: bool, content_type: str) -> bool:
+        """Whether an answer is a stream, from what the request asked for (``RequestMeta.stream``) and the answer's
+        content type, never from how its body is framed: a JSON answer sent chunked without a length is still one
+        JSON document, to be read and judged whole. An event stream is a stream whatever was asked."""
+        if content_type.startswith("text/event-stream"):
+            return True
+        return requested and not content_type.startswith("application/json")
 
     @abstractmethod
     def error_body(self, status: int, message: str, kind: str) -> bytes:

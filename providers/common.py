@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -30,16 +31,88 @@ def optional_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class NotJSON(ValueError):
+    """Text that no JSON parser a client might use reads."""
+
+
+def loads_lenient(data: bytes | str) -> Any:
+    """A wire payload as the clients' own parsers read it.
+
+    Strict JSON first (fast); else Python's ``json``, which, like the SDKs that use it, accepts ``NaN``, ``Infinity``
+    and lone surrogate escapes. Whatever a client can read, the policies must read too.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotJSON(str(exc)) from None
+
+
 def parse_arguments(raw: Any) -> Any:
     """Tool-call arguments: parsed when they are a JSON string, else as they are (a partial stream stays a string)."""
+    return read_arguments(raw)[0]
+
+
+def read_arguments(raw: Any) -> tuple[Any, str | None]:
+    """Tool-call arguments (a JSON text, or an object already) and, when they are not a strict JSON object, why.
+
+    Strict: ``NaN``, lone surrogates, trailing text or a value that is not an object are reported, since a policy
+    cannot be sure what the tool will make of them. The arguments are then the raw text (or the value as it is)."""
     if isinstance(raw, str):
         if not raw:
-            return {}
+            return {}, None
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return raw
-    return raw
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return raw, f"not strict JSON ({exc})"
+        return parsed, None if isinstance(parsed, dict) else "not a JSON object"
+    if raw is None:
+        return raw, None
+    if not isinstance(raw, dict):
+        return raw, "not a JSON object"
+    return raw, None if _strict(raw) else "not strict JSON (NaN, Infinity or a lone surrogate)"
+
+
+def _encodable(text: str) -> bool:
+    """No lone surrogate (the only thing a Python string may hold that UTF-8 cannot)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (read by ``loads_lenient``) with every lone surrogate written as its escape (``\\ud800``), so it
+    can be encoded and recorded; the same object when it holds none."""
+    if isinstance(value, str):
+        return value if _encodable(value) else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        items = {without_surrogates(key): without_surrogates(item) for key, item in value.items()}
+        unchanged = len(items) == len(value) and all(k in value and items[k] is value[k] for k in items)
+        return value if unchanged else items
+    if isinstance(value, list):
+        elements = [without_surrogates(item) for item in value]
+        return value if all(new is old for new, old in zip(elements, value, strict=True)) else elements
+    return value
+
+
+def _strict(value: Any) -> bool:
+    """Whether a value read leniently (``loads_lenient``) is one strict JSON could have given."""
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return all(_strict(key) and _strict(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_strict(item) for item in value)
+    return True
 
 
 def parts_text(content: Any, kinds: frozenset[str] | None = None) -> str:

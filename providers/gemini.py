@@ -12,9 +12,20 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderAdapter, RequestMeta
-from providers.common import as_dict, as_int, as_list, as_str, json_text, optional_str, sum_tokens
+from providers.common import (
+    NotJSON,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    json_text,
+    loads_lenient,
+    optional_str,
+    read_arguments,
+    sum_tokens,
+)
 from providers.held_stream import HeldStream
-from providers.sse import iter_events
+from providers.sse import json_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 STREAM_METHOD = "streamGenerateContent"
@@ -85,6 +96,7 @@ class _CallIds:
 
     def __init__(self) -> None:
         self._unanswered: dict[str, list[str]] = {}
+        self._names: dict[str, str] = {}  # every call so far, by id
 
     def calls(self, parts: list[Any]) -> list[ToolCall]:
         calls = []
@@ -96,14 +108,25 @@ class _CallIds:
             name = as_str(call.get("name"))
             call_id = as_str(call.get("id")) or f"{name}#{len(calls)}"
             self._unanswered.setdefault(name, []).append(call_id)
-            calls.append(ToolCall(id=call_id, name=name, arguments=call.get("args")))
+            self._names[call_id] = name
+            arguments, error = read_arguments(call.get("args"))
+            calls.append(ToolCall(id=call_id, name=name, arguments=arguments, arguments_error=error))
         return calls
 
     def result(self, response: dict[str, Any], position: int) -> ToolResult:
+        """The result's tool is the one its call named: by the call's id when the response gives one, else the
+        call it pairs with by name; a response that answers no call in the history has no known tool."""
         name = as_str(response.get("name"))
+        given = as_str(response.get("id"))
         waiting = self._unanswered.get(name) or []
-        call_id = as_str(response.get("id")) or (waiting.pop(0) if waiting else f"{name}#{position}")
-        return ToolResult(tool_call_id=call_id, name=name, content=json_text(response.get("response")))
+        if given:
+            call_id = given
+            if given in waiting:
+                waiting.remove(given)
+        else:
+            call_id = waiting.pop(0) if waiting else f"{name}#{position}"
+        tool = self._names.get(call_id)
+        return ToolResult(tool_call_id=call_id, name=tool, content=json_text(response.get("response")))
 
 
 def _conversation(body: dict[str, Any]) -> list[Message]:
@@ -163,15 +186,18 @@ def _tools(body: dict[str, Any]) -> list[ToolDefinition]:
 
 
 def _chunks(stream: bytes) -> Iterator[Any]:
-    """The JSON objects of a stream, SSE or one JSON array; a cut array yields the elements that arrived whole."""
+    """The JSON objects of a stream, SSE or one JSON array (or one whole object, when an upstream answered a stream
+    request that way); a cut array yields the elements that arrived whole."""
     text = stream.decode("utf-8", "replace")
     stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            yield loads_lenient(stripped)
+            return
+        except NotJSON:
+            pass
     if not stripped.startswith("["):
-        for _, data in iter_events(stream):
-            try:
-                yield orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
+        yield from json_events(stream)
         return
     decoder = json.JSONDecoder()
     position, end = len(text) - len(stripped) + 1, len(text)
@@ -190,10 +216,15 @@ def _chunks(stream: bytes) -> Iterator[Any]:
 class GeminiAdapter(ProviderAdapter):
     name = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
+    top_level_paths = frozenset({"v1", "v1beta", "v1alpha", "v1beta1", "upload", "download"})
 
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
         model, method = target(route)
         return RequestMeta(model=model, stream=method == STREAM_METHOD)
+
+    def answer_streams(self, route: str, requested: bool, content_type: str) -> bool:
+        """``:streamGenerateContent`` streams as SSE or as one JSON array (``application/json``): both are streams."""
+        return requested or content_type.startswith("text/event-stream")
 
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         return orjson.dumps({"error": self._error(status, message)})
@@ -234,6 +265,7 @@ class GeminiAdapter(ProviderAdapter):
         """A response, or the chunks of a stream (each a partial response: text parts add up, function calls come
         whole, usage and finish reason are final in the last chunk)."""
         parts: list[Any] = []
+        others: list[Any] = []
         found = Usage()
         finish_reason: str | None = None
         errored = False
@@ -246,6 +278,9 @@ class GeminiAdapter(ProviderAdapter):
             candidates = as_list(chunk.get("candidates"))
             first = as_dict(candidates[0]) if candidates else {}
             parts.extend(as_list(as_dict(first.get("content")).get("parts")))
+            for other in candidates[1:]:
+                # Every candidate's calls are judged (``candidateCount``); the text recorded is the first one's.
+                others.extend(_calls_only(as_list(as_dict(as_dict(other).get("content")).get("parts"))))
             finish_reason = optional_str(_field(first, "finishReason", "finish_reason")) or finish_reason
             if not candidates:
                 feedback = as_dict(_field(chunk, "promptFeedback", "prompt_feedback"))
@@ -255,7 +290,7 @@ class GeminiAdapter(ProviderAdapter):
                 found = usage(metadata)
         return CompletionView(
             text=_text(parts),
-            tool_calls=_CallIds().calls(parts),
+            tool_calls=_CallIds().calls(parts + others),
             usage=found,
             finish_reason=finish_reason or ("error" if errored else None),
         )
@@ -301,6 +336,10 @@ def _refusal_candidate(candidate: Any, text: str) -> dict[str, Any]:
     return {"content": {"parts": [{"text": text}], "role": "model"}, reason: "STOP", **kept}
 
 
+def _calls_only(parts: list[Any]) -> list[Any]:
+    return [part for part in parts if isinstance(_field(as_dict(part), "functionCall", "function_call"), dict)]
+
+
 def _calls_a_function(chunk: Any) -> bool:
     for candidate in as_list(as_dict(chunk).get("candidates")):
         for part in as_list(as_dict(as_dict(candidate).get("content")).get("parts")):
@@ -325,6 +364,7 @@ class HeldGeminiStream(HeldStream):
         super().__init__()
         self._array = array
         self._shape_known = False
+        self._object = False
         self._last: dict[str, Any] = {}  # the last chunk the client got: ids and usage when the held carry none
         self._opened = False  # array shape: the client got the opening bracket
         # Array scanner state: where scanning resumes in the pending bytes, nesting depth inside an element, whether in
@@ -342,6 +382,11 @@ class HeldGeminiStream(HeldStream):
                 self._pending += chunk
                 return b""
             self._array, self._shape_known = head.startswith(b"["), True
+            # One whole JSON object where a stream was asked for: nothing passes until it has been judged whole.
+            self._object = head.startswith(b"{")
+        if self._object:
+            self._pending += chunk
+            return b""
         if not self._array:
             return super().feed(chunk)
         self._pending += chunk
@@ -395,20 +440,20 @@ class HeldGeminiStream(HeldStream):
         return b"".join(out)
 
     @staticmethod
-    def _chunk(event: bytes) -> Any:
-        """The chunk in one SSE event or one array unit."""
+    def _chunks(event: bytes) -> list[Any]:
+        """The chunks in one SSE event (or several, however they were cut) or one array unit."""
         stripped = event.lstrip(_ARRAY_JUNK)
         if stripped.startswith(b"{"):
             try:
-                return orjson.loads(stripped)
-            except orjson.JSONDecodeError:
-                return None
-        for _, data in iter_events(event):
-            try:
-                return orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-        return None
+                return [loads_lenient(stripped)]
+            except NotJSON:
+                return []
+        return list(json_events(event))
+
+    @classmethod
+    def _chunk(cls, event: bytes) -> Any:
+        chunks = cls._chunks(event)
+        return chunks[0] if chunks else None
 
     def passed(self, event: bytes) -> None:
         self._opened = True
@@ -417,12 +462,14 @@ class HeldGeminiStream(HeldStream):
             self._last = chunk
 
     def starts_hold(self, event: bytes) -> bool:
-        if b"functionCall" not in event and b"function_call" not in event:
-            return False
-        return _calls_a_function(self._chunk(event))
+        if b"functionCall" not in event and b"function_call" not in event and b"\\u" not in event:
+            return False  # the common case, decided without parsing (no escape could spell the markers otherwise)
+        return any(_calls_a_function(chunk) for chunk in self._chunks(event))
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         last, usage_metadata = self._last, _field(self._last, "usageMetadata", "usage_metadata")
+        if self._object:
+            held = [self._pending]
         for event in held:
             chunk = self._chunk(event)
             if isinstance(chunk, dict) and "candidates" in chunk:
@@ -436,6 +483,8 @@ class HeldGeminiStream(HeldStream):
             value = _field(last, camel, snake)
             if value is not None:
                 final[camel] = value
+        if self._object:
+            return orjson.dumps(final)
         if not self._array:
             return b"data: " + orjson.dumps(final) + b"\r\n\r\n"
         return (b"\n,\r\n" if self._opened else b"[") + orjson.dumps(final) + b"\n]"

@@ -17,6 +17,7 @@ from schemas.view import CompletionView, ConversationView
 class Api(Enum):
     CHAT = "chat"
     RESPONSES = "responses"
+    CONVERSATIONS = "conversations"
     EMBEDDINGS = "embeddings"
     OTHER = "other"
 
@@ -30,12 +31,31 @@ def api_of(route: str) -> Api:
         return Api.EMBEDDINGS
     if path.endswith("/responses") or "/responses/" in path:
         return Api.RESPONSES
+    if path.endswith("/conversations") or (path.endswith("/items") and "/conversations/" in path):
+        return Api.CONVERSATIONS
     return Api.OTHER
+
+
+def _conversation_in(route: str) -> str | None:
+    """``…/conversations/{id}/items`` → the id; None for the route that creates a conversation."""
+    path = route.rstrip("/")
+    if not path.endswith("/items"):
+        return None
+    return path.removesuffix("/items").rpartition("/")[2] or None
 
 
 class OpenAIAdapter(ProviderAdapter):
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
+    top_level_paths = frozenset(
+        {
+            *("chat", "completions", "responses", "conversations", "embeddings", "models", "moderations"),
+            *("files", "uploads", "batches", "images", "audio", "videos", "fine_tuning", "vector_stores"),
+            *("assistants", "threads", "realtime", "containers", "evals", "organization", "chatkit", "skills"),
+            "v1",  # an OpenAI-compatible server whose base URL leaves out its /v1
+            "api",  # Ollama's own API beside its OpenAI-compatible one
+        }
+    )
 
     def __init__(self, name: str = "openai") -> None:
         self.name = name
@@ -65,6 +85,15 @@ class OpenAIAdapter(ProviderAdapter):
             return openai_chat.request_view(self.name, meta.model, meta.stream, body)
         if api is Api.RESPONSES:
             return openai_responses.request_view(self.name, meta.model, meta.stream, body)
+        if api is Api.CONVERSATIONS:
+            # Items written into a conversation the provider keeps: judged like a Responses input.
+            conversation = _conversation_in(route)
+            items = (
+                {"input": body.get("items"), "conversation": conversation}
+                if conversation
+                else {"input": body.get("items")}
+            )
+            return openai_responses.request_view(self.name, meta.model, False, items)
         if api is Api.EMBEDDINGS:
             return openai_embeddings.request_view(self.name, meta.model, body)
         return ConversationView(provider=self.name, model=meta.model, stream=meta.stream)
@@ -75,6 +104,11 @@ class OpenAIAdapter(ProviderAdapter):
         api = api_of(route)
         if api is Api.RESPONSES:
             return openai_responses.completion_view(body)
+        if api is Api.CONVERSATIONS:
+            conversation = _conversation_in(route) or (body.get("id") if body.get("object") == "conversation" else None)
+            return CompletionView(
+                provider_refs=[f"conversation:{conversation}"] if isinstance(conversation, str) else []
+            )
         if api is Api.EMBEDDINGS:
             return openai_embeddings.completion_view(body)
         if api is Api.CHAT:

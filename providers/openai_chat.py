@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +16,11 @@ from providers.common import (
     as_str,
     cache_key,
     optional_str,
-    parse_arguments,
     parts_text,
+    read_arguments,
 )
 from providers.held_stream import HeldStream
-from providers.sse import encode_event, iter_events
+from providers.sse import encode_event, iter_events, json_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 
@@ -34,20 +35,38 @@ def usage(raw: Any) -> Usage:
     )
 
 
+def _call(call_id: str, name: str, raw_arguments: Any) -> ToolCall:
+    arguments, error = read_arguments(raw_arguments)
+    return ToolCall(id=call_id, name=name, arguments=arguments, arguments_error=error)
+
+
 def _tool_call(raw: dict[str, Any]) -> ToolCall:
     function = as_dict(raw.get("function"))
-    return ToolCall(
-        id=as_str(raw.get("id")),
-        name=as_str(function.get("name")),
-        arguments=parse_arguments(function.get("arguments")),
-    )
+    return _call(as_str(raw.get("id")), as_str(function.get("name")), function.get("arguments"))
+
+
+def legacy_call_id(position: int) -> str:
+    """The id given to a legacy ``function_call`` (it has none of its own): its message's or choice's position."""
+    return f"function_call#{position}"
+
+
+def _calls(message: dict[str, Any], position: int) -> list[ToolCall]:
+    """An assistant message's tool calls, the legacy ``function_call`` included."""
+    calls = [_tool_call(call) for call in as_list(message.get("tool_calls")) if isinstance(call, dict)]
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict):
+        calls.append(_call(legacy_call_id(position), as_str(legacy.get("name")), legacy.get("arguments")))
+    return calls
 
 
 _MESSAGES = ViewCache()
 _TOOLS = ViewCache(capacity=2_000)
 
 
-def _message(index: int, raw: dict[str, Any], names: dict[str, str]) -> Message | None:
+def _message(index: int, raw: dict[str, Any], names: dict[str, str], legacy: str) -> Message | None:
+    """One message in the view. A tool result is known only by the call it answers: its own ``name`` is the
+    client's word, so the tool is the one the answered call named (``names``); a legacy ``function`` message answers
+    the last legacy ``function_call`` (``legacy``, its id)."""
     role = raw.get("role")
     text = parts_text(raw.get("content"))
     if role in ("system", "developer"):
@@ -55,107 +74,123 @@ def _message(index: int, raw: dict[str, Any], names: dict[str, str]) -> Message 
     if role == "user":
         return Message(role="user", text=text, index=index)
     if role == "assistant":
-        calls = [_tool_call(call) for call in as_list(raw.get("tool_calls")) if isinstance(call, dict)]
-        return Message(role="assistant", text=text, tool_calls=calls, index=index)
+        return Message(role="assistant", text=text, tool_calls=_calls(raw, index), index=index)
     if role in ("tool", "function"):
-        call_id = as_str(raw.get("tool_call_id"))
-        name = optional_str(raw.get("name")) or names.get(call_id)
-        result = ToolResult(tool_call_id=call_id, name=name, content=text)
+        call_id = as_str(raw.get("tool_call_id")) if role == "tool" else legacy
+        result = ToolResult(tool_call_id=call_id, name=names.get(call_id) if call_id else None, content=text)
         return Message(role="tool", text=text, tool_result=result, index=index)
     return None
 
 
-def _tools(raw_tools: list[Any]) -> list[ToolDefinition]:
+def _tools(raw_tools: list[Any], raw_functions: list[Any]) -> list[ToolDefinition]:
+    functions = [
+        as_dict(tool.get("function"))
+        for tool in raw_tools
+        if isinstance(tool, dict) and tool.get("type", "function") == "function"
+    ]
+    functions += [function for function in raw_functions if isinstance(function, dict)]  # the legacy ``functions``
     return [
         ToolDefinition(
             name=as_str(function.get("name")),
             description=optional_str(function.get("description")),
             parameters=function.get("parameters") if isinstance(function.get("parameters"), dict) else None,
         )
-        for tool in raw_tools
-        if isinstance(tool, dict) and tool.get("type", "function") == "function"
-        for function in (as_dict(tool.get("function")),)
+        for function in functions
     ]
 
 
 def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
     messages: list[Message] = []
     names: dict[str, str] = {}
+    legacy = ""  # the id of the last legacy function_call
     cached = _MESSAGES.get  # a long history makes this loop hot: names looked up once
     for index, raw in enumerate(as_list(body.get("messages"))):
         if not isinstance(raw, dict):
             continue
-        # A tool result's view depends on the calls before it (its tool's name), so they are part of its key.
-        key = cache_key(index, raw, names.get(str(raw.get("tool_call_id", ""))) if raw.get("role") == "tool" else 0)
+        # A tool result's view depends on the call it answers (its tool's name), so that is part of its key.
+        role = raw.get("role")
+        if role == "tool":
+            key = cache_key(index, raw, names.get(str(raw.get("tool_call_id", ""))))
+        elif role == "function":
+            key = cache_key(index, raw, legacy, names.get(legacy))
+        else:
+            key = cache_key(index, raw, 0)
         message = cached(key)
         if message is None:
-            message = _MESSAGES.put(key, _message(index, raw, names))
+            message = _MESSAGES.put(key, _message(index, raw, names, legacy))
         if message is None:
             continue
         if message.tool_calls:
             names.update((call.id, call.name) for call in message.tool_calls)
+            if isinstance(raw.get("function_call"), dict):
+                legacy = legacy_call_id(index)
+        elif role == "function":
+            legacy = ""  # answered
         messages.append(message)
-    raw_tools = as_list(body.get("tools"))
-    tools_key = cache_key(raw_tools)
+    raw_tools, raw_functions = as_list(body.get("tools")), as_list(body.get("functions"))
+    tools_key = cache_key(raw_tools, raw_functions)
     tools = _TOOLS.get(tools_key)
     if tools is None:
-        tools = _TOOLS.put(tools_key, _tools(raw_tools))
+        tools = _TOOLS.put(tools_key, _tools(raw_tools, raw_functions))
     return ConversationView(provider=provider, model=model, messages=messages, tools=list(tools), stream=stream)
 
 
 def completion_view(body: dict[str, Any]) -> CompletionView:
-    choices = as_list(body.get("choices"))
-    first = as_dict(choices[0]) if choices else {}
-    message = as_dict(first.get("message"))
+    """The first choice's text and finish reason; the tool calls of every choice (``n`` > 1), all to be judged."""
+    choices = [as_dict(choice) for choice in as_list(body.get("choices"))]
+    first = choices[0] if choices else {}
+    calls: list[ToolCall] = []
+    for position, choice in enumerate(choices):
+        index = choice.get("index")
+        calls += _calls(as_dict(choice.get("message")), index if isinstance(index, int) else position)
     return CompletionView(
-        text=parts_text(message.get("content")),
-        tool_calls=[_tool_call(call) for call in as_list(message.get("tool_calls")) if isinstance(call, dict)],
+        text=parts_text(as_dict(first.get("message")).get("content")),
+        tool_calls=calls,
         usage=usage(body.get("usage")),
         finish_reason=optional_str(first.get("finish_reason")),
     )
 
 
 def stream_view(stream: bytes) -> CompletionView:
+    """The first choice's text and finish reason; the tool calls of every choice, legacy ``function_call`` deltas
+    included, assembled by choice and call index."""
     text: list[str] = []
-    calls: dict[int, dict[str, str]] = {}
+    calls: dict[tuple[int, int], dict[str, str]] = {}
     found = Usage()
     finish_reason: str | None = None
     errored = False
-    for _, data in iter_events(stream):
-        if not data or data == "[DONE]":
-            continue
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(chunk, dict):
-            continue
+    for chunk in json_events(stream):
         if chunk.get("error"):
             errored = True
         if chunk.get("usage"):
             found = usage(chunk["usage"])
         for raw_choice in as_list(chunk.get("choices")):
             choice = as_dict(raw_choice)
-            if choice.get("index", 0) != 0:
-                continue  # only the first choice is recorded, as for a non-streamed answer
+            position = choice.get("index", 0)
+            position = position if isinstance(position, int) else 0
             delta = as_dict(choice.get("delta"))
-            if isinstance(delta.get("content"), str):
-                text.append(delta["content"])
             for raw_call in as_list(delta.get("tool_calls")):
                 call = as_dict(raw_call)
                 index = call.get("index", 0)
-                slot = calls.setdefault(index if isinstance(index, int) else 0, {"id": "", "name": "", "arguments": ""})
+                key = (position, index if isinstance(index, int) else 0)
+                slot = calls.setdefault(key, {"id": "", "name": "", "arguments": ""})
                 slot["id"] = as_str(call.get("id")) or slot["id"]
                 function = as_dict(call.get("function"))
                 slot["name"] = as_str(function.get("name")) or slot["name"]
                 slot["arguments"] += as_str(function.get("arguments"))
+            legacy = delta.get("function_call")
+            if isinstance(legacy, dict):
+                slot = calls.setdefault((position, -1), {"id": legacy_call_id(position), "name": "", "arguments": ""})
+                slot["name"] = as_str(legacy.get("name")) or slot["name"]
+                slot["arguments"] += as_str(legacy.get("arguments"))
+            if position != 0:
+                continue  # the text and finish reason recorded are the first choice's, as for a non-streamed answer
+            if isinstance(delta.get("content"), str):
+                text.append(delta["content"])
             finish_reason = optional_str(choice.get("finish_reason")) or finish_reason
     return CompletionView(
         text="".join(text),
-        tool_calls=[
-            ToolCall(id=c["id"], name=c["name"], arguments=parse_arguments(c["arguments"]))
-            for _, c in sorted(calls.items())
-        ],
+        tool_calls=[_call(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())],
         usage=found,
         finish_reason=finish_reason or ("error" if errored else None),
     )
@@ -189,33 +224,68 @@ def refusal_body(body: dict[str, Any], text: str) -> bytes:
     return orjson.dumps(body)
 
 
+_CALL_MARKERS = (b'"tool_calls"', b'"function_call"')
+_LATER_CHOICE = re.compile(rb'"index"\s*:\s*[1-9]')
+
+
+def _mentions_a_call(chunk: dict[str, Any]) -> bool:
+    for raw_choice in as_list(chunk.get("choices")):
+        choice = as_dict(raw_choice)
+        delta = as_dict(choice.get("delta"))
+        if "tool_calls" in delta or "function_call" in delta:
+            return True
+        if choice.get("finish_reason") in ("tool_calls", "function_call"):
+            return True
+    return False
+
+
 class HeldChatStream(HeldStream):
-    """Chat completion chunks: held from the first chunk that mentions tool calls (a delta or the finish reason)."""
+    """Chat completion chunks: held from the first chunk that mentions tool calls or a legacy function call (a delta
+    or the finish reason), in any choice. The refusal ends every choice the client has seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._choices: set[int] = {0}
+
+    def passed(self, event: bytes) -> None:
+        if _LATER_CHOICE.search(event):
+            for chunk in json_events(event):
+                for choice in as_list(chunk.get("choices")):
+                    index = as_dict(choice).get("index")
+                    if isinstance(index, int):
+                        self._choices.add(index)
 
     def starts_hold(self, event: bytes) -> bool:
-        return b'"tool_calls"' in event
+        if any(marker in event for marker in _CALL_MARKERS):
+            return True
+        if b"\\u" not in event:
+            return False  # the common case: no escape could spell the markers otherwise
+        return any(_mentions_a_call(chunk) for chunk in json_events(event))
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         first: dict[str, Any] = {}
         usage_chunks: list[bytes] = []
         done = False
+        choices = set(self._choices)
         for event in held:
-            for _, data in iter_events(event):
-                if data == "[DONE]":
-                    done = True
-                    continue
-                try:
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(chunk, dict):
-                    first = first or chunk
-                    if chunk.get("usage") and not chunk.get("choices"):
-                        usage_chunks.append(event)
+            if b"[DONE]" in event:
+                done = done or any(data == "[DONE]" for _, data in iter_events(event))
+            for chunk in json_events(event):
+                first = first or chunk
+                if chunk.get("usage") and not chunk.get("choices"):
+                    usage_chunks.append(event)
+                choices.update(
+                    as_dict(choice).get("index")
+                    for choice in as_list(chunk.get("choices"))
+                    if isinstance(as_dict(choice).get("index"), int)
+                )
         envelope = {k: first[k] for k in ("id", "object", "created", "model", "system_fingerprint") if k in first}
         envelope.setdefault("object", "chat.completion.chunk")
         text_chunk = {**envelope, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
-        stop_chunk = {**envelope, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        stop_chunk = {
+            **envelope,
+            "choices": [{"index": index, "delta": {}, "finish_reason": "stop"} for index in sorted(choices)],
+        }
         out = [encode_event(orjson.dumps(text_chunk)), encode_event(orjson.dumps(stop_chunk)), *usage_chunks]
         if done:
             out.append(b"data: [DONE]\n\n")

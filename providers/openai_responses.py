@@ -14,16 +14,25 @@ from providers.common import (
     as_str,
     json_text,
     optional_str,
-    parse_arguments,
     parts_text,
+    read_arguments,
 )
 from providers.held_stream import HeldStream
-from providers.sse import encode_event, first_json_event, iter_events
+from providers.sse import encode_event, first_json_event, json_events
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
 
 _CALLS = {"function_call": "arguments", "custom_tool_call": "input"}
 """Output item types that are calls of the client's tools, with the field holding their arguments."""
 _RESULTS = {"function_call_output", "custom_tool_call_output"}
+_SERVER_RESULTS = {
+    "web_search_call": "web_search",
+    "file_search_call": "file_search",
+    "mcp_call": "mcp",
+    "code_interpreter_call": "code_interpreter",
+    "image_generation_call": "image_generation",
+}
+"""Items of tools the provider runs itself, which bring outside data into the context, with the tool's name (an MCP
+call's own ``name`` is the remote tool's and stays the server's word, so every MCP result counts as ``mcp``)."""
 _TOOL_TYPES = {"function", "custom"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
@@ -41,11 +50,33 @@ def usage(raw: Any) -> Usage:
 
 
 def _call(item: dict[str, Any]) -> ToolCall:
+    arguments, error = read_arguments(item.get(_CALLS[as_str(item.get("type"))]))
     return ToolCall(
         id=as_str(item.get("call_id")) or as_str(item.get("id")),
         name=as_str(item.get("name")),
-        arguments=parse_arguments(item.get(_CALLS[as_str(item.get("type"))])),
+        arguments=arguments,
+        arguments_error=error,
     )
+
+
+def _server_result(item: dict[str, Any]) -> ToolResult:
+    """What a provider-run tool brought into the context: the whole item, as JSON text."""
+    kind = as_str(item.get("type"))
+    return ToolResult(tool_call_id=as_str(item.get("id")), name=_SERVER_RESULTS[kind], content=json_text(item))
+
+
+def history_refs(body: dict[str, Any]) -> list[str]:
+    """The provider-held history a request continues: ``previous_response_id``, ``conversation`` (an id or
+    ``{"id": …}``)."""
+    refs = []
+    previous = body.get("previous_response_id")
+    if isinstance(previous, str) and previous:
+        refs.append(f"response:{previous}")
+    conversation = body.get("conversation")
+    conversation_id = conversation if isinstance(conversation, str) else as_dict(conversation).get("id")
+    if isinstance(conversation_id, str) and conversation_id:
+        refs.append(f"conversation:{conversation_id}")
+    return refs
 
 
 def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) -> ConversationView:
@@ -70,6 +101,9 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
             content = parts_text(output) if isinstance(output, list) else json_text(output)
             result = ToolResult(tool_call_id=call_id, name=names.get(call_id), content=content)
             messages.append(Message(role="tool", text=content, tool_result=result, index=index))
+        elif kind in _SERVER_RESULTS:
+            result = _server_result(item)
+            messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
         elif kind in (None, "message") and item.get("role") in _ROLES:
             role = _ROLES[item["role"]]
             messages.append(Message(role=role, text=parts_text(item.get("content")), index=index))  # type: ignore[arg-type]
@@ -82,23 +116,41 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
         for tool in as_list(body.get("tools"))
         if isinstance(tool, dict) and tool.get("type") in _TOOL_TYPES
     ]
-    return ConversationView(provider=provider, model=model, messages=messages, tools=tools, stream=stream)
+    return ConversationView(
+        provider=provider,
+        model=model,
+        messages=messages,
+        tools=tools,
+        stream=stream,
+        provider_history=history_refs(body),
+    )
 
 
 def completion_view(body: dict[str, Any]) -> CompletionView:
     texts: list[str] = []
     calls: list[ToolCall] = []
+    results: list[ToolResult] = []
     for item in as_list(body.get("output")):
         if not isinstance(item, dict):
             continue
-        if item.get("type") == "message":
+        kind = item.get("type")
+        if kind == "message":
             texts.append(parts_text(item.get("content"), frozenset({"output_text"})))
-        elif item.get("type") in _CALLS:
+        elif kind in _CALLS:
             calls.append(_call(item))
+        elif kind in _SERVER_RESULTS:
+            results.append(_server_result(item))
     status = optional_str(body.get("status"))
     reason = optional_str(as_dict(body.get("incomplete_details")).get("reason"))
+    refs = [f"response:{body['id']}"] if isinstance(body.get("id"), str) and body["id"] else []
+    refs += [ref for ref in history_refs(body) if ref.startswith("conversation:")]
     return CompletionView(
-        text="".join(texts), tool_calls=calls, usage=usage(body.get("usage")), finish_reason=reason or status
+        text="".join(texts),
+        tool_calls=calls,
+        usage=usage(body.get("usage")),
+        finish_reason=reason or status,
+        tool_results=results,
+        provider_refs=refs,
     )
 
 
@@ -108,13 +160,7 @@ def stream_view(stream: bytes) -> CompletionView:
     partial: dict[int, list[str]] = {}
     last_response: dict[str, Any] = {}
     errored = False
-    for _, data in iter_events(stream):
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    for event in json_events(stream):
         kind = event.get("type")
         if kind in _TERMINAL_EVENTS and isinstance(event.get("response"), dict):
             return completion_view(event["response"])
@@ -200,6 +246,12 @@ def _has_call(item: Any) -> bool:
     return isinstance(item, dict) and item.get("type") in _CALLS
 
 
+def _about_a_call(event: dict[str, Any]) -> bool:
+    if event.get("type") in _CALL_EVENTS or _has_call(event.get("item")):
+        return True
+    return any(_has_call(item) for item in as_list(as_dict(event.get("response")).get("output")))
+
+
 class HeldResponsesStream(HeldStream):
     """Responses API events: held from the first event about a call of a client tool (its output item, its argument
     deltas, or a terminal response that holds one). The refusal appends a message item after every item the client
@@ -225,12 +277,9 @@ class HeldResponsesStream(HeldStream):
             self._items[index] = item
 
     def starts_hold(self, event: bytes) -> bool:
-        if b"function_call" not in event and b"custom_tool_call" not in event:
-            return False  # the common case, decided without parsing
-        parsed = first_json_event(event)
-        if parsed.get("type") in _CALL_EVENTS or _has_call(parsed.get("item")):
-            return True
-        return any(_has_call(item) for item in as_list(as_dict(parsed.get("response")).get("output")))
+        if b"function_call" not in event and b"custom_tool_call" not in event and b"\\u" not in event:
+            return False  # the common case, decided without parsing (no escape could spell the markers otherwise)
+        return any(_about_a_call(parsed) for parsed in json_events(event))
 
     def refusal_events(self, held: list[bytes], text: str) -> bytes:
         response = self._response

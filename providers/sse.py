@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
+from providers.common import NotJSON, loads_lenient
 
 
 def iter_events(stream: bytes) -> Iterator[tuple[str | None, str]]:
@@ -29,13 +29,17 @@ def encode_event(data: bytes, event: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-def first_json_event(raw: bytes) -> dict[str, Any]:
-    """The first event in ``raw`` whose data is a JSON object, or {} (used on single events held back by policy)."""
+def json_events(raw: bytes) -> Iterator[dict[str, Any]]:
+    """Every event in ``raw`` whose data is a JSON object, read as a client would (``loads_lenient``)."""
     for _, data in iter_events(raw):
         try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            event = loads_lenient(data)
+        except NotJSON:
             continue
         if isinstance(event, dict):
-            return event
-    return {}
+            yield event
+
+
+def first_json_event(raw: bytes) -> dict[str, Any]:
+    """The first event in ``raw`` whose data is a JSON object, or {} (used on single events held back by policy)."""
+    return next(json_events(raw), {})

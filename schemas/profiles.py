@@ -58,6 +58,8 @@ class Condition(_Strict):
     key: str = Field(max_length=512)
     operator: ConditionOperator
     value: str = Field(max_length=4096)
+    ignore_case: bool = False
+    """Compare case-insensitively (both sides case-folded; ``regex`` matches ignoring case)."""
 
     @field_validator("key")
     @classmethod

@@ -12,3 +12,6 @@ QUARANTINES = "warden.quarantines"
 """Compacted: quarantine decisions keyed by profile and agent (a tombstone lifts)."""
 REVOKED_SESSIONS = "warden.revoked-sessions"
 """Compacted: console login sessions ended by a logout, keyed by session id, until they would have expired."""
+PROVIDER_HISTORY = "warden.provider-history"
+"""Compacted: what the ingresses remember of the responses they relayed, in buckets keyed by instance and minute (a
+tombstone drops an expired bucket)."""

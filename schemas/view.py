@@ -18,6 +18,9 @@ class ToolCall(BaseModel):
     name: str
     arguments: Any = None
     """Parsed JSON arguments when they parse, else the raw string."""
+    arguments_error: str | None = Field(default=None, exclude=True)
+    """Why the arguments are not a strict JSON object (not JSON, NaN, a lone surrogate, trailing text, a list…). Not
+    serialised: the record's decisions say it."""
 
 
 class ToolResult(BaseModel):
@@ -56,6 +59,9 @@ class ConversationView(BaseModel):
     messages: list[Message] = Field(default_factory=list)
     tools: list[ToolDefinition] = Field(default_factory=list)
     stream: bool = False
+    provider_history: list[str] = Field(default_factory=list)
+    """History the request does not carry but names, held by the provider: ``response:<id>`` (the Responses API's
+    ``previous_response_id``), ``conversation:<id>``."""
 
 
 class CompletionView(BaseModel):
@@ -65,3 +71,9 @@ class CompletionView(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     finish_reason: str | None = None
+    tool_results: list[ToolResult] = Field(default_factory=list)
+    """Results of tools the provider ran itself within this answer (web search, web fetch, MCP…): data that entered
+    the context before the answer's own tool calls."""
+    provider_refs: list[str] = Field(default_factory=list)
+    """Under which references the provider keeps this exchange for later requests (``response:<id>``,
+    ``conversation:<id>``)."""

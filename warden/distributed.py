@@ -35,7 +35,7 @@ from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
 from warden.config_maps import ConfigMaps, revoked_sessions
 from warden.dispatch import Dispatch
-from warden.embedded import Server, uvicorn_config
+from warden.embedded import Server, provider_history, uvicorn_config
 from warden.signals import until_stopped
 from warden.startup import bind
 
@@ -69,7 +69,7 @@ async def run_ingress(settings: IngressSettings) -> None:
     listener = bind(settings.host, settings.port)  # before anything starts: a port in use is said at once
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
-    config = ConfigMaps.build(settings)
+    config = ConfigMaps.build(settings, history=True)
     profiles, quarantines = config.profiles, config.quarantines
     ingress = Ingress(
         settings,
@@ -77,10 +77,12 @@ async def run_ingress(settings: IngressSettings) -> None:
         IngressMetrics.from_settings(registry, settings),
         profiles=ProfileSnapshot(profiles),
         quarantines=quarantines.get,
+        history=provider_history(settings, config),
     )
     console = console_app([], registry, Access.from_settings(settings, None), settings.metrics_require_token)
     app = Dispatch(with_access_log(ingress, settings.access_log), console)
     await config.start()
+    await ingress.history.start()
     await bus.start()
     await ingress.startup()
     print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
@@ -88,6 +90,7 @@ async def run_ingress(settings: IngressSettings) -> None:
         await Server(uvicorn_config(app, settings.host, settings.port, settings)).serve(sockets=[listener])
     finally:
         await ingress.shutdown()
+        await ingress.history.stop()
         await bus.stop()
         await config.stop()
         print("Warden ingress stopped", flush=True)

@@ -39,6 +39,7 @@ from services.console.viewer import Viewer
 from services.guard.service import GuardService
 from services.ingress.access_log import with_access_log
 from services.ingress.app import Ingress
+from services.ingress.history import ProviderHistory
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
@@ -65,6 +66,7 @@ class Embedded:
     guard: GuardService
     app: Dispatch
     revoked_sessions: ReplicatedMap[RevokedSession]
+    config: ConfigMaps
 
     @classmethod
     def build(cls, settings: IngressSettings) -> Embedded:
@@ -73,10 +75,17 @@ class Embedded:
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
         metrics = IngressMetrics.from_settings(registry, settings)
-        config = ConfigMaps.build(settings)
+        config = ConfigMaps.build(settings, history=True)
         profiles, quarantines = config.profiles, config.quarantines
         snapshot = ProfileSnapshot(profiles)
-        ingress = Ingress(settings, bus, metrics, profiles=snapshot, quarantines=quarantines.get)
+        ingress = Ingress(
+            settings,
+            bus,
+            metrics,
+            profiles=snapshot,
+            quarantines=quarantines.get,
+            history=provider_history(settings, config),
+        )
         logger = LoggerService(bus, store, registry)
         logger.register()
         guard = GuardService(bus, snapshot, quarantines, registry, settings.agent_label_cap)
@@ -89,25 +98,32 @@ class Embedded:
         routes = [*api.routes(), *profiles_api.routes(), *QuarantinesApi(quarantines).routes(), *viewer.routes()]
         console = console_app(routes, registry, access, settings.metrics_require_token)
         app = Dispatch(with_access_log(ingress, settings.access_log), viewer.wrap(console))
-        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app, revoked)
+        return cls(settings, registry, bus, store, ingress, logger, profiles, quarantines, guard, app, revoked, config)
 
     async def start(self) -> None:
         applied = await migrate(self.store)
         if applied:
             log.info("schema migrated", extra={"fields": {"applied": applied}})
-        await ConfigMaps(self.profiles, self.quarantines).start()
+        await self.config.start()
         await self.revoked_sessions.start()
+        await self.ingress.history.start()
         await self.bus.start()
         await self.ingress.startup()
 
     async def stop(self) -> None:
         """Drain: every event already accepted reaches storage before the store closes."""
         await self.ingress.shutdown()
+        await self.ingress.history.stop()
         await self.bus.stop()
         self.guard.close()
         await self.revoked_sessions.stop()
-        await ConfigMaps(self.profiles, self.quarantines).stop()
+        await self.config.stop()
         await self.store.close()
+
+
+def provider_history(settings: IngressSettings, config: ConfigMaps) -> ProviderHistory:
+    """What this ingress remembers of provider-held histories, shared through the replicated map."""
+    return ProviderHistory(config.history, max_bytes=settings.history_max_bytes, ttl_s=settings.history_ttl_s)
 
 
 def public_url(settings: IngressSettings) -> str:

@@ -24,6 +24,7 @@ from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send
 from services.ingress.capture import Capture
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
 from services.ingress.headers import client_headers, upstream_headers
+from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
@@ -48,13 +49,19 @@ class Ingress:
         metrics: IngressMetrics,
         profiles: ProfileLookup,
         quarantines: QuarantineLookup | None = None,
+        history: ProviderHistory | None = None,
     ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
         self.recorder = Recorder(bus, metrics, settings.max_recorded_body_bytes)
         self.profiles = profiles
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
+        self.history = history if history is not None else ProviderHistory()
         self._session: aiohttp.ClientSession | None = None
+
+    def _provider_paths(self, provider: str) -> frozenset[str]:
+        upstream = self.upstreams.get(provider)
+        return upstream.adapter.top_level_paths if upstream is not None else frozenset()
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -79,7 +86,7 @@ class Ingress:
             await self._session.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = routing.parse(scope["path"])
+        route = routing.parse(scope["path"], self._provider_paths)
         upstream = self.upstreams.get(route.provider) if route else None
         if route is None or upstream is None:
             await _error(
@@ -101,7 +108,7 @@ class Ingress:
             started_at=now(),
             started=time.perf_counter(),
             provider=adapter.name,
-            profile_id=route.profile_id,
+            profile_id=profile.id,
             route=route.upstream_path,
             method=scope["method"],
         )
@@ -159,7 +166,7 @@ class Ingress:
         sent = recorded = body
         view = None
         if is_active(profile):
-            enforcement = Enforcement(profile, adapter, route.upstream_path)
+            enforcement = Enforcement(profile, adapter, route.upstream_path, self.history)
             prepared = enforcement.prepare(body, parsed)
             sent, recorded = prepared.sent, prepared.recorded
             ex.decisions = enforcement.request_decisions
@@ -231,7 +238,7 @@ class Ingress:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream could not be reached: {exc}")
             return
         try:
-            if _is_streamed(response):
+            if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
                 await self._stream(receive, send, ex, adapter, response, enforcement)
             else:
                 await self._whole(receive, send, ex, adapter, response, enforcement)
@@ -282,16 +289,18 @@ class Ingress:
         if restrictive:
             assert enforcement is not None
             payload, judged = enforcement.judge_whole(response.status, payload)
+        status = judged.status or response.status
         ex.first_byte = time.perf_counter()
-        await send_bytes(send, response.status, payload, headers)
+        await send_bytes(send, status, payload, headers)
         if enforcement is not None and not enforcement.restrictive:
             _, judged = enforcement.judge_whole(response.status, payload)  # recorded, not applied
         self.recorder.response(
             ex,
             adapter=adapter,
-            status=response.status,
+            status=status,
             body=payload,
             finished=time.perf_counter(),
+            error=judged.error,
             completion=judged.completion,
             decisions=judged.decisions,
             blocked_tool_calls=judged.blocked_tool_calls,
@@ -518,12 +527,6 @@ def _unjudged(limit: int, enforced: bool) -> PolicyDecision:
         reason=f"the answer is larger than {limit} bytes (WARDEN_MAX_JUDGED_ANSWER_BYTES), too large to judge",
         enforced=enforced,
     )
-
-
-def _is_streamed(response: aiohttp.ClientResponse) -> bool:
-    """Stream whatever the upstream streams: an event stream, or any body without a declared length."""
-    content_type = response.headers.get("Content-Type", "")
-    return content_type.startswith("text/event-stream") or "Content-Length" not in response.headers
 
 
 async def _error(

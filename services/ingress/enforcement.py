@@ -9,20 +9,25 @@ refusal turn, streams included), or after it was sent when the profile only reco
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from providers.base import ProviderAdapter
+from providers.common import NotJSON, loads_lenient, without_surrogates
 from providers.held_stream import HeldStream
 from schemas.events import PolicyDecision
 from schemas.profiles import Profile
 from schemas.view import CompletionView, ConversationView, ToolCall
+from services.ingress.history import ProviderHistory
 from services.ingress.policy import (
     CompletionVerdict,
+    Inherited,
     Redaction,
     RequestVerdict,
+    answer_untrusted_since,
     evaluate_completion,
     evaluate_request,
     exact,
@@ -72,15 +77,21 @@ class Judged:
     completion: CompletionView | None = None
     decisions: list[PolicyDecision] | None = None
     blocked_tool_calls: list[ToolCall] | None = None
+    status: int | None = None
+    """The status the client gets instead of the upstream's, when the answer could not be judged."""
+    error: str | None = None
 
 
 class Enforcement:
     """The guardrails of one exchange under an active profile."""
 
-    def __init__(self, profile: Profile, adapter: ProviderAdapter, route: str) -> None:
+    def __init__(
+        self, profile: Profile, adapter: ProviderAdapter, route: str, history: ProviderHistory | None = None
+    ) -> None:
         self.profile = profile
         self.adapter = adapter
         self.route = route
+        self.history = history if history is not None else _FORGETFUL
         self.restrictive = profile.mode == "restrictive"
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None
@@ -102,7 +113,10 @@ class Enforcement:
         if not isinstance(parsed, dict):
             return PreparedRequest(sent, recorded, sent is not body)
         self.view = self.adapter.request_view(self.route, parsed)
-        self.verdict = evaluate_request(self.profile, self.view)
+        inherited: Inherited | None = None
+        if self.view.provider_history:
+            inherited = self.history.lookup(self.view.provider_history)
+        self.verdict = evaluate_request(self.profile, self.view, inherited)
         if self.verdict.replacements:
             # On the body as received: the results are found by their call ids, which masking could alter.
             forwarded = exact(body)
@@ -124,7 +138,15 @@ class Enforcement:
     # -- the answer -----------------------------------------------------------------------------------------------
 
     def _judge(self, completion: CompletionView) -> CompletionVerdict | None:
-        if self.view is None or self.verdict is None or not completion.tool_calls:
+        if self.view is None or self.verdict is None:
+            return None
+        if completion.provider_refs:
+            # The provider keeps this exchange for later requests: remember the trust it leaves the history in.
+            untrusted = self.verdict.trust.untrusted_since or answer_untrusted_since(self.profile, completion)
+            self.history.remember(
+                completion.provider_refs, untrusted, {call.id: call.name for call in completion.tool_calls}
+            )
+        if not completion.tool_calls:
             return None
         return evaluate_completion(self.profile, self.view, self.verdict, completion)
 
@@ -133,10 +155,12 @@ class Enforcement:
         if status >= 400 or not payload:
             return payload, Judged()
         try:
-            parsed = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return payload, Judged()
+            parsed = loads_lenient(payload)
+        except NotJSON as exc:
+            return self._unreadable(payload, str(exc))
         completion = self.adapter.completion_view(self.route, parsed)
+        if _SURROGATE_ESCAPE.search(payload):
+            completion = _recordable(completion)
         verdict = self._judge(completion)
         if verdict is None:
             return payload, Judged(completion=completion)
@@ -153,6 +177,17 @@ class Enforcement:
             return refusal, judged
         return payload, judged
 
+    def _unreadable(self, payload: bytes, why: str) -> tuple[bytes, Judged]:
+        """An answer no JSON parser reads, to a request that offered tools: in restrictive mode it could carry a call
+        nobody judged, so the client gets an error instead (recorded with the reason)."""
+        if not (self.restrictive and self.view is not None and self.view.tools):
+            return payload, Judged()
+        reason = f"the upstream's answer is not JSON ({why}), so the guardrails could not judge its tool calls"
+        decision = PolicyDecision(kind="tool_call_blocked", reason=reason, enforced=True)
+        return self.adapter.error_body(502, reason, "upstream_error"), Judged(
+            decisions=[decision], blocked_tool_calls=[], status=502, error=reason
+        )
+
     def held_stream(self, content_type: str) -> HeldStream | None:
         """In restrictive mode, a filter that holds tool calls back until the stream ends and they are judged."""
         return self.adapter.held_stream(self.route, content_type) if self.restrictive else None
@@ -160,6 +195,8 @@ class Enforcement:
     def judge_stream(self, upstream: bytes, held: HeldStream | None) -> tuple[bytes, Judged]:
         """A streamed answer has ended upstream: what is left to send (held events, or the refusal instead)."""
         completion = self.adapter.stream_view(self.route, upstream)
+        if _SURROGATE_ESCAPE.search(upstream):
+            completion = _recordable(completion)
         verdict = self._judge(completion)
         judged = Judged(completion=completion)
         if verdict is not None:
@@ -178,3 +215,30 @@ def _as_received(upstream: CompletionView, refusal: CompletionView) -> Completio
     """The record of a refused answer: the calls the model asked for (they are what was judged), and the finish
     reason the client received with the refusal, not the upstream's (which said the turn ended in tool calls)."""
     return upstream.model_copy(update={"finish_reason": refusal.finish_reason or upstream.finish_reason})
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _recordable(completion: CompletionView) -> CompletionView:
+    """The answer read as clients read it may hold lone surrogates (an escape strict JSON refuses), which no record
+    can encode: they are kept as their escapes (the verdict on the arguments was made when they were read)."""
+    dumped = completion.model_dump(exclude={"usage"})
+    cleaned = without_surrogates(dumped)
+    if cleaned is dumped:
+        return completion
+    errors = [call.arguments_error for call in completion.tool_calls]
+    rebuilt = CompletionView.model_validate({**cleaned, "usage": completion.usage})
+    for call, error in zip(rebuilt.tool_calls, errors, strict=True):
+        call.arguments_error = error  # not part of the dump
+    return rebuilt
+
+
+class _Forgetful(ProviderHistory):
+    """No memory of provider-held histories: every reference is unknown (for an ingress built without one)."""
+
+    def remember(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_FORGETFUL = _Forgetful()

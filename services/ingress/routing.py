@@ -1,35 +1,43 @@
-"""Splits an ingress path into provider, profile and the upstream path."""
+"""Splits an ingress path into provider, profile and the upstream path.
+
+The segment after the provider is a profile reference (an id, ``default`` or a profile's name) unless it is one of
+the provider's own top-level path segments (``chat``, ``responses``, ``v1beta``…): then there is no profile segment
+and the default profile applies. A reference that names no profile is answered 404 by the ingress, never served by
+the default profile.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 DEFAULT_PROFILE_ID = "default"
-
-_PROFILE_SEGMENT = re.compile(
-    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|default)$"
-)
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     provider: str
     profile_id: str
+    """The profile reference as the path gives it (an id, ``default`` or a name)."""
     upstream_path: str
     """The path after the provider (and the profile segment, if any), starting with '/'."""
     explicit_profile: bool
 
 
-def parse(path: str) -> Route | None:
-    """``/v1/{provider}[/{profile_id}]/{rest}`` → Route; None when the path is not under ``/v1/{provider}/``."""
+def _no_paths(provider: str) -> Collection[str]:
+    return ()
+
+
+def parse(path: str, provider_paths: Callable[[str], Collection[str]] = _no_paths) -> Route | None:
+    """``/v1/{provider}[/{profile}]/{rest}`` → Route; None when the path is not under ``/v1/{provider}/``.
+    ``provider_paths(provider)``: the top-level path segments of that provider's API."""
     if not path.startswith("/v1/"):
         return None
     parts = path[4:].split("/", 2)
     provider = parts[0]
     if not provider or len(parts) < 2:
         return None
-    if _PROFILE_SEGMENT.match(parts[1]):
-        rest = "/" + parts[2] if len(parts) > 2 else "/"
-        return Route(provider, parts[1].lower(), rest, True)
-    return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]), False)
+    if parts[1] in provider_paths(provider):
+        return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]), False)
+    rest = "/" + parts[2] if len(parts) > 2 else "/"
+    return Route(provider, parts[1], rest, True)

@@ -73,6 +73,11 @@ class IngressSettings(CommonSettings):
     """Distinct values of every other metrics label a client can influence (model, profile_id, provider)."""
     metrics_label_max_chars: int = 128
     """Metrics label values are cut to this length."""
+    history_max_bytes: int = 16 * 1024 * 1024
+    """What the ingress remembers of provider-held histories (``previous_response_id``, ``conversation``), in memory
+    and in the replicated buckets; the oldest records go first."""
+    history_ttl_s: float = 7 * 24 * 3600
+    """Records of provider-held histories older than this are forgotten (a request continuing one is untrusted)."""
 
     @field_validator("custom_providers")
     @classmethod

@@ -17,7 +17,7 @@ SPEC = {
             "tool": "read_file",
             "action": "block_always",
             "reason": "system files are off limits",
-            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/"}],
+            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/", "ignore_case": True}],
         }
     ],
     "trusted_data_policies": [{"tool": "fetch_url", "action": "mark_as_untrusted", "conditions": []}],

@@ -30,7 +30,17 @@ from .anthropic_api import AnthropicFake
 from .gemini_api import GeminiFake
 from .openai_api import OpenAIFake
 from .script import DirectiveError
-from .wire import JSON_KEY, SEQ_KEY, FakeState, Received, StreamInterrupted
+from .wire import (
+    FRAMING_HEADER,
+    JSON_KEY,
+    SEQ_KEY,
+    Canned,
+    FakeState,
+    Received,
+    StreamInterrupted,
+    cut,
+    send_pieces,
+)
 
 Provider = Literal["openai", "anthropic", "gemini"]
 PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini")
@@ -87,17 +97,36 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
             request.transport.write(b"HTTP/1.1 2OO garbled\r\n\r\n")
             request.transport.close()
             return web.Response()
-        if request.match_info.http_exception is not None:
+        if request.match_info.http_exception is not None and not state.canned:
             return fake.not_found(request)
         denied = fake.authenticate(request)
         if denied is not None:
             return denied
+        if state.canned:  # served on any path, so routes the fake does not model can be scripted too
+            canned = state.canned.pop(0)
+            if canned.chunked:
+                return await send_pieces(
+                    request, canned.pieces, status=canned.status, content_type=canned.content_type, headers={}
+                )
+            body = b"".join(canned.pieces)
+            return web.Response(body=body, status=canned.status, headers={"Content-Type": canned.content_type})
         try:
             response = await handler(request)
         except DirectiveError as exc:
             response = fake.error(request, 400, f"fake upstream: {exc}")
         except StreamInterrupted as exc:
             return exc.response
+        framing = request.headers.get(FRAMING_HEADER, "")
+        if framing.startswith("chunked") and isinstance(response, web.Response) and not response.prepared:
+            size = int(framing.partition(":")[2] or 0) or len(response.body or b"") or 1
+            headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+            return await send_pieces(
+                request,
+                cut(bytes(response.body or b""), size),
+                status=response.status,
+                content_type=response.headers.get("Content-Type", "application/json"),
+                headers=headers,
+            )
         if state.compress and not response.prepared:
             # Like the real APIs, compress whole bodies in an encoding the client accepts.
             response.enable_compression()
@@ -208,6 +237,18 @@ class FakeUpstream:
     @chunk_delay.setter
     def chunk_delay(self, seconds: float) -> None:
         self._state.chunk_delay = seconds
+
+    def answer_next(
+        self,
+        body: bytes | tuple[bytes, ...],
+        *,
+        content_type: str = "application/json",
+        chunked: bool = False,
+        status: int = 200,
+    ) -> None:
+        """Serve exactly these bytes (one body, or pieces written one by one) to the next request, whatever it asks."""
+        pieces = (body,) if isinstance(body, bytes) else tuple(body)
+        self._state.canned.append(Canned(pieces, content_type, status, chunked))
 
     def reset(self) -> None:
         """Forget received requests, restart the id counter and restore the constructor's chunk delay."""

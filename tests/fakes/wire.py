@@ -38,6 +38,17 @@ class Received:
         return self.headers.get(name.lower())
 
 
+@dataclass(frozen=True)
+class Canned:
+    """An exact answer to serve next, whatever the request: `pieces` are written one by one; `chunked` sends them
+    with `Transfer-Encoding: chunked` and no `Content-Length` (else the whole body with its length)."""
+
+    pieces: tuple[bytes, ...]
+    content_type: str = "application/json"
+    status: int = 200
+    chunked: bool = False
+
+
 @dataclass
 class FakeState:
     """Mutable state of one fake upstream, shared by its handlers (all run on the server's event loop)."""
@@ -49,6 +60,7 @@ class FakeState:
     response_headers: dict[str, str] = field(default_factory=dict)
     """Added to every answer, streamed or not (a test sets them to see what Warden passes to its client)."""
     received: list[Received] = field(default_factory=list)
+    canned: list[Canned] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_seq(self) -> int:
@@ -56,6 +68,7 @@ class FakeState:
 
     def reset(self, *, chunk_delay: float) -> None:
         self.received.clear()
+        self.canned.clear()
         self._counter = itertools.count(1)
         self.chunk_delay = chunk_delay
         self.response_headers.clear()
@@ -192,3 +205,25 @@ def text_of(value: Any, keys: tuple[str, ...] = ("text",)) -> str:
             if isinstance(value.get(key), str):
                 return value[key]
     return ""
+
+
+FRAMING_HEADER = "x-fake-framing"
+"""A request header: `chunked` (or `chunked:N`, N bytes a chunk) makes a whole (non-streamed) answer go out with
+`Transfer-Encoding: chunked` and no `Content-Length`, as some servers and proxies send JSON."""
+
+
+async def send_pieces(
+    request: web.Request, pieces: tuple[bytes, ...], *, status: int, content_type: str, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """A body written piece by piece with chunked transfer encoding (no Content-Length)."""
+    response = web.StreamResponse(status=status, headers={**headers, "Content-Type": content_type})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    for piece in pieces:
+        await response.write(piece)
+    await response.write_eof()
+    return response
+
+
+def cut(body: bytes, size: int) -> tuple[bytes, ...]:
+    return tuple(body[i : i + size] for i in range(0, len(body), size)) or (b"",)

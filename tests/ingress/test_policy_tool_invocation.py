@@ -80,11 +80,22 @@ def test_a_conditional_block_applies_only_when_it_matches() -> None:
     policies = [_policy("send_email", "block_always", ("recipients[*].email", "notContains", "@corp.com"))]
     external = {"recipients": [{"email": "ann@corp.com"}, {"email": "eve@evil.com"}]}
     internal = {"recipients": [{"email": "ann@corp.com"}]}
-    # every recipient must be outside corp.com for the condition to hold
-    assert judge_tool_calls(policies, [_call("send_email", external)], DECLARED, None).calls[0].allowed
+    # one recipient outside corp.com is enough: an internal address added to the list never escapes the block
+    assert not judge_tool_calls(policies, [_call("send_email", external)], DECLARED, None).calls[0].allowed
     all_external = {"recipients": [{"email": "eve@evil.com"}, {"email": "mal@evil.com"}]}
     assert not judge_tool_calls(policies, [_call("send_email", all_external)], DECLARED, None).calls[0].allowed
     assert judge_tool_calls(policies, [_call("send_email", internal)], DECLARED, None).calls[0].allowed
+
+
+def test_a_lenient_policy_applies_only_when_every_value_matches() -> None:
+    policies = [
+        _policy("send_email", "block_always"),
+        _policy("send_email", "allow_when_context_is_untrusted", ("recipients[*].email", "endsWith", "@corp.com")),
+    ]
+    internal = {"recipients": [{"email": "ann@corp.com"}]}
+    mixed = {"recipients": [{"email": "ann@corp.com"}, {"email": "eve@evil.com"}]}
+    assert judge_tool_calls(policies, [_call("send_email", internal)], DECLARED, None).calls[0].allowed
+    assert not judge_tool_calls(policies, [_call("send_email", mixed)], DECLARED, None).calls[0].allowed
 
 
 def test_among_matching_conditional_policies_the_most_restrictive_wins() -> None:

@@ -148,12 +148,13 @@ def test_broken_json_is_treated_as_text() -> None:
     assert verdict.results[0].verdict == "untrusted"
 
 
-def test_the_tool_name_comes_from_the_result_or_else_from_the_matching_call() -> None:
+def test_the_tool_is_the_one_the_answered_call_named_never_the_results_own_name() -> None:
     policies = [_policy("read_file", "mark_as_trusted")]
     assert judge_tool_results(policies, _history(("c1", "read_file", "x"), named=False)).trusted
     named = _history(("c1", "other", "x"), named=True)
-    named.messages[2].tool_result.name = "read_file"  # the result's own name wins over the call's
-    assert judge_tool_results(policies, named).trusted
+    named.messages[2].tool_result.name = "read_file"  # a label on the result does not make it read_file's
+    verdict = judge_tool_results(policies, named)
+    assert not verdict.trusted and verdict.untrusted_since.tool == "other"
 
 
 def test_a_result_whose_tool_cannot_be_found_is_untrusted() -> None:

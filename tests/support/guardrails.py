@@ -10,7 +10,7 @@ POLICIES = {
             "tool": "read_file",
             "action": "block_always",
             "reason": "system files are off limits",
-            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/"}],
+            "conditions": [{"key": "path", "operator": "startsWith", "value": "/etc/", "ignore_case": True}],
         },
         {"tool": "send_email", "action": "block_when_context_is_untrusted", "reason": "no e-mail after web content"},
         {"tool": "read_file", "action": "allow_when_context_is_untrusted"},

@@ -9,6 +9,7 @@ from services.ingress.policy.engine import (
     CompiledProfile,
     CompletionVerdict,
     RequestVerdict,
+    answer_untrusted_since,
     compile_profile,
     evaluate_completion,
     evaluate_request,
@@ -23,6 +24,7 @@ from services.ingress.policy.redaction import (
 )
 from services.ingress.policy.tool_invocation import CallDecision, InvocationVerdict, judge_tool_calls, refusal_text
 from services.ingress.policy.trusted_data import (
+    Inherited,
     ResultDecision,
     TrustVerdict,
     UntrustedSource,
@@ -34,12 +36,14 @@ __all__ = [
     "CallDecision",
     "CompiledProfile",
     "CompletionVerdict",
+    "Inherited",
     "InvocationVerdict",
     "Redaction",
     "RequestVerdict",
     "ResultDecision",
     "TrustVerdict",
     "UntrustedSource",
+    "answer_untrusted_since",
     "blocked_content",
     "compile_profile",
     "condition_holds",

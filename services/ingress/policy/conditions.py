@@ -6,8 +6,13 @@ leads nowhere finds nothing, and a condition over nothing does not hold, so a po
 the field it tests.
 
 Values are compared as text: strings as they are, ``true``/``false``/``null`` and numbers in their JSON spelling,
-objects and lists as compact JSON. Comparisons are case-sensitive (use ``regex`` with ``(?i)`` for the other kind).
-This runs on the hot path, so paths and tests are compiled once and cached.
+objects as compact JSON. A list found at a key is checked element by element (``["/etc/passwd"]`` is tested as
+``/etc/passwd``), like a ``[*]`` step. Both sides are put in canonical form first (``normalisation``: Unicode NFKC,
+path-like values resolved); comparisons are case-sensitive unless the condition sets ``ignore_case``.
+
+Over several values a condition holds for ``ALL`` of them, ``SOME`` or ``NONE``; which of those makes a policy apply
+is the rule book's decision (a policy may not be escaped by adding a harmless element to a list). This runs on the
+hot path, so paths and tests are compiled once and cached.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import orjson
 
 from schemas.profiles import CONDITION_KEY_PATTERN, Condition, ConditionOperator
+from services.ingress.policy.normalisation import normalise
 
 EACH = None
 """A path step meaning "every element of the list here"; any other step is a key (or list index) string."""
@@ -85,7 +91,32 @@ def as_text(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _test(operator: ConditionOperator, expected: str) -> Callable[[str], bool]:
+NONE, SOME, ALL = 0, 1, 2
+"""How many of the values a condition found pass its test (nothing found counts as ``NONE``)."""
+
+
+def _flatten(values: list[Any]) -> list[Any]:
+    """Lists found at a key stand for their elements (at any depth)."""
+    flat: list[Any] = []
+    for value in values:
+        if isinstance(value, list):
+            flat.extend(_flatten(value))
+        else:
+            flat.append(value)
+    return flat
+
+
+def _test(operator: ConditionOperator, raw_expected: str, ignore_case: bool) -> Callable[[str], bool]:
+    """The test on a value's canonical text; the expected value is put in canonical form once, here."""
+    if operator == "regex":
+        search = re.compile(raw_expected, re.IGNORECASE if ignore_case else 0).search
+        return lambda text: search(normalise(text, ignore_case=ignore_case)) is not None
+    expected = normalise(raw_expected, ignore_case=ignore_case)
+    compare = _compare(operator, expected)
+    return lambda text: compare(normalise(text, ignore_case=ignore_case))
+
+
+def _compare(operator: ConditionOperator, expected: str) -> Callable[[str], bool]:
     match operator:
         case "equal":
             return lambda text: text == expected
@@ -99,9 +130,6 @@ def _test(operator: ConditionOperator, expected: str) -> Callable[[str], bool]:
             return lambda text: text.startswith(expected)
         case "endsWith":
             return lambda text: text.endswith(expected)
-        case "regex":
-            search = re.compile(expected).search
-            return lambda text: search(text) is not None
     raise ValueError(f"unknown operator: {operator!r}")
 
 
@@ -111,30 +139,40 @@ class CompiledCondition:
     steps: Path
     test: Callable[[str], bool]
 
-    def holds(self, data: Any, whole: str | None = None) -> bool:
-        """Every value found passes the test; finding nothing means the condition does not hold.
+    def evaluate(self, data: Any, whole: str | None = None) -> int:
+        """``ALL`` when every value found passes the test, ``SOME`` when some do, ``NONE`` when none does or nothing
+        was found.
 
         ``whole``, when given, is the text the empty key tests instead of ``data`` (a tool result's raw content).
         """
         if whole is not None and not self.steps:
-            return self.test(whole)
+            return ALL if self.test(whole) else NONE
         found = resolve_steps(self.steps, data)
         if not found:
-            return False
+            return NONE
+        if self.steps:
+            found = _flatten(found)
+            if not found:
+                return NONE
         test = self.test
-        for value in found:  # noqa: SIM110  (a plain loop: hot path)
-            if not test(as_text(value)):
-                return False
-        return True
+        passed = 0
+        for value in found:  # a plain loop: hot path
+            if test(as_text(value)):
+                passed += 1
+        return ALL if passed == len(found) else (SOME if passed else NONE)
+
+    def holds(self, data: Any, whole: str | None = None) -> bool:
+        """Every value found passes the test; finding nothing means the condition does not hold."""
+        return self.evaluate(data, whole) == ALL
 
 
 @lru_cache(maxsize=4096)
-def _compile(key: str, operator: ConditionOperator, value: str) -> CompiledCondition:
-    return CompiledCondition(key=key, steps=parse_path(key), test=_test(operator, value))
+def _compile(key: str, operator: ConditionOperator, value: str, ignore_case: bool) -> CompiledCondition:
+    return CompiledCondition(key=key, steps=parse_path(key), test=_test(operator, value, ignore_case))
 
 
 def compile_condition(condition: Condition) -> CompiledCondition:
-    return _compile(condition.key, condition.operator, condition.value)
+    return _compile(condition.key, condition.operator, condition.value, condition.ignore_case)
 
 
 def condition_holds(condition: Condition, data: Any) -> bool:

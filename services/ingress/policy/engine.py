@@ -23,7 +23,14 @@ from services.ingress.policy.memo import MISSING, IdentityMemo
 from services.ingress.policy.redaction import redact_secrets
 from services.ingress.policy.rules import RuleBook
 from services.ingress.policy.tool_invocation import InvocationVerdict, compile_tool_invocation, judge_tool_calls
-from services.ingress.policy.trusted_data import TrustVerdict, compile_trusted_data, judge_tool_results
+from services.ingress.policy.trusted_data import (
+    Inherited,
+    TrustVerdict,
+    UntrustedSource,
+    compile_trusted_data,
+    judge_result,
+    judge_tool_results,
+)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -126,13 +133,28 @@ def _apply(message: Message, replacements: Mapping[str, str]) -> Message:
     )
 
 
-def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView) -> RequestVerdict:
-    """Judge the tool results in the request's history."""
+def evaluate_request(
+    profile: Profile | CompiledProfile, view: ConversationView, inherited: Inherited | None = None
+) -> RequestVerdict:
+    """Judge the tool results in the request's history; ``inherited`` is what is known of the
+    history the provider holds for the request (``ConversationView.provider_history``)."""
     compiled = compile_profile(profile)
     enforced = compiled.enforced
-    trust = judge_tool_results(compiled.trusted_data, view, compiled.trusted_data_memo)
+    trust = judge_tool_results(compiled.trusted_data, view, compiled.trusted_data_memo, inherited)
 
     decisions: list[PolicyDecision] = []
+    if inherited is not None and inherited.untrusted_since is not None:
+        source = inherited.untrusted_since
+        reason = source.why or f"the history this request continues was untrusted since call {source.tool_call_id}"
+        decisions.append(
+            PolicyDecision(
+                kind="tool_result_untrusted",
+                tool=source.tool,
+                tool_call_id=source.tool_call_id,
+                reason=reason,
+                enforced=enforced,
+            )
+        )
     memo = compiled.decision_memo
     for result in trust.results:
         if result.verdict == "trusted":
@@ -159,6 +181,18 @@ def evaluate_request(profile: Profile | CompiledProfile, view: ConversationView)
     return RequestVerdict(enforced, trust, forwarded, replacements, decisions)
 
 
+def answer_untrusted_since(profile: Profile | CompiledProfile, completion: CompletionView) -> UntrustedSource | None:
+    """The first result of a provider-run tool inside the answer (a web search, a web fetch…) that no policy marks
+    trusted: the answer's own tool calls were made in a context holding it. (Such a result cannot be replaced, so a
+    blocked one counts as untrusted.)"""
+    compiled = compile_profile(profile)
+    for position, result in enumerate(completion.tool_results):
+        decision = judge_result(compiled.trusted_data, result, result.name, position)
+        if decision.verdict != "trusted":
+            return UntrustedSource(result.tool_call_id, result.name)
+    return None
+
+
 def evaluate_completion(
     profile: Profile | CompiledProfile,
     request_view: ConversationView,
@@ -169,9 +203,8 @@ def evaluate_completion(
     compiled = compile_profile(profile)
     enforced = compiled.enforced
     declared = {tool.name for tool in request_view.tools}
-    invocation = judge_tool_calls(
-        compiled.tool_invocation, completion.tool_calls, declared, request_verdict.trust.untrusted_since
-    )
+    untrusted = request_verdict.trust.untrusted_since or answer_untrusted_since(compiled, completion)
+    invocation = judge_tool_calls(compiled.tool_invocation, completion.tool_calls, declared, untrusted)
     would_block = invocation.blocked
     first_blocked = next((d.tool_call.name for d in invocation.calls if not d.allowed), None)
     decisions = []

@@ -4,6 +4,11 @@ For a tool, a policy with conditions is *specific* and a policy without is the t
 whose conditions all hold wins over the default; when several specific policies hold (or a tool has several
 defaults), the most restrictive one wins, and among equally restrictive ones the first declared. No applicable policy
 means the caller's own default rule.
+
+When a condition finds several values (a list, a ``[*]`` step) and only some of them pass, the policy applies if it
+is at least as restrictive as what would apply without it (the tool's default, else the caller's default rule), and
+does not if it is more lenient: adding a harmless element to a list never escapes a block, and one matching element
+never earns an exemption for the others.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from schemas.profiles import ToolInvocationPolicy, TrustedDataPolicy
-from services.ingress.policy.conditions import CompiledCondition, compile_condition
+from services.ingress.policy.conditions import NONE, SOME, CompiledCondition, compile_condition
 
 P = TypeVar("P", ToolInvocationPolicy, TrustedDataPolicy)
 
@@ -22,11 +27,15 @@ P = TypeVar("P", ToolInvocationPolicy, TrustedDataPolicy)
 class Rule(Generic[P]):
     policy: P
     conditions: tuple[CompiledCondition, ...]
+    partial_applies: bool = False
+    """Conditions that hold for only some of the values they found still make this policy apply (it is at least as
+    restrictive as the fallback)."""
 
     def matches(self, data: Any, whole: str | None) -> bool:
         # A plain loop rather than all(<generator>): this is on the hot path.
-        for condition in self.conditions:  # noqa: SIM110
-            if not condition.holds(data, whole):
+        for condition in self.conditions:
+            outcome = condition.evaluate(data, whole)
+            if outcome == NONE or (outcome == SOME and not self.partial_applies):
                 return False
         return True
 
@@ -62,8 +71,9 @@ class RuleBook(Generic[P]):
     by_tool: Mapping[str, ToolRules[P]]
 
     @classmethod
-    def build(cls, policies: Iterable[P], rank: Mapping[str, int]) -> RuleBook[P]:
-        """Group ``policies`` by tool; ``rank`` orders actions from least (0) to most restrictive."""
+    def build(cls, policies: Iterable[P], rank: Mapping[str, int], fallback_rank: int) -> RuleBook[P]:
+        """Group ``policies`` by tool; ``rank`` orders actions from least (0) to most restrictive, ``fallback_rank``
+        is the rank of the caller's own rule when no policy applies."""
         grouped: dict[str, list[tuple[int, P]]] = {}
         for position, policy in enumerate(policies):
             grouped.setdefault(policy.tool, []).append((position, policy))
@@ -71,8 +81,9 @@ class RuleBook(Generic[P]):
         for tool, entries in grouped.items():
             ordered = sorted(entries, key=lambda entry: (-rank[entry[1].action], entry[0]))
             defaults = [policy for _, policy in ordered if not policy.conditions]
+            fallback = rank[defaults[0].action] if defaults else fallback_rank
             specific = tuple(
-                Rule(policy, tuple(compile_condition(c) for c in policy.conditions))
+                Rule(policy, tuple(compile_condition(c) for c in policy.conditions), rank[policy.action] >= fallback)
                 for _, policy in ordered
                 if policy.conditions
             )
@@ -90,3 +101,7 @@ class RuleBook(Generic[P]):
         if rules is None:
             return _NOTHING
         return rules.select(subject, parse, whole)
+
+    def governs(self, tool: str | None) -> bool:
+        """Some policy names ``tool``."""
+        return tool is not None and tool in self.by_tool

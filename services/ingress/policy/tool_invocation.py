@@ -3,13 +3,15 @@
 In order, for each call:
 
 1. a call to a tool the request did not declare is blocked (a model inventing tools is never forwarded);
-2. the tool's applicable policy (see ``rules``) decides: ``block_always`` blocks; ``block_when_context_is_untrusted``
+2. a call whose arguments are not a strict JSON object (not JSON, ``NaN``, a lone surrogate, trailing text, a list…)
+   is blocked when any policy names its tool: those policies cannot tell what the tool will make of them;
+3. the tool's applicable policy (see ``rules``) decides: ``block_always`` blocks; ``block_when_context_is_untrusted``
    blocks when the context is untrusted; ``allow_when_context_is_untrusted`` allows;
-3. with no applicable policy, a call is blocked only when the context is untrusted.
+4. with no applicable policy, a call is blocked only when the context is untrusted.
 
-Conditions test the call's arguments (parsed JSON, or the raw string when they did not parse; the empty key is the
-whole arguments as text). One blocked call withholds every tool call of the answer: a client acting on part of a
-plan the policy stopped is worse than a refusal.
+Conditions test the call's arguments (the parsed JSON object; the empty key is the whole arguments as text). One
+blocked call withholds every tool call of the answer: a client acting on part of a plan the policy stopped is worse
+than a refusal.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ INVOCATION_RANK: Mapping[str, int] = {
     "block_always": 2,
 }
 
-Basis = Literal["undeclared", "block_always", "block_when_context_is_untrusted", "allow_when_context_is_untrusted"]
+Basis = Literal[
+    "undeclared", "unparseable", "block_always", "block_when_context_is_untrusted", "allow_when_context_is_untrusted"
+]
 
 
 def compile_tool_invocation(policies: Iterable[ToolInvocationPolicy]) -> RuleBook[ToolInvocationPolicy]:
-    return RuleBook.build(policies, INVOCATION_RANK)
+    return RuleBook.build(policies, INVOCATION_RANK, INVOCATION_RANK["block_when_context_is_untrusted"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +69,13 @@ class InvocationVerdict:
 
 
 def _arguments_text(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        return arguments
-    return json.dumps({} if arguments is None else arguments, ensure_ascii=False, default=str)
+    text = (
+        arguments
+        if isinstance(arguments, str)
+        else json.dumps({} if arguments is None else arguments, ensure_ascii=False, default=str)
+    )
+    # A lone surrogate cannot be encoded in the refusal sent back: it is quoted as its escape.
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def refusal_text(call: ToolCall, reason: str) -> str:
@@ -78,6 +86,8 @@ def refusal_text(call: ToolCall, reason: str) -> str:
 
 
 def _untrusted_reason(tool: str, source: UntrustedSource) -> str:
+    if source.why:
+        return f"{source.why}, and the {tool} tool may not be called while the context is untrusted"
     origin = f"the result of the {source.tool} tool" if source.tool else "a tool result of unknown origin"
     return (
         f"the context contains untrusted data ({origin}, call {source.tool_call_id}), "
@@ -90,6 +100,12 @@ def _judge(
 ) -> CallDecision:
     if call.name not in declared:
         return CallDecision(call, False, f"the {call.name} tool was not declared in the request", "undeclared")
+    if call.arguments_error is not None and book.governs(call.name):
+        reason = (
+            f"the arguments of the {call.name} call are {call.arguments_error}, "
+            f"so the policies on the {call.name} tool cannot judge them"
+        )
+        return CallDecision(call, False, reason, "unparseable")
     policy, specific = book.select(call.name, call.arguments)
     if policy is not None and policy.action == "block_always":
         reason = policy.reason or f"the {call.name} tool is always blocked"

@@ -1,9 +1,13 @@
 """Judging the tool results in a conversation's history: trusted, untrusted, or blocked.
 
-Nothing is remembered between requests: every request carries its whole history, so every tool result in it is judged
-again, the same way, each time. A result with no applicable policy is untrusted; one untrusted result makes the
-whole context untrusted (which the tool invocation policies then act on). A blocked result's content is replaced
-before the request is forwarded, so it does not make the context untrusted.
+Every tool result in the history a request carries is judged again, the same way, each time. A result is known only
+by the call it answers (the call's tool, never a name the result gives itself); one that answers no call in the
+history has no known tool. A result with no applicable policy is untrusted; one untrusted result makes the whole
+context untrusted (which the tool invocation policies then act on). A blocked result's content is replaced before the
+request is forwarded, so it does not make the context untrusted.
+
+History the provider holds (``Inherited``: what the ingress remembered of the responses it relayed) contributes its
+trust and the names of its calls; the caller decides what an unknown reference means.
 
 What conditions see: a result's content is parsed as JSON when it looks like a JSON object or array and parses, and
 keys address that. The empty key always means the raw content text, so ``{"key": "", "operator": "contains", ...}``
@@ -20,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from schemas.profiles import TrustedDataPolicy
-from schemas.view import ConversationView
+from schemas.view import ConversationView, ToolResult
 from services.ingress.policy.memo import MISSING, IdentityMemo
 from services.ingress.policy.rules import RuleBook
 
@@ -34,7 +38,7 @@ ResultVerdict = Literal["trusted", "untrusted", "blocked"]
 
 
 def compile_trusted_data(policies: Iterable[TrustedDataPolicy]) -> RuleBook[TrustedDataPolicy]:
-    return RuleBook.build(policies, TRUSTED_DATA_RANK)
+    return RuleBook.build(policies, TRUSTED_DATA_RANK, TRUSTED_DATA_RANK["mark_as_untrusted"])
 
 
 def blocked_content(reason: str) -> str:
@@ -61,6 +65,17 @@ class UntrustedSource:
 
     tool_call_id: str
     tool: str | None
+    why: str | None = None
+    """Said instead of "the result of the … tool" when the untrusted data is not a tool result in sight."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inherited:
+    """What the provider-held history a request continues is known to contain."""
+
+    untrusted_since: UntrustedSource | None = None
+    calls: Mapping[str, str] = field(default_factory=dict)
+    """Tool call id -> tool name, for the calls made in that history (their results come in this request)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +125,27 @@ def _decide(
     return ResultDecision(call_id, tool, position, "blocked", reason, policy, specific)
 
 
+def judge_result(
+    book: RuleBook[TrustedDataPolicy], result: ToolResult, tool: str | None, position: int
+) -> ResultDecision:
+    content = result.content
+    policy, specific = book.select(tool, content, _parsed, content)
+    return _decide(policy, specific, tool, result.tool_call_id, position)
+
+
 def judge_tool_results(
     policies: RuleBook[TrustedDataPolicy] | Iterable[TrustedDataPolicy],
     view: ConversationView,
     memo: IdentityMemo[ResultDecision] | None = None,
+    inherited: Inherited | None = None,
 ) -> TrustVerdict:
     """Judge every tool result in ``view``'s history (pass a compiled RuleBook on the hot path, and the memo that
     belongs to it: a result object already judged, under the same tool name at the same position, is not judged
-    again)."""
+    again). ``inherited``: what is known of the provider-held history the request continues."""
     book = policies if isinstance(policies, RuleBook) else compile_trusted_data(policies)
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(inherited.calls) if inherited is not None else {}
     decisions: list[ResultDecision] = []
-    untrusted_since: UntrustedSource | None = None
+    untrusted_since: UntrustedSource | None = inherited.untrusted_since if inherited is not None else None
     replacements: dict[str, str] = {}
     for position, message in enumerate(view.messages):
         if message.tool_calls:
@@ -130,12 +154,12 @@ def judge_tool_results(
         result = message.tool_result
         if result is None:
             continue
-        tool = result.name or names.get(result.tool_call_id)
+        # The call the result answers names its tool; the adapter's name stands only where no call is in sight (a
+        # provider-run tool's result, or a call made in provider-held history the adapter resolved).
+        tool = names.get(result.tool_call_id) or result.name
         decision = memo.get(result, (tool, position)) if memo is not None else MISSING
         if decision is MISSING:
-            content = result.content
-            policy, specific = book.select(tool, content, _parsed, content)
-            decision = _decide(policy, specific, tool, result.tool_call_id, position)
+            decision = judge_result(book, result, tool, position)
             if memo is not None:
                 memo.put(result, decision, (tool, position))
         decisions.append(decision)
