@@ -1,5 +1,6 @@
-"""Migration 003 on a data directory written before it: the read tables are backfilled from warden.interactions, so
-what was recorded before the upgrade reads the same after it, and what is recorded after reaches them too.
+"""Migrations 003 and 004 on a data directory written before them: the read tables are backfilled from
+warden.interactions, so what was recorded before the upgrade reads the same after it (lists by agent, by user, by
+time with nothing fixed, the detail, the filter suggestions), and what is recorded after reaches them too.
 
 chDB serves one data directory per process and this one serves the shared Warden's, so the directory is prepared,
 migrated and read in a child process (``child``), which prints what the API answered."""
@@ -12,26 +13,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from plumbing.store.migrations import migration_files, statements
 
 AGENT = "agent-before-003"
 
 
-async def child(data_dir: str) -> None:
+async def child(data_dir: str, before: int) -> None:
     from plumbing.store.chdb_store import ChdbStore
     from plumbing.store.migrations import _LEDGER, migrate
     from services.console.api import InteractionsApi
     from services.console.queries import InteractionFilter
+    from services.console.viewer import seen_values_sql
     from services.logger.rows import interaction_rows, request_row, response_row, violation_row
     from tests.distributed.events import interaction
 
     store = ChdbStore(data_dir)
     try:
-        # What a directory migrated before 003 holds: the ledger, 001 and 002.
+        # What a directory migrated up to ``before`` holds: the ledger and those migrations.
         await store.execute("CREATE DATABASE IF NOT EXISTS warden")
         await store.execute(_LEDGER)
         for version, name, script in migration_files():
-            if version <= 2:
+            if version <= before:
                 for statement in statements(script):
                     await store.execute(statement)
                 await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
@@ -54,7 +58,10 @@ async def child(data_dir: str) -> None:
             "in_flight": await api.page(InteractionFilter(agent_id=AGENT, status="in_flight")),
             "ok": await api.page(InteractionFilter(agent_id=AGENT, status="200", limit=1)),
             "flagged": await api.page(InteractionFilter(agent_id=AGENT, violation_category="pii")),
+            "newest": await api.page(InteractionFilter()),
+            "newest_ok": await api.page(InteractionFilter(status="200")),
         }
+        seen = {column: await store.select(seen_values_sql(column)) for column in ("agent_id", "user_id", "model")}
         details = {
             "split": await api.detail(split_request.interaction_id),
             "in_flight": await api.detail(in_flight.interaction_id),
@@ -62,6 +69,7 @@ async def child(data_dir: str) -> None:
         later = interaction(AGENT, 4)
         await store.insert("warden.interactions", interaction_rows(list(later)))
         after = await api.page(InteractionFilter(agent_id=AGENT))
+        newest_after = await api.page(InteractionFilter())
         print(
             json.dumps(
                 {
@@ -75,7 +83,10 @@ async def child(data_dir: str) -> None:
                     },
                     "pages": pages,
                     "details": details,
+                    "seen": seen,
+                    "user": split_request.user_id,
                     "after": after,
+                    "newest_after": newest_after,
                 },
                 default=str,
             )
@@ -102,8 +113,8 @@ def _violation(interaction_id: str) -> Any:
     )
 
 
-def run_child(data_dir: Path) -> dict[str, Any]:
-    code = f"import asyncio, {__name__} as m; asyncio.run(m.child({str(data_dir)!r}))"
+def run_child(data_dir: Path, before: int) -> dict[str, Any]:
+    code = f"import asyncio, {__name__} as m; asyncio.run(m.child({str(data_dir)!r}, {before}))"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False, cwd=Path.cwd()
     )
@@ -111,10 +122,14 @@ def run_child(data_dir: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_a_directory_with_rows_from_before_003_reads_the_same_after_it(tmp_path):
-    out = run_child(tmp_path / "data")
+@pytest.mark.parametrize(
+    ("before", "applied"),
+    [(2, ["003_read_tables.sql", "004_newest_and_seen.sql"]), (3, ["004_newest_and_seen.sql"])],
+)
+def test_a_directory_with_rows_from_before_the_read_tables_reads_the_same_after_them(tmp_path, before, applied):
+    out = run_child(tmp_path / "data", before)
     ids = out["ids"]
-    assert out["applied"] == ["003_read_tables.sql"] and out["again"] == []
+    assert out["applied"] == applied and out["again"] == []
 
     def listed(page: dict[str, Any]) -> list[str]:
         return [item["interaction_id"] for item in page["items"]]
@@ -139,4 +154,12 @@ def test_a_directory_with_rows_from_before_003_reads_the_same_after_it(tmp_path)
     flying = out["details"]["in_flight"]
     assert flying["in_flight"] and flying["response_body"] is None and flying["violations"] == []
 
+    # With nothing fixed (the table sorted by time): the same interactions, the folded status decides the second.
+    assert listed(pages["newest"]) == [ids["whole"], ids["in_flight"], ids["split"]]
+    assert listed(pages["newest_ok"]) == [ids["whole"], ids["split"]]
+    assert [row["value"] for row in out["seen"]["agent_id"]] == [AGENT]
+    assert out["user"] in [row["value"] for row in out["seen"]["user_id"]]
+    assert [row["value"] for row in out["seen"]["model"]] == ["gpt-4o"]
+
     assert listed(out["after"]) == [ids["later"], ids["whole"], ids["in_flight"], ids["split"]]
+    assert listed(out["newest_after"]) == listed(out["after"])
