@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -14,16 +15,18 @@ from schemas import topics
 log = logging.getLogger(__name__)
 
 
+COMPACTED = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+
+
 def topic_specs(partitions: int, replication: int, retention_ms: int) -> list[NewTopic]:
     event_config = {
         "retention.ms": str(retention_ms),
         "max.message.bytes": str(MAX_MESSAGE_BYTES),
         "compression.type": "producer",
     }
-    compacted = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_MESSAGE_BYTES)}
     specs = [NewTopic(name, partitions, replication, topic_configs=dict(event_config)) for name in topics.EVENTS]
     specs += [
-        NewTopic(name, 1, replication, topic_configs=dict(compacted)) for name in (topics.PROFILES, topics.QUARANTINES)
+        NewTopic(name, 1, replication, topic_configs=dict(COMPACTED)) for name in (topics.PROFILES, topics.QUARANTINES)
     ]
     return specs
 
@@ -42,5 +45,26 @@ async def create_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
         return [spec.name for spec in wanted]
+    finally:
+        await admin.close()
+
+
+async def compacted_topic_partitions(bootstrap_servers: str, topic: str, client_id: str) -> list[int]:
+    """The partitions of a configuration topic, creating it compacted (one partition, as many replicas as the
+    cluster's default) when it does not exist yet: every reader then knows exactly what to read, also on a fresh
+    cluster where ``warden topics create`` has not run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+    await admin.start()
+    try:
+        if topic not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(topic, 1, -1, topic_configs=dict(COMPACTED))])
+        for _ in range(50):
+            (described,) = await admin.describe_topics([topic])
+            partitions = sorted(p["partition"] for p in described["partitions"])
+            if described["error_code"] == 0 and partitions:
+                return partitions
+            await asyncio.sleep(0.1)  # just created: the metadata reaches the broker a moment later
+        raise RuntimeError(f"topic {topic} has no partitions (error code {described['error_code']})")
     finally:
         await admin.close()

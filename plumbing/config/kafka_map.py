@@ -2,7 +2,9 @@
 
 Writes produce the new value (or a tombstone) keyed by the map key and wait for the broker's acknowledgement; every
 instance, the writer included, applies changes as it reads them back, so all converge on the topic's order. A local
-file copy (``FileMap``) keeps the last state known for restarts while the broker is away.
+copy (``FileMap``) keeps the last state known: ``start`` serves it at once and never waits for the broker; the topic
+is read in the background, its full state replaces the copy once read, and every later change is applied as it
+arrives (the consumer waits on the broker, so a change reaches every instance within moments).
 """
 
 from __future__ import annotations
@@ -15,25 +17,29 @@ from typing import Generic
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from plumbing.bus.topics_admin import compacted_topic_partitions
 from plumbing.config.base import Listener, M
 from plumbing.config.file_map import FileMap
 
 log = logging.getLogger(__name__)
+READ_YOUR_WRITES_S = 5.0
+"""How long ``put`` waits for its own change to come back from the topic."""
 
 
 class KafkaMap(Generic[M]):
-    def __init__(
-        self, bootstrap_servers: str, topic: str, model: type[M], cache_path: Path, catch_up_timeout_s: float = 10.0
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, model: type[M], cache_path: Path) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.model = model
-        self._local = FileMap(cache_path, model)
-        self._catch_up_timeout_s = catch_up_timeout_s
+        self._local = FileMap(cache_path, model, fsync=False)  # a cache: the topic is the record
         self._producer: AIOKafkaProducer | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._caught_up = asyncio.Event()
-        self._applied: dict[str, asyncio.Event] = {}
+        self.caught_up = asyncio.Event()
+        """Set once the whole topic has been read (until then the local copy is served)."""
+        self._positions: dict[TopicPartition, int] = {}
+        """The next offset to read, per partition: kept across reconnections."""
+        self._advanced = asyncio.Event()
+        """Set (and replaced) each time the reader has taken a batch."""
 
     def get(self, key: str) -> M | None:
         return self._local.get(key)
@@ -56,23 +62,26 @@ class KafkaMap(Generic[M]):
     async def _write(self, key: str, payload: bytes | None) -> None:
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=True)
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(producer.stop(), 2)
+                raise
             self._producer = producer
-        seen = self._applied.setdefault(key, asyncio.Event())
-        seen.clear()
-        await self._producer.send_and_wait(self.topic, payload, key=key.encode())
-        # Read-your-writes: return once this instance's copy shows the change too.
+        written = await self._producer.send_and_wait(self.topic, payload, key=key.encode())
+        # Read-your-writes: return once this instance's copy has read past the change.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(seen.wait(), 5)
+            await asyncio.wait_for(
+                self._read_past(TopicPartition(self.topic, written.partition), written.offset), READ_YOUR_WRITES_S
+            )
+
+    async def _read_past(self, tp: TopicPartition, offset: int) -> None:
+        while not (self.caught_up.is_set() and self._positions.get(tp, 0) > offset):
+            await self._advanced.wait()
 
     async def start(self) -> None:
         self._reader = asyncio.get_running_loop().create_task(self._follow())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._caught_up.wait(), self._catch_up_timeout_s)
-        if not self._caught_up.is_set():
-            log.warning(
-                "configuration topic not read yet; serving the last known copy", extra={"fields": {"topic": self.topic}}
-            )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -80,62 +89,82 @@ class KafkaMap(Generic[M]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._producer is not None:
+            # Bounded: with the broker away aiokafka's stop() would wait for ever; a write in progress has failed.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), 10)
+                await asyncio.wait_for(self._producer.stop(), 2)
+            self._producer = None
+        self._local.close()
 
     async def _follow(self) -> None:
+        """Read the topic from the beginning, then follow it; after a broker outage carry on where it left off."""
+        positions = self._positions
+        fresh: dict[str, M] = {}
+        backoff = 0.2
         while True:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-            )
+            consumer: AIOKafkaConsumer | None = None
             try:
+                partitions = await compacted_topic_partitions(
+                    self.bootstrap_servers, self.topic, client_id=f"warden-config-{self.topic}"
+                )
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+                )
                 await consumer.start()
-                partitions = consumer.partitions_for_topic(self.topic)
-                while not partitions:
-                    await consumer.topics()  # refresh metadata; the topic may be created a moment later
-                    partitions = consumer.partitions_for_topic(self.topic)
-                    if not partitions:
-                        await asyncio.sleep(0.5)
                 assigned = [TopicPartition(self.topic, p) for p in partitions]
                 consumer.assign(assigned)
-                await consumer.seek_to_beginning(*assigned)
-                ends = await consumer.end_offsets(assigned)
-                fresh: dict[str, M | None] = {}
+                for tp in assigned:
+                    if tp in positions:
+                        consumer.seek(tp, positions[tp])
+                    else:
+                        await consumer.seek_to_beginning(tp)
+                        positions[tp] = await consumer.position(tp)  # the first offset compaction left
+                ends = await consumer.end_offsets(assigned) if not self.caught_up.is_set() else {}
+                backoff = 0.2
                 while True:
-                    batch = await consumer.getmany(timeout_ms=200)
-                    for records in batch.values():
+                    if not self.caught_up.is_set() and all(positions.get(tp, 0) >= ends[tp] for tp in assigned):
+                        self._local.replace(fresh)
+                        fresh = {}
+                        self.caught_up.set()
+                        self._pulse()
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    for tp, records in batch.items():
                         for record in records:
-                            key = record.key.decode() if record.key else ""
-                            value = None if record.value is None else self.model.model_validate_json(record.value)
-                            if self._caught_up.is_set():
-                                self._apply(key, value)
-                            else:
-                                fresh[key] = value
-                    if not self._caught_up.is_set() and all(await consumer.position(tp) >= ends[tp] for tp in assigned):
-                        self._replace(fresh)
-                        self._caught_up.set()
+                            self._take(record.key, record.value, fresh)
+                            positions[tp] = record.offset + 1
+                    if batch:
+                        self._pulse()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning(
-                    "configuration topic unavailable; retrying",
+                    "configuration topic unavailable; serving the local copy and retrying",
                     extra={"fields": {"topic": self.topic, "error": str(exc)}},
                 )
-                await asyncio.sleep(1)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                if consumer is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(consumer.stop(), 2)
 
-    def _replace(self, fresh: dict[str, M | None]) -> None:
-        """The topic's full state, read once at start, replaces the cached copy."""
-        for key in [known for known in self._local.keys() if known not in fresh]:  # noqa: SIM118
-            self._apply(key, None)
-        for key, value in fresh.items():
-            if value is not None or self._local.get(key) is not None:
-                self._apply(key, value)
-
-    def _apply(self, key: str, value: M | None) -> None:
+    def _take(self, raw_key: bytes | None, raw_value: bytes | None, fresh: dict[str, M]) -> None:
+        key = raw_key.decode() if raw_key else ""
+        try:
+            value = None if raw_value is None else self.model.model_validate_json(raw_value)
+        except ValueError as exc:
+            # One bad record must not stop the map: the key keeps its last good value.
+            log.error("unreadable configuration record skipped", extra={"fields": {"topic": self.topic, "key": key}})
+            log.debug("unreadable configuration record", exc_info=exc)
+            return
+        if not self.caught_up.is_set():
+            # Until the whole topic is read it is collected aside: the copy keeps serving the last known state.
+            if value is None:
+                fresh.pop(key, None)
+            else:
+                fresh[key] = value
+            return
         self._local.apply(key, value)
-        event = self._applied.get(key)
-        if event is not None:
-            event.set()
+
+    def _pulse(self) -> None:
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()

@@ -178,8 +178,12 @@ def free_port() -> int:
 
 
 def _new_cluster_id() -> str:
-    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid.randomUuid().toString(): 16 random bytes, URL-safe base64 without padding, drawn again while it
+    # starts with "-" (1 time in 64), which the storage tool's command line would take for an option.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
