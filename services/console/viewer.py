@@ -83,9 +83,11 @@ def seen_values_sql(column: str) -> str:
     """
     if column not in _SEEN_COLUMNS:
         raise ValueError(f"not a column with suggestions: {column}")
+    # On the rows, not the groups: a value last seen in the window has a row in it, and older rows are skipped
+    # before they are grouped.
     return (
         f"SELECT value, max(last_seen) AS last FROM warden.seen_values WHERE attribute = '{column}' "
-        f"GROUP BY value HAVING last >= now64(6) - INTERVAL {SEEN_DAYS} DAY ORDER BY last DESC LIMIT {SEEN_LIMIT}"
+        f"AND last_seen >= now64(6) - INTERVAL {SEEN_DAYS} DAY GROUP BY value ORDER BY last DESC LIMIT {SEEN_LIMIT}"
     )
 
 
