@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from plumbing.store.base import Row
-from plumbing.store.sql import decode_json_result, insert_head, insert_statement, json_each_row, with_output_settings
+from plumbing.store.sql import decode_json_result, insert_statement, json_each_row, with_output_settings
 
 
 class ChdbStore:
@@ -26,7 +26,7 @@ class ChdbStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._query, sql, fmt, params)
 
-    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+    def _query(self, sql: str | bytes, fmt: str, params: Mapping[str, Any] | None) -> Any:
         result = self._session.query(sql, fmt, params=dict(params) if params else None)
         if hasattr(result, "has_error") and result.has_error():
             raise RuntimeError(result.error_message())
@@ -42,14 +42,13 @@ class ChdbStore:
         await loop.run_in_executor(self._executor, self._insert, table, dedup_token, json_each_row(rows))
 
     def _insert(self, table: str, dedup_token: str | None, data: bytes) -> None:
-        if not hasattr(self._session, "send_insert"):  # a chDB without streaming inserts
-            self._query(insert_statement(table, dedup_token) + "\n" + data.decode(), "CSV", None)
-            return
-        # A streaming insert takes the rows as bytes: no megabytes of text to decode, copy into the SQL and have the
-        # query parser scan, which made a batch's insert take about twice as long and hold the GIL longer.
-        with self._session.send_insert(insert_head(table, dedup_token), "JSONEachRow") as inserter:
-            inserter.append(data)
-            inserter.finish()
+        # A plain INSERT with the rows inline, as bytes (no text to decode and copy). Not chDB's streaming insert
+        # (`send_insert(...).finish()`): when the part cannot be written (disk full, directory not writable) it
+        # returns success with `rows_written` set and stores nothing, and the logger would then acknowledge events
+        # that were never stored. This path raises (NOT_ENOUGH_SPACE, CANNOT_OPEN_FILE, ...) for the main table and
+        # for every materialized view it feeds, so a failed batch is retried, never acknowledged. It costs about a
+        # tenth more CPU per insert.
+        self._query(insert_statement(table, dedup_token).encode() + b"\n" + data, "CSV", None)
 
     async def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         result = await self._run(with_output_settings(sql), "JSON", params)

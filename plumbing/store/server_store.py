@@ -43,8 +43,13 @@ class ServerStore:
             table,
             insert_block=json_each_row(rows),
             fmt="JSONEachRow",
-            # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key.
-            settings={"optimize_on_insert": 0, **({"insert_deduplication_token": dedup_token} if dedup_token else {})},
+            # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key, and a retried batch
+            # reaches the materialized views even where the table holds it already.
+            settings={
+                "optimize_on_insert": 0,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                **({"insert_deduplication_token": dedup_token} if dedup_token else {}),
+            },
         )
 
     async def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:

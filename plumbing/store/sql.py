@@ -16,8 +16,12 @@ def insert_head(table: str, dedup_token: str | None) -> str:
 
     ``optimize_on_insert = 0``: the rows of one insert are already one per key (the logger folds a batch before
     writing it), so the insert-time merge would only sort them to find nothing to collapse; skipping it saves about a
-    sixth of the insert's CPU. Repeats across inserts still fold in the background merges and under FINAL."""
-    settings = "optimize_on_insert = 0"
+    sixth of the insert's CPU. Repeats across inserts still fold in the background merges and under FINAL.
+
+    ``deduplicate_blocks_in_dependent_materialized_views = 1``: an insert that failed part-way (its block stored in the
+    table, a view's not) and is retried with the same token must still reach the views; without it the table's
+    duplicate block skips every view and the read copies would lack what the record holds."""
+    settings = "optimize_on_insert = 0, deduplicate_blocks_in_dependent_materialized_views = 1"
     if dedup_token:
         if not dedup_token.replace("-", "").replace("_", "").replace(":", "").isalnum():
             raise ValueError("dedup token must be alphanumeric")

@@ -52,6 +52,12 @@ class LoggerService:
         self._dead = Counter(
             "warden_logger_dead_letters_total", "Events sent to the dead-letter topic", registry=registry
         )
+        self._failed = Counter(
+            "warden_logger_insert_failures_total",
+            "Batch inserts the store refused (disk full, read-only, unreachable); the batch is retried",
+            ("table",),
+            registry=registry,
+        )
         self._insert = Histogram(
             "warden_logger_insert_seconds", "Duration of one batch insert", ("table",), registry=registry
         )
@@ -97,8 +103,12 @@ class LoggerService:
         self._events.inc(len(batch) - dead)
 
     async def _write(self, table: str, rows: list[dict], token: str) -> None:
-        with self._insert.labels(table).time():
-            await self._store.insert(table, rows, dedup_token=token)
+        try:
+            with self._insert.labels(table).time():
+                await self._store.insert(table, rows, dedup_token=token)
+        except Exception:
+            self._failed.labels(table).inc()
+            raise
         self._rows.labels(table).inc(len(rows))
 
     def _dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -2,7 +2,8 @@
 
 Fixtures
 - `kafka_bootstrap` (session) -> "host:port". Uses WARDEN_KAFKA_BOOTSTRAP_SERVERS when set; otherwise starts one
-  `KafkaBroker` for the whole session, lazily (only sessions that request the fixture pay the start-up) and stops it
+  broker for the whole session (the official image through testcontainers where a Docker engine runs,
+  else `KafkaBroker` on the Maven jars), lazily (only sessions that request the fixture pay the start-up) and stops it
   at the end.
 - `kafka_broker` (session) -> the `KafkaBroker`, for tests that stop, kill or restart it. Skipped (with the reason)
   when an external broker is configured, since that one cannot be restarted from here.
@@ -36,6 +37,13 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def new_kafka_broker() -> KafkaBroker:
+    """The official image where Docker runs (same surface, see tests/support/containers.py), else the Maven jars."""
+    from tests.support.containers import KafkaContainer, docker_available
+
+    return KafkaContainer() if docker_available() else KafkaBroker()  # type: ignore[return-value]
+
+
 def _unavailable(reason: str) -> None:
     if not _in_ci() and os.environ.get(ALLOW_SKIP_ENV) == "1":
         pytest.skip(f"Kafka broker unavailable ({ALLOW_SKIP_ENV}=1): {reason}")
@@ -45,11 +53,11 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def _warden_kafka_broker() -> Iterator[KafkaBroker]:
     global _session_broker
-    broker = KafkaBroker()
+    broker = new_kafka_broker()
     failure: str | None = None
     try:
         broker.start()
-    except (KafkaBrokerError, OSError) as exc:
+    except Exception as exc:  # KafkaBrokerError, OSError, the Docker SDK's own errors
         # The temp dir stays so the full broker.log named in the message can be read.
         broker.kill()
         failure = str(exc)
