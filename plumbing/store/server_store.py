@@ -43,11 +43,12 @@ class ServerStore:
             table,
             insert_block=json_each_row(rows),
             fmt="JSONEachRow",
-            # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key, and a retried batch
-            # reaches the materialized views even where the table holds it already.
+            # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key.
             settings={
+                # Also per insert: a server profile with async_insert on must not turn this into "queued, not yet
+                # written" (and if the profile forbids changing it, the insert fails loudly instead).
+                "async_insert": 0,
                 "optimize_on_insert": 0,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
                 **({"insert_deduplication_token": dedup_token} if dedup_token else {}),
             },
         )

@@ -82,3 +82,36 @@ async def test_the_read_api_answers_the_same_on_both_engines(on_store):
     assert len(out["first"]["items"]) == 5 and out["first"]["next_cursor"]
     assert [i["interaction_id"] for i in out["second"]["items"]] == [i["interaction_id"] for i in items[5:10]]
     assert out["by_status"] == {"200": 30, "in_flight": 0, "error": 0}
+
+
+async def inserts_the_store_refuses(store: Store, agent: str) -> dict[str, Any]:
+    from plumbing.store.migrations import migrate
+
+    await migrate(store)
+    refused = {}
+    bad_rows = {
+        "missing_table": ("warden.no_such_table", [{"agent_id": agent}]),
+        "bad_value": ("warden.interactions", [{"interaction_id": "not-a-uuid", "agent_id": agent}]),
+        "bad_time": (
+            "warden.interactions",
+            [{"interaction_id": str(uuid.uuid4()), "started_at": "yesterday-ish", "agent_id": agent}],
+        ),
+    }
+    for name, (table, rows) in bad_rows.items():
+        try:
+            await store.insert(table, rows, dedup_token=f"{agent}-{name}")
+        except Exception as exc:
+            refused[name] = str(exc)[:200]
+        else:
+            refused[name] = None
+    (row,) = await store.select(
+        "SELECT count() AS n FROM warden.interactions WHERE agent_id = {agent:String}", {"agent": agent}
+    )
+    return {"refused": refused, "stored": row["n"]}
+
+
+async def test_an_insert_the_store_refuses_raises_on_both_engines(on_store):
+    """The logger acknowledges a batch only when its insert returns: a refused insert must raise, never pass."""
+    out = await on_store(inserts_the_store_refuses, agent=f"refused-{uuid.uuid4().hex[:8]}")
+    assert all(out["refused"].values()), out["refused"]
+    assert out["stored"] == 0

@@ -56,10 +56,10 @@ import weakref
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from types import TracebackType
 from xml.sax.saxutils import escape
 
 from tests.support.kafka_broker import free_port
+from tests.support.lifecycle import ProcessService, run_in_foreground
 
 # The chdb-core release whose clickhouse-local this launcher was written against (major.minor of ClickHouse).
 SUPPORTED_CHDB_CORE = "26.9."
@@ -76,10 +76,6 @@ _SPEC_FILE = "launcher.json"
 
 class ClickHouseServerError(RuntimeError):
     """The server could not start or stop; the message carries the launcher's log tail."""
-
-
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def users_xml(admin_password: str, analyst_password: str, *, launcher_user: bool = True) -> str:
@@ -229,7 +225,7 @@ def _kill_leftovers() -> None:
             shutil.rmtree(server.workdir, ignore_errors=True)
 
 
-class ClickHouseServer:
+class ClickHouseServer(ProcessService):
     """One ClickHouse server (chDB's clickhouse-local in server mode) in its own process, restartable on the same
     directory and ports."""
 
@@ -272,108 +268,25 @@ class ClickHouseServer:
     def analyst_url(self) -> str:
         return f"http://{self.analyst_user}:{self.analyst_password}@{self.host}:{self.http_port}"
 
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self.is_running and self._proc else None
-
     def query(self, sql: str, *, analyst: bool = False, timeout: float = 10.0) -> str:
         """One statement over HTTP as the admin (or the analyst); raises HTTPError carrying the server's text."""
         if analyst:
             return http_query(self.http_port, self.analyst_user, self.analyst_password, sql, timeout)
         return http_query(self.http_port, self.admin_user, self.admin_password, sql, timeout)
 
-    def start(self) -> None:
-        """Start the server (same directory and ports as before, if it ran) and block until it answers."""
-        with self._lock:
-            if self.is_running:
-                return
-            self._spawn()
-        self.wait_ready()
+    error = ClickHouseServerError
+    poll_interval = 0.05
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Graceful stop (SIGTERM: the launcher kills its keep-alive query); SIGKILL only if it overstays."""
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                return
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            self._proc = None
-            _live_servers.discard(self)
-
-    def kill(self) -> None:
-        """Hard crash (SIGKILL); the next start() opens the same data."""
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                return
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            self._proc = None
-            _live_servers.discard(self)
-
-    def restart(self, timeout: float = 30.0) -> None:
-        self.stop(timeout)
-        self.start()
-
-    def close(self) -> None:
-        """Stop the server and delete its directory (only if this object created it)."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log_tail(self, lines: int = 40) -> str:
+    def _probe(self) -> str | None:
+        """Ready once ``SELECT version()`` answers over HTTP as the admin."""
         try:
-            return _tail(self.log_path.read_text(errors="replace"), lines)
-        except FileNotFoundError:
-            return "(no server log yet)"
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until ``SELECT version()`` answers over HTTP as the admin."""
-        started = time.monotonic()
-        deadline = started + (timeout or self.start_timeout)
-        last_error = "no answer yet"
-        while True:
-            code = self._exit_code()
-            if code is not None:
-                self.kill()
-                raise ClickHouseServerError(
-                    f"ClickHouse server exited ({code}) during start-up; last log lines ({self.log_path}):\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                self.query("SELECT version()", timeout=2.0)
-                self.started_in = time.monotonic() - self._spawned_at
-                return
-            except urllib.error.HTTPError as exc:
-                last_error = f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}"
-            except (OSError, urllib.error.URLError) as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ClickHouseServerError(
-                    f"ClickHouse server on {self.host}:{self.http_port} not ready after "
-                    f"{timeout or self.start_timeout:.0f}s ({last_error}); last log lines ({self.log_path}):\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.05)
-
-    def _exit_code(self) -> str | None:
-        """None while the server process lives, else how it ended."""
-        if self._proc is None:
-            return "not started"
-        code = self._proc.poll()
-        return None if code is None else f"code {code}"
+            self.query("SELECT version()", timeout=2.0)
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}"
+        except (OSError, urllib.error.URLError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        self.started_in = time.monotonic() - self._spawned_at
+        return None
 
     async def astart(self) -> None:
         if self.is_running:
@@ -384,28 +297,8 @@ class ClickHouseServer:
             self._spawn()
         await asyncio.to_thread(self.wait_ready)
 
-    async def astop(self, timeout: float = 30.0) -> None:
-        await asyncio.to_thread(self.stop, timeout)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, timeout: float = 30.0) -> None:
-        await self.astop(timeout)
-        await self.astart()
-
-    def __enter__(self) -> ClickHouseServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _ended(self, proc: subprocess.Popen[bytes], graceful: bool) -> None:
+        _live_servers.discard(self)
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
@@ -470,23 +363,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return serve(Path(args.serve).resolve())
 
     server = ClickHouseServer(workdir=args.data_dir)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        server.start()
-        print(f"ClickHouse ready in {server.started_in:.2f}s (Ctrl-C to stop)", flush=True)
-        print(f"admin:   {server.url}\nanalyst: {server.analyst_url}\nnative:  {HOST}:{server.tcp_port}", flush=True)
-        while not stop.wait(1.0):
-            if not server.is_running:
-                print(f"server exited; last log lines:\n{server.log_tail()}", file=sys.stderr)
-                return 1
-    finally:
-        if args.data_dir:
-            server.stop()
-        else:
-            server.close()
-    return 0
+    return run_in_foreground(
+        server,
+        lambda: (
+            f"ClickHouse ready in {server.started_in:.2f}s\nadmin:   {server.url}\n"
+            f"analyst: {server.analyst_url}\nnative:  {HOST}:{server.tcp_port}"
+        ),
+        keep_data=bool(args.data_dir),
+    )
 
 
 if __name__ == "__main__":

@@ -17,24 +17,14 @@ import asyncio
 import functools
 import os
 import shutil
-import struct
-import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from tests.support.clickhouse_server import ClickHouseServer, users_xml
-from tests.support.kafka_broker import (
-    MAX_MESSAGE_BYTES,
-    NODE_ID,
-    KafkaBrokerError,
-    free_port,
-    kafka_version,
-    probe_broker_ids,
-)
+from tests.support.kafka_broker import NODE_ID, KafkaBroker
 
 MODE_ENV = "WARDEN_TESTCONTAINERS"
 DEFAULT_CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:26.9"
@@ -116,11 +106,22 @@ class _Container:
             if self.is_running:
                 self._container.get_wrapped_container().kill()
 
+    def start(self) -> None:
+        with self._lock:
+            if not self.is_running:
+                self._spawn()
+        self.wait_ready()
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
     def close(self) -> None:
         with self._lock:
             if self._container is not None:
                 self._container.stop()  # removes the container and its anonymous volumes
                 self._container = None
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
         if self._container is None:
@@ -153,69 +154,38 @@ class ClickHouseContainer(_Container, ClickHouseServer):
             .with_volume_mapping(str(users), "/etc/clickhouse-server/users.d/warden.xml", "ro")
         )
 
-    def start(self) -> None:
-        with self._lock:
-            if not self.is_running:
-                self._spawn()
-        self.wait_ready()
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    def close(self) -> None:
-        _Container.close(self)
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
     def __repr__(self) -> str:
         return f"ClickHouseContainer({self.host}:{self.http_port}, {self.image})"
 
 
-class KafkaContainer(_Container):
-    """The official Apache Kafka image as a single KRaft node; the same surface as `KafkaBroker`."""
+class KafkaContainer(_Container, KafkaBroker):
+    """The official Apache Kafka image as a single KRaft node, with `KafkaBroker`'s surface and readiness check."""
 
     flavour = "docker"
 
     def __init__(self, *, image: str | None = None, start_timeout: float = 120.0) -> None:
+        KafkaBroker.__init__(self, start_timeout=start_timeout)
         self._lifecycle_init()
-        self.version = kafka_version()
         self.image = image or os.environ.get("WARDEN_KAFKA_IMAGE", f"apache/kafka:{self.version}")
-        self.port = free_port()
-        self.start_timeout = start_timeout
-        self.workdir = Path(tempfile.mkdtemp(prefix="warden-kafka-container-"))
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        self.log_path = Path(f"docker logs ({self.image})")
 
     def _environment(self) -> dict[str, str]:
-        # The image turns KAFKA_A_B into a.b; the same single-node settings as KafkaBroker's properties.
-        cluster_id = "w" + uuid.uuid4().hex[:21]  # 22 characters like Kafka's own ids, never starting with '-'
+        # The image turns KAFKA_A_B into a.b. KafkaBroker's single-node settings, with the container's listeners and
+        # the static quorum the image formats its storage for.
         settings = {
-            "node.id": str(NODE_ID),
-            "process.roles": "broker,controller",
-            "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
-            "advertised.listeners": f"PLAINTEXT://{self.bootstrap_servers}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "controller.quorum.voters": f"{NODE_ID}@localhost:9093",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "auto.create.topics.enable": "true",
-            "num.partitions": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "message.max.bytes": str(MAX_MESSAGE_BYTES),
-            "replica.fetch.max.bytes": str(MAX_MESSAGE_BYTES),
-            "socket.request.max.bytes": str(4 * MAX_MESSAGE_BYTES),
+            key: value
+            for key, value in self._server_properties().items()
+            if key not in {"controller.quorum.bootstrap.servers", "log.dirs"}
         }
+        settings.update(
+            {
+                "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093",
+                "advertised.listeners": f"PLAINTEXT://{self.bootstrap_servers}",
+                "controller.quorum.voters": f"{NODE_ID}@localhost:9093",
+            }
+        )
         env = {"KAFKA_" + key.upper().replace(".", "_"): value for key, value in settings.items()}
-        env["CLUSTER_ID"] = cluster_id
+        env["CLUSTER_ID"] = "w" + uuid.uuid4().hex[:21]  # 22 characters like Kafka's own, never starting with '-'
         return env
 
     def _create(self) -> Any:
@@ -225,60 +195,6 @@ class KafkaContainer(_Container):
         for key, value in self._environment().items():
             container.with_env(key, value)
         return container
-
-    def start(self) -> None:
-        with self._lock:
-            if not self.is_running:
-                self._spawn()
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        last_error = "no answer yet"
-        while True:
-            code = self._exit_code()
-            if code is not None:
-                raise KafkaBrokerError(f"Kafka container ended ({code}) during start-up:\n{self.log_tail()}")
-            try:
-                if NODE_ID in probe_broker_ids("127.0.0.1", self.port):
-                    return
-                last_error = "broker not registered yet"
-            except (OSError, struct.error) as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                self.kill()
-                raise KafkaBrokerError(f"Kafka container not ready ({last_error}):\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    def restart(self, timeout: float = 60.0) -> None:
-        self.stop(timeout)
-        self.start()
-
-    def close(self) -> None:
-        _Container.close(self)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def astop(self, timeout: float = 60.0) -> None:
-        await asyncio.to_thread(self.stop, timeout)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, timeout: float = 60.0) -> None:
-        await self.astop(timeout)
-        await self.astart()
-
-    def __enter__(self) -> KafkaContainer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"KafkaContainer({self.bootstrap_servers}, {self.image})"

@@ -51,7 +51,8 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
+
+from tests.support.lifecycle import ProcessService, run_in_foreground, tail
 
 # Keep in step with <kafka.version> in deploy/kafka/pom.xml.
 DEFAULT_KAFKA_VERSION = "4.3.1"
@@ -105,10 +106,6 @@ def libs_dir(version: str | None = None) -> Path:
     return cache_root() / f"kafka-{version or kafka_version()}" / "libs"
 
 
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def ensure_jars(version: str | None = None) -> Path:
     """Return the directory holding the broker's jars, running Maven only when the cache is missing."""
     version = version or kafka_version()
@@ -136,7 +133,7 @@ def ensure_jars(version: str | None = None) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, check=False)
         if proc.returncode != 0 or not (staging / f"kafka_2.13-{version}.jar").is_file():
-            output = _tail(proc.stdout + proc.stderr, 40)
+            output = tail(proc.stdout + proc.stderr, 40)
             raise KafkaBrokerError(f"fetching Kafka {version} with Maven failed (exit {proc.returncode}):\n{output}")
         # A class archive records the jars' timestamps; one built against an earlier copy would only be ignored.
         for stale in target.parent.glob("broker-cds-*.jsa"):
@@ -243,7 +240,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
-class KafkaBroker:
+class KafkaBroker(ProcessService):
     """One KRaft broker+controller on 127.0.0.1 with its data in a temp dir; restartable on the same port and data."""
 
     def __init__(
@@ -286,97 +283,13 @@ class KafkaBroker:
     def bootstrap_servers(self) -> str:
         return f"{_HOST}:{self.port}"
 
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    error = KafkaBrokerError
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self.is_running and self._proc else None
-
-    def start(self) -> None:
-        """Start the broker (formatting storage the first time) and block until it serves metadata."""
-        with self._lock:
-            if self.is_running:
-                return
-            self._spawn()
-        self.wait_ready()
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """Graceful shutdown (SIGTERM: controlled shutdown, logs flushed); SIGKILL only if it overstays `timeout`."""
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                return
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            self._proc = None
-            _live_brokers.discard(self)
-            self._finish_archive_dump(published=proc.returncode != -signal.SIGKILL)
-
-    def kill(self) -> None:
-        """Hard crash (SIGKILL): the next start() runs Kafka's log recovery on the same data."""
-        with self._lock:
-            proc = self._proc
-            if proc is None:
-                return
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            self._proc = None
-            _live_brokers.discard(self)
-            self._finish_archive_dump(published=False)
-
-    def restart(self, timeout: float = 60.0) -> None:
-        """Graceful stop then start on the same port with the same data."""
-        self.stop(timeout)
-        self.start()
-
-    def close(self) -> None:
-        """Stop the broker and delete its temp dir (only if this object created it)."""
-        self.stop()
-        if self._owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log_tail(self, lines: int = 60) -> str:
+    def _probe(self) -> str | None:
         try:
-            return _tail(self.log_path.read_text(errors="replace"), lines)
-        except FileNotFoundError:
-            return "(no broker log yet)"
-
-    def wait_ready(self, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        last_error = "no answer yet"
-        while True:
-            proc = self._proc
-            if proc is None:
-                raise KafkaBrokerError("broker is not started")
-            code = proc.poll()
-            if code is not None:
-                self.kill()
-                how = " (SIGTERM from another process)" if code in (143, -signal.SIGTERM) else ""
-                raise KafkaBrokerError(
-                    f"Kafka broker exited with code {code}{how} during start-up; last log lines ({self.log_path}):\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                if NODE_ID in probe_broker_ids(_HOST, self.port):
-                    return
-                last_error = "broker not registered yet"
-            except (OSError, struct.error) as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                self.kill()
-                raise KafkaBrokerError(
-                    f"Kafka broker on {self.bootstrap_servers} not ready after {timeout or self.start_timeout:.0f}s "
-                    f"({last_error}); last log lines ({self.log_path}):\n{self.log_tail()}"
-                )
-            time.sleep(0.2)
+            return None if NODE_ID in probe_broker_ids(_HOST, self.port) else "broker not registered yet"
+        except (OSError, struct.error) as exc:
+            return f"{type(exc).__name__}: {exc}"
 
     # Async variants: the slow parts (fetching jars, formatting, waiting) run in a worker thread so the event loop and
     # its clients keep running; the fork itself stays on the caller's thread (see _spawn about PDEATHSIG).
@@ -391,28 +304,9 @@ class KafkaBroker:
             self._spawn()
         await asyncio.to_thread(self.wait_ready)
 
-    async def astop(self, timeout: float = 60.0) -> None:
-        await asyncio.to_thread(self.stop, timeout)
-
-    async def akill(self) -> None:
-        await asyncio.to_thread(self.kill)
-
-    async def arestart(self, timeout: float = 60.0) -> None:
-        await self.astop(timeout)
-        await self.astart()
-
-    def __enter__(self) -> KafkaBroker:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    def _ended(self, proc: subprocess.Popen[bytes], graceful: bool) -> None:
+        _live_brokers.discard(self)
+        self._finish_archive_dump(published=graceful)
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
@@ -511,7 +405,7 @@ class KafkaBroker:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
         if proc.returncode != 0:
             raise KafkaBrokerError(
-                f"formatting Kafka storage failed (exit {proc.returncode}):\n{_tail(proc.stdout + proc.stderr, 40)}"
+                f"formatting Kafka storage failed (exit {proc.returncode}):\n{tail(proc.stdout + proc.stderr, 40)}"
             )
 
     def _finish_archive_dump(self, *, published: bool) -> None:
@@ -578,23 +472,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     broker = KafkaBroker(version=args.version, port=args.port, workdir=args.data_dir)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        broker.start()
-        print(f"Kafka {broker.version} ready: bootstrap servers {broker.bootstrap_servers}", flush=True)
-        print(f"log: {broker.log_path}  data: {broker.data_dir}  (Ctrl-C to stop)", flush=True)
-        while not stop.wait(1.0):
-            if not broker.is_running:
-                print(f"broker exited; last log lines:\n{broker.log_tail()}", file=sys.stderr)
-                return 1
-    finally:
-        if args.data_dir:
-            broker.stop()
-        else:
-            broker.close()
-    return 0
+    return run_in_foreground(
+        broker,
+        lambda: (
+            f"Kafka {broker.version} ready: bootstrap servers {broker.bootstrap_servers}\n"
+            f"log: {broker.log_path}  data: {broker.data_dir}"
+        ),
+        keep_data=bool(args.data_dir),
+    )
 
 
 if __name__ == "__main__":
