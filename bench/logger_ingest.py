@@ -9,7 +9,13 @@ too (all its threads: decoding and building rows on the event loop, chDB inserti
 the parts written, up to when they stop): on a shared machine it varies less than the rate, and the load average says
 how shared the machine was.
 
-    python bench/logger_ingest.py --interactions 200000 --batches 5000,20000,50000 [--repeat 2]
+    python bench/logger_ingest.py --interactions 200000 --batches 5000,20000,50000 [--repeat 2] [--server]
+
+With ``--server`` each batch size is also run into a ClickHouse server (WARDEN_CLICKHOUSE_URL, else the chdb wheel's
+server started here, as the tests start it), beside chDB in the same run: the logger writing to it, and the server
+alone (the same rows inserted over HTTP). Its database is dropped before each run, so every run starts from empty
+tables too. The CPU per interaction then adds the server's own (its process, up to when its merges stop) to the
+logger's.
 
 Set WARDEN_KAFKA_BOOTSTRAP_SERVERS to use a running broker instead of starting one (its llm.* topics then also hold
 what earlier runs loaded; each run times the first N interactions its logger stores).
@@ -28,7 +34,10 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -37,8 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.topics_admin import create_topics
+from plumbing.store.base import Store
 from plumbing.store.chdb_store import ChdbStore
 from plumbing.store.migrations import migrate
+from plumbing.store.server_store import ServerStore
 from services.logger.rows import interaction_rows
 from tests.distributed.events import interaction
 
@@ -93,9 +104,11 @@ def settled_cpu_seconds(pid: int, timeout: float = 30.0) -> float:
     return last
 
 
-def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int) -> tuple[float, float]:
+def run_logger(
+    bootstrap: str, data_dir: Path, batch: int, expected_events: int, server: Any = None
+) -> tuple[float, float]:
     """(interactions/s from its first stored event to its last, the logger's CPU µs per interaction including the
-    merges that follow)."""
+    merges that follow; with a ``server``, the logger writes to it and the server's CPU counts too)."""
     port = free_port()
     env = {
         **os.environ,
@@ -105,6 +118,9 @@ def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int)
     }
     # A fresh consumer group per run, so every run reads the whole pre-loaded topic.
     env["WARDEN_LOGGER_GROUP"] = f"bench-{uuid.uuid4().hex[:8]}"
+    if server is not None:
+        server.query("DROP DATABASE IF EXISTS warden SYNC")
+        env["WARDEN_CLICKHOUSE_URL"] = server.url
     proc = subprocess.Popen(
         [sys.executable, "-m", "warden.cli", "logger", "--data-dir", str(data_dir), "--metrics-port", str(port)],
         env=env,
@@ -112,6 +128,7 @@ def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int)
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/metrics"
+    pids = [proc.pid] + ([server.pid] if server is not None and server.pid else [])
     try:
         while True:
             try:
@@ -123,19 +140,26 @@ def run_logger(bootstrap: str, data_dir: Path, batch: int, expected_events: int)
         while True:
             events = metric(url, "warden_logger_events_total")
             if began is None and events > 0:
-                began, first, cpu = time.perf_counter(), events, cpu_seconds(proc.pid)
+                began, first, cpu = time.perf_counter(), events, sum(cpu_seconds(pid) for pid in pids)
             if events >= expected_events:
                 elapsed = time.perf_counter() - began
                 interactions = (events - first) / 2
-                return interactions / elapsed, (settled_cpu_seconds(proc.pid) - cpu) * 1e6 / interactions
+                settled = sum(settled_cpu_seconds(pid) for pid in pids)
+                return interactions / elapsed, (settled - cpu) * 1e6 / interactions
             time.sleep(0.02)
     finally:
         proc.terminate()
         proc.wait(60)
 
 
-async def baseline(data_dir: Path, count: int, batch: int) -> float:
-    store = ChdbStore(data_dir)
+async def baseline(data_dir: Path, count: int, batch: int, server: Any = None) -> float:
+    """The store alone inserting the same rows in the same batch size: chDB in ``data_dir``, or the ``server``."""
+    store: Store
+    if server is not None:
+        server.query("DROP DATABASE IF EXISTS warden SYNC")
+        store = ServerStore(server.url)
+    else:
+        store = ChdbStore(data_dir)
     await migrate(store)
     events = [e for n in range(count) for e in interaction("baseline", n)]
     rows = interaction_rows(events)
@@ -147,11 +171,37 @@ async def baseline(data_dir: Path, count: int, batch: int) -> float:
     return count / elapsed
 
 
+class ExternalServer:
+    """A running server at WARDEN_CLICKHOUSE_URL, queried like the ``ClickHouseServer`` the tests start; its CPU is
+    not this machine's to count."""
+
+    pid = None
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, sql: str) -> str:
+        parts = urlsplit(self.url)
+        endpoint = f"{parts.scheme}://{parts.hostname}:{parts.port or 8123}/"
+        auth = (unquote(parts.username or "default"), unquote(parts.password or ""))
+        return httpx.post(endpoint, content=sql, auth=auth, timeout=120).raise_for_status().text
+
+
+def start_server(stack: ExitStack) -> Any:
+    url = os.environ.get("WARDEN_CLICKHOUSE_URL")
+    if url:
+        return ExternalServer(url)
+    from tests.support.clickhouse_server import ClickHouseServer
+
+    return stack.enter_context(ClickHouseServer())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--interactions", type=int, default=200_000)
     parser.add_argument("--batches", default="5000,20000,50000")
     parser.add_argument("--repeat", type=int, default=1, help="runs per batch size (the machine may be shared)")
+    parser.add_argument("--server", action="store_true", help="also into a ClickHouse server, beside chDB")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
 
@@ -165,25 +215,31 @@ def main() -> None:
         bootstrap = broker.bootstrap_servers
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     try:
-        asyncio.run(create_topics(bootstrap, partitions=6))
-        agent = f"bench-{uuid.uuid4().hex[:8]}"
-        produce_s = asyncio.run(preload(bootstrap, args.interactions, agent, work / "spool"))
-        print(f"pre-loaded {args.interactions} interactions ({2 * args.interactions} events) in {produce_s:.1f}s")
-        print(
-            f"{'batch':>8} {'logger interactions/s':>22} {'logger CPU µs/interaction':>26}"
-            f" {'chDB alone interactions/s':>26} {'ratio':>6} {'load avg':>9}"
-        )
-        for batch in batches:
-            for _ in range(args.repeat):
-                logger_rate, cpu = run_logger(bootstrap, work / "logger", batch, 2 * args.interactions)
-                base_rate = asyncio.run(baseline(work / "baseline", min(args.interactions, 100_000), batch))
-                for used in ("logger", "baseline"):  # every run starts from an empty table
-                    shutil.rmtree(work / used, ignore_errors=True)
-                print(
-                    f"{batch:>8} {logger_rate:>22,.0f} {cpu:>26,.0f} {base_rate:>26,.0f}"
-                    f" {logger_rate / base_rate:>6.2f} {os.getloadavg()[0]:>9.1f}",
-                    flush=True,
-                )
+        with ExitStack() as stack:
+            server = start_server(stack) if args.server else None
+            asyncio.run(create_topics(bootstrap, partitions=6))
+            agent = f"bench-{uuid.uuid4().hex[:8]}"
+            produce_s = asyncio.run(preload(bootstrap, args.interactions, agent, work / "spool"))
+            print(f"pre-loaded {args.interactions} interactions ({2 * args.interactions} events) in {produce_s:.1f}s")
+            print(
+                f"{'store':>7} {'batch':>8} {'logger interactions/s':>22} {'logger CPU µs/interaction':>26}"
+                f" {'store alone interactions/s':>27} {'ratio':>6} {'load avg':>9}"
+            )
+            stores = [("chDB", None)] + ([("server", server)] if server is not None else [])
+            for batch in batches:
+                for _ in range(args.repeat):
+                    for name, target in stores:
+                        logger_rate, cpu = run_logger(bootstrap, work / "logger", batch, 2 * args.interactions, target)
+                        base_rate = asyncio.run(
+                            baseline(work / "baseline", min(args.interactions, 100_000), batch, target)
+                        )
+                        for used in ("logger", "baseline"):  # every run starts from an empty table
+                            shutil.rmtree(work / used, ignore_errors=True)
+                        print(
+                            f"{name:>7} {batch:>8} {logger_rate:>22,.0f} {cpu:>26,.0f} {base_rate:>27,.0f}"
+                            f" {logger_rate / base_rate:>6.2f} {os.getloadavg()[0]:>9.1f}",
+                            flush=True,
+                        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if broker is not None:

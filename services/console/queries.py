@@ -2,7 +2,8 @@
 
 Pure functions building ``{name:Type}``-parameterised SQL, so the same text runs on chDB and on a ClickHouse server.
 
-They read the copies of ``warden.interactions`` that migration 003 lays out for the console, never a range with FINAL:
+They read the copies of ``warden.interactions`` that migrations 003 and 004 lay out for the console, never a range
+with FINAL: by agent, by user, by time (neither fixed: the newest of everything is the tail of its sort order), by id.
 
 - A list page is read in rounds (``InteractionsApi.page`` drives them), one query each (``list_round``): the newest
   rows matching the row conditions, read in the table's sort order without folding, and the interactions they
@@ -75,11 +76,14 @@ skips NULLs: the half that does not know a value leaves it to the half that does
 
 BY_AGENT = "warden.interactions_by_agent"
 BY_USER = "warden.interactions_by_user"
+BY_TIME = "warden.interactions_by_time"
 BY_ID = "warden.interactions_by_id"
 _SORTING_KEYS = {
     BY_AGENT: ("agent_id", "started_at", "interaction_id"),
     BY_USER: ("user_id", "started_at", "interaction_id", "agent_id"),
+    BY_TIME: ("started_at", "interaction_id", "agent_id", "user_id"),
 }
+_LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
 MAX_ROWS_PER_ROUND = 4096
@@ -120,8 +124,9 @@ class ListPlan:
     """One list request, ready to be read in rounds."""
 
     table: str
-    lead: str
-    """The table's first key column; a list's keys are ``(lead, started_at, interaction_id)``."""
+    lead: str | None
+    """The table's column before the time in its key (none in the table sorted by time); a list's keys are
+    ``(lead, started_at, interaction_id)``."""
     where: tuple[str, ...]
     """Row conditions: exact for attribution, time and violations, necessary for the folded columns."""
     having: tuple[str, ...]
@@ -157,10 +162,11 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 def plan_list(f: InteractionFilter) -> ListPlan:
     """Validate a filter and choose the table: sorted by user when the user is known (a user's interactions are one
-    range there, also with an agent: a user's range is the narrower one), else sorted by agent."""
+    range there, also with an agent: a user's range is the narrower one), sorted by agent when the agent is, else
+    sorted by time (the newest interactions are the table's tail)."""
     if not 1 <= f.limit <= MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
-    table = BY_USER if f.user_id is not None else BY_AGENT
+    table = BY_USER if f.user_id is not None else BY_AGENT if f.agent_id is not None else BY_TIME
     where: list[str] = []
     params: dict[str, Any] = {}
     for column in ("agent_id", "user_id", "session_id", "profile_id", "provider", "model"):
@@ -179,11 +185,10 @@ def plan_list(f: InteractionFilter) -> ListPlan:
     where += row_conditions
     if f.violation_category is not None or f.min_severity is not None:
         where.append(_violation_condition(f, params))
-    lead = _SORTING_KEYS[table][0]
-    # Rows can be the answer when no folded condition drops a half (see list_round) and the lead is fixed: then the
-    # newest rows are the tail of one range, read in order. Without a fixed lead, the newest rows are found among all
-    # of the table's rows: by three narrow columns, not by every list column.
-    reads_rows = not having and lead in params
+    lead = _LEADS[table]
+    # Rows can be the answer when no folded condition drops a half (see list_round): the newest rows are the tail of
+    # one range (the lead's, or the table sorted by time), read in order, an interaction's rows next to each other.
+    reads_rows = not having
     return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows)
 
 
@@ -208,13 +213,14 @@ def list_round(plan: ListPlan, after: tuple[str, str] | None, count: int) -> tup
     newest = f"{condition}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
     if plan.reads_rows:
         return f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {plan.table}{newest}", params
-    keys = f"SELECT {plan.lead}, started_at, interaction_id FROM {plan.table}{newest}"
+    key = f"{plan.lead}, started_at, interaction_id" if plan.lead else "started_at, interaction_id"
+    keys = f"SELECT {key} FROM {plan.table}{newest}"
     sorting_key = _SORTING_KEYS[plan.table]
     # In the SELECT list the names of the folded columns are the folded values: the conditions apply to those.
     passes = " AND ".join(plan.having) or "1"
     sql = (
         f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, count() AS _rows, ({passes}) AS _passes "
-        f"FROM {plan.table} WHERE ({plan.lead}, started_at, interaction_id) IN ({keys}) "
+        f"FROM {plan.table} WHERE ({key}) IN ({keys}) "
         f"GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
     )
     return sql, params

@@ -34,10 +34,10 @@ from services.console.transcript import Answer, Conversation, Part, pretty, read
 HERE = Path(__file__).resolve().parent
 SEEN_LIMIT = 200
 SEEN_TTL_S = 30.0
-"""The filter suggestions are recomputed at most this often: each is a GROUP BY over a week of rows."""
+"""The filter suggestions are recomputed at most this often."""
 SEEN_DAYS = 7
-"""Suggestions come from this many recent days: the newest rows of every agent are contiguous in the sort order, so
-the window skips most granules, and ids not seen for a week are rarely the ones looked for (typing still works)."""
+"""Suggestions are the values seen in this many recent days: ids not seen for a week are rarely the ones looked for
+(typing still works)."""
 RAW_DISPLAY_CHARS = 256 * 1024
 """Raw bodies longer than this are cut in the page (the API has them whole): a browser chokes on megabytes of text."""
 PART_DISPLAY_CHARS = 100_000
@@ -77,14 +77,16 @@ _SECURITY_HEADERS = {
 def seen_values_sql(column: str) -> str:
     """The most recently seen distinct values of a column, newest first: the filter form's suggestions.
 
-    No FINAL: a value is a value whether or not its rows have been folded yet, and GROUP BY already deduplicates.
+    From ``warden.seen_values`` (migration 004): one row per value once merged, so this groups thousands of rows, not
+    a week of interactions. Grouped here too: rows of parts not merged yet repeat a value.
     """
     if column not in _SEEN_COLUMNS:
         raise ValueError(f"not a column with suggestions: {column}")
+    # On the rows, not the groups: a value last seen in the window has a row in it, and older rows are skipped
+    # before they are grouped.
     return (
-        f"SELECT {column} AS value, max(started_at) AS last FROM warden.interactions "
-        f"WHERE started_at >= now64(6) - INTERVAL {SEEN_DAYS} DAY AND {column} != '' "
-        f"GROUP BY {column} ORDER BY last DESC LIMIT {SEEN_LIMIT}"
+        f"SELECT value, max(last_seen) AS last FROM warden.seen_values WHERE attribute = '{column}' "
+        f"AND last_seen >= now64(6) - INTERVAL {SEEN_DAYS} DAY GROUP BY value ORDER BY last DESC LIMIT {SEEN_LIMIT}"
     )
 
 

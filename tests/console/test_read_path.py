@@ -15,7 +15,13 @@ from schemas.view import Usage
 from services.logger.rows import request_row, response_row
 from tests.support.agents import new_agent
 
-TABLES = ("interactions", "interactions_by_agent", "interactions_by_user", "interactions_by_id")
+TABLES = (
+    "interactions",
+    "interactions_by_agent",
+    "interactions_by_user",
+    "interactions_by_time",
+    "interactions_by_id",
+)
 
 
 def halves(
@@ -125,8 +131,9 @@ def test_pages_of_unfolded_rows_walk_every_interaction_once_newest_first(warden)
         insert(warden, requests, responses, responses[:5], responses[5:])
         assert physical_rows(warden, "interactions_by_agent", "agent_id", agent) == 27
         assert physical_rows(warden, "interactions_by_user", "user_id", user) == 27
-        # By agent, by user (rows read in order), by session (no agent or user: keys first), and with a folded
-        # condition (keys first, folded by the query).
+        assert physical_rows(warden, "interactions_by_time", "agent_id", agent) == 27
+        # By agent, by user, by session (no agent or user: the table sorted by time), rows read in order; and with a
+        # folded condition (keys first, folded by the query).
         scopes = ({"agent_id": agent}, {"user_id": user}, {"session_id": f"session-of-{agent}"})
         for params in (
             *scopes,
@@ -184,7 +191,12 @@ def test_status_and_blocked_filters_decide_on_the_folded_interaction(warden):
             ({"blocked": "false", "status": "error"}, named(failed, limited)),
         ]
         for filters, expected in cases:
-            for scope in ({"agent_id": agent}, {"user_id": user}, {"agent_id": agent, "user_id": user}):
+            for scope in (
+                {"agent_id": agent},
+                {"user_id": user},
+                {"agent_id": agent, "user_id": user},
+                {"session_id": f"session-of-{agent}"},  # neither fixed: the table sorted by time
+            ):
                 for limit in (1, 3, 50):
                     got = walk(warden, **scope, **filters, limit=limit)
                     assert ids(got) == expected, (filters, scope, limit)

@@ -1,87 +1,89 @@
-"""Migration 003 on a data directory written before it: the read tables are backfilled from warden.interactions, so
-what was recorded before the upgrade reads the same after it, and what is recorded after reaches them too.
+"""Migrations 003 and 004 on a store written before them, on both engines (chDB and a ClickHouse server): the read
+tables are backfilled from warden.interactions, so what was recorded before the upgrade reads the same after it
+(lists by agent, by user, by time with nothing fixed, the detail, the filter suggestions), and what is recorded after
+reaches them too.
 
-chDB serves one data directory per process and this one serves the shared Warden's, so the directory is prepared,
-migrated and read in a child process (``child``), which prints what the API answered."""
+The same scenario (``upgrade``) runs on each engine through ``tests.support.store_runner`` (chDB in a child process,
+since this one serves the shared Warden's directory)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+import asyncio
 from typing import Any
 
+import pytest
+
+from plumbing.store.base import Store
 from plumbing.store.migrations import migration_files, statements
+from tests.support.clickhouse_fixture import new_clickhouse_server
+from tests.support.store_runner import ENGINES, run_on_chdb, run_on_server
 
 AGENT = "agent-before-003"
 
 
-async def child(data_dir: str) -> None:
-    from plumbing.store.chdb_store import ChdbStore
+async def upgrade(store: Store, before: int) -> dict[str, Any]:
     from plumbing.store.migrations import _LEDGER, migrate
     from services.console.api import InteractionsApi
     from services.console.queries import InteractionFilter
+    from services.console.viewer import seen_values_sql
     from services.logger.rows import interaction_rows, request_row, response_row, violation_row
     from tests.distributed.events import interaction
 
-    store = ChdbStore(data_dir)
-    try:
-        # What a directory migrated before 003 holds: the ledger, 001 and 002.
-        await store.execute("CREATE DATABASE IF NOT EXISTS warden")
-        await store.execute(_LEDGER)
-        for version, name, script in migration_files():
-            if version <= 2:
-                for statement in statements(script):
-                    await store.execute(statement)
-                await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
-        split_request, split_response = interaction(AGENT, 1)
-        in_flight, _ = interaction(AGENT, 2)
-        whole = interaction(AGENT, 3)
-        # One insert each: the halves of the split one sit in different parts, unfolded, as the logger leaves them
-        # when a request and its response arrive in different batches.
-        await store.insert("warden.interactions", [request_row(split_request)])
-        await store.insert("warden.interactions", [request_row(in_flight)])
-        await store.insert("warden.interactions", [response_row(split_response)])
-        await store.insert("warden.interactions", interaction_rows(list(whole)))
-        await store.insert("warden.violations", [violation_row(_violation(split_request.interaction_id))])
+    # What a directory migrated up to ``before`` holds: the ledger and those migrations.
+    await store.execute("CREATE DATABASE IF NOT EXISTS warden")
+    await store.execute(_LEDGER)
+    for version, name, script in migration_files():
+        if version <= before:
+            for statement in statements(script):
+                await store.execute(statement)
+            await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
+    split_request, split_response = interaction(AGENT, 1)
+    in_flight, _ = interaction(AGENT, 2)
+    whole = interaction(AGENT, 3)
+    # One insert each: the halves of the split one sit in different parts, unfolded, as the logger leaves them
+    # when a request and its response arrive in different batches.
+    await store.insert("warden.interactions", [request_row(split_request)])
+    await store.insert("warden.interactions", [request_row(in_flight)])
+    await store.insert("warden.interactions", [response_row(split_response)])
+    await store.insert("warden.interactions", interaction_rows(list(whole)))
+    await store.insert("warden.violations", [violation_row(_violation(split_request.interaction_id))])
 
-        applied = await migrate(store)
-        api = InteractionsApi(store)
-        pages = {
-            "agent": await api.page(InteractionFilter(agent_id=AGENT)),
-            "user": await api.page(InteractionFilter(user_id=split_request.user_id)),
-            "in_flight": await api.page(InteractionFilter(agent_id=AGENT, status="in_flight")),
-            "ok": await api.page(InteractionFilter(agent_id=AGENT, status="200", limit=1)),
-            "flagged": await api.page(InteractionFilter(agent_id=AGENT, violation_category="pii")),
-        }
-        details = {
-            "split": await api.detail(split_request.interaction_id),
-            "in_flight": await api.detail(in_flight.interaction_id),
-        }
-        later = interaction(AGENT, 4)
-        await store.insert("warden.interactions", interaction_rows(list(later)))
-        after = await api.page(InteractionFilter(agent_id=AGENT))
-        print(
-            json.dumps(
-                {
-                    "applied": applied,
-                    "again": await migrate(store),
-                    "ids": {
-                        "split": split_request.interaction_id,
-                        "in_flight": in_flight.interaction_id,
-                        "whole": whole[0].interaction_id,
-                        "later": later[0].interaction_id,
-                    },
-                    "pages": pages,
-                    "details": details,
-                    "after": after,
-                },
-                default=str,
-            )
-        )
-    finally:
-        await store.close()
+    applied = await migrate(store)
+    api = InteractionsApi(store)
+    pages = {
+        "agent": await api.page(InteractionFilter(agent_id=AGENT)),
+        "user": await api.page(InteractionFilter(user_id=split_request.user_id)),
+        "in_flight": await api.page(InteractionFilter(agent_id=AGENT, status="in_flight")),
+        "ok": await api.page(InteractionFilter(agent_id=AGENT, status="200", limit=1)),
+        "flagged": await api.page(InteractionFilter(agent_id=AGENT, violation_category="pii")),
+        "newest": await api.page(InteractionFilter()),
+        "newest_ok": await api.page(InteractionFilter(status="200")),
+    }
+    seen = {column: await store.select(seen_values_sql(column)) for column in ("agent_id", "user_id", "model")}
+    details = {
+        "split": await api.detail(split_request.interaction_id),
+        "in_flight": await api.detail(in_flight.interaction_id),
+    }
+    later = interaction(AGENT, 4)
+    await store.insert("warden.interactions", interaction_rows(list(later)))
+    after = await api.page(InteractionFilter(agent_id=AGENT))
+    newest_after = await api.page(InteractionFilter())
+    return {
+        "applied": applied,
+        "again": await migrate(store),
+        "ids": {
+            "split": split_request.interaction_id,
+            "in_flight": in_flight.interaction_id,
+            "whole": whole[0].interaction_id,
+            "later": later[0].interaction_id,
+        },
+        "pages": pages,
+        "details": details,
+        "seen": seen,
+        "user": split_request.user_id,
+        "after": after,
+        "newest_after": newest_after,
+    }
 
 
 def _violation(interaction_id: str) -> Any:
@@ -102,19 +104,26 @@ def _violation(interaction_id: str) -> Any:
     )
 
 
-def run_child(data_dir: Path) -> dict[str, Any]:
-    code = f"import asyncio, {__name__} as m; asyncio.run(m.child({str(data_dir)!r}))"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False, cwd=Path.cwd()
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_a_directory_with_rows_from_before_003_reads_the_same_after_it(tmp_path):
-    out = run_child(tmp_path / "data")
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("before", "applied"),
+    [(2, ["003_read_tables.sql", "004_newest_and_seen.sql"]), (3, ["004_newest_and_seen.sql"])],
+)
+async def test_a_store_with_rows_from_before_the_read_tables_reads_the_same_after_them(
+    tmp_path, engine, before, applied
+):
+    if engine == "chdb":
+        out = await run_on_chdb(tmp_path / "data", upgrade, before=before)
+    else:
+        # A server of its own: the session's has every migration applied already.
+        server = new_clickhouse_server()
+        await asyncio.to_thread(server.start)
+        try:
+            out = await run_on_server(server.url, upgrade, before=before)
+        finally:
+            await asyncio.to_thread(server.close)
     ids = out["ids"]
-    assert out["applied"] == ["003_read_tables.sql"] and out["again"] == []
+    assert out["applied"] == applied and out["again"] == []
 
     def listed(page: dict[str, Any]) -> list[str]:
         return [item["interaction_id"] for item in page["items"]]
@@ -139,4 +148,12 @@ def test_a_directory_with_rows_from_before_003_reads_the_same_after_it(tmp_path)
     flying = out["details"]["in_flight"]
     assert flying["in_flight"] and flying["response_body"] is None and flying["violations"] == []
 
+    # With nothing fixed (the table sorted by time): the same interactions, the folded status decides the second.
+    assert listed(pages["newest"]) == [ids["whole"], ids["in_flight"], ids["split"]]
+    assert listed(pages["newest_ok"]) == [ids["whole"], ids["split"]]
+    assert [row["value"] for row in out["seen"]["agent_id"]] == [AGENT]
+    assert out["user"] in [row["value"] for row in out["seen"]["user_id"]]
+    assert [row["value"] for row in out["seen"]["model"]] == ["gpt-4o"]
+
     assert listed(out["after"]) == [ids["later"], ids["whole"], ids["in_flight"], ids["split"]]
+    assert listed(out["newest_after"]) == listed(out["after"])

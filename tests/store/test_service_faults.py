@@ -36,7 +36,13 @@ from tests.support.processes import WardenProcess
 from tests.support.serve_process import ServeProcess
 from tests.support.warden_server import free_port
 
-TABLES = ("interactions", "interactions_by_agent", "interactions_by_user", "interactions_by_id")
+TABLES = (
+    "interactions",
+    "interactions_by_agent",
+    "interactions_by_user",
+    "interactions_by_time",
+    "interactions_by_id",
+)
 DISK_BYTES = 96 << 20
 
 

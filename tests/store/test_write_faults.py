@@ -15,7 +15,7 @@ from tests.support.clickhouse_server import ClickHouseServer
 from tests.support.faults import Tmpfs, disk_full, read_only, require_faults
 from tests.support.store_runner import ENGINES, run_on_chdb, run_on_server
 
-READ_COPIES = ("interactions_by_agent", "interactions_by_user", "interactions_by_id")
+READ_COPIES = ("interactions_by_agent", "interactions_by_user", "interactions_by_time", "interactions_by_id")
 
 
 async def write_through_a_fault(store: Store, agent: str, fault: str, fault_dir: str) -> dict[str, Any]:
