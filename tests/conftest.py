@@ -62,6 +62,10 @@ def warden(
         gemini_base_url=fake_gemini.base_url,
         custom_providers={"deadend": "http://127.0.0.1:9/v1", CUSTOM_PROVIDER: fake_compatible.base_url},
         max_body_bytes=1024 * 1024,
+        # The whole suite's agents and models go through this one Warden: its metrics must not fold the later ones into
+        # `__other__` (the caps themselves are tested on metrics objects of their own in tests/ingress/test_metrics.py).
+        agent_label_cap=100_000,
+        metrics_label_cap=100_000,
     ).start()
     yield server
     server.stop()
