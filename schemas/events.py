@@ -7,7 +7,7 @@ says so); credentials (Authorization, x-api-key, x-goog-api-key, ?key=) never ap
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, PrivateAttr
 
@@ -102,8 +102,14 @@ class ResponseEvent(Attribution):
 
 
 Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 Severity = Literal["low", "medium", "high", "critical"]
-SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+"""From the least to the most severe."""
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES, start=1)}
+"""The rank stored beside a violation (``severity_rank``) so a query can ask for a minimum severity."""
+Action = Literal["logged", "blocked", "redacted"]
+"""What was done about a violation inline."""
 
 
 class Evidence(BaseModel):
@@ -123,7 +129,7 @@ class ViolationEvent(BaseModel):
     category: Category
     severity: Severity
     score: float = Field(ge=0.0, le=1.0)
-    action: Literal["logged", "blocked", "redacted"] = "logged"
+    action: Action = "logged"
     evidence: Evidence
     profile_id: str
     agent_id: str = ""

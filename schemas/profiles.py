@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from schemas.events import Category, Severity
+from schemas.events import CATEGORIES, Category, Severity
 
 DEFAULT_PROFILE_ID = "default"
 
@@ -23,7 +23,6 @@ ToolInvocationAction = Literal["block_always", "block_when_context_is_untrusted"
 TrustedDataAction = Literal["mark_as_trusted", "mark_as_untrusted", "block_always"]
 Mode = Literal["permissive", "restrictive"]
 
-CATEGORIES: tuple[Category, ...] = ("prompt_injection", "secret", "pii", "exfiltration", "policy")
 DEFAULT_THRESHOLD = 0.5
 
 # A condition key is a dotted path whose segments may end in ``[*]`` (every element of a list), e.g. ``path``,

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from schemas.events import CATEGORIES, SEVERITIES, SEVERITY_RANK
 from schemas.folding import fold_row
 
 MAX_LIMIT = 500
@@ -91,8 +92,6 @@ MAX_ROWS_PER_ROUND = 4096
 
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-CATEGORIES = {"prompt_injection", "secret", "pii", "exfiltration", "policy"}
 
 
 class InvalidQuery(ValueError):
@@ -318,10 +317,10 @@ def _violation_condition(f: InteractionFilter, params: dict[str, Any]) -> str:
         inner.append("category = {v_category:String}")
         params["v_category"] = f.violation_category
     if f.min_severity is not None:
-        if f.min_severity not in SEVERITIES:
+        if f.min_severity not in SEVERITY_RANK:
             raise InvalidQuery(f"min_severity must be one of {list(SEVERITIES)}")
         inner.append("severity_rank >= {v_rank:UInt8}")
-        params["v_rank"] = SEVERITIES[f.min_severity]
+        params["v_rank"] = SEVERITY_RANK[f.min_severity]
     return "interaction_id IN (SELECT interaction_id FROM warden.violations WHERE " + " AND ".join(inner) + ")"
 
 
