@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-DEFAULT_PROFILE_ID = "default"
+from schemas.profiles import DEFAULT_PROFILE_ID
 
 
 @dataclass(frozen=True, slots=True)
