@@ -6,6 +6,7 @@ says so); credentials (Authorization, x-api-key, x-goog-api-key, ?key=) never ap
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal, get_args
 
@@ -14,6 +15,10 @@ from pydantic import BaseModel, Field, PrivateAttr
 from schemas.view import ConversationView, ToolCall, Usage
 
 SCHEMA_VERSION = 1
+
+INTERACTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""An interaction id: a UUID in the text form ``str(uuid.UUID(...))`` gives it (lower-case hex, 8-4-4-4-12), as the
+ingress makes them. Use ``fullmatch``: ``match`` would take a prefix, and ``$`` would let a trailing newline through."""
 
 
 class Attribution(BaseModel):

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from schemas.events import CATEGORIES, SEVERITIES, SEVERITY_RANK
+from schemas.events import CATEGORIES, INTERACTION_ID, SEVERITIES, SEVERITY_RANK
 from schemas.folding import fold_row
 
 MAX_LIMIT = 500
@@ -91,7 +91,6 @@ MAX_ROWS_PER_ROUND = 4096
 """Rows one round of a list looks at, at most: the keys of all of them are a set the folding query builds."""
 
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class InvalidQuery(ValueError):
@@ -154,7 +153,11 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         started_at, interaction_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except Exception as exc:
         raise InvalidQuery("cursor is not one this API returned") from exc
-    if not isinstance(started_at, str) or not isinstance(interaction_id, str) or not _UUID.match(interaction_id):
+    if (
+        not isinstance(started_at, str)
+        or not isinstance(interaction_id, str)
+        or not INTERACTION_ID.fullmatch(interaction_id)
+    ):
         raise InvalidQuery("cursor is not one this API returned")
     return started_at, interaction_id
 
@@ -327,7 +330,7 @@ def _violation_condition(f: InteractionFilter, params: dict[str, Any]) -> str:
 def get_interaction(interaction_id: str) -> tuple[str, dict[str, Any]]:
     """The rows of one interaction, each whole as JSON: a point lookup by id. Two (or more) while its halves are not
     merged yet: ``fold`` makes them one."""
-    if not _UUID.match(interaction_id):
+    if not INTERACTION_ID.fullmatch(interaction_id):
         raise InvalidQuery("not an interaction id")
     sql = f"SELECT request_row, response_row FROM {BY_ID} WHERE interaction_id = {{id:UUID}}"
     return sql, {"id": interaction_id}
