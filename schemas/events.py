@@ -12,6 +12,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from schemas import topics
 from schemas.view import ConversationView, ToolCall, Usage
 
 SCHEMA_VERSION = 1
@@ -151,9 +152,9 @@ class DeadLetter(BaseModel):
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
-    "llm.requests": RequestEvent,
-    "llm.responses": ResponseEvent,
-    "llm.violations": ViolationEvent,
-    "llm.dead-letter": DeadLetter,
+    topics.REQUESTS: RequestEvent,
+    topics.RESPONSES: ResponseEvent,
+    topics.VIOLATIONS: ViolationEvent,
+    topics.DEAD_LETTER: DeadLetter,
 }
 """The model each topic carries, for decoding what arrives from Kafka."""
