@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -172,6 +173,10 @@ class Profile(ProfileSpec):
     def with_spec(self, spec: ProfileSpec, *, now: datetime | None = None) -> Profile:
         """The same profile (id, creation time) with a new spec, as a PUT writes it."""
         return Profile(**spec.model_dump(), id=self.id, created_at=self.created_at, updated_at=now or datetime.now(UTC))
+
+
+ProfileLookup = Callable[[str], Profile | None]
+"""How the hot path finds a profile: by id (the ingress also by name), None when there is none."""
 
 
 def new_profile(spec: ProfileSpec, *, now: datetime | None = None) -> Profile:

@@ -17,6 +17,7 @@ from plumbing.http_limits import refusal
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
 from schemas.events import PolicyDecision
+from schemas.profiles import ProfileLookup
 from schemas.quarantine import Quarantine, quarantine_key
 from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
@@ -37,7 +38,6 @@ _JSON = [(b"content-type", b"application/json")]
 _FALLBACK_ADAPTER = OpenAIAdapter()
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
-ProfileLookup = Callable[[str], Any | None]
 QuarantineLookup = Callable[[str], Quarantine | None]
 
 
