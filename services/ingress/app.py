@@ -24,7 +24,7 @@ from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from services.ingress.capture import Capture
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
-from services.ingress.headers import client_headers, upstream_headers
+from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upstream_headers
 from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
@@ -536,7 +536,7 @@ async def _error(
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
-    headers = [*_JSON, (b"x-warden-interaction-id", interaction_id.encode())]
+    headers = [*_JSON, (INTERACTION_ID_HEADER, interaction_id.encode())]
     if close:
         headers.append((b"connection", b"close"))
     await send_bytes(send, status, payload, headers)
