@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult  # noqa: E402
-from services.guard.detectors import _detect_cached, scan_completion, scan_conversation  # noqa: E402
+from services.guard.detectors import clear_caches, scan_completion, scan_conversation  # noqa: E402
 from services.guard.detectors.injection import REPORT_THRESHOLD, find_injections, model_score  # noqa: E402
-from services.guard.detectors.pii import _valid_phone, find_pii  # noqa: E402
+from services.guard.detectors.pii import find_pii  # noqa: E402
 from services.guard.detectors.secrets import find_secrets  # noqa: E402
 
 DATA = ROOT / "bench" / "guard_eval" / "data"
@@ -197,8 +197,7 @@ def throughput(n: int) -> dict[str, float]:
     # others measure the neighbours' load (cache and hyper-thread contention) as much as the detectors.
     runs = []
     for _ in range(3):
-        _detect_cached.cache_clear()
-        _valid_phone.cache_clear()
+        clear_caches()
         cpu, wall = [], []
         for conversation, completion in events:
             c0, w0 = time.thread_time(), time.perf_counter()
@@ -215,8 +214,7 @@ def throughput(n: int) -> dict[str, float]:
         return values[min(len(values) - 1, int(len(values) * q))]
 
     # A conversation as a proxy sees it: every turn re-sends the history, so only the newest messages are new.
-    _detect_cached.cache_clear()
-    _valid_phone.cache_clear()
+    clear_caches()
     replay_cpu = []
     for conversation, completion in events[: n // 2]:
         for upto in range(2, len(conversation.messages) + 1, 3):

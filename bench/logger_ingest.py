@@ -50,6 +50,7 @@ from plumbing.store.base import Store
 from plumbing.store.chdb_store import ChdbStore
 from plumbing.store.migrations import migrate
 from plumbing.store.server_store import ServerStore
+from schemas import topics
 from services.logger.rows import interaction_rows
 from tests.distributed.events import interaction
 
@@ -78,8 +79,8 @@ async def preload(bootstrap: str, count: int, agent: str, spool: Path) -> float:
     began = time.perf_counter()
     for n in range(count):
         request, response = interaction(agent, n)
-        bus.publish("llm.requests", request.interaction_id, request)
-        bus.publish("llm.responses", response.interaction_id, response)
+        bus.publish(topics.REQUESTS, request.interaction_id, request)
+        bus.publish(topics.RESPONSES, response.interaction_id, response)
     await bus.stop(timeout=600)
     return time.perf_counter() - began
 

@@ -63,6 +63,7 @@ from plumbing.store.base import Store
 from plumbing.store.chdb_store import ChdbStore
 from plumbing.store.migrations import migrate
 from plumbing.store.server_store import ServerStore
+from schemas.events import CATEGORIES, SEVERITIES
 from services.console import queries
 from services.console.api import InteractionsApi
 from services.console.queries import InteractionFilter
@@ -168,14 +169,15 @@ def split_rows_sql(start: int, count: int, now_us: int) -> tuple[str, str]:
 
 def violations_sql() -> str:
     """A violation for 2 % of the interactions (severity and category by hash), as the guard would record them."""
-    return """
+    # The rank is the severity's position in SEVERITIES, counted from 1, as SEVERITY_RANK has it.
+    return f"""
         INSERT INTO warden.violations
         SELECT concat('v-', toString(interaction_id)) AS violation_id, interaction_id,
             started_at + toIntervalMillisecond(900) AS detected_at, 'bench' AS detector,
-            ['prompt_injection', 'secret', 'pii', 'exfiltration', 'policy'][1 + cityHash64(interaction_id, 'c') % 5]
-                AS category,
-            ['low', 'medium', 'high', 'critical'][1 + cityHash64(interaction_id, 's') % 4] AS severity,
-            toUInt8(1 + cityHash64(interaction_id, 's') % 4) AS severity_rank, 0.9 AS score, 'logged' AS action,
+            {list(CATEGORIES)}[1 + cityHash64(interaction_id, 'c') % {len(CATEGORIES)}] AS category,
+            {list(SEVERITIES)}[1 + cityHash64(interaction_id, 's') % {len(SEVERITIES)}] AS severity,
+            toUInt8(1 + cityHash64(interaction_id, 's') % {len(SEVERITIES)}) AS severity_rank, 0.9 AS score,
+            'logged' AS action,
             'request' AS location, 'an excerpt' AS excerpt, profile_id, agent_id, user_id
         FROM (SELECT DISTINCT interaction_id, started_at, profile_id, agent_id, user_id FROM warden.interactions
               WHERE cityHash64(interaction_id, 'violation') % 50 = 0)"""

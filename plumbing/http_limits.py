@@ -24,6 +24,8 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from schemas.errors import error_json
+
 REFUSAL = "warden.refusal"
 """The ``scope["extensions"]`` key of a request refused before its headers were complete."""
 _HEAD_END = b"\r\n\r\n"
@@ -247,7 +249,7 @@ class AnswerRefusals:
         if refused is None:
             await self.app(scope, receive, send)
             return
-        body = orjson.dumps({"error": {"message": refused["message"], "type": "request_error"}})
+        body = orjson.dumps(error_json(refused["message"], "request_error"))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": refused["status"], "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -51,11 +51,6 @@ def loads_lenient(data: bytes | str) -> Any:
         raise NotJSON(str(exc)) from None
 
 
-def parse_arguments(raw: Any) -> Any:
-    """Tool-call arguments: parsed when they are a JSON string, else as they are (a partial stream stays a string)."""
-    return read_arguments(raw)[0]
-
-
 def read_arguments(raw: Any) -> tuple[Any, str | None]:
     """Tool-call arguments (a JSON text, or an object already) and, when they are not a strict JSON object, why.
 

@@ -227,18 +227,19 @@ class GeminiAdapter(ProviderAdapter):
         return requested or content_type.startswith("text/event-stream")
 
     def error_body(self, status: int, message: str, kind: str) -> bytes:
-        return orjson.dumps({"error": self._error(status, message)})
+        return orjson.dumps(self._error(status, message))
 
     @staticmethod
     def _error(status: int, message: str) -> dict[str, Any]:
+        """Google's error envelope, the same in a body and in a stream."""
         name = _STATUSES.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
-        return {"code": status, "message": message, "status": name}
+        return {"error": {"code": status, "message": message, "status": name}}
 
     def stream_error_event(
         self, message: str, *, route: str = "", content_type: str = "text/event-stream", started: bool = True
     ) -> bytes:
         # google-genai raises its APIError for a streamed element whose first key is "error".
-        payload = orjson.dumps({"error": self._error(502, message)})
+        payload = orjson.dumps(self._error(502, message))
         if content_type.startswith("application/json"):
             # The JSON-array stream: one more element, then close the array the upstream left open.
             return (b"\n,\r\n" if started else b"[") + payload + b"\n]"

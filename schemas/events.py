@@ -6,14 +6,20 @@ says so); credentials (Authorization, x-api-key, x-goog-api-key, ?key=) never ap
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from schemas import topics
 from schemas.view import ConversationView, ToolCall, Usage
 
 SCHEMA_VERSION = 1
+
+INTERACTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""An interaction id: a UUID in the text form ``str(uuid.UUID(...))`` gives it (lower-case hex, 8-4-4-4-12), as the
+ingress makes them. Use ``fullmatch``: ``match`` would take a prefix, and ``$`` would let a trailing newline through."""
 
 
 class Attribution(BaseModel):
@@ -102,8 +108,14 @@ class ResponseEvent(Attribution):
 
 
 Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 Severity = Literal["low", "medium", "high", "critical"]
-SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+"""From the least to the most severe."""
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(SEVERITIES, start=1)}
+"""The rank stored beside a violation (``severity_rank``) so a query can ask for a minimum severity."""
+Action = Literal["logged", "blocked", "redacted"]
+"""What was done about a violation inline."""
 
 
 class Evidence(BaseModel):
@@ -123,7 +135,7 @@ class ViolationEvent(BaseModel):
     category: Category
     severity: Severity
     score: float = Field(ge=0.0, le=1.0)
-    action: Literal["logged", "blocked", "redacted"] = "logged"
+    action: Action = "logged"
     evidence: Evidence
     profile_id: str
     agent_id: str = ""
@@ -140,9 +152,9 @@ class DeadLetter(BaseModel):
 
 
 TOPIC_MODELS: dict[str, type[BaseModel]] = {
-    "llm.requests": RequestEvent,
-    "llm.responses": ResponseEvent,
-    "llm.violations": ViolationEvent,
-    "llm.dead-letter": DeadLetter,
+    topics.REQUESTS: RequestEvent,
+    topics.RESPONSES: ResponseEvent,
+    topics.VIOLATIONS: ViolationEvent,
+    topics.DEAD_LETTER: DeadLetter,
 }
 """The model each topic carries, for decoding what arrives from Kafka."""

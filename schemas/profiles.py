@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from schemas.events import Category, Severity
+from schemas.events import CATEGORIES, Category, Severity
 
 DEFAULT_PROFILE_ID = "default"
 
@@ -23,7 +24,6 @@ ToolInvocationAction = Literal["block_always", "block_when_context_is_untrusted"
 TrustedDataAction = Literal["mark_as_trusted", "mark_as_untrusted", "block_always"]
 Mode = Literal["permissive", "restrictive"]
 
-CATEGORIES: tuple[Category, ...] = ("prompt_injection", "secret", "pii", "exfiltration", "policy")
 DEFAULT_THRESHOLD = 0.5
 
 # A condition key is a dotted path whose segments may end in ``[*]`` (every element of a list), e.g. ``path``,
@@ -173,6 +173,10 @@ class Profile(ProfileSpec):
     def with_spec(self, spec: ProfileSpec, *, now: datetime | None = None) -> Profile:
         """The same profile (id, creation time) with a new spec, as a PUT writes it."""
         return Profile(**spec.model_dump(), id=self.id, created_at=self.created_at, updated_at=now or datetime.now(UTC))
+
+
+ProfileLookup = Callable[[str], Profile | None]
+"""How the hot path finds a profile: by id (the ingress also by name), None when there is none."""
 
 
 def new_profile(spec: ProfileSpec, *, now: datetime | None = None) -> Profile:

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plumbing.store.base import Store
+from schemas.errors import error_json
 from services.console import queries
 from services.console.queries import InteractionFilter, InvalidQuery
 
@@ -51,7 +52,7 @@ def parse_filter(params: dict[str, str]) -> InteractionFilter:
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=400)
+    return JSONResponse(error_json(message, "invalid_request_error"), status_code=400)
 
 
 class InteractionsApi:
@@ -99,9 +100,7 @@ class InteractionsApi:
         except InvalidQuery as exc:
             return _bad(str(exc))
         if item is None:
-            return JSONResponse(
-                {"error": {"message": "no such interaction", "type": "not_found_error"}}, status_code=404
-            )
+            return JSONResponse(error_json("no such interaction", "not_found_error"), status_code=404)
         return JSONResponse(item)
 
     def routes(self) -> list[Route]:

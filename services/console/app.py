@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from schemas.errors import error_json
 from services.console.access import STATE_CHANGING, Access, Verdict, json_body_problem, origin_problem
 
 _PROTECTED = ("/api/", "/logs", "/profiles")
@@ -32,7 +33,7 @@ _REFUSALS = {
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+    return JSONResponse(error_json(message, kind), status_code=status, headers=headers)
 
 
 def refusal(verdict: Verdict, retry_after_s: float) -> JSONResponse:

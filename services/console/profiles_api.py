@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plumbing.config.base import ReplicatedMap
+from schemas.errors import error_json
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileSpec, default_profile, new_profile
 
 
@@ -21,7 +22,7 @@ def connect_urls(public_url: str, providers: list[str], profile_id: str) -> dict
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+    return JSONResponse(error_json(message, kind), status_code=status)
 
 
 def _validation_message(exc: ValidationError) -> str:

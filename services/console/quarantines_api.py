@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plumbing.config.base import ReplicatedMap
+from schemas.errors import error_json
 from schemas.quarantine import Quarantine, quarantine_key
 
 
@@ -27,9 +28,7 @@ class QuarantinesApi:
     async def lift(self, request: Request) -> Response:
         key = quarantine_key(request.path_params["profile_id"], request.path_params["agent_id"])
         if not await self.quarantines.delete(key):
-            return JSONResponse(
-                {"error": {"message": "no such quarantine", "type": "not_found_error"}}, status_code=404
-            )
+            return JSONResponse(error_json("no such quarantine", "not_found_error"), status_code=404)
         return Response(status_code=204)
 
     def routes(self) -> list[Route]:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from schemas.events import CATEGORIES, INTERACTION_ID, SEVERITIES, SEVERITY_RANK
 from schemas.folding import fold_row
 
 MAX_LIMIT = 500
@@ -90,9 +91,6 @@ MAX_ROWS_PER_ROUND = 4096
 """Rows one round of a list looks at, at most: the keys of all of them are a set the folding query builds."""
 
 _STATUS_CLASS = re.compile(r"^([1-5])xx$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-SEVERITIES = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-CATEGORIES = {"prompt_injection", "secret", "pii", "exfiltration", "policy"}
 
 
 class InvalidQuery(ValueError):
@@ -116,7 +114,6 @@ class InteractionFilter:
     until: datetime | None = None
     limit: int = 50
     cursor: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +152,11 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         started_at, interaction_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except Exception as exc:
         raise InvalidQuery("cursor is not one this API returned") from exc
-    if not isinstance(started_at, str) or not isinstance(interaction_id, str) or not _UUID.match(interaction_id):
+    if (
+        not isinstance(started_at, str)
+        or not isinstance(interaction_id, str)
+        or not INTERACTION_ID.fullmatch(interaction_id)
+    ):
         raise InvalidQuery("cursor is not one this API returned")
     return started_at, interaction_id
 
@@ -318,17 +319,17 @@ def _violation_condition(f: InteractionFilter, params: dict[str, Any]) -> str:
         inner.append("category = {v_category:String}")
         params["v_category"] = f.violation_category
     if f.min_severity is not None:
-        if f.min_severity not in SEVERITIES:
+        if f.min_severity not in SEVERITY_RANK:
             raise InvalidQuery(f"min_severity must be one of {list(SEVERITIES)}")
         inner.append("severity_rank >= {v_rank:UInt8}")
-        params["v_rank"] = SEVERITIES[f.min_severity]
+        params["v_rank"] = SEVERITY_RANK[f.min_severity]
     return "interaction_id IN (SELECT interaction_id FROM warden.violations WHERE " + " AND ".join(inner) + ")"
 
 
 def get_interaction(interaction_id: str) -> tuple[str, dict[str, Any]]:
     """The rows of one interaction, each whole as JSON: a point lookup by id. Two (or more) while its halves are not
     merged yet: ``fold`` makes them one."""
-    if not _UUID.match(interaction_id):
+    if not INTERACTION_ID.fullmatch(interaction_id):
         raise InvalidQuery("not an interaction id")
     sql = f"SELECT request_row, response_row FROM {BY_ID} WHERE interaction_id = {{id:UUID}}"
     return sql, {"id": interaction_id}

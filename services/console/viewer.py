@@ -26,9 +26,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plumbing.store.base import Store
+from schemas.events import SEVERITIES, SEVERITY_RANK
 from services.console.access import SESSION_COOKIE, Access, Verdict, bearer
 from services.console.api import InteractionsApi, parse_filter
-from services.console.queries import SEVERITIES, InvalidQuery
+from services.console.queries import InvalidQuery
 from services.console.transcript import Answer, Conversation, Part, pretty, read_answer, read_request
 
 HERE = Path(__file__).resolve().parent
@@ -128,7 +129,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-_SEVERITY_NAMES = {rank: name for name, rank in SEVERITIES.items()}
+_SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
 def _environment() -> jinja2.Environment:

@@ -6,13 +6,9 @@ attribution of the event it scored.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
-Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]
-Severity = Literal["low", "medium", "high", "critical"]
-Action = Literal["logged", "blocked", "redacted"]
+from schemas.events import Action, Category, Severity
 
 
 class Finding(BaseModel):

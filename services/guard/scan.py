@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from schemas.events import RequestEvent, ResponseEvent
-from schemas.profiles import Profile, default_profile
+from schemas.profiles import DEFAULT_PROFILE_ID, Profile, default_profile
 from services.guard.detectors import scan_text
 from services.guard.findings import Finding
 from services.guard.scoring import findings_for
@@ -26,7 +26,7 @@ def _events_of_interaction(item: dict[str, Any]) -> list[RequestEvent | Response
     common = {
         "interaction_id": str(item.get("interaction_id") or "00000000-0000-0000-0000-000000000000"),
         "started_at": datetime.now(UTC),
-        "profile_id": str(item.get("profile_id") or "default"),
+        "profile_id": str(item.get("profile_id") or DEFAULT_PROFILE_ID),
         "agent_id": str(item.get("agent_id") or ""),
         "user_id": str(item.get("user_id") or ""),
         "provider": str(item.get("provider") or "openai"),

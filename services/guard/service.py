@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -17,14 +16,13 @@ from plumbing.config.base import ReplicatedMap
 from plumbing.metrics import LabelCap
 from schemas import topics
 from schemas.events import DeadLetter, RequestEvent, ResponseEvent, ViolationEvent
-from schemas.profiles import Profile
+from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileLookup
 from schemas.quarantine import Quarantine
 from services.guard.quarantine import QuarantineTracker
 from services.guard.scoring import findings_for, violations
 
 log = logging.getLogger(__name__)
 GROUP = "warden-guard"
-ProfileLookup = Callable[[str], Profile | None]
 
 
 class GuardService:
@@ -101,7 +99,7 @@ class GuardService:
     def _score(self, events: list[RequestEvent | ResponseEvent]) -> list[tuple]:
         out = []
         for event in events:
-            profile = self._profiles(event.profile_id) or self._profiles("default")
+            profile = self._profiles(event.profile_id) or self._profiles(DEFAULT_PROFILE_ID)
             if profile is None:
                 continue
             started = time.perf_counter()

@@ -17,13 +17,14 @@ from plumbing.http_limits import refusal
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
 from schemas.events import PolicyDecision
+from schemas.profiles import ProfileLookup
 from schemas.quarantine import Quarantine, quarantine_key
 from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from services.ingress.capture import Capture
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
-from services.ingress.headers import client_headers, upstream_headers
+from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upstream_headers
 from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
 from services.ingress.metrics import IngressMetrics
@@ -37,7 +38,6 @@ _JSON = [(b"content-type", b"application/json")]
 _FALLBACK_ADAPTER = OpenAIAdapter()
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
-ProfileLookup = Callable[[str], Any | None]
 QuarantineLookup = Callable[[str], Quarantine | None]
 
 
@@ -536,7 +536,7 @@ async def _error(
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
-    headers = [*_JSON, (b"x-warden-interaction-id", interaction_id.encode())]
+    headers = [*_JSON, (INTERACTION_ID_HEADER, interaction_id.encode())]
     if close:
         headers.append((b"connection", b"close"))
     await send_bytes(send, status, payload, headers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-DEFAULT_PROFILE_ID = "default"
+from schemas.profiles import DEFAULT_PROFILE_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,6 @@ class Route:
     """The profile reference as the path gives it (an id, ``default`` or a name)."""
     upstream_path: str
     """The path after the provider (and the profile segment, if any), starting with '/'."""
-    explicit_profile: bool
 
 
 def _no_paths(provider: str) -> Collection[str]:
@@ -38,6 +37,6 @@ def parse(path: str, provider_paths: Callable[[str], Collection[str]] = _no_path
     if not provider or len(parts) < 2:
         return None
     if parts[1] in provider_paths(provider):
-        return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]), False)
+        return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]))
     rest = "/" + parts[2] if len(parts) > 2 else "/"
-    return Route(provider, parts[1], rest, True)
+    return Route(provider, parts[1], rest)

@@ -13,19 +13,17 @@ not; the builders here decline such documents themselves.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, get_args
 
 import orjson
 
-from schemas.events import SEVERITY_RANK, Category, PolicyDecision, ViolationEvent
+from schemas.events import INTERACTION_ID, SEVERITY_RANK, Category, PolicyDecision, ViolationEvent
 
 Row = dict[str, Any]
 Doc = dict[str, Any]
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
-_ANY_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}", re.I).fullmatch
+_UUID = INTERACTION_ID.fullmatch
 _DECISION_KINDS = frozenset(get_args(PolicyDecision.model_fields["kind"].annotation))
 _CATEGORIES = frozenset(get_args(Category))
 _ACTIONS = frozenset(get_args(ViolationEvent.model_fields["action"].annotation))
@@ -267,7 +265,7 @@ def violation_row(doc: Doc) -> Row | None:
 def unstorable(row: Row) -> str | None:
     """Why ClickHouse would refuse a row the models accepted, or None."""
     interaction_id = row.get("interaction_id")
-    if not isinstance(interaction_id, str) or _ANY_UUID(interaction_id) is None:
+    if not isinstance(interaction_id, str) or _UUID(interaction_id) is None:
         return f"interaction_id is not a UUID: {str(interaction_id)[:64]!r}"
     for column, end in (
         ("status", UINT16_END),

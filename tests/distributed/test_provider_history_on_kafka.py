@@ -9,13 +9,14 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from plumbing.config.kafka_map import KafkaMap
+from schemas import topics
 from schemas.provider_history import HistoryBucket
 from services.ingress.history import ProviderHistory
 from services.ingress.policy import UntrustedSource
 
 
 def test_a_record_written_by_one_ingress_reaches_another(kafka_bootstrap: str, tmp_path: Path) -> None:
-    topic = f"warden.provider-history.{uuid.uuid4().hex[:8]}"
+    topic = f"{topics.PROVIDER_HISTORY}.{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

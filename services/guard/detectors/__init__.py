@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from schemas.view import CompletionView, ConversationView
-from services.guard.detectors import exfiltration
+from services.guard.detectors import exfiltration, pii
 from services.guard.detectors._hits import Hit, to_findings
 from services.guard.detectors.injection import Source, find_injections
 from services.guard.detectors.pii import find_pii
@@ -27,7 +27,7 @@ from services.guard.detectors.policy import findings_from_decisions
 from services.guard.detectors.secrets import find_secrets
 from services.guard.findings import Finding
 
-__all__ = ["Finding", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
+__all__ = ["Finding", "clear_caches", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
 
 
 _CACHED_TEXT_MAX = 16_384
@@ -92,6 +92,12 @@ def scan_completion(view: CompletionView, *, allowed_domains: frozenset[str] = f
         for (path, text), hits in by_path.items():
             findings += to_findings(text, hits, f"response.tool_calls[{j}].{path}")
     return findings
+
+
+def clear_caches() -> None:
+    """Forget what the detectors memoised, so a benchmark measures cold work."""
+    _detect_cached.cache_clear()
+    pii._valid_phone.cache_clear()
 
 
 def _schema_descriptions(schema: object) -> list[str]:
