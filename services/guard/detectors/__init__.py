@@ -60,9 +60,9 @@ def _scan(text: str, location: str, injection_source: Source | None, extra: Iter
     return to_findings(text, hits, location, list(sensitive)) if hits else []
 
 
-def scan_text(text: str, location: str = "text") -> list[Finding]:
+def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Everything the detectors can say about a raw text of unknown origin."""
-    return _scan(text, location, "text", exfiltration.scan_rendered_text(text))
+    return _scan(text, location, "text", exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains))
 
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
