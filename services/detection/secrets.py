@@ -391,7 +391,7 @@ def is_example_value(value: str, *, sequences: bool = True) -> bool:
     published example, a marker word, a run of one character (``xxxxxxxx``, ``00000000``) or a counting sequence
     (``1234567890abcdef``). Random key material has none of these: a run of eight equal characters has odds of
     about 1 in 10^12 at any position of a base62 key."""
-    if value in _DOCUMENTED_EXAMPLES:
+    if any(example in value for example in _DOCUMENTED_EXAMPLES):
         return True
     lowered = value.lower()
     if any(marker in lowered for marker in _EXAMPLE_MARKERS) or _REPEATED_RUN.search(value):
@@ -475,6 +475,7 @@ def _matches(text: str) -> list[SecretSpan]:
     lower_present = _LOWER_TRIGGERS.present(lower, located)
     present.update(lower_present & _LOWER_RULE_TRIGGERS)
     spans: list[SecretSpan] = []
+    examples: list[tuple[int, int]] = []  # values in a provider's key shape that are placeholders or examples
     by_trigger = _RULES_BY_TRIGGER[ascii_text]
     # The rules with a trigger in the text, in their order (it decides between equally ranked overlapping spans).
     for k in sorted({k for t in present for k in by_trigger.get(t, ())}):
@@ -495,10 +496,16 @@ def _matches(text: str) -> list[SecretSpan]:
             if rule.name == "cli_credentials" and not _is_credential_value(value, quoted=False):
                 continue
             if rule.name != "private_key" and is_example_value(value):
+                examples.append((start, end))
                 continue
             spans.append(SecretSpan(rule.name, rule.severity, rule.score, start, end))
     if not lower_present.isdisjoint(_ASSIGNMENT_TRIGGERS):
-        spans.extend(_assignments(text, lower, located))
+        # A label over a value already recognised as a provider's placeholder (OPENAI_API_KEY=sk-…xxxx) adds nothing.
+        spans.extend(
+            span
+            for span in _assignments(text, lower, located)
+            if all(span.end <= lo or span.start >= hi for lo, hi in examples)
+        )
     return spans
 
 

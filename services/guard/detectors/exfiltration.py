@@ -124,9 +124,7 @@ def _key(path: str) -> str:
     return re.split(r"[.\[]", path.rsplit(".", 1)[-1])[0].lower()
 
 
-def _destinations(
-    path: str, text: str, allowed: frozenset[str], sends: bool
-) -> tuple[list[Hit], list[_Destination]]:
+def _destinations(path: str, text: str, allowed: frozenset[str], sends: bool) -> tuple[list[Hit], list[_Destination]]:
     """The hits and the destinations of one string of a tool call's arguments; ``sends``: the tool's name says it
     sends something, so an address outside its data fields is a recipient."""
     hits: list[Hit] = []

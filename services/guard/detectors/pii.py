@@ -79,8 +79,8 @@ _ROLE_NAMES = """support help helpdesk info information contact contacts sales b
     services customerservice customer-service customer.service feedback newsletter news notifications notification
     notify alerts alert bounce bounces mailer daemon root ops it devops engineering dev enquiries inquiries booking
     bookings reservations reception tickets ticket procurement purchasing shipping logistics partners partner
-    investors ir dpo gdpr office-manager frontdesk front-desk reply do-not-reply do_not_reply no_reply
-    noreply-notifications notifications-noreply updates"""
+    customercare accountsreceivable investors ir dpo gdpr office-manager frontdesk front-desk reply do-not-reply
+    do_not_reply no_reply noreply-notifications notifications-noreply updates"""
 _ROLE_LOCALS = frozenset(_ROLE_NAMES.split())
 _ROLE_PREFIX = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?|bounces?|mailer)(?:[+\-_.].*)?$")
 
@@ -88,7 +88,9 @@ _ROLE_PREFIX = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?|bounces?
 def is_role_mailbox(local: str) -> bool:
     """A mailbox that belongs to a role, a team or a machine (``support@``, ``finance@``, ``noreply+x@``)."""
     local = local.lower().split("+", 1)[0]
-    return local in _SERVICE_LOCALS or local in _ROLE_LOCALS or bool(_ROLE_PREFIX.match(local))
+    if local in _SERVICE_LOCALS or local in _ROLE_LOCALS or _ROLE_PREFIX.match(local):
+        return True
+    return local.replace("-", "").replace("_", "").replace(".", "") in _ROLE_LOCALS  # accounts-payable, customer_care
 
 
 # ``scheme://user:password@host``: the part before the "@" is a credential, not a mailbox.
@@ -359,7 +361,8 @@ def _valid_phone(raw: str, region: str) -> int | None:
 # Numbers written the national way (a trunk 0, no country code) are read in other countries' plans only where the
 # text says they are phone numbers: in the numbering plans of many countries together, almost any digits are valid.
 _PHONE_NATIONAL = re.compile(
-    r"(?<![\w/.:=#@\-+])(0\d{1,4}[ /\-]?\d{3,4}[ \-]?\d{3,4}|0\d{2,4}[ /\-]\d{5,8})(?![\w/]|[.\-]\d)"
+    r"(?<![\w/.:=#@\-+])(0\d{1,4}[ /\-]?\d{3,4}[ \-]?\d{3,4}|0\d{2,4}[ /\-]\d{5,8}|0\d(?:[ .]\d\d){4})"
+    r"(?![\w/]|[.\-]\d)"
 )
 _PROSE_PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|tel|mobile|cell|call|ring|reach|contact|number|text|whatsapp|fax|sms|m[oó]vil|telefon|t[ée]l[ée]phone|"
@@ -560,9 +563,11 @@ def _encoded_parts(text: str) -> list[tuple[int, int, str]]:
             if len(label) >= 12:
                 parts.append((at, at + len(label), label))
             at += len(label) + 1
-        if len(long) >= 2:
-            end = m.start() + len(".".join(labels))
-            parts.append((m.start(), end, "".join(labels)))
+        # Data chunked over several labels: the leading labels joined, for each possible end.
+        if long:
+            for k in range(2, len(labels) + 1):
+                end = m.start() + len(".".join(labels[:k]))
+                parts.append((m.start(), end, "".join(labels[:k])))
     return parts[:_MAX_DECODES]
 
 
