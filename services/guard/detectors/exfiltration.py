@@ -50,7 +50,7 @@ _GIT_REMOTE_ADD = re.compile(r"\bgit\s+remote\s+(?:add|set-url)\s+(\S+)\s+(\S+)"
 _SCP_REMOTE = re.compile(r"^(?:[\w.\-]+@)?([A-Za-z0-9.\-]+\.[A-Za-z]{2,}):(?!//)")
 _OWN_REMOTES = frozenset({"origin", "upstream"})
 # Hosts named to DNS tools: a lookup is a request to whoever serves the zone.
-_DNS_QUERY = re.compile(r"\b(?:dig|nslookup|host|drill|ping)\s+(?:-\S+\s+)*([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+)")
+_DNS_QUERY = re.compile(r"\b(?:dig|nslookup|host|drill|ping)\s+(?:[-+@]\S+\s+)*([A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+)")
 
 # Tool names: verbs that hand data to someone, and verbs that only act on local state.
 _OUTBOUND_NAME = re.compile(
@@ -268,7 +268,7 @@ def scan_call(
             if remote and all(credential_belongs_to(kind, host) for host in remote):
                 continue  # a key sent to its own service
             generic = kind in _GENERIC_SECRETS
-            if generic and not sink and _in_auth_position(path, text, h.start):
+            if generic and not sink and (kind in _PRESENTED or _in_auth_position(path, text, h.start)):
                 continue  # a credential presented to the host it is for
             severity = "critical" if h.severity in ("high", "critical") else "high"
             detector = "exfiltration.secret_in_arguments." + kind
@@ -294,8 +294,17 @@ def _is_destination(text: str, hit: Hit) -> bool:
 
 
 _GENERIC_SECRETS = frozenset(
-    {"password_assignment", "generic_secret_assignment", "bearer_token", "url_credentials", "basic_auth_credentials"}
+    {
+        "password_assignment",
+        "password_in_text",
+        "generic_secret_assignment",
+        "bearer_token",
+        "url_credentials",
+        "cli_credentials",
+    }
 )
+# Kinds found only where a credential is presented: the user-info of a URL, ``curl -u``.
+_PRESENTED = frozenset({"url_credentials", "cli_credentials"})
 
 
 def scan_arguments(arguments: Any, *, allowed_domains: frozenset[str] = frozenset()) -> list[tuple[str, str, Hit]]:
