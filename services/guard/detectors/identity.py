@@ -28,6 +28,7 @@ _CONTEXT: dict[str, tuple[str, ...]] = {
 }
 _WORDS = Literals(w for words in _CONTEXT.values() for w in words)
 _WINDOW = 40
+_DIGIT = re.compile(r"\d")
 
 _SIN = re.compile(r"(?<![\d\-])(\d{3})[ \-]?(\d{3})[ \-]?(\d{3})(?![\d\-])")
 # UK National Insurance number: two prefix letters (D, F, I, Q, U, V never; O never second), six digits, A-D.
@@ -49,7 +50,9 @@ _DATE = re.compile(
 
 def _after(text: str, keywords: dict[str, list[int]], kind: str) -> list[tuple[int, int]]:
     """Windows of text that follow a word naming ``kind``."""
-    windows = []
+    windows: list[tuple[int, int]] = []
+    if not keywords:
+        return windows
     for word in _CONTEXT[kind]:
         for at in keywords.get(word, ()):
             before = text[at - 1 : at] if at else ""
@@ -62,9 +65,17 @@ def _after(text: str, keywords: dict[str, list[int]], kind: str) -> list[tuple[i
     return windows
 
 
-def find_identity(text: str) -> list[Hit]:
-    """National ids, passport and record numbers, and birth dates, each where its validation or its name allows."""
-    lower = text.lower()
+def _in(pattern: re.Pattern[str], text: str, regions: list[tuple[int, int]]) -> list[re.Match[str]]:
+    return [m for lo, hi in regions for m in pattern.finditer(text, lo, hi)]
+
+
+def find_identity(text: str, regions: list[tuple[int, int]], lower: str | None = None) -> list[Hit]:
+    """National ids, passport and record numbers, and birth dates, each where its validation or its name allows;
+    ``regions``: where the text has runs of digits (``pii``'s), the only places an unnamed id can be; ``lower``: the
+    text lower-cased, if the caller has it."""
+    if not regions and _DIGIT.search(text) is None:
+        return []  # every kind here holds digits
+    lower = text.lower() if lower is None else lower
     keywords = _WORDS.locate(lower)
     hits: list[Hit] = []
     for lo, hi in _after(lower, keywords, "sin"):
@@ -78,11 +89,12 @@ def find_identity(text: str) -> list[Hit]:
             hits.append(Hit("pii.uk_nino", "pii", "high", 0.93, m.start(), m.end(), REDACTED))
     if not nino_windows:
         hits += [
-            Hit("pii.uk_nino", "pii", "high", 0.9, m.start(), m.end(), REDACTED) for m in _NINO_SPACED.finditer(text)
+            Hit("pii.uk_nino", "pii", "high", 0.9, m.start(), m.end(), REDACTED)
+            for m in _in(_NINO_SPACED, text, regions)
         ]
-    if any(c.isdigit() for c in text):
+    if regions:
         for pattern, validator, name in ((_DNI, stdnum_dni, "es_dni"), (_NIE, stdnum_nie, "es_nie")):
-            for m in pattern.finditer(text):
+            for m in _in(pattern, text, regions):
                 if validator.is_valid(m.group(0)):
                     hits.append(Hit(f"pii.{name}", "pii", "high", 0.95, m.start(), m.end(), REDACTED))
     for lo, hi in _after(lower, keywords, "passport"):

@@ -368,33 +368,18 @@ _PROSE_PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|tel|mobile|cell|call|ring|reach|contact|number|text|whatsapp|fax|sms|m[oó]vil|telefon|t[ée]l[ée]phone|"
     r"portable|handy|cellulare|numero|número|nummer)\b[^\n\d]{0,30}$"
 )
-_OTHER_REGIONS = (
-    "GB",
-    "DE",
-    "FR",
-    "ES",
-    "IT",
-    "NL",
-    "IE",
-    "PT",
-    "BE",
-    "CH",
-    "AT",
-    "SE",
-    "PL",
-    "CA",
-    "AU",
-    "IN",
-    "BR",
-    "MX",
-)
+# Countries whose national numbers start with a trunk 0, and two whose nine-digit numbers have none.
+_TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "IE", "BE", "CH", "AT", "SE", "AU", "IN", "BR")
+_NINE_DIGIT_REGIONS = ("ES", "PT")
 
 
 def _valid_elsewhere(raw: str, text: str, start: int) -> int | None:
     """The country code of ``raw`` read as a national number of another country, when the text calls it a phone."""
     if raw.startswith("+") or not _PROSE_PHONE_CONTEXT.search(text, max(0, start - 40), start):
         return None
-    for other in _OTHER_REGIONS:
+    digits = sum(c.isdigit() for c in raw)
+    regions = _TRUNK_REGIONS if raw.startswith("0") else _NINE_DIGIT_REGIONS if digits == 9 else ()
+    for other in regions:
         country = _valid_phone(raw, other)
         if country is not None:
             return country
@@ -480,16 +465,19 @@ def find_pii(text: str, *, phone_region: str = "US", decode: bool = True) -> lis
     """Every validated personal datum in ``text``; ``decode``: also inside encoded URL parts and DNS labels."""
     if len(text) < 6:
         return []
-    hits: list[Hit] = find_identity(text)
-    if decode and ("://" in text or "." in text):
+    hits: list[Hit] = []
+    lower = text.lower()
+    if decode and ("://" in text or _DNS_HINT.search(lower)):
         hits += _encoded(text, phone_region)
     if "@" in text:
         hits += _emails(text)
     runs = (_NUMBER_RUN_ASCII if text.isascii() else _NUMBER_RUN).finditer(text)
     regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in runs]
+    # Ids are found in the digit runs (a NIE's or NINO's letters sit within the 4 characters before one).
+    hits += find_identity(text, [(max(0, lo - 2), min(len(text), hi + 2)) for lo, hi in regions], lower)
     if regions:
         hits += _cards(text, regions)
-        keywords = _KEYWORDS.locate(text.lower())
+        keywords = _KEYWORDS.locate(lower)
         hits += _ssns(text, keywords, regions)
         hits += _phones(text, keywords, regions, phone_region)
         hits += _ips(text, regions)
@@ -512,6 +500,7 @@ _LONG_LABEL_HOST = re.compile(
 )
 _ENCODED_TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{12,}={0,2}|(?:%[0-9A-Fa-f]{2}|[^%&=/?#]){6,}")
 _MAX_DECODES = 32
+_DNS_HINT = re.compile(r"nslookup|dig |drill |host |resolve|dns|ping |getent ")
 
 
 def _decodings(token: str) -> list[str]:
@@ -543,31 +532,44 @@ def _decodings(token: str) -> list[str]:
     return out
 
 
+def _label_parts(host: str, at: int) -> list[tuple[int, int, str]]:
+    """The long labels of ``host`` (which starts at ``at``), alone and, for data chunked over several labels, the
+    leading labels joined for each possible end."""
+    labels = host.split(".")[:-2]
+    if not any(len(label) >= 12 for label in labels):
+        return []
+    parts = []
+    pos = at
+    for label in labels:
+        if len(label) >= 12:
+            parts.append((pos, pos + len(label), label))
+        pos += len(label) + 1
+    for k in range(2, len(labels) + 1):
+        parts.append((at, at + len(".".join(labels[:k])), "".join(labels[:k])))
+    return parts
+
+
+_URL_PIECE = re.compile(r"[^/?&=#]+")
+
+
 def _encoded_parts(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, token) of the URL query values, path segments and long DNS labels of ``text`` worth decoding;
-    the labels of one host are also tried joined (data chunked over several labels)."""
+    """(start, end, token) of the URL query values, path segments and host labels of ``text`` worth decoding, and
+    of the host names given to a DNS tool (where something resolves them)."""
     parts: list[tuple[int, int, str]] = []
-    for m in _URL_PART.finditer(text):
+    for m in _URL_PART.finditer(text) if "://" in text else ():
         url = m.group(0)
+        base = m.start() + url.find("://") + 3
         query_at = url.find("?")
-        for piece in re.finditer(r"[^/?&=#]+", url[url.find("://") + 3 :]):
+        for n, piece in enumerate(_URL_PIECE.finditer(url, base - m.start())):
             token = piece.group(0)
-            start = m.start() + url.find("://") + 3 + piece.start()
-            if len(token) >= 12 or (query_at >= 0 and start > m.start() + query_at and "%" in token):
+            start = m.start() + piece.start()
+            if n == 0:  # the host (and port)
+                parts += _label_parts(token.rsplit("@", 1)[-1].split(":", 1)[0], start)
+            elif len(token) >= 12 or (query_at >= 0 and start > m.start() + query_at and "%" in token):
                 parts.append((start, start + len(token), token))
-    for m in _LONG_LABEL_HOST.finditer(text):
-        labels = m.group(0).split(".")[:-2]
-        long = [label for label in labels if len(label) >= 12]
-        at = m.start()
-        for label in labels:
-            if len(label) >= 12:
-                parts.append((at, at + len(label), label))
-            at += len(label) + 1
-        # Data chunked over several labels: the leading labels joined, for each possible end.
-        if long:
-            for k in range(2, len(labels) + 1):
-                end = m.start() + len(".".join(labels[:k]))
-                parts.append((m.start(), end, "".join(labels[:k])))
+    if _DNS_HINT.search(text.lower()):
+        for m in _LONG_LABEL_HOST.finditer(text):
+            parts += _label_parts(m.group(0), m.start())
     return parts[:_MAX_DECODES]
 
 
