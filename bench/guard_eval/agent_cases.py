@@ -35,7 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parent / "data"
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+sys.path.insert(0, str(HERE))
+import synthetic  # noqa: E402
+
 SOURCE = "agent-cases"
 LICENCE = "written for this repository (same licence as this repository)"
 PRESIDIO = "presidio-evaluator"
@@ -45,34 +49,11 @@ SEED = 2026
 
 
 def row(text: str, label: int, category: str, subtype: str, role: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "text": text,
-        "label": label,
-        "category": category,
-        "source": SOURCE,
-        "licence": LICENCE,
-        "role": role,
-        "subtype": subtype,
-        **extra,
-    }
+    return synthetic._row(text, label, category, subtype, role, **extra) | {"source": SOURCE, "licence": LICENCE}
 
 
-def rnd(rng: random.Random, n: int, alphabet: str = ALNUM) -> str:
-    return "".join(rng.choice(alphabet) for _ in range(n))
-
-
-def luhn_complete(prefix: str) -> str:
-    for d in "0123456789":
-        digits = prefix + d
-        total = 0
-        for i, ch in enumerate(reversed(digits)):
-            v = int(ch)
-            if i % 2:
-                v = v * 2 - 9 if v > 4 else v * 2
-            total += v
-        if total % 10 == 0:
-            return digits
-    raise AssertionError
+rnd = synthetic._rand
+luhn_complete = synthetic.luhn_complete
 
 
 # --- secrets ------------------------------------------------------------------------------------------------------
@@ -635,7 +616,9 @@ def presidio_rows(wheel: Path, rng: random.Random) -> Iterator[dict[str, Any]]:
             "url": "https://www.example.org",
             "state_abbr": p["State"],
         }
-        text = re.sub(r"{{(\w+)}}", lambda m, values=values: values.get(m.group(1), m.group(0)), template.replace("\\n", "\n"))
+        text = re.sub(
+            r"{{(\w+)}}", lambda m, values=values: values.get(m.group(1), m.group(0)), template.replace("\\n", "\n")
+        )
         label = 1 if reported else 0
         subtype = "+".join(sorted(reported)) if reported else "no_reported_entity"
         yield {

@@ -307,12 +307,6 @@ _GENERIC_SECRETS = frozenset(
 _PRESENTED = frozenset({"url_credentials", "cli_credentials"})
 
 
-def scan_arguments(arguments: Any, *, allowed_domains: frozenset[str] = frozenset()) -> list[tuple[str, str, Hit]]:
-    """(path, string, hit) for a call whose tool name is not known: judged as a call that sends (the cautious
-    reading)."""
-    return scan_call("request", arguments, allowed_domains=allowed_domains)
-
-
 def scan_rendered_text(text: str, *, allowed_domains: frozenset[str] = frozenset()) -> list[Hit]:
     """Images and links in an answer (markdown or HTML) whose URL carries data or points at a sink; images also when
     they point outside the allowed domains (the client fetches an image without any click)."""
