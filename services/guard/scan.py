@@ -59,6 +59,15 @@ _POSITIONS = (
 )
 
 
+_ROLE_POSITIONS = {
+    "user": "user_message",
+    "system": "system_prompt",
+    "developer": "system_prompt",
+    "assistant": "assistant_message",
+    "model": "assistant_message",  # Gemini's name for the assistant
+}
+
+
 def position(location: str, roles: dict[int, str]) -> str:
     """The kind of text a finding's location points at; ``roles``: message index -> role of the request."""
     for pattern, name in _POSITIONS:
@@ -67,7 +76,7 @@ def position(location: str, roles: dict[int, str]) -> str:
     m = re.match(r"request\.messages\[(\d+)\]", location)
     if m:
         role = roles.get(int(m.group(1)), "user")
-        return {"user": "user_message", "system": "system_prompt", "assistant": "assistant_message"}.get(role, role)
+        return _ROLE_POSITIONS.get(role, role)
     return "text"
 
 
@@ -113,7 +122,7 @@ def _roles(line: dict[str, Any]) -> dict[int, str]:
         return {}
     if not isinstance(parsed, dict):
         return {}
-    messages = parsed.get("messages") or parsed.get("contents") or []
+    messages = parsed.get("messages") or parsed.get("contents") or parsed.get("input") or []
     if not isinstance(messages, list):
         return {}
     return {i: str(m.get("role", "user")) for i, m in enumerate(messages) if isinstance(m, dict)}
