@@ -24,7 +24,8 @@ _CONTEXT: dict[str, tuple[str, ...]] = {
     "nino": ("national insurance", "nino", "ni number", "ni no"),
     "passport": ("passport", "pasaporte", "passeport", "reisepass", "passaporto"),
     "mrn": ("mrn", "medical record", "patient id", "patient number", "hospital number", "nhs number", "nhs no"),
-    "dob": ("dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "birthday", "fecha de nacimiento"),
+    # Not "birthday": it names a party or an event date more often than the day someone was born.
+    "dob": ("dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "fecha de nacimiento"),
 }
 _WORDS = Literals(w for words in _CONTEXT.values() for w in words)
 _WINDOW = 40
