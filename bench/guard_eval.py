@@ -134,8 +134,16 @@ def masking_leaks(rows: list[dict[str, Any]]) -> int:
 
 
 def exfiltration_predict(r: dict[str, Any]) -> bool:
-    call = ToolCall(id="c1", name="http_request", arguments=json.loads(r["text"]))
-    return bool(scan_completion(CompletionView(tool_calls=[call]), allowed_domains=ALLOWED))
+    """Rows carry the tool's name and the profile's allowlist when they matter (default: an HTTP call, ``ALLOWED``);
+    rows whose ``tool`` is ``answer`` are an answer's text."""
+    allowed = frozenset(r["allowed_domains"]) if "allowed_domains" in r else ALLOWED
+    if r.get("tool") == "answer":
+        view = CompletionView(text=r["text"])
+    else:
+        view = CompletionView(
+            tool_calls=[ToolCall(id="c1", name=r.get("tool", "http_request"), arguments=json.loads(r["text"]))]
+        )
+    return any(f.category == "exfiltration" for f in scan_completion(view, allowed_domains=allowed))
 
 
 # --- throughput -----------------------------------------------------------------------------------------------------

@@ -151,11 +151,62 @@ def _asyncapi(args: argparse.Namespace) -> int:
 def _scan(args: argparse.Namespace) -> int:
     import orjson
 
-    from services.guard.scan import scan_lines
+    from services.guard.scan import ProfileError, scan_lines
 
-    for finding in scan_lines(sys.stdin):
-        sys.stdout.write(orjson.dumps(finding).decode() + "\n")
+    try:
+        profile = _scan_profile(args.profile) if args.profile else None
+    except ProfileError as exc:
+        print(f"warden scan: {exc}", file=sys.stderr)
+        return 2
+    source = open(args.input, encoding="utf-8") if args.input != "-" else sys.stdin  # noqa: SIM115
+    try:
+        for finding in scan_lines(source, profile):
+            sys.stdout.write(orjson.dumps(finding).decode() + "\n")
+    finally:
+        if source is not sys.stdin:
+            source.close()
     return 0
+
+
+def _scan_profile(reference: str) -> Any:
+    """``--profile``: a JSON file, else an id (or unique name) in the configured profile store. An unknown one is an
+    error, never the default profile: a scan against the wrong thresholds would report the wrong findings."""
+    from pathlib import Path
+
+    from services.guard.scan import ProfileError, profile_from_file
+
+    path = Path(reference)
+    if path.is_file():
+        return profile_from_file(path)
+    from plumbing.settings import CommonSettings
+    from schemas import topics
+    from schemas.profiles import DEFAULT_PROFILE_ID, Profile, default_profile
+
+    settings = load_settings(CommonSettings)
+
+    async def lookup() -> Profile | None:
+        from plumbing.config.factory import make_map
+
+        profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+        await profiles.start()
+        try:
+            caught_up = getattr(profiles, "caught_up", None)
+            if caught_up is not None:  # a replicated topic: read it to its end first
+                await asyncio.wait_for(caught_up.wait(), 30)
+            found = profiles.get(reference.lower()) or profiles.get(reference)
+            if found is None:
+                named = [p for p in profiles.values() if p.name == reference]
+                found = named[0] if len(named) == 1 else None
+            return found
+        finally:
+            await profiles.stop()
+
+    profile = asyncio.run(lookup())
+    if profile is None and reference == DEFAULT_PROFILE_ID:
+        return default_profile()
+    if profile is None:
+        raise ProfileError(f"{reference!r} is neither a profile file nor a profile in the store ({settings.data_dir})")
+    return profile
 
 
 def _version() -> str:
@@ -219,7 +270,21 @@ def parser() -> argparse.ArgumentParser:
     asyncapi.add_argument("--format", choices=("json", "yaml"), default="json")
     asyncapi.set_defaults(run=_asyncapi)
 
-    scan = commands.add_parser("scan", help="run the guard's detectors over JSON lines on stdin")
+    scan = commands.add_parser(
+        "scan",
+        help="run the guard's detectors over JSON lines (texts, interactions or bus events)",
+        description=(
+            'Read JSON lines ({"text": …}, interactions as the API returns them, or llm.requests / llm.responses '
+            "events) and print one JSON line per finding: finding, category, severity, score, position, location and "
+            "a masked excerpt. Thresholds and allowed domains come from --profile (default: the default profile)."
+        ),
+    )
+    scan.add_argument("input", nargs="?", default="-", help="JSON-lines file (default: standard input)")
+    scan.add_argument(
+        "--profile",
+        help="a profile JSON file (as the API returns or takes it), or the id or name of a profile in the configured "
+        "store (WARDEN_DATA_DIR, or the Kafka topic when WARDEN_KAFKA_BOOTSTRAP_SERVERS is set)",
+    )
     scan.set_defaults(run=_scan)
 
     profiles_cli.add_parser(commands)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -226,6 +227,50 @@ RULES: tuple[Rule, ...] = (
         score=0.95,
     ),
     Rule("npm_token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"), "high", ("npm_",)),
+    # Webhook URLs: whoever holds one can post into the channel. Formats as Discord and Slack publish them (the same
+    # shapes gitleaks' rules describe); Slack's legacy ``/services/`` form comes from detect-secrets above.
+    Rule(
+        "discord_webhook",
+        re.compile(
+            r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api(?:/v\d+)?/webhooks/\d{17,20}/[A-Za-z0-9_\-]{60,68}"
+            + _TOKEN_END
+        ),
+        "high",
+        ("discord",),
+        case="lower",
+    ),
+    Rule(
+        "slack_webhook",
+        re.compile(r"https://hooks\.slack\.com/(?:workflows|triggers)/T[A-Z0-9]+/[A-Z0-9]+/\d+/[A-Za-z0-9]{16,}"),
+        "medium",
+        ("hooks.slack.com",),
+        case="lower",
+    ),
+    Rule(
+        # HashiCorp Vault service, batch and recovery tokens (``hvs.``, ``hvb.``, ``hvr.``, since Vault 1.10).
+        "vault_token",
+        re.compile(_WORD_START + r"hv[sbr]\.[A-Za-z0-9_\-]{24,}" + _TOKEN_END),
+        "high",
+        ("hvs.", "hvb.", "hvr."),
+    ),
+    Rule(
+        # Older Vault tokens (``s.`` and 24 characters) are too short a shape to find alone: only under their label.
+        "vault_token",
+        re.compile(r"(?i:vault[_\- ]?token|x-vault-token)[\"']?\s*[:=]?\s*[\"']?(s\.[A-Za-z0-9]{24})(?![A-Za-z0-9])"),
+        "high",
+        ("vault",),
+        group=1,
+        case="lower",
+    ),
+    Rule(
+        # ``curl -u user:password``, ``--user user:password`` (also wget's ``--http-password`` is an assignment).
+        "cli_credentials",
+        re.compile(r"(?<!\S)(?:-u|--user)(?:\s+|=)[\"']?[^\s:\"'$]{1,64}:([^\s\"']{3,128}?)[\"']?(?=\s|$)"),
+        "high",
+        ("-u", "--user"),
+        group=1,
+        score=0.95,
+    ),
     # Credentials inside URLs (scheme://user:password@host): the detect-secrets BasicAuth pattern, and a looser one
     # for passwords written with characters that should have been percent-encoded (#, !, …), as people do.
     Rule("url_credentials", _ds(basic_auth.BasicAuthDetector, 0), "high", ("://",), group=1, score=0.97),
@@ -255,6 +300,14 @@ _ASSIGNMENT_TRIGGERS = ("pass", "pwd", "secret", "key", "token", "bearer", "basi
 _NOT_SECRET_NAME = re.compile(
     r"(?:page|next|prev|continuation|cursor|sync|resume|max|num|count|csrf_?form|idempotency)", re.I
 )
+# Names whose values are digests of secrets, not secrets (a secrets baseline's ``hashed_secret``, ``password_hash``).
+_HASH_NAME = re.compile(r"hash|sha\d*|digest|checksum|fingerprint|md5", re.I)
+# A password told in prose: "my password is Hunter2Blue!", "the VPN password has been reset to k9#Lm2pq".
+_PROSE_PASSWORD = re.compile(
+    r"\b(?:password|passwd|passcode|passphrase|pwd)s?\b(?:\s+(?:for|to|of|on)\s+[^\n.:;]{1,40}?)?"
+    r"\s+(?:(?:has been |was |is )?(?:changed|reset|set|updated) to|is now|will be|is|was)\s*:?\s+"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\s]{6,64})(?P=q)|(?P<uv>[^\s\"'`]{6,64}))"
+)
 _BEARER = re.compile(r"\b(?:Bearer|Basic|token)\s+([A-Za-z0-9_\-.=+/~]{20,})", re.IGNORECASE)
 
 # Every distinct trigger, all found in one pass over the text (exact ones) and one over its lower-cased form.
@@ -265,12 +318,14 @@ _LOWER_RULE_TRIGGERS = frozenset(t for r in RULES if r.case == "lower" for t in 
 # Where an assignment or a bearer token can start, located with the lower-cased triggers (see ``leads``).
 _ASSIGNMENT_LEADS = leading_literals(_ASSIGNMENT)
 _BEARER_LEADS = leading_literals(_BEARER)  # lower-cased: _BEARER ignores case
+_PROSE_LEADS = leading_literals(_PROSE_PASSWORD)
 _LOWER_TRIGGERS = Literals(
     [
         *_LOWER_RULE_TRIGGERS,
         *_ASSIGNMENT_TRIGGERS,
         *(_ASSIGNMENT_LEADS.literals if _ASSIGNMENT_LEADS else ()),
         *(_BEARER_LEADS.literals if _BEARER_LEADS else ()),
+        *(_PROSE_LEADS.literals if _PROSE_LEADS else ()),
     ]
 )
 
@@ -309,6 +364,43 @@ _CODE_VALUE = re.compile(
 
 _PLACEHOLDER_WORDS = ("your", "example", "placeholder", "changeme", "redacted", "dummy", "xxxx", "****", "here")
 
+# Credentials the providers print in their own documentation (AWS, Azure's storage emulator, Stripe, GitHub, Slack,
+# jwt.io): public, never valid, and copied everywhere. Most carry EXAMPLE and are caught by the markers below.
+_DOCUMENTED_EXAMPLES = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AKIAI44QH8DHBEXAMPLE",
+        "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIy"
+        "fQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    }
+)
+# Words that mark a key-shaped value as a stand-in: ``sk-proj-your-key-here``, ``AKIA…EXAMPLE``.
+_EXAMPLE_MARKERS = ("example", "your", "placeholder", "changeme", "replace", "dummy", "sample", "fake", "redacted")
+_REPEATED_RUN = re.compile(r"(.)\1{7}")
+
+
+def is_example_value(value: str, *, sequences: bool = True) -> bool:
+    """Whether a value in a real key's shape is a documentation example or a placeholder (``.env.example``): a
+    published example, a marker word, a run of one character (``xxxxxxxx``, ``00000000``) or a counting sequence
+    (``1234567890abcdef``). Random key material has none of these: a run of eight equal characters has odds of
+    about 1 in 10^12 at any position of a base62 key."""
+    if any(example in value for example in _DOCUMENTED_EXAMPLES):
+        return True
+    lowered = value.lower()
+    if any(marker in lowered for marker in _EXAMPLE_MARKERS) or _REPEATED_RUN.search(value):
+        return True
+    if not sequences:
+        return False
+    steps = sum(1 for a, b in itertools.pairwise(lowered) if ord(b) - ord(a) == 1)
+    return len(value) >= 16 and steps * 2 >= len(value)
+
 
 def _is_credential_value(value: str, quoted: bool) -> bool:
     if _PLACEHOLDER.match(value) or _CODE_VALUE.search(value):
@@ -316,7 +408,9 @@ def _is_credential_value(value: str, quoted: bool) -> bool:
     lowered = value.lower()
     if any(w in lowered for w in _PLACEHOLDER_WORDS):
         return False
-    if len(set(value)) < 4:
+    # A value found by its label only is not judged by counting sequences: short test tokens in code are written
+    # that way, and a label says more about a value than its letters do.
+    if len(set(value)) < 4 or is_example_value(value, sequences=False):
         return False
     if not quoted:
         # Unquoted values in prose ("password: required") are words; a credential mixes classes of characters.
@@ -381,6 +475,7 @@ def _matches(text: str) -> list[SecretSpan]:
     lower_present = _LOWER_TRIGGERS.present(lower, located)
     present.update(lower_present & _LOWER_RULE_TRIGGERS)
     spans: list[SecretSpan] = []
+    examples: list[tuple[int, int]] = []  # values in a provider's key shape that are placeholders or examples
     by_trigger = _RULES_BY_TRIGGER[ascii_text]
     # The rules with a trigger in the text, in their order (it decides between equally ranked overlapping spans).
     for k in sorted({k for t in present for k in by_trigger.get(t, ())}):
@@ -398,9 +493,19 @@ def _matches(text: str) -> list[SecretSpan]:
                 continue
             if rule.name == "url_credentials" and not _is_credential_value(value, quoted=True):
                 continue
+            if rule.name == "cli_credentials" and not _is_credential_value(value, quoted=False):
+                continue
+            if rule.name != "private_key" and is_example_value(value):
+                examples.append((start, end))
+                continue
             spans.append(SecretSpan(rule.name, rule.severity, rule.score, start, end))
     if not lower_present.isdisjoint(_ASSIGNMENT_TRIGGERS):
-        spans.extend(_assignments(text, lower, located))
+        # A label over a value already recognised as a provider's placeholder (OPENAI_API_KEY=sk-…xxxx) adds nothing.
+        spans.extend(
+            span
+            for span in _assignments(text, lower, located)
+            if all(span.end <= lo or span.start >= hi for lo, hi in examples)
+        )
     return spans
 
 
@@ -418,6 +523,8 @@ def _assignments(text: str, lower: str, located: dict[str, list[int]]) -> list[S
         while name_start > 0 and lower[name_start - 1] in _NAME_CHARS:
             name_start -= 1
         name = lower[name_start : m.end("kw")]
+        if _HASH_NAME.search(name):
+            continue
         is_password = any(k in name for k in ("pass", "pwd"))
         # Short or single-class values under generic names (token: "abc12") are ids or examples more often than
         # credentials, and some names ending in "token" hold cursors.
@@ -427,6 +534,16 @@ def _assignments(text: str, lower: str, located: dict[str, list[int]]) -> list[S
             continue
         kind = "password_assignment" if is_password else "generic_secret_assignment"
         found.append(SecretSpan(kind, "high", 0.9 if is_password else 0.85, start, end, generic=True))
+    for m in finditer(_PROSE_PASSWORD, lower, _PROSE_LEADS, located):
+        quoted = m.group("qv") is not None
+        start, end = m.span("qv" if quoted else "uv")
+        value = text[start:end]
+        if not quoted:
+            trimmed = value.rstrip(".,;:)")  # the sentence's own punctuation
+            end -= len(value) - len(trimmed)
+            value = trimmed
+        if len(value) >= 6 and _is_credential_value(value, quoted):
+            found.append(SecretSpan("password_in_text", "high", 0.9, start, end, generic=True))
     # _BEARER ignores case: its lower-cased leads locate it in the lower-cased text when the text is ASCII.
     for m in finditer(_BEARER, text, _BEARER_LEADS if text.isascii() else None, located):
         value = m.group(1)

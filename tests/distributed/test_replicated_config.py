@@ -23,7 +23,7 @@ from tests.conftest import API_KEY
 from tests.support.processes import WardenProcess
 from tests.support.warden_server import free_port
 
-AWS_KEY = "AKIA" + "IOSFODNN7EXAMPLE"
+AWS_KEY = "AKIA" + "Q7WZR2XK5M9TPL3D"
 WAIT_S = 60
 """Safety bound so a broken replication fails instead of hanging; the measured time is printed."""
 

@@ -19,5 +19,5 @@ def fake_keys() -> dict[str, str]:
         "aws": "AKIA" + fake("", "Q7WZ", 4),
         "github": "ghp_" + fake("", "k2M9pQ", 6),
         "stripe": "sk_" + "live_" + fake("", "Tz8Rk3Wq", 3),
-        "slack": "xoxb-" + "123456789012-1234567890123-" + fake("", "aBcD", 6),
+        "slack": "xoxb-" + "417366284015-2298157703964-" + fake("", "qT7mZ2", 4),
     }

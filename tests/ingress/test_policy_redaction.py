@@ -24,10 +24,10 @@ SECRETS: dict[str, str] = {
     "openai_api_key (legacy)": "sk-" + ALNUM * 2 + "T3BlbkFJ" + ALNUM,
     "anthropic_api_key": "sk-ant-api03-" + ALNUM * 4 + "-_AA",
     "google_api_key": "AIza" + "Sy" + ALNUM[:20] + "-_abcdefghijk"[:13],
-    "aws_access_key_id": "AKIA" + "IOSFODNN7EXAMPLE",
+    "aws_access_key_id": "AKIA" + "Q7WZR2XK5M9TPL3D",
     "github_token": "ghp_" + ALNUM + "0123456789abcdef",
     "github_fine_grained_token": "github_pat_" + "11ABCDEFG0" + "_" + ALNUM * 3,
-    "slack_token": "xoxb-" + "123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx",
+    "slack_token": "xoxb-" + "417366284015-2298157703964-" + "Qm7TzR2pLx9KwN4vBd8HsJ3c",
     "stripe_live_key": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "stripe_test_key (restricted)": "rk_" + "test_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "jwt": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
@@ -53,15 +53,15 @@ def test_each_kind_is_masked_where_it_appears(label: str) -> None:
     ("text", "expected"),
     [
         (
-            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = Zq3vR8tLm2Xk9Wd/Hp4Nc7Yb1Jf6Gs0Ta5Ue8Qo2",
             "aws_secret_access_key = [REDACTED:aws_secret_access_key]",
         ),
         (
-            '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}',
+            '{"SecretAccessKey": "Zq3vR8tLm2Xk9Wd/Hp4Nc7Yb1Jf6Gs0Ta5Ue8Qo2"}',
             '{"SecretAccessKey": "[REDACTED:aws_secret_access_key]"}',
         ),
         (
-            "export AWS_SECRET_ACCESS_KEY='wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+            "export AWS_SECRET_ACCESS_KEY='Zq3vR8tLm2Xk9Wd/Hp4Nc7Yb1Jf6Gs0Ta5Ue8Qo2'",
             "export AWS_SECRET_ACCESS_KEY='[REDACTED:aws_secret_access_key]'",
         ),
         ("Authorization: Bearer abcDEF1234567890xyzXYZ", "Authorization: Bearer [REDACTED:bearer_token]"),
@@ -155,7 +155,7 @@ def test_a_clean_body_is_returned_as_is() -> None:
     ("raw", "kind"),
     [
         ('"my key ' + KEY.replace("-", "\\u002d") + '"', "openai_api_key"),
-        ('"aws_secret_access_key = \\"wJalrXUtnFEMI\\/K7MDENG\\/bPxRfiCYEXAMPLEKEY\\""', "aws_secret_access_key"),
+        ('"aws_secret_access_key = \\"Zq3vR8tLm2Xk9Wd\\/Hp4Nc7Yb1Jf6Gs0Ta5Ue8Qo2\\""', "aws_secret_access_key"),
         ('"Authorization: Bearer\\nabcDEF1234567890xyzXYZ"', "bearer_token"),
     ],
 )
@@ -194,7 +194,7 @@ _PIECES = [
     KEY,
     SECRETS["jwt"],
     SECRETS["google_api_key"],
-    "aws_secret_access_key = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+    "aws_secret_access_key = 'Zq3vR8tLm2Xk9Wd/Hp4Nc7Yb1Jf6Gs0Ta5Ue8Qo2'",
     "Bearer\nabcDEF1234567890xyzXYZ",
     "-----BEGIN RSA PRIVATE KEY-----",
     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7abcdefghijklmn",

@@ -5,12 +5,14 @@ What is scanned where:
 - every message text and tool result: secrets and personal data;
 - user messages, tool results and tool descriptions: prompt injection (tool results and descriptions are indirect
   channels and score higher); system prompts are the application's own words and are not scanned for injection;
-- the answer: secrets, personal data, and images whose URL carries data out;
-- the tool calls the model makes: exfiltration (destinations outside ``allowed_domains``, data-carrying URLs, secrets
-  and personal data in arguments). Tool calls already in a request's history were scored when the model made them.
+- the answer: secrets, personal data, and images or links whose URL carries data out;
+- the tool calls the model makes: exfiltration, judged by destination and action (``exfiltration``: sinks, git
+  remotes, destinations outside ``allowed_domains``, data-carrying URLs, secrets and personal data handed to a call
+  that sends them out); secrets and personal data in a local action are reported under their own category. Tool
+  calls already in a request's history were scored when the model made them.
 
-An empty ``allowed_domains`` means no allowlist is configured: destinations are then not judged by host, only by what
-they carry.
+An empty ``allowed_domains`` means no allowlist is configured: destinations are then judged by what they are (a
+request collector, a file drop, a raw public IP, encoded DNS labels) and by what they carry, not by host.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ def _scan(text: str, location: str, injection_source: Source | None, extra: Iter
     return to_findings(text, hits, location, list(sensitive)) if hits else []
 
 
-def scan_text(text: str, location: str = "text") -> list[Finding]:
+def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Everything the detectors can say about a raw text of unknown origin."""
-    return _scan(text, location, "text", exfiltration.scan_rendered_text(text))
+    return _scan(text, location, "text", exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains))
 
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
@@ -87,7 +89,7 @@ def scan_completion(view: CompletionView, *, allowed_domains: frozenset[str] = f
     )
     for j, call in enumerate(view.tool_calls):
         by_path: dict[tuple[str, str], list[Hit]] = {}
-        for path, text, hit in exfiltration.scan_arguments(call.arguments, allowed_domains=allowed_domains):
+        for path, text, hit in exfiltration.scan_call(call.name, call.arguments, allowed_domains=allowed_domains):
             by_path.setdefault((path, text), []).append(hit)
         for (path, text), hits in by_path.items():
             findings += to_findings(text, hits, f"response.tool_calls[{j}].{path}")

@@ -8,10 +8,14 @@ hashes, order numbers, dates and version strings out.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import ipaddress
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from urllib.parse import unquote
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
@@ -19,6 +23,7 @@ from stdnum import iban as stdnum_iban
 from services.detection.leads import finditer, leading_literals
 from services.detection.literals import Literals
 from services.guard.detectors._hits import REDACTED, Hit, mask_tail
+from services.guard.detectors.identity import find_identity
 
 # --- e-mail -------------------------------------------------------------------------------------------------------
 
@@ -66,6 +71,30 @@ _FILE_TLDS = frozenset(
     ]
 )
 _SERVICE_LOCALS = frozenset({"git", "noreply", "no-reply", "donotreply", "mailer-daemon", "postmaster"})
+# Mailboxes of a role, a team or a machine, not of a person (RFC 2142's names and the ones businesses print).
+_ROLE_NAMES = """support help helpdesk info information contact contacts sales billing finance accounts accounting
+    accountspayable
+    ap ar invoices invoice payments payment orders order returns admin administrator webmaster hostmaster abuse
+    security privacy legal compliance hr jobs careers recruiting press media marketing team hello office service
+    services customerservice customer-service customer.service feedback newsletter news notifications notification
+    notify alerts alert bounce bounces mailer daemon root ops it devops engineering dev enquiries inquiries booking
+    bookings reservations reception tickets ticket procurement purchasing shipping logistics partners partner
+    customercare accountsreceivable investors ir dpo gdpr office-manager frontdesk front-desk reply do-not-reply
+    do_not_reply no_reply noreply-notifications notifications-noreply updates"""
+_ROLE_LOCALS = frozenset(_ROLE_NAMES.split())
+_ROLE_PREFIX = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?|bounces?|mailer)(?:[+\-_.].*)?$")
+
+
+def is_role_mailbox(local: str) -> bool:
+    """A mailbox that belongs to a role, a team or a machine (``support@``, ``finance@``, ``noreply+x@``)."""
+    local = local.lower().split("+", 1)[0]
+    if local in _SERVICE_LOCALS or local in _ROLE_LOCALS or _ROLE_PREFIX.match(local):
+        return True
+    return local.replace("-", "").replace("_", "").replace(".", "") in _ROLE_LOCALS  # accounts-payable, customer_care
+
+
+# ``scheme://user:password@host``: the part before the "@" is a credential, not a mailbox.
+_USERINFO_BEFORE = re.compile(r"://[^\s/@]*:$")
 
 
 # What of an address comes before its "@": the address regex is only tried where this ends at an "@".
@@ -94,7 +123,9 @@ def _emails(text: str) -> list[Hit]:
     for m in _email_matches(text):
         local, _, domain = m.group(0).rpartition("@")
         tld = domain.rsplit(".", 1)[-1].lower()
-        if tld in _FILE_TLDS or local.lower() in _SERVICE_LOCALS:
+        if tld in _FILE_TLDS or is_role_mailbox(local):
+            continue
+        if _USERINFO_BEFORE.search(text, max(0, m.start() - 256), m.start()):
             continue
         if text[m.end() : m.end() + 1] == ":" and text[m.end() + 1 : m.end() + 2] not in (" ", ""):
             continue  # git@host:org/repo is an SSH remote, not a mailbox
@@ -132,6 +163,56 @@ def _in_regions(pattern: re.Pattern[str], text: str, regions: list[tuple[int, in
     return [m for lo, hi in regions for m in pattern.finditer(text, lo, hi)]
 
 
+# Card numbers the payment processors publish for testing (Stripe, Adyen, Braintree, PayPal, Worldpay): they pass
+# every check a real number passes, and appear in code, docs and test logs, never on a person's card.
+TEST_CARDS = frozenset(
+    {
+        "4111111111111111",
+        "4242424242424242",
+        "4000056655665556",
+        "4012888888881881",
+        "4222222222222",
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000000077",
+        "4000000000003220",
+        "4000002500003155",
+        "4000000000000101",
+        "4917610000000000",
+        "4444333322221111",
+        "4005519200000004",
+        "4009348888881881",
+        "4012000033330026",
+        "4012000077777777",
+        "4217651111111119",
+        "4500600000000061",
+        "5555555555554444",
+        "5105105105105100",
+        "5200828282828210",
+        "5454545454545454",
+        "5425233430109903",
+        "2223003122003222",
+        "2222420000001113",
+        "2223000048410010",
+        "378282246310005",
+        "371449635398431",
+        "378734493671000",
+        "6011111111111117",
+        "6011000990139424",
+        "6011000400000000",
+        "3056930009020004",
+        "30569309025904",
+        "38520000023237",
+        "36227206271667",
+        "3566002020360505",
+        "3530111333300000",
+        "3566111111111113",
+        "6200000000000005",
+        "6759649826438453",
+    }
+)
+
+
 def _cards(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
     hits = []
     for m in _in_regions(_CARD, text, regions):
@@ -145,6 +226,8 @@ def _cards(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
         if seps and not _card_grouping(raw):
             continue
         if not (13 <= len(digits) <= 19) or len(set(digits)) < 2:
+            continue
+        if digits in TEST_CARDS:
             continue
         if _CARD_PREFIX.match(digits) and luhn_valid(digits):
             hits.append(Hit("pii.payment_card", "pii", "high", 0.98, m.start(), m.end(), mask_tail(digits)))
@@ -275,9 +358,38 @@ def _valid_phone(raw: str, region: str) -> int | None:
     return number.country_code if phonenumbers.is_valid_number(number) else None
 
 
+# Numbers written the national way (a trunk 0, no country code) are read in other countries' plans only where the
+# text says they are phone numbers: in the numbering plans of many countries together, almost any digits are valid.
+_PHONE_NATIONAL = re.compile(
+    r"(?<![\w/.:=#@\-+])(0\d{1,4}[ /\-]?\d{3,4}[ \-]?\d{3,4}|0\d{2,4}[ /\-]\d{5,8}|0\d(?:[ .]\d\d){4})"
+    r"(?![\w/]|[.\-]\d)"
+)
+_PROSE_PHONE_CONTEXT = re.compile(
+    r"(?i)(?:phone|tel|mobile|cell|call|ring|reach|contact|number|text|whatsapp|fax|sms|m[oó]vil|telefon|t[ée]l[ée]phone|"
+    r"portable|handy|cellulare|numero|número|nummer)\b[^\n\d]{0,30}$"
+)
+# Countries whose national numbers start with a trunk 0, and two whose nine-digit numbers have none.
+_TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "IE", "BE", "CH", "AT", "SE", "AU", "IN", "BR")
+_NINE_DIGIT_REGIONS = ("ES", "PT")
+
+
+def _valid_elsewhere(raw: str, text: str, start: int) -> int | None:
+    """The country code of ``raw`` read as a national number of another country, when the text calls it a phone."""
+    if raw.startswith("+") or not _PROSE_PHONE_CONTEXT.search(text, max(0, start - 40), start):
+        return None
+    digits = sum(c.isdigit() for c in raw)
+    regions = _TRUNK_REGIONS if raw.startswith("0") else _NINE_DIGIT_REGIONS if digits == 9 else ()
+    for other in regions:
+        country = _valid_phone(raw, other)
+        if country is not None:
+            return country
+    return None
+
+
 def _phones(text: str, keywords: dict[str, list[int]], regions: list[tuple[int, int]], region: str) -> list[Hit]:
     hits = []
     candidates = [(m.start(1), m.end(1)) for m in _in_regions(_PHONE, text, regions)]
+    candidates += [(m.start(1), m.end(1)) for m in _in_regions(_PHONE_NATIONAL, text, regions)]
     if not keywords.keys().isdisjoint(_PHONE_WORDS):
         # A context match starts at one of its words; in ASCII text, where they are in the lower-cased text.
         leads = _PHONE_CONTEXT_LEADS if text.isascii() else None
@@ -288,6 +400,8 @@ def _phones(text: str, keywords: dict[str, list[int]], regions: list[tuple[int, 
         if not 8 <= digits <= 15:
             continue
         country = _valid_phone(raw, region)
+        if country is None:
+            country = _valid_elsewhere(raw, text, start)
         if country is not None:
             keep = raw[: len(str(country)) + 1] if raw.startswith("+") else ""
             hits.append(Hit("pii.phone_number", "pii", "medium", 0.9, start, end, keep + REDACTED))
@@ -321,7 +435,20 @@ def _ips(text: str, regions: list[tuple[int, int]]) -> list[Hit]:
 
 
 # Checksum- or range-validated kinds win over a phone number read from the same digits.
-_PRIORITY = {"pii.payment_card": 5, "pii.iban": 5, "pii.us_ssn": 4, "pii.email": 3, "pii.phone_number": 2}
+_PRIORITY = {
+    "pii.payment_card": 5,
+    "pii.iban": 5,
+    "pii.ca_sin": 5,
+    "pii.es_dni": 5,
+    "pii.es_nie": 5,
+    "pii.us_ssn": 4,
+    "pii.uk_nino": 4,
+    "pii.passport_number": 4,
+    "pii.medical_record_number": 4,
+    "pii.email": 3,
+    "pii.date_of_birth": 3,
+    "pii.phone_number": 2,
+}
 
 
 # Where numbers long enough to be a card, SSN, phone number or IP are: the numeric detectors only look there.
@@ -334,18 +461,23 @@ _PHONE_CONTEXT_LEADS = leading_literals(_PHONE_CONTEXT)
 _KEYWORDS = Literals([*_PHONE_WORDS, *_SSN_WORDS, *(_PHONE_CONTEXT_LEADS.literals if _PHONE_CONTEXT_LEADS else ())])
 
 
-def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
-    """Every validated personal datum in ``text``."""
+def find_pii(text: str, *, phone_region: str = "US", decode: bool = True) -> list[Hit]:
+    """Every validated personal datum in ``text``; ``decode``: also inside encoded URL parts and DNS labels."""
     if len(text) < 6:
         return []
     hits: list[Hit] = []
+    lower = text.lower()
+    if decode and ("://" in text or _DNS_HINT.search(lower)):
+        hits += _encoded(text, phone_region)
     if "@" in text:
         hits += _emails(text)
     runs = (_NUMBER_RUN_ASCII if text.isascii() else _NUMBER_RUN).finditer(text)
     regions = [(max(0, m.start() - 4), min(len(text), m.end() + 1)) for m in runs]
+    # Ids are found in the digit runs (a NIE's or NINO's letters sit within the 4 characters before one).
+    hits += find_identity(text, [(max(0, lo - 2), min(len(text), hi + 2)) for lo, hi in regions], lower)
     if regions:
         hits += _cards(text, regions)
-        keywords = _KEYWORDS.locate(text.lower())
+        keywords = _KEYWORDS.locate(lower)
         hits += _ssns(text, keywords, regions)
         hits += _phones(text, keywords, regions, phone_region)
         hits += _ips(text, regions)
@@ -357,3 +489,101 @@ def find_pii(text: str, *, phone_region: str = "US") -> list[Hit]:
         if all(h.end <= k.start or h.start >= k.end for k in kept):
             kept.append(h)
     return sorted(kept, key=lambda h: h.start)
+
+
+# --- personal data inside encoded URL parts and DNS labels -------------------------------------------------------
+
+_URL_PART = re.compile(r"\b(?:https?|ftp|wss?)://[^\s\"'<>()\[\]{}`]+", re.IGNORECASE)
+# A host name with at least one long label, as DNS tunnelling writes them (``<encoded>.x.attacker.net``).
+_LONG_LABEL_HOST = re.compile(
+    r"(?<![\w.@\-])(?:[A-Za-z0-9_\-]{1,63}\.)*[A-Za-z0-9_\-]{16,63}\.(?:[A-Za-z0-9\-]{1,63}\.)*[A-Za-z]{2,24}\b"
+)
+_ENCODED_TOKEN = re.compile(r"[A-Za-z0-9+/_\-]{12,}={0,2}|(?:%[0-9A-Fa-f]{2}|[^%&=/?#]){6,}")
+_MAX_DECODES = 32
+_DNS_HINT = re.compile(r"nslookup|dig |drill |host |resolve|dns|ping |getent ")
+
+
+def _decodings(token: str) -> list[str]:
+    """Printable texts ``token`` decodes to as base64, base32, hex or percent-encoding."""
+    out = []
+    if "%" in token:
+        out.append(unquote(token))
+    compact = token.rstrip("=")
+    candidates: list[bytes] = []
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", compact):
+        candidates.append(bytes.fromhex(compact))
+    if re.fullmatch(r"[A-Za-z0-9+/_\-]+", compact):
+        padded = compact + "=" * (-len(compact) % 4)
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            with contextlib.suppress(binascii.Error, ValueError):
+                candidates.append(
+                    decode(padded.replace("-", "+").replace("_", "/") if decode is base64.b64decode else padded)
+                )
+        if re.fullmatch(r"[A-Za-z2-7]+", compact):
+            with contextlib.suppress(binascii.Error, ValueError):
+                candidates.append(base64.b32decode(compact.upper() + "=" * (-len(compact) % 8)))
+    for raw in candidates:
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if len(decoded) >= 6 and decoded.isprintable():
+            out.append(decoded)
+    return out
+
+
+def _label_parts(host: str, at: int) -> list[tuple[int, int, str]]:
+    """The long labels of ``host`` (which starts at ``at``), alone and, for data chunked over several labels, the
+    leading labels joined for each possible end."""
+    labels = host.split(".")[:-2]
+    if not any(len(label) >= 12 for label in labels):
+        return []
+    parts = []
+    pos = at
+    for label in labels:
+        if len(label) >= 12:
+            parts.append((pos, pos + len(label), label))
+        pos += len(label) + 1
+    for k in range(2, len(labels) + 1):
+        parts.append((at, at + len(".".join(labels[:k])), "".join(labels[:k])))
+    return parts
+
+
+_URL_PIECE = re.compile(r"[^/?&=#]+")
+
+
+def _encoded_parts(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, token) of the URL query values, path segments and host labels of ``text`` worth decoding, and
+    of the host names given to a DNS tool (where something resolves them)."""
+    parts: list[tuple[int, int, str]] = []
+    for m in _URL_PART.finditer(text) if "://" in text else ():
+        url = m.group(0)
+        base = m.start() + url.find("://") + 3
+        query_at = url.find("?")
+        for n, piece in enumerate(_URL_PIECE.finditer(url, base - m.start())):
+            token = piece.group(0)
+            start = m.start() + piece.start()
+            if n == 0:  # the host (and port)
+                parts += _label_parts(token.rsplit("@", 1)[-1].split(":", 1)[0], start)
+            elif len(token) >= 12 or (query_at >= 0 and start > m.start() + query_at and "%" in token):
+                parts.append((start, start + len(token), token))
+    if _DNS_HINT.search(text.lower()):
+        for m in _LONG_LABEL_HOST.finditer(text):
+            parts += _label_parts(m.group(0), m.start())
+    return parts[:_MAX_DECODES]
+
+
+def _encoded(text: str, phone_region: str) -> list[Hit]:
+    hits = []
+    seen = set()
+    for start, end, token in _encoded_parts(text):
+        if token in seen:
+            continue
+        seen.add(token)
+        for decoded in _decodings(token):
+            inner = find_pii(decoded, phone_region=phone_region, decode=False)
+            if inner:
+                kind = inner[0].detector.split(".", 1)[1]
+                hits.append(Hit(f"pii.encoded_{kind}", "pii", inner[0].severity, 0.9, start, end, REDACTED))
+                break
+    return hits
