@@ -1,0 +1,129 @@
+"""The sentence-embedding tier of the injection detector: a logistic head over all-MiniLM-L6-v2 embeddings.
+
+The n-gram tier (:mod:`injection_model`) learns the wording of its training sources; an embedding places a
+paraphrase, an unusual phrasing or (partly) another language near the attacks it resembles, so this tier catches
+injections that share no n-gram with the training data. It costs tens of milliseconds of CPU per ~420-character
+window, three orders of magnitude more than the fast tiers, so by default it reads only the windows that the fast
+tiers find borderline (``gated``, see :func:`suspicious_windows`); ``every`` reads every window of every text (for
+evaluation: it cannot keep up with live traffic on one core), ``off`` disables it.
+
+The head (384 weights, a bias and the alarm threshold) is trained offline by ``bench/guard_eval/train_learned.py``
+and committed as ``model/learned_head.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from services.guard.detectors.injection_model import load_model, normalize, windows
+
+HEAD_PATH = Path(__file__).with_name("model") / "learned_head.json"
+Mode = Literal["gated", "every", "off"]
+MODE_ENV = "WARDEN_GUARD_LEARNED_TIER"
+DEFAULT_MODE: Mode = "gated"
+
+MAX_WINDOWS = 4
+"""Windows of one text this tier reads at most (the most suspicious first), which bounds its cost per text."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedHead:
+    weights: list[float]
+    bias: float
+    threshold: float
+    """Window probability from which the tier alarms when it reads every window (1% of training negatives above)."""
+    gate: float = 0.0
+    """n-gram window probability from which a window is borderline enough for the gated tier to read it (chosen in
+    training so that 2% of negative windows pass)."""
+    gated_threshold: float = 0.5
+    """Alarm threshold of the gated tier (chosen in training so that it adds at most 0.5% false alarms)."""
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        z = embeddings @ np.asarray(self.weights, dtype=np.float32) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "weights": self.weights,
+            "bias": self.bias,
+            "threshold": self.threshold,
+            "gate": self.gate,
+            "gated_threshold": self.gated_threshold,
+        }
+
+
+@lru_cache(maxsize=1)
+def load_head(path: Path = HEAD_PATH) -> LearnedHead:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return LearnedHead(
+        weights=list(map(float, data["weights"])),
+        bias=float(data["bias"]),
+        threshold=float(data["threshold"]),
+        gate=float(data.get("gate", 0.0)),
+        gated_threshold=float(data.get("gated_threshold", data["threshold"])),
+    )
+
+
+def mode() -> Mode:
+    value = os.environ.get(MODE_ENV, DEFAULT_MODE).strip().lower()
+    if value not in ("gated", "every", "off"):
+        raise ValueError(f"{MODE_ENV} must be gated, every or off, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def suspicious_windows(text: str, *, borderline: bool) -> list[tuple[int, str]]:
+    """(offset, window) of ``text`` that the gated tier reads: windows whose n-gram probability reaches the head's
+    ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window when
+    ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
+    model = load_model()
+    gate = load_head().gate
+    scored: list[tuple[float, int, str]] = []
+    offset = 0
+    for w in windows(text):
+        p = model.window_score(normalize(w))
+        if borderline or gate <= p < model.threshold:
+            scored.append((p, offset, w))
+        offset += len(w)
+    scored.sort(key=lambda s: -s[0])
+    return [(at, w) for _, at, w in scored[:MAX_WINDOWS]]
+
+
+def all_windows(text: str) -> list[tuple[int, str]]:
+    out, offset = [], 0
+    for w in windows(text):
+        out.append((offset, w))
+        offset += len(w)
+    return out
+
+
+def score_windows(chosen: list[tuple[int, str]]) -> tuple[float, int]:
+    """Highest probability over the windows, and the offset of that window; (0, 0) for none."""
+    if not chosen:
+        return 0.0, 0
+    from services.guard.detectors.encoder import shared_encoder
+
+    probs = load_head().probabilities(shared_encoder().encode([w for _, w in chosen]))
+    k = int(np.argmax(probs))
+    return float(probs[k]), chosen[k][0]
+
+
+def learned_score(text: str, *, borderline: bool = False, how: Mode | None = None) -> tuple[float, int]:
+    """The tier's score on the findings' scale (threshold → 0.5, certainty → 1, below threshold → 0) and the offset of
+    the window that scored."""
+    how = how or mode()
+    if how == "off" or len(text.strip()) < 8:
+        return 0.0, 0
+    chosen = all_windows(text)[:256] if how == "every" else suspicious_windows(text, borderline=borderline)
+    p, at = score_windows(chosen)
+    head = load_head()
+    threshold = head.threshold if how == "every" else head.gated_threshold
+    if p < threshold:
+        return 0.0, at
+    return 0.5 + 0.5 * (p - threshold) / (1.0 - threshold), at
