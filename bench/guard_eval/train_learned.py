@@ -38,10 +38,10 @@ from services.guard.detectors.learned import HEAD_PATH, LearnedHead  # noqa: E40
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "injection_train.jsonl.gz"
 TARGET_FPR = 0.01
-GATE_PASS = 0.02
-"""Share of negative windows the gate lets through to the tier in ``gated`` mode (read off the n-gram scores)."""
-GATED_EXTRA_FPR = 0.005
-"""False positives (share of all negative windows) the gated tier may add to the n-gram tier's own."""
+GATES = {"gated": (0.003, 0.001), "wide": (0.02, 0.005)}
+"""Per gated mode: the share of negative windows its gate lets through to the tier (read off the n-gram scores), and
+the false alarms (share of all negative windows) the tier may add there to the n-gram tier's own. ``gated`` is sized
+for the guard's CPU budget, ``wide`` reads ~7 times more windows for more recall."""
 SEED = 7
 
 
@@ -126,28 +126,32 @@ def fit(x: np.ndarray, y: np.ndarray, groups: list[str], ngram: np.ndarray) -> t
     model.fit(x, y, sample_weight=weight)
     threshold = float(np.quantile(oof[y == 0], 1 - TARGET_FPR))
     recall = float((oof[y == 1] >= threshold).mean())
-    # Gated mode: the tier reads only windows the n-gram tier scores at or above ``gate`` (and below its own alarm);
-    # its threshold there lets it add at most GATED_EXTRA_FPR of false alarms over all negative windows.
+    # Gated modes: the tier reads only windows the n-gram tier scores at or above a gate (and below its own alarm);
+    # its threshold there lets it add at most the mode's share of false alarms over all negative windows.
     neg = y == 0
     ngram_alarm = ngram >= load_model().threshold
-    gate = float(np.quantile(ngram[neg], 1 - GATE_PASS))
-    gated_neg = np.sort(oof[neg & (ngram >= gate) & ~ngram_alarm])[::-1]
-    k = int(GATED_EXTRA_FPR * neg.sum())
-    gated_threshold = float(max(gated_neg[k], 0.5)) if k < len(gated_neg) else 0.5
-    added = (ngram >= gate) & ~ngram_alarm & (oof >= gated_threshold)
+    gates: dict[str, list[float]] = {}
+    stats: dict[str, float] = {}
+    for name, (passing, extra_fpr) in GATES.items():
+        gate = float(np.quantile(ngram[neg], 1 - passing))
+        gated_neg = np.sort(oof[neg & (ngram >= gate) & ~ngram_alarm])[::-1]
+        k = int(extra_fpr * neg.sum())
+        gated_threshold = float(max(gated_neg[k], 0.5)) if k < len(gated_neg) else 0.5
+        added = (ngram >= gate) & ~ngram_alarm & (oof >= gated_threshold)
+        gates[name] = [gate, gated_threshold]
+        stats[f"{name}_added_recall"] = round(float(added[y == 1].mean()), 4)
+        stats[f"{name}_added_fpr"] = round(float(added[neg].mean()), 4)
     head = LearnedHead(
         weights=model.coef_[0].astype(float).tolist(),
         bias=float(model.intercept_[0]),
         threshold=threshold,
-        gate=gate,
-        gated_threshold=gated_threshold,
+        gates=gates,
     )
     return head, {
         "C": c,
         "cv_auc": round(auc, 4),
         "cv_recall_at_1pct_fpr": round(recall, 4),
-        "gated_added_recall": round(float(added[y == 1].mean()), 4),
-        "gated_added_fpr": round(float(added[neg].mean()), 4),
+        **stats,
     }
 
 

@@ -55,11 +55,11 @@ class Variant:
 # --- encodings ----------------------------------------------------------------------------------------------------
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{20,}={0,2}")
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){12,}(?![0-9A-Fa-f])|(?:[0-9A-Fa-f]{2}[ :]){11,}[0-9A-Fa-f]{2}")
-_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2}|[^\s%\"'<>]){0,400}%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}|[^\s%\"'<>]){0,400}")
-_UNICODE_ESCAPE = re.compile(
-    r"(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|[^\\\n\"]){0,400}\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2})(?:\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|[^\\\n\"]){0,400}"
-)
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}){12,}(?![0-9A-Fa-f])")
+_SPACED_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}[ :]){11,}[0-9A-Fa-f]{2}")
+_TOKEN = re.compile(r"[^\s\"'<>]+")
+_ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
+_PERCENT_BYTE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
 def _readable(data: bytes, min_chars: int = 8) -> str | None:
@@ -96,9 +96,11 @@ def _b64(run: str) -> bytes | None:
 
 
 def _encoded(text: str) -> list[tuple[str, int, int, str]]:
-    """(carrier, start, end, decoded) for each encoded run in ``text`` that decodes to readable text."""
+    """(carrier, start, end, decoded) for each encoded run in ``text`` that decodes to readable text. Each kind is
+    looked for only when a cheap test of the whole text says it may be there (most texts have none)."""
     out: list[tuple[str, int, int, str]] = []
-    longest = max(map(len, text.split()), default=0)
+    lengths = list(map(len, text.split()))
+    longest = max(lengths, default=0)
     if longest >= 20:
         for m in _BASE64.finditer(text):
             run = m.group(0)
@@ -109,29 +111,34 @@ def _encoded(text: str) -> list[tuple[str, int, int, str]]:
             decoded = _readable(data) if data else None
             if decoded:
                 out.append(("base64", m.start(), m.end(), decoded))
-    if longest >= 24 or text.count(" ") >= 11:
-        for m in _HEX.finditer(text):
-            digits = re.sub(r"[ :]", "", m.group(0))[:MAX_DECODE_CHARS]
-            decoded = _readable(bytes.fromhex(digits[: len(digits) - len(digits) % 2]))
-            if decoded:
-                out.append(("hex", m.start(), m.end(), decoded))
-    if "%" in text:
-        for m in _PERCENT.finditer(text):
+    hex_runs = list(_HEX_RUN.finditer(text)) if longest >= 24 else []
+    if lengths.count(2) >= 12:
+        hex_runs += _SPACED_HEX.finditer(text)
+    for m in hex_runs:
+        digits = re.sub(r"[ :]", "", m.group(0))[:MAX_DECODE_CHARS]
+        decoded = _readable(bytes.fromhex(digits[: len(digits) - len(digits) % 2]))
+        if decoded:
+            out.append(("hex", m.start(), m.end(), decoded))
+    if text.count("%") >= 3:
+        for m in _TOKEN.finditer(text):
             run = m.group(0)[:MAX_DECODE_CHARS]
-            if run.count("%") < 3:
+            if run.count("%") < 3 or len(_PERCENT_BYTE.findall(run)) < 3 or not _valid_percent(run):
                 continue
-            decoded = unquote(run.replace("+", " "), errors="strict") if _valid_percent(run) else ""
-            if decoded != run and _readable(decoded.encode(), 6):
+            decoded = unquote(run.replace("+", " "))
+            if _readable(decoded.encode(), 6):
                 out.append(("url_encoding", m.start(), m.end(), decoded))
     if "\\u" in text or "\\x" in text:
-        for m in _UNICODE_ESCAPE.finditer(text):
-            run = m.group(0)[:MAX_DECODE_CHARS]
-            try:
-                decoded = codecs.decode(run, "unicode_escape") if run.isascii() else ""
-            except (UnicodeDecodeError, ValueError):
+        pos = 0
+        for line in text.splitlines(keepends=True):
+            start, pos = pos, pos + len(line)
+            escapes = _ESCAPE.findall(line, 0, MAX_DECODE_CHARS)
+            # JSON escapes non-ASCII letters as a matter of course; escaped ASCII letters are a disguise.
+            hidden = [e for e in escapes if int(e[2:], 16) < 0x80 and chr(int(e[2:], 16)).isalpha()]
+            if len(hidden) < 4:
                 continue
-            if decoded and decoded != run and _readable(decoded.encode(), 6):
-                out.append(("unicode_escapes", m.start(), m.end(), decoded))
+            decoded = _ESCAPE.sub(lambda e: chr(int(e.group(0)[2:], 16)), line[:MAX_DECODE_CHARS]).strip()
+            if _readable(decoded.encode(), 6):
+                out.append(("unicode_escapes", start, start + len(line.rstrip()), decoded))
     return out
 
 
@@ -181,7 +188,7 @@ _COMMON = frozenset(
         "send",
     ]
 )
-_WORD = re.compile(r"[A-Za-z]+")
+_PUNCTUATION = ".,;:!?'\"()[]{}<>*-"
 
 
 def _rot13_lines(text: str) -> list[tuple[int, int, str]]:
@@ -190,17 +197,16 @@ def _rot13_lines(text: str) -> list[tuple[int, int, str]]:
     pos = 0
     for line in text.splitlines(keepends=True):
         start, pos = pos, pos + len(line)
-        words = _WORD.findall(line[:2000])
+        # The first dozen words tell: English has common words among them, a ciphered line has none.
+        words = line[:400].lower().split(None, 12)[:12]
         if len(words) < 4:
             continue
-        lowered = [w.lower() for w in words]
-        before = sum(w in _COMMON for w in lowered)
+        before = sum(w.strip(_PUNCTUATION) in _COMMON for w in words)
         if before * 5 > len(words):
             continue
-        decoded = codecs.encode(line, "rot13")
-        after = sum(w in _COMMON for w in (w.lower() for w in _WORD.findall(decoded[:2000])))
+        after = sum(w.strip(_PUNCTUATION) in _COMMON for w in codecs.encode(" ".join(words), "rot13").split())
         if after >= 2 and after * 4 >= len(words) and after > 2 * before:
-            out.append((start, start + len(line.rstrip()), decoded.strip()))
+            out.append((start, start + len(line.rstrip()), codecs.encode(line, "rot13").strip()))
     return out
 
 
@@ -224,6 +230,7 @@ def _homoglyph_table() -> dict[int, str]:
     return table
 
 
+_COMPATIBILITY_LETTERS = re.compile("[\uff01-\uff5e\U0001d400-\U0001d7ff]")
 _ZERO_WIDTH = re.compile("[\u00ad\u180e\u200b-\u200f\u2060-\u2064\ufeff]")
 _LEET_WORD = re.compile(
     r"(?<![\w/+=])(?=[a-z0-9@$!|]*[a-z])(?=[a-z0-9@$!|]*[0134578@$|])[a-z0-9@$!|]{3,24}(?![\w/+=])", re.IGNORECASE
@@ -246,27 +253,24 @@ def fold(text: str) -> str:
     return folded.translate(_homoglyph_table())
 
 
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
+
+
 def _mixed_script(text: str) -> bool:
     """Whether some word mixes ASCII letters with look-alikes from other scripts (a Russian or Greek text alone is
     not disguised; ``paypal`` with a Cyrillic ``\u0430`` in place of an ``a`` is)."""
     table = _homoglyph_table()
-    prev_ascii = False
-    prev_glyph = False
-    for ch in text:
-        code = ord(ch)
-        if ch.isascii():
-            is_letter = ch.isalpha()
-            if is_letter and prev_glyph:
-                return True
-            prev_ascii, prev_glyph = is_letter, False
-        elif code in table and ch.isalpha():
-            if prev_ascii:
-                return True
-            prev_glyph, prev_ascii = True, False
-        elif code in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0xAD):
+    for m in _NON_ASCII_RUN.finditer(text):
+        run = _ZERO_WIDTH.sub("", m.group(0))
+        if not run:
             continue
-        else:
-            prev_ascii = prev_glyph = False
+        start, end = m.span()
+        before = text[start - 1] if start else ""
+        after = text[end] if end < len(text) else ""
+        if (before.isascii() and before.isalpha() and ord(run[0]) in table and run[0].isalpha()) or (
+            after.isascii() and after.isalpha() and ord(run[-1]) in table and run[-1].isalpha()
+        ):
+            return True
     return False
 
 
@@ -277,7 +281,8 @@ def _leet(text: str) -> str | None:
         for m in _LEET_WORD.finditer(text)
         if not m.group(0).isdigit() and sum(c.isdigit() for c in m.group(0)) < len(m.group(0)) - 1
     ]
-    if len(found) < 2:
+    # A sentence in leetspeak, not an identifier or two (``sha256``, ``x86``, ``h264``) in ordinary text.
+    if len(found) < 3 or len(found) < 0.15 * len(text.split()):
         return None
     out = text
     for m in reversed(found):
@@ -308,6 +313,7 @@ _ATTRIBUTE = re.compile(
 _MD_LINK_TITLE = re.compile(r"\]\(\s*\S+\s+(?:\"([^\"]{8,})\"|'([^']{8,})'|\(([^)]{8,})\))\s*\)")
 _MD_IMAGE_ALT = re.compile(r"!\[([^\]]{12,})\]\(")
 _TAG = re.compile(r"<[^>]{1,400}>")
+_TAG_IN_WORD = re.compile(r"[A-Za-z]<[^>\s]{0,40}(?:\s[^>]{0,200})?>[A-Za-z]")
 
 
 def _markup(text: str) -> list[tuple[str, int, int, str]]:
@@ -324,9 +330,9 @@ def _markup(text: str) -> list[tuple[str, int, int, str]]:
             name = m.group(1).lower()
             carrier = "alt_text" if name == "alt" else "data_attribute" if name.startswith("data-") else "attribute"
             out.append((carrier, m.start(), m.end(), m.group(2) or m.group(3)))
-        stripped = _TAG.sub(" ", text)
-        if stripped != text:
-            out.append(("markup_stripped", 0, len(text), stripped))
+        # Without tags only matters where a tag cuts a word (``ig<b></b>nore``): elsewhere the words are there as is.
+        if _TAG_IN_WORD.search(text):
+            out.append(("markup_stripped", 0, len(text), _TAG.sub("", text)))
     if "](" in text:
         out += [
             ("link_title", m.start(), m.end(), next(g for g in m.groups() if g)) for m in _MD_LINK_TITLE.finditer(text)
@@ -343,7 +349,7 @@ _JOINS = re.compile(r"[\"']\s*\+|\+\s*[\"']|\w\s*\+\s*\w|\.join\(|\bconcat\b|\$\
 
 def _split_strings(text: str) -> str | None:
     """The string literals of code that concatenates strings, joined in order (``a = "ign"; b = "ore all…"``)."""
-    if _JOINS.search(text) is None:
+    if not any(k in text for k in ("+", ".join(", "concat", "${", ".format(")) or _JOINS.search(text) is None:
         return None
     parts = [m.group(1) or m.group(2) for m in _STRING_LITERAL.finditer(text[:MAX_DECODE_CHARS])]
     if len(parts) < 2:
@@ -363,7 +369,7 @@ def _one_level(text: str) -> list[tuple[str, int, int, str]]:
             found.append(("homoglyphs", 0, len(text), fold(text)))
         elif _ZERO_WIDTH.search(text):
             found.append(("zero_width", 0, len(text), fold(text)))
-        elif any(0xFF01 <= ord(c) <= 0xFF5E or 0x1D400 <= ord(c) <= 0x1D7FF for c in text):
+        elif _COMPATIBILITY_LETTERS.search(text):
             found.append(("fullwidth", 0, len(text), fold(text)))
     leet = _leet(fold(text)) if len(_LEET_INSIDE.findall(text, 0, MAX_DECODE_CHARS)) >= 2 else None
     if leet is not None:

@@ -4,8 +4,9 @@ The n-gram tier (:mod:`injection_model`) learns the wording of its training sour
 paraphrase, an unusual phrasing or (partly) another language near the attacks it resembles, so this tier catches
 injections that share no n-gram with the training data. It costs tens of milliseconds of CPU per ~420-character
 window, three orders of magnitude more than the fast tiers, so by default it reads only the windows that the fast
-tiers find borderline (``gated``, see :func:`suspicious_windows`); ``every`` reads every window of every text (for
-evaluation: it cannot keep up with live traffic on one core), ``off`` disables it.
+tiers find borderline (``gated``, see :func:`suspicious_windows`), ``wide`` lowers that gate (more recall, several
+times the CPU), ``every`` reads every window of every text (for evaluation: it cannot keep up with live traffic on
+one core), ``off`` disables it.
 
 The head (384 weights, a bias and the alarm threshold) is trained offline by ``bench/guard_eval/train_learned.py``
 and committed as ``model/learned_head.json``.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -25,12 +26,14 @@ import numpy as np
 from services.guard.detectors.injection_model import load_model, normalize, windows
 
 HEAD_PATH = Path(__file__).with_name("model") / "learned_head.json"
-Mode = Literal["gated", "every", "off"]
+Mode = Literal["gated", "wide", "every", "off"]
 MODE_ENV = "WARDEN_GUARD_LEARNED_TIER"
 DEFAULT_MODE: Mode = "gated"
 
 MAX_WINDOWS = 4
-"""Windows of one text this tier reads at most (the most suspicious first), which bounds its cost per text."""
+"""Windows of one text the gated modes read at most (the most suspicious first), which bounds the cost per text."""
+MAX_EVERY_WINDOWS = 256
+"""Windows of one text the ``every`` mode reads at most (~100 KB of text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +42,10 @@ class LearnedHead:
     bias: float
     threshold: float
     """Window probability from which the tier alarms when it reads every window (1% of training negatives above)."""
-    gate: float = 0.0
-    """n-gram window probability from which a window is borderline enough for the gated tier to read it (chosen in
-    training so that 2% of negative windows pass)."""
-    gated_threshold: float = 0.5
-    """Alarm threshold of the gated tier (chosen in training so that it adds at most 0.5% false alarms)."""
+    gates: dict[str, list[float]] = field(default_factory=dict)
+    """Per gated mode, [gate, threshold]: the n-gram window probability from which a window is borderline enough for
+    the tier to read it, and the tier's alarm threshold there (both chosen in training: ``gated`` lets 0.3% of
+    negative windows through and may add 0.1% false alarms, ``wide`` 2% and 0.5%)."""
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         z = embeddings @ np.asarray(self.weights, dtype=np.float32) + self.bias
@@ -54,8 +56,7 @@ class LearnedHead:
             "weights": self.weights,
             "bias": self.bias,
             "threshold": self.threshold,
-            "gate": self.gate,
-            "gated_threshold": self.gated_threshold,
+            "gates": self.gates,
         }
 
 
@@ -66,24 +67,22 @@ def load_head(path: Path = HEAD_PATH) -> LearnedHead:
         weights=list(map(float, data["weights"])),
         bias=float(data["bias"]),
         threshold=float(data["threshold"]),
-        gate=float(data.get("gate", 0.0)),
-        gated_threshold=float(data.get("gated_threshold", data["threshold"])),
+        gates={name: [float(v) for v in pair] for name, pair in data.get("gates", {}).items()},
     )
 
 
 def mode() -> Mode:
     value = os.environ.get(MODE_ENV, DEFAULT_MODE).strip().lower()
-    if value not in ("gated", "every", "off"):
-        raise ValueError(f"{MODE_ENV} must be gated, every or off, not {value!r}")
+    if value not in ("gated", "wide", "every", "off"):
+        raise ValueError(f"{MODE_ENV} must be gated, wide, every or off, not {value!r}")
     return value  # type: ignore[return-value]
 
 
-def suspicious_windows(text: str, *, borderline: bool) -> list[tuple[int, str]]:
+def suspicious_windows(text: str, *, borderline: bool, gate: float) -> list[tuple[int, str]]:
     """(offset, window) of ``text`` that the gated tier reads: windows whose n-gram probability reaches the head's
     ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window when
     ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
     model = load_model()
-    gate = load_head().gate
     scored: list[tuple[float, int, str]] = []
     offset = 0
     for w in windows(text):
@@ -120,10 +119,14 @@ def learned_score(text: str, *, borderline: bool = False, how: Mode | None = Non
     how = how or mode()
     if how == "off" or len(text.strip()) < 8:
         return 0.0, 0
-    chosen = all_windows(text)[:256] if how == "every" else suspicious_windows(text, borderline=borderline)
-    p, at = score_windows(chosen)
     head = load_head()
-    threshold = head.threshold if how == "every" else head.gated_threshold
+    if how == "every":
+        chosen, threshold = all_windows(text)[:MAX_EVERY_WINDOWS], head.threshold
+    else:
+        gate, threshold = head.gates[how]
+        # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
+        chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
+    p, at = score_windows(chosen)
     if p < threshold:
         return 0.0, at
     return 0.5 + 0.5 * (p - threshold) / (1.0 - threshold), at
