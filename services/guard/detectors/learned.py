@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -102,13 +104,69 @@ def all_windows(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def score_windows(chosen: list[tuple[int, str]]) -> tuple[float, int]:
-    """Highest probability over the windows, and the offset of that window; (0, 0) for none."""
-    if not chosen:
+SHARE_ENV = "WARDEN_GUARD_LEARNED_CPU_SHARE"
+DEFAULT_SHARE = 0.1
+BURST_S = 1.0
+"""CPU seconds of other work whose share may be saved up: after a quiet spell the tier may spend up to
+``share x BURST_S`` at once."""
+
+
+class CpuBudget:
+    """A token bucket of CPU seconds: refilled by ``share`` of the CPU time the process spends on everything else,
+    drained by the CPU time the encoder spends. The gated tier's cost follows the traffic (how many windows look
+    borderline); the budget caps it at that share of the guard's own work, so that the guard's throughput stays
+    within ``1 / (1 + share)`` of the fast tiers' alone whatever the traffic, and counts what it left unread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._cpu = time.process_time()
+        self._spent = 0.0
+        self._share = -1.0
+        self.skipped_windows = 0
+        self.read_windows = 0
+
+    def share(self) -> float:
+        value = float(os.environ.get(SHARE_ENV, DEFAULT_SHARE))
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{SHARE_ENV} must be in (0, 1], not {value}")
+        return value
+
+    def take(self, windows: int) -> bool:
+        share = self.share()
+        with self._lock:
+            cpu = time.process_time()
+            if share != self._share:  # (re)configured: start with a full bucket
+                self._share, self._tokens = share, share * BURST_S
+            other = max(0.0, cpu - self._cpu - self._spent)
+            self._tokens = min(share * BURST_S, self._tokens + other * share)
+            self._cpu, self._spent = cpu, 0.0
+            if share >= 1.0 or self._tokens > 0:
+                self.read_windows += windows
+                return True
+            self.skipped_windows += windows
+            return False
+
+    def spend(self, cpu_s: float) -> None:
+        with self._lock:
+            self._tokens -= cpu_s
+            self._spent += cpu_s
+
+
+BUDGET = CpuBudget()
+
+
+def score_windows(chosen: list[tuple[int, str]], budget: CpuBudget | None = None) -> tuple[float, int]:
+    """Highest probability over the windows, and the offset of that window; (0, 0) for none, or when ``budget`` has
+    no CPU left for them (they are counted as skipped)."""
+    if not chosen or (budget is not None and not budget.take(len(chosen))):
         return 0.0, 0
     from services.guard.detectors.encoder import shared_encoder
 
+    started = time.thread_time()
     probs = load_head().probabilities(shared_encoder().encode([w for _, w in chosen]))
+    if budget is not None:
+        budget.spend(time.thread_time() - started)
     k = int(np.argmax(probs))
     return float(probs[k]), chosen[k][0]
 
@@ -126,7 +184,8 @@ def learned_score(text: str, *, borderline: bool = False, how: Mode | None = Non
         gate, threshold = head.gates[how]
         # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
         chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
-    p, at = score_windows(chosen)
+    # Reading every window is for evaluation and has no budget; the gated modes share one.
+    p, at = score_windows(chosen, None if how == "every" else BUDGET)
     if p < threshold:
         return 0.0, at
     return 0.5 + 0.5 * (p - threshold) / (1.0 - threshold), at
