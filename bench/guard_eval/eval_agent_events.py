@@ -1,11 +1,12 @@
 """Report the injection detector on ``data/eval_agent_events.jsonl`` and ``data/eval_injection.jsonl``, tier by tier.
 
-    python bench/guard_eval/eval_agent_events.py [--modes base,normalised,gated,every] [--data FILE ...]
+    python bench/guard_eval/eval_agent_events.py [--modes base,normalised,gated,wide,every] [--data FILE ...]
 
 Configurations: ``base`` (rules and n-gram model on the bytes as they are), ``normalised`` (plus every reading of
-:mod:`services.detection.normalise`), ``gated`` (plus the sentence-embedding tier on borderline windows, the default)
-and ``every`` (the embedding tier on every window of every text). A row counts as flagged when the guard reports a
-prompt-injection finding at or above the alarm threshold for its position (``role``: user message or tool result).
+:mod:`services.detection.normalise`), ``gated`` (plus the sentence-embedding tier on borderline windows, the default),
+``wide`` (its lower gate) and ``every`` (the embedding tier on every window of every text), without CPU budget. A row
+counts as flagged when the guard reports a prompt-injection finding at or above the alarm threshold for its position
+(``role``: user message or tool result).
 
 ``eval_agent_events.jsonl`` was written for reporting only: no threshold, rule or training choice may be made by
 looking at its results (see the README). CPU time per text is reported as well (``time.process_time``, one thread).
@@ -25,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import services.guard.detectors as detectors  # noqa: E402
-from services.guard.detectors.learned import MODE_ENV  # noqa: E402
+from services.guard.detectors.learned import MODE_ENV, SHARE_ENV  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 _SOURCE = {"user": "user", "tool": "tool", "tool_call": "tool"}
@@ -40,6 +41,9 @@ def run(rows: list[dict[str, Any]], mode: str) -> tuple[dict[str, list[int]], fl
     """Per subtype [flagged, total], and CPU seconds per row."""
     real_variants = detectors.variants
     os.environ[MODE_ENV] = "off" if mode in ("base", "normalised") else mode
+    # Detection quality without the CPU budget (which depends on the machine's speed); its effect is measured by the
+    # throughput run, as the share of borderline windows left unread.
+    os.environ[SHARE_ENV] = "1.0"
     if mode == "base":
         detectors.variants = lambda text: []  # type: ignore[assignment]
     try:
@@ -54,6 +58,7 @@ def run(rows: list[dict[str, Any]], mode: str) -> tuple[dict[str, list[int]], fl
     finally:
         detectors.variants = real_variants  # type: ignore[assignment]
         os.environ.pop(MODE_ENV, None)
+        os.environ.pop(SHARE_ENV, None)
 
 
 def summary(counts: dict[str, list[int]]) -> tuple[float, float, int, int]:
@@ -66,7 +71,7 @@ def summary(counts: dict[str, list[int]]) -> tuple[float, float, int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--modes", default="base,normalised,gated,every")
+    ap.add_argument("--modes", default="base,normalised,gated,wide,every")
     ap.add_argument(
         "--data", nargs="*", type=Path, default=[DATA / "eval_agent_events.jsonl", DATA / "eval_injection.jsonl"]
     )

@@ -124,6 +124,9 @@ class CpuBudget:
         self._spent = 0.0
         self._share = -1.0
         self.skipped_windows = 0
+        """Borderline windows left unread for want of budget."""
+        self.skipped_texts = 0
+        """Texts not even looked at for borderline windows for want of budget."""
         self.read_windows = 0
 
     def share(self) -> float:
@@ -132,16 +135,25 @@ class CpuBudget:
             raise ValueError(f"{SHARE_ENV} must be in (0, 1], not {value}")
         return value
 
-    def take(self, windows: int) -> bool:
+    def _refill(self) -> bool:
+        """Add the share of the CPU spent elsewhere since the last call; whether there is budget left."""
         share = self.share()
+        cpu = time.process_time()
+        if share != self._share:  # (re)configured: start with a full bucket
+            self._share, self._tokens = share, share * BURST_S
+        other = max(0.0, cpu - self._cpu - self._spent)
+        self._tokens = min(share * BURST_S, self._tokens + other * share)
+        self._cpu, self._spent = cpu, 0.0
+        return share >= 1.0 or self._tokens > 0
+
+    def available(self) -> bool:
+        """Whether the tier may read anything now (checked before even choosing windows, which has a cost too)."""
         with self._lock:
-            cpu = time.process_time()
-            if share != self._share:  # (re)configured: start with a full bucket
-                self._share, self._tokens = share, share * BURST_S
-            other = max(0.0, cpu - self._cpu - self._spent)
-            self._tokens = min(share * BURST_S, self._tokens + other * share)
-            self._cpu, self._spent = cpu, 0.0
-            if share >= 1.0 or self._tokens > 0:
+            return self._refill()
+
+    def take(self, windows: int) -> bool:
+        with self._lock:
+            if self._refill():
                 self.read_windows += windows
                 return True
             self.skipped_windows += windows
@@ -180,10 +192,15 @@ def learned_score(text: str, *, borderline: bool = False, how: Mode | None = Non
     head = load_head()
     if how == "every":
         chosen, threshold = all_windows(text)[:MAX_EVERY_WINDOWS], head.threshold
+    elif not BUDGET.available():
+        BUDGET.skipped_texts += 1
+        return 0.0, 0
     else:
         gate, threshold = head.gates[how]
+        started = time.thread_time()
         # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
         chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
+        BUDGET.spend(time.thread_time() - started)  # choosing the windows is the tier's cost too
     # Reading every window is for evaluation and has no budget; the gated modes share one.
     p, at = score_windows(chosen, None if how == "every" else BUDGET)
     if p < threshold:
