@@ -155,6 +155,48 @@ def fit(x: np.ndarray, y: np.ndarray, groups: list[str], ngram: np.ndarray) -> t
     }
 
 
+class LearnedScorer:
+    """The tier as a pluggable scorer for evaluations that retrain per split (e.g. leave one source out):
+    ``train(texts, labels)`` fits a head on the window embeddings (a text's label on each of its windows), ``score``
+    is the highest window probability of a text, ``threshold`` the probability exceeded by 1% of the training
+    negatives' windows. Embeddings are memoised by window text, so retraining on another split re-encodes nothing."""
+
+    name = "learned"
+
+    def __init__(self, c: float = 10.0) -> None:
+        self.c = c
+        self.head: LearnedHead | None = None
+        self._memo: dict[str, np.ndarray] = {}
+
+    def _embed(self, windows_: list[str]) -> np.ndarray:
+        missing = [w for w in dict.fromkeys(windows_) if w not in self._memo]
+        if missing:
+            for w, e in zip(missing, embed(missing, None), strict=True):
+                self._memo[w] = e
+        return np.stack([self._memo[w] for w in windows_]) if windows_ else np.zeros((0, 384), np.float32)
+
+    def train(self, texts: list[str], labels: list[int]) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        pairs = [(w, int(label)) for t, label in zip(texts, labels, strict=True) for w in windows(t) if w.strip()]
+        x = self._embed([w for w, _ in pairs])
+        y = np.array([label for _, label in pairs])
+        model = LogisticRegression(C=self.c, max_iter=4000, class_weight="balanced").fit(x, y)
+        p = model.predict_proba(x)[:, 1]
+        threshold = float(np.quantile(p[y == 0], 1 - TARGET_FPR)) if (y == 0).any() else 0.5
+        self.head = LearnedHead(model.coef_[0].astype(float).tolist(), float(model.intercept_[0]), threshold)
+
+    def score(self, text: str) -> float:
+        assert self.head is not None, "train first"
+        chosen = [w for w in windows(text) if w.strip()][:256]
+        return float(self.head.probabilities(self._embed(chosen)).max()) if chosen else 0.0
+
+    @property
+    def threshold(self) -> float:
+        assert self.head is not None, "train first"
+        return self.head.threshold
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
