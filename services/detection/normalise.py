@@ -344,12 +344,14 @@ def _markup(text: str) -> list[tuple[str, int, int, str]]:
 # --- payloads split across variables ------------------------------------------------------------------------------
 
 _STRING_LITERAL = re.compile(r"\"((?:[^\"\\\n]|\\.){1,200})\"|'((?:[^'\\\n]|\\.){1,200})'")
-_JOINS = re.compile(r"[\"']\s*\+|\+\s*[\"']|\w\s*\+\s*\w|\.join\(|\bconcat\b|\$\{|\bf[\"']|\.format\(")
+_JOINS = re.compile(r"[\"'`]\s*\+|\+\s*[\"'`]|\w\s*\+\s*\w|\}\s*\$\{|\.join\(|\bconcat\(")
+"""Pieces joined together (``a + b``, ``${a}${b}``, ``"".join(…)``); a single interpolation (``${doc}``) joins
+nothing."""
 
 
 def _split_strings(text: str) -> str | None:
     """The string literals of code that concatenates strings, joined in order (``a = "ign"; b = "ore all…"``)."""
-    if not any(k in text for k in ("+", ".join(", "concat", "${", ".format(")) or _JOINS.search(text) is None:
+    if not any(k in text for k in ("+", ".join(", "concat(", "${")) or _JOINS.search(text) is None:
         return None
     parts = [m.group(1) or m.group(2) for m in _STRING_LITERAL.finditer(text[:MAX_DECODE_CHARS])]
     if len(parts) < 2:

@@ -3,10 +3,10 @@
 The n-gram tier (:mod:`injection_model`) learns the wording of its training sources; an embedding places a
 paraphrase, an unusual phrasing or (partly) another language near the attacks it resembles, so this tier catches
 injections that share no n-gram with the training data. It costs tens of milliseconds of CPU per ~420-character
-window, three orders of magnitude more than the fast tiers, so by default it reads only the windows that the fast
-tiers find borderline (``gated``, see :func:`suspicious_windows`), ``wide`` lowers that gate (more recall, several
+window, three orders of magnitude more than the fast tiers, so ``gated`` reads only the windows that the fast tiers
+find borderline (see :func:`suspicious_windows`), within a CPU budget; ``wide`` lowers that gate (more recall, several
 times the CPU), ``every`` reads every window of every text (for evaluation: it cannot keep up with live traffic on
-one core), ``off`` disables it.
+one core), ``off`` (the default, see ``DEFAULT_MODE``) disables it.
 
 The head (384 weights, a bias and the alarm threshold) is trained offline by ``bench/guard_eval/train_learned.py``
 and committed as ``model/learned_head.json``.
@@ -30,7 +30,9 @@ from services.guard.detectors.injection_model import load_model, normalize, wind
 HEAD_PATH = Path(__file__).with_name("model") / "learned_head.json"
 Mode = Literal["gated", "wide", "every", "off"]
 MODE_ENV = "WARDEN_GUARD_LEARNED_TIER"
-DEFAULT_MODE: Mode = "gated"
+DEFAULT_MODE: Mode = "off"
+"""Off until the head tells intent from topic: on the held-out hard negatives (questions about system prompts,
+security discussions) ``gated`` raises the false-positive rate from 2.2% to 8.6% (bench/guard_eval/README.md)."""
 
 MAX_WINDOWS = 4
 """Windows of one text the gated modes read at most (the most suspicious first), which bounds the cost per text."""
