@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import httpx
 import pytest
 
+from tests.guard.test_guard_service import wait_violations
 from tests.support.agents import new_agent
 from tests.support.formats import FORMATS, ask
 
@@ -24,16 +24,6 @@ def profile(warden) -> str:
     return response.json()["id"]
 
 
-def violations_of(warden, interaction_id: str, timeout: float = 20.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = warden.detail(interaction_id)["violations"]
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("no violation recorded")
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_base64_instruction_inside_json_is_a_violation_naming_its_carrier(warden, profile, fmt):
     agent = new_agent()
@@ -41,7 +31,9 @@ def test_a_base64_instruction_inside_json_is_a_violation_naming_its_carrier(ward
     assert "ignore" not in document.lower(), "the bytes themselves do not show the instruction"
     ask(warden, fmt, profile, agent, f"Summarise this API response: {document}", stream=False)
     (item,) = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
-    injections = [v for v in violations_of(warden, item["interaction_id"]) if v["category"] == "prompt_injection"]
+    injections = [
+        v for v in wait_violations(warden, item["interaction_id"], timeout=20.0) if v["category"] == "prompt_injection"
+    ]
     assert injections, "the decoded instruction is a violation"
     assert injections[0]["detector"].endswith(".base64")
     assert "base64 at characters" in injections[0]["excerpt"]
