@@ -1,0 +1,242 @@
+"""Injections and jailbreaks that avoid the classic words.
+
+- Overrides worded as administration: the earlier rules are "retired", "superseded", "revoked"; an "operator
+  update" or a "policy notice" addressed to the assistant; a JSON field posing as a system message; chat-template
+  tokens that forge a new turn.
+- Business-like indirect injections, read only in tool results and tool descriptions: change a payee or bank details,
+  skip a review or an approval, act quietly. Typed by the user, the same words are an ordinary request.
+- Jailbreak framing: invented exemptions and permission to break the rules are rules of their own; fiction,
+  research and emotional framing, refusal suppression ("never apologise", "no warnings") and demands for exact
+  detail are weak cues, common on their own in honest requests, and flag a text only when two different ones occur
+  together (:func:`weak_cue_hit`).
+
+Patterns read the normalized text (lower case, ``_`` read as a space).
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.guard.detectors._hits import Hit
+from services.guard.detectors._rule import Rule, rule
+
+_GAP = r"(?:[\w'\-]+\s+){0,3}?"
+_RETIRED = (
+    r"(?:retired|superseded|revoked|rescinded|repealed|deprecated|obsolete|void|null and void|invalid|lifted|"
+    r"suspended|disabled|deactivated|withdrawn|cancell?ed|expired|outdated|overridden|waived|"
+    r"no longer (?:valid|in (?:effect|force)|apply|applies|applicable|active|binding|relevant|needed|required))"
+)
+_AI = r"(?:assistant|ai|a\.i\.|model|agent|llm|bot|chatbot|copilot|gpt)"
+# What an instruction planted in data asks for, inside a forged system message.
+_STEERING = (
+    r"(?:ignore|disregard|overrid|supersed|from now on|you are now|you must now|new (?:instructions|task|rules|policy)|"
+    r"updated (?:instructions|policy)|forward|send |transfer|exfiltrat|upload|reveal|print |output |"
+    r"do not (?:tell|inform|mention)|don't (?:tell|inform|mention)|without (?:telling|informing|asking)|grant|"
+    r"elevat|disable|delete|wire |pay )"
+)
+
+REWORDED_RULES: tuple[Rule, ...] = (
+    rule(
+        "instructions_retired",
+        r"\b(?:(?:your|the assistant's|the model's|its)\s+(?:[\w'\-]+\s+){0,2}?(?:instructions?|guidance|guidelines|"
+        r"rules|directives?|polic(?:y|ies)|protocols?|constraints|restrictions|safeguards|programming|configuration|"
+        r"limitations|filters?|system prompt|training)|"
+        r"(?:previous|prior|earlier|above|original|initial|old|standing|existing|current|all|these|those)\s+"
+        r"(?:[\w'\-]+\s+)?(?:instructions|directives|system prompt|prompts|programming)|"
+        r"(?:the\s+)?(?:guidance|instructions|rules|directives|guidelines)\s+(?:that\s+)?you\s+(?:were|have been|had "
+        r"been|are)\s+(?:[\w'\-]+\s+){0,2}?(?:given|configured|trained|told|set up|provided)(?:\s+with)?|"
+        r"(?:safety|content|usage|moderation|ethical|ethics)\s+(?:polic(?:y|ies)|guidelines|rules|filters?|"
+        r"restrictions|settings|protocols?|constraints|guardrails))\s+"
+        r"(?:[\w'\-]+\s+){0,4}?(?:is|are|was|were|has been|have been|got|has|have)\s+"
+        r"(?:(?:now|hereby|officially|formally|all|been|permanently|temporarily)\s+)*" + _RETIRED + r"\b|"
+        r"\b(?:this|the following|these|the present|the new|this new)\s+(?:[\w'\-]+\s+){0,2}?(?:protocol|directive|"
+        r"instruction|message|notice|update|memo|policy|document|note|configuration|prompt|order|rule)s?\s+"
+        r"(?:supersedes?|overrides?|replaces?|takes? precedence over|invalidates?|cancels?|voids?|nullifies|revokes?)"
+        r"\s+(?:all\s+|any\s+|every\s+)?(?:[\w'\-]+\s+){0,2}?(?:your\s+(?:[\w'\-]+\s+){0,2}?(?:instructions|"
+        r"directives|guidelines|rules|polic(?:y|ies)|programming|configuration|prompt|system prompt)|"
+        r"(?:previous|prior|earlier|other|existing|system|original|initial)\s+(?:[\w'\-]+\s+)?(?:instructions|"
+        r"directives|prompts?|system prompt|programming))",
+        0.8,
+        "retired|supersed|revoked|rescinded|repealed|deprecated|obsolete|void|invalid|lifted|suspended|disabled|"
+        "deactivated|withdrawn|cancel|expired|outdated|overrid|waived|no longer|replace|precedence|nullif|revoke",
+    ),
+    rule(
+        "operator_notice",
+        r"\b(?:operator|developer|admin|administrator|system|platform|deployment|openai|anthropic|model|policy|"
+        r"safety|compliance|security)\s+(?:update|notice|override|directive|bulletin|announcement|message|note|"
+        r"instruction)s?\s+(?:for|to)\s+(?:the\s+|all\s+|any\s+)?" + _AI + r"s?\b|"
+        r"\b(?:operator|developer|admin|administrator|platform|deployment|openai|anthropic|policy|safety)\s+"
+        r"(?:update|notice|override|directive|bulletin|announcement|message)\s*[:\-—]\s*[^\n]{0,160}?"
+        r"(?:\byou (?:may|can) now (?:[\w'\-]+\s+){0,2}?(?:share|reveal|disclose|discuss|answer|ignore|bypass|skip|"
+        r"output|generate|provide|say)|\byou are (?:now )?(?:allowed|permitted|authori[sz]ed|free|cleared) to|"
+        r"\byou are no longer (?:bound|restricted|required|limited)|\byou no longer need to (?:follow|obey|comply|"
+        r"check|verify|ask|refuse)|\b(?:your|the assistant's) (?:[\w'\-]+ ){0,2}(?:polic(?:y|ies)|restrictions|"
+        r"rules|filters|guidelines|limits|instructions|safeguards) (?:has|have|is|are) (?:been )?(?:lifted|removed|"
+        r"disabled|suspended|relaxed|revoked|waived|retired|updated))",
+        0.8,
+        "operator|developer|admin|system|platform|deployment|openai|anthropic|model|policy|safety|compliance|security"
+        "&update|notice|override|directive|bulletin|announcement|message|note|instruction",
+    ),
+    rule(
+        "json_system_message",
+        # A JSON object in data that claims to be a system or developer turn and steers the assistant.
+        r"\"(?:role|author|sender|from|speaker|type)\"\s*:\s*\"(?:system|developer|admin|operator)\"\s*,\s*"
+        r"\"(?:content|text|message|body|instructions?)\"\s*:\s*\"[^\"]{0,200}?" + _STEERING + r"|"
+        r"\"(?:system (?:message|prompt|instructions?|note|override|directive)|(?:assistant|ai|llm|agent|model) "
+        r"(?:instructions?|directives?|note|override|task|prompt)|instructions? (?:for|to) (?:the )?(?:assistant|ai|"
+        r"model|agent|llm)|admin override|override instructions?|developer (?:message|instructions?))\"\s*:\s*"
+        r"\"[^\"]{0,200}?" + _STEERING,
+        0.75,
+        '"',
+    ),
+    rule(
+        "forged_turn",
+        # Anthropic's legacy transcript markers opening a new turn inside data.
+        r"\n\n(?:human|user)\s*:\s*[^\n]{3,200}(?:\n\n(?:assistant|ai)\s*:|\b(?:send|forward|ignore|reveal|new rule|"
+        r"from now on|you must|disregard)\b)",
+        0.6,
+        "\n\nhuman|\n\nuser",
+    ),
+    rule(
+        "payment_redirect",
+        r"\b(?:change|update|replace|switch|amend|set|redirect|route|modify)\s+(?:[\w'\-]+\s+){0,3}?(?:payee|"
+        r"beneficiary|bank (?:account|details)|account (?:number|details)|payment (?:details|account|destination|"
+        r"instructions)|iban|routing number|wire (?:instructions|details)|remittance (?:details|account))\b"
+        r"[^.\n]{0,80}?\b(?:to|with|into)\b",
+        0.7,
+        "payee|beneficiary|bank account|bank details|account number|account details|payment|iban|routing|wire|"
+        "remittance",
+        indirect_only=True,
+    ),
+    rule(
+        "skip_review",
+        r"\b(?:skip|bypass|waive|omit|circumvent|without (?:waiting for|going through|the need for|any)|"
+        r"no need (?:to wait for|for)|(?:don't|do not) wait for|(?:there is|there's) no need to wait for)\s+"
+        r"(?:[\w'\-]+\s+){0,2}?(?:review|approval|approvals|sign-?off|verification|security check|compliance check|"
+        r"two-factor|2fa|mfa|confirmation|second approval|four-eyes|dual control|reviewer)\b",
+        0.55,
+        "skip|bypass|waive|omit|circumvent|without|no need|wait for",
+        indirect_only=True,
+    ),
+    rule(
+        "act_quietly",
+        r"\b(?:quietly|silently|discreetly|secretly|covertly|in the background)\s+(?:[\w'\-]+\s+)?(?:forward|send|"
+        r"copy|bcc|cc|add|invite|transfer|upload|share|delete|approve|grant|email|e-mail|move|export|wire|pay)\b",
+        0.7,
+        "quietly|silently|discreetly|secretly|covertly|in the background",
+        indirect_only=True,
+    ),
+    rule(
+        "addressed_to_agent",
+        r"\b(?:the|any|an?)\s+" + _AI + r"(?:\s+[\w'\-]+)?\s+(?:handling|reading|processing|managing|triaging|"
+        r"monitoring|summari[sz]ing|answering|that (?:reads|handles|processes|manages|triages))\s+(?:this|these|the|"
+        r"my|our)\b",
+        0.7,
+        "handling|reading|processing|managing|triaging|monitoring|summari|answering|that reads|that handles|"
+        "that processes|that manages|that triages",
+        indirect_only=True,
+    ),
+    rule(
+        "invented_exemption",
+        r"\b(?:you(?:'re| are| have been| were)|this (?:session|conversation|chat|request|account|user)(?: is| has "
+        r"been)?|i(?:'m| am| have been))\s+(?:[\w'\-]+\s+){0,3}?(?:exempt(?:ed)? from|granted (?:an? )?"
+        r"(?:special |temporary |full |official )?(?:exemption|exception|clearance|waiver|override|authori[sz]ation|"
+        r"permission to (?:ignore|bypass|skip|override|disable|answer without))|(?:pre-?approved|whitelisted|"
+        r"authori[sz]ed|cleared) (?:to|for) (?:ignore|bypass|skip|override|disable|answer without|unrestricted|"
+        r"unfiltered))|"
+        r"\b(?:exemption|exception|waiver|clearance|authori[sz]ation)\s+(?:[\w'\-]+\s+){0,4}?(?:from|to (?:bypass|"
+        r"ignore|skip|override|disable|answer without))\s+(?:your |the |all |any )?(?:[\w'\-]+\s+){0,2}?(?:rules|"
+        r"restrictions|guidelines|polic(?:y|ies)|filters|safeguards|limits|safety)\b",
+        0.8,
+        "exempt|granted|approved|whitelisted|authori|cleared|exception|waiver|clearance",
+    ),
+    rule(
+        "bend_the_rules",
+        r"\b(?:bend|break|relax|loosen|suspend|drop|forget)\s+(?:your|the)\s+(?:own\s+)?(?:usual\s+)?(?:rules|"
+        r"guidelines|polic(?:y|ies)|ethics|morals|principles|safety (?:rules|guidelines)|restrictions)\b"
+        r"(?:[^.\n]{0,40}\b(?:just|for me|this once|and (?:tell|give|show|explain|write)))?",
+        0.7,
+        "bend|break|relax|loosen|suspend|drop|forget&rules|guideline|polic|ethics|morals|principles|restrictions",
+    ),
+    rule(
+        "affirmative_prefix",
+        r"\b(?:begin|start|open|prefix)\s+your\s+(?:response|reply|answer|output|message)s?\s+with\s*"
+        r"[\"'“\u2018]?(?:sure|absolutely|of course|certainly|yes|here is|here's)",
+        0.7,
+        "begin|start|open|prefix",
+    ),
+)
+
+# Weak cues: (name, pattern, literals one of which every match contains).
+_WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
+    (name, re.compile(pattern), tuple(literals.split("|")))
+    for name, pattern, literals in (
+        (
+            "fiction_frame",
+            r"\b(?:let's write|write|in|for|imagine)\s+(?:a |an |my |the |our )?(?:[\w'\-]+\s+)?(?:thriller|story|"
+            r"novel|screenplay|script|scene|fiction|fictional|roleplay|role-play|fantasy world|game|hypothetical)\b|"
+            r"\b(?:it's|this is|it is)\s+(?:just |purely |only )?(?:fiction|fictional|hypothetical|a story|"
+            r"for a story)",
+            "thriller|story|novel|screenplay|script|scene|fiction|roleplay|role-play|fantasy|game|hypothetical",
+        ),
+        (
+            "exact_detail",
+            r"\b(?:step[- ]by[- ]step|exact (?:quantities|amounts|steps|instructions|recipe|measurements|code)|"
+            r"in (?:full|precise|exact|explicit|complete|technical) detail|working (?:code|exploit|recipe|malware|"
+            r"ransomware|payload)|real(?:istic)? (?:instructions|recipe|method))\b",
+            "step|exact|detail|working|real",
+        ),
+        (
+            "stay_in_frame",
+            r"\b(?:stay|remain|keep)\s+(?:in|inside)\s+(?:the\s+)?(?:story|character|role|fiction|scene|game)|"
+            r"(?:don't|do not|never)\s+break\s+(?:character|the fiction|the story|role)",
+            "stay|remain|keep|break",
+        ),
+        (
+            "research_frame",
+            r"\b(?:i'?m|i am|as)\s+an?\s+(?:[\w'\-]+\s+){0,3}?(?:researcher|professor|scientist|pentester|"
+            r"penetration tester|security (?:professional|researcher|expert)|police officer|law enforcement officer|"
+            r"red teamer)\b|\bfor (?:my|our|a)\s+(?:[\w'\-]+\s+){0,2}?(?:research|thesis|dissertation|paper)\b|"
+            r"\b(?:purely |strictly |only )?for (?:educational|research|academic|scientific|testing) purposes\b",
+            "researcher|professor|scientist|pentester|penetration|security|police|law enforcement|red teamer|"
+            "research|thesis|dissertation|paper|purposes",
+        ),
+        (
+            "emotional_pressure",
+            r"\b(?:i'?m begging you|i beg you|i'?m desperate|life or death|you(?:'re| are) my (?:only|last) hope|"
+            r"(?:will|could|is going to|might) die if|i(?:'ll| will) (?:lose my job|be fired|kill myself)|"
+            r"(?:people|someone) will (?:die|get hurt))\b",
+            "begging|beg you|desperate|life or death|hope|die|lose my job|fired|kill myself|get hurt",
+        ),
+        (
+            "refusal_suppression",
+            r"\b(?:never|do not|don't|must not|mustn't|you (?:can't|cannot|will not|won't|may not))\s+(?:ever\s+)?"
+            r"(?:refuse|decline|say (?:no|that you can't|you can't|i can't|you cannot|sorry)|apologi[sz]e|"
+            r"add (?:any )?(?:warnings?|disclaimers?|caveats?)|include (?:any )?(?:warnings?|disclaimers?|caveats?|"
+            r"moral\w*)|moralize|moralise|lecture|mention (?:ethics|legality|safety|the law))\b|"
+            r"\bwithout (?:any )?(?:warnings?|disclaimers?|caveats?|moralizing|moralising|refusals?|censorship)\b|"
+            r"\bno (?:warnings|disclaimers|caveats|refusals|moralizing)\b|\bjust this once\b|"
+            r"\bmake an exception\b",
+            "refuse|decline|say|apologi|warning|disclaimer|caveat|moral|lecture|mention|refusal|censorship|"
+            "this once|exception",
+        ),
+    )
+)
+_WEAK_SCORE = 0.75
+_DISCUSSED = re.compile(r"\b(?:such as|e\.g\.|for example|attacks?|jailbreaks?|detect\w*|classif\w+|examples? of)\b")
+
+
+def weak_cue_hit(norm: str, weight: float, prefix: str = "injection") -> Hit | None:
+    """One hit when two different weak cues occur in the text (outside a discussion of attacks), else None."""
+    found: list[tuple[str, int, int]] = []
+    for name, pattern, literals in _WEAK_CUES:
+        if not any(lit in norm for lit in literals):
+            continue
+        m = pattern.search(norm)
+        if m and not _DISCUSSED.search(norm, max(0, m.start() - 60), m.start()):
+            found.append((name, m.start(), m.end()))
+    if len(found) < 2:
+        return None
+    start = min(s for _, s, _ in found)
+    end = max(e for _, _, e in found)
+    return Hit(f"{prefix}.jailbreak_framing", "prompt_injection", "low", _WEAK_SCORE * weight, start, end)
