@@ -189,7 +189,9 @@ RULES: tuple[_Rule, ...] = (
         r"\b(?:send|forward|email|e-mail|post|upload|transfer|exfiltrate|leak|copy|submit|share)\b[^.\n]{0,40}?"
         r"\b(?:all|every|entire|full|whole|your|the user's|user's|any)\b[^.\n]{0,30}?\b(?:messages|emails|"
         r"conversations?|chat history|history|files|documents|passwords?|credentials|api keys?|secrets?|"
-        r"tokens?|contacts|personal (?:data|information)|data)\b[^.\n]{0,60}?\b(?:to|at|into|via)\b[^\n]{0,30}?"
+        r"tokens?|contacts|personal (?:data|information)|data|customer (?:list|records|database)|records|database|"
+        r"contracts|invoices|address book|payroll|configuration|environment variables)\b[^.\n]{0,60}?"
+        r"\b(?:to|at|into|via)\b[^\n]{0,30}?"
         r"(?:https?://|www\.|@|\biban\b|\baccount\b|\bwebsite\b|\bserver\b|\bendpoint\b|\burl\b)",
         0.7,
         "send|forward|mail|post|upload|transfer|exfiltrate|leak|copy|submit|share"
@@ -244,6 +246,17 @@ RAW_RULES: tuple[_Rule, ...] = (
         r"<(?:instruction|system|admin)>)",
         0.6,
         "SYSTEM|ADMIN|DEVELOPER|ASSISTANT|<instruction>|<system>|<admin>",
+    ),
+    _r(
+        "tool_call_instruction",
+        # Data telling the agent to call one of its tools (named in snake case, as tools are): read in the raw text,
+        # where the underscores are still there.
+        r"(?i)\b(?:now|first|immediately|also|then|please|before (?:replying|answering|responding|you (?:reply|"
+        r"answer|respond|continue|summari[sz]e))),?\s+(?:call|use|invoke|run|execute|trigger)\s+(?:the\s+)?`?"
+        r"[a-z][a-z0-9]*_[a-z0-9_]+`?(?:\(\))?\s+(?:tool\s+|function\s+)?(?:to|with|on|and|for|passing)\b",
+        0.65,
+        "_",
+        indirect_only=True,
     ),
 )
 
@@ -327,7 +340,7 @@ def _rule_hits(
         hits.append(weak)
     raw_present = _RAW_TRIGGERS.present(raw) if raw is not None else set()
     for rule in RAW_RULES if raw is not None else ():
-        if not rule.gate(raw_present):
+        if not rule.gate(raw_present) or (rule.indirect_only and not indirect):
             continue
         m = rule.pattern.search(raw)
         if m:

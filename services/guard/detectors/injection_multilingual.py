@@ -32,6 +32,7 @@ MULTILINGUAL_RULES: tuple[Rule, ...] = (
         # tr
         r"\b(?:önceki|yukar\u0131daki|tüm|bütün)\s+(?:\w+\s+)?(?:talimatlar\u0131|talimatlari|komutlar\u0131|kurallar\u0131)\s+"
         r"(?:\w+\s+)?(?:yok say|görmezden gel|unut|dikkate alma|boşver)|"
+        r"\b(?:talimat\w*|kural\w*|sistem mesaj\w*|rolünü)\s+(?:\w+\s+)?(?:yok say|görmezden gel|unut|iptal)|"
         # ru
         r"\b(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте)\s+(?:\w+\s+){0,2}?(?:инструкции|указания|правила)|"
         # ja / zh
@@ -41,7 +42,8 @@ MULTILINGUAL_RULES: tuple[Rule, ...] = (
         0.85,
         "instruc|indicacion|reglas|órdenes|directrices|instruç|orientaç|regras|ordens|diretrizes|consignes|règles|"
         "directives|ordres|istruzioni|regole|indicazioni|direttive|anweisung|instruktion|regeln|befehle|vorgaben|"
-        "richtlinien|talimat|komutlar|kurallar|инструкц|указани|правил|指示|命令|ルール|指令|設定|指令|说明|规则|規則",
+        "richtlinien|talimat|komutlar|kural|sistem mesaj|rolünü|инструкц|указани|правил|"
+        "指示|命令|ルール|指令|設定|说明|规则|規則",
     ),
     rule(
         "system_prompt_request_ml",
@@ -70,12 +72,12 @@ MULTILINGUAL_RULES: tuple[Rule, ...] = (
         r"limites|reglas|restrições|restricoes|regras|restrictions?|filtres?|censure|règles|einschränkung\w*|zensur|"
         r"regeln|grenzen|beschränkung\w*|restrizioni|filtri|limiti|regole|k\u0131s\u0131tlama\w*|s\u0131n\u0131r\w*|filtre\w*|kural\w*)|"
         r"\b(?:modo desarrollador|modo de desarrollador|modo desenvolvedor|modo de desenvolvedor|mode développeur|"
-        r"entwicklermodus|modalità sviluppatore|geliştirici modu)\b|"
+        r"entwicklermodus|modalità sviluppatore|geliştirici modu|sansürsüz|filtresiz|k\u0131s\u0131tlamas\u0131z)\b|"
         r"(?:制限|フィルター|検閲|ルール)(?:なし|のない|を(?:解除|無視))|開発者モード|脱獄|"
         r"(?:没有|不受|无)(?:任何)?(?:限制|约束|过滤|审查)",
         0.75,
         "restric|filtr|filter|censur|límites|limites|limiti|reglas|regras|règles|regeln|regole|einschränk|zensur|"
         "grenzen|beschränk|k\u0131s\u0131tlama|s\u0131n\u0131r|kural|desarrollador|desenvolvedor|développeur|entwicklermodus|sviluppatore|"
-        "geliştirici|制限|フィルター|検閲|ルール|開発者モード|脱獄|限制|约束|过滤|审查",
+        "geliştirici|sansürsüz|filtresiz|制限|フィルター|検閲|ルール|開発者モード|脱獄|限制|约束|过滤|审查",
     ),
 )

@@ -55,10 +55,15 @@ REWORDED_RULES: tuple[Rule, ...] = (
         r"\s+(?:all\s+|any\s+|every\s+)?(?:[\w'\-]+\s+){0,2}?(?:your\s+(?:[\w'\-]+\s+){0,2}?(?:instructions|"
         r"directives|guidelines|rules|polic(?:y|ies)|programming|configuration|prompt|system prompt)|"
         r"(?:previous|prior|earlier|other|existing|system|original|initial)\s+(?:[\w'\-]+\s+)?(?:instructions|"
-        r"directives|prompts?|system prompt|programming))",
+        r"directives|prompts?|system prompt|programming|ones))|"
+        r"\b(?:your|my|the)\s+new\s+(?:directive|instructions?|orders?|task|rules?)\s+(?:supersedes?|overrides?|replaces?|"
+        r"takes? precedence over)\b|"
+        r"\b(?:(?:safety|content|ethical|usage)\s+(?:restrictions?|rules|guidelines|polic(?:y|ies)|filters?|guardrails|"
+        r"limits)|(?:your|these|those|any|all)\s+(?:usual\s+)?(?:rules|guidelines|restrictions|instructions|"
+        r"polic(?:y|ies)))\s+(?:[\w'\-]+\s+){0,3}?(?:doesn't|don't|do not|does not|no longer|won't|will not)\s+apply\b",
         0.8,
         "retired|supersed|revoked|rescinded|repealed|deprecated|obsolete|void|invalid|lifted|suspended|disabled|"
-        "deactivated|withdrawn|cancel|expired|outdated|overrid|waived|no longer|replace|precedence|nullif|revoke",
+        "deactivated|withdrawn|cancel|expired|outdated|overrid|waived|no longer|replace|precedence|nullif|revoke|apply",
     ),
     rule(
         "operator_notice",
@@ -159,6 +164,29 @@ REWORDED_RULES: tuple[Rule, ...] = (
         "bend|break|relax|loosen|suspend|drop|forget&rules|guideline|polic|ethics|morals|principles|restrictions",
     ),
     rule(
+        "unrestricted_you",
+        r"\byou(?:'re| are)\s+(?:now\s+)?(?:completely\s+|totally\s+|fully\s+)?(?:unrestricted|unfiltered|uncensored|"
+        r"jailbroken|unchained|unbound|unshackled)\b",
+        0.8,
+        "you're|you are&unrestricted|unfiltered|uncensored|jailbroken|unchained|unbound|unshackled",
+    ),
+    rule(
+        "bypass_safeguards",
+        r"\b(?:bypass|disable|circumvent|evade|turn off|switch off|get around|deactivate)\s+(?:all\s+|any\s+|the\s+|"
+        r"your\s+|its\s+)?(?:[\w'\-]+\s+)?(?:guardrails?|safety (?:filters?|measures|systems?|protocols?|features)|"
+        r"content (?:filters?|moderation)|safeguards|moderation|censorship)\b",
+        0.7,
+        "bypass|disable|circumvent|evade|turn off|switch off|get around|deactivate"
+        "&guardrail|safety|content filter|content moderation|safeguards|moderation|censorship",
+    ),
+    rule(
+        "image_exfiltration_request",
+        r"\b(?:embed|include|put|encode|append|add|insert|hide)\b[^.\n]{0,80}?\b(?:markdown image|image (?:url|link|"
+        r"tag|src)|img src|tracking pixel)\b",
+        0.75,
+        "markdown image|image url|image link|image tag|image src|img src|tracking pixel",
+    ),
+    rule(
         "affirmative_prefix",
         r"\b(?:begin|start|open|prefix)\s+your\s+(?:response|reply|answer|output|message)s?\s+with\s*"
         r"[\"'“\u2018]?(?:sure|absolutely|of course|certainly|yes|here is|here's)",
@@ -216,9 +244,9 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             r"moral\w*)|moralize|moralise|lecture|mention (?:ethics|legality|safety|the law))\b|"
             r"\bwithout (?:any )?(?:warnings?|disclaimers?|caveats?|moralizing|moralising|refusals?|censorship)\b|"
             r"\bno (?:warnings|disclaimers|caveats|refusals|moralizing)\b|\bjust this once\b|"
-            r"\bmake an exception\b",
+            r"\bmake an exception\b|\balways comply\b|\bcomply with (?:every|any|all) (?:request|instruction)",
             "refuse|decline|say|apologi|warning|disclaimer|caveat|moral|lecture|mention|refusal|censorship|"
-            "this once|exception",
+            "this once|exception|comply",
         ),
     )
 )
@@ -227,14 +255,19 @@ _DISCUSSED = re.compile(r"\b(?:such as|e\.g\.|for example|attacks?|jailbreaks?|d
 
 
 def weak_cue_hit(norm: str, weight: float, prefix: str = "injection") -> Hit | None:
-    """One hit when two different weak cues occur in the text (outside a discussion of attacks), else None."""
+    """One hit when two different weak cues occur in the text (outside a discussion of attacks), else None. Two
+    different refusal-suppression phrases count as two ("never refuse ... never apologise")."""
     found: list[tuple[str, int, int]] = []
     for name, pattern, literals in _WEAK_CUES:
         if not any(lit in norm for lit in literals):
             continue
-        m = pattern.search(norm)
-        if m and not _DISCUSSED.search(norm, max(0, m.start() - 60), m.start()):
-            found.append((name, m.start(), m.end()))
+        phrases: set[str] = set()
+        for m in pattern.finditer(norm):
+            if m.group(0) not in phrases and not _DISCUSSED.search(norm, max(0, m.start() - 60), m.start()):
+                phrases.add(m.group(0))
+                found.append((name, m.start(), m.end()))
+            if len(phrases) == (2 if name == "refusal_suppression" else 1):
+                break
     if len(found) < 2:
         return None
     start = min(s for _, s, _ in found)
