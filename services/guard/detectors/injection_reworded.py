@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from services.detection.literals import Literals
 from services.guard.detectors._hits import Hit
 from services.guard.detectors._rule import Rule, rule
 
@@ -212,7 +213,8 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             r"\b(?:step[- ]by[- ]step|exact (?:quantities|amounts|steps|instructions|recipe|measurements|code)|"
             r"in (?:full|precise|exact|explicit|complete|technical) detail|working (?:code|exploit|recipe|malware|"
             r"ransomware|payload)|real(?:istic)? (?:instructions|recipe|method))\b",
-            "step|exact|detail|working|real",
+            "step-by|step by|exact|detail|working code|working exploit|working recipe|working malware|"
+            "working ransomware|working payload|real instructions|realistic|real recipe|real method",
         ),
         (
             "stay_in_frame",
@@ -226,8 +228,8 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             r"penetration tester|security (?:professional|researcher|expert)|police officer|law enforcement officer|"
             r"red teamer)\b|\bfor (?:my|our|a)\s+(?:[\w'\-]+\s+){0,2}?(?:research|thesis|dissertation|paper)\b|"
             r"\b(?:purely |strictly |only )?for (?:educational|research|academic|scientific|testing) purposes\b",
-            "researcher|professor|scientist|pentester|penetration|security|police|law enforcement|red teamer|"
-            "research|thesis|dissertation|paper|purposes",
+            "researcher|professor|scientist|pentester|penetration|security professional|security researcher|"
+            "security expert|police|law enforcement|red teamer|research|thesis|dissertation|paper|purposes",
         ),
         (
             "emotional_pressure",
@@ -245,11 +247,14 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             r"\bwithout (?:any )?(?:warnings?|disclaimers?|caveats?|moralizing|moralising|refusals?|censorship)\b|"
             r"\bno (?:warnings|disclaimers|caveats|refusals|moralizing)\b|\bjust this once\b|"
             r"\bmake an exception\b|\balways comply\b|\bcomply with (?:every|any|all) (?:request|instruction)",
-            "refuse|decline|say|apologi|warning|disclaimer|caveat|moral|lecture|mention|refusal|censorship|"
-            "this once|exception|comply",
+            "refuse|decline|say no|say that|say you|say i|say sorry|apologi|warning|disclaimer|caveat|moral|lecture|"
+            "mention ethics|mention legality|mention safety|mention the law|refusal|censorship|this once|exception|"
+            "comply",
         ),
     )
 )
+# Every cue's literals, found in one pass: most texts hold none or one cue's, and need no regex at all.
+_WEAK_LITERALS = Literals(lit for _, _, literals in _WEAK_CUES for lit in literals)
 _WEAK_SCORE = 0.75
 _DISCUSSED = re.compile(r"\b(?:such as|e\.g\.|for example|attacks?|jailbreaks?|detect\w*|classif\w+|examples? of)\b")
 
@@ -257,10 +262,14 @@ _DISCUSSED = re.compile(r"\b(?:such as|e\.g\.|for example|attacks?|jailbreaks?|d
 def weak_cue_hit(norm: str, weight: float, prefix: str = "injection") -> Hit | None:
     """One hit when two different weak cues occur in the text (outside a discussion of attacks), else None. Two
     different refusal-suppression phrases count as two ("never refuse ... never apologise")."""
+    present = _WEAK_LITERALS.present(norm)
+    if not present:
+        return None
+    gated = [(name, pattern) for name, pattern, literals in _WEAK_CUES if not present.isdisjoint(literals)]
+    if len(gated) < 2 and not (gated and gated[0][0] == "refusal_suppression"):
+        return None
     found: list[tuple[str, int, int]] = []
-    for name, pattern, literals in _WEAK_CUES:
-        if not any(lit in norm for lit in literals):
-            continue
+    for name, pattern in gated:
         phrases: set[str] = set()
         for m in pattern.finditer(norm):
             if m.group(0) not in phrases and not _DISCUSSED.search(norm, max(0, m.start() - 60), m.start()):
