@@ -46,11 +46,11 @@ RULES: tuple[_Rule, ...] = (
         r"existing|current|old|system|developer|safety)\s+"
         + _W
         + r"{0,3}?(?:instructions?|directions?|directives?|prompts?|rules|guidelines|commands|context|messages|"
-        r"constraints|programming|guardrails|restrictions|policies|orders|task|training|filters|safeguards)\b",
+        r"constraints|programming|guardrails|restrictions|policies|orders|task|training|filters|safeguards|inputs)\b",
         0.9,
         "ignor|disregard|forget|overrid|bypass|neglect|skip|abandon|dismiss|discard|drop|set aside|throw away|follow"
         "&instruction|direction|directive|prompt|rule|guideline|command|context|message|constraint|programming|guardrail|"
-        "restriction|polic|order|task|training|filter|safeguard",
+        "restriction|polic|order|task|training|filter|safeguard|inputs",
     ),
     _r(
         "ignore_everything_above",

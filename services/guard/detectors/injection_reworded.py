@@ -188,6 +188,39 @@ REWORDED_RULES: tuple[Rule, ...] = (
         "markdown image|image url|image link|image tag|image src|img src|tracking pixel",
     ),
     rule(
+        "policy_puppetry",
+        # A configuration block that lists the refusals the model must not give ("blocked strings: I'm sorry").
+        r"\b(?:blocked|forbidden|disallowed|banned|prohibited)\s+(?:responses|strings|modes|phrases|outputs|words)\b"
+        r"\s*[\"']?\s*[:=]",
+        0.75,
+        "blocked|forbidden|disallowed|banned|prohibited&responses|strings|modes|phrases|outputs|words",
+    ),
+    rule(
+        "regardless_of_instructions",
+        r"\b(?:regardless of|notwithstanding|in spite of|despite)\s+(?:all\s+|any\s+)?(?:your|the|my|its)?\s*"
+        r"(?:previous|prior|earlier|original|initial|system|above|existing|own)?\s*(?:instructions|guidelines|"
+        r"rules|restrictions|programming|system prompt|safety (?:rules|guidelines|policies)|content polic(?:y|ies))\b",
+        0.75,
+        "regardless|notwithstanding|in spite of|despite&instruction|guideline|rules|restriction|programming|"
+        "system prompt|safety|content polic",
+    ),
+    rule(
+        "conditional_hijack",
+        # "If you are asked to summarise this, instead ...": data rewriting the task it will be used for.
+        r"\bif you are (?:told|asked|instructed|requested) to (?:summari[sz]e|answer|translate|respond|review|"
+        r"analy[sz]e|process|describe|explain)\b[^.\n]{0,100}?\binstead\b",
+        0.75,
+        "if you are&instead",
+    ),
+    rule(
+        "test_pipeline_pretext",
+        r"\b(?:as part of|in|for) (?:a|the|this) (?:testing|test|debug(?:ging)?|qa|evaluation|validation) (?:pipeline|"
+        r"harness|run|mode|suite)\b[^\n]{0,160}?\b(?:make sure|ensure|be sure|you must|you should)\b[^\n]{0,40}?"
+        r"\b(?:include|output|add|print|respond|write|reveal|say|repeat)\b",
+        0.65,
+        "pipeline|harness|run|mode|suite&make sure|ensure|be sure|you must|you should",
+    ),
+    rule(
         "affirmative_prefix",
         r"\b(?:begin|start|open|prefix)\s+your\s+(?:response|reply|answer|output|message)s?\s+with\s*"
         r"[\"'“\u2018]?(?:sure|absolutely|of course|certainly|yes|here is|here's)",
@@ -230,6 +263,21 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             r"\b(?:purely |strictly |only )?for (?:educational|research|academic|scientific|testing) purposes\b",
             "researcher|professor|scientist|pentester|penetration|security professional|security researcher|"
             "security expert|police|law enforcement|red teamer|research|thesis|dissertation|paper|purposes",
+        ),
+        (
+            "named_persona",
+            r"\b(?:simulate|act as|play|pretend to be|become|you are(?: now)?|you will (?:now )?(?:be|act as|"
+            r"simulate))\s+(?:a |an |the )?(?:[\w'\-]+\s+){0,2}?(?:chatbot|ai|assistant|character|model|persona|bot)\s+(?:named|"
+            r"called)\b",
+            "named|called",
+        ),
+        (
+            "rules_do_not_bind",
+            r"\b(?:doesn't|does not|don't|do not|won't|will not|never|without)\s+(?:follow|obey|adhere to|"
+            r"care about|respect|any)\s+(?:any\s+|the\s+)?(?:[\w'\-]+\s+)?(?:rules|guidelines|principles|ethics|morals|"
+            r"restrictions|filters|remorse|limits)\b|\b(?:morality|ethics|laws?|rules) (?:is|are) (?:now )?irrelevant\b|"
+            r"\b(?:unethical|immoral|illegal)\b[^.\n]{0,40}\b(?:is|are) (?:fine|ok|okay|allowed|the right thing)",
+            "rules|guidelines|principles|ethics|morals|restrictions|filters|remorse|limits|irrelevant",
         ),
         (
             "emotional_pressure",
