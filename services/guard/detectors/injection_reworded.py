@@ -267,15 +267,16 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         (
             "named_persona",
             r"\b(?:simulate|act as|play|pretend to be|become|you are(?: now)?|you will (?:now )?(?:be|act as|"
-            r"simulate))\s+(?:a |an |the )?(?:[\w'\-]+\s+){0,2}?(?:chatbot|ai|assistant|character|model|persona|bot)\s+(?:named|"
-            r"called)\b",
+            r"simulate))\s+(?:a |an |the )?(?:[\w'\-]+\s+){0,2}?(?:chatbot|ai|assistant|character|model|persona|bot)"
+            r"\s+(?:named|called)\b",
             "named|called",
         ),
         (
             "rules_do_not_bind",
             r"\b(?:doesn't|does not|don't|do not|won't|will not|never|without)\s+(?:follow|obey|adhere to|"
             r"care about|respect|any)\s+(?:any\s+|the\s+)?(?:[\w'\-]+\s+)?(?:rules|guidelines|principles|ethics|morals|"
-            r"restrictions|filters|remorse|limits)\b|\b(?:morality|ethics|laws?|rules) (?:is|are) (?:now )?irrelevant\b|"
+            r"restrictions|filters|remorse|limits)\b|"
+            r"\b(?:morality|ethics|laws?|rules) (?:is|are) (?:now )?irrelevant\b|"
             r"\b(?:unethical|immoral|illegal)\b[^.\n]{0,40}\b(?:is|are) (?:fine|ok|okay|allowed|the right thing)",
             "rules|guidelines|principles|ethics|morals|restrictions|filters|remorse|limits|irrelevant",
         ),
