@@ -141,14 +141,25 @@ def _slices(r: Row) -> list[str]:
     return keys
 
 
-def any_finding_rate(scored: list[tuple[Row, float]]) -> Counts:
-    """Benign texts (user messages and tool results of every source) that get any finding: the injection score of
-    the fold that did not train on them, or any secret or personal-data finding."""
-    c = Counts()
+# Benign sources made to carry personal data on purpose (contact records): a finding there is right, not a false alarm.
+CARRIES_PII = frozenset({"faker"})
+
+
+def any_finding_rate(scored: list[tuple[Row, float]]) -> dict[str, Counts]:
+    """Benign texts (user messages and tool results) that get any finding: the injection score of the fold that did
+    not train on them, or any secret or personal-data finding. ``agent traffic`` leaves out the sources that carry
+    personal data on purpose."""
+    table: dict[str, Counts] = defaultdict(Counts)
     for r, score in scored:
-        if r["kind"] == "benign":
-            c.add(0, score >= FLAG or bool(find_secrets(r["text"])) or bool(find_pii(r["text"])), r["text"])
-    return c
+        if r["kind"] != "benign":
+            continue
+        injection = score >= FLAG
+        sensitive = bool(find_secrets(r["text"])) or bool(find_pii(r["text"]))
+        keys = ["all benign"] + ([] if r["source"] in CARRIES_PII else ["agent traffic"])
+        for key in keys:
+            table[f"{key}: any finding"].add(0, injection or sensitive, r["text"])
+            table[f"{key}: injection finding"].add(0, injection, r["text"])
+    return table
 
 
 def injection_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -165,9 +176,11 @@ def injection_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         table = kind_tables(scored, _slices if detail else lambda r: [])
         results[f"loso {tier.name}"] = print_table(f"{tier.name} (leave one source out)", table, args.errors)
         if detail:
-            benign = any_finding_rate(scored).row()
-            results["loso any-finding rate on benign traffic"] = benign["fpr"]
-            print(f"\n  benign user messages and tool results with any finding: {benign['fpr']:.3f} of {benign['n']}")
+            print("\n  benign user messages and tool results with a finding (share of n):")
+            for key, counts in sorted(any_finding_rate(scored).items()):
+                row = counts.row()
+                results[f"loso benign {key}"] = row
+                print(f"    {key:<40} {row['fpr']:.3f} of {row['n']}")
             print(
                 "  tool-call arguments and the assistant's answer are not read for injection (the model's own output):"
                 " no row there"

