@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult  # noqa: E402
 from services.guard.detectors import _detect_cached, scan_completion, scan_conversation  # noqa: E402
+from services.guard.detectors.injection import find_injections  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench" / "guard_eval"))
 import corpus  # noqa: E402
@@ -186,11 +187,11 @@ def injection_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 " no row there"
             )
     if args.held_out:
+        # The guard as shipped: its model was trained on exactly the rows outside this split (train_injection.py).
         held = [r for r in rows if corpus.held_out(r)]
-        scorer = GUARD.fit(pool)
-        scored = [(r, scorer(r["text"], _role(r))) for r in held]
+        scored = [(r, max((h.score for h in find_injections(r["text"], source=_role(r))), default=0.0)) for r in held]
         results["held-out"] = print_table(
-            f"{GUARD.name}, HELD-OUT split ({len(held)} rows; trained on every source's other rows)",
+            f"the shipped guard, HELD-OUT split ({len(held)} rows; its model trained on every source's other rows)",
             kind_tables(scored, lambda r: [f"source={r['source']}"]),
             args.errors,
         )

@@ -33,6 +33,10 @@ Source = Literal["user", "tool", "tool_description", "text"]
 # How much a source's text is trusted to contain instructions: indirect channels get no discount.
 _SOURCE_WEIGHT: dict[str, float] = {"tool": 1.0, "tool_description": 1.0, "text": 0.95, "user": 0.9}
 REPORT_THRESHOLD = 0.5
+MODEL_MARGIN = 0.5
+"""The model reports from this far between its training threshold and certainty. The training threshold leaves 1% of
+the negatives of the sources it was trained on above it; scored leave one source out, 2.3% of benign texts from an
+unseen source were, and halfway to certainty 1.7% (``bench/guard_eval.py``; jailbreak recall 0.86 -> 0.84)."""
 
 
 # Rules run over the normalized (NFKC, zero-width removed, lower-cased) text.
@@ -440,9 +444,10 @@ def model_score(
     source with a model trained without it)."""
     model = model or load_model()
     p, at = model.score(text, norm)
-    if p < model.threshold:
+    threshold = model.threshold + MODEL_MARGIN * (1.0 - model.threshold)
+    if p < threshold:
         return 0.0, at
-    return (0.5 + 0.5 * (p - model.threshold) / (1.0 - model.threshold)) * _SOURCE_WEIGHT[source], at
+    return (0.5 + 0.5 * (p - threshold) / (1.0 - threshold)) * _SOURCE_WEIGHT[source], at
 
 
 def _severity(score: float, source: Source) -> Severity:
