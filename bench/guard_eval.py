@@ -36,7 +36,7 @@ from services.guard.detectors.injection import find_injections  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench" / "guard_eval"))
 import corpus  # noqa: E402
-from tiers import FLAG, GUARD, TIERS, Position, Row, Tier  # noqa: E402
+from tiers import FLAG, TIERS, Position, Row, Tier  # noqa: E402
 
 from services.guard.detectors.pii import _valid_phone, find_pii  # noqa: E402
 from services.guard.detectors.secrets import find_secrets  # noqa: E402
