@@ -188,7 +188,7 @@ def injection_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
             )
     if args.held_out:
         # The guard as shipped: its model was trained on exactly the rows outside this split (train_injection.py).
-        held = [r for r in rows if corpus.held_out(r)]
+        held = [r for r in rows if corpus.held_out(r) and r["source"] != corpus.DERIVED]
         scored = [(r, max((h.score for h in find_injections(r["text"], source=_role(r))), default=0.0)) for r in held]
         results["held-out"] = print_table(
             f"the shipped guard, HELD-OUT split ({len(held)} rows; its model trained on every source's other rows)",
@@ -223,7 +223,10 @@ def position_table(rows: list[Row], category: str) -> dict[str, Counts]:
     table: dict[str, Counts] = defaultdict(Counts)
     for r in rows:
         for position in POSITIONS:
-            table[f"position={position}"].add(r["label"], category in findings_at(r["text"], position), r["text"])
+            found = findings_at(r["text"], position)
+            table[f"position={position}"].add(r["label"], category in found, r["text"])
+            if position == "tool-call arguments":  # data in arguments is reported as exfiltration today
+                table[f"position={position}, any category"].add(r["label"], bool(found), r["text"])
     return table
 
 

@@ -259,7 +259,7 @@ RAW_RULES: tuple[_Rule, ...] = (
         r"answer|respond|continue|summari[sz]e))),?\s+(?:call|use|invoke|run|execute|trigger)\s+(?:the\s+)?`?"
         r"[a-z][a-z0-9]*_[a-z0-9_]+`?(?:\(\))?\s+(?:tool\s+|function\s+)?(?:to|with|on|and|for|passing)\b",
         0.65,
-        "_",
+        "now|Now|NOW|first|First|immediately|Immediately|also|Also|then|Then|please|Please|before|Before&_",
         indirect_only=True,
     ),
 )

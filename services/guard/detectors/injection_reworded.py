@@ -93,7 +93,8 @@ REWORDED_RULES: tuple[Rule, ...] = (
         r"model|agent|llm)|admin override|override instructions?|developer (?:message|instructions?))\"\s*:\s*"
         r"\"[^\"]{0,200}?" + _STEERING,
         0.75,
-        '"',
+        '"role|"author|"sender|"from|"speaker|"type|"system|"assistant|"ai |"llm|"agent|"model|"instruction|"admin|'
+        '"override|"developer',
     ),
     rule(
         "forged_turn",
@@ -236,18 +237,21 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
         (
             "fiction_frame",
             r"\b(?:let's write|write|in|for|imagine)\s+(?:a |an |my |the |our )?(?:[\w'\-]+\s+)?(?:thriller|story|"
-            r"novel|screenplay|script|scene|fiction|fictional|roleplay|role-play|fantasy world|game|hypothetical)\b|"
+            r"novel|screenplay|fiction|fictional|roleplay|role-play|fantasy world|hypothetical)\b|"
             r"\b(?:it's|this is|it is)\s+(?:just |purely |only )?(?:fiction|fictional|hypothetical|a story|"
             r"for a story)",
-            "thriller|story|novel|screenplay|script|scene|fiction|roleplay|role-play|fantasy|game|hypothetical",
+            "thriller|story|novel|screenplay|fiction|roleplay|role-play|fantasy world|hypothetical",
         ),
         (
             "exact_detail",
             r"\b(?:step[- ]by[- ]step|exact (?:quantities|amounts|steps|instructions|recipe|measurements|code)|"
             r"in (?:full|precise|exact|explicit|complete|technical) detail|working (?:code|exploit|recipe|malware|"
             r"ransomware|payload)|real(?:istic)? (?:instructions|recipe|method))\b",
-            "step-by|step by|exact|detail|working code|working exploit|working recipe|working malware|"
-            "working ransomware|working payload|real instructions|realistic|real recipe|real method",
+            "step-by|step by|exact quantities|exact amounts|exact steps|exact instructions|exact recipe|"
+            "exact measurements|exact code|full detail|precise detail|exact detail|explicit detail|complete detail|"
+            "technical detail|working code|working exploit|working recipe|working malware|working ransomware|"
+            "working payload|real instructions|realistic instructions|real recipe|realistic recipe|real method|"
+            "realistic method",
         ),
         (
             "stay_in_frame",
@@ -259,17 +263,18 @@ _WEAK_CUES: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = tuple(
             "research_frame",
             r"\b(?:i'?m|i am|as)\s+an?\s+(?:[\w'\-]+\s+){0,3}?(?:researcher|professor|scientist|pentester|"
             r"penetration tester|security (?:professional|researcher|expert)|police officer|law enforcement officer|"
-            r"red teamer)\b|\bfor (?:my|our|a)\s+(?:[\w'\-]+\s+){0,2}?(?:research|thesis|dissertation|paper)\b|"
+            r"red teamer)\b|\bfor (?:my|our|a)\s+(?:[\w'\-]+\s+){0,2}?(?:research|thesis|dissertation)\b|"
             r"\b(?:purely |strictly |only )?for (?:educational|research|academic|scientific|testing) purposes\b",
             "researcher|professor|scientist|pentester|penetration|security professional|security researcher|"
-            "security expert|police|law enforcement|red teamer|research|thesis|dissertation|paper|purposes",
+            "security expert|police|law enforcement|red teamer|research|thesis|dissertation|purposes",
         ),
         (
             "named_persona",
             r"\b(?:simulate|act as|play|pretend to be|become|you are(?: now)?|you will (?:now )?(?:be|act as|"
             r"simulate))\s+(?:a |an |the )?(?:[\w'\-]+\s+){0,2}?(?:chatbot|ai|assistant|character|model|persona|bot)"
             r"\s+(?:named|called)\b",
-            "named|called",
+            "chatbot named|chatbot called|ai named|ai called|assistant named|assistant called|character named|"
+            "character called|model named|model called|persona named|persona called|bot named|bot called",
         ),
         (
             "rules_do_not_bind",
