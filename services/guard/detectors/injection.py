@@ -184,7 +184,7 @@ RULES: tuple[_Rule, ...] = (
         r"(?:^|\n)[ \t>#*\-]*(?:system|assistant|developer|admin|root|###\s*(?:system|instruction|new instruction)s?|"
         r"system (?:override|update|alert|note|notice|message)|admin(?:istrator)? (?:override|command|mode|request))"
         r"\s*:\s*(?:you|ignore|new|always|never|do|don't|respond|reply|from now|the assistant|forget|disregard|"
-        r"override|print|output|say|send|reveal|please|follow|stop|call|execute)\b",
+        r"override|print|output|say|send|reveal|please|follow|stop|call|execute|focus|provide|include|tell)\b",
         0.6,
         "system|assistant|developer|admin|root",
     ),

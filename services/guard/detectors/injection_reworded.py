@@ -105,6 +105,35 @@ REWORDED_RULES: tuple[Rule, ...] = (
         "\n\nhuman|\n\nuser",
     ),
     rule(
+        "forged_session_turn",
+        # A forged end of the conversation, or a fake assistant turn followed by a fake user turn, inside data.
+        r"<end of (?:session|conversation|document|context|input|data)>|"
+        r"(?:^|\n)\s*assistant\s*:\s*[<\[][^\n]{0,60}[>\]]\s*\n\s*(?:user|human)\s*:",
+        0.75,
+        "<end of|assistant",
+    ),
+    rule(
+        "ignore_and_instead",
+        r"\b(?:ignore|disregard|skip)\s+(?:them|it|this|these|those|that|the rest|everything else)\s+and\s+"
+        r"(?:instead\s+)?(?:focus|only|just|print|output|say|respond|reply|answer|tell|write)\b",
+        0.7,
+        "ignore|disregard|skip",
+    ),
+    rule(
+        "hidden_from_humans",
+        r"\b(?:invisible|hidden|not visible|unseen) (?:to|from) (?:humans|the user|users|human readers|the reader|"
+        r"readers|people|the recruiter|recruiters)\b",
+        0.7,
+        "invisible|hidden|not visible|unseen",
+    ),
+    rule(
+        "if_asked_respond",
+        r"\bif (?:you are |you're )?asked (?:about|how|to|whether|what|for|if)\b[^.\n]{0,100}?\b(?:simply|just|only|"
+        r"always) (?:respond|reply|answer|say|output|state|write)\b",
+        0.7,
+        "asked&simply|just|only|always",
+    ),
+    rule(
         "payment_redirect",
         r"\b(?:change|update|replace|switch|amend|set|redirect|route|modify)\s+(?:[\w'\-]+\s+){0,3}?(?:payee|"
         r"beneficiary|bank (?:account|details)|account (?:number|details)|payment (?:details|account|destination|"
