@@ -1,8 +1,14 @@
-"""Evaluate the guard's detectors on the held-out data in ``bench/guard_eval/data`` and measure their speed.
+"""Evaluate the guard's detectors on text from sources they were not built from, and measure their speed.
 
-    python bench/guard_eval.py [--events 400] [--json results.json] [--errors 5]
+    python bench/guard_eval.py [--events 400] [--json results.json] [--errors 5] [--no-speed] [--held-out]
 
-Prints precision, recall and false-positive rate per category (and per source / subtype / tier where it helps), then
+Prompt injection and jailbreak are scored leave one source out: for each labelled source of the pooled corpus
+(``guard_eval/corpus.py``), every tier of ``guard_eval/tiers.py`` is trained without that source and scored on it; the
+headline numbers are these, pooled over the sources. Secrets, personal data and exfiltration are scored on their
+evaluation sets, per source and per position of an event (user message, tool result, tool-call arguments, assistant
+answer) through the full scan. ``--held-out`` adds the held-out split (for a final report only).
+
+Prints precision, recall and false-positive rate per category (and per source / position / tier where it helps), then
 throughput (events per second on one core) and latency percentiles per event, an event being a typical request of
 about ten messages (system prompt, user turns, assistant turns with tool calls, tool results) plus its answer.
 """
@@ -26,7 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult  # noqa: E402
 from services.guard.detectors import clear_caches, scan_completion, scan_conversation  # noqa: E402
-from services.guard.detectors.injection import REPORT_THRESHOLD, find_injections, model_score  # noqa: E402
+from services.guard.detectors.injection import find_injections  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench" / "guard_eval"))
+import corpus  # noqa: E402
+from tiers import FLAG, TIERS, Position, Row, Tier  # noqa: E402
+
 from services.guard.detectors.pii import find_pii  # noqa: E402
 from services.guard.detectors.secrets import find_secrets  # noqa: E402
 
@@ -92,33 +103,131 @@ def evaluate(
     return table
 
 
-def _role(r: dict[str, Any]) -> str:
+def _role(r: dict[str, Any]) -> Position:
     return "tool" if r["role"] == "tool" else "user"
 
 
-def injection_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Counts]]:
-    def by_source(r: dict[str, Any]) -> list[str]:
-        lang = r.get("lang", "en")
-        keys = ["all", f"source={r['source']}", f"role={_role(r)}"]
-        if r["source"] == "spikee":
-            keys.append(f"spikee lang={'en' if lang == 'en' else 'low-resource'}")
-        if r["source"] == "agentdojo" and r["label"]:
-            keys.append("agentdojo attack=" + r["subtype"].split(".")[1])
-        if r["source"] != "synthetic-guard-eval" or not r["label"]:
-            pass
-        if r["source"] == "synthetic-guard-eval":
-            keys.append("hard negatives=" + r["subtype"])
-        return keys
+# --- prompt injection and jailbreak: leave one source out -------------------------------------------------------------
 
-    return {
-        "combined": evaluate(rows, lambda r: bool(find_injections(r["text"], source=_role(r))), by_source),
-        "rules only": evaluate(
-            rows, lambda r: bool(find_injections(r["text"], source=_role(r), use_model=False)), lambda r: ["all"]
-        ),
-        "model only": evaluate(
-            rows, lambda r: model_score(r["text"], _role(r))[0] >= REPORT_THRESHOLD, lambda r: ["all"]
-        ),
-    }
+KINDS = ("injection", "jailbreak")
+POSITION_NAMES = {"user": "user message", "tool": "tool result"}
+
+
+def leave_one_source_out(tier: Tier, pool: list[Row]) -> list[tuple[Row, float]]:
+    """Every row of every scored source, scored by ``tier`` fitted on the other sources' rows only."""
+    out: list[tuple[Row, float]] = []
+    for source in corpus.scored_sources(pool):
+        scorer = tier.fit(corpus.fold_training_rows(pool, source))
+        out += [(r, scorer(r["text"], _role(r))) for r in pool if r["source"] == source]
+    return out
+
+
+def kind_tables(scored: list[tuple[Row, float]], extra_keys: Callable[[Row], list[str]]) -> dict[str, Counts]:
+    """Per kind (injection, jailbreak): benign rows are every kind's negatives, so each kind has its own precision
+    (flagged benign rows against flagged rows of that kind), recall and FPR."""
+    table: dict[str, Counts] = defaultdict(Counts)
+    for r, score in scored:
+        flagged = score >= FLAG
+        for key in ["all", *extra_keys(r)]:
+            for k in KINDS:
+                if r["kind"] in (k, "benign"):
+                    table[f"{k}: {key}"].add(int(r["kind"] == k), flagged, r["text"])
+    return table
+
+
+def _slices(r: Row) -> list[str]:
+    keys = [f"source={r['source']}", f"position={POSITION_NAMES[_role(r)]}"]
+    if r.get("lang", "en") != "en":
+        keys.append("language=not English")
+    return keys
+
+
+# Benign sources made to carry personal data on purpose (contact records): a finding there is right, not a false alarm.
+CARRIES_PII = frozenset({"faker"})
+
+
+def any_finding_rate(scored: list[tuple[Row, float]]) -> dict[str, Counts]:
+    """Benign texts (user messages and tool results) that get any finding: the injection score of the fold that did
+    not train on them, or any secret or personal-data finding. ``agent traffic`` leaves out the sources that carry
+    personal data on purpose."""
+    table: dict[str, Counts] = defaultdict(Counts)
+    for r, score in scored:
+        if r["kind"] != "benign":
+            continue
+        injection = score >= FLAG
+        sensitive = bool(find_secrets(r["text"])) or bool(find_pii(r["text"]))
+        keys = ["all benign"] + ([] if r["source"] in CARRIES_PII else ["agent traffic"])
+        for key in keys:
+            table[f"{key}: any finding"].add(0, injection or sensitive, r["text"])
+            table[f"{key}: injection finding"].add(0, injection, r["text"])
+    return table
+
+
+def injection_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    rows = corpus.pooled()
+    pool = [r for r in rows if not corpus.held_out(r)]
+    sources = corpus.scored_sources(pool)
+    print(
+        f"\nprompt injection and jailbreak, LEAVE ONE SOURCE OUT: each of {len(sources)} sources scored by a model "
+        f"trained without it ({len(pool)} rows; the {corpus.HELD_OUT_PERCENT}% held-out split is not used)"
+    )
+    for n, tier in enumerate(TIERS):
+        scored = leave_one_source_out(tier, pool)
+        detail = n == 0
+        table = kind_tables(scored, _slices if detail else lambda r: [])
+        results[f"loso {tier.name}"] = print_table(f"{tier.name} (leave one source out)", table, args.errors)
+        if detail:
+            print("\n  benign user messages and tool results with a finding (share of n):")
+            for key, counts in sorted(any_finding_rate(scored).items()):
+                row = counts.row()
+                results[f"loso benign {key}"] = row
+                print(f"    {key:<40} {row['fpr']:.3f} of {row['n']}")
+            print(
+                "  tool-call arguments and the assistant's answer are not read for injection (the model's own output):"
+                " no row there"
+            )
+    if args.held_out:
+        # The guard as shipped: its model was trained on exactly the rows outside this split (train_injection.py).
+        held = [r for r in rows if corpus.held_out(r) and r["source"] != corpus.DERIVED]
+        scored = [(r, max((h.score for h in find_injections(r["text"], source=_role(r))), default=0.0)) for r in held]
+        results["held-out"] = print_table(
+            f"the shipped guard, HELD-OUT split ({len(held)} rows; its model trained on every source's other rows)",
+            kind_tables(scored, lambda r: [f"source={r['source']}"]),
+            args.errors,
+        )
+
+
+# --- secrets, personal data, exfiltration: by source and by position ------------------------------------------------
+
+POSITIONS = ("user message", "tool result", "tool-call arguments", "assistant answer")
+
+
+def findings_at(text: str, position: str) -> set[str]:
+    """Categories Warden reports for ``text`` placed at ``position`` of an event (through the full scan)."""
+    if position in ("user message", "tool result"):
+        m = (
+            Message(role="user", text=text, index=0)
+            if position == "user message"
+            else Message(role="tool", tool_result=ToolResult(tool_call_id="c1", content=text), index=0)
+        )
+        found = scan_conversation(ConversationView(provider="openai", model="m", messages=[m]), allowed_domains=ALLOWED)
+    elif position == "assistant answer":
+        found = scan_completion(CompletionView(text=text), allowed_domains=ALLOWED)
+    else:
+        call = ToolCall(id="c1", name="write_note", arguments={"text": text})
+        found = scan_completion(CompletionView(tool_calls=[call]), allowed_domains=ALLOWED)
+    return {f.category for f in found}
+
+
+def position_table(rows: list[Row], category: str) -> dict[str, Counts]:
+    table: dict[str, Counts] = defaultdict(Counts)
+    for r in rows:
+        for position in POSITIONS:
+            found = findings_at(r["text"], position)
+            table[f"position={position}"].add(r["label"], category in found, r["text"])
+            if position == "tool-call arguments":  # data in arguments is reported as exfiltration today
+                table[f"position={position}, any category"].add(r["label"], bool(found), r["text"])
+    return table
 
 
 def masking_leaks(rows: list[dict[str, Any]]) -> int:
@@ -131,6 +240,10 @@ def masking_leaks(rows: list[dict[str, Any]]) -> int:
         if secret and any(secret in f.excerpt for f in scan_text(r["text"])):
             leaks += 1
     return leaks
+
+
+def _category_keys(r: Row) -> list[str]:
+    return ["all", f"source={r['source']}", f"subtype={r['subtype']}"]
 
 
 def exfiltration_predict(r: dict[str, Any]) -> bool:
@@ -264,10 +377,10 @@ def print_table(title: str, table: dict[str, Counts], errors: int) -> dict[str, 
             f"  {key:<44} {r['n']:>5} {r['positives']:>5}  "
             f"{_fmt(r['precision'])}  {_fmt(r['recall'])}  {_fmt(r['fpr'])}"
         )
-    if errors and "all" in table:
-        for label, items in (("missed", table["all"].misses), ("false alarm", table["all"].false_alarms)):
+    for key in (k for k in sorted(table) if k == "all" or k.endswith(": all")) if errors else ():
+        for label, items in (("missed", table[key].misses), ("false alarm", table[key].false_alarms)):
             for text in items[:errors]:
-                print(f"    {label}: {text[:150]!r}")
+                print(f"    {key} {label}: {text[:150]!r}")
     return out
 
 
@@ -276,31 +389,33 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400, help="events for the throughput run")
     parser.add_argument("--errors", type=int, default=0, help="show this many misses and false alarms per table")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="also score the held-out split (once, for a final report: no tuning decision may follow from it)",
+    )
+    parser.add_argument("--no-speed", action="store_true", help="skip the throughput run")
     args = parser.parse_args()
 
     results: dict[str, Any] = {}
-    inj = load("eval_injection.jsonl")
-    for tier, table in injection_tables(inj).items():
-        results[f"prompt_injection ({tier})"] = print_table(
-            f"prompt_injection — {tier} (held-out source: AgentDojo; plus synthetic hard negatives)", table, args.errors
-        )
+    injection_report(args, results)
 
     secrets = load("eval_secrets.jsonl")
-    table = evaluate(secrets, lambda r: bool(find_secrets(r["text"])), lambda r: ["all", f"subtype={r['subtype']}"])
+    table = evaluate(secrets, lambda r: bool(find_secrets(r["text"])), _category_keys)
     results["secret"] = print_table("secret (synthetic provider formats and look-alikes)", table, args.errors)
+    results["secret by position"] = print_table("secret, by position", position_table(secrets, "secret"), 0)
 
     pii = load("eval_pii.jsonl")
     table = evaluate(
         pii,
         lambda r: bool(find_pii(r["text"])),
-        lambda r: (
-            ["all", f"subtype={r['subtype']}"] + (["checksum-validated kinds"] if r["subtype"] in CHECKSUM_PII else [])
-        ),
+        lambda r: _category_keys(r) + (["checksum-validated kinds"] if r["subtype"] in CHECKSUM_PII else []),
     )
     results["pii"] = print_table("pii (synthetic, checksum-valid and -invalid numbers)", table, args.errors)
+    results["pii by position"] = print_table("pii, by position", position_table(pii, "pii"), 0)
 
     exfil = load("eval_exfiltration.jsonl")
-    table = evaluate(exfil, exfiltration_predict, lambda r: ["all", f"subtype={r['subtype']}"])
+    table = evaluate(exfil, exfiltration_predict, _category_keys)
     results["exfiltration"] = print_table(
         f"exfiltration (synthetic tool calls, allowed: {sorted(ALLOWED)})", table, args.errors
     )
@@ -309,6 +424,10 @@ def main() -> None:
     print(f"\nfull secret or personal datum found in a finding excerpt: {leaks} (must be 0)")
     results["masking_leaks"] = leaks
 
+    if args.no_speed:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        return
     perf = throughput(args.events)
     results["throughput"] = perf
     print(

@@ -24,7 +24,7 @@ from services.detection import secrets
 from services.detection.leads import finditer, leading_literals, matches_at
 from services.detection.literals import Literals
 from services.guard import detectors
-from services.guard.detectors import injection, injection_model, pii
+from services.guard.detectors import _rule, injection, injection_model, pii
 from services.guard.detectors.pii import _valid_phone
 
 DATA = Path(__file__).resolve().parents[2] / "bench" / "guard_eval" / "data"
@@ -301,7 +301,7 @@ def test_detectors_give_the_findings_of_the_straightforward_code(texts, monkeypa
 
     monkeypatch.setattr(Literals, "present", lambda self, text, located=None: _naive_present(self.literals, text))
     monkeypatch.setattr(Literals, "locate", lambda self, text: _naive_locate(self.literals, text))
-    for module in (injection, secrets, pii):
+    for module in (_rule, secrets, pii):
         monkeypatch.setattr(module, "finditer", lambda pattern, text, leads, located: pattern.finditer(text))
     monkeypatch.setattr(secrets, "matches_at", lambda pattern, text, starts: pattern.finditer(text))
     monkeypatch.setitem(secrets._RULES_BY_TRIGGER, True, secrets._RULES_BY_TRIGGER[False])

@@ -16,14 +16,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Literal
 
-from services.detection.leads import Leads, finditer, leading_literals
 from services.detection.literals import Literals
 from services.guard.detectors._hits import Hit
-from services.guard.detectors.injection_model import load_model, normalize
+from services.guard.detectors._rule import Rule as _Rule
+from services.guard.detectors._rule import W as _W
+from services.guard.detectors._rule import rule as _r
+from services.guard.detectors.injection_model import InjectionModel, load_model, normalize
+from services.guard.detectors.injection_multilingual import MULTILINGUAL_RULES
+from services.guard.detectors.injection_reworded import REWORDED_RULES, weak_cue_hit
 from services.guard.findings import Severity
 
 Source = Literal["user", "tool", "tool_description", "text"]
@@ -31,44 +33,11 @@ Source = Literal["user", "tool", "tool_description", "text"]
 # How much a source's text is trusted to contain instructions: indirect channels get no discount.
 _SOURCE_WEIGHT: dict[str, float] = {"tool": 1.0, "tool_description": 1.0, "text": 0.95, "user": 0.9}
 REPORT_THRESHOLD = 0.5
+MODEL_MARGIN = 0.5
+"""The model reports from this far between its training threshold and certainty. The training threshold leaves 1% of
+the negatives of the sources it was trained on above it; scored leave one source out, 2.3% of benign texts from an
+unseen source were, and halfway to certainty 1.7% (``bench/guard_eval.py``; jailbreak recall 0.86 -> 0.84)."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    name: str
-    pattern: re.Pattern[str]
-    score: float
-    triggers: tuple[tuple[str, ...], ...]
-    """Groups of literals: every match contains one literal of each group, so the regex runs only on texts that do
-    (finding the literals takes one pass over the text, the regexes one each). Written ``"a|b&c|d"``: (a or b) and
-    (c or d)."""
-    leads: Leads | None = None
-    """Literals every match starts with, read off the pattern (None if it cannot be told): see :mod:`._leads`."""
-
-    def may_match(self, text: str) -> bool:
-        """Whether ``text`` holds the triggers (the definition; :meth:`gate` is the same test, faster)."""
-        contains = text.__contains__
-        return all(any(map(contains, group)) for group in self.triggers)
-
-    def gate(self, present: set[str]) -> bool:
-        """:meth:`may_match` of a text, given the literals it contains (``_LITERALS.present``)."""
-        return not any(map(present.isdisjoint, self.triggers))
-
-    def finditer(self, text: str, located: dict[str, list[int]]) -> Iterator[re.Match[str]]:
-        """``pattern.finditer(text)``, trying the pattern only where a leading literal occurs when they are known;
-        ``located`` is ``_LITERALS.locate(text)``."""
-        return finditer(self.pattern, text, self.leads, located)
-
-
-def _r(name: str, pattern: str, score: float, triggers: str) -> _Rule:
-    groups = tuple(tuple(group.split("|")) for group in triggers.split("&"))
-    compiled = re.compile(pattern)
-    # Leads are matched as written: a case-insensitive rule would need them located in a case-folded text.
-    leads = None if compiled.flags & re.IGNORECASE else leading_literals(compiled)
-    return _Rule(name, compiled, score, groups, leads)
-
-
-_W = r"(?:[\w'\-]+[ ,]+)"  # one word and the space after it, for "up to n words" gaps
 
 # Rules run over the normalized (NFKC, zero-width removed, lower-cased) text.
 RULES: tuple[_Rule, ...] = (
@@ -81,11 +50,11 @@ RULES: tuple[_Rule, ...] = (
         r"existing|current|old|system|developer|safety)\s+"
         + _W
         + r"{0,3}?(?:instructions?|directions?|directives?|prompts?|rules|guidelines|commands|context|messages|"
-        r"constraints|programming|guardrails|restrictions|policies|orders|task|training|filters|safeguards)\b",
+        r"constraints|programming|guardrails|restrictions|policies|orders|task|training|filters|safeguards|inputs)\b",
         0.9,
         "ignor|disregard|forget|overrid|bypass|neglect|skip|abandon|dismiss|discard|drop|set aside|throw away|follow"
         "&instruction|direction|directive|prompt|rule|guideline|command|context|message|constraint|programming|guardrail|"
-        "restriction|polic|order|task|training|filter|safeguard",
+        "restriction|polic|order|task|training|filter|safeguard|inputs",
     ),
     _r(
         "ignore_everything_above",
@@ -199,10 +168,12 @@ RULES: tuple[_Rule, ...] = (
     ),
     _r(
         "chat_template_tokens",
-        r"<\|(?:im_start|im_end|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id)\|>|"
+        # Underscores read as spaces in the normalized text: <|im_start|> is "<|im start|>" here.
+        r"<\|(?:im start|im end|endoftext|system|user|assistant|start header id|end header id|eot id|begin of text|"
+        r"eom id|start|end|message|channel|return|endofprompt|prompter)\|>|<(?:start|end) of turn>|"
         r"\[/?inst\]|<</?sys>>|<\|?/?(?:system|assistant)\|?>(?!\w)",
         0.7,
-        "<|inst]|sys>>",
+        "<|inst]|sys>>|of turn>",
     ),
     _r(
         "fake_role_turn",
@@ -213,7 +184,7 @@ RULES: tuple[_Rule, ...] = (
         r"(?:^|\n)[ \t>#*\-]*(?:system|assistant|developer|admin|root|###\s*(?:system|instruction|new instruction)s?|"
         r"system (?:override|update|alert|note|notice|message)|admin(?:istrator)? (?:override|command|mode|request))"
         r"\s*:\s*(?:you|ignore|new|always|never|do|don't|respond|reply|from now|the assistant|forget|disregard|"
-        r"override|print|output|say|send|reveal|please|follow|stop|call|execute)\b",
+        r"override|print|output|say|send|reveal|please|follow|stop|call|execute|focus|provide|include|tell)\b",
         0.6,
         "system|assistant|developer|admin|root",
     ),
@@ -222,7 +193,9 @@ RULES: tuple[_Rule, ...] = (
         r"\b(?:send|forward|email|e-mail|post|upload|transfer|exfiltrate|leak|copy|submit|share)\b[^.\n]{0,40}?"
         r"\b(?:all|every|entire|full|whole|your|the user's|user's|any)\b[^.\n]{0,30}?\b(?:messages|emails|"
         r"conversations?|chat history|history|files|documents|passwords?|credentials|api keys?|secrets?|"
-        r"tokens?|contacts|personal (?:data|information)|data)\b[^.\n]{0,60}?\b(?:to|at|into|via)\b[^\n]{0,30}?"
+        r"tokens?|contacts|personal (?:data|information)|data|customer (?:list|records|database)|records|database|"
+        r"contracts|invoices|address book|payroll|configuration|environment variables)\b[^.\n]{0,60}?"
+        r"\b(?:to|at|into|via)\b[^\n]{0,30}?"
         r"(?:https?://|www\.|@|\biban\b|\baccount\b|\bwebsite\b|\bserver\b|\bendpoint\b|\burl\b)",
         0.7,
         "send|forward|mail|post|upload|transfer|exfiltrate|leak|copy|submit|share"
@@ -264,6 +237,8 @@ RULES: tuple[_Rule, ...] = (
         0.8,
         "decode|decrypt|translate|convert",
     ),
+    *MULTILINGUAL_RULES,
+    *REWORDED_RULES,
 )
 
 # Rules over the raw text, where case carries the signal (an upper-case role label in the middle of data).
@@ -275,6 +250,17 @@ RAW_RULES: tuple[_Rule, ...] = (
         r"<(?:instruction|system|admin)>)",
         0.6,
         "SYSTEM|ADMIN|DEVELOPER|ASSISTANT|<instruction>|<system>|<admin>",
+    ),
+    _r(
+        "tool_call_instruction",
+        # Data telling the agent to call one of its tools (named in snake case, as tools are): read in the raw text,
+        # where the underscores are still there.
+        r"(?i)\b(?:now|first|immediately|also|then|please|before (?:replying|answering|responding|you (?:reply|"
+        r"answer|respond|continue|summari[sz]e))),?\s+(?:call|use|invoke|run|execute|trigger)\s+(?:the\s+)?`?"
+        r"[a-z][a-z0-9]*_[a-z0-9_]+`?(?:\(\))?\s+(?:tool\s+|function\s+)?(?:to|with|on|and|for|passing)\b",
+        0.65,
+        "now|Now|NOW|first|First|immediately|Immediately|also|Also|then|Then|please|Please|before|Before&_",
+        indirect_only=True,
     ),
 )
 
@@ -321,8 +307,11 @@ _SPACED_HEX = re.compile(r"[0-9A-Fa-f]{2}(?:[ :][0-9A-Fa-f]{2}){15,}")
 _LONG_TOKEN = 24
 
 
-def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | None = None) -> tuple[list[Hit], bool]:
-    """Rule hits, and whether a known phrasing was found only negated or discussed (``defused``)."""
+def _rule_hits(
+    norm: str, weight: float, prefix: str = "injection", raw: str | None = None, indirect: bool = True
+) -> tuple[list[Hit], bool]:
+    """Rule hits, and whether a known phrasing was found only negated or discussed (``defused``). ``indirect``: the
+    text came through a tool result or description (else the rules meant only for those are skipped)."""
     hits: list[Hit] = []
     defused = False
     located = _LITERALS.locate(norm)
@@ -330,6 +319,8 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
     # The rules whose first trigger group is in the text (in their order), then rule.gate(present) for the others.
     for k in sorted({k for lit in present for k in _RULES_BY_FIRST_TRIGGER.get(lit, ())}):
         rule = RULES[k]
+        if rule.indirect_only and not indirect:
+            continue
         if len(rule.triggers) > 1 and any(map(present.isdisjoint, rule.triggers[1:])):
             continue
         best: Hit | None = None
@@ -348,9 +339,12 @@ def _rule_hits(norm: str, weight: float, prefix: str = "injection", raw: str | N
                 break
         if best is not None:
             hits.append(best)
+    weak = weak_cue_hit(norm, weight, prefix)
+    if weak is not None:
+        hits.append(weak)
     raw_present = _RAW_TRIGGERS.present(raw) if raw is not None else set()
     for rule in RAW_RULES if raw is not None else ():
-        if not rule.gate(raw_present):
+        if not rule.gate(raw_present) or (rule.indirect_only and not indirect):
             continue
         m = rule.pattern.search(raw)
         if m:
@@ -441,15 +435,19 @@ def _hidden_character_hits(text: str, weight: float) -> tuple[list[Hit], str]:
     return hits, revealed
 
 
-def model_score(text: str, source: Source = "text", norm: str | None = None) -> tuple[float, int]:
+def model_score(
+    text: str, source: Source = "text", norm: str | None = None, model: InjectionModel | None = None
+) -> tuple[float, int]:
     """The learned tier's score on the findings' scale: its alarm threshold maps to 0.5, certainty to 1, anything
     below the threshold to 0; then weighted by source. Also the offset of the window that scored. ``norm`` is
-    ``normalize(text)`` if the caller has it already."""
-    model = load_model()
+    ``normalize(text)`` if the caller has it already; ``model`` replaces the shipped one (the benchmark scores each
+    source with a model trained without it)."""
+    model = model or load_model()
     p, at = model.score(text, norm)
-    if p < model.threshold:
+    threshold = model.threshold + MODEL_MARGIN * (1.0 - model.threshold)
+    if p < threshold:
         return 0.0, at
-    return (0.5 + 0.5 * (p - model.threshold) / (1.0 - model.threshold)) * _SOURCE_WEIGHT[source], at
+    return (0.5 + 0.5 * (p - threshold) / (1.0 - threshold)) * _SOURCE_WEIGHT[source], at
 
 
 def _severity(score: float, source: Source) -> Severity:
@@ -461,8 +459,11 @@ def _severity(score: float, source: Source) -> Severity:
     return "medium" if indirect else "low"
 
 
-def find_injections(text: str, *, source: Source = "text", use_model: bool = True) -> list[Hit]:
-    """At most one injection hit per text: the strongest signal, with its score raised when others agree."""
+def find_injections(
+    text: str, *, source: Source = "text", use_model: bool = True, model: InjectionModel | None = None
+) -> list[Hit]:
+    """At most one injection hit per text: the strongest signal, with its score raised when others agree. ``model``
+    replaces the shipped n-gram model."""
     if len(text) < 8:
         return []
     weight = _SOURCE_WEIGHT[source]
@@ -470,7 +471,7 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
     norm = normalize(text)
     # Rules read the normalized text; its offsets match the raw text when nothing was folded, else point nearby.
     offsets_match = len(norm) == len(text)
-    rule_hits, defused = _rule_hits(norm, weight, raw=text)
+    rule_hits, defused = _rule_hits(norm, weight, raw=text, indirect=source in ("tool", "tool_description"))
     for h in rule_hits:
         hits.append(h if offsets_match else Hit(h.detector, h.category, h.severity, h.score, 0, min(len(text), 120)))
     if revealed:
@@ -494,7 +495,7 @@ def find_injections(text: str, *, source: Source = "text", use_model: bool = Tru
                 )
             )
     if use_model:
-        score, at = model_score(text, source, norm)
+        score, at = model_score(text, source, norm, model)
         # The rules read the phrase in context: negated or discussed, a bag of words must not overrule them.
         score = score * 0.5 if defused else score
         if score > 0:

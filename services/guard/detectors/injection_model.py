@@ -111,9 +111,13 @@ class InjectionModel:
         return best, best_at
 
 
-@lru_cache(maxsize=1)
-def load_model(path: Path = MODEL_PATH) -> InjectionModel:
-    data = json.loads(path.read_text(encoding="utf-8"))
+def model_from_dict(data: dict) -> InjectionModel:
+    """A model from the content of a model file (as ``train_injection.train`` returns it)."""
     return InjectionModel(
         weights=data["weights"], bias=float(data["bias"]), threshold=float(data.get("threshold", 0.5))
     )
+
+
+@lru_cache(maxsize=1)
+def load_model(path: Path = MODEL_PATH) -> InjectionModel:
+    return model_from_dict(json.loads(path.read_text(encoding="utf-8")))
