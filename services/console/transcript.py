@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderAdapter
-from providers.common import NotJSON, loads_lenient
+from providers.common import NotJSON, loads_lenient, without_surrogates
 from providers.registry import adapter_for
 from schemas.view import CompletionView, Message
 
@@ -116,11 +116,12 @@ def pretty(value: Any) -> str:
 
 
 def _json(text: Any) -> Any:
-    """A recorded body as the clients' parsers read it (what the adapters expect); None when it is not JSON."""
+    """A recorded body as the clients' parsers read it (what the adapters expect), a lone surrogate written as the
+    escape it was (no page can encode it); None when it is not JSON."""
     if not isinstance(text, str) or not text:
         return None
     try:
-        return loads_lenient(text)
+        return without_surrogates(loads_lenient(text))
     except NotJSON:
         return None
 

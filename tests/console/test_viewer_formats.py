@@ -17,40 +17,38 @@ from google import genai
 
 from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support.agents import attribution, new_agent
+from tests.support.guardrails import make_profile
 
-Ask = Callable[[str, str, str, bool], None]
-"""Send one prompt (warden's URL, agent, prompt, streamed); errors the SDK raises are the test's to look at."""
-
-
-def _openai(provider: str) -> Callable[[str, str], openai.OpenAI]:
-    def client(url: str, agent: str) -> openai.OpenAI:
-        return openai.OpenAI(
-            base_url=f"{url}/v1/{provider}", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
-        )
-
-    return client
+Base = Callable[[str], str]
+"""The base URL of a provider (under a profile or not)."""
+Ask = Callable[[Base, str, str, bool], None]
+"""Send one prompt (base URLs, agent, prompt, streamed); errors the SDK raises are the test's to look at."""
 
 
-def openai_chat(url: str, agent: str, prompt: str, stream: bool, provider: str = "openai") -> None:
-    api = _openai(provider)(url, agent)
+def _openai(base: Base, provider: str, agent: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base(provider), api_key=API_KEY, default_headers=attribution(agent), max_retries=0)
+
+
+def openai_chat(base: Base, agent: str, prompt: str, stream: bool, provider: str = "openai") -> None:
+    api = _openai(base, provider, agent)
     answer = api.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}], stream=stream)
     if stream:
         list(answer)
 
 
-def custom_chat(url: str, agent: str, prompt: str, stream: bool) -> None:
-    openai_chat(url, agent, prompt, stream, provider=CUSTOM_PROVIDER)
+def custom_chat(base: Base, agent: str, prompt: str, stream: bool) -> None:
+    openai_chat(base, agent, prompt, stream, provider=CUSTOM_PROVIDER)
 
 
-def openai_responses(url: str, agent: str, prompt: str, stream: bool) -> None:
-    answer = _openai("openai")(url, agent).responses.create(model="gpt-4.1", input=prompt, stream=stream)
+def openai_responses(base: Base, agent: str, prompt: str, stream: bool) -> None:
+    answer = _openai(base, "openai", agent).responses.create(model="gpt-4.1", input=prompt, stream=stream)
     if stream:
         list(answer)
 
 
-def anthropic_messages(url: str, agent: str, prompt: str, stream: bool) -> None:
+def anthropic_messages(base: Base, agent: str, prompt: str, stream: bool) -> None:
     api = anthropic.Anthropic(
-        base_url=f"{url}/v1/anthropic", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
+        base_url=base("anthropic"), api_key=API_KEY, default_headers=attribution(agent), max_retries=0
     )
     messages = [{"role": "user", "content": prompt}]
     answer = api.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=messages, stream=stream)
@@ -58,8 +56,8 @@ def anthropic_messages(url: str, agent: str, prompt: str, stream: bool) -> None:
         list(answer)
 
 
-def gemini(url: str, agent: str, prompt: str, stream: bool) -> None:
-    options = {"base_url": f"{url}/v1/gemini", "api_version": "v1beta", "headers": attribution(agent)}
+def gemini(base: Base, agent: str, prompt: str, stream: bool) -> None:
+    options = {"base_url": base("gemini"), "api_version": "v1beta", "headers": attribution(agent)}
     client = genai.Client(api_key=API_KEY, http_options=options)  # kept: its models close with it
     if stream:
         list(client.models.generate_content_stream(model="gemini-2.5-flash", contents=prompt))
@@ -83,6 +81,10 @@ def section(page: str, name: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
 
 
+def direct(warden) -> Base:
+    return lambda provider: f"{warden.url}/v1/{provider}"
+
+
 def detail_page(warden, agent: str) -> tuple[dict, str]:
     (item,) = warden.wait_for(lambda i: i["status"] is not None, agent_id=agent)
     response = httpx.get(f"{warden.url}/logs/{item['interaction_id']}", timeout=10)
@@ -96,7 +98,7 @@ def test_each_format_shows_its_conversation_and_answer(warden, client, stream):
     ask, wire_format = FORMATS[client]
     agent = new_agent()
     prompt = f"tell me about {agent}"
-    ask(warden.url, agent, prompt, stream)
+    ask(direct(warden), agent, prompt, stream)
     item, page = detail_page(warden, agent)
     assert item["stream"] is stream
     conversation, answer = section(page, "conversation"), section(page, "answer")
@@ -112,7 +114,7 @@ def test_each_format_shows_the_providers_error_message(warden, client, stream):
     ask, _ = FORMATS[client]
     agent = new_agent()
     with pytest.raises(Exception):  # noqa: B017 - each SDK raises its own error type
-        ask(warden.url, agent, "fail please [[error:400]]", stream)
+        ask(direct(warden), agent, "fail please [[error:400]]", stream)
     item, page = detail_page(warden, agent)
     assert item["status"] == 400
     body = json.loads(item["response_body"])
@@ -126,9 +128,27 @@ def test_an_error_inside_a_stream_is_shown_after_what_arrived(warden, client):
     ask, _ = FORMATS[client]
     agent = new_agent()
     with contextlib.suppress(Exception):  # the SDKs raise on the error event, which is what is recorded
-        ask(warden.url, agent, "one two three four five six [[stream_error]]", True)
+        ask(direct(warden), agent, "one two three four five six [[stream_error]]", True)
     item, page = detail_page(warden, agent)
     assert item["status"] == 200 and item["stream"] is True
     answer = section(page, "answer")
     assert 'class="error"' in page.split('<section id="answer">')[1].split("</section>")[0]
     assert "echo:" in answer
+
+
+@pytest.fixture(scope="module")
+def redacting(warden) -> str:
+    return make_profile(warden, "permissive", name="viewer-redaction", redact_secrets=True)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("client", list(FORMATS))
+def test_a_masked_secret_stays_masked_on_the_page(warden, redacting, client, stream):
+    ask, _ = FORMATS[client]
+    agent = new_agent()
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 3
+    ask(lambda provider: f"{warden.url}/v1/{provider}/{redacting}", agent, f"my key is {secret}, keep it", stream)
+    _, page = detail_page(warden, agent)
+    assert secret not in page
+    assert "[REDACTED:" in section(page, "conversation")
+    assert "keep it" in section(page, "answer")
