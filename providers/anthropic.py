@@ -123,7 +123,10 @@ def _part(block: dict[str, Any]) -> Part:
 def _parts(blocks: list[Any]) -> list[Part]:
     """``Message.parts`` of a list of blocks, without the tool uses and results the view gives apart; none when the
     blocks are text only (checked first: this runs on every request)."""
-    if all(isinstance(block, dict) and block.get("type") in _TEXT_OR_APART for block in blocks):
+    for block in blocks:  # a loop, not all(): cheaper on the long histories agents send
+        if not isinstance(block, dict) or block.get("type") not in _TEXT_OR_APART:
+            break
+    else:
         return []
     return beyond_text(
         [
@@ -176,7 +179,7 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
                 result = ToolResult(
                     tool_call_id=call_id, name=names.get(call_id), content=text, is_error=block.get("is_error") is True
                 )
-                parts = _parts(as_list(content))
+                parts = _parts(content) if isinstance(content, list) else []
                 messages.append(Message(role="tool", text=text, tool_result=result, index=index, parts=parts))
             elif isinstance(block, dict):
                 pending.append(block)

@@ -66,7 +66,12 @@ def content_part(item: Any) -> Part:
 def content_parts(content: Any) -> list[Part]:
     """``Message.parts`` of a content: none for a string or text pieces only (checked first: this runs on every
     request)."""
-    if not isinstance(content, list) or all(isinstance(item, dict) and item.get("type") in _TEXTS for item in content):
+    if not isinstance(content, list):
+        return []
+    for item in content:  # a loop, not all(): cheaper on the long histories agents send
+        if not isinstance(item, dict) or item.get("type") not in _TEXTS:
+            break
+    else:
         return []
     return beyond_text([content_part(item) for item in content])
 
