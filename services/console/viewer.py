@@ -133,6 +133,7 @@ _SEVERITY_NAMES = {rank: name for name, rank in SEVERITIES.items()}
 
 
 def clip(text: str, where: str = "request") -> str:
+    """One piece cut to ``PART_DISPLAY_CHARS`` for the page, saying where it is whole."""
     if len(text) <= PART_DISPLAY_CHARS:
         return text
     cut = len(text) - PART_DISPLAY_CHARS
