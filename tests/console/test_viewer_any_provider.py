@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -21,11 +20,10 @@ from providers.base import ProviderAdapter, RequestMeta
 from providers.held_stream import HeldStream
 from providers.sse import json_events
 from schemas.view import CompletionView, ConversationView, Message, Part, ToolCall
+from tests.support.detail_page import TRUNCATED, section
 
 TOY = "toyllm"
 ROUTES = {"openai": "/chat/completions", "anthropic": "/v1/messages", "gemini": "/v1beta/models/g:generateContent"}
-TRUNCATED = "\n…[truncated by warden: 900000 bytes in all]"
-"""What the recorder appends to a body it cut at its size limit."""
 
 
 class ToyAdapter(ProviderAdapter):
@@ -112,12 +110,6 @@ def page_of(warden, interaction_id: str) -> str:
     response = httpx.get(f"{warden.url}/logs/{interaction_id}", timeout=10)
     assert response.status_code == 200
     return response.text
-
-
-def section(page: str, name: str) -> str:
-    found = re.search(rf'<section id="{name}">(.*?)</section>', page, re.DOTALL)
-    assert found, name
-    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
 
 
 TOY_REQUEST = {"model": "toy-1", "history": [{"who": "bot", "said": "earlier words"}], "prompt": "hello toy"}

@@ -4,9 +4,7 @@ conversation and the answer, the provider's error messages, and bodies no adapte
 from __future__ import annotations
 
 import contextlib
-import html
 import json
-import re
 from collections.abc import Callable
 
 import anthropic
@@ -17,6 +15,7 @@ from google import genai
 
 from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support.agents import attribution, new_agent
+from tests.support.detail_page import section
 from tests.support.guardrails import make_profile
 
 Base = Callable[[str], str]
@@ -72,13 +71,6 @@ FORMATS: dict[str, tuple[Ask, str]] = {
     "anthropic": (anthropic_messages, "Anthropic messages"),
     "gemini": (gemini, "Gemini generateContent"),
 }
-
-
-def section(page: str, name: str) -> str:
-    """The text of one section of the page, markup removed and entities decoded."""
-    found = re.search(rf'<section id="{name}">(.*?)</section>', page, re.DOTALL)
-    assert found, name
-    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(1)))
 
 
 def direct(warden) -> Base:

@@ -7,9 +7,7 @@ import json
 from typing import Any
 
 from services.console.transcript import Conversation, read_answer, read_request
-
-TRUNCATED = "\n…[truncated by warden: 900000 bytes in all]"
-"""What the recorder appends to a body it cut at its size limit."""
+from tests.support.detail_page import TRUNCATED
 
 
 def record(
