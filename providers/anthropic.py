@@ -16,6 +16,8 @@ from providers.common import (
     as_int,
     as_list,
     as_str,
+    beyond_text,
+    error_message,
     json_text,
     loads_lenient,
     optional_str,
@@ -25,9 +27,13 @@ from providers.common import (
 )
 from providers.held_stream import HeldStream
 from providers.sse import encode_event, first_json_event, iter_events, json_events
-from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+from schemas.view import CompletionView, ConversationView, Message, Part, ToolCall, ToolDefinition, ToolResult, Usage
 
+WIRE_FORMAT = "Anthropic messages"
 _TEXT = frozenset({"text"})
+_SHOWN_APART = frozenset({"tool_use", "tool_result"})
+"""Blocks the view gives as tool calls and tool results, not as parts."""
+_TEXT_OR_APART = _TEXT | _SHOWN_APART
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -103,6 +109,34 @@ def _server_results(blocks: list[Any], names: dict[str, str]) -> list[ToolResult
     ]
 
 
+def _part(block: dict[str, Any]) -> Part:
+    kind = block.get("type")
+    if kind == "text":
+        return Part(kind="text", text=as_str(block.get("text")))
+    if kind in ("thinking", "redacted_thinking"):
+        return Part(kind="reasoning", text=as_str(block.get("thinking")))
+    if kind in ("image", "document"):
+        return Part(kind="media", media=kind)
+    return Part(kind="other", text=json_text(block))
+
+
+def _parts(blocks: list[Any]) -> list[Part]:
+    """``Message.parts`` of a list of blocks, without the tool uses and results the view gives apart; none when the
+    blocks are text only (checked first: this runs on every request)."""
+    for block in blocks:  # a loop, not all(): cheaper on the long histories agents send
+        if not isinstance(block, dict) or block.get("type") not in _TEXT_OR_APART:
+            break
+    else:
+        return []
+    return beyond_text(
+        [
+            _part(block)
+            for block in blocks
+            if isinstance(block, dict) and block.get("type") not in _SHOWN_APART and not _is_server_result(block)
+        ]
+    )
+
+
 def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinition]]:
     messages: list[Message] = []
     system = parts_text(body.get("system"), _TEXT)
@@ -118,7 +152,15 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
             calls = _tool_calls(blocks)
             names.update((call.id, call.name) for call in calls)
             names.update(_server_names(blocks))
-            messages.append(Message(role="assistant", text=parts_text(blocks, _TEXT), tool_calls=calls, index=index))
+            messages.append(
+                Message(
+                    role="assistant",
+                    text=parts_text(blocks, _TEXT),
+                    tool_calls=calls,
+                    index=index,
+                    parts=_parts(blocks),
+                )
+            )
             for result in _server_results(blocks, names):
                 messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
             continue
@@ -127,16 +169,22 @@ def _conversation(body: dict[str, Any]) -> tuple[list[Message], list[ToolDefinit
         for block in blocks:
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 if pending:
-                    messages.append(Message(role="user", text=parts_text(pending, _TEXT), index=index))
+                    messages.append(
+                        Message(role="user", text=parts_text(pending, _TEXT), index=index, parts=_parts(pending))
+                    )
                     pending = []
                 call_id = as_str(block.get("tool_use_id"))
-                text = parts_text(block.get("content"), _TEXT)
-                result = ToolResult(tool_call_id=call_id, name=names.get(call_id), content=text)
-                messages.append(Message(role="tool", text=text, tool_result=result, index=index))
+                content = block.get("content")
+                text = parts_text(content, _TEXT)
+                result = ToolResult(
+                    tool_call_id=call_id, name=names.get(call_id), content=text, is_error=block.get("is_error") is True
+                )
+                parts = _parts(content) if isinstance(content, list) else []
+                messages.append(Message(role="tool", text=text, tool_result=result, index=index, parts=parts))
             elif isinstance(block, dict):
                 pending.append(block)
         if pending or not blocks:
-            messages.append(Message(role="user", text=parts_text(pending, _TEXT), index=index))
+            messages.append(Message(role="user", text=parts_text(pending, _TEXT), index=index, parts=_parts(pending)))
     tools = [
         ToolDefinition(
             name=as_str(tool.get("name")),
@@ -173,11 +221,18 @@ class AnthropicAdapter(ProviderAdapter):
         meta = self.request_meta(route, body, "")
         messages, tools = _conversation(body) if isinstance(body, dict) else ([], [])
         return ConversationView(
-            provider=self.name, model=meta.model, messages=messages, tools=tools, stream=meta.stream
+            provider=self.name,
+            wire_format=WIRE_FORMAT,
+            model=meta.model,
+            messages=messages,
+            tools=tools,
+            stream=meta.stream,
         )
 
     def completion_view(self, route: str, body: Any) -> CompletionView:
         # Only a message is an answer: token counts and model lists are recorded, not read.
+        if isinstance(body, dict) and body.get("type") == "error":
+            return CompletionView(error=error_message(body) or "error")
         if not isinstance(body, dict) or body.get("type") != "message":
             return CompletionView()
         return self._answer(
@@ -192,6 +247,7 @@ class AnthropicAdapter(ProviderAdapter):
             usage=found,
             finish_reason=finish_reason,
             tool_results=_server_results(blocks, _server_names(blocks)),
+            parts=_parts(blocks),
         )
 
     def stream_view(self, route: str, stream: bytes) -> CompletionView:
@@ -199,7 +255,7 @@ class AnthropicAdapter(ProviderAdapter):
         json_pieces: dict[int, list[str]] = {}
         counts: dict[str, Any] = {}
         stop_reason: str | None = None
-        errored = False
+        error: str | None = None
         for name, data in iter_events(stream):
             try:
                 event = loads_lenient(data)
@@ -219,16 +275,20 @@ class AnthropicAdapter(ProviderAdapter):
                     blocks[index]["text"] = as_str(blocks[index].get("text")) + as_str(delta.get("text"))
                 elif delta.get("type") == "input_json_delta":
                     json_pieces.setdefault(index, []).append(as_str(delta.get("partial_json")))
+                elif delta.get("type") == "thinking_delta":
+                    blocks[index]["thinking"] = as_str(blocks[index].get("thinking")) + as_str(delta.get("thinking"))
             elif kind == "message_delta":
                 stop_reason = optional_str(as_dict(event.get("delta")).get("stop_reason")) or stop_reason
                 # message_delta's usage is cumulative; fields it leaves out (or null) keep message_start's value.
                 counts.update({k: v for k, v in as_dict(event.get("usage")).items() if v is not None})
             elif kind == "error":
-                errored = True
+                error = error_message(event) or "error"
         for index, pieces in json_pieces.items():
             blocks[index]["input"] = "".join(pieces)  # read (strictly) with the rest of the call
         ordered = [block for _, block in sorted(blocks.items())]
-        return self._answer(ordered, usage(counts), stop_reason or ("error" if errored else None))
+        view = self._answer(ordered, usage(counts), stop_reason or ("error" if error is not None else None))
+        view.error = error
+        return view
 
     # -- inline policy support --------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from plumbing.bounded import BoundedDict
+from schemas.view import Part
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -126,6 +127,26 @@ def parts_text(content: Any, kinds: frozenset[str] | None = None) -> str:
         ):
             texts.append(part["text"])
     return "\n".join(texts)
+
+
+def beyond_text(parts: list[Part]) -> list[Part]:
+    """``parts`` when one of them is more than text, else none: ``Message.parts`` is empty when the text says it
+    all (the common case, which then costs nothing more)."""
+    return parts if any(part.kind != "text" for part in parts) else []
+
+
+def media_kind(mime_type: Any) -> str:
+    """What a piece of inline data is, from its MIME type: ``image``, ``audio``, ``video`` or ``file``."""
+    major = as_str(mime_type).partition("/")[0]
+    return major if major in ("image", "audio", "video") else "file"
+
+
+def error_message(body: Any) -> str | None:
+    """The message of an ``{"error": …}`` envelope (OpenAI's, Anthropic's and Gemini's all have one), else None."""
+    error = as_dict(body).get("error")
+    if isinstance(error, dict):
+        return as_str(error.get("message")) or json_text(error)
+    return error if isinstance(error, str) and error else None
 
 
 def json_text(value: Any) -> str:

@@ -18,15 +18,18 @@ from providers.common import (
     as_int,
     as_list,
     as_str,
+    beyond_text,
+    error_message,
     json_text,
     loads_lenient,
+    media_kind,
     optional_str,
     read_arguments,
     sum_tokens,
 )
 from providers.held_stream import HeldStream
 from providers.sse import json_events
-from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+from schemas.view import CompletionView, ConversationView, Message, Part, ToolCall, ToolDefinition, ToolResult, Usage
 
 STREAM_METHOD = "streamGenerateContent"
 _STATUSES = {
@@ -69,6 +72,46 @@ def _text(parts: list[Any]) -> str:
         for part in parts
         if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought")
     )
+
+
+def _is_plain(part: Any) -> bool:
+    """Text that is not a thought, or a function call or response (which the view gives apart)."""
+    if not isinstance(part, dict):
+        return False
+    if isinstance(part.get("text"), str):
+        return not part.get("thought")
+    return isinstance(
+        _field(part, "functionCall", "function_call") or _field(part, "functionResponse", "function_response"), dict
+    )
+
+
+def _part(part: dict[str, Any]) -> Part | None:
+    if isinstance(part.get("text"), str):
+        return Part(kind="reasoning" if part.get("thought") else "text", text=part["text"])
+    if isinstance(
+        _field(part, "functionCall", "function_call") or _field(part, "functionResponse", "function_response"), dict
+    ):
+        return None
+    data = _field(part, "inlineData", "inline_data") or _field(part, "fileData", "file_data")
+    if isinstance(data, dict):
+        return Part(kind="media", media=media_kind(_field(data, "mimeType", "mime_type")))
+    return Part(kind="other", text=json_text(part))
+
+
+def _parts(parts: list[Any]) -> list[Part]:
+    """``Message.parts``: none when the parts are plain text and calls (checked first: this runs on every request)."""
+    for part in parts:  # a loop, not all(): cheaper on the long histories agents send
+        if not _is_plain(part):
+            break
+    else:
+        return []
+    return beyond_text([piece for part in parts if isinstance(part, dict) and (piece := _part(part)) is not None])
+
+
+def wire_format(method: str) -> str:
+    if method in ("generateContent", STREAM_METHOD):
+        return "Gemini generateContent"
+    return f"Gemini {method}" if method else "Gemini"
 
 
 def usage(raw: Any) -> Usage:
@@ -147,7 +190,9 @@ def _conversation(body: dict[str, Any]) -> list[Message]:
         parts = as_list(content.get("parts"))
         if content.get("role") == "model":
             calls = ids.calls(parts)
-            messages.append(Message(role="assistant", text=_text(parts), tool_calls=calls, index=index))
+            messages.append(
+                Message(role="assistant", text=_text(parts), tool_calls=calls, index=index, parts=_parts(parts))
+            )
             continue
         pending: list[Any] = []
         answered = 0
@@ -156,14 +201,14 @@ def _conversation(body: dict[str, Any]) -> list[Message]:
             if not isinstance(response, dict):
                 pending.append(part)
                 continue
-            if _text(pending):
-                messages.append(Message(role="user", text=_text(pending), index=index))
+            if _text(pending) or _parts(pending):
+                messages.append(Message(role="user", text=_text(pending), index=index, parts=_parts(pending)))
             pending = []
             result = ids.result(response, answered)
             answered += 1
             messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
         if pending or not parts:
-            messages.append(Message(role="user", text=_text(pending), index=index))
+            messages.append(Message(role="user", text=_text(pending), index=index, parts=_parts(pending)))
     return messages
 
 
@@ -247,13 +292,16 @@ class GeminiAdapter(ProviderAdapter):
 
     def request_view(self, route: str, body: Any) -> ConversationView:
         meta = self.request_meta(route, body, "")
-        if not isinstance(body, dict):
-            return ConversationView(provider=self.name, model=meta.model, stream=meta.stream)
-        return ConversationView(
-            provider=self.name, model=meta.model, messages=_conversation(body), tools=_tools(body), stream=meta.stream
+        view = ConversationView(
+            provider=self.name, wire_format=wire_format(target(route)[1]), model=meta.model, stream=meta.stream
         )
+        if isinstance(body, dict):
+            view.messages, view.tools = _conversation(body), _tools(body)
+        return view
 
     def completion_view(self, route: str, body: Any) -> CompletionView:
+        if isinstance(body, list):  # the JSON-array stream, read whole (an error answer to a stream request is one)
+            return self._assemble(body)
         if not isinstance(body, dict):
             return CompletionView()
         return self._assemble([body])
@@ -269,12 +317,12 @@ class GeminiAdapter(ProviderAdapter):
         others: list[Any] = []
         found = Usage()
         finish_reason: str | None = None
-        errored = False
+        error: str | None = None
         for chunk in chunks:
             if not isinstance(chunk, dict):
                 continue
             if "error" in chunk:
-                errored = True
+                error = error_message(chunk) or json_text(chunk["error"])
                 continue
             candidates = as_list(chunk.get("candidates"))
             first = as_dict(candidates[0]) if candidates else {}
@@ -293,7 +341,9 @@ class GeminiAdapter(ProviderAdapter):
             text=_text(parts),
             tool_calls=_CallIds().calls(parts + others),
             usage=found,
-            finish_reason=finish_reason or ("error" if errored else None),
+            finish_reason=finish_reason or ("error" if error is not None else None),
+            parts=_parts(parts),
+            error=error,
         )
 
     # -- inline policy support --------------------------------------------------------------------------------------

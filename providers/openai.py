@@ -10,6 +10,7 @@ from typing import Any
 
 from providers import openai_chat, openai_embeddings, openai_responses
 from providers.base import ProviderAdapter, RequestMeta
+from providers.common import error_message
 from providers.held_stream import HeldStream
 from schemas.view import CompletionView, ConversationView
 
@@ -102,6 +103,9 @@ class OpenAIAdapter(ProviderAdapter):
         if not isinstance(body, dict):
             return CompletionView()
         api = api_of(route)
+        error = error_message(body)
+        if error is not None and api is not Api.RESPONSES:  # a failed response is still a response, read below
+            return CompletionView(error=error)
         if api is Api.RESPONSES:
             return openai_responses.completion_view(body)
         if api is Api.CONVERSATIONS:

@@ -14,14 +14,28 @@ from providers.common import (
     as_int,
     as_list,
     as_str,
+    beyond_text,
     cache_key,
+    error_message,
+    json_text,
     optional_str,
     parts_text,
     read_arguments,
 )
 from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events, json_events
-from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+from schemas.view import CompletionView, ConversationView, Message, Part, ToolCall, ToolDefinition, ToolResult, Usage
+
+WIRE_FORMAT = "OpenAI chat completions"
+_TEXTS = frozenset({"text", "input_text", "output_text"})
+_MEDIA = {
+    "image_url": "image",
+    "input_image": "image",
+    "input_audio": "audio",
+    "audio": "audio",
+    "file": "file",
+    "input_file": "file",
+}
 
 
 def usage(raw: Any) -> Usage:
@@ -33,6 +47,33 @@ def usage(raw: Any) -> Usage:
         output_tokens=as_int(raw.get("completion_tokens")),
         cached_tokens=as_int(details.get("cached_tokens")),
     )
+
+
+def content_part(item: Any) -> Part:
+    """One piece of an OpenAI content list (chat completions' and the Responses API's share their kinds)."""
+    if isinstance(item, str):
+        return Part(kind="text", text=item)
+    kind = as_dict(item).get("type")
+    if kind in _TEXTS:
+        return Part(kind="text", text=as_str(item.get("text")))
+    if kind == "refusal":
+        return Part(kind="refusal", text=as_str(item.get("refusal")))
+    if kind in _MEDIA:
+        return Part(kind="media", media=_MEDIA[kind])
+    return Part(kind="other", text=json_text(item))
+
+
+def content_parts(content: Any) -> list[Part]:
+    """``Message.parts`` of a content: none for a string or text pieces only (checked first: this runs on every
+    request)."""
+    if not isinstance(content, list):
+        return []
+    for item in content:  # a loop, not all(): cheaper on the long histories agents send
+        if not isinstance(item, dict) or item.get("type") not in _TEXTS:
+            break
+    else:
+        return []
+    return beyond_text([content_part(item) for item in content])
 
 
 def _call(call_id: str, name: str, raw_arguments: Any) -> ToolCall:
@@ -69,16 +110,17 @@ def _message(index: int, raw: dict[str, Any], names: dict[str, str], legacy: str
     the last legacy ``function_call`` (``legacy``, its id)."""
     role = raw.get("role")
     text = parts_text(raw.get("content"))
+    parts = content_parts(raw.get("content"))
     if role in ("system", "developer"):
-        return Message(role="system", text=text, index=index)
+        return Message(role="system", text=text, index=index, parts=parts)
     if role == "user":
-        return Message(role="user", text=text, index=index)
+        return Message(role="user", text=text, index=index, parts=parts)
     if role == "assistant":
-        return Message(role="assistant", text=text, tool_calls=_calls(raw, index), index=index)
+        return Message(role="assistant", text=text, tool_calls=_calls(raw, index), index=index, parts=parts)
     if role in ("tool", "function"):
         call_id = as_str(raw.get("tool_call_id")) if role == "tool" else legacy
         result = ToolResult(tool_call_id=call_id, name=names.get(call_id) if call_id else None, content=text)
-        return Message(role="tool", text=text, tool_result=result, index=index)
+        return Message(role="tool", text=text, tool_result=result, index=index, parts=parts)
     return None
 
 
@@ -132,7 +174,14 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
     tools = _TOOLS.get(tools_key)
     if tools is None:
         tools = _TOOLS.put(tools_key, _tools(raw_tools, raw_functions))
-    return ConversationView(provider=provider, model=model, messages=messages, tools=list(tools), stream=stream)
+    return ConversationView(
+        provider=provider,
+        wire_format=WIRE_FORMAT,
+        model=model,
+        messages=messages,
+        tools=list(tools),
+        stream=stream,
+    )
 
 
 def completion_view(body: dict[str, Any]) -> CompletionView:
@@ -143,12 +192,24 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
     for position, choice in enumerate(choices):
         index = choice.get("index")
         calls += _calls(as_dict(choice.get("message")), index if isinstance(index, int) else position)
+    message = as_dict(first.get("message"))
     return CompletionView(
-        text=parts_text(as_dict(first.get("message")).get("content")),
+        text=parts_text(message.get("content")),
         tool_calls=calls,
         usage=usage(body.get("usage")),
         finish_reason=optional_str(first.get("finish_reason")),
+        parts=_answer_parts(message.get("content"), message.get("refusal")),
     )
+
+
+def _answer_parts(content: Any, refusal: Any) -> list[Part]:
+    """An answer's pieces: its content's, and the refusal the model gave instead of content."""
+    if not isinstance(refusal, str) or not refusal:
+        return content_parts(content)
+    pieces = [content_part(item) for item in as_list(content)]
+    if isinstance(content, str) and content:
+        pieces.append(Part(kind="text", text=content))
+    return [*pieces, Part(kind="refusal", text=refusal)]
 
 
 def stream_view(stream: bytes) -> CompletionView:
@@ -157,11 +218,12 @@ def stream_view(stream: bytes) -> CompletionView:
     text: list[str] = []
     calls: dict[tuple[int, int], dict[str, str]] = {}
     found = Usage()
+    refusal: list[str] = []
     finish_reason: str | None = None
-    errored = False
+    error: str | None = None
     for chunk in json_events(stream):
         if chunk.get("error"):
-            errored = True
+            error = error_message(chunk) or json_text(chunk["error"])
         if chunk.get("usage"):
             found = usage(chunk["usage"])
         for raw_choice in as_list(chunk.get("choices")):
@@ -187,12 +249,16 @@ def stream_view(stream: bytes) -> CompletionView:
                 continue  # the text and finish reason recorded are the first choice's, as for a non-streamed answer
             if isinstance(delta.get("content"), str):
                 text.append(delta["content"])
+            if isinstance(delta.get("refusal"), str):
+                refusal.append(delta["refusal"])
             finish_reason = optional_str(choice.get("finish_reason")) or finish_reason
     return CompletionView(
         text="".join(text),
         tool_calls=[_call(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())],
         usage=found,
-        finish_reason=finish_reason or ("error" if errored else None),
+        finish_reason=finish_reason or ("error" if error is not None else None),
+        parts=_answer_parts("".join(text), "".join(refusal)),
+        error=error,
     )
 
 

@@ -15,7 +15,7 @@ def request_view(provider: str, model: str, body: dict[str, Any]) -> Conversatio
     messages = [
         Message(role="user", text=text, index=index) for index, text in enumerate(inputs) if isinstance(text, str)
     ]
-    return ConversationView(provider=provider, model=model, messages=messages)
+    return ConversationView(provider=provider, wire_format="OpenAI embeddings", model=model, messages=messages)
 
 
 def completion_view(body: dict[str, Any]) -> CompletionView:

@@ -12,14 +12,17 @@ from providers.common import (
     as_int,
     as_list,
     as_str,
+    beyond_text,
+    error_message,
     json_text,
     optional_str,
     parts_text,
     read_arguments,
 )
 from providers.held_stream import HeldStream
+from providers.openai_chat import content_part, content_parts
 from providers.sse import encode_event, first_json_event, json_events
-from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult, Usage
+from schemas.view import CompletionView, ConversationView, Message, Part, ToolCall, ToolDefinition, ToolResult, Usage
 
 _CALLS = {"function_call": "arguments", "custom_tool_call": "input"}
 """Output item types that are calls of the client's tools, with the field holding their arguments."""
@@ -36,6 +39,13 @@ call's own ``name`` is the remote tool's and stays the server's word, so every M
 _TOOL_TYPES = {"function", "custom"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
+WIRE_FORMAT = "OpenAI Responses"
+
+
+def _reasoning(item: dict[str, Any]) -> Part:
+    """A reasoning item: its summary (the reasoning itself is usually encrypted), else its own text."""
+    summary = "\n".join(as_str(as_dict(piece).get("text")) for piece in as_list(item.get("summary")))
+    return Part(kind="reasoning", text=summary or parts_text(item.get("content")))
 
 
 def usage(raw: Any) -> Usage:
@@ -106,7 +116,13 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
             messages.append(Message(role="tool", text=result.content, tool_result=result, index=index))
         elif kind in (None, "message") and item.get("role") in _ROLES:
             role = _ROLES[item["role"]]
-            messages.append(Message(role=role, text=parts_text(item.get("content")), index=index))  # type: ignore[arg-type]
+            content = item.get("content")
+            messages.append(Message(role=role, text=parts_text(content), index=index, parts=content_parts(content)))  # type: ignore[arg-type]
+        elif kind == "reasoning":
+            messages.append(Message(role="assistant", index=index, parts=[_reasoning(item)]))
+        else:  # an item of a kind not read here (an item reference, a computer call…): shown as it is
+            role = _ROLES.get(as_str(item.get("role")), "assistant")
+            messages.append(Message(role=role, index=index, parts=[Part(kind="other", text=json_text(item))]))  # type: ignore[arg-type]
     tools = [
         ToolDefinition(
             name=as_str(tool.get("name")),
@@ -118,6 +134,7 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
     ]
     return ConversationView(
         provider=provider,
+        wire_format=WIRE_FORMAT,
         model=model,
         messages=messages,
         tools=tools,
@@ -130,12 +147,16 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
     texts: list[str] = []
     calls: list[ToolCall] = []
     results: list[ToolResult] = []
+    pieces: list[Part] = []
     for item in as_list(body.get("output")):
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "message":
             texts.append(parts_text(item.get("content"), frozenset({"output_text"})))
+            pieces += [content_part(piece) for piece in as_list(item.get("content"))]
+        elif kind == "reasoning":
+            pieces.append(_reasoning(item))
         elif kind in _CALLS:
             calls.append(_call(item))
         elif kind in _SERVER_RESULTS:
@@ -151,6 +172,8 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
         finish_reason=reason or status,
         tool_results=results,
         provider_refs=refs,
+        parts=beyond_text(pieces),
+        error=error_message(body),
     )
 
 
@@ -159,7 +182,7 @@ def stream_view(stream: bytes) -> CompletionView:
     items: dict[int, dict[str, Any]] = {}
     partial: dict[int, list[str]] = {}
     last_response: dict[str, Any] = {}
-    errored = False
+    error: str | None = None
     for event in json_events(stream):
         kind = event.get("type")
         if kind in _TERMINAL_EVENTS and isinstance(event.get("response"), dict):
@@ -168,7 +191,7 @@ def stream_view(stream: bytes) -> CompletionView:
             last_response = event["response"]
         index = event.get("output_index")
         if kind == "error":
-            errored = True
+            error = as_str(event.get("message")) or error_message(event) or json_text(event)
         elif not isinstance(index, int):
             continue
         elif kind in ("response.output_item.added", "response.output_item.done"):
@@ -186,8 +209,10 @@ def stream_view(stream: bytes) -> CompletionView:
             item = {**item, _CALLS[item["type"]]: pieces}
         output.append(item)
     view = completion_view({**last_response, "output": output})
-    if errored and view.finish_reason in (None, "in_progress", "queued"):
-        view.finish_reason = "error"
+    if error is not None:
+        view.error = view.error or error
+        if view.finish_reason in (None, "in_progress", "queued"):
+            view.finish_reason = "error"
     return view
 
 

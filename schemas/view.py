@@ -1,7 +1,7 @@
 """The common view of an LLM exchange, whatever the provider's wire format.
 
-Provider adapters turn requests, responses and streams into these models; the policies, the recorder and the guard
-read only these, so adding a provider never touches them.
+Provider adapters turn requests, responses and streams into these models; the policies, the recorder, the guard and
+the logs viewer read only these, so adding a provider never touches them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Role = Literal["system", "user", "assistant", "tool"]
+PartKind = Literal["text", "media", "reasoning", "refusal", "other"]
+
+
+class Part(BaseModel):
+    """One piece of a message's content, for readers that show a message whole (the logs viewer); the policies and
+    detectors read ``Message.text``."""
+
+    kind: PartKind
+    text: str = ""
+    """The words of a text, reasoning or refusal; a piece of a kind the adapter does not read, as JSON."""
+    media: str | None = None
+    """What a media piece is: ``image``, ``audio``, ``video``, ``document`` or ``file``."""
 
 
 class ToolCall(BaseModel):
@@ -28,6 +40,8 @@ class ToolResult(BaseModel):
     name: str | None = None
     """The tool's name when the wire format says it, or when it can be found from the call in the history."""
     content: str = ""
+    is_error: bool = False
+    """The tool reported a failure (when the wire format can say so)."""
 
 
 class Message(BaseModel):
@@ -36,7 +50,11 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_result: ToolResult | None = None
     index: int = 0
-    """Position of the provider message this came from, so a finding can point back into the raw request."""
+    """Position of the provider message this came from, so a finding can point back into the raw request. One
+    provider message may give several (a turn of text and tool results): they share its index."""
+    parts: list[Part] = Field(default_factory=list)
+    """The content piece by piece, in the wire format's order and text included, when it holds more than text (media,
+    reasoning, a refusal, pieces of unknown kinds); empty when ``text`` says it all."""
 
 
 class ToolDefinition(BaseModel):
@@ -55,6 +73,8 @@ class ConversationView(BaseModel):
     """What the client asked for."""
 
     provider: str
+    wire_format: str = ""
+    """The API's name as people know it (``OpenAI chat completions``), for those reading the record."""
     model: str | None = None
     messages: list[Message] = Field(default_factory=list)
     tools: list[ToolDefinition] = Field(default_factory=list)
@@ -77,3 +97,7 @@ class CompletionView(BaseModel):
     provider_refs: list[str] = Field(default_factory=list)
     """Under which references the provider keeps this exchange for later requests (``response:<id>``,
     ``conversation:<id>``)."""
+    parts: list[Part] = Field(default_factory=list)
+    """The answer's content piece by piece, as ``Message.parts``: empty when ``text`` says it all."""
+    error: str | None = None
+    """The provider's error message, when the answer is its error body or the stream carried an error event."""

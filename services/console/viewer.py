@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plumbing.store.base import Store
+from providers.common import without_surrogates
 from schemas.events import SEVERITIES, SEVERITY_RANK
+from schemas.view import CompletionView
 from services.console.access import SESSION_COOKIE, Access, Verdict, bearer
 from services.console.api import InteractionsApi, parse_filter
 from services.console.queries import InvalidQuery
-from services.console.transcript import Answer, Conversation, Part, pretty, read_answer, read_request
+from services.console.transcript import pretty, read_answer, read_request
 
 HERE = Path(__file__).resolve().parent
 SEEN_LIMIT = 200
@@ -42,7 +43,7 @@ SEEN_DAYS = 7
 RAW_DISPLAY_CHARS = 256 * 1024
 """Raw bodies longer than this are cut in the page (the API has them whole): a browser chokes on megabytes of text."""
 PART_DISPLAY_CHARS = 100_000
-"""Likewise for one message, tool call or tool result of the conversation."""
+"""Likewise for one piece of the conversation or the answer (a text, a tool call's arguments, a tool result)."""
 
 FILTERS = (
     "profile_id",
@@ -132,6 +133,19 @@ def safe_next(target: str | None) -> str:
 _SEVERITY_NAMES = {rank: name for name, rank in SEVERITY_RANK.items()}
 
 
+def clip(text: str, where: str = "request") -> str:
+    """One piece cut to ``PART_DISPLAY_CHARS`` for the page, saying where it is whole."""
+    if len(text) <= PART_DISPLAY_CHARS:
+        return text
+    cut = len(text) - PART_DISPLAY_CHARS
+    return text[:PART_DISPLAY_CHARS] + f"\n… {cut:,} more characters (see the raw {where})"
+
+
+def arguments(value: Any, where: str = "request") -> str:
+    """A tool call's arguments for display: indented JSON, or the text as sent when it is not JSON."""
+    return "" if value is None or value == "" else clip(pretty(value), where)
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -143,6 +157,8 @@ def _environment() -> jinja2.Environment:
     env.globals.update(logs_url=logs_url, form_time=form_time)
     env.filters.update(
         pretty=pretty,
+        clip=clip,
+        arguments=arguments,
         when=lambda value: (value or "")[:19].replace("T", " "),
         ms=lambda value: "—" if value is None else f"{value:,.0f} ms",
         count=lambda value: "—" if value is None else f"{value:,}",
@@ -183,6 +199,11 @@ class Viewer:
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("logged_in", self.token is not None)
         html = self.templates.get_template(template).render(**context)
+        if not html.isascii():
+            try:
+                html.encode()
+            except UnicodeEncodeError:  # a lone surrogate read from a JSON escape: shown as that escape
+                html = without_surrogates(html)
         return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
 
     # -- /logs ---------------------------------------------------------------------------------------------------
@@ -259,12 +280,8 @@ class Viewer:
     def _render_detail(self, item: dict[str, Any]) -> HTMLResponse:
         received = item.get("request_received")
         sent = item.get("request_sent")
-        conversation = read_request(item.get("provider") or "", item.get("route"), received)
-        answer = read_answer(item.get("response_body"), bool(item.get("stream")))
-        for part in _parts(conversation, answer):
-            if len(part.text) > PART_DISPLAY_CHARS:
-                cut = len(part.text) - PART_DISPLAY_CHARS
-                part.text = part.text[:PART_DISPLAY_CHARS] + f"\n… {cut:,} more characters (see the raw request)"
+        conversation = read_request(item)
+        answer = read_answer(item)
         blocked_ids = {call.get("id") for call in item.get("blocked_tool_calls") or [] if isinstance(call, dict)}
         return self.render(
             "detail.html",
@@ -328,25 +345,18 @@ class Viewer:
         return response
 
 
-def _parts(conversation: Conversation | None, answer: Answer | None) -> Iterator[Part]:
-    for turn in conversation.turns if conversation else []:
-        yield from turn.parts
-    if answer is not None:
-        yield from answer.tool_calls
-
-
 def _cut(text: str) -> dict[str, Any]:
     return {"text": text[:RAW_DISPLAY_CHARS], "cut": max(len(text) - RAW_DISPLAY_CHARS, 0)}
 
 
-def _answer_calls(answer: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """The answer's tool calls: as recorded in the common view when the recorder saw them, else as parsed here."""
+def _answer_calls(answer: CompletionView | None, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer's tool calls: as recorded in the common view when the recorder saw them, else as read here."""
     recorded = [c for c in item.get("tool_calls") or [] if isinstance(c, dict)]
-    if recorded:
-        return [{"id": c.get("id"), "name": c.get("name"), "arguments": pretty(c.get("arguments"))} for c in recorded]
-    if answer is None:
-        return []
-    return [{"id": p.call_id, "name": p.name, "arguments": p.text} for p in answer.tool_calls]
+    calls = recorded or ([call.model_dump() for call in answer.tool_calls] if answer is not None else [])
+    return [
+        {"id": c.get("id"), "name": c.get("name"), "arguments": arguments(c.get("arguments"), "response")}
+        for c in calls
+    ]
 
 
 class LoginRedirect:

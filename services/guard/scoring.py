@@ -8,19 +8,12 @@ from datetime import UTC, datetime
 import orjson
 
 from providers.base import ProviderAdapter
-from providers.registry import builtin_adapters, openai_compatible
+from providers.registry import adapter_for
 from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import Profile
 from schemas.view import CompletionView, ConversationView
 from services.guard.detectors import findings_from_decisions, scan_completion, scan_conversation
 from services.guard.findings import Finding
-
-_ADAPTERS = builtin_adapters()
-
-
-def adapter_for(provider: str) -> ProviderAdapter:
-    """Custom providers speak OpenAI's format; their names are only known to the ingress's configuration."""
-    return _ADAPTERS.get(provider) or openai_compatible(provider)
 
 
 def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[Finding]:

@@ -187,6 +187,7 @@ def test_request_view_has_system_calls_results_and_tools():
         "tool_call_id": "toolu_01A",
         "name": "get_weather",
         "content": "15 C, cloudy",
+        "is_error": False,
     }
     assert rome.tool_result.content == "24 C\nsunny" and rome.tool_result.name == "get_weather"
     assert (follow_up.role, follow_up.text, follow_up.index) == ("user", "Which is warmer?", 2)

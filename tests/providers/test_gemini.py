@@ -131,6 +131,7 @@ def test_request_view_pairs_function_responses_with_their_calls():
         "tool_call_id": "get_weather#0",
         "name": "get_weather",
         "content": '{"temperature":15,"sky":"cloudy"}',
+        "is_error": False,
     }
     assert (rome.tool_result.tool_call_id, rome.tool_result.content) == ("get_weather#1", '{"result":"24 C"}')
     assert (paris.index, rome.index) == (2, 2)

@@ -109,7 +109,12 @@ def test_request_view_names_tool_results_from_the_calls_in_the_history():
         ("call_abc", "get_weather", {"city": "Paris"}),
         ("call_def", "now", {}),
     ]
-    assert weather.tool_result.model_dump() == {"tool_call_id": "call_abc", "name": "get_weather", "content": "15 C"}
+    assert weather.tool_result.model_dump() == {
+        "tool_call_id": "call_abc",
+        "name": "get_weather",
+        "content": "15 C",
+        "is_error": False,
+    }
     assert (clock.tool_result.name, clock.tool_result.content, clock.index) == ("now", "09:00", 4)
     assert view.tools[0].name == "get_weather" and view.tools[0].parameters["type"] == "object"
 

@@ -118,7 +118,10 @@ EVENTS = [
 def test_request_view_reads_instructions_items_and_function_tools():
     view = ADAPTER.request_view(ROUTE, REQUEST)
     assert (view.provider, view.model, view.stream) == ("openai", "gpt-4.1", False)
-    system, user, call, output, assistant, again = view.messages
+    system, user, reasoning, call, output, assistant, again = view.messages
+    # Reasoning (its summary, empty here) is there for readers of the record, and is not text to judge.
+    assert (reasoning.role, reasoning.text, reasoning.index) == ("assistant", "", 1)
+    assert [(p.kind, p.text) for p in reasoning.parts] == [("reasoning", "")]
     assert (system.role, system.text, system.index) == ("system", "You are a travel agent.", -1)
     assert (user.role, user.text, user.index) == ("user", "Weather in Paris?", 0)
     assert [(c.id, c.name, c.arguments) for c in call.tool_calls] == [("call_1", "get_weather", {"city": "Paris"})]
@@ -127,6 +130,7 @@ def test_request_view_reads_instructions_items_and_function_tools():
         "tool_call_id": "call_1",
         "name": "get_weather",
         "content": '{"temperature": 15}',
+        "is_error": False,
     }
     assert (assistant.role, assistant.text) == ("assistant", "It is 15 C.")
     assert (again.role, again.text, again.index) == ("user", "And tomorrow?", 5)
