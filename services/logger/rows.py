@@ -1,101 +1,107 @@
-"""Events → ``warden.interactions`` / ``warden.violations`` rows. Pure functions."""
+"""Events → rows of ``warden.interactions`` / ``warden.violations``, built from the columns table (``columns.py``).
+
+One builder, two ways in. The usual way is the event's JSON document as the producers write it, decoded with orjson
+and never made into a model: building the models was the largest part of the logger's work per event. Anything the
+builder finds unusual (a field left out, another spelling of a time, a number as a string) goes through the event's
+model instead, which accepts every form the contract allows and says why an event is invalid; the model is written
+back out as the producers would write it and given to the same builder. So both ways store the same row, and what
+the models accept but ClickHouse would refuse is refused with a reason here rather than failing a batch.
+"""
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from pydantic import BaseModel
 
-from schemas.events import SEVERITY_RANK, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.events import RequestEvent, ResponseEvent, ViolationEvent
 from schemas.folding import fold_by_interaction
+from services.logger.columns import INTERACTIONS, VIOLATIONS, Column, Doc, Half, Read, Unusual
 
 Row = dict[str, Any]
 
-
-def ch_time(value: datetime) -> str:
-    """ClickHouse DateTime64 text, in UTC (events carry aware UTC datetimes). isoformat is C code, several times
-    faster than strftime, and ClickHouse reads its output whether or not it has a fraction."""
-    if value.utcoffset():  # an event written with another offset: the column is UTC
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(sep=" ")
+_ANY_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}", re.I).fullmatch
 
 
-def _json(models: list[Any]) -> str | None:
-    return orjson.dumps([m.model_dump(mode="json") for m in models]).decode() if models else None
+def _plan(columns: tuple[Column, ...], half: Half) -> tuple[tuple[str, str | None, Read], ...]:
+    return tuple((c.name, c.fills[half].field, c.fills[half].read) for c in columns if half in c.fills)
 
 
-def _key(event: RequestEvent | ResponseEvent) -> Row:
-    return {
-        "interaction_id": event.interaction_id,
-        "started_at": ch_time(event.started_at),
-        "agent_id": event.agent_id,
-        "user_id": event.user_id,
-        "session_id": event.session_id,
-        "profile_id": event.profile_id,
-        "provider": event.provider,
-        "model": event.model,
-    }
+_PLANS: dict[str, tuple[tuple[str, str | None, Read], ...]] = {
+    "request": _plan(INTERACTIONS, "request"),
+    "response": _plan(INTERACTIONS, "response"),
+    "violation": _plan(VIOLATIONS, "violation"),
+}
+
+
+def from_document(half: Half, doc: Doc) -> Row:
+    """The row of an event document in the producers' form. Raises ``Unusual`` (or ``KeyError``/``TypeError`` for a
+    field missing or of another shape) for anything else."""
+    if doc.get("type") != half:
+        raise Unusual(f"is not a {half} event")
+    return {name: read(doc if field is None else doc[field]) for name, field, read in _PLANS[half]}
+
+
+class Unstorable(ValueError):
+    """An event its model accepts and ClickHouse would refuse; the message says why."""
+
+
+def from_model(event: BaseModel) -> Row:
+    """The row of a validated event, or ``Unstorable``."""
+    half: Half = getattr(event, "type", "")
+    if half not in _PLANS:
+        raise Unstorable(f"no table stores {type(event).__name__}")
+    doc = _document(event)
+    try:
+        return from_document(half, doc)
+    except Unusual:
+        raise Unstorable(_why(half, doc)) from None
+    except (TypeError, ValueError) as exc:  # e.g. tool-call arguments with an integer JSON cannot hold
+        raise Unstorable(f"cannot store {type(event).__name__}: {str(exc)[:200]}") from None
+
+
+def _document(event: BaseModel) -> Doc:
+    """The event as its producers write it: times in UTC (a naive time is taken as UTC), the interaction id spelled
+    canonically (ClickHouse stores a UUID so whatever its spelling)."""
+    times = {k: _utc(v) for k, v in event.__dict__.items() if isinstance(v, datetime) and v.tzinfo is not UTC}
+    doc = (event.model_copy(update=times) if times else event).model_dump(mode="json")
+    interaction_id = doc.get("interaction_id")
+    if isinstance(interaction_id, str) and _ANY_UUID(interaction_id):
+        doc["interaction_id"] = str(uuid.UUID(interaction_id))
+    return doc
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+def _why(half: Half, doc: Doc) -> str:
+    """The first column the document cannot fill, and why."""
+    for name, field, read in _PLANS[half]:
+        try:
+            read(doc if field is None else doc[field])
+        except Unusual as exc:
+            return f"{name} {exc}"
+    return f"not a {half} event"
 
 
 def request_row(event: RequestEvent) -> Row:
-    row = _key(event)
-    row.update(
-        route=event.route,
-        stream=int(event.stream),
-        request_received=event.request_received,
-        request_sent=event.request_sent,
-        request_decisions=_json(event.decisions),
-        untrusted_since=event.untrusted_since,
-        blocked=int(any(d.enforced and d.kind.endswith("blocked") for d in event.decisions)),
-    )
-    return row
+    return from_model(event)
 
 
 def response_row(event: ResponseEvent) -> Row:
-    row = _key(event)
-    row.update(
-        status=event.status,
-        finished_at=ch_time(event.finished_at),
-        latency_ms=event.latency_ms,
-        ttft_ms=event.ttft_ms,
-        input_tokens=event.usage.input_tokens,
-        output_tokens=event.usage.output_tokens,
-        cached_tokens=event.usage.cached_tokens,
-        finish_reason=event.finish_reason,
-        response_body=event.response_body,
-        tool_calls=_json(event.tool_calls),
-        blocked_tool_calls=_json(event.blocked_tool_calls),
-        response_decisions=_json(event.decisions),
-        blocked=int(bool(event.blocked_tool_calls)),
-        error=event.error,
-        aborted=int(event.aborted),
-    )
-    return row
-
-
-def interaction_rows(events: list[RequestEvent | ResponseEvent]) -> list[Row]:
-    """One row per interaction in the batch: a request and its response in the same batch become one row, which is
-    what the table would fold them into anyway, with half the rows to write and merge."""
-    return fold_by_interaction(
-        request_row(event) if isinstance(event, RequestEvent) else response_row(event) for event in events
-    )
+    return from_model(event)
 
 
 def violation_row(event: ViolationEvent) -> Row:
-    return {
-        "violation_id": event.violation_id,
-        "interaction_id": event.interaction_id,
-        "detected_at": ch_time(event.detected_at),
-        "detector": event.detector,
-        "category": event.category,
-        "severity": event.severity,
-        "severity_rank": SEVERITY_RANK[event.severity],
-        "score": event.score,
-        "action": event.action,
-        "location": event.evidence.location,
-        "excerpt": event.evidence.excerpt,
-        "profile_id": event.profile_id,
-        "agent_id": event.agent_id,
-        "user_id": event.user_id,
-    }
+    return from_model(event)
+
+
+def interaction_rows(events: Iterable[RequestEvent | ResponseEvent]) -> list[Row]:
+    """One row per interaction: a request and its response in the same batch become one row, which is what the table
+    would fold them into anyway, with half the rows to write and merge."""
+    return fold_by_interaction(from_model(event) for event in events)
