@@ -37,6 +37,8 @@ async def deliver(subscription: Subscription[T], batch: list[Delivery], publish:
             events.append(decode(delivery))
         except Undecodable as exc:
             dead_letter(subscription, delivery, str(exc), publish)
+        except Exception as exc:  # a decoder that fails otherwise must not stop the stream either
+            dead_letter(subscription, delivery, f"cannot decode: {type(exc).__name__}: {str(exc)[:200]}", publish)
         if n % YIELD_EVERY == 0:
             await asyncio.sleep(0)
     if events:

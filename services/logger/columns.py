@@ -2,11 +2,11 @@
 
 Each column names its ClickHouse type exactly as ``system.columns`` spells it (``tests/logger/test_columns.py`` holds
 the tables below to the ones the migrations create) and says how each event fills it: which field of the event's
-JSON document, read by which reader. A reader takes a value in the form the producers write it (``model_dump_json``:
-every field present, RFC 3339 UTC times) and returns what the column stores, or raises ``Unusual`` for anything else:
-the caller then reads the event through its model (``rows.py``). Readers also refuse what ClickHouse would refuse (an
-interaction id that is not a UUID, a count its unsigned type cannot hold): one such row would fail its whole batch,
-again on every retry.
+document, read by which reader. A reader takes a value in the form the producers write it (``model_dump_json``: every
+field present, RFC 3339 UTC times), or as a validated model holds it, and returns what the column stores; it raises
+``Unusual`` for anything else, and the caller then reads the event through its model (``rows.py``). Readers also
+refuse what ClickHouse would refuse (an interaction id that is not a UUID, a count its unsigned type cannot hold): one
+such row would fail its whole batch, again on every retry.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 import orjson
@@ -39,8 +39,8 @@ Read = Callable[[Any], Any]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """How an event fills a column: ``read(doc[field])``, or ``read(doc)`` when ``field`` is None (a value derived
-    from several fields)."""
+    """How an event fills a column: ``read(doc[field])`` (``doc["usage"]["input_tokens"]`` for ``usage.input_tokens``),
+    or ``read(doc)`` when ``field`` is None (a value derived from several fields)."""
 
     field: str | None
     read: Read
@@ -67,12 +67,17 @@ def uuid(value: Any) -> str:
 
 
 def utc_time(value: Any) -> str:
-    """``2026-01-31T12:00:00[.123456]Z`` → ``2026-01-31 12:00:00[.123456]``, DateTime64 text in UTC. The separators
-    pin the layout and ``fromisoformat`` checks the rest (ASCII digits, no 31 February): several times cheaper than a
-    regular expression."""
+    """DateTime64 text in UTC, from ``2026-01-31T12:00:00[.123456]Z`` (a payload: the separators pin the layout and
+    ``fromisoformat`` checks the rest, several times cheaper than a regular expression) or from a datetime (a model;
+    one without a zone is taken as UTC)."""
+    if type(value) is not str:
+        if not isinstance(value, datetime):
+            raise Unusual("is not a time")
+        if value.utcoffset():
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(sep=" ")
     if (
-        type(value) is not str
-        or value[-1:] != "Z"
+        value[-1:] != "Z"
         or not (len(value) == 20 or (len(value) == 27 and value[19] == "."))
         or value[4] != "-"
         or value[7] != "-"
@@ -166,14 +171,18 @@ def _decisions(value: Any) -> list[Doc]:
 
 
 def decisions(value: Any) -> str | None:
-    """The decisions as JSON, None when there are none."""
-    found = _decisions(value)
-    return orjson.dumps(found).decode() if found else None
+    """The decisions as JSON, None when there are none (most events: that case first)."""
+    if type(value) is list and not value:
+        return None
+    return orjson.dumps(_decisions(value)).decode()
 
 
 def enforced_block(doc: Doc) -> int:
     """1 when an enforced decision blocked something."""
-    return int(any(d["enforced"] and d["kind"].endswith("blocked") for d in _decisions(doc["decisions"])))
+    value = doc["decisions"]
+    if type(value) is list and not value:
+        return 0
+    return int(any(d["enforced"] and d["kind"].endswith("blocked") for d in _decisions(value)))
 
 
 def tool_calls(value: Any) -> str | None:
@@ -193,11 +202,6 @@ def any_blocked_call(doc: Doc) -> int:
     return int(tool_calls(doc["blocked_tool_calls"]) is not None)
 
 
-def usage(part: str, bits: int = 32) -> Read:
-    count = unsigned(bits, optional=True)
-    return lambda value: count(value[part])
-
-
 def severity_rank(doc: Doc) -> int:
     severity = doc["severity"]
     if type(severity) is not str or severity not in SEVERITY_RANK:
@@ -205,13 +209,10 @@ def severity_rank(doc: Doc) -> int:
     return SEVERITY_RANK[severity]
 
 
-def evidence(part: str) -> Read:
-    return lambda value: text(value[part])
-
-
 # -- the tables ------------------------------------------------------------------------------------------------------
 
 _ANY, _LAST = "SimpleAggregateFunction(any, {})", "SimpleAggregateFunction(anyLast, Nullable({}))"
+_count32 = unsigned(32, optional=True)
 
 
 def _both(field: str, read: Read) -> dict[Half, Source]:
@@ -248,9 +249,9 @@ INTERACTIONS: tuple[Column, ...] = (
     Column("finished_at", _LAST.format("DateTime64(6, 'UTC')"), _response("finished_at", utc_time)),
     Column("latency_ms", _LAST.format("Float64"), _response("latency_ms", number)),
     Column("ttft_ms", _LAST.format("Float64"), _response("ttft_ms", optional_number)),
-    Column("input_tokens", _LAST.format("UInt32"), _response("usage", usage("input_tokens"))),
-    Column("output_tokens", _LAST.format("UInt32"), _response("usage", usage("output_tokens"))),
-    Column("cached_tokens", _LAST.format("UInt32"), _response("usage", usage("cached_tokens"))),
+    Column("input_tokens", _LAST.format("UInt32"), _response("usage.input_tokens", _count32)),
+    Column("output_tokens", _LAST.format("UInt32"), _response("usage.output_tokens", _count32)),
+    Column("cached_tokens", _LAST.format("UInt32"), _response("usage.cached_tokens", _count32)),
     Column("finish_reason", _LAST.format("String"), _response("finish_reason", optional_text)),
     Column("response_body", _LAST.format("String"), _response("response_body", text)),
     Column("tool_calls", _LAST.format("String"), _response("tool_calls", tool_calls)),
@@ -285,8 +286,8 @@ VIOLATIONS: tuple[Column, ...] = (
         "LowCardinality(String)",
         _violation("action", one_of(frozenset(get_args(ViolationEvent.model_fields["action"].annotation)))),
     ),
-    Column("location", "String", _violation("evidence", evidence("location"))),
-    Column("excerpt", "String", _violation("evidence", evidence("excerpt"))),
+    Column("location", "String", _violation("evidence.location", text)),
+    Column("excerpt", "String", _violation("evidence.excerpt", text)),
     Column("profile_id", "LowCardinality(String)", _violation("profile_id", text)),
     Column("agent_id", "String", _violation("agent_id", text)),
     Column("user_id", "String", _violation("user_id", text)),
