@@ -11,6 +11,11 @@ The bus decodes each message into one of those events (the topic's model, ``sche
 with the subscription's own decoder, and hands the handler only what decoded; a message that does not decode goes
 to the dead-letter topic with the reason (``plumbing/bus/dispatch.py``). Both implementations go through the same
 steps, so a handler never sees a payload it has to check.
+
+Not faststream's subscribers, although they read the same way: their decoding belongs to a consumer loop of their
+own (a batch handler typed ``list[Model]`` fails the whole batch on one bad message, with no dead letter and its
+reason), while ours keeps batches bounded in bytes, several in flight with offsets committed in order, and runs
+in-process too. faststream describes the topics (``warden/asyncapi.py``).
 """
 
 from __future__ import annotations
