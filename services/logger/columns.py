@@ -25,7 +25,7 @@ Doc = dict[str, Any]
 Half = Literal["request", "response", "violation"]
 """Which event a row comes from: an interaction's request or response half, or a violation."""
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 _fromisoformat = datetime.fromisoformat
 
 
@@ -61,7 +61,7 @@ class Column:
 
 def uuid(value: Any) -> str:
     """The canonical spelling only (lowercase, hyphenated): the model path writes any other as that."""
-    if type(value) is not str or _UUID(value) is None:
+    if type(value) is not str or CANONICAL_UUID(value) is None:
         raise Unusual(f"is not a UUID: {str(value)[:64]!r}")
     return value
 

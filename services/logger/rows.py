@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from schemas.events import RequestEvent, ResponseEvent, ViolationEvent
 from schemas.folding import fold_by_interaction
 from services.logger.columns import (
+    CANONICAL_UUID,
     INTERACTIONS,
     VIOLATIONS,
     Column,
@@ -36,7 +37,6 @@ from services.logger.columns import (
 
 Row = dict[str, Any]
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 _ANY_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}", re.I).fullmatch
 
 
@@ -118,7 +118,7 @@ def _document(event: BaseModel) -> Doc:
         value = doc[name]
         doc[name] = [item.model_dump() for item in value] if many else value.model_dump()
     interaction_id = doc.get("interaction_id")
-    if isinstance(interaction_id, str) and _UUID(interaction_id) is None and _ANY_UUID(interaction_id):
+    if isinstance(interaction_id, str) and CANONICAL_UUID(interaction_id) is None and _ANY_UUID(interaction_id):
         doc["interaction_id"] = str(uuid.UUID(interaction_id))
     return doc
 
