@@ -9,14 +9,15 @@ import pytest
 from schemas.events import INTERACTION_ID
 from services.console.queries import InvalidQuery, get_interaction
 from services.ingress.ids import new_interaction_id
-from services.logger.json_rows import unstorable
+from services.logger.columns import Unusual
+from services.logger.columns import uuid as stored_uuid
 
 
 def test_the_ingress_ids_and_every_uuid_text_match_the_pattern() -> None:
     for interaction_id in [new_interaction_id() for _ in range(1000)] + [str(uuid.uuid4()), str(uuid.uuid1())]:
         assert INTERACTION_ID.fullmatch(interaction_id), interaction_id
         assert get_interaction(interaction_id)[1] == {"id": interaction_id}
-        assert unstorable({"interaction_id": interaction_id}) is None
+        assert stored_uuid(interaction_id) == interaction_id
 
 
 @pytest.mark.parametrize(
@@ -27,4 +28,5 @@ def test_what_is_not_an_interaction_id_is_refused(text: str) -> None:
     assert INTERACTION_ID.fullmatch(text) is None
     with pytest.raises(InvalidQuery):
         get_interaction(text)
-    assert unstorable({"interaction_id": text}) is not None
+    with pytest.raises(Unusual):
+        stored_uuid(text)

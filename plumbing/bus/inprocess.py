@@ -3,8 +3,8 @@
 Each consumer group sees every event of its topics once, in batches; a batch is dropped from the queue only after
 its handler returned, so a failing handler gets the same batch again (at-least-once, as with Kafka offsets). One
 batch is handled at a time whatever ``max_in_flight`` says: the embedded consumers share the proxy's event loop.
-Deliveries always carry the published models, also to a subscription that does not ask for them (``decode``
-False): here they exist already, and serialising them for it would cost the proxy's process time for nothing.
+Subscriptions decode the published models as they are (``Delivery.event``): here they exist already, and
+serialising them would cost the proxy's process time for nothing.
 """
 
 from __future__ import annotations
@@ -13,17 +13,20 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import Any
 
 from pydantic import BaseModel
 
 from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.dispatch import Publish, deliver
 
 log = logging.getLogger(__name__)
 
 
 class _Consumer:
-    def __init__(self, subscription: Subscription) -> None:
+    def __init__(self, subscription: Subscription[Any], publish: Publish) -> None:
         self.subscription = subscription
+        self.publish = publish
         self.queue: deque[Delivery] = deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -52,7 +55,7 @@ class _Consumer:
                     await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
             batch = [self.queue[i] for i in range(min(len(self.queue), sub.max_batch))]
             try:
-                await sub.handler(batch)
+                await deliver(sub, batch, self.publish)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -75,8 +78,8 @@ class InProcessBus:
         self._consumers: list[_Consumer] = []
         self._started = False
 
-    def subscribe(self, subscription: Subscription) -> None:
-        consumer = _Consumer(subscription)
+    def subscribe(self, subscription: Subscription[Any]) -> None:
+        consumer = _Consumer(subscription, self.publish)
         self._consumers.append(consumer)
         for topic in subscription.topics:
             self._by_topic.setdefault(topic, []).append(consumer)

@@ -6,8 +6,8 @@ which delivers it, keeping what the broker has not acknowledged in a write-ahead
 Consumers read batches, hand them to their handler, and commit the batch's offsets only after the handler returned
 (its effect is durable); a failing handler gets the same batch again after a back-off. The next batch is fetched
 while earlier ones are handled (``Subscription.max_in_flight`` handlers at once), and batches are committed in order.
-A payload that does not decode is handed over as a ``Delivery`` with ``error`` set, for the handler to dead-letter; a
-subscription that does not decode gets every payload as it came (``raw``) and validates it itself.
+Payloads are decoded in the handler's task (``dispatch.deliver``), so decoding too overlaps the fetch of the next
+batch; one that does not decode goes to the dead-letter topic and its offset is committed with its batch.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.dispatch import deliver
 from plumbing.bus.publisher import MAX_MESSAGE_BYTES, KafkaPublisher
-from schemas.events import TOPIC_MODELS
 
 log = logging.getLogger(__name__)
 FETCH_MAX_BYTES = 64 * 1024 * 1024
@@ -62,7 +63,7 @@ class KafkaBus:
         self.spilled = self.publisher.spilled
         self.dropped = self.publisher.dropped
         self.delivered = self.publisher.delivered
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscription[Any]] = []
         self._consumer_tasks: list[asyncio.Task[None]] = []
         self._stop_consumers = asyncio.Event()
         self._partition_lag: dict[tuple[str, TopicPartition], int] = {}
@@ -73,7 +74,7 @@ class KafkaBus:
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
         self.publisher.publish(topic, key, event)
 
-    def subscribe(self, subscription: Subscription) -> None:
+    def subscribe(self, subscription: Subscription[Any]) -> None:
         self._subscriptions.append(subscription)
 
     async def start(self) -> None:
@@ -94,7 +95,7 @@ class KafkaBus:
 
     # -- consuming -------------------------------------------------------------------------------------------------
 
-    async def _consume(self, sub: Subscription) -> None:
+    async def _consume(self, sub: Subscription[Any]) -> None:
         """Fetch the next batch while the handlers of earlier ones write (the store's inserts run off the event loop).
         Up to ``sub.max_in_flight`` handlers run at once; batches are committed in order, each once its handler and
         every earlier one returned, so a crash or a failure re-reads everything not yet durable."""
@@ -119,7 +120,7 @@ class KafkaBus:
                     backoff = min(backoff * 2, 5.0)
                     continue
             try:
-                # Fetched (and decoded, if the subscription decodes) while earlier batches are still being written.
+                # Fetched while earlier batches are still being written.
                 fetched = await self._fetch(consumer, sub)
                 failed = False
                 # Commit what is done, oldest first; wait for the oldest when the pipeline is full or idle.
@@ -136,7 +137,7 @@ class KafkaBus:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if fetched is not None:
-                    task = asyncio.get_running_loop().create_task(sub.handler(fetched.deliveries))
+                    task = asyncio.get_running_loop().create_task(deliver(sub, fetched.deliveries, self.publish))
                     inflight.append((task, fetched))
             except Exception:
                 log.exception("kafka consumer failed; restarting it", extra={"fields": {"group": sub.group}})
@@ -157,7 +158,7 @@ class KafkaBus:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    def _new_consumer(self, sub: Subscription) -> AIOKafkaConsumer:
+    def _new_consumer(self, sub: Subscription[Any]) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             *sub.topics,
             bootstrap_servers=self.bootstrap_servers,
@@ -171,10 +172,10 @@ class KafkaBus:
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
 
-    async def _fetch(self, consumer: AIOKafkaConsumer, sub: Subscription) -> _Batch | None:
+    async def _fetch(self, consumer: AIOKafkaConsumer, sub: Subscription[Any]) -> _Batch | None:
         """Up to ``max_batch`` messages (or about ``BATCH_MAX_BYTES``), waiting at most ``max_wait_s`` for the batch
         to fill."""
-        batch = _Batch(sub.decode)
+        batch = _Batch()
         deadline = time.monotonic() + sub.max_wait_s
         while batch.size < sub.max_batch and batch.bytes < BATCH_MAX_BYTES and not self._stop_consumers.is_set():
             remaining = deadline - time.monotonic()
@@ -190,7 +191,7 @@ class KafkaBus:
         return batch if batch.size else None
 
     async def _settle(
-        self, consumer: AIOKafkaConsumer, sub: Subscription, task: asyncio.Task[None], batch: _Batch
+        self, consumer: AIOKafkaConsumer, sub: Subscription[Any], task: asyncio.Task[None], batch: _Batch
     ) -> bool:
         """Wait for a batch's handler and commit its offsets if it succeeded; False if it failed."""
         try:
@@ -246,10 +247,9 @@ async def _finish(inflight: deque[tuple[asyncio.Task[None], _Batch]]) -> None:
 class _Batch:
     """Deliveries fetched for one handler call, with each partition's first and last offset among them."""
 
-    __slots__ = ("bytes", "decode", "deliveries", "first", "last")
+    __slots__ = ("bytes", "deliveries", "first", "last")
 
-    def __init__(self, decode: bool) -> None:
-        self.decode = decode
+    def __init__(self) -> None:
         self.bytes = 0
         self.deliveries: list[Delivery] = []
         self.first: dict[TopicPartition, int] = {}
@@ -266,23 +266,7 @@ class _Batch:
         self.last[tp] = records[-1].offset
         self.bytes += sum(r.serialized_value_size for r in records)
         topic = tp.topic
-        if self.decode:
-            self.deliveries.extend(_decode(topic, r.key, r.value) for r in records)
-        else:
-            self.deliveries.extend(
-                Delivery(topic, r.key.decode("utf-8", "replace") if r.key is not None else None, None, r.value)
-                for r in records
-            )
-
-
-def _decode(topic: str, key: bytes | None, value: bytes | None) -> Delivery:
-    text_key = key.decode("utf-8", "replace") if key is not None else None
-    model = TOPIC_MODELS.get(topic)
-    if model is None:
-        return Delivery(topic, text_key, None, value, f"no event model for topic {topic}")
-    try:
-        return Delivery(topic, text_key, model.model_validate_json(value or b""), value)
-    except ValidationError as exc:
-        return Delivery(topic, text_key, None, value, f"invalid {model.__name__}: {exc.errors()[:3]}")
-    except ValueError as exc:
-        return Delivery(topic, text_key, None, value, f"undecodable payload: {exc}")
+        self.deliveries.extend(
+            Delivery(topic, r.key.decode("utf-8", "replace") if r.key is not None else None, None, r.value)
+            for r in records
+        )

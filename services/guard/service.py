@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from plumbing.bus.base import Bus, Delivery, Subscription
+from plumbing.bus.base import Bus, Subscription
 from plumbing.config.base import ReplicatedMap
 from plumbing.metrics import LabelCap
 from schemas import topics
-from schemas.events import DeadLetter, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.events import RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileLookup
 from schemas.quarantine import Quarantine
 from services.guard.quarantine import QuarantineTracker
@@ -64,31 +64,18 @@ class GuardService:
         }
         self.quarantined = Counter("warden_quarantines_total", "Agents quarantined", ("profile_id",), registry=registry)
         self.subscription = Subscription(
-            topics=(topics.REQUESTS, topics.RESPONSES), group=group, handler=self.handle, max_batch=500, max_wait_s=0.05
+            (topics.REQUESTS, topics.RESPONSES),
+            RequestEvent | ResponseEvent,
+            self.handle,
+            group=group,
+            max_batch=500,
+            max_wait_s=0.05,
         )
 
     def register(self) -> None:
         self._bus.subscribe(self.subscription)
 
-    async def handle(self, batch: list[Delivery]) -> None:
-        events: list[RequestEvent | ResponseEvent] = []
-        for delivery in batch:
-            if isinstance(delivery.event, RequestEvent | ResponseEvent):
-                events.append(delivery.event)
-            elif delivery.event is None:
-                self._bus.publish(
-                    topics.DEAD_LETTER,
-                    delivery.key or "",
-                    DeadLetter(
-                        topic=delivery.topic,
-                        key=delivery.key,
-                        reason=delivery.error or "undecodable",
-                        payload=(delivery.raw or b"").decode("utf-8", "replace"),
-                        failed_at=datetime.now(UTC),
-                    ),
-                )
-        if not events:
-            return
+    async def handle(self, events: list[RequestEvent | ResponseEvent]) -> None:
         found = await asyncio.get_running_loop().run_in_executor(self._executor, self._score, events)
         for _event, profile, violations_of_event in found:
             for violation in violations_of_event:

@@ -1,4 +1,5 @@
-"""`warden guard` on a real broker: an indirect injection becomes a violation on `llm.violations`."""
+"""`warden guard` on a real broker: an indirect injection becomes a violation on `llm.violations`; a payload no event
+model reads goes to `llm.dead-letter` with the reason, and the guard carries on."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.topics_admin import create_topics
 from schemas import topics
 from schemas.events import RequestEvent, ViolationEvent
+from tests.distributed.test_logger_on_kafka import dead_letters
 from tests.support.processes import WardenProcess
 from tests.support.warden_server import free_port
 
@@ -41,6 +43,15 @@ async def publish(bootstrap: str, event: RequestEvent, spool) -> None:
     await bus.start()
     bus.publish(topics.REQUESTS, event.interaction_id, event)
     await bus.stop(timeout=60)
+
+
+async def send_raw(bootstrap: str, topic: str, key: str, payload: bytes) -> None:
+    raw = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await raw.start()
+    try:
+        await raw.send_and_wait(topic, payload, key=key.encode())
+    finally:
+        await raw.stop()
 
 
 async def find_violation(bootstrap: str, interaction_id: str, timeout: float = 60) -> ViolationEvent:
@@ -87,10 +98,16 @@ def test_the_guard_publishes_an_injection_violation_to_the_security_topic(kafka_
             route="/chat/completions",
             request_received=json.dumps(POISONED),
         )
+        poison = f"poison-{uuid.uuid4().hex[:8]}"
+        asyncio.run(send_raw(kafka_bootstrap, topics.REQUESTS, poison, b'{"interaction_id": "cut sho'))
         asyncio.run(publish(kafka_bootstrap, event, tmp_path / "spool"))
         violation = asyncio.run(find_violation(kafka_bootstrap, event.interaction_id))
+        letters = asyncio.run(dead_letters(kafka_bootstrap, {poison}))
     finally:
         guard.interrupt()
+    (letter,) = letters.values()
+    assert letter.topic == topics.REQUESTS and letter.payload == '{"interaction_id": "cut sho'
+    assert letter.reason.startswith("invalid RequestEvent")
     assert violation.agent_id == "research-bot" and violation.user_id == "alice"
     assert violation.evidence.location == "request.messages[2].tool_result"
     assert violation.severity in ("high", "critical") and violation.score >= 0.5

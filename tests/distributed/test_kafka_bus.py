@@ -10,11 +10,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.base import Delivery, Subscription, Undecodable
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.topics_admin import create_topics
 from schemas import topics
-from schemas.events import RequestEvent
+from schemas.events import DeadLetter, RequestEvent, ResponseEvent
 from tests.distributed.events import interaction
 from tests.support.consumer_groups import behind, end_offsets
 
@@ -47,13 +47,13 @@ async def until_committed(bootstrap: str, group: str, ends) -> None:
 async def test_events_reach_a_consumer_group_keyed_by_interaction(topics_ready, tmp_path):
     group = f"g-{uuid.uuid4().hex[:8]}"
     agent = f"agent-{uuid.uuid4().hex[:8]}"
-    seen: list[Delivery] = []
+    seen: list[RequestEvent] = []
 
-    async def handler(batch: list[Delivery]) -> None:
-        seen.extend(d for d in batch if isinstance(d.event, RequestEvent) and d.event.agent_id == agent)
+    async def handler(events: list[RequestEvent]) -> None:
+        seen.extend(e for e in events if e.agent_id == agent)
 
     consumer = bus(topics_ready, tmp_path, "consumer")
-    consumer.subscribe(Subscription((topics.REQUESTS,), group, handler, max_wait_s=0.1))
+    consumer.subscribe(Subscription((topics.REQUESTS,), RequestEvent, handler, group=group, max_wait_s=0.1))
     producer = bus(topics_ready, tmp_path, "producer")
     await consumer.start()
     await producer.start()
@@ -63,8 +63,7 @@ async def test_events_reach_a_consumer_group_keyed_by_interaction(topics_ready, 
     await until(lambda: len(seen) >= 50)
     await producer.stop(timeout=60)
     await consumer.stop()
-    assert sorted(d.event.interaction_id for d in seen) == sorted(e.interaction_id for e in sent)
-    assert all(d.key == d.event.interaction_id for d in seen)
+    assert sorted(e.model_dump_json() for e in seen) == sorted(e.model_dump_json() for e in sent)
 
 
 async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_success(topics_ready, tmp_path):
@@ -73,12 +72,12 @@ async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_
     attempts: list[int] = []
     handled: set[str] = set()
 
-    async def flaky(batch: list[Delivery]) -> None:
-        mine = [d for d in batch if isinstance(d.event, RequestEvent) and d.event.agent_id == agent]
+    async def flaky(events: list[RequestEvent]) -> None:
+        mine = [e for e in events if e.agent_id == agent]
         if mine and len(attempts) < 2:
             attempts.append(len(mine))
             raise RuntimeError("storage is down")
-        handled.update(d.event.interaction_id for d in mine)
+        handled.update(e.interaction_id for e in mine)
 
     producer = bus(topics_ready, tmp_path, "producer")
     await producer.start()
@@ -89,7 +88,7 @@ async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_
     ends = await end_offsets(topics_ready, (topics.REQUESTS,))
 
     consumer = bus(topics_ready, tmp_path, "consumer")
-    consumer.subscribe(Subscription((topics.REQUESTS,), group, flaky, max_wait_s=0.2))
+    consumer.subscribe(Subscription((topics.REQUESTS,), RequestEvent, flaky, group=group, max_wait_s=0.2))
     await consumer.start()
     await until(lambda: len(handled) == 20)
     # Committed: the group's offsets reach the end of what was there once ours were published.
@@ -98,24 +97,56 @@ async def test_a_failing_handler_gets_the_same_batch_again_and_offsets_wait_for_
     assert len(attempts) == 2
 
 
-async def test_a_malformed_event_is_handed_over_with_the_reason(topics_ready, tmp_path):
+async def test_a_malformed_event_goes_to_the_dead_letter_topic_with_the_reason_and_the_rest_to_the_handler(
+    topics_ready, tmp_path
+):
     group = f"g-{uuid.uuid4().hex[:8]}"
     marker = uuid.uuid4().hex
-    broken: list[Delivery] = []
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    handled: list[ResponseEvent] = []
+    counted: list[DeadLetter] = []
 
-    async def handler(batch: list[Delivery]) -> None:
-        broken.extend(d for d in batch if d.event is None and d.raw and marker.encode() in d.raw)
+    async def handler(events: list[ResponseEvent]) -> None:
+        handled.extend(e for e in events if e.agent_id == agent)
 
     consumer = bus(topics_ready, tmp_path, "consumer")
-    consumer.subscribe(Subscription((topics.RESPONSES,), group, handler, max_wait_s=0.1))
+    consumer.subscribe(
+        Subscription(
+            (topics.RESPONSES,), ResponseEvent, handler, group=group, max_wait_s=0.1, on_dead_letter=counted.append
+        )
+    )
     await consumer.start()
+    broken = b'{"not": "an event", "marker": "' + marker.encode() + b'"}'
+    _, response = interaction(agent, 1)
     raw = AIOKafkaProducer(bootstrap_servers=topics_ready)
     await raw.start()
-    await raw.send_and_wait(topics.RESPONSES, b'{"not": "an event", "marker": "' + marker.encode() + b'"}', key=b"k")
+    await raw.send_and_wait(topics.RESPONSES, broken, key=marker.encode())
+    await raw.send_and_wait(topics.RESPONSES, response.model_dump_json().encode(), key=b"k")
     await raw.stop()
-    await until(lambda: broken)
+    letters = await dead_letters(topics_ready, marker)
+    await until(lambda: handled)
     await consumer.stop()
-    assert "invalid ResponseEvent" in broken[0].error
+    assert handled == [response]
+    (letter,) = letters
+    assert letter.topic == topics.RESPONSES and letter.key == marker and letter.payload == broken.decode()
+    assert letter.reason.startswith("invalid ResponseEvent")
+    assert [c.key for c in counted if c.key == marker] == [marker]
+
+
+async def dead_letters(bootstrap: str, key: str, timeout: float = 30.0) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(
+        topics.DEAD_LETTER, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=uuid.uuid4().hex
+    )
+    await consumer.start()
+    found: list[DeadLetter] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not found and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found += [DeadLetter.model_validate_json(r.value) for r in records if r.key == key.encode()]
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def test_bodies_of_several_megabytes_get_through(topics_ready, tmp_path):
@@ -167,10 +198,15 @@ async def test_with_batches_in_flight_a_failed_batch_is_read_again_and_all_is_co
     failed: list[str] = []
     handled: set[str] = set()
 
-    async def slow_flaky(batch: list[Delivery]) -> None:
+    def payload(delivery: Delivery) -> dict:
+        """A decoder of one's own: the payload as it came, no model built."""
+        if delivery.raw is None:
+            raise Undecodable("a payload was expected")
+        return orjson.loads(delivery.raw)
+
+    async def slow_flaky(documents: list[dict]) -> None:
         nonlocal running, most_running
-        assert all(d.event is None and d.error is None for d in batch), "payloads only, as asked"
-        mine = [orjson.loads(d.raw)["interaction_id"] for d in batch if agent.encode() in d.raw]
+        mine = [d["interaction_id"] for d in documents if d["agent_id"] == agent]
         running += 1
         most_running = max(most_running, running)
         try:
@@ -187,7 +223,7 @@ async def test_with_batches_in_flight_a_failed_batch_is_read_again_and_all_is_co
     consumer = bus(topics_ready, tmp_path, "consumer")
     consumer.subscribe(
         Subscription(
-            (topics.REQUESTS,), group, slow_flaky, max_batch=10, max_wait_s=0.05, decode=False, max_in_flight=2
+            (topics.REQUESTS,), payload, slow_flaky, group=group, max_batch=10, max_wait_s=0.05, max_in_flight=2
         )
     )
     await consumer.start()

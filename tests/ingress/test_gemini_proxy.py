@@ -14,8 +14,9 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.base import Subscription
 from schemas import topics
+from schemas.events import RequestEvent, ResponseEvent
 from tests.conftest import API_KEY, malformed_json_client
 from tests.support.agents import attribution, new_agent
 
@@ -45,12 +46,18 @@ def published(warden) -> list[str]:
     """Every event the ingress publishes from here on, as JSON text."""
     seen: list[str] = []
 
-    async def keep(batch: list[Delivery]) -> None:
-        seen.extend(delivery.event.model_dump_json() for delivery in batch if delivery.event is not None)
+    async def keep(events: list[RequestEvent | ResponseEvent]) -> None:
+        seen.extend(event.model_dump_json() for event in events)
 
     async def subscribe(embedded) -> None:
         embedded.bus.subscribe(
-            Subscription(topics=[topics.REQUESTS, topics.RESPONSES], group="key-audit", handler=keep, max_wait_s=0.01)
+            Subscription(
+                [topics.REQUESTS, topics.RESPONSES],
+                RequestEvent | ResponseEvent,
+                keep,
+                group="key-audit",
+                max_wait_s=0.01,
+            )
         )
 
     warden.call(subscribe)

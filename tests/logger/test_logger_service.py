@@ -9,12 +9,12 @@ import orjson
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from plumbing.bus.base import Delivery, Subscription
+from plumbing.bus.base import Delivery
+from plumbing.bus.dispatch import deliver
 from plumbing.bus.inprocess import InProcessBus
 from schemas import topics
 from schemas.events import DeadLetter, Evidence, ViolationEvent
 from services.logger import rows
-from services.logger.intake import to_row
 from services.logger.service import LoggerService
 from tests.distributed.events import interaction
 from tests.support.agents import new_agent
@@ -59,12 +59,17 @@ def service(store: RecordingStore, bus: InProcessBus | None = None, **options: A
     return LoggerService(bus or RecordingBus(), store, CollectorRegistry(), **options)
 
 
+async def handle(logger: LoggerService, batch: list[Delivery], bus: InProcessBus | None = None) -> None:
+    """One batch through the logger's subscription, as either bus hands it over."""
+    await deliver(logger.subscription, batch, (bus or RecordingBus()).publish)
+
+
 async def test_a_batch_becomes_one_row_per_interaction_and_one_per_violation():
     store = RecordingStore()
     logger = service(store)
     events = [e for n in range(5) for e in interaction(new_agent(), n)]
     found = [violation(1, events[0].interaction_id), violation(2, events[0].interaction_id)]
-    await logger.handle([raw(e) for e in [*events, *found, found[0]]])  # one violation delivered twice
+    await handle(logger, [raw(e) for e in [*events, *found, found[0]]])  # one violation delivered twice
     assert store.rows() == rows.interaction_rows(events)
     assert store.rows("warden.violations") == [rows.violation_row(v) for v in found]
 
@@ -77,7 +82,7 @@ async def test_malformed_events_are_dead_lettered_with_their_reason_and_the_rest
     not_json = Delivery(topics.RESPONSES, "k1", None, b'{"status": 200, "body": "cut sho')
     missing = Delivery(topics.RESPONSES, "k2", None, orjson.dumps({"interaction_id": request.interaction_id}))
     poison = raw(request.model_copy(update={"interaction_id": "not-a-uuid"}))
-    await logger.handle([raw(request), not_json, missing, poison, raw(response)])
+    await handle(logger, [raw(request), not_json, missing, poison, raw(response)], bus)
 
     assert store.rows() == rows.interaction_rows([request, response])
     letters = bus.dead_letters()
@@ -95,9 +100,9 @@ async def test_a_redelivered_batch_carries_the_same_dedup_token_and_another_batc
     store = RecordingStore()
     logger = service(store)
     batch = [raw(e) for n in range(3) for e in interaction(new_agent(), n)]
-    await logger.handle(batch)
-    await logger.handle(batch)
-    await logger.handle(batch[:-1])
+    await handle(logger, batch)
+    await handle(logger, batch)
+    await handle(logger, batch[:-1])
     tokens = [token for _, _, token in store.inserts]
     assert tokens[0] == tokens[1] != tokens[2]
     assert all(token.startswith("interactions-") for token in tokens)
@@ -123,20 +128,36 @@ async def test_while_storage_is_down_the_batch_is_retried_with_its_token_and_not
     assert bus.dead_letters() == []
 
 
-async def test_on_the_in_process_bus_the_logger_gets_the_published_models_and_stores_the_same_rows():
+async def test_on_the_in_process_bus_the_logger_stores_the_published_models_as_it_stores_payloads_from_kafka():
     """Embedded, nothing is serialised for the logger: it takes the models and stores what it stores from Kafka."""
-    seen: list[Delivery] = []
+    bus = RecordingBus()
+    store = RecordingStore()
+    logger = service(store, bus, max_wait_s=0.01)
+    logger.register()
+    await bus.start()
+    request, response = interaction(new_agent(), 1)
+    bus.publish(topics.REQUESTS, request.interaction_id, request)
+    bus.publish(topics.RESPONSES, response.interaction_id, response)
+    await bus.stop()
+    from_kafka = RecordingStore()
+    await handle(service(from_kafka), [raw(request), raw(response)])
+    assert store.rows() == from_kafka.rows() == rows.interaction_rows([request, response])
+    assert bus.dead_letters() == []
 
-    async def handler(batch: list[Delivery]) -> None:
-        seen.extend(batch)
 
-    bus = InProcessBus()
-    bus.subscribe(Subscription((topics.REQUESTS,), "raw", handler, max_wait_s=0.01, decode=False))
+async def test_a_model_the_table_cannot_hold_is_dead_lettered_on_the_in_process_bus_too():
+    bus = RecordingBus()
+    store = RecordingStore()
+    registry = CollectorRegistry()
+    LoggerService(bus, store, registry, max_wait_s=0.01).register()
     await bus.start()
     request, _ = interaction(new_agent(), 1)
+    poison = request.model_copy(update={"interaction_id": "not-a-uuid"})
+    bus.publish(topics.REQUESTS, "not-a-uuid", poison)
     bus.publish(topics.REQUESTS, request.interaction_id, request)
     await bus.stop()
-    (delivery,) = seen
-    assert delivery.event is request and delivery.raw is None
-    from_kafka = Delivery(topics.REQUESTS, request.interaction_id, None, request.model_dump_json().encode())
-    assert to_row(delivery) == to_row(from_kafka)
+    assert store.rows() == rows.interaction_rows([request])
+    (letter,) = bus.dead_letters()
+    assert letter.topic == topics.REQUESTS and letter.key == "not-a-uuid"
+    assert "interaction_id is not a UUID" in letter.reason and letter.payload == poison.model_dump_json()
+    assert registry.get_sample_value("warden_logger_dead_letters_total") == 1

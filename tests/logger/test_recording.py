@@ -8,6 +8,7 @@ import openai
 from prometheus_client import CollectorRegistry
 
 from plumbing.bus.base import Delivery
+from plumbing.bus.dispatch import deliver
 from plumbing.bus.inprocess import InProcessBus
 from schemas import topics
 from services.logger.service import LoggerService
@@ -103,21 +104,24 @@ def test_a_batch_delivered_again_adds_no_rows_and_one_delivered_in_other_batches
         (row,) = await store.select(sql, {"agent": agent})
         return row["n"]
 
-    async def deliver(embedded) -> tuple[int, int, int, int]:
-        logger = LoggerService(InProcessBus(), embedded.store, CollectorRegistry())
+    async def redeliver(embedded) -> tuple[int, int, int, int]:
+        bus = InProcessBus()
+        logger = LoggerService(bus, embedded.store, CollectorRegistry())
         # No background merge may fold rows while they are counted: only the insert's deduplication may drop them.
         await embedded.store.execute("SYSTEM STOP MERGES warden.interactions")
         try:
-            await logger.handle(batch)
+            await deliver(logger.subscription, batch, bus.publish)
             once = await count(embedded.store)
-            await logger.handle(batch)  # redelivered after a crash before the commit: same rows, same token
+            # Redelivered after a crash before the commit: same rows, same token.
+            await deliver(logger.subscription, batch, bus.publish)
             again = await count(embedded.store)
-            await logger.handle(batch[:31])  # redelivered in other batches (other tokens): new rows that fold
-            await logger.handle(batch[31:])
+            # Redelivered in other batches (other tokens): new rows that fold.
+            await deliver(logger.subscription, batch[:31], bus.publish)
+            await deliver(logger.subscription, batch[31:], bus.publish)
             return once, again, await count(embedded.store), await count(embedded.store, "FINAL")
         finally:
             await embedded.store.execute("SYSTEM START MERGES warden.interactions")
 
-    once, again, reshaped, logical = warden.call(deliver)
+    once, again, reshaped, logical = warden.call(redeliver)
     assert once == again == 50
     assert reshaped == 100 and logical == 50
