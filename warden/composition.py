@@ -14,12 +14,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from starlette.types import ASGIApp
 
 from plumbing.bus.base import Bus
-from plumbing.config.base import ReplicatedMap
 from plumbing.http_limits import AnswerRefusals
 from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.migrations import migrate
-from schemas.sessions import RevokedSession
 from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
@@ -109,15 +107,15 @@ def console(
     ingress_settings: IngressSettings,
     store: Store,
     config: ConfigMaps,
-    revoked: ReplicatedMap[RevokedSession],
     registry: CollectorRegistry,
 ) -> ASGIApp:
-    """The read API, admin API and logs viewer. ``ingress_settings``: the ingress's, for the connect URLs (its public
-    URL and its providers)."""
+    """The read API, admin API and logs viewer. ``config`` must hold the logged-out sessions
+    (``ConfigMaps.build(…, sessions=True)``). ``ingress_settings``: the ingress's, for the connect URLs (its public URL
+    and its providers)."""
     url = public_url(ingress_settings)
     providers = list(configured_upstreams(ingress_settings))
     api = InteractionsApi(store)
-    access = Access.from_settings(settings, revoked)
+    access = Access.from_settings(settings, config.revoked_sessions)
     viewer = Viewer(api, access)
     routes = [
         *api.routes(),
@@ -169,7 +167,6 @@ class Lifecycle:
     store: Store | None = None
     migrate: Callable[[Store], Awaitable[list[str]]] = migrate
     config: ConfigMaps | None = None
-    revoked: ReplicatedMap[RevokedSession] | None = None
     ingress: Ingress | None = None
     guard: GuardService | None = None
     metrics: MetricsServer | None = None
@@ -190,10 +187,9 @@ class Lifecycle:
             applied = await self.migrate(self.store)
             if applied:
                 log.info("schema migrated", extra={"fields": {"applied": applied}})
-        for part in (self.config, self.revoked):
-            if part is not None:
-                await part.start()
-                stack.push_async_callback(part.stop)
+        if self.config is not None:
+            await self.config.start()
+            stack.push_async_callback(self.config.stop)
         if self.guard is not None:
             stack.callback(self.guard.close)  # after the bus drained the events it is still scoring
         if self.bus is not None:

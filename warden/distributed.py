@@ -19,7 +19,7 @@ from services.ingress.settings import IngressSettings
 from services.logger.settings import LoggerSettings
 from warden import composition
 from warden.composition import Lifecycle, MetricsServer
-from warden.config_maps import ConfigMaps, revoked_sessions
+from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 from warden.serving import Server, run, until_stopped, uvicorn_config
 from warden.startup import bind
@@ -89,12 +89,11 @@ async def run_console(settings: ConsoleSettings, ingress_settings: IngressSettin
     listener = bind(settings.host, settings.console_port, "console_port")
     registry = CollectorRegistry()
     store = make_store(settings)
-    config = ConfigMaps.build(settings)
-    revoked = revoked_sessions(settings)
-    app = composition.console(settings, ingress_settings, store, config, revoked, registry)
+    config = ConfigMaps.build(settings, sessions=True)
+    app = composition.console(settings, ingress_settings, store, config, registry)
     server = Server(uvicorn_config(app, settings.host, settings.console_port, settings))
     await run(
-        Lifecycle(store=store, migrate=migrate_when_reachable, config=config, revoked=revoked),
+        Lifecycle(store=store, migrate=migrate_when_reachable, config=config),
         lambda: server.serve(sockets=[listener]),
         started=_said(f"Warden console listening on {settings.host}:{settings.console_port}"),
         stopped="Warden console stopped",

@@ -26,7 +26,7 @@ from services.logger.service import LoggerService
 from services.logger.settings import LoggerBatching
 from warden import composition
 from warden.composition import Lifecycle, public_url
-from warden.config_maps import ConfigMaps, revoked_sessions
+from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 from warden.serving import Server, run, uvicorn_config
 from warden.startup import bind
@@ -58,15 +58,14 @@ class Embedded:
         registry = CollectorRegistry()
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
-        config = ConfigMaps.build(settings, history=True)
-        revoked = revoked_sessions(settings)
+        config = ConfigMaps.build(settings, history=True, sessions=True)
         profiles = ProfileSnapshot(config.profiles)  # one snapshot for the proxy and the guard
         ingress = composition.ingress(settings, bus, config, registry, profiles)
         logger = composition.logger(settings, bus, store, registry)
         guard = composition.guard(settings, bus, config, registry, profiles)
-        console = composition.console(settings, settings, store, config, revoked, registry)
+        console = composition.console(settings, settings, store, config, registry)
         app = Dispatch(with_access_log(ingress, settings.access_log), console)
-        lifecycle = Lifecycle(bus=bus, store=store, config=config, revoked=revoked, ingress=ingress, guard=guard)
+        lifecycle = Lifecycle(bus=bus, store=store, config=config, ingress=ingress, guard=guard)
         return cls(settings, registry, bus, store, config, ingress, logger, guard, app, lifecycle)
 
     async def start(self) -> None:
