@@ -21,7 +21,7 @@ from warden import composition
 from warden.composition import Lifecycle, MetricsServer
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.serving import Server, run, until_stopped, uvicorn_config
+from warden.serving import http_server, run, until_stopped
 from warden.startup import bind
 
 
@@ -42,10 +42,9 @@ async def run_ingress(settings: IngressSettings) -> None:
     config = ConfigMaps.build(settings, history=True)
     ingress = composition.ingress(settings, bus, config, registry)
     app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
-    server = Server(uvicorn_config(app, settings.host, settings.port, settings))
     await run(
         Lifecycle(bus=bus, config=config, ingress=ingress),
-        lambda: server.serve(sockets=[listener]),
+        http_server(app, listener, settings.host, settings.port, settings),
         started=_said(f"Warden ingress listening on {settings.host}:{settings.port}"),
         stopped="Warden ingress stopped",
     )
@@ -91,10 +90,9 @@ async def run_console(settings: ConsoleSettings, ingress_settings: IngressSettin
     store = make_store(settings)
     config = ConfigMaps.build(settings, sessions=True)
     app = composition.console(settings, ingress_settings, store, config, registry)
-    server = Server(uvicorn_config(app, settings.host, settings.console_port, settings))
     await run(
         Lifecycle(store=store, migrate=migrate_when_reachable, config=config),
-        lambda: server.serve(sockets=[listener]),
+        http_server(app, listener, settings.host, settings.console_port, settings),
         started=_said(f"Warden console listening on {settings.host}:{settings.console_port}"),
         stopped="Warden console stopped",
     )

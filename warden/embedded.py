@@ -28,7 +28,7 @@ from warden import composition
 from warden.composition import Lifecycle, public_url
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.serving import Server, run, uvicorn_config
+from warden.serving import http_server, run
 from warden.startup import bind
 
 
@@ -85,7 +85,6 @@ async def serve(settings: ServeSettings) -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     listener = bind(settings.host, settings.port)  # before anything slow: a port in use is said at once
     warden = Embedded.build(settings)
-    server = Server(uvicorn_config(warden.app, settings.host, settings.port, settings))
 
     def started() -> None:
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
@@ -106,7 +105,7 @@ async def serve(settings: ServeSettings) -> None:
 
     await run(
         warden.lifecycle,
-        lambda: server.serve(sockets=[listener]),
+        http_server(warden.app, listener, settings.host, settings.port, settings),
         started=started,
         stopping=stopping,
         stopped="Warden stopped",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Generator
 from typing import Protocol
 
@@ -75,6 +76,14 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, settings: CommonSettings)
         date_header=False,
         timeout_graceful_shutdown=30,
     )
+
+
+def http_server(
+    app: ASGIApp, listener: socket.socket, host: str, port: int, settings: CommonSettings
+) -> Callable[[], Awaitable[None]]:
+    """The ``wait`` of an HTTP service: serve ``app`` on the socket bound at start (``startup.bind``) until stopped."""
+    server = Server(uvicorn_config(app, host, port, settings))
+    return lambda: server.serve(sockets=[listener])
 
 
 class Startable(Protocol):
