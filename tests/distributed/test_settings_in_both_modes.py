@@ -20,7 +20,7 @@ from schemas import topics
 from tests.conftest import API_KEY
 from tests.distributed.events import interaction
 from tests.support.agents import attribution, new_agent
-from tests.support.consumer_groups import end_offsets
+from tests.support.consumer_groups import behind, end_offsets
 from tests.support.processes import WardenProcess
 from tests.support.serve_process import ServeProcess
 from tests.support.warden_server import free_port
@@ -139,3 +139,31 @@ def test_the_distributed_logger_batches_its_inserts_as_the_same_settings_say(kaf
         assert metric(text, "warden_logger_insert_seconds_count", 'table="warden.interactions"') == INTERACTIONS
     finally:
         logger.stop()
+
+
+def test_serve_on_kafka_consumes_in_the_logger_group_the_settings_name(kafka_bootstrap, fake_openai, tmp_path):
+    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
+    group = f"serve-logger-{uuid.uuid4().hex[:8]}"
+    asyncio.run(skip_to_the_end(kafka_bootstrap, group))
+    env = {
+        "WARDEN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "WARDEN_LOGGER_GROUP": group,
+        "WARDEN_OPENAI_BASE_URL": fake_openai.url + "/v1",
+    }
+    warden = ServeProcess(tmp_path / "data", env=env).start()
+    try:
+        agent = new_agent()
+        sdk = openai.OpenAI(
+            base_url=f"{warden.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
+        )
+        sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+        ends = asyncio.run(end_offsets(kafka_bootstrap, LOGGER_TOPICS))
+        # The logger commits what it stored, in this group (not the default one): nothing is left behind in it.
+        deadline = time.monotonic() + 120
+        while asyncio.run(behind(kafka_bootstrap, group, ends)) > 0:
+            assert time.monotonic() < deadline, f"the consumer group {group} did not commit the interaction"
+            time.sleep(0.2)
+        listed = httpx.get(f"{warden.url}/api/interactions", params={"agent_id": agent}, timeout=10).json()["items"]
+        assert len(listed) == 1
+    finally:
+        warden.interrupt()
