@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib.metadata
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 from plumbing import logs
+from plumbing.settings import CommonSettings
 from services.detection.credentials import scrub_credentials
 from services.ingress.settings import IngressSettings
 from warden import profiles_cli
 from warden.startup import StartupError, claim_data_dir, load_settings
+
+S = TypeVar("S", bound=CommonSettings)
 
 
 def tune_gc() -> None:
@@ -42,40 +46,49 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, An
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from warden.embedded import serve
-
-    settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
+def _settings(cls: type[S], args: argparse.Namespace, flags: tuple[str, ...]) -> S:
+    """A command's settings (its flags over the environment), with the logs configured by them."""
+    settings = load_settings(cls, **_overrides(args, flags))
     logs.configure(settings.log_level, scrub_credentials)
-    lock = claim_data_dir(settings.data_dir)
+    return settings
+
+
+@contextlib.contextmanager
+def _data_dir(settings: CommonSettings, *, always: bool = False) -> Iterator[None]:
+    """Hold the data directory while the command runs: chDB allows one process per directory (``always``: the
+    command keeps more than chDB there)."""
+    lock = claim_data_dir(settings.data_dir) if always or not settings.clickhouse_url else None
     try:
-        run_service(serve(settings))
+        yield
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from warden.embedded import ServeSettings, serve
+
+    settings = _settings(ServeSettings, args, ("host", "port", "data_dir"))
+    with _data_dir(settings, always=True):
+        run_service(serve(settings))
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from plumbing.store.chdb_store import ChdbStore
+    from plumbing.store.factory import make_store
     from plumbing.store.migrations import migrate
-    from plumbing.store.server_store import ServerStore
 
-    settings = load_settings(IngressSettings, **_overrides(args, ("data_dir",)))
-    logs.configure(settings.log_level, scrub_credentials)
-    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
+    settings = _settings(IngressSettings, args, ("data_dir",))  # as ``warden serve`` reads them (WARDEN_CONFIG too)
 
     async def run() -> list[str]:
-        store = (
-            ServerStore(settings.clickhouse_url)
-            if settings.clickhouse_url
-            else ChdbStore(settings.data_dir / "clickhouse")
-        )
+        store = make_store(settings)
         try:
             return await migrate(store)
         finally:
             await store.close()
 
-    applied = asyncio.run(run())
+    with _data_dir(settings):
+        applied = asyncio.run(run())
     print("applied: " + (", ".join(applied) if applied else "nothing, the schema is up to date"))
     return 0
 
@@ -83,8 +96,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _ingress(args: argparse.Namespace) -> int:
     from warden.distributed import run_ingress
 
-    settings = load_settings(IngressSettings, **_overrides(args, ("host", "port", "data_dir")))
-    logs.configure(settings.log_level, scrub_credentials)
+    settings = _settings(IngressSettings, args, ("host", "port", "data_dir"))
     run_service(run_ingress(settings))
     return 0
 
@@ -93,10 +105,9 @@ def _logger(args: argparse.Namespace) -> int:
     from services.logger.settings import LoggerSettings
     from warden.distributed import run_logger
 
-    settings = load_settings(LoggerSettings, **_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level, scrub_credentials)
-    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
-    run_service(run_logger(settings))
+    settings = _settings(LoggerSettings, args, ("data_dir", "metrics_port"))
+    with _data_dir(settings):
+        run_service(run_logger(settings))
     return 0
 
 
@@ -104,8 +115,7 @@ def _guard(args: argparse.Namespace) -> int:
     from services.guard.settings import GuardSettings
     from warden.distributed import run_guard
 
-    settings = load_settings(GuardSettings, **_overrides(args, ("data_dir", "metrics_port")))
-    logs.configure(settings.log_level, scrub_credentials)
+    settings = _settings(GuardSettings, args, ("data_dir", "metrics_port"))
     run_service(run_guard(settings))
     return 0
 
@@ -114,16 +124,15 @@ def _console(args: argparse.Namespace) -> int:
     from services.console.settings import ConsoleSettings
     from warden.distributed import run_console
 
-    settings = load_settings(ConsoleSettings, **_overrides(args, ("host", "console_port", "data_dir")))
-    logs.configure(settings.log_level, scrub_credentials)
-    _lock = claim_data_dir(settings.data_dir) if not settings.clickhouse_url else None
-    run_service(run_console(settings))
+    settings = _settings(ConsoleSettings, args, ("host", "console_port", "data_dir"))
+    ingress_settings = load_settings(IngressSettings)  # from the environment: the ingresses', not this console's flags
+    with _data_dir(settings):
+        run_service(run_console(settings, ingress_settings))
     return 0
 
 
 def _topics(args: argparse.Namespace) -> int:
     from plumbing.bus.topics_admin import create_topics
-    from plumbing.settings import CommonSettings
 
     settings = load_settings(CommonSettings)
     if not settings.kafka_bootstrap_servers:

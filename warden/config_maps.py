@@ -1,10 +1,12 @@
-"""The replicated state every Warden process holds: profiles, quarantine decisions, and what the ingresses remember
-of the provider-held histories they relayed."""
+"""The replicated state every Warden process holds: profiles, quarantine decisions, and, in the processes that need
+them, what the ingresses remember of the provider-held histories they relayed and the console's logged-out
+sessions."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from plumbing.config.base import ReplicatedMap
 from plumbing.config.factory import make_map
@@ -21,29 +23,30 @@ class ConfigMaps:
     profiles: ReplicatedMap[Profile]
     quarantines: ReplicatedMap[Quarantine]
     history: ReplicatedMap[HistoryBucket] | None = None
+    revoked_sessions: ReplicatedMap[RevokedSession] | None = None
 
     @classmethod
-    def build(cls, settings: CommonSettings, *, history: bool = False) -> ConfigMaps:
-        """``history``: also the provider-history map (only the ingress needs it)."""
+    def build(cls, settings: CommonSettings, *, history: bool = False, sessions: bool = False) -> ConfigMaps:
+        """``history``: also the provider-history map (only the ingress needs it); ``sessions``: also the console's
+        list of logged-out sessions (only processes that serve the console need it)."""
         return cls(
             profiles=make_map(settings, topics.PROFILES, Profile, "profiles"),
             quarantines=make_map(settings, topics.QUARANTINES, Quarantine, "quarantines"),
             history=make_map(settings, topics.PROVIDER_HISTORY, HistoryBucket, "provider-history") if history else None,
+            revoked_sessions=(
+                make_map(settings, topics.REVOKED_SESSIONS, RevokedSession, "revoked-sessions") if sessions else None
+            ),
         )
+
+    def _maps(self) -> list[ReplicatedMap[Any]]:
+        optional = (self.history, self.revoked_sessions)
+        return [self.profiles, self.quarantines, *(m for m in optional if m is not None)]
 
     async def start(self) -> None:
         """Returns at once: each map serves its last known copy and catches up in the background."""
-        await self.profiles.start()
-        await self.quarantines.start()
-        if self.history is not None:
-            await self.history.start()
+        for replicated in self._maps():
+            await replicated.start()
 
     async def stop(self) -> None:
         # At once: with the broker away each waits out its own bounded shutdown.
-        maps = [self.quarantines, self.profiles, *([self.history] if self.history is not None else [])]
-        await asyncio.gather(*(m.stop() for m in maps))
-
-
-def revoked_sessions(settings: CommonSettings) -> ReplicatedMap[RevokedSession]:
-    """The console's list of logged-out sessions; only processes that serve the console hold it."""
-    return make_map(settings, topics.REVOKED_SESSIONS, RevokedSession, "revoked-sessions")
+        await asyncio.gather(*(m.stop() for m in self._maps()))

@@ -1,16 +1,17 @@
-"""One ASGI app in front of the ingress and the console: provider traffic goes straight to the ingress."""
+"""One ASGI app in front of the ingress and the console: provider traffic goes straight to the ingress.
+
+Each answers refused requests itself: the ingress in the provider's shape (and records them), the console as built
+by ``warden.composition`` (a JSON error)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from plumbing.http_limits import AnswerRefusals
-
 
 class Dispatch:
     def __init__(self, ingress: ASGIApp, console: ASGIApp) -> None:
-        self.ingress = ingress  # answers refused requests itself, in the provider's shape, and records them
-        self.console = AnswerRefusals(console)
+        self.ingress = ingress
+        self.console = console
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):

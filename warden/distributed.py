@@ -2,66 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import os
 import socket
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from plumbing.bounded import BUDGET
 from plumbing.bus.factory import make_bus
-from plumbing.http_limits import AnswerRefusals
-from plumbing.settings import CommonSettings
 from plumbing.store.factory import make_store
 from plumbing.store.migrations import migrate_when_reachable
-from services.console.access import Access
-from services.console.api import InteractionsApi
-from services.console.app import console_app
-from services.console.profiles_api import ProfilesApi
-from services.console.quarantines_api import QuarantinesApi
 from services.console.settings import ConsoleSettings
-from services.console.viewer import Viewer
-from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
 from services.ingress.access_log import with_access_log
-from services.ingress.app import Ingress
-from services.ingress.metrics import IngressMetrics
-from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
-from services.ingress.upstreams import configured_upstreams
-from services.logger.service import LoggerService
 from services.logger.settings import LoggerSettings
-from warden.config_maps import ConfigMaps, revoked_sessions
+from warden import composition
+from warden.composition import Lifecycle, MetricsServer
+from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.embedded import Server, provider_history, uvicorn_config
-from warden.signals import until_stopped
+from warden.serving import http_server, run, until_stopped
 from warden.startup import bind
-
-log = logging.getLogger("warden")
 
 
 def instance_id(role: str) -> str:
     return f"warden-{role}-{socket.gethostname()}-{os.getpid()}"
 
 
-def serve_metrics(settings: CommonSettings, port: int, registry: CollectorRegistry) -> asyncio.Task[None] | None:
-    """``/metrics`` of a service with no HTTP server of its own: prometheus_client's own server, or, when the admin
-    token must guard it, the console's gate in a server of Warden's (with the same request limits)."""
-    if not settings.metrics_require_token:
-        start_http_server(port, registry=registry)
-        return None
-    app = AnswerRefusals(console_app([], registry, Access.from_settings(settings, None), protect_metrics=True))
-    server = _SignalFreeServer(uvicorn_config(app, "0.0.0.0", port, settings))
-    return asyncio.get_running_loop().create_task(server.serve())
-
-
-class _SignalFreeServer(Server):
-    """Beside the service's own loop, which handles the signals (``until_stopped``)."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
+def _said(line: str) -> Callable[[], None]:
+    """A ``started`` callback for ``run``."""
+    return lambda: print(line, flush=True)
 
 
 async def run_ingress(settings: IngressSettings) -> None:
@@ -70,56 +40,32 @@ async def run_ingress(settings: IngressSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
     config = ConfigMaps.build(settings, history=True)
-    profiles, quarantines = config.profiles, config.quarantines
-    ingress = Ingress(
-        settings,
-        bus,
-        IngressMetrics.from_settings(registry, settings),
-        profiles=ProfileSnapshot(profiles),
-        quarantines=quarantines.get,
-        history=provider_history(settings, config),
+    ingress = composition.ingress(settings, bus, config, registry)
+    app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
+    await run(
+        Lifecycle(bus=bus, config=config, ingress=ingress),
+        http_server(app, listener, settings.host, settings.port, settings),
+        started=_said(f"Warden ingress listening on {settings.host}:{settings.port}"),
+        stopped="Warden ingress stopped",
     )
-    console = console_app([], registry, Access.from_settings(settings, None), settings.metrics_require_token)
-    app = Dispatch(with_access_log(ingress, settings.access_log), console)
-    await config.start()
-    await ingress.history.start()
-    await bus.start()
-    await ingress.startup()
-    print(f"Warden ingress listening on {settings.host}:{settings.port}", flush=True)
-    try:
-        await Server(uvicorn_config(app, settings.host, settings.port, settings)).serve(sockets=[listener])
-    finally:
-        await ingress.shutdown()
-        await ingress.history.stop()
-        await bus.stop()
-        await config.stop()
-        print("Warden ingress stopped", flush=True)
 
 
 async def run_logger(settings: LoggerSettings) -> None:
     registry = CollectorRegistry()
     store = make_store(settings)
-    await migrate_when_reachable(store)
     bus = make_bus(settings, instance_id("logger"), registry)
-    LoggerService(
-        bus,
-        store,
-        registry,
-        max_batch=settings.logger_max_batch,
-        max_wait_s=settings.logger_max_wait_s,
-        group=settings.logger_group,
-    ).register()
-    metrics = serve_metrics(settings, settings.metrics_port, registry)
-    await bus.start()
-    print(f"Warden logger consuming; metrics on :{settings.metrics_port}", flush=True)
-    try:
-        await until_stopped()
-    finally:
-        if metrics is not None:
-            metrics.cancel()
-        await bus.stop()
-        await store.close()
-        print("Warden logger stopped", flush=True)
+    composition.logger(settings, bus, store, registry)
+    await run(
+        Lifecycle(
+            bus=bus,
+            store=store,
+            migrate=migrate_when_reachable,
+            metrics=MetricsServer(settings, settings.metrics_port, registry),
+        ),
+        until_stopped,
+        started=_said(f"Warden logger consuming; metrics on :{settings.metrics_port}"),
+        stopped="Warden logger stopped",
+    )
 
 
 async def run_guard(settings: GuardSettings) -> None:
@@ -127,51 +73,26 @@ async def run_guard(settings: GuardSettings) -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("guard"), registry)
     config = ConfigMaps.build(settings)
-    profiles, quarantines = config.profiles, config.quarantines
-    guard = GuardService(bus, ProfileSnapshot(profiles), quarantines, registry, settings.agent_label_cap)
-    guard.register()
-    metrics = serve_metrics(settings, settings.metrics_port, registry)
-    await config.start()
-    await bus.start()
-    print(f"Warden guard consuming; metrics on :{settings.metrics_port}", flush=True)
-    try:
-        await until_stopped()
-    finally:
-        if metrics is not None:
-            metrics.cancel()
-        await bus.stop()
-        guard.close()
-        await config.stop()
-        print("Warden guard stopped", flush=True)
+    guard = composition.guard(settings, bus, config, registry)
+    metrics = MetricsServer(settings, settings.metrics_port, registry)
+    await run(
+        Lifecycle(bus=bus, config=config, guard=guard, metrics=metrics),
+        until_stopped,
+        started=_said(f"Warden guard consuming; metrics on :{settings.metrics_port}"),
+        stopped="Warden guard stopped",
+    )
 
 
-async def run_console(settings: ConsoleSettings) -> None:
+async def run_console(settings: ConsoleSettings, ingress_settings: IngressSettings) -> None:
+    """``ingress_settings``: where the ingresses are, for the profiles' connect URLs."""
     listener = bind(settings.host, settings.console_port, "console_port")
     registry = CollectorRegistry()
     store = make_store(settings)
-    await migrate_when_reachable(store)
-    config = ConfigMaps.build(settings)
-    profiles, quarantines = config.profiles, config.quarantines
-    ingress_settings = IngressSettings()
-    public = ingress_settings.public_url or f"http://127.0.0.1:{ingress_settings.port}"
-    providers = list(configured_upstreams(ingress_settings))
-    api = InteractionsApi(store)
-    revoked = revoked_sessions(settings)
-    access = Access.from_settings(settings, revoked)
-    viewer = Viewer(api, access)
-    routes = [
-        *api.routes(),
-        *ProfilesApi(profiles, lambda: public, lambda: providers).routes(),
-        *QuarantinesApi(quarantines).routes(),
-        *viewer.routes(),
-    ]
-    app = AnswerRefusals(viewer.wrap(console_app(routes, registry, access, settings.metrics_require_token)))
-    await config.start()
-    await revoked.start()
-    print(f"Warden console listening on {settings.host}:{settings.console_port}", flush=True)
-    try:
-        await Server(uvicorn_config(app, settings.host, settings.console_port, settings)).serve(sockets=[listener])
-    finally:
-        await revoked.stop()
-        await config.stop()
-        await store.close()
+    config = ConfigMaps.build(settings, sessions=True)
+    app = composition.console(settings, ingress_settings, store, config, registry)
+    await run(
+        Lifecycle(store=store, migrate=migrate_when_reachable, config=config),
+        http_server(app, listener, settings.host, settings.console_port, settings),
+        started=_said(f"Warden console listening on {settings.host}:{settings.console_port}"),
+        stopped="Warden console stopped",
+    )

@@ -41,7 +41,8 @@ class IngressSettings(CommonSettings):
     host: str = "0.0.0.0"
     port: int = 9000
     public_url: str | None = None
-    """The address clients reach Warden at, used in connect URLs. Default: http://<host>:<port>."""
+    """The address clients reach Warden at, used in connect URLs. Default: http://<host>:<port>, with 127.0.0.1 for a
+    host that means every address."""
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
     gemini_base_url: str = "https://generativelanguage.googleapis.com"

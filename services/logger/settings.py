@@ -5,9 +5,9 @@ from __future__ import annotations
 from plumbing.settings import CommonSettings
 
 
-class LoggerSettings(CommonSettings):
-    metrics_port: int = 9101
-    """Port of the logger's ``/metrics`` in distributed mode."""
+class LoggerBatching(CommonSettings):
+    """How the logger batches its inserts: the same settings in ``warden serve`` and in ``warden logger``."""
+
     logger_group: str = "warden-logger"
     """Consumer group: loggers in one group share the partitions; another group gets its own copy of the events."""
     logger_max_batch: int = 50_000
@@ -22,3 +22,8 @@ class LoggerSettings(CommonSettings):
     matters when catching up on a backlog."""
     logger_max_wait_s: float = 0.5
     """Longest a batch waits to fill before it is written."""
+
+
+class LoggerSettings(LoggerBatching):
+    metrics_port: int = 9101
+    """Port of the logger's ``/metrics`` in distributed mode."""

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from services.ingress.settings import IngressSettings
-from warden.embedded import Embedded, Server, uvicorn_config
+from warden.embedded import Embedded, ServeSettings
+from warden.serving import Server, uvicorn_config
 
 
 def free_port() -> int:
@@ -26,7 +26,7 @@ def free_port() -> int:
 class WardenServer:
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         self.port = free_port()
-        self.settings = IngressSettings(host="127.0.0.1", port=self.port, data_dir=data_dir, **settings)
+        self.settings = ServeSettings(host="127.0.0.1", port=self.port, data_dir=data_dir, **settings)
         self.url = f"http://127.0.0.1:{self.port}"
         self.embedded: Embedded | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,7 +59,7 @@ class WardenServer:
         self.embedded = Embedded.build(self.settings)
         await self.embedded.start()
         config = uvicorn_config(self.embedded.app, "127.0.0.1", self.port, self.settings)
-        self._server = _QuietServer(config)
+        self._server = Server(config, signals=False)  # signals belong to the test runner
         serving = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if serving.done():
@@ -109,12 +109,3 @@ class WardenServer:
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=10).text
-
-
-class _QuietServer(Server):
-    """Signals belong to the test runner, not to the server under test."""
-
-    def capture_signals(self):  # type: ignore[override]
-        import contextlib
-
-        return contextlib.nullcontext()

@@ -1,0 +1,210 @@
+"""Builds each of Warden's services from settings, a bus and the replicated configuration maps, and knows the order
+they start and stop in: the one place that wires them, for ``warden serve`` (every service in one process) and for
+each distributed role (one service a process). A setting means the same in both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, start_http_server
+from starlette.types import ASGIApp
+
+from plumbing.bus.base import Bus
+from plumbing.http_limits import AnswerRefusals
+from plumbing.settings import CommonSettings
+from plumbing.store.base import Store
+from plumbing.store.migrations import migrate
+from services.console.access import Access
+from services.console.api import InteractionsApi
+from services.console.app import console_app
+from services.console.profiles_api import ProfilesApi
+from services.console.quarantines_api import QuarantinesApi
+from services.console.viewer import Viewer
+from services.guard.service import GuardService
+from services.guard.settings import GuardSettings
+from services.ingress.app import Ingress
+from services.ingress.history import ProviderHistory
+from services.ingress.metrics import IngressMetrics
+from services.ingress.profiles import ProfileSnapshot
+from services.ingress.settings import IngressSettings
+from services.ingress.upstreams import configured_upstreams
+from services.logger.service import LoggerService
+from services.logger.settings import LoggerBatching
+from warden.config_maps import ConfigMaps
+from warden.serving import Server, uvicorn_config
+
+log = logging.getLogger("warden")
+
+ALL_ADDRESSES = ("0.0.0.0", "::", "")
+
+
+def public_url(settings: IngressSettings) -> str:
+    """Where clients reach the ingress (the profiles' connect URLs, the start-up lines): ``WARDEN_PUBLIC_URL``, else
+    ``http://<host>:<port>``, with this machine's loopback for a host that means every address."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "127.0.0.1" if settings.host in ALL_ADDRESSES else settings.host
+    if ":" in host and not host.startswith("["):  # an IPv6 address goes in brackets in a URL
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def ingress(
+    settings: IngressSettings,
+    bus: Bus,
+    config: ConfigMaps,
+    registry: CollectorRegistry,
+    profiles: ProfileSnapshot | None = None,
+) -> Ingress:
+    """The proxy; ``config`` must hold the provider-history map (``ConfigMaps.build(…, history=True)``).
+    ``profiles``: a snapshot shared with a guard in the same process (else one of its own)."""
+    history = ProviderHistory(config.history, max_bytes=settings.history_max_bytes, ttl_s=settings.history_ttl_s)
+    return Ingress(
+        settings,
+        bus,
+        IngressMetrics.from_settings(registry, settings),
+        profiles=profiles or ProfileSnapshot(config.profiles),
+        quarantines=config.quarantines.get,
+        history=history,
+    )
+
+
+def logger(settings: LoggerBatching, bus: Bus, store: Store, registry: CollectorRegistry) -> LoggerService:
+    """The logger, subscribed: batches as ``WARDEN_LOGGER_MAX_BATCH`` / ``WARDEN_LOGGER_MAX_WAIT_S`` say."""
+    service = LoggerService(
+        bus,
+        store,
+        registry,
+        max_batch=settings.logger_max_batch,
+        max_wait_s=settings.logger_max_wait_s,
+        group=settings.logger_group,
+    )
+    service.register()
+    return service
+
+
+def guard(
+    settings: IngressSettings | GuardSettings,
+    bus: Bus,
+    config: ConfigMaps,
+    registry: CollectorRegistry,
+    profiles: ProfileSnapshot | None = None,
+) -> GuardService:
+    """The guard, subscribed. ``profiles``: a snapshot shared with an ingress in the same process (else one of its
+    own)."""
+    snapshot = profiles or ProfileSnapshot(config.profiles)
+    service = GuardService(bus, snapshot, config.quarantines, registry, settings.agent_label_cap)
+    service.register()
+    return service
+
+
+def console(
+    settings: CommonSettings,
+    ingress_settings: IngressSettings,
+    store: Store,
+    config: ConfigMaps,
+    registry: CollectorRegistry,
+) -> ASGIApp:
+    """The read API, admin API and logs viewer. ``config`` must hold the logged-out sessions
+    (``ConfigMaps.build(…, sessions=True)``). ``ingress_settings``: the ingress's, for the connect URLs (its public URL
+    and its providers)."""
+    url = public_url(ingress_settings)
+    providers = list(configured_upstreams(ingress_settings))
+    api = InteractionsApi(store)
+    access = Access.from_settings(settings, config.revoked_sessions)
+    viewer = Viewer(api, access)
+    routes = [
+        *api.routes(),
+        *ProfilesApi(config.profiles, lambda: url, lambda: providers).routes(),
+        *QuarantinesApi(config.quarantines).routes(),
+        *viewer.routes(),
+    ]
+    return AnswerRefusals(viewer.wrap(console_app(routes, registry, access, settings.metrics_require_token)))
+
+
+def metrics_app(settings: CommonSettings, registry: CollectorRegistry) -> ASGIApp:
+    """``/metrics`` and ``/healthz`` alone (behind the admin token when ``WARDEN_METRICS_REQUIRE_TOKEN`` says so),
+    for a service with no console of its own."""
+    access = Access.from_settings(settings, None)
+    return AnswerRefusals(console_app([], registry, access, settings.metrics_require_token))
+
+
+@dataclass
+class MetricsServer:
+    """``/metrics`` of a service with no HTTP server of its own: prometheus_client's own server, or, when the admin
+    token must guard it, the console's gate in a server of Warden's (with the same request limits)."""
+
+    settings: CommonSettings
+    port: int
+    registry: CollectorRegistry
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.settings.metrics_require_token:
+            start_http_server(self.port, registry=self.registry)
+            return
+        config = uvicorn_config(metrics_app(self.settings, self.registry), "0.0.0.0", self.port, self.settings)
+        # Beside the service's own wait, which handles the signals.
+        self._task = asyncio.get_running_loop().create_task(Server(config, signals=False).serve())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@dataclass
+class Lifecycle:
+    """The services one process runs, started so that each finds running what it needs, and stopped in the reverse
+    order: the ingress stops taking requests, the bus drains every accepted event into the guard and the logger, the
+    guard's detectors finish, the maps save, the store closes last. A stop undoes only what started, every step even
+    when one before it failed; a start that fails undoes what it had started."""
+
+    bus: Bus | None = None
+    store: Store | None = None
+    migrate: Callable[[Store], Awaitable[list[str]]] = migrate
+    config: ConfigMaps | None = None
+    ingress: Ingress | None = None
+    guard: GuardService | None = None
+    metrics: MetricsServer | None = None
+    _started: contextlib.AsyncExitStack | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._started = stack
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        if self.store is not None:
+            stack.push_async_callback(self.store.close)
+            applied = await self.migrate(self.store)
+            if applied:
+                log.info("schema migrated", extra={"fields": {"applied": applied}})
+        if self.config is not None:
+            await self.config.start()
+            stack.push_async_callback(self.config.stop)
+        if self.guard is not None:
+            stack.callback(self.guard.close)  # after the bus drained the events it is still scoring
+        if self.bus is not None:
+            await self.bus.start()
+            stack.push_async_callback(self.bus.stop)
+        if self.ingress is not None:
+            await self.ingress.history.start()
+            stack.push_async_callback(self.ingress.history.stop)
+            await self.ingress.startup()
+            stack.push_async_callback(self.ingress.shutdown)
+        if self.metrics is not None:
+            await self.metrics.start()
+            stack.push_async_callback(self.metrics.stop)
+
+    async def stop(self) -> None:
+        stack, self._started = self._started, None
+        if stack is not None:
+            await stack.aclose()
