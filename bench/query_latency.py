@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -203,6 +204,9 @@ class Timing:
     samples_ms: list[float]
     rows: list[int]
     target_ms: float | None
+    cpu_ms: list[float]
+    """CPU time of the engine per query (chDB: this process; server: the server's process): steadier than the
+    latency on a shared machine, where the latency mostly measures the neighbours."""
 
     def p(self, q: float) -> float:
         ordered = sorted(self.samples_ms)
@@ -217,6 +221,7 @@ class Timing:
             f"{self.p(0.5):.1f}",
             f"{self.p(0.95):.1f}",
             f"{max(self.samples_ms):.1f}",
+            f"{statistics.median(self.cpu_ms):.1f}",
             f"{statistics.mean(self.rows):.0f}",
             target,
             verdict,
@@ -234,16 +239,31 @@ async def timed(
 ) -> Timing:
     for run in runs[:warmup]:
         await run()
-    samples, counts = [], []
+    samples, counts, cpu = [], [], []
     deadline = time.monotonic() + BUDGET_S
     for run in runs:
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), engine_cpu_ms()
         counts.append(await run())
         samples.append((time.perf_counter() - began) * 1000)
+        cpu.append(engine_cpu_ms() - began_cpu)
         if len(samples) >= MIN_RUNS and time.monotonic() > deadline:
             break
-    print(f"  {name}: p95 {Timing(name, samples, counts, target_ms).p(0.95):.1f} ms", flush=True)
-    return Timing(name, samples, counts, target_ms)
+    timing = Timing(name, samples, counts, target_ms, cpu)
+    print(f"  {name}: p95 {timing.p(0.95):.1f} ms, CPU p50 {statistics.median(cpu):.1f} ms", flush=True)
+    return timing
+
+
+ENGINE_PID: int | None = None
+"""The ClickHouse server's process while it is timed; None: chDB, in this process."""
+
+
+def engine_cpu_ms() -> float:
+    """CPU time (user + system) used so far by the engine's process, in ms."""
+    if ENGINE_PID is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (usage.ru_utime + usage.ru_stime) * 1000
+    fields = Path(f"/proc/{ENGINE_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 async def sample(store: Store, n: int, seed: int) -> list[dict[str, Any]]:
@@ -454,7 +474,7 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
     timings, plans = await measure(store, args.queries)
     load_after = os.getloadavg()
 
-    headers = ["query", "runs", "p50 ms", "p95 ms", "max ms", "rows", "target p95", ""]
+    headers = ["query", "runs", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "rows", "target p95", ""]
     print(f"\n[{label}]")
     print(render_table(headers, [t.row() for t in timings]))
     print()
@@ -477,6 +497,7 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
                 "p50_ms": t.p(0.5),
                 "p95_ms": t.p(0.95),
                 "max_ms": max(t.samples_ms),
+                "cpu_p50_ms": statistics.median(t.cpu_ms),
                 "runs": len(t.samples_ms),
                 "target_ms": t.target_ms,
             }
@@ -489,7 +510,7 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
 
 
 @contextlib.contextmanager
-def served(data_dir: Path) -> Iterator[str]:
+def served(data_dir: Path) -> Iterator[tuple[str, int | None]]:
     """A ClickHouse server (the chdb wheel's clickhouse-local in server mode, as the tests start it) on ``data_dir``:
     chDB writes the server's own format, so the generated data is timed again without generating it twice. The
     server's working directory sits beside the data, which it sees through a symbolic link. Yields its URL."""
@@ -503,7 +524,7 @@ def served(data_dir: Path) -> Iterator[str]:
     server = ClickHouseServer(workdir=workdir, start_timeout=600)
     server.start()
     try:
-        yield server.url
+        yield server.url, server.pid
     finally:
         server.stop(timeout=120)
 
@@ -515,6 +536,7 @@ def missed(figures: dict[str, Any]) -> list[str]:
 
 
 async def main(args: argparse.Namespace) -> int:
+    global ENGINE_PID
     results: dict[str, Any] = {}
     if args.clickhouse_url:
         store: Store = ServerStore(args.clickhouse_url)
@@ -538,7 +560,7 @@ async def main(args: argparse.Namespace) -> int:
                 await store.close()
             if args.server:
                 # The same directory served by a ClickHouse server: chDB's files are the server's (same engine).
-                with served(data_dir) as url:
+                with served(data_dir) as (url, ENGINE_PID):
                     store = ServerStore(url)
                     try:
                         results["server"] = await run_on(store, "ClickHouse server", args, generate_rows=False)

@@ -260,6 +260,11 @@ class ClickHouseServer(ProcessService):
     analyst_user = ANALYST_USER
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (the launcher serves in its own process)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def url(self) -> str:
         """What ``WARDEN_CLICKHOUSE_URL`` takes: the admin user's HTTP URL."""
         return f"http://{self.admin_user}:{self.admin_password}@{self.host}:{self.http_port}"
