@@ -332,7 +332,8 @@ async def check_against_record(api: InteractionsApi, store: Store, picks: list[d
             "SELECT toString(interaction_id) AS id FROM warden.interactions FINAL "
             "WHERE started_at >= {s:DateTime64(6, 'UTC')} AND (" + where + ") "
             "ORDER BY started_at DESC, interaction_id DESC LIMIT 50",
-            {"s": items[-1]["started_at"]},
+            # The API shows times in ISO 8601 with their zone; the parameter takes the stored form.
+            {"s": items[-1]["started_at"].removesuffix("Z").replace("T", " ")},
         )
         if [i["interaction_id"] for i in items] != [r["id"] for r in record]:
             raise SystemExit(f"the newest interactions disagree with warden.interactions for {f}")
