@@ -20,13 +20,17 @@ from schemas.folding import fold_by_interaction
 from services.logger import intake
 from services.logger.intake import Record
 from services.logger.rows import Row
-
-GROUP = "warden-logger"
+from services.logger.settings import LoggerBatching
 
 
 def dedup_token(table: str, keys: list[str]) -> str:
     digest = hashlib.blake2b("\n".join(keys).encode(), digest_size=16).hexdigest()
     return f"{table.split('.')[-1]}-{digest}"
+
+
+_BATCHING = LoggerBatching.model_fields
+"""The group and batching defaults live with the settings, so a logger built without them acts as `warden serve`'s."""
+GROUP: str = _BATCHING["logger_group"].default
 
 
 class LoggerService:
@@ -35,8 +39,8 @@ class LoggerService:
         bus: Bus,
         store: Store,
         registry: CollectorRegistry,
-        max_batch: int = 5000,
-        max_wait_s: float = 0.2,
+        max_batch: int = _BATCHING["logger_max_batch"].default,
+        max_wait_s: float = _BATCHING["logger_max_wait_s"].default,
         group: str = GROUP,
     ) -> None:
         self._bus = bus
