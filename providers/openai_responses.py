@@ -132,12 +132,18 @@ def request_view(provider: str, model: str, stream: bool, body: dict[str, Any]) 
         for tool in as_list(body.get("tools"))
         if isinstance(tool, dict) and tool.get("type") in _TOOL_TYPES
     ]
+    builtin_tools = [
+        as_str(tool.get("type"))
+        for tool in as_list(body.get("tools"))
+        if isinstance(tool, dict) and tool.get("type") not in _TOOL_TYPES and isinstance(tool.get("type"), str)
+    ]
     return ConversationView(
         provider=provider,
         wire_format=WIRE_FORMAT,
         model=model,
         messages=messages,
         tools=tools,
+        builtin_tools=builtin_tools,
         stream=stream,
         provider_history=history_refs(body),
     )

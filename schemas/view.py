@@ -78,6 +78,9 @@ class ConversationView(BaseModel):
     model: str | None = None
     messages: list[Message] = Field(default_factory=list)
     tools: list[ToolDefinition] = Field(default_factory=list)
+    builtin_tools: list[str] = Field(default_factory=list)
+    """Tools the provider runs itself that the request switched on, by their type (``web_search_preview``,
+    ``code_interpreter``…): shown to readers, never counted among the declared functions a tool call may name."""
     stream: bool = False
     provider_history: list[str] = Field(default_factory=list)
     """History the request does not carry but names, held by the provider: ``response:<id>`` (the Responses API's

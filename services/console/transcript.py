@@ -54,7 +54,7 @@ def read_request(record: Mapping[str, Any]) -> Conversation | None:
         return None
     if not view.messages:
         return None
-    tools = [tool.name for tool in view.tools if tool.name]
+    tools = [tool.name for tool in view.tools if tool.name] + view.builtin_tools
     return Conversation(view.wire_format or adapter.name, group_turns(view.messages), tools)
 
 

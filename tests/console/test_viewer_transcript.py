@@ -218,9 +218,10 @@ def test_openai_responses_request_string_items_reasoning_and_unknown_items():
             {"type": "function_call_output", "call_id": "fc_1", "output": "results"},
             {"type": "item_reference", "id": "msg_9"},
         ],
-        "tools": [{"type": "function", "name": "search"}],
+        "tools": [{"type": "function", "name": "search"}, {"type": "web_search_preview"}],
     }
     conversation = read_request(record("openai", "/responses", body))
+    assert conversation.tools == ["search", "web_search_preview"]
     assert shape(conversation) == [
         ("system", ["text"]),
         ("user", ["text", "media", "media"]),

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from providers.openai_responses import request_view
 from schemas.profiles import Profile, ProfileSpec, new_profile
 from schemas.view import CompletionView, ConversationView, Message, ToolCall, ToolDefinition, ToolResult
 from services.ingress.policy.engine import compile_profile, evaluate_completion, evaluate_request
@@ -186,3 +187,15 @@ def test_a_changed_profile_judges_the_same_cached_history_again() -> None:
     changed = evaluate_request(blocking, view)
     assert [(r.verdict, r.reason) for r in changed.trust.results] == [("blocked", "no web")]
     assert changed.replacements == {"call_fetch": "[Content blocked by policy: no web]"}
+
+
+def test_a_builtin_tool_the_request_switched_on_is_not_a_declared_function() -> None:
+    """A Responses request that enables only the provider's web search: an answer calling a *function* of that name
+    was never declared by the client, so the restrictive profile blocks it."""
+    profile = _profile()
+    body = {"model": "gpt-4.1", "input": "find the news", "tools": [{"type": "web_search_preview"}]}
+    view = request_view("openai", "gpt-4.1", False, body)
+    assert view.builtin_tools == ["web_search_preview"] and view.tools == []
+    call = ToolCall(id="x", name="web_search_preview", arguments={})
+    answer = evaluate_completion(profile, view, evaluate_request(profile, view), CompletionView(tool_calls=[call]))
+    assert answer.blocked and "not declared" in answer.refusal
