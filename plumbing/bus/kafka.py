@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from plumbing.bus.base import Delivery, Subscription
 from plumbing.bus.dispatch import deliver
-from plumbing.bus.publisher import MAX_MESSAGE_BYTES, KafkaPublisher
+from plumbing.bus.publisher import BUS_DEFAULTS, MAX_MESSAGE_BYTES, KafkaPublisher
 
 log = logging.getLogger(__name__)
 FETCH_MAX_BYTES = 64 * 1024 * 1024
@@ -43,9 +43,9 @@ class KafkaBus:
         client_id: str,
         spool_dir: Path,
         registry: CollectorRegistry,
-        buffer_max_bytes: int = 64 * 1024**2,
-        spool_max_bytes: int = 2 * 1024**3,
-        spool_flush_ms: int = 100,
+        buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
+        spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
+        spool_flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
         hard_limit: int = 500_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel
 
 from plumbing.bus.spool import Spool
+from plumbing.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -58,6 +59,10 @@ class _Entry:
         return self.payload
 
 
+BUS_DEFAULTS = CommonSettings.model_fields
+"""The event buffer's and log's limits live in the settings; a bus built without them gets the same values."""
+
+
 class KafkaPublisher:
     def __init__(
         self,
@@ -66,9 +71,9 @@ class KafkaPublisher:
         client_id: str,
         spool_dir: Path,
         registry: CollectorRegistry,
-        buffer_max_bytes: int = 64 * 1024**2,
-        spool_max_bytes: int = 2 * 1024**3,
-        flush_ms: int = 100,
+        buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
+        spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
+        flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
         hard_limit: int = 500_000,
         send_batch: int = 1000,
         delivery_timeout_ms: int = 10_000,
