@@ -97,8 +97,29 @@ def _ingress(args: argparse.Namespace) -> int:
     from warden.distributed import run_ingress
 
     settings = _settings(IngressSettings, args, ("host", "port", "data_dir"))
-    run_service(run_ingress(settings))
-    return 0
+    if args.workers is None or args.worker_index is not None:
+        run_service(run_ingress(settings, args.worker_index))
+        return 0
+    return _ingress_workers(args, settings)
+
+
+def _ingress_workers(args: argparse.Namespace, settings: IngressSettings) -> int:
+    """``--workers N``: N ingress processes on one port, each this command again with ``--worker-index``."""
+    import subprocess
+
+    from warden.startup import bind
+    from warden.workers import Supervisor, default_count
+
+    count = args.workers or default_count()
+    bind(settings.host, settings.port, shared=True).close()  # a port another program holds is said once, here
+    given = _overrides(args, ("host", "port", "data_dir"))
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in given.items()]
+    command = [sys.executable, "-m", "warden.cli", "ingress", *flags]
+
+    def start(index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*command, f"--worker-index={index}"])
+
+    return Supervisor(count, start).run()
 
 
 def _logger(args: argparse.Namespace) -> int:
@@ -249,6 +270,13 @@ def parser() -> argparse.ArgumentParser:
     ingress.add_argument("--host", help="address to listen on (WARDEN_HOST)")
     ingress.add_argument("--port", type=int, help="port to listen on (WARDEN_PORT, default 9000)")
     ingress.add_argument("--data-dir", dest="data_dir", help="where the event spool lives (WARDEN_DATA_DIR)")
+    ingress.add_argument(
+        "--workers",
+        type=int,
+        help="run this many ingress processes on the port (SO_REUSEPORT), each with an event log of its own under "
+        "<data-dir>/spool/ingress/worker-<i>; 0: one per available core (default: one process, no supervisor)",
+    )
+    ingress.add_argument("--worker-index", dest="worker_index", type=int, help=argparse.SUPPRESS)
     ingress.set_defaults(run=_ingress)
 
     logger = commands.add_parser("logger", help="run the logger alone: Kafka → ClickHouse")

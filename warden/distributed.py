@@ -34,18 +34,25 @@ def _said(line: str) -> Callable[[], None]:
     return lambda: print(line, flush=True)
 
 
-async def run_ingress(settings: IngressSettings) -> None:
+def _worker_name(worker: int | None) -> str:
+    return "" if worker is None else f" worker {worker}"
+
+
+async def run_ingress(settings: IngressSettings, worker: int | None = None) -> None:
+    """``worker``: this process is worker ``worker`` of ``warden ingress --workers N``: it shares the port with the
+    others (SO_REUSEPORT) and keeps an event log of its own."""
     BUDGET.resize(settings.cache_max_bytes)
-    listener = bind(settings.host, settings.port)  # before anything starts: a port in use is said at once
+    # Before anything starts: a port in use is said at once.
+    listener = bind(settings.host, settings.port, shared=worker is not None)
     registry = CollectorRegistry()
-    bus = make_bus(settings, instance_id("ingress"), registry)
+    bus = make_bus(settings, instance_id("ingress"), registry, worker)
     config = ConfigMaps.build(settings, history=True)
     ingress = composition.ingress(settings, bus, config, registry)
     app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
     await run(
         Lifecycle(bus=bus, config=config, ingress=ingress),
         http_server(app, listener, settings.host, settings.port, settings),
-        started=_said(f"Warden ingress listening on {settings.host}:{settings.port}"),
+        started=_said(f"Warden ingress{_worker_name(worker)} listening on {settings.host}:{settings.port}"),
         stopped="Warden ingress stopped",
     )
 

@@ -136,6 +136,11 @@ class KafkaPublisher:
         for entry in self._pending:  # published before the start: numbered after what the log holds
             entry.seq = self._next_seq
             self._next_seq += 1
+        if self.spool.adopted:
+            log.info(
+                "took over the event log of a worker that is gone",
+                extra={"fields": {"events": self.spool.adopted, "log": str(self.spool.directory)}},
+            )
         if left is not None:
             self._on_disk = left
             log.info("replaying the write-ahead log", extra={"fields": {"events_up_to": left[1] - left[0] + 1}})

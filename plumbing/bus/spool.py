@@ -6,6 +6,11 @@ reading of its segment. The log never grows past ``max_bytes``: ``append`` keeps
 
 One process owns a directory at a time (an advisory lock), so two producers never replay the same records. The
 bus writes from a worker thread and reads on its event loop: a lock keeps the segment list consistent.
+
+Worker processes of one service (``warden ingress --workers N``) each log in a directory of their own,
+``<service dir>/worker-<i>``. At its start a spool takes over the records of every sibling directory that no process
+holds (a worker of an earlier, larger N; the single process before workers were used; or the reverse): they are
+appended to its own log, so a reduced N never leaves events on disk that nobody replays.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import fcntl
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +32,12 @@ import orjson
 Record = tuple[int, str, str, bytes]
 """(sequence number, topic, key, payload)"""
 _FRAME = struct.Struct("<IQHHI")  # crc32 of what follows it, seq, topic length, key length, payload length
+ADOPT_BATCH_BYTES = 8 * 1024 * 1024
+"""Records taken over from a sibling directory are appended in batches of about this size (bounded memory)."""
+LOCK_WAIT_S = 30.0
+"""How long a worker's spool waits for its directory while a sibling that started at the same moment takes its records
+over (a directory of a single process never waits: two processes on one directory is a mistake, said at once)."""
+WORKER_PREFIX = "worker-"
 SEGMENT_BYTES = 16 * 1024 * 1024
 """A segment is closed (and a new one begun) beyond this size, so acknowledged records leave the disk in pieces."""
 
@@ -53,20 +65,17 @@ class Spool:
         self._dir_lock: IO[bytes] | None = None
         self._cursor: tuple[int, int, int] | None = None  # (segment first seq, byte offset, next seq there)
         self.next_seq = 0
+        self.adopted = 0
+        """Records taken over from sibling directories at ``open``."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def open(self) -> tuple[int, int] | None:
         """Lock the directory and find what a previous run left; returns the range of sequence numbers to replay."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        lock = open(self.directory / "lock", "ab")  # noqa: SIM115 - held for the spool's lifetime
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            lock.close()
-            raise SpoolLocked(
-                f"{self.directory} is used by another process; give each one its own data directory"
-            ) from exc
+        wait = LOCK_WAIT_S if self.directory.name.startswith(WORKER_PREFIX) else 0.0
+        lock = _lock(self.directory, wait)
+        if lock is None:
+            raise SpoolLocked(f"{self.directory} is used by another process; give each one its own data directory")
         self._dir_lock = lock
         self._segments = []
         for path in sorted(self.directory.glob("wal-*.log")):
@@ -76,6 +85,8 @@ class Spool:
             last.last = max((frame[0] for frame in _frames(last.path)), default=last.first - 1)
             self.next_seq = last.last + 1
         self._adopt_legacy()
+        for sibling in siblings(self.directory):
+            self.adopted += self._adopt(sibling)
         if not self._segments:
             return None
         return self._segments[0].first, self.next_seq - 1
@@ -196,6 +207,64 @@ class Spool:
             if records:
                 self.append(records)
             path.unlink()
+
+    def _adopt(self, directory: Path) -> int:
+        """Append the records of ``directory`` (a sibling no process holds) to this log, then delete its segments;
+        returns how many were kept. A held directory is left alone: its owner replays it."""
+        lock = _lock(directory, 0.0, create=False)
+        if lock is None:
+            return 0
+        kept = 0
+        try:
+            for path in sorted(directory.glob("wal-*.log")):
+                batch: list[Record] = []
+                size = 0
+                for _, topic, key, payload, _ in _frames(path):
+                    batch.append((self.next_seq + len(batch), topic, key, payload))
+                    size += len(payload)
+                    if size >= ADOPT_BATCH_BYTES:
+                        kept += self.append(batch)
+                        batch, size = [], 0
+                if batch:
+                    kept += self.append(batch)
+                # Only once its records are in this log (fsynced): a crash in between replays them twice, which the
+                # consumers fold, rather than never.
+                path.unlink()
+        finally:
+            lock.close()
+        return kept
+
+
+def siblings(directory: Path) -> list[Path]:
+    """The other spool directories of the same service: its single-process directory and its workers' ones."""
+    root = directory.parent if directory.name.startswith(WORKER_PREFIX) else directory
+    found = [root, *sorted(root.glob(f"{WORKER_PREFIX}*"))] if root.is_dir() else []
+    return [path for path in found if path.is_dir() and path != directory]
+
+
+def worker_directory(root: Path, index: int) -> Path:
+    """Where worker ``index`` of the service whose spool directory is ``root`` logs."""
+    return root / f"{WORKER_PREFIX}{index}"
+
+
+def _lock(directory: Path, wait_s: float, *, create: bool = True) -> IO[bytes] | None:
+    """The directory's lock, held (``flock``), or None if another process holds it for longer than ``wait_s``."""
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = open(directory / "lock", "ab")  # noqa: SIM115 - held for the spool's lifetime
+    except OSError:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                lock.close()
+                return None
+            time.sleep(0.05)
 
 
 def _frame(seq: int, topic: str, key: str, payload: bytes) -> bytes:

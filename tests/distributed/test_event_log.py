@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from plumbing.bus.kafka import KafkaBus
-from plumbing.bus.spool import Spool
+from plumbing.bus.spool import Spool, _frames, worker_directory
 from plumbing.bus.topics_admin import create_topics
 from schemas import topics
 from tests.distributed.events import interaction
@@ -125,3 +125,51 @@ async def test_one_log_directory_serves_one_process(tmp_path):
             raise AssertionError("a second bus started on the same log")
     finally:
         await first.stop(timeout=1)
+
+
+def records(prefix: str, count: int, first: int = 0) -> list[tuple[int, str, str, bytes]]:
+    return [(first + n, topics.REQUESTS, f"{prefix}-{n}", f"{prefix} payload {n}".encode()) for n in range(count)]
+
+
+def left_in(directory) -> list[str]:
+    """The keys logged in ``directory`` (read without opening it as a spool: that would take over its siblings)."""
+    return [key for path in sorted(directory.glob("wal-*.log")) for _, _, key, _, _ in _frames(path)]
+
+
+def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_to_its_owner(tmp_path):
+    root = tmp_path / "spool" / "ingress"
+    held = Spool(worker_directory(root, 1), 2**40)
+    held.open()
+    held.append(records("held", 3))
+    # What a single process and a worker of a larger N left (written elsewhere, then moved in: opening them in place
+    # would already take the others over).
+    for directory, prefix in ((root, "single"), (worker_directory(root, 2), "gone")):
+        orphan = Spool(tmp_path / prefix, 2**40)
+        orphan.open()
+        orphan.append(records(prefix, 5))
+        orphan.close()
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in (tmp_path / prefix).glob("wal-*.log"):
+            path.rename(directory / path.name)
+    try:
+        spool = Spool(worker_directory(root, 0), 2**40)
+        left = spool.open()
+        try:
+            assert left is not None and spool.adopted == 10
+            taken = spool.read(left[0], left[1], 10**9, 2**40)
+        finally:
+            spool.close()
+        assert sorted(key for _, _, key, _ in taken) == sorted(
+            [f"single-{n}" for n in range(5)] + [f"gone-{n}" for n in range(5)]
+        )
+        assert [payload for _, _, key, payload in taken if key == "gone-3"] == [b"gone payload 3"]
+        assert [seq for seq, *_ in taken] == list(range(10))  # renumbered in this log's order
+        assert left_in(root) == [] and left_in(worker_directory(root, 2)) == []
+        assert left_in(worker_directory(root, 1)) == ["held-0", "held-1", "held-2"]
+    finally:
+        held.close()
+    # Once its owner is gone, the next worker to start takes it over too.
+    again = Spool(worker_directory(root, 0), 2**40)
+    again.open()
+    again.close()
+    assert again.adopted == 3 and left_in(worker_directory(root, 1)) == []
