@@ -107,6 +107,80 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+ROLES = ("proxy", "guard", "logger", "other")
+"""What a Warden process or thread works for. ``logger`` includes the store (chDB's own threads): its inserts are the
+logger's work, and the console's reads, small during a benchmark, land there too."""
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (children first found through /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in (task / "children").read_text().split())
+    return out
+
+
+def process_role(cmdline: Sequence[str]) -> str:
+    """The role of a process of Warden's tree, from its command line: one started for the guard or the logger names
+    it; the rest (``serve``, ``ingress``, a worker) serve requests. Python started by multiprocessing says nothing of
+    its role: its threads decide (``thread_role``)."""
+    words = " ".join(cmdline)
+    for role in ("guard", "logger"):
+        if role in words:
+            return role
+    if "multiprocessing" in words or "background" in words:
+        return "other"
+    return "proxy"
+
+
+def thread_role(comm: str, process: str) -> str:
+    """A thread's role from its name: Warden names its guard and store threads (``guard_0``, ``chdb_0``); chDB's own
+    native threads carry their ClickHouse names; unnamed Python threads (``python…``, ``asyncio_…``) and uvloop's
+    work for their process's role."""
+    if comm.startswith("guard"):
+        return "guard"
+    if comm.startswith(("python", "asyncio", "uvloop", "warden")):
+        return process
+    return "logger"  # chdb_0 and chDB's own threads (QueryPipelineEx, BgSchPool, MergeTreeBackg…)
+
+
+def role_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds so far of Warden's process tree, summed by role (``ROLES``) over every process and thread. Works
+    for one process with threads and for a proxy with helper processes alike. Threads that ended are counted in their
+    process's totals, so what a process used beyond its live threads goes to the process's role."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(ROLES, 0.0)
+    for pid in process_tree(root):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            process_total = sum(cpu_times(pid))
+        except OSError:
+            continue
+        role = process_role(cmdline)
+        counted = 0.0
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                comm = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            totals[thread_role(comm, role)] += seconds
+            counted += seconds
+        totals[role] += max(0.0, process_total - counted)
+    return totals
+
+
+def rss_bytes(pid: int) -> tuple[int, int]:
+    """(resident set now, its peak) of one process, in bytes."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0]) * 1024, int(status["VmHWM"].split()[0]) * 1024
+
+
 def cpu_list(spec: str | None) -> list[int]:
     """`0`, `0,2` or `0-1` → CPU numbers; empty for no pinning."""
     out: list[int] = []
@@ -347,8 +421,10 @@ class WardenServer:
         port: int | None = None,
         uvloop: bool = False,
         source: Path | None = None,
+        workers: int | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.workers = workers
         self.uvloop = uvloop
         self.work_dir = work_dir
         self.data_dir = data_dir or work_dir / "warden-data"
@@ -384,6 +460,7 @@ class WardenServer:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            *(["--workers", str(self.workers)] if self.workers is not None else []),
         ]
         self.process = Process("warden", cmd, self.log_path, self.env, cwd=self.work_dir)
         # The console answers once the schema is migrated and the ingress is up.
@@ -391,6 +468,10 @@ class WardenServer:
 
     def cpu_times(self) -> tuple[float, float]:
         return cpu_times(self.pid)
+
+    def role_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of every process Warden started, by role (proxy, guard, logger, other)."""
+        return role_cpu_seconds(self.pid)
 
     def stop(self) -> int | None:
         return self.process.stop(grace_s=120) if self.process is not None else None

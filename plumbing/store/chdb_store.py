@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from plumbing.slowdown import slow_store
 from plumbing.store.base import Row
 from plumbing.store.sql import decode_json_result, insert_statement, json_each_row, with_output_settings
+from plumbing.threads import named_executor
 
 
 class ChdbStore:
@@ -20,7 +21,7 @@ class ChdbStore:
         self._session = session.Session(str(path))
         # One thread owns the session: chDB sessions are not meant for concurrent use, and running queries off the
         # event loop keeps the proxy answering while a batch is written.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chdb")
+        self._executor = named_executor("chdb")
 
     async def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         loop = asyncio.get_running_loop()
@@ -48,6 +49,7 @@ class ChdbStore:
         # that were never stored. This path raises (NOT_ENOUGH_SPACE, CANNOT_OPEN_FILE, ...) for the main table and
         # for every materialized view it feeds, so a failed batch is retried, never acknowledged. It costs about a
         # tenth more CPU per insert.
+        slow_store()
         self._query(insert_statement(table, dedup_token).encode() + b"\n" + data, "CSV", None)
 
     async def select(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:

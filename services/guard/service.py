@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -14,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from plumbing.bus.base import Bus, Subscription
 from plumbing.config.base import ReplicatedMap
 from plumbing.metrics import LabelCap
+from plumbing.slowdown import slow_guard
+from plumbing.threads import named_executor
 from schemas import topics
 from schemas.events import RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileLookup
@@ -41,7 +42,7 @@ class GuardService:
         self._tracker = QuarantineTracker()
         self._agent_label = LabelCap(agent_label_cap)
         # Detectors are CPU work: off the event loop, which in the embedded default also serves the proxy.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
+        self._executor = named_executor("guard")
         self.violations_total = Counter(
             "warden_violations_total",
             "Violations published by the guard",
@@ -84,6 +85,7 @@ class GuardService:
                 await self._maybe_quarantine(profile, violation)
 
     def _score(self, events: list[RequestEvent | ResponseEvent]) -> list[tuple]:
+        slow_guard()
         out = []
         for event in events:
             profile = self._profiles(event.profile_id) or self._profiles(DEFAULT_PROFILE_ID)
