@@ -156,7 +156,7 @@ def role_cpu_seconds(root: int) -> dict[str, float]:
     totals = dict.fromkeys(ROLES, 0.0)
     for pid in process_tree(root):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            cmdline = _cmdline(pid)
             process_total = sum(cpu_times(pid))
         except OSError:
             continue
@@ -173,6 +173,10 @@ def role_cpu_seconds(root: int) -> dict[str, float]:
             counted += seconds
         totals[role] += max(0.0, process_total - counted)
     return totals
+
+
+def _cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
 
 
 def rss_bytes(pid: int) -> tuple[int, int]:
@@ -422,9 +426,13 @@ class WardenServer:
         uvloop: bool = False,
         source: Path | None = None,
         workers: int | None = None,
+        command: str = "serve",
     ) -> None:
         self.port = port or free_port()
         self.workers = workers
+        self.command = command
+        """``serve`` (the embedded default) or ``ingress`` (the distributed proxy alone; needs
+        WARDEN_KAFKA_BOOTSTRAP_SERVERS in ``extra_env``)."""
         self.uvloop = uvloop
         self.work_dir = work_dir
         self.data_dir = data_dir or work_dir / "warden-data"
@@ -453,7 +461,7 @@ class WardenServer:
             *pinned(self.cpus),
             sys.executable,
             *launcher,
-            "serve",
+            self.command,
             "--host",
             "127.0.0.1",
             "--port",
@@ -465,6 +473,15 @@ class WardenServer:
         self.process = Process("warden", cmd, self.log_path, self.env, cwd=self.work_dir)
         # The console answers once the schema is migrated and the ingress is up.
         wait_for_http(f"{self.url}/metrics", timeout_s, "warden", self.process)
+
+    def proxy_rss(self) -> tuple[int, int]:
+        """(largest resident set now, largest peak) among Warden's proxy processes, in bytes."""
+        sizes = []
+        for pid in process_tree(self.pid):
+            with contextlib.suppress(OSError, KeyError):  # a process that ended meanwhile
+                if process_role(_cmdline(pid)) == "proxy":
+                    sizes.append(rss_bytes(pid))
+        return max((now for now, _ in sizes), default=0), max((peak for _, peak in sizes), default=0)
 
     def cpu_times(self) -> tuple[float, float]:
         return cpu_times(self.pid)

@@ -272,6 +272,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run `warden serve --workers N` (proxy processes on one port); give --warden-cpus enough cores for them "
         "and keep --client-cpus apart",
     )
+    p.add_argument(
+        "--ingress",
+        action="store_true",
+        help="measure the distributed proxy alone (`warden ingress`, events to Kafka; no guard, logger or store in "
+        "it): starts a broker from tests/support unless --kafka is given; nothing is stored, so nothing is verified",
+    )
+    p.add_argument("--kafka", metavar="BOOTSTRAP", help="with --ingress: an existing broker instead of starting one")
     p.add_argument("--data-dir", type=Path, help="Warden's data directory (default: a fresh temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, chDB data, profiles)")
     args = p.parse_args(argv)
@@ -299,6 +306,7 @@ class Bench:
         self.stamp = timestamp()
         self.nginx = NginxUpstream(work, args.client_cpus or None)
         self.warden: WardenServer | None = None
+        self.kafka: Any = None
         self.cells: list[Cell] = []
         self.verification: dict[str, Any] = {}
 
@@ -345,8 +353,10 @@ class Bench:
         self.nginx.start()
         for scenario in self.args.scenario_list:
             self.nginx.check(scenario.canned)
-        if any(s.name.endswith("-policies") for s in self.args.scenario_list):
+        if any(s.name.endswith("-policies") for s in self.args.scenario_list) and not self.args.ingress:
             seed_policy_profile(self.args.data_dir or self.work / "warden-data")
+        if self.args.ingress:
+            self.args.extra_env["WARDEN_KAFKA_BOOTSTRAP_SERVERS"] = self.args.kafka or self.start_kafka()
         self.warden = WardenServer(
             self.work,
             self.nginx.base_url,
@@ -356,10 +366,21 @@ class Bench:
             uvloop=self.args.uvloop,
             source=self.args.warden_source,
             workers=self.args.workers,
+            command="ingress" if self.args.ingress else "serve",
         )
         self.warden.start()
         for scenario in self.args.scenario_list:
             self.check_through_warden(scenario)
+
+    def start_kafka(self) -> str:
+        """A broker for --ingress, the one the tests use (tests/support/kafka_broker.py), pinned with the client."""
+        sys.path.insert(0, str(REPO_DIR))
+        from tests.support.kafka_broker import KafkaBroker
+
+        print("starting a Kafka broker for the ingress ...", flush=True)
+        self.kafka = KafkaBroker()
+        self.kafka.start()
+        return str(self.kafka.bootstrap_servers)
 
     def check_through_warden(self, scenario: Scenario) -> None:
         """One request through Warden before the load: it must come back byte for byte as the upstream sent it."""
@@ -427,6 +448,8 @@ class Bench:
                 self.warden_url(cell.scenario), cell.scenario, cell.agent_id, cell.concurrency, self.args.duration
             )
         roles = self.warden.role_cpu()
+        rss, peak = self.warden.proxy_rss()
+        result.extra["proxy_rss_mb"], result.extra["proxy_rss_peak_mb"] = round(rss / 2**20, 1), round(peak / 2**20, 1)
         # Every process and thread Warden runs, by role: the proxy's share is what the request path costs; the
         # guard's and the logger's (with chDB) is the background work, wherever it runs.
         result.extra["cpu_s_by_role"] = {role: round(roles[role] - roles_before.get(role, 0.0), 3) for role in roles}
@@ -490,6 +513,7 @@ class Bench:
             "guard",
             "logger",
             "others",
+            "proxy RSS",
             "answered",
             "stored",
         ]
@@ -516,6 +540,7 @@ class Bench:
                     share["guard"],
                     share["logger"],
                     "-" if w.others_cpu_share is None else f"{100 * w.others_cpu_share:.0f}%",
+                    f"{w.extra.get('proxy_rss_peak_mb', 0):.0f}MB",
                     f"{w.requests:,}" + (f" ({w.error_count} err)" if w.error_count else ""),
                     "-" if c.stored is None else f"{c.stored:,}",
                 ]
@@ -566,6 +591,7 @@ class Bench:
         print("CPU/req = CPU time of every Warden process and thread per answered request; proxy/guard/logger = each")
         print("role's CPU over the run, in % of one core (logger includes chDB's threads);")
         print("others = share of Warden's core used by other processes during its run (noise: keep it near 0%);")
+        print("proxy RSS = the largest peak resident set among the proxy processes (VmHWM) by the end of the run;")
         print("answered = requests wrk completed through Warden; stored = interactions the read API holds for it")
         print()
         for check in self.targets():
@@ -616,6 +642,8 @@ class Bench:
             if code not in (0, None):
                 print(f"warning: warden exited with code {code}; log: {self.warden.log_path}", file=sys.stderr)
         self.nginx.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -625,7 +653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         bench.start()
         bench.run()
-        bench.verify()
+        if not args.ingress:
+            bench.verify()
         bench.report()
     except BenchError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
