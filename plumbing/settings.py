@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -22,6 +22,11 @@ class CommonSettings(BaseSettings):
     """Kafka brokers (``host:port,…``). Unset: the in-process bus (embedded default)."""
     clickhouse_url: str | None = None
     """A ClickHouse server (``http://user:pass@host:8123``). Unset: chDB under ``data_dir``."""
+    chdb_max_memory_bytes: int = Field(default=4 * 1024**3, ge=0)
+    """chDB's whole memory (its ``max_server_memory_usage``: inserts, queries and caches together); beyond it a
+    query or an insert fails (the logger retries it) instead of the process growing. 0: chDB's own bound, 90% of RAM."""
+    chdb_max_query_memory_bytes: int = Field(default=2 * 1024**3, ge=0)
+    """One chDB query or insert at most (its ``max_memory_usage``). 0: no bound per query."""
     bus_buffer_max_bytes: int = 64 * 1024**2
     """Bytes of events kept in memory while the broker is slow or away; beyond it the oldest are read back from the
     write-ahead log when the broker returns."""

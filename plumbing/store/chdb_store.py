@@ -13,12 +13,21 @@ from plumbing.store.sql import decode_json_result, insert_statement, json_each_r
 from plumbing.threads import named_executor
 
 
+def connection_string(path: str | Path, max_memory_bytes: int, max_query_memory_bytes: int) -> str:
+    limits = {"max_server_memory_usage": max_memory_bytes, "max_memory_usage": max_query_memory_bytes}
+    query = "&".join(f"{name}={value}" for name, value in limits.items() if value)
+    return f"file:{path}?{query}" if query else str(path)
+
+
 class ChdbStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_memory_bytes: int = 0, max_query_memory_bytes: int = 0) -> None:
+        """``max_memory_bytes``: chDB's ``max_server_memory_usage`` (everything it tracks); ``max_query_memory_bytes``:
+        its ``max_memory_usage`` (one query). 0 leaves chDB's own default. chDB reads both from the connection
+        string (measured: a query beyond either fails with MEMORY_LIMIT_EXCEEDED)."""
         from chdb import session  # imported here: the module is large and only the embedded store needs it
 
         Path(path).mkdir(parents=True, exist_ok=True)
-        self._session = session.Session(str(path))
+        self._session = session.Session(connection_string(path, max_memory_bytes, max_query_memory_bytes))
         # One thread owns the session: chDB sessions are not meant for concurrent use, and running queries off the
         # event loop keeps the proxy answering while a batch is written.
         self._executor = named_executor("chdb")

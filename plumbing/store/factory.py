@@ -13,4 +13,8 @@ def make_store(settings: CommonSettings) -> Store:
         return ServerStore(settings.clickhouse_url)
     from plumbing.store.chdb_store import ChdbStore
 
-    return ChdbStore(settings.data_dir / "clickhouse")
+    return ChdbStore(
+        settings.data_dir / "clickhouse",
+        max_memory_bytes=settings.chdb_max_memory_bytes,
+        max_query_memory_bytes=settings.chdb_max_query_memory_bytes,
+    )
