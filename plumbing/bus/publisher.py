@@ -360,8 +360,8 @@ class Turn:
 
     __slots__ = ("_since", "slice_s")
 
-    def __init__(self, slice_s: float = TURN_S) -> None:
-        self.slice_s = slice_s
+    def __init__(self, slice_s: float | None = None) -> None:
+        self.slice_s = TURN_S if slice_s is None else slice_s
         self._since = time.perf_counter()
 
     async def share(self) -> None:

@@ -4,11 +4,13 @@ the broker after a restart."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
+from plumbing.bus import publisher
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.spool import Spool, _frames, worker_directory
 from plumbing.bus.topics_admin import create_topics
@@ -173,3 +175,40 @@ def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_t
     again.open()
     again.close()
     assert again.adopted == 3 and left_in(worker_directory(root, 1)) == []
+
+
+async def test_logging_a_large_batch_lets_the_event_loop_serve_other_work_meanwhile(tmp_path, monkeypatch):
+    """The producer's loops over a batch hand the event loop back between events once their time slice is spent
+    (here a slice of zero: after every event), so a request never waits for a whole batch to be encoded."""
+    monkeypatch.setattr(publisher, "TURN_S", 0.0)
+    ticks = 0
+    seen_at: list[int] = []  # the other work's progress each time an event is encoded
+    encoded = publisher._Entry.encoded
+
+    def encoding(entry):
+        seen_at.append(ticks)
+        return encoded(entry)
+
+    monkeypatch.setattr(publisher._Entry, "encoded", encoding)
+    bus = KafkaBus(UNREACHABLE, client_id="nowhere", spool_dir=tmp_path / "spool", registry=CollectorRegistry())
+    await bus.start()
+    sent = [interaction("sliced", n)[0] for n in range(200)]
+    for event in sent:
+        bus.publish(topics.REQUESTS, event.interaction_id, event)
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.get_running_loop().create_task(other_work())
+    await asyncio.sleep(0)
+    seen_at.clear()
+    await bus.publisher._log(force=True)  # one batch of 200 events, encoded in one call
+    batch = list(seen_at)
+    ticker.cancel()
+    await bus.stop(timeout=1)
+    assert len(batch) == 200
+    assert all(later > earlier for earlier, later in itertools.pairwise(batch))  # it ran between them
+    assert [key for _, _, key, _ in on_disk(tmp_path / "spool")] == [e.interaction_id for e in sent]
