@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel
 
+from plumbing.bus.dispatch import Turn
 from plumbing.bus.spool import Spool
 from plumbing.settings import CommonSettings
 
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SEND_MAX_BYTES = 8 * 1024 * 1024
 """Events read back from the log per send, at most (about)."""
-TURN_S = 0.0005
-"""The longest the producer's loops over a batch run before they let the event loop serve requests."""
 
 
 class _Entry:
@@ -351,24 +350,6 @@ class KafkaPublisher:
                 await asyncio.wait_for(producer.stop(), 2)
         if not self._stopping:
             await asyncio.sleep(0.5)
-
-
-class Turn:
-    """Keeps a long loop over a batch from holding the event loop: ``share`` yields to it once the loop has run for
-    ``slice_s`` since it last did. Encoding and handing a thousand events to the producer takes several milliseconds;
-    in one go, a request that arrives meanwhile would wait all of it (the proxy's tail)."""
-
-    __slots__ = ("_since", "slice_s")
-
-    def __init__(self, slice_s: float | None = None) -> None:
-        self.slice_s = TURN_S if slice_s is None else slice_s
-        self._since = time.perf_counter()
-
-    async def share(self) -> None:
-        now = time.perf_counter()
-        if now - self._since >= self.slice_s:
-            await asyncio.sleep(0)
-            self._since = time.perf_counter()
 
 
 async def started(producer: AIOKafkaProducer) -> AIOKafkaProducer:

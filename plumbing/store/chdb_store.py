@@ -49,9 +49,12 @@ class ChdbStore:
         if not rows:
             return
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._insert, table, dedup_token, json_each_row(rows))
+        # Serialised in the store's thread, not here: a batch of thousands of rows takes milliseconds to encode, and
+        # on the event loop (the proxy's, in the embedded default) every request would wait for it.
+        await loop.run_in_executor(self._executor, self._insert, table, dedup_token, rows)
 
-    def _insert(self, table: str, dedup_token: str | None, data: bytes) -> None:
+    def _insert(self, table: str, dedup_token: str | None, rows: Sequence[Mapping[str, Any]]) -> None:
+        data = json_each_row(rows)
         # A plain INSERT with the rows inline, as bytes (no text to decode and copy). Not chDB's streaming insert
         # (`send_insert(...).finish()`): when the part cannot be written (disk full, directory not writable) it
         # returns success with `rows_written` set and stores nothing, and the logger would then acknowledge events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -39,9 +40,11 @@ class ServerStore:
         if not rows:
             return
         client = await self._get()
+        # Encoded off the event loop: a large batch takes milliseconds, which requests on the loop would wait for.
+        block = await asyncio.to_thread(json_each_row, rows)
         await client.raw_insert(
             table,
-            insert_block=json_each_row(rows),
+            insert_block=block,
             fmt="JSONEachRow",
             # As on chDB (see plumbing.store.sql.insert_head): a batch is already one row per key.
             settings={

@@ -10,7 +10,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
-from plumbing.bus import publisher
+from plumbing.bus import dispatch, publisher
 from plumbing.bus.kafka import KafkaBus
 from plumbing.bus.spool import Spool, _frames, worker_directory
 from plumbing.bus.topics_admin import create_topics
@@ -180,7 +180,7 @@ def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_t
 async def test_logging_a_large_batch_lets_the_event_loop_serve_other_work_meanwhile(tmp_path, monkeypatch):
     """The producer's loops over a batch hand the event loop back between events once their time slice is spent
     (here a slice of zero: after every event), so a request never waits for a whole batch to be encoded."""
-    monkeypatch.setattr(publisher, "TURN_S", 0.0)
+    monkeypatch.setattr(dispatch, "TURN_S", 0.0)
     ticks = 0
     seen_at: list[int] = []  # the other work's progress each time an event is encoded
     encoded = publisher._Entry.encoded
