@@ -107,9 +107,11 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
-ROLES = ("proxy", "guard", "logger", "other")
+ROLES = ("proxy", "guard", "logger", "background")
 """What a Warden process or thread works for. ``logger`` includes the store (chDB's own threads): its inserts are the
-logger's work, and the console's reads, small during a benchmark, land there too."""
+logger's work, and the console's reads, small during a benchmark, land there too. ``background``: the event loop of
+a process that runs the guard, the logger and the console together (``warden serve``'s background process), apart
+from its guard and store threads."""
 
 
 def process_tree(pid: int) -> list[int]:
@@ -126,14 +128,13 @@ def process_tree(pid: int) -> list[int]:
 
 def process_role(cmdline: Sequence[str]) -> str:
     """The role of a process of Warden's tree, from its command line: one started for the guard or the logger names
-    it; the rest (``serve``, ``ingress``, a worker) serve requests. Python started by multiprocessing says nothing of
-    its role: its threads decide (``thread_role``)."""
-    words = " ".join(cmdline)
+    it; one named ``background`` (or started by multiprocessing) is ``background``, its threads refined by
+    ``thread_role``; the rest (``serve``, ``ingress``, a proxy worker) serve requests."""
     for role in ("guard", "logger"):
-        if role in words:
+        if role in cmdline:  # the subcommand (``warden guard``), not a path that happens to contain the word
             return role
-    if "multiprocessing" in words or "background" in words:
-        return "other"
+    if any("multiprocessing" in arg or "background" in arg for arg in cmdline):
+        return "background"
     return "proxy"
 
 
@@ -487,7 +488,7 @@ class WardenServer:
         return cpu_times(self.pid)
 
     def role_cpu(self) -> dict[str, float]:
-        """CPU seconds so far of every process Warden started, by role (proxy, guard, logger, other)."""
+        """CPU seconds so far of every process Warden started, by role (``ROLES``)."""
         return role_cpu_seconds(self.pid)
 
     def stop(self) -> int | None:

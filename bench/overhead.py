@@ -512,6 +512,7 @@ class Bench:
             "proxy",
             "guard",
             "logger",
+            "backgr",
             "others",
             "proxy RSS",
             "answered",
@@ -539,6 +540,7 @@ class Bench:
                     share["proxy"],
                     share["guard"],
                     share["logger"],
+                    share["background"],
                     "-" if w.others_cpu_share is None else f"{100 * w.others_cpu_share:.0f}%",
                     f"{w.extra.get('proxy_rss_peak_mb', 0):.0f}MB",
                     f"{w.requests:,}" + (f" ({w.error_count} err)" if w.error_count else ""),
@@ -589,7 +591,8 @@ class Bench:
         print()
         print("latency columns are wrk's percentiles; added = Warden's percentile less the direct run's;")
         print("CPU/req = CPU time of every Warden process and thread per answered request; proxy/guard/logger = each")
-        print("role's CPU over the run, in % of one core (logger includes chDB's threads);")
+        print("role's CPU over the run, in % of one core (logger includes chDB's threads; backgr = the event loop of a")
+        print("background process running guard, logger and console together, apart from their threads);")
         print("others = share of Warden's core used by other processes during its run (noise: keep it near 0%);")
         print("proxy RSS = the largest peak resident set among the proxy processes (VmHWM) by the end of the run;")
         print("answered = requests wrk completed through Warden; stored = interactions the read API holds for it")
