@@ -81,7 +81,7 @@ class KafkaPublisher:
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
-        self.spool = Spool(spool_dir, spool_max_bytes)
+        self.spool = Spool(spool_dir, spool_max_bytes, adopt_siblings=True)
         self._buffer_max_bytes = buffer_max_bytes
         self._flush_s = flush_ms / 1000
         self._hard_limit = hard_limit

@@ -8,9 +8,10 @@ One process owns a directory at a time (an advisory lock), so two producers neve
 bus writes from a worker thread and reads on its event loop: a lock keeps the segment list consistent.
 
 Worker processes of one service (``warden ingress --workers N``) each log in a directory of their own,
-``<service dir>/worker-<i>``. At its start a spool takes over the records of every sibling directory that no process
-holds (a worker of an earlier, larger N; the single process before workers were used; or the reverse): they are
-appended to its own log, so a reduced N never leaves events on disk that nobody replays.
+``<service dir>/worker-<i>``. At its start a producer's spool (``adopt_siblings``) takes over the records of every
+sibling directory that no process holds (a worker of an earlier, larger N; the single process before workers were
+used; or the reverse): they are appended to its own log, so a reduced N never leaves events on disk that nobody
+replays.
 """
 
 from __future__ import annotations
@@ -56,8 +57,14 @@ class _Segment:
 
 
 class Spool:
-    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int, segment_bytes: int = SEGMENT_BYTES, *, adopt_siblings: bool = False
+    ) -> None:
+        """``adopt_siblings``: at ``open``, take over the logs of the sibling directories no process holds (a
+        producer's log, whose records nobody else would replay), and wait for a worker directory a sibling is
+        taking over at that moment."""
         self.directory = directory
+        self.adopt_siblings = adopt_siblings
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._segments: list[_Segment] = []
@@ -72,7 +79,7 @@ class Spool:
 
     def open(self) -> tuple[int, int] | None:
         """Lock the directory and find what a previous run left; returns the range of sequence numbers to replay."""
-        wait = LOCK_WAIT_S if self.directory.name.startswith(WORKER_PREFIX) else 0.0
+        wait = LOCK_WAIT_S if self.adopt_siblings and self.directory.name.startswith(WORKER_PREFIX) else 0.0
         lock = _lock(self.directory, wait)
         if lock is None:
             raise SpoolLocked(f"{self.directory} is used by another process; give each one its own data directory")
@@ -85,7 +92,7 @@ class Spool:
             last.last = max((frame[0] for frame in _frames(last.path)), default=last.first - 1)
             self.next_seq = last.last + 1
         self._adopt_legacy()
-        for sibling in siblings(self.directory):
+        for sibling in siblings(self.directory) if self.adopt_siblings else ():
             self.adopted += self._adopt(sibling)
         if not self._segments:
             return None

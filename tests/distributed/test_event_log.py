@@ -140,7 +140,7 @@ def left_in(directory) -> list[str]:
 
 def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_to_its_owner(tmp_path):
     root = tmp_path / "spool" / "ingress"
-    held = Spool(worker_directory(root, 1), 2**40)
+    held = Spool(worker_directory(root, 1), 2**40, adopt_siblings=True)
     held.open()
     held.append(records("held", 3))
     # What a single process and a worker of a larger N left (written elsewhere, then moved in: opening them in place
@@ -154,7 +154,11 @@ def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_t
         for path in (tmp_path / prefix).glob("wal-*.log"):
             path.rename(directory / path.name)
     try:
-        spool = Spool(worker_directory(root, 0), 2**40)
+        plain = Spool(worker_directory(root, 3), 2**40)  # a log that is not a producer's takes nothing over
+        plain.open()
+        plain.close()
+        assert plain.adopted == 0 and len(left_in(worker_directory(root, 2))) == 5
+        spool = Spool(worker_directory(root, 0), 2**40, adopt_siblings=True)
         left = spool.open()
         try:
             assert left is not None and spool.adopted == 10
@@ -171,7 +175,7 @@ def test_a_worker_takes_over_the_event_logs_nobody_holds_and_leaves_a_held_one_t
     finally:
         held.close()
     # Once its owner is gone, the next worker to start takes it over too.
-    again = Spool(worker_directory(root, 0), 2**40)
+    again = Spool(worker_directory(root, 0), 2**40, adopt_siblings=True)
     again.open()
     again.close()
     assert again.adopted == 3 and left_in(worker_directory(root, 1)) == []
