@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
+from pydantic import Field
 from starlette.types import ASGIApp
 
 from plumbing.bounded import BUDGET
@@ -35,6 +36,13 @@ from warden.startup import bind
 class ServeSettings(IngressSettings, LoggerBatching):
     """What ``warden serve`` reads: the ingress's settings and the logger's batching (the guard's and the console's
     are among the ingress's)."""
+
+    workers: int | None = Field(default=None, ge=1)
+    """Proxy processes on the port (``--workers``). Unset: the cores available (CPU affinity) less one for the
+    background process, at least one."""
+    stop_grace_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM / Ctrl-C, how long a proxy process lets requests in flight finish before it closes them; then it
+    writes what they published to its hand-off log and exits."""
 
 
 @dataclass

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from pydantic_settings.exceptions import SettingsError
 
+from warden.workers import reuse_port_socket
+
 S = TypeVar("S", bound=BaseSettings)
 
 LOCK_FILE = "warden.lock"
@@ -109,9 +111,10 @@ def claim_data_dir(path: Path) -> IO[str]:
     return lock
 
 
-def bind(host: str, port: int, field: str = "port") -> socket.socket:
+def bind(host: str, port: int, field: str = "port", *, shared: bool = False) -> socket.socket:
     """A listening socket on ``host:port``, bound before anything slow starts: a port in use is said at once, and
-    "listening" is only printed once it is true."""
+    "listening" is only printed once it is true. ``shared``: one of several worker processes on the same port
+    (``SO_REUSEPORT``)."""
     port_name, host_name = setting_name(field), setting_name("host")
     if not 0 <= port <= 65535:
         raise StartupError(f"{port_name}: {port} is not a port number (1-65535)")
@@ -121,7 +124,7 @@ def bind(host: str, port: int, field: str = "port") -> socket.socket:
         )[0]
     except socket.gaierror as exc:
         raise StartupError(f"{host_name}: {host!r} is not an address of this machine ({exc.strerror})") from None
-    sock = socket.socket(family, kind, proto)
+    sock = reuse_port_socket(family, kind, proto) if shared else socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)

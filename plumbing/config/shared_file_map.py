@@ -158,10 +158,11 @@ class SharedFileMap(Generic[M]):
 
     # -- following ----------------------------------------------------------------------------------------------
 
-    async def refresh(self) -> None:
-        """Take what the other processes wrote since the last look (skipped while a writer holds the lock)."""
+    async def refresh(self, wait: bool = False) -> None:
+        """Take what the other processes wrote since the last look. ``wait``: for a writer holding the lock (else
+        this look is skipped: the next one will do)."""
         async with self._io_lock():
-            read = await asyncio.to_thread(self._read, self._position, False, False)
+            read = await asyncio.to_thread(self._read, self._position, False, wait)
             if read is not None:
                 self._take(read, notify=True)
 
