@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -59,18 +60,18 @@ def _child(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0)
 
 
-def _wait_ready(socket_path: Path, background: threading.Thread) -> None:
-    deadline = time.monotonic() + BACKGROUND_READY_S
+def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool:
+    """Whether the process behind ``socket_path`` answers ``/healthz`` before ``until`` (while ``going``)."""
     transport = httpx.HTTPTransport(uds=str(socket_path))
     with httpx.Client(transport=transport, timeout=2) as client:
-        while time.monotonic() < deadline and background.is_alive():
+        while time.monotonic() < until and going():
             try:
-                if client.get("http://background/healthz").status_code == 200:
-                    return
+                if client.get("http://process/healthz").status_code == 200:
+                    return True
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-    raise StartupError("the background process (store, logger, guard) did not start; see the lines above")
+    return False
 
 
 def serve(settings: ServeSettings) -> int:
@@ -92,8 +93,15 @@ def serve(settings: ServeSettings) -> int:
     thread = threading.Thread(target=run_background, name="background-supervisor")
     thread.start()
     try:
-        _wait_ready(where.background_socket, thread)
-        _say_started(settings, count, background.pids)
+        if not _answers(where.background_socket, time.monotonic() + BACKGROUND_READY_S, thread.is_alive):
+            raise StartupError("the background process (store, logger, guard) did not start; see the lines above")
+
+        def say_when_listening() -> None:
+            until = time.monotonic() + BACKGROUND_READY_S
+            if all(_answers(where.worker_socket(i), until, thread.is_alive) for i in range(count)):
+                _say_started(settings, count, background.pids)
+
+        threading.Thread(target=say_when_listening, name="workers-ready", daemon=True).start()
         status.append(workers.run())
     finally:
         print("Warden stopping: the proxies finish their requests, then draining their events to storage", flush=True)
