@@ -68,7 +68,9 @@ def stored(process: ServeProcess, agent: str) -> list[dict]:
     cursor = None
     while True:
         params = {"agent_id": agent, "limit": 500, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(f"{process.url}/api/interactions", params=params, timeout=30).json()
+        response = httpx.get(f"{process.url}/api/interactions", params=params, timeout=30)
+        response.raise_for_status()  # a 503 while the background process starts again
+        page = response.json()
         items += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -81,7 +83,7 @@ def wait_stored(process: ServeProcess, agent: str, count: int, timeout: float = 
     while time.monotonic() < deadline:
         try:
             items = stored(process, agent)
-        except (httpx.HTTPError, ValueError):  # the background process is starting again
+        except httpx.HTTPError:  # the background process is starting again
             items = []
         if len(items) >= count and all(i["status"] is not None for i in items):
             return items
