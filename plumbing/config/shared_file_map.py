@@ -7,7 +7,7 @@ provider-history buckets every proxy writes) within ``follow_interval_s``.
 
 - A write takes the map's lock file (``<file>.lock``, ``flock`` exclusive), reads what the others appended since its
   last look, appends its own line and fsyncs: the journal is one ordered history that every process replays.
-- Compaction (the journal folded into a new snapshot, once it holds more lines than the map has keys) happens under
+- Compaction (the journal folded into a new snapshot, once it outweighs the snapshot) happens under
   the same lock and is built from the files, not from one process's memory, so no other process's change is lost.
 - A follower looks every ``follow_interval_s``: a new snapshot (another inode) means reload; a longer journal means
   replay the new lines. It takes the lock shared and never waits for it: a writer holding it means "look next time".
@@ -31,10 +31,11 @@ from typing import Any, Generic
 import orjson
 
 from plumbing.config.base import Listener, M
-from plumbing.config.file_map import MIN_JOURNAL_LINES
 
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL_S = 0.5
+"""How often each process looks for the others' changes."""
+MIN_JOURNAL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,16 @@ class SharedFileMap(Generic[M]):
             read.entries.append((key, raw))
             inode, done = read.position.journal or (self.journal_path.stat().st_ino, 0)
             read.position = _Position(read.position.snapshot, (inode, done + len(line)))
-            if self._due(read):
+            if self._due():
                 read = self._compact()
             return read
 
-    def _due(self, read: _Read) -> bool:
+    def _due(self) -> bool:
+        """Fold the journal once it outweighs the snapshot it changes (and ``MIN_JOURNAL_BYTES``): a write costs the
+        same with ten keys or a million, and replaying the journal never costs more than reading the snapshot."""
         journal = self.journal_path.stat().st_size if self.journal_path.exists() else 0
-        keys = len(self._items) + len(read.entries)  # an upper bound is enough: compaction is only an economy
-        return journal > 0 and _line_count(self.journal_path) >= max(MIN_JOURNAL_LINES, keys)
+        snapshot = self.path.stat().st_size if self.path.exists() else 0
+        return journal >= max(MIN_JOURNAL_BYTES, snapshot)
 
     def _compact(self) -> _Read:
         """The files' whole state as a new snapshot (atomic replace), then the journal goes (lock held)."""
@@ -289,8 +292,3 @@ def _torn_tail(path: Path) -> bool:
             return handle.read(1) != b"\n"
     except FileNotFoundError:
         return False
-
-
-def _line_count(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 16), b""))
