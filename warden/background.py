@@ -85,9 +85,9 @@ async def run_background() -> None:
     )
 
 
-def main() -> None:
+def main() -> int:
     serve_child.prepare()
-    serve_child.run_service(run_background())
+    return serve_child.run_service(run_background())
 
 
 if __name__ == "__main__":

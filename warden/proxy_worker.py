@@ -90,11 +90,11 @@ async def run_worker(index: int) -> None:
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
-def main() -> None:
+def main() -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     serve_child.prepare()
-    serve_child.run_service(run_worker(int(sys.argv[1])))
+    return serve_child.run_service(run_worker(int(sys.argv[1])))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,11 +12,13 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from warden.embedded import ServeSettings
-from warden.startup import load_settings
+from warden.startup import StartupError, load_settings
 
 RUN_DIR_ENV = "WARDEN_SERVE_RUN_DIR"
 PARENT_ENV = "WARDEN_SERVE_PARENT"
@@ -76,7 +78,14 @@ def unix_listener(path: Path) -> socket.socket:
     return sock
 
 
-def run_service(main: object) -> None:
+def run_service(main: Coroutine[Any, Any, None]) -> int:
+    """Run a child's service; a mistake found at its start (the port taken since the parent looked) is one line and
+    status 2, as from ``warden`` itself."""
     from warden.cli import run_service as run
 
-    run(main)  # type: ignore[arg-type]
+    try:
+        run(main)
+    except StartupError as exc:
+        print(f"warden: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
