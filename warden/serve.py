@@ -32,9 +32,11 @@ from warden.serve_child import PARENT_ENV, RUN_DIR_ENV, paths
 from warden.startup import StartupError, bind
 from warden.workers import Supervisor, default_count
 
-BACKGROUND_STOP_S = 10.0
+BACKGROUND_STOP_S = 5.0
 """How long the background process gets to store what the stopped workers handed off before it is killed (nothing is
 lost then: the hand-off logs are read again at the next start)."""
+WORKER_STOP_MARGIN_S = 2.0
+"""Beyond ``stop_grace_s``, what a stopping worker gets to write its last events to disk before it is killed."""
 BACKGROUND_READY_S = 120.0
 """How long the background process may take to open the store and apply the schema at start."""
 
@@ -82,7 +84,9 @@ def serve(settings: ServeSettings) -> int:
     count = worker_count(settings)
     background = Supervisor(1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S)
     workers = Supervisor(
-        count, lambda i: _child("warden.proxy_worker", env, str(i)), stop_timeout=settings.stop_grace_s + 3
+        count,
+        lambda i: _child("warden.proxy_worker", env, str(i)),
+        stop_timeout=settings.stop_grace_s + WORKER_STOP_MARGIN_S,
     )
     status: list[int] = []
 
