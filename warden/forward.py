@@ -22,28 +22,40 @@ UNAVAILABLE = b'{"error": {"type": "console_unavailable", "message": "the backgr
 
 
 class Forward:
-    """An ASGI app that relays each HTTP request to the background process's socket, streaming both ways."""
+    """An ASGI app that relays each HTTP request to the background process's socket, streaming both ways.
+
+    Through the transport alone, not an ``httpx.AsyncClient``: a client keeps cookies between requests (one user's
+    login session would ride on the next user's requests) and adds headers of its own (``Accept-Encoding``, a user
+    agent) the browser never sent."""
 
     def __init__(self, socket_path: Path, timeout_s: float = 60.0) -> None:
-        self.client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
-            base_url="http://warden-background",
-            timeout=httpx.Timeout(timeout_s, connect=2.0),
-        )
+        self.transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
+        self.timeout = {"connect": 2.0, "read": timeout_s, "write": timeout_s, "pool": 5.0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP and k != PEER_HEADER.encode()]
+        # The body keeps the framing it came with (Content-Length or chunked): the transport frames it the same way.
+        headers = [
+            (k, v)
+            for k, v in scope["headers"]
+            if (k not in HOP_BY_HOP or k == b"transfer-encoding") and k != PEER_HEADER.encode()
+        ]
         peer = scope.get("client")
         if peer:
             headers.append((PEER_HEADER.encode(), str(peer[0]).encode()))
         path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        url = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-        request = self.client.build_request(scope["method"], url, headers=headers, content=_body(receive))
+        url = b"http://warden-background" + path + (b"?" + query if query else b"")
+        request = httpx.Request(
+            scope["method"],
+            url.decode("latin-1"),
+            headers=headers,
+            stream=_Body(receive),
+            extensions={"timeout": self.timeout},
+        )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.transport.handle_async_request(request)
         except httpx.TransportError:
             await send(
                 {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]}
@@ -53,14 +65,23 @@ class Forward:
         try:
             out = [(k, v) for k, v in response.headers.raw if k.lower() not in HOP_BY_HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            async for chunk in response.aiter_raw():
+            async for chunk in response.stream:  # type: ignore[union-attr]
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in _body(self.receive):
+            yield chunk
 
 
 async def _body(receive: Receive) -> AsyncIterator[bytes]:
