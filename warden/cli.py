@@ -66,12 +66,12 @@ def _data_dir(settings: CommonSettings, *, always: bool = False) -> Iterator[Non
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from warden.embedded import ServeSettings, serve
+    from warden.embedded import ServeSettings
+    from warden.serve import serve
 
-    settings = _settings(ServeSettings, args, ("host", "port", "data_dir"))
+    settings = _settings(ServeSettings, args, ("host", "port", "data_dir", "workers"))
     with _data_dir(settings, always=True):
-        run_service(serve(settings))
-    return 0
+        return serve(settings)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -253,17 +253,23 @@ def parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="run the whole of Warden in one process: proxy, guard, logger, API and logs viewer",
+        help="run the whole of Warden with one command: proxy, guard, logger, API and logs viewer",
         description=(
-            "Run Warden in one process (the embedded default): the proxy (ingress) with its inline guardrails, the "
-            "guard that scores every interaction, the logger that records them, the read and admin API and the logs "
-            "viewer, all on one port, over an in-process bus and chDB under the data directory (or over Kafka and a "
-            "ClickHouse server when WARDEN_KAFKA_BOOTSTRAP_SERVERS / WARDEN_CLICKHOUSE_URL are set)."
+            "Run Warden with one command and one data directory (the embedded default): proxy processes (the ingress "
+            "with its inline guardrails) on one port, and a background process with the guard that scores every "
+            "interaction, the logger that records them in chDB under the data directory, the read and admin API and "
+            "the logs viewer, all reached on that port (or over Kafka and a ClickHouse server when "
+            "WARDEN_KAFKA_BOOTSTRAP_SERVERS / WARDEN_CLICKHOUSE_URL are set)."
         ),
     )
     serve.add_argument("--host", help="address to listen on (WARDEN_HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port to listen on (WARDEN_PORT, default 9000)")
     serve.add_argument("--data-dir", dest="data_dir", help="where chDB keeps its data (WARDEN_DATA_DIR)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="proxy processes on the port (WARDEN_WORKERS; default: the cores available less one, at least one)",
+    )
     serve.set_defaults(run=_serve)
 
     ingress = commands.add_parser("ingress", help="run the ingress alone (distributed mode, needs Kafka)")

@@ -47,6 +47,13 @@ class ConfigMaps:
         for replicated in self._maps():
             await replicated.start()
 
+    async def refresh(self) -> None:
+        """Read the shared files again now (embedded, several processes); other maps follow their topic anyway."""
+        for replicated in self._maps():
+            refresh = getattr(replicated, "refresh", None)
+            if refresh is not None:
+                await refresh(wait=True)
+
     async def stop(self) -> None:
         # At once: with the broker away each waits out its own bounded shutdown.
         await asyncio.gather(*(m.stop() for m in self._maps()))

@@ -1,15 +1,15 @@
-"""``warden serve``: ingress, guard, logger and console in one process.
+"""The embedded default in one process: ingress, guard, logger and console over the in-process bus and chDB (or Kafka
+and a ClickHouse server when configured), and the settings ``warden serve`` reads.
 
-The embedded default runs them over the in-process bus and chDB; with Kafka or a ClickHouse server configured, the
-same process uses those instead."""
+``warden serve`` itself runs the same services as processes (``warden/serve.py``); this one-process composition is
+what tests drive directly."""
 
 from __future__ import annotations
 
-import gc
-import sys
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
+from pydantic import Field
 from starlette.types import ASGIApp
 
 from plumbing.bounded import BUDGET
@@ -25,16 +25,21 @@ from services.ingress.settings import IngressSettings
 from services.logger.service import LoggerService
 from services.logger.settings import LoggerBatching
 from warden import composition
-from warden.composition import Lifecycle, public_url
+from warden.composition import Lifecycle
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.serving import http_server, run
-from warden.startup import bind
 
 
 class ServeSettings(IngressSettings, LoggerBatching):
     """What ``warden serve`` reads: the ingress's settings and the logger's batching (the guard's and the console's
     are among the ingress's)."""
+
+    workers: int | None = Field(default=None, ge=1)
+    """Proxy processes on the port (``--workers``). Unset: the cores available (CPU affinity) less one for the
+    background process, at least one."""
+    stop_grace_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM / Ctrl-C, how long a proxy process lets requests in flight finish before it closes them; then it
+    writes what they published to its hand-off log and exits."""
 
 
 @dataclass
@@ -74,39 +79,3 @@ class Embedded:
     async def stop(self) -> None:
         """Drain: every event already accepted reaches storage before the store closes."""
         await self.lifecycle.stop()
-
-
-# The guard's detectors and the logger's inserts run in threads beside the proxy's event loop. With Python's default
-# 5 ms switch interval, a request arriving while one of them holds the GIL could wait that long: hand it over sooner.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
-async def serve(settings: ServeSettings) -> None:
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    listener = bind(settings.host, settings.port)  # before anything slow: a port in use is said at once
-    warden = Embedded.build(settings)
-
-    def started() -> None:
-        gc.freeze()  # what start-up built lives as long as the process: keep it out of every collection
-        base = public_url(settings)
-        print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
-        print(f"  OpenAI base URL:  {base}/v1/openai", flush=True)
-        print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)
-        print(f"  data directory:   {settings.data_dir.resolve()}", flush=True)
-        if settings.admin_token is None:
-            print(
-                "  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine, "
-                f"under a loopback name ({', '.join(settings.allowed_hosts)})",
-                flush=True,
-            )
-
-    def stopping() -> None:
-        print(f"Warden stopping: draining {warden.bus.pending()} event(s) to storage", flush=True)
-
-    await run(
-        warden.lifecycle,
-        http_server(warden.app, listener, settings.host, settings.port, settings),
-        started=started,
-        stopping=stopping,
-        stopped="Warden stopped",
-    )

@@ -90,6 +90,12 @@ class InProcessBus:
         for consumer in self._by_topic.get(topic, ()):
             consumer.offer(Delivery(topic=topic, key=key, event=event))
 
+    def publish_raw(self, topic: str, key: str, payload: bytes) -> None:
+        """An event as JSON bytes (read from ``warden serve``'s hand-off): each subscription decodes it as from
+        Kafka."""
+        for consumer in self._by_topic.get(topic, ()):
+            consumer.offer(Delivery(topic=topic, key=key, event=None, raw=payload))
+
     async def start(self) -> None:
         self._started = True
         loop = asyncio.get_running_loop()

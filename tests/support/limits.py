@@ -37,26 +37,33 @@ class LimitedWarden(ServeProcess):
         return self._get("/metrics").text
 
     @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    def pids(self) -> list[int]:
+        """Every process that holds requests, bodies or events: the proxy workers and the background process."""
+        return self.children("warden.proxy_worker") + self.children("warden.background")
 
     def _status(self, field: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError(f"{field} missing from /proc/{self.pid}/status")
+        """``field`` of /proc/<pid>/status, added up over ``pids``."""
+        total = 0
+        for pid in self.pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1]) * 1024
+                    break
+            else:
+                raise AssertionError(f"{field} missing from /proc/{pid}/status")
+        return total
 
     def resident_bytes(self) -> int:
         return self._status("VmRSS")
 
     def reset_peak(self) -> int:
         """Start measuring a new peak from now; returns the resident bytes now."""
-        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        for pid in self.pids:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
         return self.resident_bytes()
 
     def peak_bytes(self) -> int:
-        """The largest resident set since ``reset_peak``."""
+        """The largest resident sets since ``reset_peak``, added up (an upper bound of the peak of the sum)."""
         return self._status("VmHWM")
 
 

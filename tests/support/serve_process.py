@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,24 +42,60 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 60
+        self._output: list[str] = []
+        self._listening = threading.Event()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 180  # a loaded machine starts the processes slowly
+        # Every proxy worker listens once the banner is printed.
+        while not self._listening.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"warden serve did not start: {self.output()}")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"warden serve exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
+                raise RuntimeError(f"warden serve exited: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
-        self.proc.kill()
-        raise RuntimeError("warden serve did not answer within 60 s")
+        self.kill()
+        raise RuntimeError("warden serve did not answer within 180 s")
+
+    def _read_output(self) -> None:
+        """Keeps the pipe drained (the processes would block on a full one) and notes the banner."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._output.append(line)
+            if line.startswith("Warden (embedded) listening"):
+                self._listening.set()
+
+    def output(self) -> str:
+        return "".join(self._output)
 
     def interrupt(self, timeout: float = 60) -> str:
         """Ctrl-C, as a user would; returns everything the process printed."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
-        output, _ = self.proc.communicate(timeout=timeout)
-        return output
+        self.proc.wait(timeout=timeout)
+        self._reader.join(10)  # the pipe ends once every process that shared it has exited
+        return self.output()
+
+    def children(self, module: str) -> list[int]:
+        """The pids of the processes ``warden serve`` started that run ``module`` (``warden.background``,
+        ``warden.proxy_worker``)."""
+        assert self.proc is not None
+        found: list[int] = []
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                try:
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except FileNotFoundError:
+                    continue
+                if module.encode() in command:
+                    found.append(int(pid))
+        return found
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

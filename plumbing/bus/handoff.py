@@ -1,0 +1,284 @@
+"""The local hand-off between ``warden serve``'s proxy processes and its background process: events on disk.
+
+Each proxy process writes the events it publishes to a log of its own (``<data_dir>/handoff/<worker>/``, the segment
+files and frames of the producer's write-ahead log, ``plumbing/bus/spool.py``); the background process reads every
+log, hands the events to its own bus (the logger's and the guard's subscriptions), and once they handled them
+records how far it got in the log's ``acked`` file. The proxy deletes segments once the background acknowledged
+every record in them.
+
+So the proxy never waits for the background: ``publish`` serialises the event into memory and returns; a writer
+thread appends what was published to the log every ``flush_ms`` in one write and one fsync (group commit) and frees
+the disk the background acknowledged. A slow, stopped or crashed background costs the proxy disk, up to the log's
+``max_bytes``, and nothing else. What a crash can lose: a proxy killed with SIGKILL, its last ``flush_ms`` of events
+(never fsynced); the background killed, nothing (what it had not acknowledged is read again; the store folds
+repeats by interaction and violation id).
+
+Bounds: memory ``buffer_max_bytes`` of serialised events waiting for the writer, disk ``max_bytes`` a log; beyond
+either, events are dropped and counted (``warden_handoff_dropped_events_total``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel
+
+from plumbing.bus.base import Subscription
+from plumbing.bus.spool import Record, Spool, _frames
+
+log = logging.getLogger(__name__)
+ACKED_FILE = "acked"
+"""In each log's directory: the highest sequence number the background has handled (written by the background)."""
+SEGMENT_BYTES = 4 * 1024 * 1024
+"""Smaller than the Kafka log's segments: the proxy frees the disk the background acknowledged segment by segment."""
+
+
+def read_acked(directory: Path) -> int:
+    try:
+        return int((directory / ACKED_FILE).read_text().strip() or -1)
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+def write_acked(directory: Path, seq: int) -> None:
+    """Atomically and durably: a crash leaves the old number or the new one, never a torn one."""
+    tmp = directory / f"{ACKED_FILE}.tmp"
+    with open(tmp, "w", encoding="ascii") as handle:
+        handle.write(f"{seq}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, directory / ACKED_FILE)
+
+
+class HandoffBus:
+    """The proxy process's bus: publishing only (its events are consumed in the background process)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        registry: CollectorRegistry,
+        *,
+        buffer_max_bytes: int,
+        max_bytes: int,
+        flush_ms: int,
+    ) -> None:
+        self.directory = directory
+        self.spool = Spool(directory, max_bytes, segment_bytes=min(SEGMENT_BYTES, max(max_bytes // 4, 1)))
+        self._buffer_max_bytes = buffer_max_bytes
+        self._flush_s = flush_ms / 1000
+        self._queue: deque[tuple[str, str, bytes]] = deque()
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written = Counter(
+            "warden_handoff_written_events_total", "Events written to the hand-off log", registry=registry
+        )
+        self.dropped = Counter(
+            "warden_handoff_dropped_events_total",
+            "Events dropped: the hand-off's memory or log was full",
+            registry=registry,
+        )
+        Gauge(
+            "warden_handoff_log_bytes", "Bytes in the hand-off log not yet acknowledged", registry=registry
+        ).set_function(self.spool.size)
+
+    def publish(self, topic: str, key: str, event: BaseModel) -> None:
+        payload = event.model_dump_json().encode()
+        with self._bytes_lock:
+            if self._bytes + len(payload) > self._buffer_max_bytes:
+                self.dropped.inc()
+                return
+            self._bytes += len(payload)
+        self._queue.append((topic, key, payload))
+
+    def subscribe(self, subscription: Subscription[object]) -> None:
+        raise TypeError("the proxy's hand-off bus only publishes; subscriptions run in the background process")
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+        self._thread = threading.Thread(target=self._write_forever, name="handoff-writer", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        self.spool.open()
+        # After every segment was acknowledged and deleted, numbering goes on after what the background has seen.
+        self.spool.next_seq = max(self.spool.next_seq, read_acked(self.directory) + 1)
+
+    async def stop(self) -> None:
+        """Everything published before the call is on disk when this returns."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+        self.spool.close()
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- the writer thread --------------------------------------------------------------------------------------
+
+    def _write_forever(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            self._write_once()
+        self._write_once()
+
+    def _write_once(self) -> None:
+        try:
+            self.spool.release(read_acked(self.directory))
+            taken: list[tuple[str, str, bytes]] = []
+            while self._queue:
+                taken.append(self._queue.popleft())
+            if not taken:
+                return
+            first = self.spool.next_seq
+            records: list[Record] = [(first + n, t, k, p) for n, (t, k, p) in enumerate(taken)]
+            kept = self.spool.append(records)
+            with self._bytes_lock:
+                self._bytes -= sum(len(p) for _, _, p in taken)
+            self.written.inc(kept)
+            if kept < len(records):
+                self.dropped.inc(len(records) - kept)
+                log.warning("hand-off log full: events dropped", extra={"fields": {"dropped": len(records) - kept}})
+        except Exception:  # never let the writer die: the next round tries again
+            log.exception("hand-off log write failed")
+
+
+@dataclass
+class _Position:
+    segment: int = -1  # the first sequence number of the segment being read (its name)
+    offset: int = 0
+
+
+@dataclass
+class _Log:
+    directory: Path
+    acked: int
+    position: _Position = field(default_factory=_Position)
+    read_through: int = -1
+
+
+@dataclass
+class HandoffReader:
+    """The background process's side: every proxy's log → ``publish`` (its bus), acknowledged once ``drained``.
+
+    One round reads what the logs hold beyond what was acknowledged (up to ``batch_max_bytes``), publishes it, waits
+    until the bus handed every event to its subscriptions and they returned (their effect is durable), then writes
+    each log's ``acked``. A crash of this process between the two means the round is read again."""
+
+    root: Path
+    publish: Callable[[str, str, bytes], None]
+    drained: Callable[[], bool]
+    batch_max_bytes: int = 16 * 1024 * 1024
+    poll_s: float = 0.05
+    _logs: dict[Path, _Log] = field(default_factory=dict)
+    _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
+    delivered: int = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Read every log to its end (the proxies have stopped and flushed) and acknowledge it, then stop."""
+        self._stopping = True
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                got = await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hand-off round failed; retrying")
+                got = 0
+                await asyncio.sleep(1)
+            if not got:
+                if self._stopping:
+                    return
+                await asyncio.sleep(self.poll_s)
+
+    async def round(self) -> int:
+        """One read → deliver → acknowledge; returns how many events it delivered."""
+        batch = await asyncio.to_thread(self._read)
+        if not batch:
+            return 0
+        for _, records in batch:
+            for _, topic, key, payload in records:
+                self.publish(topic, key, payload)
+        while not self.drained():
+            await asyncio.sleep(0.01)
+        acks = [(entry, records[-1][0]) for entry, records in batch]
+        await asyncio.to_thread(self._acknowledge, acks)
+        count = sum(len(records) for _, records in batch)
+        self.delivered += count
+        return count
+
+    def _acknowledge(self, acks: list[tuple[_Log, int]]) -> None:
+        for entry, seq in acks:
+            write_acked(entry.directory, seq)
+            entry.acked = seq
+
+    def _read(self) -> list[tuple[_Log, list[Record]]]:
+        out: list[tuple[_Log, list[Record]]] = []
+        budget = self.batch_max_bytes
+        for directory in sorted(p for p in self.root.glob("*") if p.is_dir()):
+            entry = self._logs.get(directory)
+            if entry is None:
+                entry = self._logs[directory] = _Log(directory, read_acked(directory))
+            records = _read_log(entry, budget)
+            if records:
+                out.append((entry, records))
+                budget -= sum(len(r[3]) for r in records)
+                if budget <= 0:
+                    break
+        return out
+
+
+def _segments(directory: Path) -> list[tuple[int, Path]]:
+    return sorted((int(p.stem.split("-")[1]), p) for p in directory.glob("wal-*.log"))
+
+
+def _read_log(entry: _Log, budget: int) -> list[Record]:
+    """Records after ``entry.acked`` (and after what this round already read), from where the last read stopped."""
+    out: list[Record] = []
+    taken = 0
+    segments = _segments(entry.directory)
+    for index, (first, path) in enumerate(segments):
+        if first < entry.position.segment:
+            continue
+        newest = index == len(segments) - 1
+        offset = entry.position.offset if first == entry.position.segment else 0
+        end = offset
+        for seq, topic, key, payload, after in _frames(path, offset):
+            end = after
+            if seq <= max(entry.acked, entry.read_through):
+                continue
+            out.append((seq, topic, key, payload))
+            taken += len(payload)
+            if taken >= budget:
+                entry.position = _Position(first, end)
+                entry.read_through = seq
+                return out
+        # A segment that is not the newest is complete: what its frames stopped at was torn by a crash (its writer
+        # started a new segment on restart). The newest one may still be being written: stop and look again.
+        entry.position = _Position(first, end) if newest else _Position(first + 1, 0)
+        if newest:
+            break
+    if out:
+        entry.read_through = out[-1][0]
+    return out

@@ -1,0 +1,94 @@
+"""``warden serve``'s background process: the store (chDB), the logger, the guard and the console's answers.
+
+It reads every proxy process's hand-off log (``plumbing/bus/handoff.py``) into its own bus, where the logger and the
+guard are subscribed as in the one-process composition, and answers the console's paths (read API, admin API, logs
+viewer, ``/metrics`` of every process) on a unix socket the proxy processes forward them to. Whatever it does, and
+however slowly, happens outside the proxies' interpreters.
+
+Started by ``warden serve`` (``warden/serve.py``), never by hand: ``python -m warden.background``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from plumbing.bounded import BUDGET
+from plumbing.bus.base import Bus, Delivery, topic_model
+from plumbing.bus.factory import make_bus
+from plumbing.bus.handoff import HandoffReader
+from plumbing.bus.inprocess import InProcessBus
+from plumbing.store.factory import make_store
+from services.ingress.profiles import ProfileSnapshot
+from warden import composition, serve_child
+from warden.composition import Lifecycle
+from warden.config_maps import ConfigMaps
+from warden.forward import PeerFromHeader
+from warden.serving import Server, run, uvicorn_config
+from warden.worker_control import RefreshAfterWrites, WorkerMetrics
+
+
+def publisher(bus: Bus) -> Callable[[str, str, bytes], None]:
+    """How a hand-off record enters the bus: as JSON bytes in-process (each subscription decodes it, as from Kafka),
+    else as its topic's model (a broker-backed bus publishes models)."""
+    if isinstance(bus, InProcessBus):
+        return bus.publish_raw
+
+    def publish(topic: str, key: str, payload: bytes) -> None:
+        bus.publish(topic, key, topic_model(Delivery(topic=topic, key=key, event=None, raw=payload)))
+
+    return publish
+
+
+@dataclass
+class Background:
+    lifecycle: Lifecycle
+    reader: HandoffReader
+
+    async def start(self) -> None:
+        await self.lifecycle.start()
+        await self.reader.start()
+
+    async def stop(self) -> None:
+        """The proxies have stopped (``warden serve`` stops them first): read their logs to the end, then the bus
+        drains into the store and the store closes."""
+        await self.reader.stop()
+        await self.lifecycle.stop()
+
+
+async def run_background() -> None:
+    settings = serve_child.settings()
+    BUDGET.resize(settings.cache_max_bytes)
+    paths = serve_child.paths(settings)
+    listener = serve_child.unix_listener(paths.background_socket)
+    registry = CollectorRegistry()
+    bus = make_bus(settings, "warden-serve", registry)
+    store = make_store(settings)
+    config = ConfigMaps.build(settings, sessions=True)
+    profiles = ProfileSnapshot(config.profiles)
+    composition.logger(settings, bus, store, registry)
+    guard = composition.guard(settings, bus, config, registry, profiles)
+    registry.register(WorkerMetrics(paths.run_dir))
+    console = PeerFromHeader(
+        RefreshAfterWrites(composition.console(settings, settings, store, config, registry), paths.run_dir)
+    )
+    reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0)
+    server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))
+    await run(
+        Background(Lifecycle(bus=bus, store=store, config=config, guard=guard), reader),
+        lambda: server.serve(sockets=[listener]),
+        started=lambda: None,
+        stopped="Warden background process stopped",
+    )
+
+
+def main() -> int:
+    serve_child.prepare()
+    return serve_child.run_service(run_background())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

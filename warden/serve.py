@@ -1,0 +1,132 @@
+"""``warden serve``: the embedded default as processes, one command and one data directory.
+
+- The background process (``warden/background.py``) owns the store (chDB), the logger, the guard and the console's
+  answers.
+- ``workers`` proxy processes (``warden/proxy_worker.py``) share the port (``SO_REUSEPORT``); each hands its events
+  to the background through a log on disk, so nothing the background does (a slow store, the guard's detectors)
+  takes a proxy's interpreter from its requests.
+- This process only supervises (``warden/workers.py``): it checks the port, starts the background process and the
+  workers, starts again one that ends, and on Ctrl-C / SIGTERM stops the workers first (they finish their requests
+  for up to ``stop_grace_s`` and write what they published to disk), then the background (it stores everything the
+  workers handed off, for up to ``BACKGROUND_STOP_S``; what it has not stored by then is read again at the next
+  start).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from warden.composition import public_url
+from warden.embedded import ServeSettings
+from warden.serve_child import PARENT_ENV, RUN_DIR_ENV, paths
+from warden.startup import StartupError, bind
+from warden.workers import Supervisor, default_count
+
+BACKGROUND_STOP_S = 5.0
+"""How long the background process gets to store what the stopped workers handed off before it is killed (nothing is
+lost then: the hand-off logs are read again at the next start)."""
+WORKER_STOP_MARGIN_S = 2.0
+"""Beyond ``stop_grace_s``, what a stopping worker gets to write its last events to disk before it is killed."""
+BACKGROUND_READY_S = 120.0
+"""How long the background process may take to open the store and apply the schema at start."""
+
+
+def worker_count(settings: ServeSettings) -> int:
+    return settings.workers or default_count(reserve=1)
+
+
+def child_environment(settings: ServeSettings, run_dir: Path) -> dict[str, str]:
+    """The settings as this process resolved them (flags included), for children that read the environment."""
+    return {
+        **os.environ,
+        "WARDEN_HOST": settings.host,
+        "WARDEN_PORT": str(settings.port),
+        "WARDEN_DATA_DIR": str(settings.data_dir.resolve()),
+        RUN_DIR_ENV: str(run_dir),
+        PARENT_ENV: str(os.getpid()),
+    }
+
+
+def _child(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    # A process group of its own: Ctrl-C in a terminal reaches this process only, which stops the children in order.
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0)
+
+
+def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool:
+    """Whether the process behind ``socket_path`` answers ``/healthz`` before ``until`` (while ``going``)."""
+    transport = httpx.HTTPTransport(uds=str(socket_path))
+    with httpx.Client(transport=transport, timeout=2) as client:
+        while time.monotonic() < until and going():
+            try:
+                if client.get("http://process/healthz").status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    return False
+
+
+def serve(settings: ServeSettings) -> int:
+    bind(settings.host, settings.port).close()  # a port in use is said before anything starts
+    run_dir = Path(tempfile.mkdtemp(prefix="warden-"))  # 0700: only this user reaches the sockets
+    where = paths(settings, run_dir)
+    env = child_environment(settings, run_dir)
+    count = worker_count(settings)
+    background = Supervisor(1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S)
+    workers = Supervisor(
+        count,
+        lambda i: _child("warden.proxy_worker", env, str(i)),
+        stop_timeout=settings.stop_grace_s + WORKER_STOP_MARGIN_S,
+    )
+    status: list[int] = []
+
+    def run_background() -> None:
+        status.append(background.run())
+        workers.stop()  # a background that keeps failing at start stops the whole
+
+    thread = threading.Thread(target=run_background, name="background-supervisor")
+    thread.start()
+    try:
+        if not _answers(where.background_socket, time.monotonic() + BACKGROUND_READY_S, thread.is_alive):
+            raise StartupError("the background process (store, logger, guard) did not start; see the lines above")
+
+        def say_when_listening() -> None:
+            until = time.monotonic() + BACKGROUND_READY_S
+            if all(_answers(where.worker_socket(i), until, thread.is_alive) for i in range(count)):
+                _say_started(settings, count, background.pids)
+
+        threading.Thread(target=say_when_listening, name="workers-ready", daemon=True).start()
+        status.append(workers.run())
+    finally:
+        print("Warden stopping: the proxies finish their requests, then draining their events to storage", flush=True)
+        workers.stop()
+        background.stop()
+        thread.join()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("Warden stopped", flush=True)
+    return max(status, default=0)
+
+
+def _say_started(settings: ServeSettings, count: int, background_pids: list[int]) -> None:
+    base = public_url(settings)
+    print(f"Warden (embedded) listening on {settings.host}:{settings.port}", flush=True)
+    print(f"  OpenAI base URL:  {base}/v1/openai", flush=True)
+    print(f"  interactions API: {base}/api/interactions    metrics: {base}/metrics", flush=True)
+    print(f"  data directory:   {settings.data_dir.resolve()}", flush=True)
+    print(f"  processes:        {count} proxy worker(s), background pid {background_pids[0]}", flush=True)
+    if settings.admin_token is None:
+        print(
+            "  WARDEN_ADMIN_TOKEN is not set: /api and /logs answer only clients on this machine, "
+            f"under a loopback name ({', '.join(settings.allowed_hosts)})",
+            flush=True,
+        )
