@@ -39,7 +39,7 @@ async def run_ingress(settings: IngressSettings) -> None:
     listener = bind(settings.host, settings.port)  # before anything starts: a port in use is said at once
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry)
-    config = ConfigMaps.build(settings, history=True)
+    config = ConfigMaps.build(settings, history=True, keys=True)
     ingress = composition.ingress(settings, bus, config, registry)
     app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
     await run(
@@ -88,7 +88,7 @@ async def run_console(settings: ConsoleSettings, ingress_settings: IngressSettin
     listener = bind(settings.host, settings.console_port, "console_port")
     registry = CollectorRegistry()
     store = make_store(settings)
-    config = ConfigMaps.build(settings, sessions=True)
+    config = ConfigMaps.build(settings, sessions=True, keys=True)
     app = composition.console(settings, ingress_settings, store, config, registry)
     await run(
         Lifecycle(store=store, migrate=migrate_when_reachable, config=config),
