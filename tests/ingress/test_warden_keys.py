@@ -19,7 +19,7 @@ from schemas.quarantine import Quarantine
 from tests.conftest import API_KEY
 from tests.support import formats
 from tests.support.agents import new_agent
-from tests.support.keys import PROVIDER_KEYS, Key, create_key, create_profile, revoke, rotate
+from tests.support.keys import PROVIDER_KEYS, create_key, create_profile, revoke, rotate
 
 CREDENTIAL_HEADER = {"openai": "authorization", "anthropic": "x-api-key", "gemini": "x-goog-api-key"}
 PROVIDER_OF = {"chat": "openai", "responses": "openai", "anthropic": "anthropic", "gemini": "gemini"}
@@ -130,7 +130,9 @@ def _answer(response: httpx.Response) -> tuple[int, dict]:
 def test_malformed_unknown_revoked_expired_and_rotated_keys_get_one_answer(warden, managed):
     revoked = create_key(warden, managed, new_agent())
     revoke(warden, revoked)
-    expired = create_key(warden, managed, new_agent(), expires_at=(datetime.now(UTC) - timedelta(seconds=1)).isoformat())
+    expired = create_key(
+        warden, managed, new_agent(), expires_at=(datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    )
     old = create_key(warden, managed, new_agent())
     rotate(warden, old, grace_seconds=0)
     unknown = "wk_" + "A" * 43
