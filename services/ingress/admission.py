@@ -29,7 +29,9 @@ Auth = Literal["provider_key", "warden_key", "none", "refused"]
 INVALID_KEY = "invalid Warden key"
 """The one answer to every bad key."""
 MANAGED_ONLY = "this profile accepts only Warden keys; send one where the provider key goes"
-_MAX_PLAINTEXTS = 1024
+PLAINTEXT_CACHE_BYTES = 1024 * 1024
+"""Decrypted credentials kept (their ciphertexts and plaintexts together); beyond it the cache starts again. Profiles
+hold a credential per provider, so in practice every one fits."""
 
 
 @dataclass(slots=True)
@@ -65,6 +67,7 @@ class Gate:
         self._count_failure = count_failure
         self._plaintexts: dict[str, str] = {}
         """Decrypted credentials by their ciphertext: Fernet costs more than a lookup, and profiles change rarely."""
+        self._plaintext_bytes = 0
 
     def admit(
         self, route: Route, provider: str, headers: list[tuple[bytes, bytes]], query: bytes, now: datetime
@@ -144,7 +147,10 @@ class Gate:
             plain = self._keyring.decrypt(ciphertext)
         except CredentialUnreadable:
             return None
-        if len(self._plaintexts) >= _MAX_PLAINTEXTS:
+        size = len(ciphertext) + len(plain)
+        if self._plaintext_bytes + size > PLAINTEXT_CACHE_BYTES:
             self._plaintexts.clear()
+            self._plaintext_bytes = 0
         self._plaintexts[ciphertext] = plain
+        self._plaintext_bytes += size
         return plain
