@@ -8,19 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 
-from warden.profiles_cli import add_connection_flags, client
-
-
-def _print(response) -> int:
-    if response.status_code >= 400:
-        print(response.text, file=sys.stderr)
-        return 1
-    if response.content:
-        print(json.dumps(response.json(), indent=2))
-    return 0
+from warden.profiles_cli import add_connection_flags, client, print_answer
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,9 +26,9 @@ def run(args: argparse.Namespace) -> int:
             params = {"include_revoked": "true"} if args.all else {}
             if args.profile:
                 params["profile_id"] = args.profile
-            return _print(http.get("/api/keys", params=params))
+            return print_answer(http.get("/api/keys", params=params))
         if args.action == "get":
-            return _print(http.get(f"/api/keys/{args.id}"))
+            return print_answer(http.get(f"/api/keys/{args.id}"))
         if args.action == "create":
             spec: dict = {"profile_id": args.profile, "agent_id": args.agent}
             for field in ("user_id", "name", "expires_at"):
@@ -48,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
                 spec["providers"] = args.providers.split(",")
             if args.models:
                 spec["models"] = args.models.split(",")
-            return _print(http.post("/api/keys", json=spec))
+            return print_answer(http.post("/api/keys", json=spec))
         if args.action == "rotate":
-            return _print(http.post(f"/api/keys/{args.id}/rotate", json={"grace_seconds": args.grace_seconds}))
-        return _print(http.delete(f"/api/keys/{args.id}"))
+            return print_answer(http.post(f"/api/keys/{args.id}/rotate", json={"grace_seconds": args.grace_seconds}))
+        return print_answer(http.delete(f"/api/keys/{args.id}"))
 
 
 def _reencrypt() -> int:

@@ -33,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
             response = http.put(f"/api/profiles/{args.id}", json=_body(args))
         else:
             response = http.delete(f"/api/profiles/{args.id}")
+    return print_answer(response)
+
+
+def print_answer(response: httpx.Response) -> int:
+    """An admin API answer on standard output (an error's on standard error); the command's exit status."""
     if response.status_code >= 400:
         print(response.text, file=sys.stderr)
         return 1

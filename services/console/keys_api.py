@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +26,7 @@ DEFAULT_GRACE_S = 3600
 MAX_GRACE_S = 30 * 24 * 3600
 _NO_STORE = {"Cache-Control": "no-store"}
 """An answer carrying a secret is kept by no cache."""
+M = TypeVar("M", bound=BaseModel)
 NO_MASTER_KEY = "WARDEN_MASTER_KEY is not set: Warden keys cannot be issued (make one with `warden keys master-key`)"
 
 
@@ -52,25 +54,24 @@ class KeysApi:
         self.profiles = profiles
         self.keyring = keyring
 
-    async def _json(self, request: Request) -> object | Response:
+    async def _body(self, request: Request, model: type[M]) -> M | Response:
+        """The request's JSON body as ``model`` (an empty body is ``{}``), or the answer saying what is wrong."""
         raw = await request.body()
-        if not raw.strip():
-            return {}
         try:
-            return orjson.loads(raw)
+            body = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError as exc:
             return _error(400, f"the body is not valid JSON: {exc}", "invalid_request_error")
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            return _error(422, validation_message(exc), "validation_error")
 
     async def create(self, request: Request) -> Response:
         if self.keyring is None:
             return _error(503, NO_MASTER_KEY, "api_error")
-        body = await self._json(request)
-        if isinstance(body, Response):
-            return body
-        try:
-            spec = KeySpec.model_validate(body)
-        except ValidationError as exc:
-            return _error(422, validation_message(exc), "validation_error")
+        spec = await self._body(request, KeySpec)
+        if isinstance(spec, Response):
+            return spec
         if spec.profile_id != DEFAULT_PROFILE_ID and self.profiles.get(spec.profile_id) is None:
             return _error(422, f"profile_id: no profile {spec.profile_id}", "validation_error")
         now = datetime.now(UTC)
@@ -109,13 +110,9 @@ class KeysApi:
             return _error(404, "no such key", "not_found_error")
         if key.revoked_at is not None:
             return _error(409, "a revoked key cannot be rotated", "invalid_request_error")
-        body = await self._json(request)
-        if isinstance(body, Response):
-            return body
-        try:
-            rotation = Rotation.model_validate(body)
-        except ValidationError as exc:
-            return _error(422, validation_message(exc), "validation_error")
+        rotation = await self._body(request, Rotation)
+        if isinstance(rotation, Response):
+            return rotation
         now = datetime.now(UTC)
         until = now + timedelta(seconds=rotation.grace_seconds)
         secret, stored = issue(self.keyring)

@@ -12,13 +12,11 @@ import openai
 import pytest
 from playwright.sync_api import expect
 
-from plumbing.bus.base import Subscription
-from schemas import topics
-from schemas.events import RequestEvent, ResponseEvent
 from tests.conftest import MASTER_KEY
 from tests.support.agents import new_agent
 from tests.support.browser import Browser, chromium
 from tests.support.keys import PROVIDER_KEYS, create_key, revoke
+from tests.support.published import published_events
 
 PAGE_CREDENTIAL = "sk-proj-typedIntoThePage" + "Z9y8X7w6V5u4"
 
@@ -31,24 +29,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def published(warden) -> list[str]:
-    seen: list[str] = []
-
-    async def keep(events) -> None:
-        seen.extend(event.model_dump_json() for event in events)
-
-    async def subscribe(embedded) -> None:
-        embedded.bus.subscribe(
-            Subscription(
-                [topics.REQUESTS, topics.RESPONSES],
-                RequestEvent | ResponseEvent,
-                keep,
-                group="keys-audit",
-                max_wait_s=0.01,
-            )
-        )
-
-    warden.call(subscribe)
-    return seen
+    return published_events(warden, "keys-audit")
 
 
 def test_the_page_makes_a_managed_profile_and_a_key_and_no_secret_leaks(browser, warden, published, caplog):
