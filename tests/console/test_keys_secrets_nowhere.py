@@ -92,6 +92,9 @@ def test_the_page_makes_a_managed_profile_and_a_key_and_no_secret_leaks(browser,
         seen[path] = httpx.get(f"{warden.url}{path}", timeout=10).text
     for item in items:
         seen[item["interaction_id"]] = httpx.get(f"{warden.url}/api/interactions/{item['interaction_id']}").text
+        page.goto(f"/logs/{item['interaction_id']}")
+        expect(page.locator("code.key-prefix")).to_have_text(secret[:11] + "…")  # the detail page names the key
+        seen[f"/logs/{item['interaction_id']}"] = page.content()
     seen["events"] = "\n".join(published)
     assert any(agent in event for event in published)
     seen["logs"] = "\n".join(f"{r.getMessage()} {r.args} {getattr(r, 'fields', '')}" for r in caplog.records)
