@@ -45,8 +45,8 @@ class Admission:
     """What the client is told."""
     reason: str = ""
     """Why it was refused: the metrics label, and in the record."""
-    credential: tuple[str, str] | None = None
-    """The header Warden sends upstream in place of the client's credentials."""
+    credential: tuple[tuple[str, str], ...] | None = None
+    """The headers Warden sends upstream in place of the client's credentials (None: the client's pass)."""
 
     @property
     def key_prefix(self) -> str:
@@ -70,8 +70,16 @@ class Gate:
         self._plaintext_bytes = 0
 
     def admit(
-        self, route: Route, provider: str, headers: list[tuple[bytes, bytes]], query: bytes, now: datetime
+        self,
+        route: Route,
+        provider: str,
+        headers: list[tuple[bytes, bytes]],
+        query: bytes,
+        now: datetime,
+        credential_optional: bool = False,
     ) -> Admission:
+        """``credential_optional``: the provider may be called without a credential (a custom OpenAI-compatible one):
+        with a Warden key and no stored credential, it is called with none."""
         credential = presented(headers, query)
         if credential.warden_key is None:
             profile = self._profiles(route.profile_id)
@@ -104,12 +112,15 @@ class Gate:
         admitted = Admission("warden_key", profile, key)
         stored = profile.credentials.get(provider)
         secret = self._plaintext(stored) if stored is not None else None
+        if secret is None and credential_optional and stored is None:
+            admitted.credential = ()
+            return admitted
         if secret is None:
             admitted.status = 502
             admitted.message = f"profile {profile.id} holds no usable credential for provider {provider}"
             admitted.reason = "no_credential"
             return admitted
-        admitted.credential = credential_header(provider, secret)
+        admitted.credential = (credential_header(provider, secret),)
         return admitted
 
     def bind(self, admission: Admission, who: Attribution) -> tuple[Attribution, str | None]:

@@ -109,7 +109,9 @@ class Ingress:
             return
         started_at = now()
         query = scope.get("query_string", b"")
-        admission = self.gate.admit(route, adapter.name, scope["headers"], query, started_at)
+        admission = self.gate.admit(
+            route, adapter.name, scope["headers"], query, started_at, route.provider in self.settings.custom_providers
+        )
         profile = admission.profile
         if admission.status == 404:
             await _error(send, adapter, 404, admission.message, new_interaction_id())
@@ -254,10 +256,10 @@ class Ingress:
         upstream: Upstream,
         outgoing: list[bytes],
         enforcement: Enforcement | None,
-        credential: tuple[str, str] | None = None,
+        credential: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
         """``outgoing`` holds the body to forward; it is emptied, so the body is let go once the upstream has it.
-        ``credential``: the header Warden authenticates upstream with, in place of every credential the client sent."""
+        ``credential``: the headers Warden authenticates upstream with, in place of every credential the client sent."""
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
         query = scope.get("query_string", b"")

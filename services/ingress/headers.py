@@ -35,12 +35,12 @@ def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
 
 
 def upstream_headers(
-    headers: list[tuple[bytes, bytes]], credential: tuple[str, str] | None = None
+    headers: list[tuple[bytes, bytes]], credential: tuple[tuple[str, str], ...] | None = None
 ) -> list[tuple[str, str]]:
     """The client's headers for the upstream: credentials and provider headers pass, attribution, cookies and
     hop-by-hop (including those ``Connection`` names) do not. Bodies are asked for uncompressed so they can be
-    recorded without inflating them. ``credential``: Warden's own for this upstream, sent instead of every credential
-    header of the client's."""
+    recorded without inflating them. ``credential``: Warden's own headers for this upstream (none, for a provider
+    that needs none), sent instead of every credential header of the client's; None: the client's pass."""
     skip = _NOT_FORWARDED_UP | connection_named(headers)
     if credential is not None:
         skip = skip | CREDENTIAL_HEADERS
@@ -50,7 +50,7 @@ def upstream_headers(
         if name not in skip and not name.startswith(ATTRIBUTION_PREFIX)
     ]
     if credential is not None:
-        out.append(credential)
+        out.extend(credential)
     out.append(("Accept-Encoding", "identity"))
     return out
 

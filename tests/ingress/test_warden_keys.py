@@ -16,7 +16,7 @@ from google import genai
 from google.genai import errors as genai_errors
 
 from schemas.quarantine import Quarantine
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support import formats
 from tests.support.agents import new_agent
 from tests.support.keys import PROVIDER_KEYS, create_key, create_profile, revoke, rotate
@@ -279,3 +279,33 @@ def test_a_key_in_the_query_string_is_replaced_upstream(warden, managed, fakes):
     assert "key" not in received.query and received.header("x-goog-api-key") == PROVIDER_KEYS["gemini"]
     record = record_of(warden, key.agent_id)
     assert key.secret not in str(record) and record["key_prefix"] == key.prefix
+
+
+def test_a_custom_provider_gets_its_stored_credential_or_none_and_never_the_warden_key(
+    warden, managed, fake_compatible
+):
+    key = create_key(warden, managed, new_agent())
+    client = openai.OpenAI(base_url=f"{warden.url}/v1/{CUSTOM_PROVIDER}", api_key=key.secret, max_retries=0)
+    marker = f"m-{uuid.uuid4().hex}"
+    # No credential stored for it: called with none (this fake wants one, and says so; a local model would answer).
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="llama", messages=[{"role": "user", "content": marker}])
+    assert "didn't provide an API key" in caught.value.message
+    (received,) = [r for r in fake_compatible.received if marker.encode() in r.raw_body]
+    assert received.header("authorization") is None and key.secret not in str(received.headers)
+    stored = "sk-local-" + uuid.uuid4().hex
+    keyed = create_profile(warden, credentials={CUSTOM_PROVIDER: stored})
+    other = create_key(warden, keyed, new_agent())
+    client = openai.OpenAI(base_url=f"{warden.url}/v1/{CUSTOM_PROVIDER}", api_key=other.secret, max_retries=0)
+    marker = f"m-{uuid.uuid4().hex}"
+    assert client.chat.completions.create(model="llama", messages=[{"role": "user", "content": marker}]).choices
+    (received,) = [r for r in fake_compatible.received if marker.encode() in r.raw_body]
+    assert received.header("authorization") == f"Bearer {stored}"
+
+
+def test_a_key_on_a_profile_without_the_providers_credential_is_a_502(warden):
+    profile = create_profile(warden, credentials={"openai": PROVIDER_KEYS["openai"]})
+    key = create_key(warden, profile, new_agent())
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        ask(warden, "anthropic", key.secret, "hi")
+    assert caught.value.status_code == 502 and "holds no usable credential for provider anthropic" in str(caught.value)
