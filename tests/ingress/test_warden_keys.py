@@ -136,13 +136,15 @@ def test_malformed_unknown_revoked_expired_and_rotated_keys_get_one_answer(warde
     old = create_key(warden, managed, new_agent())
     rotate(warden, old, grace_seconds=0)
     unknown = "wk_" + "A" * 43
+    presented = ("wk_short", unknown, revoked.secret, expired.secret, old.secret)
+    probe = new_agent("probe")  # what an unknown key's attempt is recorded under: the agent it claims
     before = warden.metrics()
     answers = []
-    for secret in ("wk_short", unknown, revoked.secret, expired.secret, old.secret):
+    for secret in presented:
         response = httpx.post(
             f"{warden.url}/v1/openai/chat/completions",
             json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-            headers={"Authorization": f"Bearer {secret}"},
+            headers={"Authorization": f"Bearer {secret}", "X-Archestra-Agent-Id": probe},
             timeout=10,
         )
         answers.append(_answer(response))
@@ -158,6 +160,17 @@ def test_malformed_unknown_revoked_expired_and_rotated_keys_get_one_answer(warde
     record = record_of(warden, revoked.agent_id)
     assert record["status"] == 401 and record["auth"] == "refused" and record["key_prefix"] == revoked.prefix
     assert "revoked" in record["error"] and revoked.secret not in str(record)
+    # The malformed key, the unknown one and the secret rotated out; the known keys' attempts are their agents'.
+    probes: list = []
+    for _ in range(200):  # until all three are recorded (a bound, not a timing: each poll is one API call)
+        probes = [item for item in warden.interactions(agent_id=probe)["items"] if item["status"] == 401]
+        if len(probes) == 3:
+            break
+    assert len(probes) == 3
+    for item in probes:
+        detail = warden.detail(item["interaction_id"])
+        assert detail["key_prefix"] == "" and detail["auth"] == "refused"
+        assert not any(secret in str(detail) for secret in presented)
 
 
 def _count(metrics: str, reason: str) -> float:
