@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.conftest import MASTER_KEY
 from tests.support.agents import new_agent
 from tests.support.browser import Browser, chromium
-from tests.support.keys import PROVIDER_KEYS, create_key, revoke
+from tests.support.keys import PROVIDER_KEYS, create_key, create_profile, revoke
 from tests.support.published import published_events
 
 PAGE_CREDENTIAL = "sk-proj-typedIntoThePage" + "Z9y8X7w6V5u4"
@@ -120,3 +120,25 @@ def test_the_page_makes_a_managed_profile_and_a_key_and_no_secret_leaks(browser,
     for where, text in seen.items():
         for what, value in secrets.items():
             assert value not in text, f"the {what} is in {where}"
+
+
+def test_the_page_rotates_and_revokes_a_key(browser, warden):
+    profile_id = create_profile(warden)
+    key = create_key(warden, profile_id, new_agent("paged"))
+    page = browser.page(warden.url)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto("/profiles")
+    card = page.locator(f'.profile[data-id="{profile_id}"]')
+    row = card.locator(f'.key[data-id="{key.id}"]')
+    expect(row.locator(".prefix")).to_have_text(key.prefix + "…")
+    row.locator(".rotate-key").click()
+    fresh = card.locator(".secret-once code.secret")
+    expect(fresh).to_have_count(1)
+    secret = fresh.inner_text()
+    assert secret.startswith("wk_") and secret != key.secret
+    listed = httpx.get(f"{warden.url}/api/keys/{key.id}", timeout=10).json()
+    assert listed["prefix"] == secret[:11] and listed["previous_prefixes"][0]["prefix"] == key.prefix
+    expect(row.locator(".prefix")).to_have_text(secret[:11] + "…")
+    row.locator(".revoke-key").click()
+    expect(row).to_have_count(0)  # revoked keys leave the list
+    assert httpx.get(f"{warden.url}/api/keys/{key.id}", timeout=10).json()["state"] == "revoked"
