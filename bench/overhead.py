@@ -8,6 +8,7 @@ whether Warden stored every interaction it proxied.
     .venv/bin/python bench/overhead.py                       # full run, about 3 minutes
     .venv/bin/python bench/overhead.py --duration 3 --warmup 1 --concurrency 1,16
     .venv/bin/python bench/overhead.py --nice -10 --py-spy      # on a busy machine, with a profile at c=64
+    .venv/bin/python bench/overhead.py --scenarios chat,chat-key --concurrency 1,16   # with and without a Warden key
 
 See bench/README.md.
 """
@@ -87,6 +88,9 @@ class Scenario:
     headers: dict[str, str] = field(default_factory=dict)
     throughput_target: bool = False
     """Whether the issue's req/s target applies to this scenario."""
+    warden_key: bool = False
+    """Authenticate with a Warden key (one per agent id, on a managed profile holding the upstream credential)
+    instead of passing the provider key through: what checking keys and injecting credentials cost."""
 
     def body_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":")).encode()
@@ -118,6 +122,13 @@ SCENARIOS: list[Scenario] = [
             "stream_options": {"include_usage": True},
         },
         canned=CANNED_STREAM,
+    ),
+    # The chat scenario again, holding a Warden key: compared with "chat" in the same run, what keys cost.
+    Scenario(
+        name="chat-key",
+        body={"model": "gpt-4o-mini", "messages": _MESSAGES, "temperature": 0.2, "max_tokens": 128},
+        canned=CANNED_WHOLE,
+        warden_key=True,
     ),
     # The same 40-message tool-using history through the default profile and through a restrictive profile with 50
     # policies and secret redaction: the difference is what the inline guardrails cost.
@@ -309,13 +320,39 @@ class Bench:
         self.kafka: Any = None
         self.cells: list[Cell] = []
         self.verification: dict[str, Any] = {}
+        self.keyed_profile: str | None = None
+        self.keys: dict[str, str] = {}
+        """Agent id -> the secret of its Warden key (key scenarios)."""
 
     # -- helpers
 
+    def key_for(self, agent_id: str) -> str:
+        """A Warden key bound to ``agent_id`` (made through the admin API on first use)."""
+        if agent_id not in self.keys:
+            assert self.warden is not None and self.keyed_profile is not None
+            body = json.dumps({"profile_id": self.keyed_profile, "agent_id": agent_id}).encode()
+            reply = http_request("POST", self.warden.url + "/api/keys", body, {"Content-Type": "application/json"})
+            if reply.status != 201:
+                raise BenchError(f"could not make a Warden key: {reply.status} {reply.body[:300]!r}")
+            self.keys[agent_id] = json.loads(reply.body)["secret"]
+        return self.keys[agent_id]
+
+    def seed_keyed_profile(self) -> None:
+        """A managed profile holding the bench's provider key, for the key scenarios."""
+        assert self.warden is not None
+        spec = {"name": "bench-keys", "auth": "managed", "credentials": {"openai": "sk-bench-not-a-real-key"}}
+        reply = http_request(
+            "POST", self.warden.url + "/api/profiles", json.dumps(spec).encode(), {"Content-Type": "application/json"}
+        )
+        if reply.status != 201:
+            raise BenchError(f"could not make the keyed profile: {reply.status} {reply.body[:300]!r}")
+        self.keyed_profile = json.loads(reply.body)["id"]
+
     def headers(self, scenario: Scenario, agent_id: str) -> dict[str, str]:
+        credential = self.key_for(agent_id) if scenario.warden_key else "sk-bench-not-a-real-key"
         return {
             "Content-Type": "application/json",
-            "Authorization": "Bearer sk-bench-not-a-real-key",
+            "Authorization": f"Bearer {credential}",
             "X-Archestra-Agent-Id": agent_id,
             "X-Archestra-User-Id": "bench-user",
             REPLY_HEADER: scenario.canned.reply,
@@ -324,7 +361,7 @@ class Bench:
 
     def warden_url(self, scenario: Scenario) -> str:
         assert self.warden is not None
-        profile = f"/{self.args.profile_id}" if self.args.profile_id else ""
+        profile = f"/{self.args.profile_id}" if self.args.profile_id and not scenario.warden_key else ""
         path = scenario.warden_path.replace("/openai/", f"/openai{profile}/", 1) if profile else scenario.warden_path
         return self.warden.url + path
 
@@ -357,6 +394,11 @@ class Bench:
             seed_policy_profile(self.args.data_dir or self.work / "warden-data")
         if self.args.ingress:
             self.args.extra_env["WARDEN_KAFKA_BOOTSTRAP_SERVERS"] = self.args.kafka or self.start_kafka()
+        keyed = any(s.warden_key for s in self.args.scenario_list)
+        if keyed and "WARDEN_MASTER_KEY" not in self.args.extra_env:
+            from cryptography.fernet import Fernet
+
+            self.args.extra_env["WARDEN_MASTER_KEY"] = Fernet.generate_key().decode()
         self.warden = WardenServer(
             self.work,
             self.nginx.base_url,
@@ -369,6 +411,8 @@ class Bench:
             command="ingress" if self.args.ingress else "serve",
         )
         self.warden.start()
+        if keyed:
+            self.seed_keyed_profile()
         for scenario in self.args.scenario_list:
             self.check_through_warden(scenario)
 

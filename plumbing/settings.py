@@ -37,6 +37,10 @@ class CommonSettings(BaseSettings):
     published: what a crash can lose."""
     admin_token: SecretStr | None = None
     """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>`` or a login session."""
+    master_key: SecretStr | None = None
+    """Fernet key(s), comma-separated, newest first (``warden keys master-key`` makes one): encrypts the provider
+    credentials profiles hold and keys the hash of Warden keys. Every ingress and console needs the same value;
+    unset, Warden keys and stored credentials are unavailable."""
     allowed_hosts: Annotated[list[str], NoDecode] = list(LOOPBACK_HOSTS)
     """Without an admin token, the read side answers only requests whose ``Host`` is one of these (any port, or the
     port given): a DNS-rebinding page reaches a loopback address under a name of its own, which is refused."""
@@ -93,6 +97,16 @@ class CommonSettings(BaseSettings):
         if token is not None and not token.get_secret_value().strip():
             raise ValueError("WARDEN_ADMIN_TOKEN is set but empty; unset it or give it a value")
         return token
+
+    @field_validator("master_key")
+    @classmethod
+    def _master_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked at start-up, so a typo is said at once rather than at the first key or credential.
+        if value is not None:
+            from plumbing.keyring import parse_master_keys
+
+            parse_master_keys(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _metrics_token_needs_a_token(self) -> CommonSettings:

@@ -33,6 +33,11 @@ class Attribution(BaseModel):
     session_id: str = ""
     provider: str
     model: str = ""
+    auth: str = ""
+    """How the request authenticated: ``warden_key``, ``provider_key`` (its own, passed through), ``none`` or
+    ``refused``; empty in events written before Warden keys."""
+    key_prefix: str = ""
+    """The prefix of the Warden key it presented (``wk_`` and 8 characters), never the key; empty without one."""
 
 
 class PolicyDecision(BaseModel):

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from schemas.events import CATEGORIES, Category, Severity
 
@@ -23,6 +32,7 @@ ConditionOperator = Literal["equal", "notEqual", "contains", "notContains", "sta
 ToolInvocationAction = Literal["block_always", "block_when_context_is_untrusted", "allow_when_context_is_untrusted"]
 TrustedDataAction = Literal["mark_as_trusted", "mark_as_untrusted", "block_always"]
 Mode = Literal["permissive", "restrictive"]
+AuthMode = Literal["passthrough", "managed"]
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -128,6 +138,18 @@ class GuardSettings(_Strict):
         return self.thresholds.get(category, DEFAULT_THRESHOLD)
 
 
+class CredentialState(_Strict):
+    """How the API shows a stored provider credential: only that it is set. Sent back unchanged, it keeps it."""
+
+    set: Literal[True] = True
+
+
+ProviderSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+CredentialChange = Annotated[SecretStr, Field(min_length=1, max_length=8192)] | CredentialState | None
+"""In a write: a new credential (the provider key, encrypted before it is stored), ``{"set": true}`` (keep the stored
+one) or null (remove it). A provider left out keeps its credential too."""
+
+
 class ProfileSpec(_Strict):
     """What an admin writes: everything about a profile but its identity and timestamps."""
 
@@ -141,10 +163,18 @@ class ProfileSpec(_Strict):
     allowed_domains: list[Domain] = Field(default_factory=list)
     """Domains data may be sent to without being an exfiltration finding (``example.com``, ``*.example.com``)."""
     guard: GuardSettings = Field(default_factory=GuardSettings)
+    auth: AuthMode = "passthrough"
+    """``passthrough``: the agent's own provider key is forwarded (a Warden key is accepted too). ``managed``: only
+    Warden keys are accepted, and Warden sends the profile's stored credential upstream."""
+    credentials: dict[ProviderSlug, CredentialChange] = Field(default_factory=dict)
+    """Provider credentials, per provider slug: write-only (see ``CredentialChange``)."""
 
 
 class Profile(ProfileSpec):
     """A stored profile."""
+
+    credentials: dict[str, str] = Field(default_factory=dict)  # type: ignore[assignment]
+    """Provider slug -> the credential encrypted under ``WARDEN_MASTER_KEY`` (a Fernet token), never the plaintext."""
 
     id: str
     """A UUID in its canonical text form, or ``default`` for the default profile."""
@@ -168,21 +198,38 @@ class Profile(ProfileSpec):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     def spec(self) -> ProfileSpec:
-        return ProfileSpec.model_validate(self.model_dump(exclude={"id", "created_at", "updated_at"}))
+        return ProfileSpec.model_validate(self.model_dump(exclude={"id", "created_at", "updated_at", "credentials"}))
 
-    def with_spec(self, spec: ProfileSpec, *, now: datetime | None = None) -> Profile:
-        """The same profile (id, creation time) with a new spec, as a PUT writes it."""
-        return Profile(**spec.model_dump(), id=self.id, created_at=self.created_at, updated_at=now or datetime.now(UTC))
+    def with_spec(
+        self, spec: ProfileSpec, *, credentials: dict[str, str] | None = None, now: datetime | None = None
+    ) -> Profile:
+        """The same profile (id, creation time) with a new spec, as a PUT writes it; ``credentials``: the stored
+        (encrypted) ones after the spec's changes (None: unchanged)."""
+        return Profile(
+            **spec.model_dump(exclude={"credentials"}),
+            credentials=self.credentials if credentials is None else credentials,
+            id=self.id,
+            created_at=self.created_at,
+            updated_at=now or datetime.now(UTC),
+        )
 
 
 ProfileLookup = Callable[[str], Profile | None]
 """How the hot path finds a profile: by id (the ingress also by name), None when there is none."""
 
 
-def new_profile(spec: ProfileSpec, *, now: datetime | None = None) -> Profile:
-    """A new profile with a fresh id, as a POST creates it."""
+def new_profile(
+    spec: ProfileSpec, *, credentials: dict[str, str] | None = None, now: datetime | None = None
+) -> Profile:
+    """A new profile with a fresh id, as a POST creates it; ``credentials``: already encrypted."""
     stamp = now or datetime.now(UTC)
-    return Profile(**spec.model_dump(), id=str(uuid.uuid4()), created_at=stamp, updated_at=stamp)
+    return Profile(
+        **spec.model_dump(exclude={"credentials"}),
+        credentials=credentials or {},
+        id=str(uuid.uuid4()),
+        created_at=stamp,
+        updated_at=stamp,
+    )
 
 
 BUILT_IN_AT = datetime(1970, 1, 1, tzinfo=UTC)

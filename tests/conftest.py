@@ -18,6 +18,8 @@ from tests.support.warden_server import WardenServer
 pytest_plugins = ["tests.support.kafka_fixture", "tests.support.clickhouse_fixture"]
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
+MASTER_KEY = "q3M0vJ6p0QXh0mV4kP0m3l9fC2dXo0pWcE7tWk2a9Hs="
+"""The shared Warden's WARDEN_MASTER_KEY (a Fernet key made for the tests)."""
 CUSTOM_PROVIDER = "local-llm"
 """The name the shared Warden serves the OpenAI-compatible ``fake_compatible`` upstream under."""
 
@@ -66,6 +68,7 @@ def warden(
         # `__other__` (the caps themselves are tested on metrics objects of their own in tests/ingress/test_metrics.py).
         agent_label_cap=100_000,
         metrics_label_cap=100_000,
+        master_key=MASTER_KEY,
     ).start()
     yield server
     server.stop()

@@ -67,7 +67,7 @@ async def run_background() -> None:
     registry = CollectorRegistry()
     bus = make_bus(settings, "warden-serve", registry)
     store = make_store(settings)
-    config = ConfigMaps.build(settings, sessions=True)
+    config = ConfigMaps.build(settings, sessions=True, keys=True)
     profiles = ProfileSnapshot(config.profiles)
     composition.logger(settings, bus, store, registry)
     guard = composition.guard(settings, bus, config, registry, profiles)

@@ -15,7 +15,7 @@ from plumbing import logs
 from plumbing.settings import CommonSettings
 from services.detection.credentials import scrub_credentials
 from services.ingress.settings import IngressSettings
-from warden import profiles_cli
+from warden import keys_cli, profiles_cli
 from warden.startup import StartupError, claim_data_dir, load_settings
 
 S = TypeVar("S", bound=CommonSettings)
@@ -331,6 +331,7 @@ def parser() -> argparse.ArgumentParser:
     scan.set_defaults(run=_scan)
 
     profiles_cli.add_parser(commands)
+    keys_cli.add_parser(commands)
 
     migrate = commands.add_parser("migrate", help="apply the ClickHouse schema migrations")
     migrate.add_argument("--data-dir", dest="data_dir", help="chDB data directory (WARDEN_DATA_DIR)")

@@ -15,12 +15,14 @@ from starlette.types import ASGIApp
 
 from plumbing.bus.base import Bus
 from plumbing.http_limits import AnswerRefusals
+from plumbing.keyring import Keyring
 from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.migrations import migrate
 from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
+from services.console.keys_api import KeysApi
 from services.console.profiles_api import ProfilesApi
 from services.console.quarantines_api import QuarantinesApi
 from services.console.viewer import Viewer
@@ -28,6 +30,7 @@ from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
 from services.ingress.app import Ingress
 from services.ingress.history import ProviderHistory
+from services.ingress.keys import KeyIndex
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
@@ -53,6 +56,11 @@ def public_url(settings: IngressSettings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+def keyring(settings: CommonSettings) -> Keyring | None:
+    """The master key's keyring (``WARDEN_MASTER_KEY``); None when it is not set."""
+    return Keyring.from_setting(settings.master_key.get_secret_value() if settings.master_key else None)
+
+
 def ingress(
     settings: IngressSettings,
     bus: Bus,
@@ -60,9 +68,10 @@ def ingress(
     registry: CollectorRegistry,
     profiles: ProfileSnapshot | None = None,
 ) -> Ingress:
-    """The proxy; ``config`` must hold the provider-history map (``ConfigMaps.build(…, history=True)``).
-    ``profiles``: a snapshot shared with a guard in the same process (else one of its own)."""
+    """The proxy; ``config`` must hold the provider-history map and the keys (``ConfigMaps.build(…, history=True,
+    keys=True)``). ``profiles``: a snapshot shared with a guard in the same process (else one of its own)."""
     history = ProviderHistory(config.history, max_bytes=settings.history_max_bytes, ttl_s=settings.history_ttl_s)
+    ring = keyring(settings)
     return Ingress(
         settings,
         bus,
@@ -70,6 +79,8 @@ def ingress(
         profiles=profiles or ProfileSnapshot(config.profiles),
         quarantines=config.quarantines.get,
         history=history,
+        keys=KeyIndex(config.keys, ring),
+        keyring=ring,
     )
 
 
@@ -109,17 +120,20 @@ def console(
     config: ConfigMaps,
     registry: CollectorRegistry,
 ) -> ASGIApp:
-    """The read API, admin API and logs viewer. ``config`` must hold the logged-out sessions
-    (``ConfigMaps.build(…, sessions=True)``). ``ingress_settings``: the ingress's, for the connect URLs (its public URL
-    and its providers)."""
+    """The read API, admin API and logs viewer. ``config`` must hold the logged-out sessions and the keys
+    (``ConfigMaps.build(…, sessions=True, keys=True)``). ``ingress_settings``: the ingress's, for the connect URLs
+    (its public URL and its providers)."""
     url = public_url(ingress_settings)
     providers = list(configured_upstreams(ingress_settings))
     api = InteractionsApi(store)
     access = Access.from_settings(settings, config.revoked_sessions)
     viewer = Viewer(api, access)
+    ring = keyring(settings)
+    assert config.keys is not None, "the console issues Warden keys: build its maps with keys=True"
     routes = [
         *api.routes(),
-        *ProfilesApi(config.profiles, lambda: url, lambda: providers).routes(),
+        *ProfilesApi(config.profiles, lambda: url, lambda: providers, ring).routes(),
+        *KeysApi(config.keys, config.profiles, ring).routes(),
         *QuarantinesApi(config.quarantines).routes(),
         *viewer.routes(),
     ]

@@ -1,6 +1,6 @@
 """The replicated state every Warden process holds: profiles, quarantine decisions, and, in the processes that need
-them, what the ingresses remember of the provider-held histories they relayed and the console's logged-out
-sessions."""
+them, the Warden keys, what the ingresses remember of the provider-held histories they relayed and the console's
+logged-out sessions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from plumbing.config.base import ReplicatedMap
 from plumbing.config.factory import make_map
 from plumbing.settings import CommonSettings
 from schemas import topics
+from schemas.keys import WardenKey
 from schemas.profiles import Profile
 from schemas.provider_history import HistoryBucket
 from schemas.quarantine import Quarantine
@@ -24,11 +25,15 @@ class ConfigMaps:
     quarantines: ReplicatedMap[Quarantine]
     history: ReplicatedMap[HistoryBucket] | None = None
     revoked_sessions: ReplicatedMap[RevokedSession] | None = None
+    keys: ReplicatedMap[WardenKey] | None = None
 
     @classmethod
-    def build(cls, settings: CommonSettings, *, history: bool = False, sessions: bool = False) -> ConfigMaps:
+    def build(
+        cls, settings: CommonSettings, *, history: bool = False, sessions: bool = False, keys: bool = False
+    ) -> ConfigMaps:
         """``history``: also the provider-history map (only the ingress needs it); ``sessions``: also the console's
-        list of logged-out sessions (only processes that serve the console need it)."""
+        list of logged-out sessions (only processes that serve the console need it); ``keys``: also the Warden keys
+        (the ingress checks them, the console issues them)."""
         return cls(
             profiles=make_map(settings, topics.PROFILES, Profile, "profiles"),
             quarantines=make_map(settings, topics.QUARANTINES, Quarantine, "quarantines"),
@@ -36,10 +41,11 @@ class ConfigMaps:
             revoked_sessions=(
                 make_map(settings, topics.REVOKED_SESSIONS, RevokedSession, "revoked-sessions") if sessions else None
             ),
+            keys=make_map(settings, topics.KEYS, WardenKey, "keys") if keys else None,
         )
 
     def _maps(self) -> list[ReplicatedMap[Any]]:
-        optional = (self.history, self.revoked_sessions)
+        optional = (self.history, self.revoked_sessions, self.keys)
         return [self.profiles, self.quarantines, *(m for m in optional if m is not None)]
 
     async def start(self) -> None:

@@ -46,7 +46,7 @@ async def run_ingress(settings: IngressSettings, worker: int | None = None) -> N
     listener = bind(settings.host, settings.port, shared=worker is not None)
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry, worker)
-    config = ConfigMaps.build(settings, history=True)
+    config = ConfigMaps.build(settings, history=True, keys=True)
     ingress = composition.ingress(settings, bus, config, registry)
     app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
     await run(
@@ -95,7 +95,7 @@ async def run_console(settings: ConsoleSettings, ingress_settings: IngressSettin
     listener = bind(settings.host, settings.console_port, "console_port")
     registry = CollectorRegistry()
     store = make_store(settings)
-    config = ConfigMaps.build(settings, sessions=True)
+    config = ConfigMaps.build(settings, sessions=True, keys=True)
     app = composition.console(settings, ingress_settings, store, config, registry)
     await run(
         Lifecycle(store=store, migrate=migrate_when_reachable, config=config),

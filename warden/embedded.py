@@ -63,7 +63,7 @@ class Embedded:
         registry = CollectorRegistry()
         bus = make_bus(settings, "warden-serve", registry)
         store = make_store(settings)
-        config = ConfigMaps.build(settings, history=True, sessions=True)
+        config = ConfigMaps.build(settings, history=True, sessions=True, keys=True)
         profiles = ProfileSnapshot(config.profiles)  # one snapshot for the proxy and the guard
         ingress = composition.ingress(settings, bus, config, registry, profiles)
         logger = composition.logger(settings, bus, store, registry)

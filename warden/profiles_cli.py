@@ -10,7 +10,7 @@ import sys
 import httpx
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
+def client(args: argparse.Namespace) -> httpx.Client:
     token = args.token or os.environ.get("WARDEN_ADMIN_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=args.url.rstrip("/"), headers=headers, timeout=30)
@@ -22,17 +22,22 @@ def _body(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    with _client(args) as client:
+    with client(args) as http:
         if args.action == "list":
-            response = client.get("/api/profiles")
+            response = http.get("/api/profiles")
         elif args.action == "get":
-            response = client.get(f"/api/profiles/{args.id}")
+            response = http.get(f"/api/profiles/{args.id}")
         elif args.action == "create":
-            response = client.post("/api/profiles", json=_body(args))
+            response = http.post("/api/profiles", json=_body(args))
         elif args.action == "update":
-            response = client.put(f"/api/profiles/{args.id}", json=_body(args))
+            response = http.put(f"/api/profiles/{args.id}", json=_body(args))
         else:
-            response = client.delete(f"/api/profiles/{args.id}")
+            response = http.delete(f"/api/profiles/{args.id}")
+    return print_answer(response)
+
+
+def print_answer(response: httpx.Response) -> int:
+    """An admin API answer on standard output (an error's on standard error); the command's exit status."""
     if response.status_code >= 400:
         print(response.text, file=sys.stderr)
         return 1
@@ -41,14 +46,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    profiles = commands.add_parser("profiles", help="list, create, update and delete profiles")
-    profiles.add_argument(
+def add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--url",
         default=os.environ.get("WARDEN_URL", "http://127.0.0.1:9000"),
         help="Warden's address (WARDEN_URL, default http://127.0.0.1:9000)",
     )
-    profiles.add_argument("--token", help="admin token (default: WARDEN_ADMIN_TOKEN)")
+    parser.add_argument("--token", help="admin token (default: WARDEN_ADMIN_TOKEN)")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    profiles = commands.add_parser("profiles", help="list, create, update and delete profiles")
+    add_connection_flags(profiles)
     actions = profiles.add_subparsers(dest="action", required=True)
     actions.add_parser("list")
     for name in ("get", "delete"):

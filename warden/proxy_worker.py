@@ -60,7 +60,7 @@ async def run_worker(index: int) -> None:
         max_bytes=settings.bus_spool_max_bytes,
         flush_ms=settings.bus_spool_flush_ms,
     )
-    config = ConfigMaps.build(settings, history=True)
+    config = ConfigMaps.build(settings, history=True, keys=True)
     ingress = composition.ingress(settings, bus, config, registry)
     forward = Forward(paths.background_socket)
     app = Dispatch(with_access_log(ingress, settings.access_log), forward)

@@ -25,7 +25,13 @@ def topic_specs(partitions: int, replication: int, retention_ms: int) -> list[Ne
         "compression.type": "producer",
     }
     specs = [NewTopic(name, partitions, replication, topic_configs=dict(event_config)) for name in topics.EVENTS]
-    configuration = (topics.PROFILES, topics.QUARANTINES, topics.REVOKED_SESSIONS, topics.PROVIDER_HISTORY)
+    configuration = (
+        topics.PROFILES,
+        topics.QUARANTINES,
+        topics.REVOKED_SESSIONS,
+        topics.PROVIDER_HISTORY,
+        topics.KEYS,
+    )
     specs += [NewTopic(name, 1, replication, topic_configs=dict(COMPACTED)) for name in configuration]
     return specs
 

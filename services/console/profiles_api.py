@@ -6,14 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from plumbing.config.base import ReplicatedMap
+from plumbing.keyring import Keyring
 from schemas.errors import error_json
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileSpec, default_profile, new_profile
+from services.console.validation import validation_message
 
 
 def connect_urls(public_url: str, providers: list[str], profile_id: str) -> dict[str, str]:
@@ -25,24 +27,42 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(error_json(message, kind), status_code=status)
 
 
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors()[:10]:
-        field = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{field}: {error['msg']}")
-    return "; ".join(parts)
+def stored_credentials(
+    current: dict[str, str], changes: ProfileSpec, keyring: Keyring | None, providers: list[str]
+) -> dict[str, str] | str:
+    """The encrypted credentials after a write's changes (a new secret is encrypted, null removes, ``{"set": true}``
+    or leaving a provider out keeps); or what is wrong with them."""
+    out = dict(current)
+    for provider, change in changes.credentials.items():
+        if provider not in providers:
+            return f"credentials: {provider} is not a configured provider ({', '.join(providers)})"
+        if change is None:
+            out.pop(provider, None)
+        elif isinstance(change, SecretStr):
+            if keyring is None:
+                return "credentials: WARDEN_MASTER_KEY is not set, so provider credentials cannot be stored"
+            out[provider] = keyring.encrypt(change.get_secret_value())
+        elif provider not in out:
+            return f"credentials: {provider} has no stored credential to keep"
+    return out
 
 
 class ProfilesApi:
     def __init__(
-        self, profiles: ReplicatedMap[Profile], public_url: Callable[[], str], providers: Callable[[], list[str]]
+        self,
+        profiles: ReplicatedMap[Profile],
+        public_url: Callable[[], str],
+        providers: Callable[[], list[str]],
+        keyring: Keyring | None = None,
     ) -> None:
         self.profiles = profiles
         self.public_url = public_url
         self.providers = providers
+        self.keyring = keyring
 
     def present(self, profile: Profile) -> dict:
-        out = profile.model_dump(mode="json")
+        out = profile.model_dump(mode="json", exclude={"credentials"})
+        out["credentials"] = {provider: {"set": True} for provider in profile.credentials}  # never the secret
         out["connect_urls"] = connect_urls(self.public_url(), self.providers(), profile.id)
         return out
 
@@ -60,7 +80,7 @@ class ProfilesApi:
         try:
             return ProfileSpec.model_validate(body)
         except ValidationError as exc:
-            return _error(422, _validation_message(exc), "validation_error")
+            return _error(422, validation_message(exc), "validation_error")
 
     async def list_profiles(self, _: Request) -> Response:
         items = {p.id: p for p in self.profiles.values()}
@@ -72,7 +92,10 @@ class ProfilesApi:
         spec = await self._spec(request)
         if isinstance(spec, Response):
             return spec
-        profile = new_profile(spec)
+        credentials = stored_credentials({}, spec, self.keyring, self.providers())
+        if isinstance(credentials, str):
+            return _error(422, credentials, "validation_error")
+        profile = new_profile(spec, credentials=credentials)
         await self.profiles.put(profile.id, profile)
         return JSONResponse(self.present(profile), status_code=201)
 
@@ -89,7 +112,10 @@ class ProfilesApi:
         spec = await self._spec(request)
         if isinstance(spec, Response):
             return spec
-        updated = profile.with_spec(spec, now=datetime.now(UTC))
+        credentials = stored_credentials(profile.credentials, spec, self.keyring, self.providers())
+        if isinstance(credentials, str):
+            return _error(422, credentials, "validation_error")
+        updated = profile.with_spec(spec, credentials=credentials, now=datetime.now(UTC))
         await self.profiles.put(updated.id, updated)
         return JSONResponse(self.present(updated))
 

@@ -64,6 +64,8 @@ _BODY_COLUMNS = (
     "blocked_tool_calls",
     "response_decisions",
 )
+_DETAIL_COLUMNS = ("auth", "key_prefix")
+"""Columns only the detail shows (the list's copies do not carry them)."""
 _FOLD = {
     "user_id": "any",
     "session_id": "any",
@@ -344,7 +346,7 @@ def fold(answer: list[dict[str, Any]]) -> dict[str, Any] | None:
     folded = _fold_rows(rows) if rows else None
     if folded is not None:
         # The detail lists every column, in the record's order, as the list does its own.
-        folded = {column: folded.get(column) for column in _SUMMARY_COLUMNS + _BODY_COLUMNS}
+        folded = {column: folded.get(column) for column in _SUMMARY_COLUMNS + _BODY_COLUMNS + _DETAIL_COLUMNS}
     return folded
 
 

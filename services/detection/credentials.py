@@ -24,13 +24,17 @@ _HEADER = re.compile(
 )
 
 
+# A Warden key anywhere (``wk_`` and its url-safe secret): its prefix alone says which key it was.
+_WARDEN_KEY = re.compile(r"\bwk_[A-Za-z0-9_-]{8,}")
 # A password in a URL (``http://warden:secret@clickhouse:8123``), as a store's or broker's error may name it.
 _USERINFO = re.compile(r"(://[^/\s:@'\"]+:)[^@/\s'\"]+@")
 
 
 def scrub_credentials(text: str) -> str:
-    """``text`` with the value of every credential-carrying query parameter or header, and every password in a URL,
-    replaced by ``[REDACTED]``."""
+    """``text`` with the value of every credential-carrying query parameter or header, every password in a URL and
+    every Warden key replaced by ``[REDACTED]``."""
+    if "wk_" in text:
+        text = _WARDEN_KEY.sub(MASK, text)
     if "=" not in text and ":" not in text and "%3" not in text.lower():
         return text
     text = _QUERY.sub(rf"\1{MASK}", text)

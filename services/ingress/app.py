@@ -14,6 +14,7 @@ import orjson
 
 from plumbing.bus.base import Bus
 from plumbing.http_limits import refusal
+from plumbing.keyring import Keyring
 from providers.base import ProviderAdapter, error_kind
 from providers.openai import OpenAIAdapter
 from schemas.events import PolicyDecision
@@ -21,12 +22,15 @@ from schemas.profiles import ProfileLookup
 from schemas.quarantine import Quarantine, quarantine_key
 from services.detection.credentials import scrub_credentials
 from services.ingress import attribution, routing
+from services.ingress.admission import Gate
 from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_bytes
 from services.ingress.capture import Capture
+from services.ingress.credentials import query_without_key
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
 from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upstream_headers
 from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
+from services.ingress.keys import KeyIndex
 from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
@@ -50,11 +54,15 @@ class Ingress:
         profiles: ProfileLookup,
         quarantines: QuarantineLookup | None = None,
         history: ProviderHistory | None = None,
+        keys: KeyIndex | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
         self.recorder = Recorder(bus, metrics, settings.max_recorded_body_bytes)
         self.profiles = profiles
+        self.keys = keys if keys is not None else KeyIndex(None, keyring)
+        self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self.history = history if history is not None else ProviderHistory()
         self._session: aiohttp.ClientSession | None = None
@@ -99,18 +107,25 @@ class Ingress:
         if unsafe is not None:
             await _error(send, adapter, 400, unsafe, new_interaction_id())
             return
-        profile = self.profiles(route.profile_id)
-        if profile is None:
-            await _error(send, adapter, 404, f"unknown profile {route.profile_id}", new_interaction_id())
+        started_at = now()
+        query = scope.get("query_string", b"")
+        admission = self.gate.admit(
+            route, adapter.name, scope["headers"], query, started_at, route.provider in self.settings.custom_providers
+        )
+        profile = admission.profile
+        if admission.status == 404:
+            await _error(send, adapter, 404, admission.message, new_interaction_id())
             return
         ex = Exchange(
             interaction_id=new_interaction_id(),
-            started_at=now(),
+            started_at=started_at,
             started=time.perf_counter(),
             provider=adapter.name,
-            profile_id=profile.id,
+            profile_id=profile.id if profile is not None else route.profile_id,
             route=route.upstream_path,
             method=scope["method"],
+            auth=admission.auth,
+            key_prefix=admission.key_prefix,
         )
         refused = refusal(scope)
         if refused is not None:
@@ -119,6 +134,21 @@ class Ingress:
         try:
             who = attribution.read(scope["headers"])
             ex.agent_id, ex.user_id, ex.session_id = who.agent_id, who.user_id, who.session_id
+            if admission.status or profile is None:
+                # Refused for its credential: answered before its body is read (the connection is closed).
+                if admission.key is not None:
+                    ex.agent_id = admission.key.agent_id  # a known key's attempt is its agent's, whatever it claims
+                recorded = f"{admission.message} ({admission.reason})" if admission.reason else None
+                await self._refuse(
+                    send, adapter, ex, admission.status, admission.message, b"", close=True, recorded_error=recorded
+                )
+                return
+            who, mismatch = self.gate.bind(admission, who)
+            ex.agent_id, ex.user_id, ex.session_id = who.agent_id, who.user_id, who.session_id
+            if mismatch is not None:
+                ex.auth = "refused"
+                await self._refuse(send, adapter, ex, 403, mismatch, b"", close=True)
+                return
             async with asyncio.timeout(self.settings.body_timeout_s):
                 body = await read_body(scope, receive, self.settings.max_body_bytes)
         except attribution.AttributionError as exc:
@@ -160,8 +190,13 @@ class Ingress:
                     send, adapter, ex, 400, f"the request body is not valid JSON: {exc}", recordable(profile, body)
                 )
                 return
-        meta = adapter.request_meta(route.upstream_path, parsed, scope.get("query_string", b"").decode("latin-1"))
+        meta = adapter.request_meta(route.upstream_path, parsed, query.decode("latin-1"))
         ex.model, ex.stream = meta.model, meta.stream
+        not_allowed = self.gate.model_refusal(admission, meta.model, bool(body))
+        if not_allowed is not None:
+            ex.auth = "refused"
+            await self._refuse(send, adapter, ex, 403, not_allowed, recordable(profile, body))
+            return
         enforcement = None
         sent = recorded = body
         view = None
@@ -180,7 +215,7 @@ class Ingress:
         # An exchange can last minutes (a stream): from here only the body to forward is kept, and only until sent.
         outgoing = [sent]
         del body, sent, recorded, parsed, view
-        await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement)
+        await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)
 
     async def _refuse(
         self,
@@ -191,13 +226,16 @@ class Ingress:
         message: str,
         body: bytes,
         close: bool = False,
+        recorded_error: str | None = None,
     ) -> None:
         """Answer an error of Warden's own, and record it like any other interaction. ``close``: end the connection
-        too (what is left of the request was not read)."""
+        too (what is left of the request was not read). ``recorded_error``: what the record says, when it says more
+        than the client is told."""
         self.recorder.request(ex, body)
         payload = await _error(send, adapter, status, message, ex.interaction_id, close)
         ex.first_byte = time.perf_counter()
-        self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=ex.first_byte, error=message)
+        error = recorded_error or message
+        self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=ex.first_byte, error=error)
 
     async def _refused_by_server(
         self, send: Send, adapter: ProviderAdapter, ex: Exchange, scope: Scope, refused: dict[str, Any]
@@ -218,16 +256,19 @@ class Ingress:
         upstream: Upstream,
         outgoing: list[bytes],
         enforcement: Enforcement | None,
+        credential: tuple[tuple[str, str], ...] | None = None,
     ) -> None:
-        """``outgoing`` holds the body to forward; it is emptied, so the body is let go once the upstream has it."""
+        """``outgoing`` holds the body to forward; it is emptied, so the body is let go once the upstream has it.
+        ``credential``: the headers Warden authenticates upstream with, in place of every credential the client sent."""
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
-        url = upstream.url(ex.route, scope.get("query_string", b""))
+        query = scope.get("query_string", b"")
+        url = upstream.url(ex.route, query_without_key(query) if credential is not None else query)
         try:
             response = await self._session.request(
                 ex.method,
                 url,
-                headers=upstream_headers(scope["headers"]),
+                headers=upstream_headers(scope["headers"], credential),
                 data=outgoing.pop() or None,
                 allow_redirects=False,
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from services.ingress.credentials import CREDENTIAL_HEADERS
+
 _HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -32,16 +34,23 @@ def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     return named
 
 
-def upstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+def upstream_headers(
+    headers: list[tuple[bytes, bytes]], credential: tuple[tuple[str, str], ...] | None = None
+) -> list[tuple[str, str]]:
     """The client's headers for the upstream: credentials and provider headers pass, attribution, cookies and
     hop-by-hop (including those ``Connection`` names) do not. Bodies are asked for uncompressed so they can be
-    recorded without inflating them."""
+    recorded without inflating them. ``credential``: Warden's own headers for this upstream (none, for a provider
+    that needs none), sent instead of every credential header of the client's; None: the client's pass."""
     skip = _NOT_FORWARDED_UP | connection_named(headers)
+    if credential is not None:
+        skip = skip | CREDENTIAL_HEADERS
     out = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in headers
         if name not in skip and not name.startswith(ATTRIBUTION_PREFIX)
     ]
+    if credential is not None:
+        out.extend(credential)
     out.append(("Accept-Encoding", "identity"))
     return out
 

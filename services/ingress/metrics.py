@@ -58,6 +58,17 @@ class IngressMetrics:
             registry=registry,
         )
 
+        self.auth_failures = Counter(
+            "warden_auth_failures_total",
+            "Requests refused for their credential: a bad Warden key (malformed, unknown, revoked, expired, rotated), "
+            "a provider key on a managed profile, or a request beyond what its key allows",
+            ("reason",),
+            registry=registry,
+        )
+
+    def count_auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(reason).inc()  # reasons are Warden's own words, a handful of values
+
     @classmethod
     def from_settings(cls, registry: CollectorRegistry, settings: IngressSettings) -> IngressMetrics:
         return cls(registry, settings.agent_label_cap, settings.metrics_label_cap, settings.metrics_label_max_chars)

@@ -50,6 +50,8 @@ class Exchange:
     model: str = ""
     stream: bool = False
     first_byte: float | None = None
+    auth: str = ""
+    key_prefix: str = ""
     decisions: list[PolicyDecision] = field(default_factory=list)
 
 
@@ -77,6 +79,8 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
+            auth=ex.auth,
+            key_prefix=ex.key_prefix,
             route=scrub_credentials(ex.route),
             method=ex.method,
             stream=ex.stream,
@@ -120,6 +124,8 @@ class Recorder:
             session_id=ex.session_id,
             provider=ex.provider,
             model=ex.model,
+            auth=ex.auth,
+            key_prefix=ex.key_prefix,
             route=scrub_credentials(ex.route),
             status=status,
             response_body=body_text(body, self._limit, body_size),

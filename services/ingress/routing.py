@@ -21,6 +21,8 @@ class Route:
     """The profile reference as the path gives it (an id, ``default`` or a name)."""
     upstream_path: str
     """The path after the provider (and the profile segment, if any), starting with '/'."""
+    named: bool = True
+    """The path names its profile (False: no profile segment, the default profile or the Warden key's applies)."""
 
 
 def _no_paths(provider: str) -> Collection[str]:
@@ -37,6 +39,6 @@ def parse(path: str, provider_paths: Callable[[str], Collection[str]] = _no_path
     if not provider or len(parts) < 2:
         return None
     if parts[1] in provider_paths(provider):
-        return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]))
+        return Route(provider, DEFAULT_PROFILE_ID, "/" + "/".join(parts[1:]), named=False)
     rest = "/" + parts[2] if len(parts) > 2 else "/"
     return Route(provider, parts[1], rest)

@@ -264,6 +264,9 @@ INTERACTIONS: tuple[Column, ...] = (
     ),
     Column("error", _LAST.format("String"), _response("error", optional_text)),
     Column("aborted", _LAST.format("UInt8"), _response("aborted", flag)),
+    # How the request authenticated, and the prefix of the Warden key it used (migration 005).
+    Column("auth", _ANY.format("LowCardinality(String)"), _both("auth", text)),
+    Column("key_prefix", _ANY.format("String"), _both("key_prefix", text)),
 )
 
 

@@ -14,11 +14,9 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from plumbing.bus.base import Subscription
-from schemas import topics
-from schemas.events import RequestEvent, ResponseEvent
 from tests.conftest import API_KEY, malformed_json_client
 from tests.support.agents import attribution, new_agent
+from tests.support.published import published_events
 
 MODEL = "gemini-2.5-flash"
 UNKNOWN_PROFILE = "0d5b5a7e-8a41-4e55-9d7e-5b0d8a6c1f00"
@@ -44,24 +42,7 @@ def route(method: str, model: str = MODEL) -> str:
 @pytest.fixture(scope="module")
 def published(warden) -> list[str]:
     """Every event the ingress publishes from here on, as JSON text."""
-    seen: list[str] = []
-
-    async def keep(events: list[RequestEvent | ResponseEvent]) -> None:
-        seen.extend(event.model_dump_json() for event in events)
-
-    async def subscribe(embedded) -> None:
-        embedded.bus.subscribe(
-            Subscription(
-                [topics.REQUESTS, topics.RESPONSES],
-                RequestEvent | ResponseEvent,
-                keep,
-                group="key-audit",
-                max_wait_s=0.01,
-            )
-        )
-
-    warden.call(subscribe)
-    return seen
+    return published_events(warden, "key-audit")
 
 
 def assert_key_nowhere(warden, item: dict, published: list[str], caplog: pytest.LogCaptureFixture) -> None:

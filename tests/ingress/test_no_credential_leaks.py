@@ -103,6 +103,8 @@ def test_a_key_percent_encoded_into_the_path_is_not_stored_in_the_route(warden, 
             "cannot reach http://warden:[REDACTED]@clickhouse:8123/",
         ),
         ("the monkey=banana and turkey: fine", "the monkey=banana and turkey: fine"),
+        ("refused wk_" + "Zq3x9Lm2Np8Rt4Vw6Yb1Cd5Ef7Gh0Jk2Mn4Pq6St8Uv", "refused [REDACTED]"),
+        ("awk_ward is not a key", "awk_ward is not a key"),
     ],
 )
 def test_scrubbing(text, expected):

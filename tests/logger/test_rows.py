@@ -260,6 +260,8 @@ def expected_interaction(request: RequestEvent | None, response: ResponseEvent |
         "interaction_id": str(uuid.UUID(event.interaction_id)),
         "started_at": ch_time(event.started_at),
         **{k: getattr(event, k) for k in ("agent_id", "user_id", "session_id", "profile_id", "provider", "model")},
+        "auth": event.auth,
+        "key_prefix": event.key_prefix,
         **dict.fromkeys(("route", "stream", "request_received", "request_sent", "request_decisions")),
         **dict.fromkeys(("untrusted_since", "status", "finished_at", "latency_ms", "ttft_ms", "input_tokens")),
         **dict.fromkeys(("output_tokens", "cached_tokens", "finish_reason", "response_body", "tool_calls")),

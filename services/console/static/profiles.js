@@ -1,9 +1,10 @@
-// The profiles page, over the admin API (/api/profiles). Every value from the API is put in the page with
+// The profiles page, over the admin API (/api/profiles, /api/keys). Every value from the API is put in the page with
 // textContent or as a form value: nothing from the API is ever parsed as HTML.
 (function () {
   "use strict";
   const API = "/api/profiles";
-  const OWN_FIELDS = ["id", "name", "mode", "redact_secrets", "created_at", "updated_at", "connect_urls"];
+  const OWN_FIELDS = ["id", "name", "mode", "auth", "redact_secrets", "created_at", "updated_at", "connect_urls"];
+  const KEYS_API = "/api/keys";
   const EMPTY_POLICIES = { tool_invocation_policies: [], trusted_data_policies: [] };
 
   const statusLine = document.getElementById("profiles-status");
@@ -14,6 +15,9 @@
   const fName = document.getElementById("f-name");
   const fMode = document.getElementById("f-mode");
   const fRedact = document.getElementById("f-redact");
+  const fAuth = document.getElementById("f-auth");
+  const fCredProvider = document.getElementById("f-cred-provider");
+  const fCredSecret = document.getElementById("f-cred-secret");
   const fPolicies = document.getElementById("f-policies");
   const editorError = document.getElementById("editor-error");
   let editing = null; // the profile being edited, or null for a new one
@@ -66,6 +70,10 @@
       el("span", { class: "badge" + (profile.mode === "restrictive" ? " bad" : ""), text: profile.mode || "?" }),
     ]);
     if (profile.redact_secrets) title.appendChild(el("span", { class: "badge warn", text: "masks secrets" }));
+    title.appendChild(el("span", { class: "badge auth", text: profile.auth === "managed" ? "managed keys" : "passthrough" }));
+    const stored = Object.keys(profile.credentials || {});
+    const credentials = el("p", { class: "hint credentials", text: "provider credentials: " +
+      (stored.length ? stored.join(", ") + " (set)" : "none") });
     const connect = el("div", { class: "connect" });
     Object.entries(profile.connect_urls || {}).forEach(function ([provider, url]) {
       const button = el("button", { type: "button", class: "secondary copy", text: "Copy" });
@@ -85,11 +93,77 @@
       el("p", { class: "hint" }, [el("span", { text: "id " }), el("code", { class: "id", text: String(profile.id) }),
         el("span", { text: " · " + counts })]),
       connect,
+      credentials,
+      keysSection(profile),
       // The default profile can be changed but not deleted.
       el("div", { class: "buttons" }, profile.id === "default" ? [edit] : [edit, remove]),
     ]);
     box.dataset.id = String(profile.id);
     return box;
+  }
+
+  // -- Warden keys: listed by prefix; a secret is shown once, in the answer that made it. ----------------------
+  function keysSection(profile) {
+    const section = el("div", { class: "keys" });
+    const rows = el("ul", { class: "key-list" });
+    const shown = el("p", { class: "secret-once", hidden: "" });
+    const agent = el("input", { type: "text", class: "key-agent", placeholder: "agent id", maxlength: "128" });
+    const create = el("button", { type: "button", class: "secondary create-key", text: "New key" });
+    const problem = el("p", { class: "error", role: "alert" });
+    function showSecret(body) {
+      shown.replaceChildren(el("span", { text: "Secret (shown once, copy it now): " }),
+        el("code", { class: "secret", text: String(body.secret) }));
+      shown.hidden = false;
+    }
+    async function act(method, url, body) {
+      const response = await fetch(url, {
+        method: method, credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (!response.ok) {
+        problem.textContent = await errorText(response);
+        return null;
+      }
+      problem.textContent = "";
+      return response.status === 204 ? {} : response.json();
+    }
+    async function refresh() {
+      const answer = await fetch(KEYS_API + "?profile_id=" + encodeURIComponent(profile.id),
+        { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!answer.ok) { problem.textContent = await errorText(answer); return; }
+      const items = (await answer.json()).items || [];
+      rows.replaceChildren.apply(rows, items.map(function (key) {
+        const rotate = el("button", { type: "button", class: "secondary rotate-key", text: "Rotate" });
+        rotate.addEventListener("click", async function () {
+          const body = await act("POST", KEYS_API + "/" + encodeURIComponent(key.id) + "/rotate", { grace_seconds: 3600 });
+          if (body) { showSecret(body); refresh(); }
+        });
+        const revoke = el("button", { type: "button", class: "danger revoke-key", text: "Revoke" });
+        revoke.addEventListener("click", async function () {
+          if (!window.confirm("Revoke key " + key.prefix + "…?")) return;
+          if (await act("DELETE", KEYS_API + "/" + encodeURIComponent(key.id))) refresh();
+        });
+        const row = el("li", { class: "key" }, [
+          el("code", { class: "prefix", text: String(key.prefix) + "…" }),
+          el("span", { text: " agent " + String(key.agent_id) + " · " + String(key.state) + " " }),
+          rotate, revoke,
+        ]);
+        row.dataset.id = String(key.id);
+        return row;
+      }));
+    }
+    create.addEventListener("click", async function () {
+      const body = await act("POST", KEYS_API, { profile_id: profile.id, agent_id: agent.value });
+      if (body) { showSecret(body); agent.value = ""; refresh(); }
+    });
+    section.appendChild(el("h4", { text: "Warden keys" }));
+    section.appendChild(rows);
+    section.appendChild(el("div", { class: "buttons" }, [agent, create]));
+    section.appendChild(shown);
+    section.appendChild(problem);
+    refresh();
+    return section;
   }
 
   async function load() {
@@ -112,6 +186,13 @@
     }
     const body = await response.json();
     const items = Array.isArray(body.items) ? body.items : [];
+    // The credential's provider choices: every provider this Warden serves (custom ones included).
+    const providers = Object.keys((items[0] && items[0].connect_urls) || {});
+    if (providers.length) {
+      fCredProvider.replaceChildren.apply(fCredProvider, providers.map(function (name) {
+        return el("option", { value: name, text: name });
+      }));
+    }
     list.replaceChildren.apply(list, items.map(card));
     statusLine.textContent = items.length === 1 ? "1 profile" : items.length + " profiles";
     newButton.hidden = false;
@@ -123,6 +204,8 @@
     fName.value = profile ? profile.name || "" : "";
     fMode.value = profile && profile.mode === "restrictive" ? "restrictive" : "permissive";
     fRedact.checked = Boolean(profile && profile.redact_secrets);
+    fAuth.value = profile && profile.auth === "managed" ? "managed" : "passthrough";
+    fCredSecret.value = "";
     const rest = {};
     if (profile) {
       Object.keys(profile).filter(function (k) { return !OWN_FIELDS.includes(k); })
@@ -148,8 +231,13 @@
       return;
     }
     const body = Object.assign({}, policies, {
-      name: fName.value, mode: fMode.value, redact_secrets: fRedact.checked,
+      name: fName.value, mode: fMode.value, redact_secrets: fRedact.checked, auth: fAuth.value,
     });
+    if (fCredSecret.value) {
+      // Write-only: sent once, stored encrypted, shown afterwards only as "set".
+      body.credentials = Object.assign({}, body.credentials || {});
+      body.credentials[fCredProvider.value] = fCredSecret.value;
+    }
     const url = editing ? API + "/" + encodeURIComponent(editing.id) : API;
     const response = await fetch(url, {
       method: editing ? "PUT" : "POST",
