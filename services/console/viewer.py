@@ -146,6 +146,15 @@ def arguments(value: Any, where: str = "request") -> str:
     return "" if value is None or value == "" else clip(pretty(value), where)
 
 
+def usd(value: float | None) -> str:
+    """A cost for display: unknown as a dash (never $0), small amounts with the digits that matter."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}".rstrip("0")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -162,6 +171,7 @@ def _environment() -> jinja2.Environment:
         when=lambda value: (value or "")[:19].replace("T", " "),
         ms=lambda value: "—" if value is None else f"{value:,.0f} ms",
         count=lambda value: "—" if value is None else f"{value:,}",
+        usd=usd,
         severity=lambda rank: _SEVERITY_NAMES.get(rank, str(rank)),
     )
     return env

@@ -264,6 +264,17 @@ INTERACTIONS: tuple[Column, ...] = (
     ),
     Column("error", _LAST.format("String"), _response("error", optional_text)),
     Column("aborted", _LAST.format("UInt8"), _response("aborted", flag)),
+    # Spend: the counts priced apart, and what the ingress worked out the answer cost (NULL: unknown).
+    Column("cache_write_tokens", _LAST.format("UInt32"), _response("usage.cache_write_tokens", _count32)),
+    Column("reasoning_tokens", _LAST.format("UInt32"), _response("usage.reasoning_tokens", _count32)),
+    Column("cost_usd", _LAST.format("Float64"), _response("cost.usd", optional_number)),
+    Column("cost_input_usd", _LAST.format("Float64"), _response("cost.input_usd", optional_number)),
+    Column("cost_cached_usd", _LAST.format("Float64"), _response("cost.cached_usd", optional_number)),
+    Column("cost_cache_write_usd", _LAST.format("Float64"), _response("cost.cache_write_usd", optional_number)),
+    Column("cost_output_usd", _LAST.format("Float64"), _response("cost.output_usd", optional_number)),
+    Column("cost_reasoning_usd", _LAST.format("Float64"), _response("cost.reasoning_usd", optional_number)),
+    Column("cost_estimated", _LAST.format("UInt8"), _response("cost.estimated", flag)),
+    Column("cost_note", _LAST.format("String"), _response("cost.note", optional_text)),
 )
 
 
