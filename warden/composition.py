@@ -23,6 +23,7 @@ from services.console.api import InteractionsApi
 from services.console.app import console_app
 from services.console.profiles_api import ProfilesApi
 from services.console.quarantines_api import QuarantinesApi
+from services.console.usage import UsageApi
 from services.console.viewer import Viewer
 from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
@@ -121,6 +122,7 @@ def console(
         *api.routes(),
         *ProfilesApi(config.profiles, lambda: url, lambda: providers).routes(),
         *QuarantinesApi(config.quarantines).routes(),
+        *UsageApi(store).routes(),
         *viewer.routes(),
     ]
     return AnswerRefusals(viewer.wrap(console_app(routes, registry, access, settings.metrics_require_token)))
