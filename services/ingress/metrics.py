@@ -46,7 +46,9 @@ class IngressMetrics:
             "llm_tokens_total", "Tokens reported by the upstream", (*labels, "type"), registry=registry
         )
         self.cost = Counter(
-            "llm_cost_usd", "What the answers cost in USD, priced from the upstream's reported tokens", labels,
+            "llm_cost_usd",
+            "What the answers cost in USD, priced from the upstream's reported tokens",
+            labels,
             registry=registry,
         )
         self.unpriced = Counter(

@@ -66,9 +66,7 @@ def estimated_usage(model: str, prompt: ConversationView | str, completion: Comp
     limit): then the text is counted whole, JSON syntax included, an over-estimate."""
     encoding = encoding_for(model)
     input_tokens = count(encoding, prompt) if isinstance(prompt, str) else prompt_tokens(encoding, prompt)
-    return Usage(
-        input_tokens=input_tokens, output_tokens=completion_tokens(encoding, completion), estimated=True
-    )
+    return Usage(input_tokens=input_tokens, output_tokens=completion_tokens(encoding, completion), estimated=True)
 
 
 def _arguments(value: Any) -> str:
