@@ -155,10 +155,10 @@ class Recorder:
         )
         prompt, ex.unmetered_prompt = ex.unmetered_prompt, None
         if prompt is not None and completion.usage.input_tokens is None and status < 400:
-            # Counting tokens takes milliseconds for a long prompt: done on a worker thread, the event published
-            # when the count is ready.
+            # The request is read here (the adapters' caches belong to this thread); counting its tokens takes
+            # milliseconds for a long prompt: done on a worker thread, the event published when the count is ready.
             estimating = asyncio.get_running_loop().run_in_executor(
-                None, _estimate, adapter, ex.route, ex.model, prompt, completion
+                None, estimated_usage, ex.model, _prompt_view(adapter, ex.route, prompt), completion
             )
             self._estimating.add(estimating)
             estimating.add_done_callback(lambda done: self._estimated(ex, event, done, finished))
@@ -229,13 +229,13 @@ def parse_completion(adapter: ProviderAdapter, ex: Exchange, body: bytes) -> Com
         return None
 
 
-def _estimate(adapter: ProviderAdapter, route: str, model: str, prompt: bytes, completion: CompletionView) -> Usage:
-    """The estimated usage of an answer that reported none, from the request as forwarded."""
+def _prompt_view(adapter: ProviderAdapter, route: str, prompt: bytes) -> ConversationView | str:
+    """The request as forwarded, to count its tokens: its common view, or its text when it cannot be read (cut at the
+    record's limit, or not JSON)."""
     try:
-        view: ConversationView | str = adapter.request_view(route, orjson.loads(prompt))
-    except Exception:  # cut at the record's limit, or not JSON: its text is counted instead
-        view = prompt.decode("utf-8", "ignore")
-    return estimated_usage(model, view, completion)
+        return adapter.request_view(route, orjson.loads(prompt))
+    except Exception:
+        return prompt.decode("utf-8", "ignore")
 
 
 def now() -> datetime:
