@@ -113,7 +113,44 @@ FROM (
 ARRAY JOIN pairs AS pair
 GROUP BY dimension, value, hour;
 
--- Backfill: the interactions that ended before the rollup existed, each once (folded).
+-- The same per day, for buckets of a day or more: a month of one user is 30 rows instead of 720. Fed by the hourly
+-- rollup's own inserts (a view on a view's target table), so the record is read once per insert.
+CREATE TABLE IF NOT EXISTS warden.usage_daily
+(
+    dimension LowCardinality(String),
+    value String,
+    day DateTime('UTC'),
+    requests SimpleAggregateFunction(sum, UInt64),
+    errors SimpleAggregateFunction(sum, UInt64),
+    input_tokens SimpleAggregateFunction(sum, UInt64),
+    output_tokens SimpleAggregateFunction(sum, UInt64),
+    cached_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_write_tokens SimpleAggregateFunction(sum, UInt64),
+    reasoning_tokens SimpleAggregateFunction(sum, UInt64),
+    cost_usd SimpleAggregateFunction(sum, Float64),
+    unpriced SimpleAggregateFunction(sum, UInt64),
+    estimated SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(day)
+ORDER BY (dimension, day, value);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS warden.usage_daily_mv TO warden.usage_daily AS
+SELECT dimension, value, toStartOfDay(at) AS day, sum(n) AS requests, sum(failed) AS errors,
+    sum(prompt) AS input_tokens, sum(answer) AS output_tokens, sum(cached) AS cached_tokens,
+    sum(written) AS cache_write_tokens, sum(reasoning) AS reasoning_tokens, sum(usd) AS cost_usd,
+    sum(unknown) AS unpriced, sum(guessed) AS estimated
+FROM (
+    -- Renamed: an alias equal to a source column's name would make the aggregate read itself.
+    SELECT dimension, value, hour AS at, requests AS n, errors AS failed, input_tokens AS prompt,
+        output_tokens AS answer, cached_tokens AS cached, cache_write_tokens AS written,
+        reasoning_tokens AS reasoning, cost_usd AS usd, unpriced AS unknown, estimated AS guessed
+    FROM warden.usage_hourly
+)
+GROUP BY dimension, value, day;
+
+-- Backfill: the interactions that ended before the rollup existed, each once (folded); the daily rollup
+-- takes them from the hourly one's insert.
 INSERT INTO warden.usage_hourly
 SELECT pair.1 AS dimension, pair.2 AS value, toStartOfHour(at) AS hour, count() AS requests,
     countIf(code >= 400) AS errors, sum(ifNull(prompt, 0)) AS input_tokens, sum(ifNull(answer, 0)) AS output_tokens,

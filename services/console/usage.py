@@ -1,8 +1,9 @@
 """``GET /api/usage``: tokens, requests, errors and cost per group and time bucket, for analysts and the usage page.
 
-Answered from ``warden.usage_hourly`` (migration 005), a rollup the store fills on every insert into the record: one
-row per (attribution column, value, hour), so a question over a month reads a few thousand rows however many
-interactions there were. Hours are the rollup's grain: ``since`` is taken back to the start of its hour and
+Answered from the rollups of migration 005, which the store fills on every insert into the record: one row per
+(attribution column, value, hour) in ``warden.usage_hourly``, per day in ``warden.usage_daily``, so a question reads
+rows per group and bucket however many interactions there were. Buckets of an hour read the hourly rollup, longer
+ones the daily one. The rollup's grain bounds the range: ``since`` is taken back to the start of its hour (day) and
 ``until`` on to the end of its own, and the answer says the range it covers.
 """
 
@@ -23,11 +24,12 @@ from services.console.queries import InvalidQuery, iso_utc
 GroupBy = Literal["agent_id", "user_id", "model", "profile_id", "provider"]
 GROUP_BY: tuple[str, ...] = ("agent_id", "user_id", "model", "profile_id", "provider")
 INTERVALS = {
-    "hour": "hour",
-    "day": "toStartOfDay(hour)",
-    "week": "toDateTime(toMonday(hour), 'UTC')",
-    "month": "toDateTime(toStartOfMonth(hour), 'UTC')",
+    "hour": "{at}",
+    "day": "{at}",
+    "week": "toDateTime(toMonday({at}), 'UTC')",
+    "month": "toDateTime(toStartOfMonth({at}), 'UTC')",
 }
+"""A bucket's start from the rollup's time column (its hour, or its day for the longer buckets)."""
 _HOURS = {"hour": 1, "day": 24, "week": 24 * 7, "month": 24 * 31}
 MAX_BUCKETS = 2000
 """Buckets per group in one answer (``interval`` too fine for the range beyond it is a 400)."""
@@ -59,13 +61,17 @@ def _time(name: str, value: str | None) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _hour_floor(t: datetime) -> datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
+def _floor(t: datetime, grain: timedelta) -> datetime:
+    floor = t.replace(minute=0, second=0, microsecond=0)
+    return floor.replace(hour=0) if grain == _DAY else floor
 
 
-def _hour_ceil(t: datetime) -> datetime:
-    floor = _hour_floor(t)
-    return floor if floor == t else floor + timedelta(hours=1)
+def _ceil(t: datetime, grain: timedelta) -> datetime:
+    floor = _floor(t, grain)
+    return floor if floor == t else floor + grain
+
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
 
 
 class UsageQuery:
@@ -83,16 +89,20 @@ class UsageQuery:
         self.group_by = group_by
         until = _time("until", params.get("until")) or (now or datetime.now(UTC))
         since = _time("since", params.get("since")) or until - DEFAULT_RANGE
-        self.since, self.until = _hour_floor(since), _hour_ceil(until)
-        if self.until <= self.since:
+        if until <= since:
             raise InvalidQuery("since must be before until")
-        hours = (self.until - self.since) / timedelta(hours=1)
+        hours = (until - since) / _HOUR
         interval = params.get("interval") or ("hour" if hours <= 48 else "day" if hours <= 24 * 92 else "week")
         if interval not in INTERVALS:
             raise InvalidQuery(f"interval must be one of {', '.join(INTERVALS)}")
         if math.ceil(hours / _HOURS[interval]) > MAX_BUCKETS:
             raise InvalidQuery(f"more than {MAX_BUCKETS} {interval}s between since and until: choose a longer interval")
         self.interval = interval
+        grain = _HOUR if interval == "hour" else _DAY
+        self.table, self.time_column = (
+            ("warden.usage_hourly", "hour") if grain == _HOUR else ("warden.usage_daily", "day")
+        )
+        self.since, self.until = _floor(since, grain), _ceil(until, grain)
         groups = params.get("limit", str(DEFAULT_GROUPS))
         if not groups.isdigit() or not 1 <= int(groups) <= MAX_GROUPS:
             raise InvalidQuery(f"limit must be a number of groups from 1 to {MAX_GROUPS}")
@@ -100,11 +110,16 @@ class UsageQuery:
 
     def sql(self) -> tuple[str, dict[str, Any]]:
         """The buckets of the groups that cost most over the range (then the busiest), in one statement."""
-        where = "dimension = {dimension:String} AND hour >= {since:DateTime('UTC')} AND hour < {until:DateTime('UTC')}"
+        at, table = self.time_column, self.table
+        where = (
+            f"dimension = {{dimension:String}} AND {at} >= {{since:DateTime('UTC')}} "
+            f"AND {at} < {{until:DateTime('UTC')}}"
+        )
         sums = ", ".join(f"sum({m}) AS {m}" for m in MEASURES)
+        bucket = INTERVALS[self.interval].format(at=at)
         sql = (
-            f"SELECT value, {INTERVALS[self.interval]} AS bucket, {sums} FROM warden.usage_hourly "
-            f"WHERE {where} AND value IN (SELECT value FROM warden.usage_hourly WHERE {where} GROUP BY value "
+            f"SELECT value, {bucket} AS bucket, {sums} FROM {table} "
+            f"WHERE {where} AND value IN (SELECT value FROM {table} WHERE {where} GROUP BY value "
             "ORDER BY sum(cost_usd) DESC, sum(requests) DESC, value LIMIT {groups:UInt32}) "
             "GROUP BY value, bucket ORDER BY value, bucket"
         )

@@ -134,9 +134,12 @@ async def scenario(store: Store, seed: int, count: int) -> dict[str, Any]:
                     "limit": "500",
                 }
             )
-    # A range that starts and ends within hours: the whole hours are answered, and said.
+    # A range that starts and ends within hours (days): the whole hours (days) are answered, and said.
     answers["inner"] = await api.usage(
-        {"group_by": "model", "interval": "day", "since": "2026-03-14T09:30:00Z", "until": "2026-03-14T10:10:00Z"}
+        {"group_by": "model", "interval": "hour", "since": "2026-03-14T09:30:00Z", "until": "2026-03-14T10:10:00Z"}
+    )
+    answers["inner_days"] = await api.usage(
+        {"group_by": "model", "interval": "day", "since": "2026-03-15T09:30:00Z", "until": "2026-03-15T10:10:00Z"}
     )
     answers["top"] = await api.usage(
         {"group_by": "model", "since": START.isoformat(), "until": "2026-03-17T09:00:00Z", "limit": "1"}
@@ -174,7 +177,11 @@ def test_usage_groups_every_interaction_once_in_its_bucket(answers, group_by, in
     want = expected(seen, group_by, _floor(interval))
     got = answers[f"{group_by}/{interval}"]
     assert (got["group_by"], got["interval"]) == (group_by, interval)
-    assert got["since"] == "2026-03-14T09:00:00Z" and got["until"] == "2026-03-17T09:00:00Z"
+    # Hour buckets read the hourly rollup, day buckets the daily one: the range is whole hours, or whole days.
+    if interval == "hour":
+        assert (got["since"], got["until"]) == ("2026-03-14T09:00:00Z", "2026-03-17T09:00:00Z")
+    else:
+        assert (got["since"], got["until"]) == ("2026-03-14T00:00:00Z", "2026-03-18T00:00:00Z")
     assert {g["group"] for g in got["groups"]} == set(want)
     for group in got["groups"]:
         buckets = {b["start"]: b for b in group["buckets"]}
@@ -187,12 +194,17 @@ def test_usage_groups_every_interaction_once_in_its_bucket(answers, group_by, in
     assert costs == sorted(costs, reverse=True)
 
 
-def test_a_range_within_hours_answers_the_whole_hours_and_says_so(answers):
+def test_a_range_within_hours_answers_the_whole_hours_or_days_and_says_so(answers):
+    pairs = events(15, 400)
     inner = answers["inner"]
     assert (inner["since"], inner["until"]) == ("2026-03-14T09:00:00Z", "2026-03-14T11:00:00Z")
-    pairs = events(15, 400)
     in_range = [r for _, r in pairs if START <= r.started_at < START + timedelta(hours=2)]
     assert sum(g["totals"]["requests"] for g in inner["groups"]) == len(in_range) > 0
+    days = answers["inner_days"]
+    assert (days["since"], days["until"]) == ("2026-03-15T00:00:00Z", "2026-03-16T00:00:00Z")
+    day = datetime(2026, 3, 15, tzinfo=UTC)
+    in_day = [r for _, r in pairs if day <= r.started_at < day + timedelta(days=1)]
+    assert sum(g["totals"]["requests"] for g in days["groups"]) == len(in_day) > 0
 
 
 def test_limit_keeps_the_groups_that_cost_most(answers):
