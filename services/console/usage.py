@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from plumbing.store.base import Store
 from schemas.errors import error_json
+from services.console.api import parse_time
 from services.console.queries import InvalidQuery, iso_utc
 
 GroupBy = Literal["agent_id", "user_id", "model", "profile_id", "provider"]
@@ -51,16 +52,6 @@ MEASURES = (
 not in ``cost_usd``); ``estimated``: answers whose tokens Warden counted (a stream that reported none)."""
 
 
-def _time(name: str, value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidQuery(f"{name} must be an ISO 8601 time") from exc
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _floor(t: datetime, grain: timedelta) -> datetime:
     floor = t.replace(minute=0, second=0, microsecond=0)
     return floor.replace(hour=0) if grain == _DAY else floor
@@ -87,8 +78,8 @@ class UsageQuery:
         if group_by not in GROUP_BY:
             raise InvalidQuery(f"group_by must be one of {', '.join(GROUP_BY)}")
         self.group_by = group_by
-        until = _time("until", params.get("until")) or (now or datetime.now(UTC))
-        since = _time("since", params.get("since")) or until - DEFAULT_RANGE
+        until = parse_time("until", params.get("until") or None) or (now or datetime.now(UTC))
+        since = parse_time("since", params.get("since") or None) or until - DEFAULT_RANGE
         if until <= since:
             raise InvalidQuery("since must be before until")
         hours = (until - since) / _HOUR
