@@ -16,7 +16,7 @@ from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, TieredPrices
 from pydantic import BaseModel, ConfigDict, Field
 
-from plumbing.bounded import BoundedDict
+from plumbing.bounded import BoundedDict, CacheBudget
 
 CATALOGUE = f"genai-prices {genai_prices.__version__}"
 BUILTIN_CATALOGUE_PROVIDERS: dict[str, str] = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
@@ -86,14 +86,18 @@ class Catalogue:
     """Rates by (Warden provider slug, model name as requested)."""
 
     def __init__(
-        self, configured: dict[str, ModelPrices] | None = None, price_providers: dict[str, str] | None = None
+        self,
+        configured: dict[str, ModelPrices] | None = None,
+        price_providers: dict[str, str] | None = None,
+        cache_budget: CacheBudget | None = None,
     ) -> None:
         """``configured``: prices by ``provider/model`` (``*/model`` for a model at any provider), over the
-        catalogue; ``price_providers``: provider slug → the catalogue provider id to price it as."""
+        catalogue; ``price_providers``: provider slug → the catalogue provider id to price it as; ``cache_budget``:
+        the bytes the memo of lookups draws on (the process's cache budget by default)."""
         self._configured = {key: configured_rates(prices) for key, prices in (configured or {}).items()}
         self._providers = {**BUILTIN_CATALOGUE_PROVIDERS, **(price_providers or {})}
         self._snapshot = data_snapshot.get_snapshot()
-        self._models: BoundedDict[Rates | ModelInfo | str] = BoundedDict()
+        self._models: BoundedDict[Rates | ModelInfo | str] = BoundedDict(budget=cache_budget)
         """By (provider, model): the rates when they do not change over time, else the catalogue's model (its
         prices resolved at each interaction's time), or why there is no price."""
 
