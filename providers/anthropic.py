@@ -56,12 +56,12 @@ def usage(raw: Any) -> Usage:
     if not found:
         return Usage()
     cache_read = as_int(found.get("cache_read_input_tokens"))
+    cache_write = as_int(found.get("cache_creation_input_tokens"))
     return Usage(
-        input_tokens=sum_tokens(
-            as_int(found.get("input_tokens")), as_int(found.get("cache_creation_input_tokens")), cache_read
-        ),
+        input_tokens=sum_tokens(as_int(found.get("input_tokens")), cache_write, cache_read),
         output_tokens=as_int(found.get("output_tokens")),
         cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 

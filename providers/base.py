@@ -68,6 +68,11 @@ class ProviderAdapter(ABC):
         ``usage.input_tokens`` counts every prompt token, cached ones included (``cached_tokens`` says how many were
         read from a cache); ``finish_reason`` is the provider's own word for it."""
 
+    def stream_reports_usage(self, route: str, body: Any) -> bool:
+        """Whether a streamed answer to the request ``body`` (parsed) carries the provider's token usage; when it
+        does not, the record's tokens and cost are estimated."""
+        return True
+
     @abstractmethod
     def stream_view(self, route: str, stream: bytes) -> CompletionView:
         """A streamed answer (the whole event stream as the client got it) in the common view; ``finish_reason`` is

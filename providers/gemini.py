@@ -119,15 +119,14 @@ def usage(raw: Any) -> Usage:
     found = as_dict(raw)
     if not found:
         return Usage()
+    thoughts = as_int(_field(found, "thoughtsTokenCount", "thoughts_token_count"))
     return Usage(
         input_tokens=sum_tokens(
             as_int(_field(found, "promptTokenCount", "prompt_token_count")),
             as_int(_field(found, "toolUsePromptTokenCount", "tool_use_prompt_token_count")),
         ),
-        output_tokens=sum_tokens(
-            as_int(_field(found, "candidatesTokenCount", "candidates_token_count")),
-            as_int(_field(found, "thoughtsTokenCount", "thoughts_token_count")),
-        ),
+        output_tokens=sum_tokens(as_int(_field(found, "candidatesTokenCount", "candidates_token_count")), thoughts),
+        reasoning_tokens=thoughts,
         cached_tokens=as_int(_field(found, "cachedContentTokenCount", "cached_content_token_count")),
     )
 

@@ -67,6 +67,14 @@ class OpenAIAdapter(ProviderAdapter):
         model = body.get("model")
         return RequestMeta(model=model if isinstance(model, str) else "", stream=body.get("stream") is True)
 
+    def stream_reports_usage(self, route: str, body: Any) -> bool:
+        """Chat completions (and legacy completions) stream usage only when asked with
+        ``stream_options.include_usage``; the Responses API always ends with it."""
+        if api_of(route) not in (Api.CHAT, Api.OTHER) or not isinstance(body, dict):
+            return True
+        options = body.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
+
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         return openai_chat.error_payload(message, kind, kind)
 

@@ -46,6 +46,7 @@ def usage(raw: Any) -> Usage:
         input_tokens=as_int(raw.get("prompt_tokens")),
         output_tokens=as_int(raw.get("completion_tokens")),
         cached_tokens=as_int(details.get("cached_tokens")),
+        reasoning_tokens=as_int(as_dict(raw.get("completion_tokens_details")).get("reasoning_tokens")),
     )
 
 

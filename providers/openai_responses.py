@@ -56,6 +56,7 @@ def usage(raw: Any) -> Usage:
         input_tokens=as_int(raw.get("input_tokens")),
         output_tokens=as_int(raw.get("output_tokens")),
         cached_tokens=as_int(details.get("cached_tokens")),
+        reasoning_tokens=as_int(as_dict(raw.get("output_tokens_details")).get("reasoning_tokens")),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, Field, PrivateAttr
 
 from schemas import topics
+from schemas.cost import Cost
 from schemas.view import ConversationView, ToolCall, Usage
 
 SCHEMA_VERSION = 1
@@ -96,6 +97,8 @@ class ResponseEvent(Attribution):
     response_body: str = ""
     """The response as the client received it (for a stream, the event stream text)."""
     usage: Usage = Field(default_factory=Usage)
+    cost: Cost = Field(default_factory=Cost)
+    """What the answer cost, priced at the ingress from ``usage`` (unknown when no price or no usage)."""
     finished_at: datetime
     latency_ms: float
     ttft_ms: float | None = None

@@ -64,9 +64,20 @@ class ToolDefinition(BaseModel):
 
 
 class Usage(BaseModel):
+    """Token counts as the provider reported them, in one shape for every provider. ``input_tokens`` counts every
+    prompt token (read from a cache and written to one included), ``output_tokens`` every generated one (reasoning
+    included); the other counts are parts of those, priced at their own rates."""
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
+    """Prompt tokens read from the provider's cache."""
+    cache_write_tokens: int | None = None
+    """Prompt tokens written to the provider's cache (Anthropic's ``cache_creation_input_tokens``)."""
+    reasoning_tokens: int | None = None
+    """Output tokens spent reasoning (OpenAI's ``reasoning_tokens``, Gemini's ``thoughtsTokenCount``)."""
+    estimated: bool = False
+    """The provider reported no usage: the counts were estimated by counting tokens with a tokenizer."""
 
 
 class ConversationView(BaseModel):

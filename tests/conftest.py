@@ -49,6 +49,14 @@ def fake_compatible() -> Iterator[FakeUpstream]:
         yield fake
 
 
+CONFIGURED_PRICES = {
+    # A custom provider's own model, which no catalogue knows.
+    f"{CUSTOM_PROVIDER}/llama-3.1-8b": {"input_mtok": 0.2, "output_mtok": 0.6, "cache_read_mtok": 0.05},
+    # A negotiated rate for a model the catalogue prices otherwise: the configured price wins.
+    "openai/gpt-4.1-nano": {"input_mtok": 7, "output_mtok": 11, "cache_read_mtok": 3, "reasoning_mtok": 13},
+}
+
+
 @pytest.fixture(scope="session")
 def warden(
     tmp_path_factory: pytest.TempPathFactory,
@@ -69,6 +77,7 @@ def warden(
         agent_label_cap=100_000,
         metrics_label_cap=100_000,
         master_key=MASTER_KEY,
+        prices=CONFIGURED_PRICES,
     ).start()
     yield server
     server.stop()

@@ -25,6 +25,7 @@ from services.console.app import console_app
 from services.console.keys_api import KeysApi
 from services.console.profiles_api import ProfilesApi
 from services.console.quarantines_api import QuarantinesApi
+from services.console.usage import UsageApi
 from services.console.viewer import Viewer
 from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
@@ -135,6 +136,7 @@ def console(
         *ProfilesApi(config.profiles, lambda: url, lambda: providers, ring).routes(),
         *KeysApi(config.keys, config.profiles, ring).routes(),
         *QuarantinesApi(config.quarantines).routes(),
+        *UsageApi(store).routes(),
         *viewer.routes(),
     ]
     return AnswerRefusals(viewer.wrap(console_app(routes, registry, access, settings.metrics_require_token)))

@@ -16,7 +16,8 @@ from services.console.queries import InteractionFilter, InvalidQuery
 _BOOL = {"true": True, "1": True, "false": False, "0": False}
 
 
-def _time(name: str, value: str | None) -> datetime | None:
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """A query parameter's ISO 8601 time in UTC (one without a zone is taken as UTC); None when absent."""
     if value is None:
         return None
     try:
@@ -44,8 +45,8 @@ def parse_filter(params: dict[str, str]) -> InteractionFilter:
         blocked=None if blocked is None else _BOOL[blocked],
         violation_category=params.get("violation_category"),
         min_severity=params.get("min_severity"),
-        since=_time("since", params.get("since")),
-        until=_time("until", params.get("until")),
+        since=parse_time("since", params.get("since")),
+        until=parse_time("until", params.get("until")),
         limit=int(limit),
         cursor=params.get("cursor") or None,
     )

@@ -54,6 +54,8 @@ _SUMMARY_COLUMNS = (
     "error",
     "aborted",
     "untrusted_since",
+    "cost_usd",
+    "cost_estimated",
 )
 _BODY_COLUMNS = (
     "request_received",
@@ -63,9 +65,18 @@ _BODY_COLUMNS = (
     "tool_calls",
     "blocked_tool_calls",
     "response_decisions",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_input_usd",
+    "cost_cached_usd",
+    "cost_cache_write_usd",
+    "cost_output_usd",
+    "cost_reasoning_usd",
+    "cost_note",
 )
 _DETAIL_COLUMNS = ("auth", "key_prefix")
 """Columns only the detail shows (the list's copies do not carry them)."""
+_COST_PARTS = ("input", "cached", "cache_write", "output", "reasoning")
 _FOLD = {
     "user_id": "any",
     "session_id": "any",
@@ -395,6 +406,17 @@ def present(row: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": out.pop("output_tokens", None),
         "cached_tokens": out.pop("cached_tokens", None),
     }
+    # The detail has the counts priced apart and the cost's parts; a list row only the total.
+    for column in ("cache_write_tokens", "reasoning_tokens"):
+        if column in out:
+            out["usage"][column] = out.pop(column)
+    cost: dict[str, Any] = {"usd": out.pop("cost_usd", None), "estimated": bool(out.pop("cost_estimated", None))}
+    for part in _COST_PARTS:
+        if f"cost_{part}_usd" in out:
+            cost[f"{part}_usd"] = out.pop(f"cost_{part}_usd")
+    if "cost_note" in out:
+        cost["note"] = out.pop("cost_note")
+    out["cost"] = cost
     return out
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
+import orjson
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -32,6 +33,7 @@ from services.console.access import SESSION_COOKIE, Access, Verdict, bearer
 from services.console.api import InteractionsApi, parse_filter
 from services.console.queries import InvalidQuery
 from services.console.transcript import pretty, read_answer, read_request
+from services.console.usage import GROUP_BY, INTERVALS, UsageQuery
 
 HERE = Path(__file__).resolve().parent
 SEEN_LIMIT = 200
@@ -63,7 +65,7 @@ FILTERS = (
 )
 STATUS_CHOICES = ("2xx", "4xx", "5xx", "error", "in_flight")
 _SEEN_COLUMNS = ("agent_id", "user_id", "profile_id", "provider", "model")
-_PAGES = ("/logs", "/profiles")
+_PAGES = ("/logs", "/profiles", "/usage")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -146,6 +148,15 @@ def arguments(value: Any, where: str = "request") -> str:
     return "" if value is None or value == "" else clip(pretty(value), where)
 
 
+def usd(value: float | None) -> str:
+    """A cost for display: unknown as a dash (never $0), small amounts with the digits that matter."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}".rstrip("0")
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -162,6 +173,7 @@ def _environment() -> jinja2.Environment:
         when=lambda value: (value or "")[:19].replace("T", " "),
         ms=lambda value: "—" if value is None else f"{value:,.0f} ms",
         count=lambda value: "—" if value is None else f"{value:,}",
+        usd=usd,
         severity=lambda rank: _SEVERITY_NAMES.get(rank, str(rank)),
     )
     return env
@@ -185,6 +197,7 @@ class Viewer:
             Route("/logs", self.logs, methods=["GET"]),
             Route("/logs/{interaction_id}", self.detail, methods=["GET"]),
             Route("/profiles", self.profiles, methods=["GET"]),
+            Route("/usage", self.usage_page, methods=["GET"]),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -300,6 +313,33 @@ class Viewer:
 
     async def profiles(self, _: Request) -> Response:
         return self.render("profiles.html")
+
+    # -- /usage --------------------------------------------------------------------------------------------------
+
+    async def usage_page(self, request: Request) -> Response:
+        params = {k: v.strip() for k, v in request.query_params.items() if v.strip()}
+        params.setdefault("group_by", "agent_id")
+        error, answer, query = None, None, None
+        try:
+            query = UsageQuery(params)
+            answer = query.answer(await self.store.select(*query.sql()))
+        except InvalidQuery as exc:
+            error = str(exc)
+        return self.render(
+            "usage.html",
+            status=400 if error else 200,
+            error=error,
+            usage=answer,
+            usage_json=orjson.dumps(answer).decode().replace("<", "\\u003c") if answer else "",
+            query={
+                "group_by": params["group_by"],
+                "since": query.since.isoformat() if query else params.get("since"),
+                "until": query.until.isoformat() if query else params.get("until"),
+                "interval": query.interval if query else params.get("interval"),
+            },
+            group_choices=GROUP_BY,
+            interval_choices=tuple(INTERVALS),
+        )
 
     # -- /login, /logout -----------------------------------------------------------------------------------------
 

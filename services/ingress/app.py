@@ -36,6 +36,7 @@ from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
 from services.ingress.upstreams import Upstream, configured_upstreams
+from services.pricing.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 _JSON = [(b"content-type", b"application/json")]
@@ -59,7 +60,9 @@ class Ingress:
     ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
-        self.recorder = Recorder(bus, metrics, settings.max_recorded_body_bytes)
+        self.recorder = Recorder(
+            bus, metrics, settings.max_recorded_body_bytes, Catalogue(settings.prices, settings.price_providers)
+        )
         self.profiles = profiles
         self.keys = keys if keys is not None else KeyIndex(None, keyring)
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
@@ -90,6 +93,7 @@ class Ingress:
         )
 
     async def shutdown(self) -> None:
+        await self.recorder.drain()
         if self._session is not None:
             await self._session.close()
 
@@ -212,7 +216,10 @@ class Ingress:
         self.recorder.request(
             ex, recorded, sent if sent is not body else None, enforcement.untrusted_since if enforcement else None, view
         )
-        # An exchange can last minutes (a stream): from here only the body to forward is kept, and only until sent.
+        if ex.stream and not adapter.stream_reports_usage(route.upstream_path, parsed):
+            self.recorder.keep_for_estimate(ex, sent)
+        # An exchange can last minutes (a stream): from here only the body to forward is kept, and only until sent
+        # (and, for a stream that will report no usage, up to the record's size of it, to count its tokens).
         outgoing = [sent]
         del body, sent, recorded, parsed, view
         await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)

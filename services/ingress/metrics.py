@@ -45,6 +45,18 @@ class IngressMetrics:
         self.tokens = Counter(
             "llm_tokens_total", "Tokens reported by the upstream", (*labels, "type"), registry=registry
         )
+        self.cost = Counter(
+            "llm_cost_usd",
+            "What the answers cost in USD, priced from the upstream's reported tokens",
+            labels,
+            registry=registry,
+        )
+        self.unpriced = Counter(
+            "llm_unpriced_requests",
+            "Answers whose cost is unknown (no price for the model, or no usage reported)",
+            labels,
+            registry=registry,
+        )
         self.blocked_tools = Counter(
             "llm_blocked_tools_total",
             "Tool calls blocked by a tool invocation policy",
@@ -85,6 +97,7 @@ class IngressMetrics:
         ttft_s: float | None,
         input_tokens: int | None,
         output_tokens: int | None,
+        cost_usd: float | None = None,
     ) -> None:
         # Keyed by the bounded values: the raw ones (a megabyte-long model name) would make the keys unbounded.
         key = (
@@ -97,7 +110,7 @@ class IngressMetrics:
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = self._children_for(*key)
-        requests, duration, ttft, input_counter, output_counter = children
+        requests, duration, ttft, input_counter, output_counter, cost, unpriced = children
         requests.inc()
         duration.observe(duration_s)
         if ttft_s is not None:
@@ -106,6 +119,10 @@ class IngressMetrics:
             input_counter.inc(input_tokens)
         if output_tokens:
             output_counter.inc(output_tokens)
+        if cost_usd is not None:
+            cost.inc(cost_usd)
+        elif status < 400:
+            unpriced.inc()
 
     def _children_for(self, provider: str, model: str, profile_id: str, agent_id: str, status: int) -> tuple:
         """The labelled series of one combination, looked up once: ``labels()`` costs more than the increment."""
@@ -119,4 +136,6 @@ class IngressMetrics:
             self.ttft.labels(provider, model, profile_id, agent),
             self.tokens.labels(provider, model, profile_id, agent, "input"),
             self.tokens.labels(provider, model, profile_id, agent, "output"),
+            self.cost.labels(provider, model, profile_id, agent),
+            self.unpriced.labels(provider, model, profile_id, agent),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,11 +14,15 @@ import orjson
 from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
+from schemas.cost import Cost
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
-from schemas.view import CompletionView, ConversationView
+from schemas.view import CompletionView, ConversationView, Usage
 from services.detection.credentials import scrub_credentials
 from services.ingress.metrics import IngressMetrics
 from services.ingress.policy.redaction import Redaction
+from services.pricing.catalogue import Catalogue
+from services.pricing.cost import cost_of
+from services.pricing.estimate import estimated_usage
 
 log = logging.getLogger(__name__)
 _TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
@@ -53,13 +58,28 @@ class Exchange:
     auth: str = ""
     key_prefix: str = ""
     decisions: list[PolicyDecision] = field(default_factory=list)
+    unmetered_prompt: bytes | None = None
+    """The request as forwarded (its first ``max_recorded_body_bytes``), kept only for a stream that will report no
+    usage, so its tokens can be counted when it ends."""
 
 
 class Recorder:
-    def __init__(self, bus: Bus, metrics: IngressMetrics, max_recorded_body_bytes: int) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        metrics: IngressMetrics,
+        max_recorded_body_bytes: int,
+        catalogue: Catalogue | None = None,
+    ) -> None:
         self._bus = bus
         self._metrics = metrics
         self._limit = max_recorded_body_bytes
+        self.catalogue = catalogue or Catalogue()
+        self._estimating: set[asyncio.Future[Usage]] = set()
+
+    def keep_for_estimate(self, ex: Exchange, sent: bytes) -> None:
+        """Keep what is needed to count the tokens of a request whose streamed answer will report none."""
+        ex.unmetered_prompt = sent if len(sent) <= self._limit else sent[: self._limit]
 
     def request(
         self,
@@ -113,8 +133,6 @@ class Recorder:
         if completion is None and status < 400 and body:
             completion = parse_completion(adapter, ex, body)
         completion = completion or CompletionView()
-        latency = finished - ex.started
-        ttft = None if ex.first_byte is None else ex.first_byte - ex.started
         event = ResponseEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
@@ -130,9 +148,9 @@ class Recorder:
             status=status,
             response_body=body_text(body, self._limit, body_size),
             usage=completion.usage,
-            finished_at=ex.started_at + timedelta(seconds=latency),
-            latency_ms=latency * 1000.0,
-            ttft_ms=None if ttft is None else ttft * 1000.0,
+            finished_at=ex.started_at + timedelta(seconds=finished - ex.started),
+            latency_ms=(finished - ex.started) * 1000.0,
+            ttft_ms=None if ex.first_byte is None else (ex.first_byte - ex.started) * 1000.0,
             finish_reason=completion.finish_reason,
             answer_text=completion.text,
             tool_calls=completion.tool_calls,
@@ -141,8 +159,41 @@ class Recorder:
             error=None if error is None else scrub_credentials(error),
             aborted=aborted,
         )
+        prompt, ex.unmetered_prompt = ex.unmetered_prompt, None
+        if prompt is not None and completion.usage.input_tokens is None and status < 400:
+            # The request is read here (the adapters' caches belong to this thread); counting its tokens takes
+            # milliseconds for a long prompt: done on a worker thread, the event published when the count is ready.
+            estimating = asyncio.get_running_loop().run_in_executor(
+                None, estimated_usage, ex.model, _prompt_view(adapter, ex.route, prompt), completion
+            )
+            self._estimating.add(estimating)
+            estimating.add_done_callback(lambda done: self._estimated(ex, event, done, finished))
+            return
+        self._priced(ex, event, finished)
+
+    def _estimated(self, ex: Exchange, event: ResponseEvent, done: asyncio.Future[Usage], finished: float) -> None:
+        self._estimating.discard(done)
+        failure = None if done.cancelled() else done.exception()
+        if not done.cancelled() and failure is None:
+            event.usage = done.result()
+        else:  # the usage stays unknown, and so does the cost
+            log.warning("could not count the tokens of an answer without usage", exc_info=failure)
+        self._priced(ex, event, finished)
+
+    async def drain(self) -> None:
+        """Wait for the token counts still running, so their events are published before the bus closes."""
+        while self._estimating:
+            await asyncio.gather(*self._estimating, return_exceptions=True)
+
+    def _priced(self, ex: Exchange, event: ResponseEvent, finished: float) -> None:
+        """Price the answer's usage, publish its event and count it."""
+        try:
+            event.cost = cost_of(self.catalogue, ex.provider, ex.model, event.usage, ex.started_at)
+        except Exception:  # a price that cannot be worked out leaves the cost unknown, never breaks the record
+            log.exception("could not price an answer")
+            event.cost = Cost(estimated=event.usage.estimated, note="the price could not be worked out")
         self._publish(topics.RESPONSES, ex.interaction_id, event)
-        blocked = blocked_tool_calls or []
+        blocked = event.blocked_tool_calls
         if blocked:
             metrics = self._metrics
             provider, profile = metrics.provider_label(ex.provider), metrics.profile_label(ex.profile_id)
@@ -152,11 +203,12 @@ class Recorder:
             model=ex.model,
             profile_id=ex.profile_id,
             agent_id=ex.agent_id,
-            status=status,
-            duration_s=latency,
-            ttft_s=ttft,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
+            status=event.status,
+            duration_s=finished - ex.started,
+            ttft_s=None if ex.first_byte is None else ex.first_byte - ex.started,
+            input_tokens=event.usage.input_tokens,
+            output_tokens=event.usage.output_tokens,
+            cost_usd=event.cost.usd,
         )
 
     def count_redactions(self, ex: Exchange, redactions: Iterable[Redaction]) -> None:
@@ -181,6 +233,15 @@ def parse_completion(adapter: ProviderAdapter, ex: Exchange, body: bytes) -> Com
     except Exception:  # an answer Warden cannot read is still proxied and recorded, only without usage
         log.debug("could not read the upstream answer", exc_info=True)
         return None
+
+
+def _prompt_view(adapter: ProviderAdapter, route: str, prompt: bytes) -> ConversationView | str:
+    """The request as forwarded, to count its tokens: its common view, or its text when it cannot be read (cut at the
+    record's limit, or not JSON)."""
+    try:
+        return adapter.request_view(route, orjson.loads(prompt))
+    except Exception:
+        return prompt.decode("utf-8", "ignore")
 
 
 def now() -> datetime:

@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from plumbing.settings import CommonSettings
 from providers.registry import BUILTIN_NAMES
+from services.pricing.catalogue import ModelPrices
 
 CONFIG_ENV = "WARDEN_CONFIG"
 _PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -79,6 +80,13 @@ class IngressSettings(CommonSettings):
     and in the replicated buckets; the oldest records go first."""
     history_ttl_s: float = 7 * 24 * 3600
     """Records of provider-held histories older than this are forgotten (a request continuing one is untrusted)."""
+    prices: dict[str, ModelPrices] = Field(default_factory=dict)
+    """Prices (USD per million tokens) by ``provider/model`` (``*/model``: at any provider), over the genai-prices
+    catalogue: a custom provider's models, negotiated rates. E.g. ``{"vllm/llama-3.1-8b": {"input_mtok": 0.1,
+    "output_mtok": 0.2}}``; ``cache_read_mtok``, ``cache_write_mtok`` and ``reasoning_mtok`` default to the input and
+    output rates."""
+    price_providers: dict[str, str] = Field(default_factory=dict)
+    """Which catalogue provider prices a custom provider's models (``{"mycloud": "groq"}``); by default its own name."""
 
     @field_validator("custom_providers")
     @classmethod

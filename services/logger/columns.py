@@ -267,6 +267,17 @@ INTERACTIONS: tuple[Column, ...] = (
     # How the request authenticated, and the prefix of the Warden key it used (migration 005).
     Column("auth", _ANY.format("LowCardinality(String)"), _both("auth", text)),
     Column("key_prefix", _ANY.format("String"), _both("key_prefix", text)),
+    # Spend: the counts priced apart, and what the ingress worked out the answer cost (NULL: unknown).
+    Column("cache_write_tokens", _LAST.format("UInt32"), _response("usage.cache_write_tokens", _count32)),
+    Column("reasoning_tokens", _LAST.format("UInt32"), _response("usage.reasoning_tokens", _count32)),
+    Column("cost_usd", _LAST.format("Float64"), _response("cost.usd", optional_number)),
+    Column("cost_input_usd", _LAST.format("Float64"), _response("cost.input_usd", optional_number)),
+    Column("cost_cached_usd", _LAST.format("Float64"), _response("cost.cached_usd", optional_number)),
+    Column("cost_cache_write_usd", _LAST.format("Float64"), _response("cost.cache_write_usd", optional_number)),
+    Column("cost_output_usd", _LAST.format("Float64"), _response("cost.output_usd", optional_number)),
+    Column("cost_reasoning_usd", _LAST.format("Float64"), _response("cost.reasoning_usd", optional_number)),
+    Column("cost_estimated", _LAST.format("UInt8"), _response("cost.estimated", flag)),
+    Column("cost_note", _LAST.format("String"), _response("cost.note", optional_text)),
 )
 
 

@@ -230,7 +230,13 @@ def test_detail_of_an_interaction_in_flight_and_after_its_response(warden):
         assert detail["in_flight"] is False and detail["status"] == 200
         assert detail["request_received"] == request["request_received"]
         assert detail["response_body"] == '{"choices":[]}' and detail["route"] == "/chat/completions"
-        assert detail["usage"] == {"input_tokens": 12, "output_tokens": 34, "cached_tokens": None}
+        assert detail["usage"] == {
+            "input_tokens": 12,
+            "output_tokens": 34,
+            "cached_tokens": None,
+            "cache_write_tokens": None,
+            "reasoning_tokens": None,
+        }
 
 
 def test_interactions_started_at_the_same_instant_are_paged_by_the_whole_key(warden):

@@ -1,4 +1,4 @@
-"""Migrations 003 and 004 on a store written before them, on both engines (chDB and a ClickHouse server): the read
+"""Migrations 003 to 006 on a store written before them, on both engines (chDB and a ClickHouse server): the read
 tables are backfilled from warden.interactions, so what was recorded before the upgrade reads the same after it
 (lists by agent, by user, by time with nothing fixed, the detail, the filter suggestions), and what is recorded after
 reaches them too.
@@ -107,7 +107,11 @@ def _violation(interaction_id: str) -> Any:
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(
     ("before", "applied"),
-    [(2, ["003_read_tables.sql", "004_newest_and_seen.sql"]), (3, ["004_newest_and_seen.sql"])],
+    [
+        (2, ["003_read_tables.sql", "004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql"]),
+        (3, ["004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql"]),
+        (4, ["005_auth.sql", "006_spend.sql"]),
+    ],
 )
 async def test_a_store_with_rows_from_before_the_read_tables_reads_the_same_after_them(
     tmp_path, engine, before, applied

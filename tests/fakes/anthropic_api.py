@@ -251,9 +251,9 @@ def _stop_reason(answer: Plan) -> str:
 
 def _usage(answer: Plan) -> dict[str, Any]:
     return {
-        "input_tokens": answer.input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": answer.uncached_input_tokens,
+        "cache_creation_input_tokens": answer.cache_write_tokens,
+        "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": answer.output_tokens,
     }
 

@@ -278,9 +278,13 @@ def _parts(answer: Plan) -> list[dict[str, Any]]:
 def _response(model: str, seq: int, parts: list[dict[str, Any]], answer: Plan, *, final: bool) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}}
     usage: dict[str, Any] = {"promptTokenCount": answer.input_tokens}
+    if answer.cached_tokens:
+        usage["cachedContentTokenCount"] = answer.cached_tokens
     if final:
         candidate["finishReason"] = "STOP"
-        usage["candidatesTokenCount"] = answer.output_tokens
+        usage["candidatesTokenCount"] = answer.output_tokens - answer.reasoning_tokens
+        if answer.reasoning_tokens:
+            usage["thoughtsTokenCount"] = answer.reasoning_tokens
         usage["totalTokenCount"] = answer.total_tokens
     else:
         # Before the last chunk only the prompt is counted.

@@ -13,6 +13,12 @@ Directives (anywhere in the text of the last input turn, removed from the echoed
 - ``[[chunks:N]]`` / ``[[chunks:N:DELAY]]``  stream the text in exactly N deltas, DELAY seconds apart
 - ``[[flood:BYTES]]``           pad the answer with BYTES more characters (streamed in deltas of 64 KiB)
 - ``[[endless]]``               stream deltas of 64 KiB for ever (streaming requests only)
+- ``[[cached:N]]``              N of the prompt's tokens were read from the provider's cache
+- ``[[cache_write:N]]``         N of the prompt's tokens were written to the cache (Anthropic reports these)
+- ``[[reasoning:N]]``           the model spent N more output tokens reasoning
+
+The usage counts prompt tokens the way OpenAI does (cached ones included); each provider module reports them in its
+own fields (Anthropic's ``input_tokens`` leaves the cache's out).
 
 A model whose name contains ``tool-call`` calls the first tool the request declares (or ``lookup``) unless the last
 turn is a tool result, so an agent loop ends after one round trip.
@@ -33,7 +39,8 @@ TOOL_MODEL_MARKER = "tool-call"
 DEFAULT_TOOL = "lookup"
 
 _DIRECTIVE = re.compile(
-    r"\[\[(tool|error|slow|stream_fail|stream_error|chunks|flood|endless)(?::(.*?))?\]\]", re.DOTALL
+    r"\[\[(tool|error|slow|stream_fail|stream_error|chunks|flood|endless|cached|cache_write|reasoning)(?::(.*?))?\]\]",
+    re.DOTALL,
 )
 FLOOD_DELTA = 64 * 1024
 _WORDS = re.compile(r"\s*\S+")
@@ -80,7 +87,9 @@ class Plan:
     text: str
     tool_calls: tuple[ToolCall, ...]
     input_tokens: int
+    """Every prompt token, those read from and written to the cache included."""
     output_tokens: int
+    """Every output token, reasoning included."""
     error_status: int | None = None
     slow: float = 0.0
     stream_fail: bool = False
@@ -89,6 +98,13 @@ class Plan:
     chunk_delay: float | None = None
     flood: bool = False
     endless: bool = False
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cached_tokens - self.cache_write_tokens
 
     @property
     def total_tokens(self) -> int:
@@ -146,6 +162,7 @@ def plan(turn: Turn) -> Plan:
     chunk_delay: float | None = None
     flood = 0
     endless = False
+    counts = {"cached": 0, "cache_write": 0, "reasoning": 0}
 
     for match in _DIRECTIVE.finditer(turn.prompt):
         name, argument = match.group(1), (match.group(2) or "").strip()
@@ -169,6 +186,8 @@ def plan(turn: Turn) -> Plan:
             flood = int(_number(argument, "flood"))
         elif name == "endless":
             endless = True
+        else:
+            counts[name] = int(_number(argument, name))
 
     cleaned = " ".join(_DIRECTIVE.sub(" ", turn.prompt).split())
     if not tool_calls and TOOL_MODEL_MARKER in turn.model and not turn.prompt_is_tool_result:
@@ -182,11 +201,15 @@ def plan(turn: Turn) -> Plan:
     if flood:
         text += "x" * flood
     output_tokens = word_count(text) + sum(1 + word_count(call.arguments_json) for call in tool_calls)
+    input_tokens = sum(word_count(part) for part in turn.input_texts) + counts["cached"] + counts["cache_write"]
     return Plan(
         text=text,
         tool_calls=tuple(tool_calls),
-        input_tokens=sum(word_count(part) for part in turn.input_texts),
-        output_tokens=max(output_tokens, 1),
+        input_tokens=input_tokens,
+        output_tokens=max(output_tokens, 1) + counts["reasoning"],
+        cached_tokens=counts["cached"],
+        cache_write_tokens=counts["cache_write"],
+        reasoning_tokens=counts["reasoning"],
         error_status=error_status,
         slow=slow,
         stream_fail=stream_fail,

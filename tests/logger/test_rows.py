@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from plumbing.store.base import Store
 from schemas import topics
+from schemas.cost import Cost
 from schemas.events import Evidence, PolicyDecision, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.view import ToolCall, Usage
 from tests.support.store_runner import run_on_chdb
@@ -73,6 +74,30 @@ VARIANTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"decisions": [PERMISSIVE, BLOCKED, REDACTION]}, {"status": 502, "error": "upstream unreachable: timeout"}),
     ({"agent_id": "", "user_id": "", "session_id": "", "model": ""}, {"aborted": True, "latency_ms": 0}),
     ({"started_at": STARTED.replace(microsecond=0)}, {"finished_at": STARTED + timedelta(microseconds=1)}),
+    (
+        {},
+        {
+            "usage": Usage(
+                input_tokens=900, output_tokens=70, cached_tokens=300, cache_write_tokens=100, reasoning_tokens=40
+            ),
+            "cost": Cost(
+                usd=0.0123,
+                input_usd=0.005,
+                cached_usd=0.001,
+                cache_write_usd=0.0013,
+                output_usd=0.003,
+                reasoning_usd=0.002,
+                note="genai-prices: gpt-4o",
+            ),
+        },
+    ),
+    (
+        {},
+        {
+            "usage": Usage(input_tokens=5, output_tokens=2, estimated=True),
+            "cost": Cost(estimated=True, note="no price"),
+        },
+    ),
     ({}, {"decisions": [BLOCKED], "tool_calls": CALLS[1:2], "blocked_tool_calls": CALLS[1:2]}),  # blocked late
 ]
 
@@ -267,6 +292,9 @@ def expected_interaction(request: RequestEvent | None, response: ResponseEvent |
         **dict.fromkeys(("output_tokens", "cached_tokens", "finish_reason", "response_body", "tool_calls")),
         **dict.fromkeys(("blocked_tool_calls", "response_decisions", "error", "aborted")),
         "blocked": 0,
+        **dict.fromkeys(("cache_write_tokens", "reasoning_tokens", "cost_usd", "cost_input_usd", "cost_cached_usd")),
+        **dict.fromkeys(("cost_cache_write_usd", "cost_output_usd", "cost_reasoning_usd", "cost_estimated")),
+        "cost_note": None,
     }
     if request is not None:
         row |= {
@@ -295,6 +323,12 @@ def expected_interaction(request: RequestEvent | None, response: ResponseEvent |
             "error": response.error,
             "aborted": int(response.aborted),
             "blocked": max(row["blocked"], int(bool(response.blocked_tool_calls))),
+            "cache_write_tokens": response.usage.cache_write_tokens,
+            "reasoning_tokens": response.usage.reasoning_tokens,
+            **{f"cost_{part}": getattr(response.cost, part) for part in ("usd", "note")},
+            **{f"cost_{part}_usd": getattr(response.cost, f"{part}_usd") for part in ("input", "cached", "output")},
+            **{f"cost_{part}_usd": getattr(response.cost, f"{part}_usd") for part in ("cache_write", "reasoning")},
+            "cost_estimated": int(response.cost.estimated),
         }
     return row
 

@@ -203,7 +203,14 @@ def test_completion_view_counts_cache_reads_and_writes_as_input():
     assert [(c.id, c.name, c.arguments) for c in view.tool_calls] == [
         ("toolu_01T1x", "get_weather", {"location": "San Francisco, CA"})
     ]
-    assert view.usage.model_dump() == {"input_tokens": 2142, "output_tokens": 57, "cached_tokens": 2000}
+    assert view.usage.model_dump() == {
+        "input_tokens": 2142,
+        "output_tokens": 57,
+        "cached_tokens": 2000,
+        "cache_write_tokens": 100,
+        "reasoning_tokens": None,
+        "estimated": False,
+    }
     assert view.finish_reason == "tool_use"
 
 
@@ -220,7 +227,14 @@ def test_stream_view_assembles_text_tool_input_and_final_usage():
         ("toolu_01T1x", "get_weather", {"location": "San Francisco, CA"})
     ]
     # message_delta's output tokens replace message_start's placeholder; its input counts stay.
-    assert view.usage.model_dump() == {"input_tokens": 2142, "output_tokens": 89, "cached_tokens": 2000}
+    assert view.usage.model_dump() == {
+        "input_tokens": 2142,
+        "output_tokens": 89,
+        "cached_tokens": 2000,
+        "cache_write_tokens": 100,
+        "reasoning_tokens": None,
+        "estimated": False,
+    }
     assert view.finish_reason == "tool_use"
 
 

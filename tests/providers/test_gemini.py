@@ -160,7 +160,14 @@ def test_completion_view_skips_thoughts_and_counts_them_as_output():
     view = ADAPTER.completion_view(GENERATE, RESPONSE)
     assert view.text == "Paris is cooler."
     assert [(c.id, c.name, c.arguments) for c in view.tool_calls] == [("call-7", "book_trip", {"city": "Rome"})]
-    assert view.usage.model_dump() == {"input_tokens": 120, "output_tokens": 42, "cached_tokens": 100}
+    assert view.usage.model_dump() == {
+        "input_tokens": 120,
+        "output_tokens": 42,
+        "cached_tokens": 100,
+        "cache_write_tokens": None,
+        "reasoning_tokens": 30,
+        "estimated": False,
+    }
     assert view.finish_reason == "STOP"
 
 
@@ -183,7 +190,14 @@ def test_stream_view_of_both_stream_shapes(stream):
     view = ADAPTER.stream_view(STREAM, stream)
     assert view.text == "Paris is cooler."
     assert [(c.id, c.name, c.arguments) for c in view.tool_calls] == [("book_trip#0", "book_trip", {"city": "Rome"})]
-    assert view.usage.model_dump() == {"input_tokens": 120, "output_tokens": 14, "cached_tokens": None}
+    assert view.usage.model_dump() == {
+        "input_tokens": 120,
+        "output_tokens": 14,
+        "cached_tokens": None,
+        "cache_write_tokens": None,
+        "reasoning_tokens": None,
+        "estimated": False,
+    }
     assert view.finish_reason == "STOP"
 
 

@@ -123,7 +123,14 @@ def test_completion_view_with_tool_calls_and_cached_tokens():
     view = ADAPTER.completion_view(ROUTE, COMPLETION)
     assert view.text == ""
     assert [(c.id, c.name, c.arguments) for c in view.tool_calls] == [("call_X", "book", {"city": "Rome", "nights": 2})]
-    assert view.usage.model_dump() == {"input_tokens": 1117, "output_tokens": 46, "cached_tokens": 1024}
+    assert view.usage.model_dump() == {
+        "input_tokens": 1117,
+        "output_tokens": 46,
+        "cached_tokens": 1024,
+        "cache_write_tokens": None,
+        "reasoning_tokens": 0,
+        "estimated": False,
+    }
     assert view.finish_reason == "tool_calls"
 
 

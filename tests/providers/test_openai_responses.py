@@ -149,7 +149,14 @@ def test_completion_view_of_a_response():
     assert [(c.id, c.name, c.arguments) for c in view.tool_calls] == [
         ("call_2", "get_forecast", {"city": "Paris", "day": 1})
     ]
-    assert view.usage.model_dump() == {"input_tokens": 328, "output_tokens": 52, "cached_tokens": 256}
+    assert view.usage.model_dump() == {
+        "input_tokens": 328,
+        "output_tokens": 52,
+        "cached_tokens": 256,
+        "cache_write_tokens": None,
+        "reasoning_tokens": 0,
+        "estimated": False,
+    }
     assert view.finish_reason == "completed"
 
 

@@ -41,7 +41,14 @@ def test_embeddings_inputs_are_user_messages_and_usage_is_input_only():
         "usage": {"prompt_tokens": 8, "total_tokens": 8},
     }
     completion = ADAPTER.completion_view("/embeddings", answer)
-    assert completion.usage.model_dump() == {"input_tokens": 8, "output_tokens": 0, "cached_tokens": None}
+    assert completion.usage.model_dump() == {
+        "input_tokens": 8,
+        "output_tokens": 0,
+        "cached_tokens": None,
+        "cache_write_tokens": None,
+        "reasoning_tokens": None,
+        "estimated": False,
+    }
     assert completion.text == "" and completion.tool_calls == []
     assert ADAPTER.request_view("/embeddings", {"model": "m", "input": "one"}).messages[0].text == "one"
 
