@@ -31,6 +31,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
+from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import Upstream, configured_upstreams
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Ingress:
         profiles: ProfileLookup,
         quarantines: QuarantineLookup | None = None,
         history: ProviderHistory | None = None,
+        traces: TraceStarter | None = None,
     ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
@@ -57,6 +59,7 @@ class Ingress:
         self.profiles = profiles
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self.history = history if history is not None else ProviderHistory()
+        self.traces = traces or TraceStarter(None)
         self._session: aiohttp.ClientSession | None = None
 
     def _provider_paths(self, provider: str) -> frozenset[str]:
@@ -111,6 +114,7 @@ class Ingress:
             profile_id=profile.id,
             route=route.upstream_path,
             method=scope["method"],
+            trace=self.traces.begin(scope["headers"]),
         )
         refused = refusal(scope)
         if refused is not None:
@@ -223,11 +227,15 @@ class Ingress:
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
         url = upstream.url(ex.route, scope.get("query_string", b""))
+        headers = upstream_headers(scope["headers"])
+        attempt = self.traces.attempt(ex.trace, headers)
+        if attempt is not None:
+            ex.attempts.append(attempt)
         try:
             response = await self._session.request(
                 ex.method,
                 url,
-                headers=upstream_headers(scope["headers"]),
+                headers=headers,
                 data=outgoing.pop() or None,
                 allow_redirects=False,
             )
@@ -237,6 +245,8 @@ class Ingress:
         except aiohttp.ClientError as exc:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream could not be reached: {exc}")
             return
+        if attempt is not None:
+            attempt.status = response.status
         try:
             if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
                 await self._stream(receive, send, ex, adapter, response, enforcement)

@@ -13,11 +13,12 @@ import orjson
 from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
-from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
+from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext
 from schemas.view import CompletionView, ConversationView
 from services.detection.credentials import scrub_credentials
 from services.ingress.metrics import IngressMetrics
 from services.ingress.policy.redaction import Redaction
+from services.ingress.tracecontext import OpenAttempt
 
 log = logging.getLogger(__name__)
 _TRUNCATED = "\n…[truncated by warden: {size} bytes in all]"
@@ -51,6 +52,9 @@ class Exchange:
     stream: bool = False
     first_byte: float | None = None
     decisions: list[PolicyDecision] = field(default_factory=list)
+    trace: TraceContext | None = None
+    attempts: list[OpenAttempt] = field(default_factory=list)
+    """The upstream requests, when tracing is on."""
 
 
 class Recorder:
@@ -84,6 +88,7 @@ class Recorder:
             request_sent=None if sent is None else body_text(sent, self._limit),
             decisions=list(ex.decisions),
             untrusted_since=untrusted_since,
+            trace=ex.trace,
         )
         if view is not None:
             event.attach_view(view)
@@ -111,6 +116,7 @@ class Recorder:
         completion = completion or CompletionView()
         latency = finished - ex.started
         ttft = None if ex.first_byte is None else ex.first_byte - ex.started
+        error = None if error is None else scrub_credentials(error)
         event = ResponseEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
@@ -132,8 +138,10 @@ class Recorder:
             tool_calls=completion.tool_calls,
             blocked_tool_calls=blocked_tool_calls or [],
             decisions=decisions or [],
-            error=None if error is None else scrub_credentials(error),
+            error=error,
             aborted=aborted,
+            trace=ex.trace,
+            upstream_attempts=[attempt.closed(ex.started, finished, error) for attempt in ex.attempts],
         )
         self._publish(topics.RESPONSES, ex.interaction_id, event)
         blocked = blocked_tool_calls or []
