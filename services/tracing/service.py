@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
@@ -30,8 +30,12 @@ GROUP = "warden-tracing"
 Event = RequestEvent | ResponseEvent | ViolationEvent
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000_000)
+    """Exact (a float's seconds would round the microseconds)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _remote(context: TraceContext, span_id: str | None) -> trace.Context | None:
