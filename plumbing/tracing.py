@@ -18,13 +18,14 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Counter
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "warden"
 """The service name when neither ``OTEL_SERVICE_NAME`` nor ``OTEL_RESOURCE_ATTRIBUTES`` gives one."""
 INSTRUMENTATION = "warden"
+CLOSE_TIMEOUT_S = 5.0
+"""At stop, how long the spans still queued may take to reach the collector."""
 
 
 def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -43,10 +46,42 @@ def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
     return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
 
-def env_sampler() -> Sampler:
-    """The sampler ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` name (``parentbased_always_on`` by default),
-    as the SDK reads them."""
-    return TracerProvider(shutdown_on_exit=False).sampler
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """The standard samplers (``OTEL_TRACES_SAMPLER``: ``always_on``, ``always_off``, ``traceidratio`` and their
+    ``parentbased_`` forms, ``OTEL_TRACES_SAMPLER_ARG`` the ratio) decided the way the SDK decides them, in a few
+    operations: the SDK's sampler objects cost more per call than the rest of the ingress's tracing together."""
+
+    follow_parent: bool = True
+    ratio: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Sampling:
+        name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+        follow = name.startswith("parentbased_")
+        base = name.removeprefix("parentbased_")
+        if base == "always_on":
+            return cls(follow, 1.0)
+        if base == "always_off":
+            return cls(follow, 0.0)
+        if base == "traceidratio":
+            try:
+                ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+            except ValueError:
+                ratio = 1.0  # as the SDK does with an unreadable ratio
+            return cls(follow, min(max(ratio, 0.0), 1.0))
+        log.warning("OTEL_TRACES_SAMPLER=%s is not one Warden knows: parentbased_always_on instead", name)
+        return cls()
+
+    def sampled(self, trace_id: int, parent_sampled: bool | None) -> bool:
+        """``parent_sampled``: the client's decision, None without a parent."""
+        if parent_sampled is not None and self.follow_parent:
+            return parent_sampled
+        # TraceIdRatioBased: the trace id's lower 64 bits below the ratio's share of them.
+        return (trace_id & _TRACE_ID_LIMIT) < round(self.ratio * (_TRACE_ID_LIMIT + 1))
+
+
+_TRACE_ID_LIMIT = (1 << 64) - 1
 
 
 class PresetIds(IdGenerator):
@@ -146,6 +181,9 @@ class SpanExport:
     def flush(self, timeout_s: float = 5.0) -> bool:
         return self._provider.force_flush(int(timeout_s * 1000))
 
-    def close(self) -> None:
-        """Export what is queued (within ``OTEL_BSP_EXPORT_TIMEOUT``), then stop the exporting thread."""
-        self._provider.shutdown()
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Export what is queued, then stop the exporting thread; a collector that does not take it within
+        ``timeout_s`` does not hold up the stop (the SDK itself would wait up to 30 s)."""
+        closing = threading.Thread(target=self._provider.shutdown, name="span-export-close", daemon=True)
+        closing.start()
+        closing.join(timeout_s)

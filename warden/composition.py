@@ -18,7 +18,7 @@ from plumbing.http_limits import AnswerRefusals
 from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.migrations import migrate
-from plumbing.tracing import SpanExport, env_sampler, tracing_enabled
+from plumbing.tracing import Sampling, SpanExport, tracing_enabled
 from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
@@ -74,7 +74,7 @@ def ingress(
         profiles=profiles or ProfileSnapshot(config.profiles),
         quarantines=config.quarantines.get,
         history=history,
-        traces=TraceStarter(env_sampler() if tracing_enabled() else None),
+        traces=TraceStarter(Sampling.from_env() if tracing_enabled() else None),
     )
 
 

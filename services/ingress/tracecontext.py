@@ -9,8 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler
-
+from plumbing.tracing import Sampling
 from schemas.events import TraceContext, UpstreamAttempt
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -68,19 +67,18 @@ class OpenAttempt:
 
 
 class TraceStarter:
-    """Starts or continues each interaction's trace; ``None`` sampler: tracing is off (nothing is added to the
+    """Starts or continues each interaction's trace; ``None`` sampling: tracing is off (nothing is added to the
     events and the client's trace headers pass upstream untouched, like any other header)."""
 
-    def __init__(self, sampler: Sampler | None) -> None:
-        self._sampler = sampler
-        self._follows_parent = isinstance(sampler, ParentBased)
+    def __init__(self, sampling: Sampling | None) -> None:
+        self._sampling = sampling
 
     @property
     def enabled(self) -> bool:
-        return self._sampler is not None
+        return self._sampling is not None
 
     def begin(self, headers: list[tuple[bytes, bytes]]) -> TraceContext | None:
-        if self._sampler is None:
+        if self._sampling is None:
             return None
         parent: Parent | None = None
         tracestate = ""
@@ -89,14 +87,10 @@ class TraceStarter:
                 parent = parse_traceparent(value.decode("latin-1"))
             elif name == _TRACESTATE_HEADER and len(value) <= _TRACESTATE_MAX:
                 tracestate = value.decode("latin-1").strip()
-        if parent is not None and self._follows_parent:
-            sampled = parent.sampled
-        else:
-            trace_id = parent.trace_id if parent is not None else new_trace_id()
-            result = self._sampler.should_sample(None, int(trace_id, 16), "interaction")
-            sampled = result.decision.is_sampled()
+        trace_id = parent.trace_id if parent is not None else new_trace_id()
+        sampled = self._sampling.sampled(int(trace_id, 16), parent.sampled if parent is not None else None)
         return TraceContext(
-            trace_id=parent.trace_id if parent is not None else trace_id,
+            trace_id=trace_id,
             span_id=new_span_id(),
             parent_span_id=parent.span_id if parent is not None else None,
             sampled=sampled,

@@ -3,10 +3,15 @@ and the upstream given a traceparent naming the attempt's own span (never the cl
 
 from __future__ import annotations
 
-import pytest
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+import random
 
+import pytest
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+from plumbing.tracing import Sampling
 from services.ingress.tracecontext import TraceStarter, parse_traceparent
+
+PARENT_BASED_OFF = Sampling(follow_parent=True, ratio=0.0)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -26,7 +31,7 @@ SPAN = "00f067aa0ba902b7"
 )
 def test_a_traceparent_that_must_be_ignored_starts_a_new_trace(value):
     assert parse_traceparent(value) is None
-    context = TraceStarter(ParentBased(ALWAYS_OFF)).begin([(b"traceparent", value.encode())])
+    context = TraceStarter(PARENT_BASED_OFF).begin([(b"traceparent", value.encode())])
     assert context is not None and context.parent_span_id is None and context.trace_id != TRACE
 
 
@@ -38,7 +43,7 @@ def test_a_later_version_is_read_for_its_known_fields():
 @pytest.mark.parametrize("flags", ["00", "01"])
 def test_a_parent_based_sampler_follows_the_client(flags):
     headers = [(b"traceparent", f"00-{TRACE}-{SPAN}-{flags}".encode()), (b"tracestate", b"vendor=abc")]
-    context = TraceStarter(ParentBased(ALWAYS_OFF)).begin(headers)
+    context = TraceStarter(PARENT_BASED_OFF).begin(headers)
     assert context is not None
     assert (context.trace_id, context.parent_span_id, context.tracestate) == (TRACE, SPAN, "vendor=abc")
     assert context.sampled is (flags == "01")
@@ -46,14 +51,14 @@ def test_a_parent_based_sampler_follows_the_client(flags):
 
 
 def test_without_a_parent_the_root_sampler_decides():
-    assert TraceStarter(ParentBased(ALWAYS_OFF)).begin([]).sampled is False
-    ratio = TraceStarter(TraceIdRatioBased(0.5))
+    assert TraceStarter(PARENT_BASED_OFF).begin([]).sampled is False
+    ratio = TraceStarter(Sampling(follow_parent=False, ratio=0.5))
     decisions = {ratio.begin([]).sampled for _ in range(200)}
     assert decisions == {True, False}
 
 
 def test_the_upstream_gets_the_attempts_span_and_the_clients_tracestate():
-    starter = TraceStarter(ParentBased(ALWAYS_OFF))
+    starter = TraceStarter(PARENT_BASED_OFF)
     context = starter.begin([(b"traceparent", f"00-{TRACE}-{SPAN}-01".encode()), (b"tracestate", b"k=v")])
     headers = [("traceparent", f"00-{TRACE}-{SPAN}-01"), ("Tracestate", "k=v"), ("x-api-key", "k")]
     attempt = starter.attempt(context, headers)
@@ -68,3 +73,24 @@ def test_tracing_off_leaves_everything_as_it_was():
     headers = [("traceparent", f"00-{TRACE}-{SPAN}-01")]
     assert starter.attempt(None, headers) is None
     assert headers == [("traceparent", f"00-{TRACE}-{SPAN}-01")]
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.01, 0.5, 0.999, 1.0])
+def test_the_ratio_is_decided_as_the_sdk_decides_it(ratio):
+    sdk, ours = TraceIdRatioBased(ratio), Sampling(follow_parent=False, ratio=ratio)
+    for _ in range(2000):
+        trace_id = random.getrandbits(128)
+        assert ours.sampled(trace_id, None) is sdk.should_sample(None, trace_id, "x").decision.is_sampled()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, Sampling(True, 1.0)),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, Sampling(False, 0.0)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, Sampling(True, 0.25)),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}, Sampling(False, 1.0)),
+    ],
+)
+def test_the_sampler_is_read_from_the_standard_variables(env, expected):
+    assert Sampling.from_env(env) == expected
