@@ -44,7 +44,7 @@ BUILD_TIMEOUT_S = 3600
 
 _CONFIG = """\
 service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  extensions: [jaeger_storage, jaeger_query]
   pipelines:
     traces:
       receivers: [otlp]
@@ -56,10 +56,6 @@ service:
     logs:
       level: info
 extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: "{host}:{health_port}"
   jaeger_query:
     storage:
       traces: memstore
@@ -136,7 +132,7 @@ class JaegerServer(ProcessService):
         self.config_path = self.workdir / "config.yaml"
         self._proc = None
         self._lock = threading.Lock()
-        self.otlp_port, self.query_port, self.health_port, self.query_grpc_port = (free_port() for _ in range(4))
+        self.otlp_port, self.query_port, self.query_grpc_port = (free_port() for _ in range(3))
 
     def __repr__(self) -> str:
         return f"Jaeger {JAEGER_VERSION} on {_HOST}:{self.otlp_port}"
@@ -156,7 +152,6 @@ class JaegerServer(ProcessService):
                 host=_HOST,
                 otlp_port=self.otlp_port,
                 query_port=self.query_port,
-                health_port=self.health_port,
                 query_grpc_port=self.query_grpc_port,
             )
         )
@@ -172,12 +167,15 @@ class JaegerServer(ProcessService):
 
     def _probe(self) -> str | None:
         try:
-            health = httpx.get(f"http://{_HOST}:{self.health_port}/status", timeout=2)
-            services = httpx.get(f"{self.query_url}/api/services", timeout=2)
+            services = httpx.get(f"{self.query_url}/api/v3/services", timeout=2)
+            # The receiver answers an empty export: OTLP/HTTP is listening.
+            otlp = httpx.post(
+                f"{self.otlp_endpoint}/v1/traces", content=b"", headers={"Content-Type": "application/x-protobuf"}
+            )
         except httpx.HTTPError as exc:
             return str(exc)
-        if health.status_code != 200 or services.status_code != 200:
-            return f"health {health.status_code}, query {services.status_code}"
+        if services.status_code != 200 or otlp.status_code != 200:
+            return f"query {services.status_code}, OTLP {otlp.status_code}"
         return None
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
