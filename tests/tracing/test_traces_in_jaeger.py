@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.support import canned
+from tests.ingress.test_guardrails_tool_calls import serve
 from tests.support.agents import new_agent
 from tests.support.canned import Call
 from tests.support.formats import ask
@@ -18,7 +18,6 @@ from tests.support.guardrails import make_profile
 from tests.tracing.conftest import attributes, new_traceparent, wait_trace
 
 SERVER, CLIENT, INTERNAL = 2, 3, 1
-SSE = "text/event-stream"
 FORMATS = ("chat", "responses", "anthropic", "gemini", "custom")
 EXPECTED = {
     "chat": ("openai", "chat", "gpt-4o"),
@@ -73,7 +72,7 @@ def test_an_interaction_continues_the_clients_trace(traced, jaeger, fakes, servi
     provider, operation, model = EXPECTED[fmt]
     assert server["service"] == service_name
     assert server["parentSpanId"] == client_span, "the client's span is the parent"
-    assert server["traceState"] == "vendor=opaque" if "traceState" in server else True
+    assert server.get("traceState") == "vendor=opaque", "the client's tracestate is kept"
     got = attributes(server)
     assert got["gen_ai.provider.name"] == provider
     assert got["gen_ai.operation.name"] == operation
@@ -126,16 +125,7 @@ def restrictive(traced) -> str:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("fmt", ["chat", "anthropic", "gemini", "responses"])
 def test_a_blocked_tool_call_is_a_guardrail_event(traced, jaeger, fakes, restrictive, fmt, stream):
-    calls = [Call("read_file", '{"path": "/etc/passwd"}')]
-    if fmt == "chat":
-        body = canned.chat_stream([calls]) if stream else canned.chat_whole([calls])
-    elif fmt == "responses":
-        body = canned.responses_stream(calls) if stream else canned.responses_whole(calls)
-    elif fmt == "anthropic":
-        body = canned.anthropic_stream(calls) if stream else canned.anthropic_whole(calls)
-    else:
-        body = canned.gemini_stream([calls]) if stream else canned.gemini_whole([calls])
-    fakes[FAKE[fmt]].answer_next(body, content_type=SSE if stream else "application/json")
+    serve({fmt: fakes[FAKE[fmt]]}, fmt, [Call("read_file", '{"path": "/etc/passwd"}')], stream)
     traceparent, trace_id, _ = new_traceparent()
     answer = ask(traced, fmt, restrictive, new_agent(), "read it", stream=stream, headers={"traceparent": traceparent})
     assert answer.calls == []
