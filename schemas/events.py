@@ -41,6 +41,34 @@ class Attribution(BaseModel):
     """The prefix of the Warden key it presented (``wk_`` and 8 characters), never the key; empty without one."""
 
 
+class TraceContext(BaseModel):
+    """Where an interaction sits in a distributed trace (W3C Trace Context): the ingress continues the client's
+    ``traceparent`` or starts a trace, and picks the ids of its own spans, so whoever builds the spans later (off the
+    hot path) gives them the ids the upstream already saw."""
+
+    trace_id: str
+    """32 lower-case hex digits."""
+    span_id: str
+    """The ingress's server span (16 hex digits)."""
+    parent_span_id: str | None = None
+    """The client's span, from its ``traceparent``; None when the ingress started the trace."""
+    sampled: bool = True
+    tracestate: str = ""
+    """The client's ``tracestate``, passed on as it came."""
+
+
+class UpstreamAttempt(BaseModel):
+    """One request to the upstream, as a client span: its id went upstream in the ``traceparent``."""
+
+    span_id: str
+    started_ms: float
+    """Milliseconds from the interaction's start."""
+    finished_ms: float
+    status: int | None = None
+    """The upstream's HTTP status; None when it never answered."""
+    error: str | None = None
+
+
 class PolicyDecision(BaseModel):
     """One thing the inline guardrails decided about an interaction."""
 
@@ -74,6 +102,8 @@ class RequestEvent(Attribution):
     decisions: list[PolicyDecision] = Field(default_factory=list)
     untrusted_since: str | None = None
     """Tool call id of the first tool result that made the context untrusted."""
+    trace: TraceContext | None = None
+    """Set when tracing is on."""
 
     # Not part of the event: never serialised, so only a consumer in the same process (the embedded default) sees it.
     _view: ConversationView | None = PrivateAttr(default=None)
@@ -113,6 +143,10 @@ class ResponseEvent(Attribution):
     error: str | None = None
     aborted: bool = False
     """The client went away before the response ended; the body holds what was sent."""
+    trace: TraceContext | None = None
+    """Set when tracing is on."""
+    upstream_attempts: list[UpstreamAttempt] = Field(default_factory=list)
+    """The requests sent upstream, with their timings (set when tracing is on)."""
 
 
 Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]
@@ -148,6 +182,8 @@ class ViolationEvent(BaseModel):
     profile_id: str
     agent_id: str = ""
     user_id: str = ""
+    trace: TraceContext | None = None
+    """The scored interaction's trace, so a finding can be shown in it."""
 
 
 class DeadLetter(BaseModel):

@@ -19,6 +19,7 @@ from plumbing.keyring import Keyring
 from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.migrations import migrate
+from plumbing.tracing import Sampling, SpanExport, tracing_enabled
 from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
@@ -35,9 +36,12 @@ from services.ingress.keys import KeyIndex
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
+from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import configured_upstreams
 from services.logger.service import LoggerService
 from services.logger.settings import LoggerBatching
+from services.tracing.service import TracingService
+from services.tracing.settings import TracingSettings
 from warden.config_maps import ConfigMaps
 from warden.serving import Server, uvicorn_config
 
@@ -82,6 +86,7 @@ def ingress(
         history=history,
         keys=KeyIndex(config.keys, ring),
         keyring=ring,
+        traces=TraceStarter(Sampling.from_env() if tracing_enabled() else None),
     )
 
 
@@ -110,6 +115,15 @@ def guard(
     own)."""
     snapshot = profiles or ProfileSnapshot(config.profiles)
     service = GuardService(bus, snapshot, config.quarantines, registry, settings.agent_label_cap)
+    service.register()
+    return service
+
+
+def tracing(bus: Bus, registry: CollectorRegistry) -> TracingService | None:
+    """The spans of each interaction, subscribed, when the ``OTEL_*`` variables name a collector (else None)."""
+    if not tracing_enabled():
+        return None
+    service = TracingService(bus, SpanExport(registry), TracingSettings())
     service.register()
     return service
 
@@ -185,6 +199,7 @@ class Lifecycle:
     config: ConfigMaps | None = None
     ingress: Ingress | None = None
     guard: GuardService | None = None
+    tracing: TracingService | None = None
     metrics: MetricsServer | None = None
     _started: contextlib.AsyncExitStack | None = field(default=None, repr=False)
 
@@ -208,6 +223,8 @@ class Lifecycle:
             stack.push_async_callback(self.config.stop)
         if self.guard is not None:
             stack.callback(self.guard.close)  # after the bus drained the events it is still scoring
+        if self.tracing is not None:
+            stack.callback(self.tracing.close)  # likewise: then what is queued goes to the collector
         if self.bus is not None:
             await self.bus.start()
             stack.push_async_callback(self.bus.stop)

@@ -81,9 +81,10 @@ async def run_guard(settings: GuardSettings) -> None:
     bus = make_bus(settings, instance_id("guard"), registry)
     config = ConfigMaps.build(settings)
     guard = composition.guard(settings, bus, config, registry)
+    tracing = composition.tracing(bus, registry)  # the guard's process exports the spans too
     metrics = MetricsServer(settings, settings.metrics_port, registry)
     await run(
-        Lifecycle(bus=bus, config=config, guard=guard, metrics=metrics),
+        Lifecycle(bus=bus, config=config, guard=guard, tracing=tracing, metrics=metrics),
         until_stopped,
         started=_said(f"Warden guard consuming; metrics on :{settings.metrics_port}"),
         stopped="Warden guard stopped",

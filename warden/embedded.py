@@ -68,9 +68,10 @@ class Embedded:
         ingress = composition.ingress(settings, bus, config, registry, profiles)
         logger = composition.logger(settings, bus, store, registry)
         guard = composition.guard(settings, bus, config, registry, profiles)
+        tracing = composition.tracing(bus, registry)
         console = composition.console(settings, settings, store, config, registry)
         app = Dispatch(with_access_log(ingress, settings.access_log), console)
-        lifecycle = Lifecycle(bus=bus, store=store, config=config, ingress=ingress, guard=guard)
+        lifecycle = Lifecycle(bus=bus, store=store, config=config, ingress=ingress, guard=guard, tracing=tracing)
         return cls(settings, registry, bus, store, config, ingress, logger, guard, app, lifecycle)
 
     async def start(self) -> None:

@@ -81,6 +81,7 @@ def violations(event: RequestEvent | ResponseEvent, profile: Profile, findings: 
             profile_id=event.profile_id,
             agent_id=event.agent_id,
             user_id=event.user_id,
+            trace=event.trace,
         )
         for f in findings
         if f.score >= profile.guard.threshold(f.category)

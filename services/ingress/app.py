@@ -35,6 +35,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
+from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import Upstream, configured_upstreams
 from services.pricing.catalogue import Catalogue
 
@@ -57,6 +58,7 @@ class Ingress:
         history: ProviderHistory | None = None,
         keys: KeyIndex | None = None,
         keyring: Keyring | None = None,
+        traces: TraceStarter | None = None,
     ) -> None:
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
@@ -68,6 +70,7 @@ class Ingress:
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self.history = history if history is not None else ProviderHistory()
+        self.traces = traces or TraceStarter(None)
         self._session: aiohttp.ClientSession | None = None
 
     def _provider_paths(self, provider: str) -> frozenset[str]:
@@ -130,6 +133,7 @@ class Ingress:
             method=scope["method"],
             auth=admission.auth,
             key_prefix=admission.key_prefix,
+            trace=self.traces.begin(scope["headers"]),
         )
         refused = refusal(scope)
         if refused is not None:
@@ -271,11 +275,15 @@ class Ingress:
         adapter = upstream.adapter
         query = scope.get("query_string", b"")
         url = upstream.url(ex.route, query_without_key(query) if credential is not None else query)
+        headers = upstream_headers(scope["headers"], credential)
+        attempt = self.traces.attempt(ex.trace, headers)
+        if attempt is not None:
+            ex.attempts.append(attempt)
         try:
             response = await self._session.request(
                 ex.method,
                 url,
-                headers=upstream_headers(scope["headers"], credential),
+                headers=headers,
                 data=outgoing.pop() or None,
                 allow_redirects=False,
             )
@@ -285,6 +293,8 @@ class Ingress:
         except aiohttp.ClientError as exc:
             await self._upstream_failed(send, adapter, ex, 502, f"the upstream could not be reached: {exc}")
             return
+        if attempt is not None:
+            attempt.status = response.status
         try:
             if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
                 await self._stream(receive, send, ex, adapter, response, enforcement)

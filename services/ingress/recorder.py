@@ -15,11 +15,12 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.cost import Cost
-from schemas.events import PolicyDecision, RequestEvent, ResponseEvent
+from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext
 from schemas.view import CompletionView, ConversationView, Usage
 from services.detection.credentials import scrub_credentials
 from services.ingress.metrics import IngressMetrics
 from services.ingress.policy.redaction import Redaction
+from services.ingress.tracecontext import OpenAttempt
 from services.pricing.catalogue import Catalogue
 from services.pricing.cost import cost_of
 from services.pricing.estimate import estimated_usage
@@ -61,6 +62,9 @@ class Exchange:
     unmetered_prompt: bytes | None = None
     """The request as forwarded (its first ``max_recorded_body_bytes``), kept only for a stream that will report no
     usage, so its tokens can be counted when it ends."""
+    trace: TraceContext | None = None
+    attempts: list[OpenAttempt] = field(default_factory=list)
+    """The upstream requests, when tracing is on."""
 
 
 class Recorder:
@@ -108,6 +112,7 @@ class Recorder:
             request_sent=None if sent is None else body_text(sent, self._limit),
             decisions=list(ex.decisions),
             untrusted_since=untrusted_since,
+            trace=ex.trace,
         )
         if view is not None:
             event.attach_view(view)
@@ -133,6 +138,7 @@ class Recorder:
         if completion is None and status < 400 and body:
             completion = parse_completion(adapter, ex, body)
         completion = completion or CompletionView()
+        error = None if error is None else scrub_credentials(error)
         event = ResponseEvent(
             interaction_id=ex.interaction_id,
             started_at=ex.started_at,
@@ -156,8 +162,10 @@ class Recorder:
             tool_calls=completion.tool_calls,
             blocked_tool_calls=blocked_tool_calls or [],
             decisions=decisions or [],
-            error=None if error is None else scrub_credentials(error),
+            error=error,
             aborted=aborted,
+            trace=ex.trace,
+            upstream_attempts=[attempt.closed(ex.started, finished, error) for attempt in ex.attempts],
         )
         prompt, ex.unmetered_prompt = ex.unmetered_prompt, None
         if prompt is not None and completion.usage.input_tokens is None and status < 400:

@@ -1,0 +1,1 @@
+"""Tracing: turns the events of each interaction into OpenTelemetry spans, after the fact and off the hot path."""
