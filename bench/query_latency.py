@@ -13,7 +13,8 @@ console runs it: ``InteractionsApi.page`` / ``InteractionsApi.detail`` (the real
 kept before a migration was added times that migration's backfill too (printed).
 
 Distributions: ~2,000 agents (log-uniform ranks, so a few agents hold most rows: zipf-like), ~50,000 users (skewed,
-milder), start times uniform over the last 30 days, 60/25/15 % OpenAI/Anthropic/Gemini, ~3 % errors, 0.5 % blocked,
+milder), start times over the last 30 days, oldest inserted first (as the logger writes: ``in_time_order``),
+60/25/15 % OpenAI/Anthropic/Gemini, ~3 % errors, 0.5 % blocked,
 bodies of a few hundred bytes, a violation for 2 % of the interactions. Most interactions are inserted as one row
 (what the logger writes when a request and its response share a batch); the newest ones as a request row and a later
 response row, which the reads have to fold.
@@ -87,11 +88,24 @@ def _uniform(salt: str) -> str:
     return f"(cityHash64(number, '{salt}') / {_U64})"
 
 
-def _attribution(now_us: int) -> str:
-    span_us = DAYS * 86_400 * 1_000_000
+def in_time_order(first: int, count: int, begin_us: int, end_us: int) -> str:
+    """Start times rising with the row number: rows ``first`` to ``first + count`` spread evenly over
+    ``[begin_us, end_us)``, each at a hashed point of its own slot. Each insert of consecutive row numbers then covers
+    a time window of its own, as each of the logger's batches does (it writes what the ingresses published, as it
+    arrives: ``started_at`` is when the ingress received the request), so every part the inserts and their merges
+    make covers a stretch of time, and ClickHouse can tell from a part's index alone whether it holds anything newer
+    than what a newest-first read has found."""
+    step = (end_us - begin_us) / count
+    return (
+        f"fromUnixTimestamp64Micro(toInt64({begin_us} + (number - {first}) * {step:.3f} "
+        f"+ cityHash64(number, 'ts') % {max(1, int(step))}), 'UTC')"
+    )
+
+
+def _attribution(started_at: str) -> str:
     return f"""
         generateUUIDv4(number) AS interaction_id,
-        fromUnixTimestamp64Micro(toInt64({now_us} - cityHash64(number, 'ts') % {span_us}), 'UTC') AS started_at,
+        {started_at} AS started_at,
         concat('agent-', toString(toUInt32(floor(exp(log({AGENTS}) * {_uniform("agent")}))))) AS agent_id,
         concat('user-', toString(toUInt32(floor({USERS} * pow({_uniform("user")}, 2))))) AS user_id,
         concat('session-', toString(cityHash64(number, 'session') % 500000)) AS session_id,
@@ -141,21 +155,19 @@ _RESPONSE = (
 )
 
 
-def whole_rows_sql(start: int, count: int, now_us: int) -> str:
+def whole_rows_sql(start: int, count: int, started_at: str) -> str:
     return (
         f"INSERT INTO warden.interactions ({_KEY}, {_REQUEST}, {_RESPONSE}) "
-        f"SELECT {_KEY}, {_REQUEST}, {_RESPONSE} FROM (SELECT {_attribution(now_us)}, {_request_columns()}, "
+        f"SELECT {_KEY}, {_REQUEST}, {_RESPONSE} FROM (SELECT {_attribution(started_at)}, {_request_columns()}, "
         f"{_response_columns()} FROM numbers({start}, {count}))"
     )
 
 
-def split_rows_sql(start: int, count: int, now_us: int) -> tuple[str, str]:
+def split_rows_sql(start: int, count: int, started_at: str) -> tuple[str, str]:
     """The newest interactions as two inserts: request rows first, then response rows for the same ids."""
     # The ids must match across the two inserts, so they are derived from the row number, not random.
     ids = "toUUID(concat(lpad(hex(cityHash64(number, 'id1')), 16, '0'), lpad(hex(number), 16, '0')))"
-    span_us = 3600 * 1_000_000
-    attribution = _attribution(now_us).replace("generateUUIDv4(number)", ids)
-    attribution = attribution.replace(f"% {DAYS * 86_400 * 1_000_000}", f"% {span_us}")
+    attribution = _attribution(started_at).replace("generateUUIDv4(number)", ids)
     source = f"FROM numbers({start}, {count})"
     request = (
         f"INSERT INTO warden.interactions ({_KEY}, {_REQUEST}, blocked) SELECT {_KEY}, {_REQUEST}, 0 "
@@ -186,12 +198,17 @@ def violations_sql() -> str:
 
 async def generate(store: Store, rows: int) -> float:
     now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    hour_us = 3600 * 1_000_000
     began = time.perf_counter()
     whole = max(rows - SPLIT_ROWS, 0)
+    # Oldest first, as the logger writes: the whole rows over the month up to an hour ago, then the last hour's.
+    whole_times = in_time_order(0, max(whole, 1), now_us - DAYS * 86_400 * 1_000_000, now_us - hour_us)
     for start in range(0, whole, BATCH):
-        await store.execute(whole_rows_sql(start, min(BATCH, whole - start), now_us))
+        await store.execute(whole_rows_sql(start, min(BATCH, whole - start), whole_times))
         print(f"  inserted {min(start + BATCH, whole):,} rows", flush=True)
-    request, response = split_rows_sql(whole, rows - whole, now_us)
+    request, response = split_rows_sql(
+        whole, rows - whole, in_time_order(whole, rows - whole, now_us - hour_us, now_us)
+    )
     await store.execute(request)
     await store.execute(response)
     await store.execute(violations_sql())
