@@ -215,6 +215,45 @@ async def generate(store: Store, rows: int) -> float:
     return time.perf_counter() - began
 
 
+LIST_COPIES = ("interactions_by_agent", "interactions_by_user", "interactions_by_time")
+
+
+async def time_order_copies(store: Store, slice_hours: int = 24) -> float:
+    """Rewrite the list copies oldest first, one insert per ``slice_hours`` of start times: the layout the logger's
+    inserts give them (see ``in_time_order``), for a directory generated before the generator wrote in time order.
+    The rows stay exactly what they were (copied as stored, unfolded halves included): only which part holds which
+    row changes. The parts move aside first (ATTACH PARTITION ... FROM: hard links, no copy)."""
+    began = time.perf_counter()
+    for table in LIST_COPIES:
+        aside = f"warden.{table}_aside"
+        await store.execute(f"DROP TABLE IF EXISTS {aside}")
+        await store.execute(f"CREATE TABLE {aside} AS warden.{table}")
+        partitions = await store.select(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = 'warden' AND table = {t:String} "
+            "AND active",
+            {"t": table},
+        )
+        for p in partitions:
+            await store.execute(f"ALTER TABLE {aside} ATTACH PARTITION ID '{p['partition_id']}' FROM warden.{table}")
+        await store.execute(f"TRUNCATE TABLE warden.{table}")
+        (span,) = await store.select(
+            f"SELECT toUnixTimestamp(min(started_at)) AS lo, toUnixTimestamp(max(started_at)) + 1 AS hi FROM {aside}"
+        )
+        for lo in range(span["lo"], span["hi"], slice_hours * 3600):
+            await store.execute(
+                f"INSERT INTO warden.{table} SELECT * FROM {aside} WHERE started_at >= toDateTime({lo}, 'UTC') "
+                f"AND started_at < toDateTime({lo + slice_hours * 3600}, 'UTC')"
+            )
+        (moved,) = await store.select(
+            f"SELECT (SELECT count() FROM warden.{table}) AS copied, (SELECT count() FROM {aside}) AS was"
+        )
+        if moved["copied"] != moved["was"]:
+            raise SystemExit(f"{table}: {moved['copied']} rows rewritten of {moved['was']}")
+        await store.execute(f"DROP TABLE {aside}")
+        print(f"  {table}: {moved['copied']:,} rows rewritten oldest first", flush=True)
+    return time.perf_counter() - began
+
+
 @dataclass
 class Timing:
     name: str
@@ -479,6 +518,9 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
     if applied:
         print(f"[{label}] migrations applied: {', '.join(applied)} in {migration_s:.0f} s", flush=True)
     generation_s = None
+    if getattr(args, "time_order_copies", False) and label == "chDB":
+        print(f"[{label}] rewriting the list copies oldest first ...", flush=True)
+        print(f"  done in {await time_order_copies(store):.0f} s", flush=True)
     if generate_rows:
         print(f"[{label}] generating {args.rows:,} interactions ...", flush=True)
         generation_s = await generate(store, args.rows)
@@ -612,6 +654,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--server",
         action="store_true",
         help="after chDB, time the same directory served by a ClickHouse server (the chdb wheel's, started here)",
+    )
+    parser.add_argument(
+        "--time-order-copies",
+        action="store_true",
+        help="first rewrite the list copies of a --reuse directory oldest first (one written before the generator "
+        "inserted in time order): the parts then cover stretches of time, as the logger's do",
     )
     parser.add_argument(
         "--clickhouse-url", help="time a running ClickHouse server instead of chDB (http://user:password@host:port)"
