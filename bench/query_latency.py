@@ -13,7 +13,8 @@ console runs it: ``InteractionsApi.page`` / ``InteractionsApi.detail`` (the real
 kept before a migration was added times that migration's backfill too (printed).
 
 Distributions: ~2,000 agents (log-uniform ranks, so a few agents hold most rows: zipf-like), ~50,000 users (skewed,
-milder), start times uniform over the last 30 days, 60/25/15 % OpenAI/Anthropic/Gemini, ~3 % errors, 0.5 % blocked,
+milder), start times over the last 30 days, oldest inserted first (as the logger writes: ``in_time_order``),
+60/25/15 % OpenAI/Anthropic/Gemini, ~3 % errors, 0.5 % blocked,
 bodies of a few hundred bytes, a violation for 2 % of the interactions. Most interactions are inserted as one row
 (what the logger writes when a request and its response share a batch); the newest ones as a request row and a later
 response row, which the reads have to fold.
@@ -87,11 +88,24 @@ def _uniform(salt: str) -> str:
     return f"(cityHash64(number, '{salt}') / {_U64})"
 
 
-def _attribution(now_us: int) -> str:
-    span_us = DAYS * 86_400 * 1_000_000
+def in_time_order(first: int, count: int, begin_us: int, end_us: int) -> str:
+    """Start times rising with the row number: rows ``first`` to ``first + count`` spread evenly over
+    ``[begin_us, end_us)``, each at a hashed point of its own slot. Each insert of consecutive row numbers then covers
+    a time window of its own, as each of the logger's batches does (it writes what the ingresses published, as it
+    arrives: ``started_at`` is when the ingress received the request), so every part the inserts and their merges
+    make covers a stretch of time, and ClickHouse can tell from a part's index alone whether it holds anything newer
+    than what a newest-first read has found."""
+    step = (end_us - begin_us) / count
+    return (
+        f"fromUnixTimestamp64Micro(toInt64({begin_us} + (number - {first}) * {step:.3f} "
+        f"+ cityHash64(number, 'ts') % {max(1, int(step))}), 'UTC')"
+    )
+
+
+def _attribution(started_at: str) -> str:
     return f"""
         generateUUIDv4(number) AS interaction_id,
-        fromUnixTimestamp64Micro(toInt64({now_us} - cityHash64(number, 'ts') % {span_us}), 'UTC') AS started_at,
+        {started_at} AS started_at,
         concat('agent-', toString(toUInt32(floor(exp(log({AGENTS}) * {_uniform("agent")}))))) AS agent_id,
         concat('user-', toString(toUInt32(floor({USERS} * pow({_uniform("user")}, 2))))) AS user_id,
         concat('session-', toString(cityHash64(number, 'session') % 500000)) AS session_id,
@@ -141,21 +155,19 @@ _RESPONSE = (
 )
 
 
-def whole_rows_sql(start: int, count: int, now_us: int) -> str:
+def whole_rows_sql(start: int, count: int, started_at: str) -> str:
     return (
         f"INSERT INTO warden.interactions ({_KEY}, {_REQUEST}, {_RESPONSE}) "
-        f"SELECT {_KEY}, {_REQUEST}, {_RESPONSE} FROM (SELECT {_attribution(now_us)}, {_request_columns()}, "
+        f"SELECT {_KEY}, {_REQUEST}, {_RESPONSE} FROM (SELECT {_attribution(started_at)}, {_request_columns()}, "
         f"{_response_columns()} FROM numbers({start}, {count}))"
     )
 
 
-def split_rows_sql(start: int, count: int, now_us: int) -> tuple[str, str]:
+def split_rows_sql(start: int, count: int, started_at: str) -> tuple[str, str]:
     """The newest interactions as two inserts: request rows first, then response rows for the same ids."""
     # The ids must match across the two inserts, so they are derived from the row number, not random.
     ids = "toUUID(concat(lpad(hex(cityHash64(number, 'id1')), 16, '0'), lpad(hex(number), 16, '0')))"
-    span_us = 3600 * 1_000_000
-    attribution = _attribution(now_us).replace("generateUUIDv4(number)", ids)
-    attribution = attribution.replace(f"% {DAYS * 86_400 * 1_000_000}", f"% {span_us}")
+    attribution = _attribution(started_at).replace("generateUUIDv4(number)", ids)
     source = f"FROM numbers({start}, {count})"
     request = (
         f"INSERT INTO warden.interactions ({_KEY}, {_REQUEST}, blocked) SELECT {_KEY}, {_REQUEST}, 0 "
@@ -186,15 +198,59 @@ def violations_sql() -> str:
 
 async def generate(store: Store, rows: int) -> float:
     now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    hour_us = 3600 * 1_000_000
     began = time.perf_counter()
     whole = max(rows - SPLIT_ROWS, 0)
+    # Oldest first, as the logger writes: the whole rows over the month up to an hour ago, then the last hour's.
+    whole_times = in_time_order(0, max(whole, 1), now_us - DAYS * 86_400 * 1_000_000, now_us - hour_us)
     for start in range(0, whole, BATCH):
-        await store.execute(whole_rows_sql(start, min(BATCH, whole - start), now_us))
+        await store.execute(whole_rows_sql(start, min(BATCH, whole - start), whole_times))
         print(f"  inserted {min(start + BATCH, whole):,} rows", flush=True)
-    request, response = split_rows_sql(whole, rows - whole, now_us)
+    request, response = split_rows_sql(
+        whole, rows - whole, in_time_order(whole, rows - whole, now_us - hour_us, now_us)
+    )
     await store.execute(request)
     await store.execute(response)
     await store.execute(violations_sql())
+    return time.perf_counter() - began
+
+
+LIST_COPIES = ("interactions_by_agent", "interactions_by_user", "interactions_by_time")
+
+
+async def time_order_copies(store: Store, slice_hours: int = 24) -> float:
+    """Rewrite the list copies oldest first, one insert per ``slice_hours`` of start times: the layout the logger's
+    inserts give them (see ``in_time_order``), for a directory generated before the generator wrote in time order.
+    The rows stay exactly what they were (copied as stored, unfolded halves included): only which part holds which
+    row changes. The parts move aside first (ATTACH PARTITION ... FROM: hard links, no copy)."""
+    began = time.perf_counter()
+    for table in LIST_COPIES:
+        aside = f"warden.{table}_aside"
+        await store.execute(f"DROP TABLE IF EXISTS {aside}")
+        await store.execute(f"CREATE TABLE {aside} AS warden.{table}")
+        partitions = await store.select(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = 'warden' AND table = {t:String} "
+            "AND active",
+            {"t": table},
+        )
+        for p in partitions:
+            await store.execute(f"ALTER TABLE {aside} ATTACH PARTITION ID '{p['partition_id']}' FROM warden.{table}")
+        await store.execute(f"TRUNCATE TABLE warden.{table}")
+        (span,) = await store.select(
+            f"SELECT toUnixTimestamp(min(started_at)) AS lo, toUnixTimestamp(max(started_at)) + 1 AS hi FROM {aside}"
+        )
+        for lo in range(span["lo"], span["hi"], slice_hours * 3600):
+            await store.execute(
+                f"INSERT INTO warden.{table} SELECT * FROM {aside} WHERE started_at >= toDateTime({lo}, 'UTC') "
+                f"AND started_at < toDateTime({lo + slice_hours * 3600}, 'UTC')"
+            )
+        (moved,) = await store.select(
+            f"SELECT (SELECT count() FROM warden.{table}) AS copied, (SELECT count() FROM {aside}) AS was"
+        )
+        if moved["copied"] != moved["was"]:
+            raise SystemExit(f"{table}: {moved['copied']} rows rewritten of {moved['was']}")
+        await store.execute(f"DROP TABLE {aside}")
+        print(f"  {table}: {moved['copied']:,} rows rewritten oldest first", flush=True)
     return time.perf_counter() - began
 
 
@@ -462,6 +518,9 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
     if applied:
         print(f"[{label}] migrations applied: {', '.join(applied)} in {migration_s:.0f} s", flush=True)
     generation_s = None
+    if getattr(args, "time_order_copies", False) and label == "chDB":
+        print(f"[{label}] rewriting the list copies oldest first ...", flush=True)
+        print(f"  done in {await time_order_copies(store):.0f} s", flush=True)
     if generate_rows:
         print(f"[{label}] generating {args.rows:,} interactions ...", flush=True)
         generation_s = await generate(store, args.rows)
@@ -595,6 +654,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--server",
         action="store_true",
         help="after chDB, time the same directory served by a ClickHouse server (the chdb wheel's, started here)",
+    )
+    parser.add_argument(
+        "--time-order-copies",
+        action="store_true",
+        help="first rewrite the list copies of a --reuse directory oldest first (one written before the generator "
+        "inserted in time order): the parts then cover stretches of time, as the logger's do",
     )
     parser.add_argument(
         "--clickhouse-url", help="time a running ClickHouse server instead of chDB (http://user:password@host:port)"

@@ -65,13 +65,20 @@ class InteractionsApi:
         to know whether another page follows."""
         plan = queries.plan_list(f)
         rows: list[dict] = []
-        after, count = plan.after, plan.first_round
+        after, count, window = plan.after, plan.first_round, 0
         while True:
-            answer = await self.store.select(*queries.list_round(plan, after, count))
+            floor = plan.floor(window)
+            answer = await self.store.select(*queries.list_round(plan, after, count, floor))
             found = queries.Round.read(plan, answer, count, after)
             rows += found.rows
-            if len(rows) > plan.limit or found.exhausted:
+            if len(rows) > plan.limit:
                 break
+            if found.exhausted:
+                if floor is None:
+                    break
+                # Nothing more in this window: the next, wider one, from where this one ends.
+                after, window = plan.below(floor), window + 1
+                continue
             # Short: interactions of several rows each, or some failed a folded condition. Go on after them.
             after, count = found.last, min(count * 4, queries.MAX_ROWS_PER_ROUND)
         more = len(rows) > f.limit

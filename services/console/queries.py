@@ -14,6 +14,11 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
 - Status and blocked are folded columns: no half alone decides them. They are checked on the folded interaction; the
   row conditions only narrow which interactions are worth folding (``_folded_conditions``), so some folded ones
   fail, which can also make a round come back short.
+- A round reads a time window: only rows since a floor (``ListPlan.floor``), a short span before the newest
+  possible row first, wider ones while the narrower ones hold too few (the last one unbounded). The logger writes in
+  time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets ClickHouse
+  skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first read without
+  one opens every part to compare their newest rows.
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -100,6 +105,17 @@ _SORTING_KEYS = {
 _LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
+FIRST_WINDOW = {BY_TIME: timedelta(hours=1), BY_AGENT: timedelta(days=1), BY_USER: timedelta(days=1)}
+"""The first window a list reads: the table sorted by time holds every interaction (an hour of them fills a page at
+any busy rate), the others one agent's or one user's."""
+WINDOW_GROWTH = 8
+WINDOWS = 3
+"""Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (an hour, 8 hours, 64 hours for the newest of
+everything; a day, 8 days, 64 days for an agent or a user); then one without."""
+_NO_ID = "00000000-0000-0000-0000-000000000000"
+"""The smallest interaction id: ``(floor, _NO_ID)`` as ``after`` is everything before the floor."""
+_STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
 MAX_ROWS_PER_ROUND = 4096
 """Rows one round of a list looks at, at most: the keys of all of them are a set the folding query builds."""
 
@@ -148,6 +164,22 @@ class ListPlan:
     """The cursor: only keys before this ``(started_at, interaction_id)``."""
     reads_rows: bool
     """Whether a round reads the list's rows themselves (see ``list_round``) rather than their keys first."""
+    anchor: datetime
+    """The newest a listed interaction can be (the cursor's time, else ``until``, else now): windows end there."""
+    since: datetime | None = None
+
+    def floor(self, window: int) -> datetime | None:
+        """The floor of the list's ``window``-th window (from 0), None once windows are unbounded (or reach
+        ``since``, a condition of every round already)."""
+        if window >= WINDOWS:
+            return None
+        floor = self.anchor - FIRST_WINDOW[self.table] * WINDOW_GROWTH**window
+        return None if self.since is not None and floor <= self.since else floor
+
+    @staticmethod
+    def below(floor: datetime) -> tuple[str, str]:
+        """``after`` for the window following one whose floor was ``floor``: everything older than it."""
+        return floor.strftime(_STORED_TIME), _NO_ID
 
     @property
     def first_round(self) -> int:
@@ -174,7 +206,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return started_at, interaction_id
 
 
-def plan_list(f: InteractionFilter) -> ListPlan:
+def plan_list(f: InteractionFilter, now: datetime | None = None) -> ListPlan:
     """Validate a filter and choose the table: sorted by user when the user is known (a user's interactions are one
     range there, also with an agent: a user's range is the narrower one), sorted by agent when the agent is, else
     sorted by time (the newest interactions are the table's tail)."""
@@ -203,12 +235,30 @@ def plan_list(f: InteractionFilter) -> ListPlan:
     # Rows can be the answer when no folded condition drops a half (see list_round): the newest rows are the tail of
     # one range (the lead's, or the table sorted by time), read in order, an interaction's rows next to each other.
     reads_rows = not having
-    return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows)
+    anchor = _utc(_parsed(after[0]) if after else None) or _utc(f.until) or now or datetime.now(UTC)
+    return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since))
 
 
-def list_round(plan: ListPlan, after: tuple[str, str] | None, count: int) -> tuple[str, dict[str, Any]]:
-    """One round of a list, one query: the interactions of the newest ``count`` rows before ``after`` that match the
-    row conditions, read in the table's sort order. ``Round.read`` makes a ``Round`` of the answer.
+def _parsed(stored: str) -> datetime | None:
+    """A cursor's time; None if it is not one (a cursor is the client's: it only decides where windows end)."""
+    try:
+        return datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def list_round(
+    plan: ListPlan, after: tuple[str, str] | None, count: int, floor: datetime | None = None
+) -> tuple[str, dict[str, Any]]:
+    """One round of a list, one query: the interactions of the newest ``count`` rows before ``after`` (and since
+    ``floor``) that match the row conditions, read in the table's sort order. ``Round.read`` makes a ``Round`` of the
+    answer.
 
     Without folded conditions every row of a matching interaction matches (the conditions are on columns both halves
     carry alike), and its rows are neighbours in the sort order: the rows themselves are the answer, folded as
@@ -218,11 +268,19 @@ def list_round(plan: ListPlan, after: tuple[str, str] | None, count: int) -> tup
     from, and ``_passes``: whether it passes the folded conditions."""
     where = list(plan.where)
     params = dict(plan.params, count=count)
+    # Bounds on the time alone, which the parts' min/max of started_at and the primary key can skip by; an
+    # interaction's rows all have the same time, so they hold for all its rows or none.
+    bounds = []
+    if floor is not None:
+        bounds.append("started_at >= {floor:DateTime64(6, 'UTC')}")
+        params["floor"] = floor.strftime(_STORED_TIME)
     if after is not None:
-        # The plain bound lets the primary key skip what is newer; the tuple is the exact keyset condition.
-        where.append("started_at <= {after_ts:DateTime64(6, 'UTC')}")
-        where.append("(started_at, interaction_id) < ({after_ts:DateTime64(6, 'UTC')}, {after_id:UUID})")
+        bounds.append("started_at <= {after_ts:DateTime64(6, 'UTC')}")
         params["after_ts"], params["after_id"] = after
+    where += bounds
+    if after is not None:
+        # The exact keyset condition.
+        where.append("(started_at, interaction_id) < ({after_ts:DateTime64(6, 'UTC')}, {after_id:UUID})")
     condition = " WHERE " + " AND ".join(where) if where else ""
     newest = f"{condition}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
     if plan.reads_rows:
@@ -234,7 +292,7 @@ def list_round(plan: ListPlan, after: tuple[str, str] | None, count: int) -> tup
     passes = " AND ".join(plan.having) or "1"
     sql = (
         f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, count() AS _rows, ({passes}) AS _passes "
-        f"FROM {plan.table} WHERE ({key}) IN ({keys}) "
+        f"FROM {plan.table} WHERE {' AND '.join([f'({key}) IN ({keys})', *bounds])} "
         f"GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
     )
     return sql, params

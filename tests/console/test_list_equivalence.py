@@ -211,7 +211,14 @@ async def compare(store: Store, seed: int) -> dict[str, Any]:
     await migrate(store)
     for table in TABLES:
         await store.execute(f"SYSTEM STOP MERGES warden.{table}")
-    made = _interactions(rng, 60, NOW)
+    # Most within hours, some days and months older: a list reads time windows, a short one first, wider ones
+    # while they hold too few (services/console/queries.py); these make lists cross every window.
+    made = (
+        _interactions(rng, 60, NOW)
+        + _interactions(rng, 8, NOW - timedelta(days=3))
+        + _interactions(rng, 8, NOW - timedelta(days=20))
+        + _interactions(rng, 6, NOW - timedelta(days=90))
+    )
     await _write(store, made, rng)
     api = InteractionsApi(store)
     out: dict[str, Any] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from plumbing.store.migrations import migrate
 from plumbing.store.server_store import ServerStore
 from services.logger.rows import interaction_rows
 from tests.distributed.events import interaction
+from tests.support.containers import docker_available
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,13 +29,17 @@ def readme_sql(title: str) -> str:
     return match.group(1).strip()
 
 
-@pytest.fixture(params=["configured", "created"])
+SQL_USERS = docker_available()
+"""Whether the suite's server can keep users made with SQL: the official image (a Docker engine here) can; the
+chDB-served server cannot (``test_the_servers_that_can_keep_sql_users_are_the_ones_the_recipe_runs_on``)."""
+
+
+@pytest.fixture(params=["configured", *(["created"] if SQL_USERS else [])])
 def analyst(request, clickhouse_server) -> tuple[str, str]:
-    """A read-only user: the test server's configured one, or one made by the README's CREATE USER recipe."""
+    """A read-only user: the test server's configured one, or one made by the README's CREATE USER recipe (on the
+    servers that can keep it)."""
     if request.param == "configured":
         return clickhouse_server.analyst_user, clickhouse_server.analyst_password
-    if clickhouse_server.flavour == "chdb":
-        pytest.skip("the chDB-served server keeps users in users.xml only (clickhouse-local has no SQL access storage)")
     name, password = f"analyst_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     recipe = readme_block("CREATE USER analyst").replace("analyst", name).replace("<password>", password)
     for statement in filter(None, (part.strip() for part in recipe.split(";"))):
@@ -153,3 +159,23 @@ def test_the_test_servers_analyst_is_the_readme_definition(clickhouse_server):
     served = ET.fromstring(users_xml("admin-secret", "secret"))
     for path in ("profiles/analyst", "users/analyst"):
         assert canonical(served.find(path)) == canonical(readme.find(path)), path
+
+
+def test_the_servers_that_can_keep_sql_users_are_the_ones_the_recipe_runs_on(clickhouse_server):
+    """The README's CREATE USER recipe runs (the analyst tests' ``created`` variant) exactly where the server keeps
+    users made with SQL. The chDB-served server cannot: clickhouse-local sets up its access control from users.xml
+    alone and never reads ``user_directories`` or ``access_control_path`` from config.xml (both tried:
+    ``system.user_directories`` still lists users_xml only), and ``SYSTEM RELOAD CONFIG`` is not supported in it.
+    A chdb that gains an SQL storage fails this test, and the recipe's variant should then run on it too."""
+    name = f"recipe_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        clickhouse_server.query(f"CREATE USER {name} IDENTIFIED BY '{uuid.uuid4().hex}' SETTINGS readonly = 1")
+    except urllib.error.HTTPError as exc:
+        refusal = exc.read().decode(errors="replace")
+        assert not SQL_USERS, refusal
+        assert "ACCESS_STORAGE_FOR_INSERTION_NOT_FOUND" in refusal, refusal
+        directories = clickhouse_server.query("SELECT type FROM system.user_directories").split()
+        assert directories == ["users_xml"]
+    else:
+        clickhouse_server.query(f"DROP USER {name}")
+        assert SQL_USERS, "this server keeps SQL users: run the README recipe's variant of the analyst tests on it"
