@@ -283,7 +283,7 @@ def _decoded_payloads_reference(text: str) -> list[tuple[int, int, str]]:
 
 
 def _outputs(texts: list[str]) -> list[object]:
-    detectors._detect_cached.cache_clear()
+    detectors.clear_caches()
     _valid_phone.cache_clear()
     out: list[object] = []
     for text in texts:
@@ -292,7 +292,7 @@ def _outputs(texts: list[str]) -> list[object]:
         out.append(pii.find_pii(text))
         out.append(injection.find_injections(text, source="user"))
         out.append(injection.find_injections(text, source="tool", use_model=False))
-    detectors._detect_cached.cache_clear()
+    detectors.clear_caches()
     return out
 
 
