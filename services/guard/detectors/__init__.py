@@ -21,10 +21,9 @@ from collections.abc import Iterable
 
 from schemas.view import CompletionView, ConversationView
 from services.detection.normalise import Variant, variants
-from services.guard.detectors import exfiltration, pii
+from services.guard.detectors import exfiltration, learned, pii
 from services.guard.detectors._hits import REDACTED, Hit, excerpt, to_findings
 from services.guard.detectors.injection import _SOURCE_WEIGHT, REPORT_THRESHOLD, Source, _severity, find_injections
-from services.guard.detectors import learned
 from services.guard.detectors.learned import learned_score
 from services.guard.detectors.memo import ByteBoundedLRU, digest
 from services.guard.detectors.pii import find_pii

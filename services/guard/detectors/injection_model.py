@@ -111,9 +111,10 @@ class InjectionModel:
             return 0.0
         # The features of :func:`features`: distinct unigrams and distinct bigrams (as pairs).
         unigrams = set(tokens)
-        bigrams = set(zip(tokens, tokens[1:]))
+        bigrams = set(pairwise(tokens))
         # Binary features, L2-normalised over every feature present (known or not), exactly as in training.
-        total = sum(filter(None, map(self._unigrams.get, unigrams))) + sum(filter(None, map(self._bigrams.get, bigrams)))
+        total = sum(filter(None, map(self._unigrams.get, unigrams)))
+        total += sum(filter(None, map(self._bigrams.get, bigrams)))
         z = self.bias + total / math.sqrt(len(unigrams) + len(bigrams))
         return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0
 

@@ -39,9 +39,11 @@ def max_bytes() -> int:
 
 def digest(text: str, *parts: str) -> bytes:
     """A key for ``text`` read as ``parts`` say (collisions are as unlikely as BLAKE2b's at 128 bits)."""
-    h = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
-    for part in parts:
-        h.update(b"\0" + part.encode())
+    h = hashlib.blake2b(digest_size=16)
+    for piece in (text, *parts):
+        data = piece.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))  # each piece's length first: no two inputs read the same
+        h.update(data)
     return h.digest()
 
 
