@@ -108,9 +108,14 @@ def test_the_memo_stays_within_its_bound_in_bytes():
     assert cache.bytes <= 20_000
 
 
-def test_the_bound_counts_what_the_values_hold():
+def test_the_bound_counts_what_the_values_hold(fake_keys):
     small, large = ("a",), ("a" * 10_000,)
     assert memo.size_of(large) - memo.size_of(small) >= 9_999
+    # The detectors' quick estimate is an upper bound of what their results hold.
+    for text in [*_texts(fake_keys), "é" * 500 + " " + ATTACK, ""]:
+        for source in ("user", "tool", None):
+            found = detectors._detect(text, source)
+            assert detectors.weigh(found) >= memo.size_of(found)
 
 
 def test_the_detectors_memo_bound_comes_from_the_environment(monkeypatch):

@@ -39,7 +39,22 @@ _INJECTION_SOURCE: dict[str, Source] = {"user": "user", "tool": "tool"}
 
 
 Detected = tuple[tuple[Hit, ...], tuple[Hit, ...]]
-MEMO: ByteBoundedLRU[Detected] = ByteBoundedLRU()
+_TUPLE_BYTES = 56
+_HIT_BYTES = 96 + 24 + 2 * 32 + 8
+"""A hit, its score and offsets, and its slot in a tuple."""
+_STR_BYTES = 80
+"""A string's header, at most; each character takes at most 4 bytes more."""
+
+
+def weigh(found: Detected) -> int:
+    """An upper bound of the bytes a result holds (measuring each object costs more than detecting a short text)."""
+    total = 3 * _TUPLE_BYTES
+    for h in (*found[0], *found[1]):
+        total += _HIT_BYTES + 3 * _STR_BYTES + 4 * (len(h.detector) + len(h.note) + len(h.mask or ""))
+    return total
+
+
+MEMO: ByteBoundedLRU[Detected] = ByteBoundedLRU(weigh=weigh)
 """Every request re-sends the conversation so far: the same texts come back turn after turn (see :mod:`memo`)."""
 
 

@@ -99,10 +99,8 @@ def _start(hit: Hit) -> int:
 def to_findings(text: str, hits: list[Hit], location: str, sensitive: list[Hit] | None = None) -> list[Finding]:
     """Findings for the hits found in one text at one location; ``sensitive`` are the spans to mask in excerpts."""
     masks = sorted((h for h in (sensitive if sensitive is not None else hits) if h.mask is not None), key=_start)
-    # The values are the detectors' own (a category and severity of the schema's, a score clamped here): built
-    # without validation, which costs more than the detection of many texts.
     return [
-        Finding.model_construct(
+        Finding(
             detector=h.detector,
             category=h.category,
             severity=h.severity,

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 ENV = "WARDEN_GUARD_TEXT_CACHE_BYTES"
@@ -62,8 +63,10 @@ def size_of(value: object) -> int:
 class ByteBoundedLRU(Generic[V]):
     """A least-recently-used map from digests to values whose estimated size stays under ``limit`` bytes."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, weigh: Callable[[V], int] = size_of) -> None:
+        """``weigh``: the bytes a value holds, or an upper bound of them (:func:`size_of` measures any value)."""
         self._limit = limit
+        self._weigh = weigh
         self._entries: OrderedDict[bytes, tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.bytes = 0
@@ -90,7 +93,7 @@ class ByteBoundedLRU(Generic[V]):
             return entry[0]
 
     def put(self, key: bytes, value: V) -> None:
-        size = _ENTRY_OVERHEAD + len(key) + size_of(value)
+        size = _ENTRY_OVERHEAD + len(key) + self._weigh(value)
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
