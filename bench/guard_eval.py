@@ -302,37 +302,128 @@ def typical_events(n: int, seed: int = 7) -> list[tuple[ConversationView, Comple
     return events
 
 
-def throughput(n: int) -> dict[str, float]:
-    """Events per second on one core and latency per event, measured in CPU time of this thread (what one core
-    spends, unaffected by other processes competing for the machine) and, for reference, in wall-clock time."""
-    events = typical_events(n)
-    # Warm up as a long-running guard would be (model loaded, phone-number metadata of the regions compiled), then
-    # forget every memoised result so that the measured pass detects everything from scratch.
-    for conversation, completion in events:
-        scan_conversation(conversation, allowed_domains=ALLOWED)
-        scan_completion(completion, allowed_domains=ALLOWED)
-    chars = [
-        sum(len(m.text) + len(m.tool_result.content if m.tool_result else "") for m in c.messages) for c, _ in events
-    ]
-    # Three cold passes; the one that spent the least CPU is kept, as timeit does, because on a shared machine the
-    # others measure the neighbours' load (cache and hyper-thread contention) as much as the detectors.
+def bus_events(events: list[tuple[ConversationView, CompletionView]]) -> list[tuple[bytes, bytes]]:
+    """The events as the guard reads them off the bus: a request event carrying the OpenAI chat body the client sent
+    (no view attached: a guard in its own process parses the body) and the response event the ingress publishes."""
+    from datetime import UTC, datetime
+
+    from schemas.events import RequestEvent, ResponseEvent
+
+    out = []
+    now = datetime.now(UTC)
+    for k, (conversation, completion) in enumerate(events):
+        messages: list[dict[str, Any]] = []
+        for m in conversation.messages:
+            if m.tool_result is not None:
+                messages.append(
+                    {"role": "tool", "tool_call_id": m.tool_result.tool_call_id, "content": m.tool_result.content}
+                )
+                continue
+            message: dict[str, Any] = {"role": m.role, "content": m.text}
+            if m.tool_calls:
+                message["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                    for c in m.tool_calls
+                ]
+            messages.append(message)
+        tools = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in conversation.tools
+        ]
+        common = {
+            "interaction_id": f"00000000-0000-4000-8000-{k:012d}",
+            "started_at": now,
+            "profile_id": "default",
+            "agent_id": "bench",
+            "user_id": "",
+            "provider": "openai",
+            "model": conversation.model,
+            "route": "/chat/completions",
+        }
+        body = json.dumps({"model": conversation.model, "messages": messages, "tools": tools})
+        request = RequestEvent(**common, request_received=body)
+        response = ResponseEvent(
+            **common,
+            status=200,
+            response_body=json.dumps({"choices": [{"message": {"role": "assistant", "content": completion.text}}]}),
+            answer_text=completion.text,
+            tool_calls=completion.tool_calls,
+            finished_at=now,
+            latency_ms=1.0,
+        )
+        out.append((request.model_dump_json().encode(), response.model_dump_json().encode()))
+    return out
+
+
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def _passes(items: list[Any], score: Callable[[Any], object], passes: int = 3) -> tuple[list[float], list[float]]:
+    """CPU and wall milliseconds per item of the cold pass (every memo cleared first) that spent the least CPU: on a
+    shared machine the others measure the neighbours' load (cache and hyper-thread contention) as much as the
+    detectors, so the least is kept, as timeit does."""
     runs = []
-    for _ in range(3):
+    for _ in range(passes):
         clear_caches()
         cpu, wall = [], []
-        for conversation, completion in events:
+        for item in items:
             c0, w0 = time.thread_time(), time.perf_counter()
-            scan_conversation(conversation, allowed_domains=ALLOWED)
-            scan_completion(completion, allowed_domains=ALLOWED)
+            score(item)
             cpu.append((time.thread_time() - c0) * 1000)
             wall.append((time.perf_counter() - w0) * 1000)
         runs.append((sum(cpu), cpu, wall))
     _, cpu, wall = min(runs, key=lambda r: r[0])
-    cpu.sort()
-    wall.sort()
+    return cpu, wall
 
-    def p(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(len(values) * q))]
+
+def _rates(cpu: list[float], wall: list[float] | None = None) -> dict[str, float]:
+    out = {
+        "events_per_s": 1000 * len(cpu) / sum(cpu),
+        "p50_ms": _percentile(cpu, 0.5),
+        "p99_ms": _percentile(cpu, 0.99),
+        "max_ms": max(cpu),
+    }
+    if wall is not None:
+        out |= {"wall_events_per_s": 1000 * len(wall) / sum(wall), "wall_p99_ms": _percentile(wall, 0.99)}
+    return out
+
+
+def throughput(n: int) -> dict[str, float]:
+    """Events per second on one core and latency per event, measured in CPU time of this thread (what one core
+    spends, unaffected by other processes competing for the machine) and, for reference, in wall-clock time.
+
+    ``events_per_s``: the detectors over the common view of distinct events, every text new (the memo of recent
+    texts cannot help). ``bus_events_per_s``: end to end as a guard in its own process scores them, from the
+    serialised events on the bus (parsing the events and the request body, building the view, detecting, building the
+    violations), also distinct. ``replay_events_per_s``: a conversation as a proxy sees it, every turn re-sending the
+    history, where the memo of recent texts serves what earlier turns already scored."""
+    from schemas.events import RequestEvent, ResponseEvent
+    from schemas.profiles import default_profile
+    from services.guard.scoring import findings_for, violations
+
+    events = typical_events(n)
+    wire = bus_events(events)
+    profile = default_profile()
+
+    def detect(event: tuple[ConversationView, CompletionView]) -> None:
+        scan_conversation(event[0], allowed_domains=ALLOWED)
+        scan_completion(event[1], allowed_domains=ALLOWED)
+
+    def from_bus(event: tuple[bytes, bytes]) -> None:
+        for parsed in (RequestEvent.model_validate_json(event[0]), ResponseEvent.model_validate_json(event[1])):
+            violations(parsed, profile, findings_for(parsed, profile))
+
+    # Warm up as a long-running guard would be (model loaded, phone-number metadata of the regions compiled); each
+    # measured pass then starts from cleared memos.
+    for event in events:
+        detect(event)
+    chars = [
+        sum(len(m.text) + len(m.tool_result.content if m.tool_result else "") for m in c.messages) for c, _ in events
+    ]
+    cpu, wall = _passes(events, detect)
+    bus_cpu, _ = _passes(wire, from_bus)
 
     # A conversation as a proxy sees it: every turn re-sends the history, so only the newest messages are new.
     clear_caches()
@@ -345,18 +436,69 @@ def throughput(n: int) -> dict[str, float]:
             scan_completion(completion, allowed_domains=ALLOWED)
             replay_cpu.append((time.thread_time() - c0) * 1000)
 
+    bus = _rates(bus_cpu)
     return {
         "events": n,
-        "replay_events_per_s": 1000 * len(replay_cpu) / sum(replay_cpu),
         "messages_per_event": statistics.mean(len(c.messages) for c, _ in events),
         "chars_per_event": statistics.mean(chars),
-        "events_per_s": 1000 * n / sum(cpu),
-        "p50_ms": p(cpu, 0.5),
-        "p99_ms": p(cpu, 0.99),
-        "max_ms": cpu[-1],
-        "wall_events_per_s": 1000 * n / sum(wall),
-        "wall_p99_ms": p(wall, 0.99),
+        **_rates(cpu, wall),
+        "bus_events_per_s": bus["events_per_s"],
+        "bus_p50_ms": bus["p50_ms"],
+        "bus_p99_ms": bus["p99_ms"],
+        "replay_events_per_s": 1000 * len(replay_cpu) / sum(replay_cpu),
+        "replay_p99_ms": _percentile(replay_cpu, 0.99),
     }
+
+
+LEARNED_MODES = (("off", None), ("gated", None), ("gated", "1.0"), ("wide", None))
+"""The learned tier's placements compared by ``--learned``: off; on the windows the fast tiers find borderline within
+the default CPU share; the same without a share (every borderline window read); the wider gate."""
+
+
+def learned_tradeoff(n: int) -> list[dict[str, Any]]:
+    """Throughput of the full scan of ``n`` distinct events with the learned tier placed each way, and how many
+    borderline windows it read or left unread for want of budget."""
+    import os
+
+    from services.guard.detectors import learned
+    from services.guard.detectors.encoder import shared_encoder
+
+    rows = []
+    events = typical_events(n)
+    # A running guard builds its encoder session once, on the first window it reads (a few seconds): not measured.
+    shared_encoder().encode(["warm up the session"])
+    saved = {k: os.environ.get(k) for k in (learned.MODE_ENV, learned.SHARE_ENV)}
+    try:
+        for mode, share in LEARNED_MODES:
+            os.environ[learned.MODE_ENV] = mode
+            os.environ.pop(learned.SHARE_ENV, None) if share is None else os.environ.__setitem__(
+                learned.SHARE_ENV, share
+            )
+            learned.BUDGET = learned.CpuBudget()
+            cpu, _ = _passes(
+                events,
+                lambda e: (
+                    scan_conversation(e[0], allowed_domains=ALLOWED),
+                    scan_completion(e[1], allowed_domains=ALLOWED),
+                ),
+                passes=1,
+            )
+            b = learned.BUDGET
+            rows.append(
+                {
+                    "mode": mode,
+                    "share": float(share) if share else learned.DEFAULT_SHARE,
+                    **_rates(cpu),
+                    "windows_read": b.read_windows,
+                    "windows_skipped": b.skipped_windows,
+                    "texts_skipped": b.skipped_texts,
+                }
+            )
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        learned.BUDGET = learned.CpuBudget()
+    return rows
 
 
 # --- output ---------------------------------------------------------------------------------------------------------
@@ -384,20 +526,9 @@ def print_table(title: str, table: dict[str, Counts], errors: int) -> dict[str, 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=400, help="events for the throughput run")
-    parser.add_argument("--errors", type=int, default=0, help="show this many misses and false alarms per table")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument(
-        "--held-out",
-        action="store_true",
-        help="also score the held-out split (once, for a final report: no tuning decision may follow from it)",
-    )
-    parser.add_argument("--no-speed", action="store_true", help="skip the throughput run")
-    args = parser.parse_args()
-
-    results: dict[str, Any] = {}
+def evaluate_all(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Every detection table: injection and jailbreak leave one source out, then secrets, personal data and
+    exfiltration by source and position."""
     injection_report(args, results)
 
     secrets = load("eval_secrets.jsonl")
@@ -424,21 +555,58 @@ def main() -> None:
     print(f"\nfull secret or personal datum found in a finding excerpt: {leaks} (must be 0)")
     results["masking_leaks"] = leaks
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=400, help="events for the throughput run")
+    parser.add_argument("--errors", type=int, default=0, help="show this many misses and false alarms per table")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="also score the held-out split (once, for a final report: no tuning decision may follow from it)",
+    )
+    parser.add_argument("--no-speed", action="store_true", help="skip the throughput run")
+    parser.add_argument(
+        "--learned", action="store_true", help="also measure throughput with the learned tier placed each way"
+    )
+    parser.add_argument("--speed-only", action="store_true", help="only the throughput run (no evaluation)")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {}
+    if args.speed_only:
+        args.no_speed = False
+    else:
+        evaluate_all(args, results)
     if args.no_speed:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
         return
+
     perf = throughput(args.events)
     results["throughput"] = perf
     print(
-        f"\nthroughput (one core, CPU time): {perf['events_per_s']:.0f} events/s; latency per event p50 "
-        f"{perf['p50_ms']:.2f} ms, p99 {perf['p99_ms']:.2f} ms, max {perf['max_ms']:.2f} ms "
-        f"({perf['messages_per_event']:.0f} messages, {perf['chars_per_event']:.0f} characters per event on average)"
+        f"\nthroughput (one core, CPU time), {perf['events']} distinct events "
+        f"({perf['messages_per_event']:.0f} messages, {perf['chars_per_event']:.0f} characters per event on average):"
+        f"\n  detectors over the view: {perf['events_per_s']:.0f} events/s; latency per event p50 "
+        f"{perf['p50_ms']:.2f} ms, p99 {perf['p99_ms']:.2f} ms, max {perf['max_ms']:.2f} ms"
+        f"\n  end to end from the serialised bus events: {perf['bus_events_per_s']:.0f} events/s; p50 "
+        f"{perf['bus_p50_ms']:.2f} ms, p99 {perf['bus_p99_ms']:.2f} ms"
         f"\n  wall clock on this machine as loaded now: {perf['wall_events_per_s']:.0f} events/s, "
         f"p99 {perf['wall_p99_ms']:.2f} ms"
         f"\n  conversation replay (each turn re-sends the history; the memo of recent texts helps): "
-        f"{perf['replay_events_per_s']:.0f} events/s"
+        f"{perf['replay_events_per_s']:.0f} events/s, p99 {perf['replay_p99_ms']:.2f} ms"
     )
+    if args.learned:
+        rows = learned_tradeoff(args.events)
+        results["learned tier"] = rows
+        print("\nthe learned tier, placed each way (detectors over the view, distinct events):")
+        header = f"{'mode':<8} {'share':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        print(f"  {header}  windows read / skipped (+ texts skipped)")
+        for r in rows:
+            figures = f"{r['events_per_s']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.1f}"
+            counts = f"{r['windows_read']} / {r['windows_skipped']} (+{r['texts_skipped']})"
+            print(f"  {r['mode']:<8} {r['share']:>5.2f} {figures}  {counts}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

@@ -60,6 +60,7 @@ _SPACED_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}[ :]){11,}[0-9A-Fa-f]{2}")
 _TOKEN = re.compile(r"[^\s\"'<>]+")
 _ESCAPE = re.compile(r"\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
 _PERCENT_BYTE = re.compile(r"%[0-9A-Fa-f]{2}")
+_HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
 def _readable(data: bytes, min_chars: int = 8) -> str | None:
@@ -101,17 +102,21 @@ def _encoded(text: str) -> list[tuple[str, int, int, str]]:
     out: list[tuple[str, int, int, str]] = []
     lengths = list(map(len, text.split()))
     longest = max(lengths, default=0)
+    hex_runs: list[re.Match[str]] = []
     if longest >= 20:
         for m in _BASE64.finditer(text):
             run = m.group(0)
+            # Hex digits are base64 characters, and a base64 match is a whole run of them (its lookbehind): every
+            # hex run of the text lies inside one, so looking for them there finds the same runs as the whole text.
+            if longest >= 24 and len(run) >= 24:
+                hex_runs += _HEX_RUN.finditer(text, m.start(), m.end())
             # A run of only hex digits or only letters is read as hex / a word below, not as base64.
-            if run.isalpha() or all(c in "0123456789abcdefABCDEF" for c in run):
+            if run.isalpha() or not run.strip(_HEX_DIGITS):
                 continue
             data = _b64(run)
             decoded = _readable(data) if data else None
             if decoded:
                 out.append(("base64", m.start(), m.end(), decoded))
-    hex_runs = list(_HEX_RUN.finditer(text)) if longest >= 24 else []
     if lengths.count(2) >= 12:
         hex_runs += _SPACED_HEX.finditer(text)
     for m in hex_runs:

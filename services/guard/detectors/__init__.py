@@ -18,14 +18,14 @@ request collector, a file drop, a raw public IP, encoded DNS labels) and by what
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 
 from schemas.view import CompletionView, ConversationView
 from services.detection.normalise import Variant, variants
-from services.guard.detectors import exfiltration, pii
+from services.guard.detectors import exfiltration, learned, pii
 from services.guard.detectors._hits import REDACTED, Hit, excerpt, to_findings
 from services.guard.detectors.injection import _SOURCE_WEIGHT, REPORT_THRESHOLD, Source, _severity, find_injections
 from services.guard.detectors.learned import learned_score
+from services.guard.detectors.memo import ByteBoundedLRU, digest
 from services.guard.detectors.pii import find_pii
 from services.guard.detectors.policy import findings_from_decisions
 from services.guard.detectors.secrets import find_secrets
@@ -34,14 +34,44 @@ from services.guard.findings import Finding
 __all__ = ["Finding", "clear_caches", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
 
 
-_CACHED_TEXT_MAX = 16_384
 # Which message texts are read for injection, and as what (system prompts and the assistant's own words are not).
 _INJECTION_SOURCE: dict[str, Source] = {"user": "user", "tool": "tool"}
 
 
-@lru_cache(maxsize=4096)
-def _detect_cached(text: str, injection_source: Source | None) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
-    return _detect(text, injection_source)
+Detected = tuple[tuple[Hit, ...], tuple[Hit, ...]]
+_TUPLE_BYTES = 56
+_HIT_BYTES = 96 + 24 + 2 * 32 + 8
+"""A hit, its score and offsets, and its slot in a tuple."""
+_STR_BYTES = 80
+"""A string's header, at most; each character takes at most 4 bytes more."""
+
+
+def weigh(found: Detected) -> int:
+    """An upper bound of the bytes a result holds (measuring each object costs more than detecting a short text)."""
+    total = 3 * _TUPLE_BYTES
+    for h in (*found[0], *found[1]):
+        total += _HIT_BYTES + 3 * _STR_BYTES + 4 * (len(h.detector) + len(h.note) + len(h.mask or ""))
+    return total
+
+
+MEMO: ByteBoundedLRU[Detected] = ByteBoundedLRU(weigh=weigh)
+"""Every request re-sends the conversation so far: the same texts come back turn after turn (see :mod:`memo`)."""
+
+
+def _detect_memoised(text: str, injection_source: Source | None) -> Detected:
+    """``_detect``, remembered by the text and everything else its result depends on: the source it is read as and
+    the learned tier's mode. A result the learned tier could not complete for want of CPU budget is not kept, so that
+    the text is read in full when it comes back."""
+    mode = learned.mode() if injection_source is not None else "off"
+    key = digest(text, str(injection_source), mode)
+    found = MEMO.get(key)
+    if found is not None:
+        return found
+    skipped = learned.BUDGET.skipped_texts + learned.BUDGET.skipped_windows
+    found = _detect(text, injection_source)
+    if learned.BUDGET.skipped_texts + learned.BUDGET.skipped_windows == skipped:
+        MEMO.put(key, found)
+    return found
 
 
 _HIDDEN_CARRIERS = (
@@ -79,7 +109,7 @@ def _relocated(hit: Hit, variant: Variant, masks: list[Hit], bonus: float = 0.0)
     )
 
 
-def _detect(text: str, injection_source: Source | None) -> tuple[tuple[Hit, ...], tuple[Hit, ...]]:
+def _detect(text: str, injection_source: Source | None) -> Detected:
     """(sensitive spans, injection hits) of one text and of every other reading of it (:mod:`normalise`)."""
     sensitive = [*find_secrets(text), *find_pii(text)]
     injections = find_injections(text, source=injection_source) if injection_source is not None else []
@@ -131,10 +161,7 @@ def _learned(text: str, source: Source, readings: list[Variant]) -> list[Hit]:
 def _scan(text: str, location: str, injection_source: Source | None, extra: Iterable[Hit] = ()) -> list[Finding]:
     if not text:
         return []
-    # Every request re-sends the conversation so far: the same texts come back turn after turn, so results are
-    # memoised (the detectors are pure); very long texts are not, to bound the memory this can hold.
-    detect = _detect_cached if len(text) <= _CACHED_TEXT_MAX else _detect
-    sensitive, injections = detect(text, injection_source)
+    sensitive, injections = _detect_memoised(text, injection_source)
     hits = [*sensitive, *injections, *extra]
     return to_findings(text, hits, location, list(sensitive)) if hits else []
 
@@ -177,7 +204,7 @@ def scan_completion(view: CompletionView, *, allowed_domains: frozenset[str] = f
 
 def clear_caches() -> None:
     """Forget what the detectors memoised, so a benchmark measures cold work."""
-    _detect_cached.cache_clear()
+    MEMO.clear()
     pii._valid_phone.cache_clear()
 
 

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
@@ -75,21 +75,47 @@ def _splits_escape(text: str, at: int) -> bool:
     return 0 < at < len(text) and text[at - 1] == "\\" and text[at] in "nrt"
 
 
+def _split_weights(weights: dict[str, float]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """The weights of unigrams, and of bigrams keyed by their two tokens (``"a b"`` -> ``("a", "b")``)."""
+    unigrams: dict[str, float] = {}
+    bigrams: dict[tuple[str, str], float] = {}
+    for gram, weight in weights.items():
+        first, space, second = gram.partition(" ")
+        if space:
+            bigrams[(first, second)] = weight
+        else:
+            unigrams[gram] = weight
+    return unigrams, bigrams
+
+
 @dataclass(frozen=True, slots=True)
 class InjectionModel:
     weights: dict[str, float]
     bias: float
     threshold: float = 0.5
     """Window probability from which the model raises an alarm (chosen in training for 1% false positives)."""
+    _unigrams: dict[str, float] = field(init=False, repr=False, compare=False)
+    _bigrams: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Bigrams are looked up as pairs of the tokens already found: joining them into strings (and hashing those)
+        # cost more than the lookups. Tokens hold no space, so a pair stands for exactly one bigram string.
+        unigrams, bigrams = _split_weights(self.weights)
+        object.__setattr__(self, "_unigrams", unigrams)
+        object.__setattr__(self, "_bigrams", bigrams)
 
     def window_score(self, window: str) -> float:
         """Probability that one normalized window is an injection or jailbreak."""
-        feats = _grams(window)  # features(window), without copying the set into a list
-        if not feats:
+        tokens = _TOKEN.findall(window)
+        if not tokens:
             return 0.0
-        get = self.weights.get
+        # The features of :func:`features`: distinct unigrams and distinct bigrams (as pairs).
+        unigrams = set(tokens)
+        bigrams = set(pairwise(tokens))
         # Binary features, L2-normalised over every feature present (known or not), exactly as in training.
-        z = self.bias + sum(filter(None, map(get, feats))) / math.sqrt(len(feats))
+        total = sum(filter(None, map(self._unigrams.get, unigrams)))
+        total += sum(filter(None, map(self._bigrams.get, bigrams)))
+        z = self.bias + total / math.sqrt(len(unigrams) + len(bigrams))
         return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0
 
     def score(self, text: str, norm: str | None = None) -> tuple[float, int]:
