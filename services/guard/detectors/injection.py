@@ -25,7 +25,7 @@ from services.guard.detectors._rule import W as _W
 from services.guard.detectors._rule import rule as _r
 from services.guard.detectors.injection_model import InjectionModel, load_model, normalize
 from services.guard.detectors.injection_multilingual import MULTILINGUAL_RULES
-from services.guard.detectors.injection_pretexts import PRETEXT_RULES, RAW_PRETEXT_RULES
+from services.guard.detectors.injection_pretexts import JAILBREAK_DESCRIPTION_RULES, PRETEXT_RULES, RAW_PRETEXT_RULES
 from services.guard.detectors.injection_reworded import REWORDED_RULES, weak_cue_hit
 from services.guard.findings import Severity
 
@@ -242,6 +242,7 @@ RULES: tuple[_Rule, ...] = (
     *MULTILINGUAL_RULES,
     *REWORDED_RULES,
     *PRETEXT_RULES,
+    *JAILBREAK_DESCRIPTION_RULES,
 )
 
 # Rules over the raw text, where case carries the signal (an upper-case role label in the middle of data).

@@ -70,18 +70,22 @@ MULTILINGUAL_RULES: tuple[Rule, ...] = (
         r"\b(?:eres|actúa como|actua como|compórtate como|responde|responda|modelo|asistente|você é|voce e|aja como|"
         r"atue como|assistente|tu es|vous êtes|agis comme|agissez comme|réponds|répondez|modèle|assistant|"
         r"du bist|sie sind|agiere als|handle als|antworte|modell|assistent|sei|agisci come|rispondi|yanit ver|"
-        r"cevap ver|sen artik)\b[^.\n]{0,60}?\b(?:sin|ningún|ninguna|sem|nenhuma|nenhum|sans|aucune|aucun|ohne|"
+        r"cevap ver|sen artik|responder|répondre|repondre|rispondere|antworten|beantworte|befolgst)\b[^.\n]{0,60}?"
+        r"\b(?:sin|ningún|ninguna|sem|nenhuma|nenhum|sans|aucune|aucun|ohne|"
         r"keine|senza|nessuna|nessun|hiçbir|olmadan)\s+(?:\w+\s+)?(?:restricciones|restricción|filtros?|censura|límites|"
         r"limites|reglas|restrições|restricoes|regras|restrictions?|filtres?|censure|règles|einschränkung\w*|zensur|"
-        r"regeln|grenzen|beschränkung\w*|restrizioni|filtri|limiti|regole|kisitlama\w*|sinir\w*|filtre\w*|kural\w*)|"
+        r"regeln|grenzen|beschränkung\w*|einschraenkung\w*|richtlinien|restrizioni|filtri|limiti|regole|kisitlama\w*|"
+        r"sinir\w*|filtre\w*|kural\w*)|"
         r"\b(?:modo desarrollador|modo de desarrollador|modo desenvolvedor|modo de desenvolvedor|mode développeur|"
-        r"entwicklermodus|modalità sviluppatore|geliştirici modu|sansürsüz|filtresiz|kisitlamasiz)\b|"
+        r"entwicklermodus|modalità sviluppatore|geliştirici modu|sansürsüz|filtresiz|kisitlamasiz|"
+        r"du bist (?:jetzt |nun )?uneingeschränkt|kisitlama(?:si)? (?:olmadan|olmayan)|sansür uygulama|"
+        r"reddedemezsin)\b|"
         r"(?:制限|フィルター|検閲|ルール)(?:なし|のない|を(?:解除|無視))|開発者モード|脱獄|"
         r"(?:没有|不受|无)(?:任何)?(?:限制|约束|过滤|审查)",
         0.75,
         "restric|filtr|filter|censur|límites|limites|limiti|reglas|regras|règles|regeln|regole|einschränk|zensur|"
-        "grenzen|beschränk|kisitlama|sinir|kural|desarrollador|desenvolvedor|développeur|entwicklermodus|sviluppatore|"
-        "geliştirici|sansürsüz|filtresiz|制限|フィルター|検閲|ルール|開発者モード|脱獄|限制|约束|过滤|审查",
+        "grenzen|beschränk|einschraenk|richtlinien|kisitlama|sinir|kural|desarrollador|desenvolvedor|développeur|entwicklermodus|sviluppatore|"
+        "geliştirici|sansürsüz|filtresiz|uneingeschränkt|sansür|reddedemezsin|制限|フィルター|検閲|ルール|開発者モード|脱獄|限制|约束|过滤|审查",
     ),
     rule(
         "remove_restrictions_ml",

@@ -168,6 +168,37 @@ PRETEXT_RULES: tuple[Rule, ...] = (
     ),
 )
 
+# Jailbreaks that describe the model they want rather than name a mode: one without a content policy, one that need
+# not obey its rules, a dead grandmother's voice.
+JAILBREAK_DESCRIPTION_RULES: tuple[Rule, ...] = (
+    rule(
+        "model_without_policy",
+        # Said to the model: "you ...", "pretend to be ...", "as a chatbot that ...".
+        r"\b(?:you|yourself|pretend|imagine|act as|play|become|as an?|be an?)\b[^.\n]{0,40}?\b(?:with|has|have|had|"
+        r"having)\s+no\s+(?:content polic(?:y|ies)|(?:ethical |moral |safety )?(?:restrictions|filters|guidelines|"
+        r"limits|limitations|boundaries)|ethics|morals|morality|censorship)\b",
+        0.75,
+        "content polic|restrictions|filters|guidelines|limits|limitations|boundaries|ethics|morals|morality|censorship",
+    ),
+    rule(
+        "need_not_obey",
+        r"\byou (?:do not|don't|no longer) (?:need|have) to (?:obey|follow|adhere to|comply with|respect|align with|"
+        r"abide by)\s+(?:[\w']+\s+){0,2}?(?:content polic(?:y|ies)|guidelines|rules|human (?:morals|values|ethics)|"
+        r"ethics|morals|safety (?:rules|guidelines|policies)|restrictions)\b|"
+        r"\blet's break (?:the |all the |some )?(?:\w+'? )?rules\b|"
+        r"\b(?:disregard|ignore|bypass)\s+(?:the|your|its|all)\s+(?:content|safety|usage)\s+polic(?:y|ies)\b",
+        0.75,
+        "need to|have to|break|polic",
+    ),
+    rule(
+        "grandmother_exploit",
+        r"\b(?:act|pretend|roleplay|role-play|play|behave) (?:as|like|to be) my (?:late |deceased |dead |departed )?"
+        r"(?:grand(?:ma|mother|pa|father)|granny|nana)\b",
+        0.7,
+        "grand|granny|nana",
+    ),
+)
+
 RAW_PRETEXT_RULES: tuple[Rule, ...] = (
     rule(
         "tool_call_to_destination",
