@@ -288,27 +288,6 @@ def _iban_starts(text: str) -> list[int]:
     return starts
 
 
-# The example IBANs of the SWIFT IBAN registry and of the standard's documentation, printed in every manual and test
-# suite (and used as stand-ins by agent benchmarks): public, and nobody's account.
-_DOCUMENTED_IBANS = frozenset(
-    {
-        "GB29NWBK60161331926819",
-        "GB82WEST12345698765432",
-        "DE89370400440532013000",
-        "CH9300762011623852957",
-        "CH5604835012345678009",
-        "SE4550000000058398257466",
-        "SE3550000000054910000003",
-        "FR1420041010050500013M02606",
-        "ES9121000418450200051332",
-        "IT60X0542811101000000123456",
-        "NL91ABNA0417164300",
-        "BE68539007547034",
-        "AT611904300234573201",
-    }
-)
-
-
 def _ibans(text: str) -> list[Hit]:
     hits = []
     end = 0
@@ -323,8 +302,6 @@ def _ibans(text: str) -> list[Hit]:
         for _ in range(3):
             if _iban_valid(raw):
                 end = m.start() + len(raw)
-                if raw.replace(" ", "") in _DOCUMENTED_IBANS:
-                    break
                 hits.append(Hit("pii.iban", "pii", "high", 0.98, m.start(), end, raw[:2] + REDACTED))
                 break
             if " " not in raw:
