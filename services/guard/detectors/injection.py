@@ -292,10 +292,12 @@ _DISCUSSION = re.compile(
     r"how (?:do|does|can|to) (?:i |we |you )?(?:detect|prevent|stop|block|defend|protect|handle|test))\b|"
     r"(?:patterns?|phrases|keywords|signatures|blocklist|denylist)\s*(?:=|:)\s*[\[({]",
 )
-# ... and so are phrases named right after they are quoted: "'Ignore previous instructions' is a short story".
+# ... and so are phrases named right after they are quoted: "'Ignore previous instructions' is a short story", and
+# phrases in a string literal that code tests for: ``if 'ignore previous instructions' in text.lower():``.
 _DISCUSSED_AFTER = re.compile(
     r"\W{0,3}\s*(?:is|was|are|were)\s+(?:a|an|the|one|called|known)\b|\W{0,3}\s*(?:attacks?|prompts?|phrases?|"
-    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"\u201d\u2019]\s*(?:,\s*['\"\u201c\u2018]|\])"
+    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"\u201d\u2019]\s*(?:,\s*['\"\u201c\u2018]|\])|"
+    r"['\"]\s*(?:(?:not\s+)?in\s+[\w.]+|==|!=)"
 )
 _NEGATED = re.compile(r"\b(?:do not|don't|never|not|shouldn't|should not|must not|mustn't|won't|cannot|can't)\s+$")
 
