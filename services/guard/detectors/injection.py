@@ -34,10 +34,12 @@ Source = Literal["user", "tool", "tool_description", "text"]
 # How much a source's text is trusted to contain instructions: indirect channels get no discount.
 _SOURCE_WEIGHT: dict[str, float] = {"tool": 1.0, "tool_description": 1.0, "text": 0.95, "user": 0.9}
 REPORT_THRESHOLD = 0.5
-MODEL_MARGIN = 0.5
+MODEL_MARGIN = 0.7
 """The model reports from this far between its training threshold and certainty. The training threshold leaves 1% of
 the negatives of the sources it was trained on above it; scored leave one source out, 2.3% of benign texts from an
-unseen source were, and halfway to certainty 1.7% (``bench/guard_eval.py``; jailbreak recall 0.86 -> 0.84)."""
+unseen source were, halfway to certainty 1.7% (jailbreak recall 0.86 -> 0.84). Once the rules carried injection, the
+model's part is jailbreaks: at 0.7 of the way, rules and model together flag 1.2% of benign texts, at 0.5 1.7%, for
+jailbreak recall 0.82 against 0.85, injection recall unchanged (``bench/guard_eval.py``, leave one source out)."""
 
 
 # Rules run over the normalized (NFKC, zero-width removed, lower-cased) text.
