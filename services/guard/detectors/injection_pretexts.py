@@ -67,8 +67,7 @@ PRETEXT_RULES: tuple[Rule, ...] = (
         r"conscious|free)\b[^\n]{0,10}?\bby\b|"
         r"\bwithout writing anything\.? (?:then|now),? your (?:\w+ )?task is to\b",
         0.7,
-        "exercise|drill|pipeline|assessment|run|this is a test|mission|experimental procedure|prove|"
-        "without writing anything",
+        "as part of|this is a test|mission|experimental procedure|prove|without writing anything",
     ),
     rule(
         "pretext_forgotten_instruction",
@@ -107,15 +106,18 @@ PRETEXT_RULES: tuple[Rule, ...] = (
         + _ACT
         + r"\b",
         0.7,
-        "ignore|bypass|override|disable|disregard|forget|circumvent|turn off|switch off|suspend|waive",
+        "ignore|bypass|override|disable|disregard|forget|circumvent|turn off|switch off|suspend|waive"
+        "&restriction|control|polic|privilege|compliance|check|safeguard|monitoring|guardrail|hipaa|gdpr|pci|aml|kyc|"
+        "segregation|court order|confidentiality|retrieval|grounding|approval|review|safety|limits|rules|guidelines|"
+        "regulations|audit|sanctions|consent",
     ),
     rule(
         "control_off_label",
-        r"(?:^|[.!\n]\s*)(?:compliance|safety|security|privacy|filters?|guardrails?|moderation|restrictions)\s+off\s*:|"
+        r"(?:^|[.!\n]\s*)(?:compliance|safety|security|privacy|filters?|guardrails?|moderation|restrictions)\s+off ?:|"
         r"(?:^|[.!\n]\s*)(?:developer|admin(?:istrator)?|system|root|operator|maintenance)\s+(?:backdoor|override)"
         r"\s*:\s*\w|(?:^|\n)\s*override\s*:\s*(?:safety|all|the|your|filters?|restrictions|guardrails)",
         0.7,
-        " off|backdoor|override",
+        "off:|off :|backdoor|override",
     ),
     rule(
         "sensitive_into_answer",
@@ -129,7 +131,8 @@ PRETEXT_RULES: tuple[Rule, ...] = (
         r"\b(?:encode|include|append|put|embed|hide)\b[^.\n]{0,60}?\b" + _SENSITIVE + r"\b[^.\n]{0,20}?\bas base ?64\b|"
         r"\b(?:encode|include)\b[^.\n]{0,20}?\bbase ?64 of\b[^.\n]{0,60}?\b" + _SENSITIVE + r"\b",
         0.7,
-        "put|include|append|add|embed|insert|encode|hide",
+        "put|include|append|add|embed|insert|encode|hide"
+        "&response|reply|answer|output|footer|summary|report|export|json|base64|base 64",
     ),
     rule(
         "context_window_dump",
@@ -137,7 +140,7 @@ PRETEXT_RULES: tuple[Rule, ...] = (
         r"(?:the |any )?(?:api keys?|secrets?|passwords?|credentials|tokens?))\s+(?:in|of|from)\s+your\s+context"
         r"(?:\s+window)?\b",
         0.75,
-        "context",
+        "your context",
     ),
     rule(
         "forged_end_of_input",
@@ -153,7 +156,8 @@ PRETEXT_RULES: tuple[Rule, ...] = (
         r"racist|sexist|derogatory|insulting|rude|mean|biased|hostile|demeaning) (?:sentence|statement|joke|comment|"
         r"tweet|paragraph|post|remark) about\b",
         0.7,
-        "write",
+        " sentence about| statement about| joke about| comment about| tweet about| paragraph about| post about|"
+        " remark about",
     ),
     rule(
         "todo_directive",
@@ -178,7 +182,8 @@ JAILBREAK_DESCRIPTION_RULES: tuple[Rule, ...] = (
         r"having)\s+no\s+(?:content polic(?:y|ies)|(?:ethical |moral |safety )?(?:restrictions|filters|guidelines|"
         r"limits|limitations|boundaries)|ethics|morals|morality|censorship)\b",
         0.75,
-        "content polic|restrictions|filters|guidelines|limits|limitations|boundaries|ethics|morals|morality|censorship",
+        "content polic|restrictions|filters|guidelines|limits|limitations|boundaries|ethics|morals|morality|censorship"
+        "&with no|has no|have no|had no|having no",
     ),
     rule(
         "need_not_obey",
