@@ -210,7 +210,9 @@ RAW_PRETEXT_RULES: tuple[Rule, ...] = (
         # Data that names one of the agent's tools (snake case, as tools are) to call towards a destination or a
         # path: "use send_email to send it to records@...", "call delete_file on ./exports", "call fetch_url on
         # http://169.254.169.254/".
-        r"(?i)\b(?:call|use|invoke|run|execute|trigger)\s+(?:the\s+)?`?[a-z][a-z0-9]*_[a-z0-9_]+`?(?:\(\))?\s+"
+        # Written without (?i), the verbs' cases spelt out: the regex then skips ahead on their first letters.
+        r"\b(?:call|Call|CALL|use|Use|USE|invoke|Invoke|run|Run|execute|Execute|trigger|Trigger)\s+(?:the\s+)?`?"
+        r"[a-z][a-z0-9]*_[a-z0-9_]+`?(?:\(\))?\s+"
         r"(?:tool\s+|function\s+)?(?:to\s+(?:send|post|upload|forward|transfer|share|email|submit|delete|wipe|remove|"
         r"exfiltrate)\b|on\s+(?:\.{0,2}/|https?://|[a-z]:\\)|with\b[^.\n]{0,40}?\b(?:api key|password|token|"
         r"credentials|secret)|to\s+(?:https?://|[\w.+-]+@[\w-]+\.))",
