@@ -402,8 +402,12 @@ def is_example_value(value: str, *, sequences: bool = True) -> bool:
     return len(value) >= 16 and steps * 2 >= len(value)
 
 
+# A link where a password was expected: "reset your password: https://…" names a page, not a password.
+_LINK_VALUE = re.compile(r"(?i)^(?:https?|ftp)://|^www\.")
+
+
 def _is_credential_value(value: str, quoted: bool) -> bool:
-    if _PLACEHOLDER.match(value) or _CODE_VALUE.search(value):
+    if _PLACEHOLDER.match(value) or _CODE_VALUE.search(value) or _LINK_VALUE.match(value):
         return False
     lowered = value.lower()
     if any(w in lowered for w in _PLACEHOLDER_WORDS):

@@ -62,3 +62,35 @@ def test_markdown_image_with_data_in_the_answer():
     assert data not in findings[0].excerpt
     plain = CompletionView(text="See ![diagram](https://example.com/diagram.png)")
     assert scan_completion(plain, allowed_domains=ALLOWED) == []
+
+
+def _local(name: str, arguments: dict[str, object]) -> CompletionView:
+    return CompletionView(tool_calls=[ToolCall(id="c1", name=name, arguments=arguments)])
+
+
+def test_links_written_by_a_local_action_are_content_not_destinations():
+    # A note or a file that mentions a page sends nothing to that page's host.
+    for name, key in (("write_note", "text"), ("write_file", "content"), ("create_ticket", "body")):
+        view = _local(
+            name, {key: "Just posted a photo https://www.example.org and the docs at https://docs.other.test"}
+        )
+        assert scan_completion(view, allowed_domains=ALLOWED) == [], name
+    # The same link given to a tool that sends, or in a tool's url argument, is a destination.
+    sent = scan_completion(call({"url": "https://www.example.org/upload"}), allowed_domains=ALLOWED)
+    assert [f.detector for f in sent] == ["exfiltration.unlisted_destination"]
+    fetched = scan_completion(_local("fetch_page", {"url": "https://www.example.org"}), allowed_domains=ALLOWED)
+    assert [f.detector for f in fetched] == ["exfiltration.unlisted_destination"]
+
+
+def test_a_local_action_with_a_link_keeps_its_secret_under_its_own_category(fake_keys):
+    view = _local("write_file", {"path": "notes.md", "content": f"see https://wiki.other.test key {fake_keys['aws']}"})
+    findings = scan_completion(view, allowed_domains=ALLOWED)
+    assert [(f.category, f.detector) for f in findings] == [("secret", "secrets.aws_access_key_id")]
+
+
+def test_a_local_action_still_reports_a_link_that_carries_data_or_points_at_a_sink():
+    data = base64.urlsafe_b64encode(b"the user's chat history and their account number " * 2).decode()
+    view = _local("write_note", {"text": f"open https://collector.test/c?d={data} later"})
+    assert [f.detector for f in scan_completion(view, allowed_domains=ALLOWED)] == ["exfiltration.data_in_url"]
+    view = _local("write_note", {"text": "post it to https://webhook.site/3f2a-11 later"})
+    assert [f.detector for f in scan_completion(view)] == ["exfiltration.sink_destination"]

@@ -34,11 +34,28 @@ def test_luhn():
 
 
 def test_iban_checked_by_mod_97():
-    valid = "DE89 3704 0044 0532 0130 00"
+    valid = "DE44 5001 0517 5407 3249 31"
     assert iban.is_valid(valid)
     assert kinds(f"IBAN {valid} please") == ["pii.iban"]
-    assert kinds("IBAN DE88 3704 0044 0532 0130 00 please") == []
-    assert kinds("GB82WEST12345698765432") == ["pii.iban"]
+    assert kinds("IBAN DE45 5001 0517 5407 3249 31 please") == []
+    assert kinds("GB92NWBK60161331927819") == ["pii.iban"]
+
+
+def test_role_and_registrar_mailboxes_are_not_personal():
+    assert kinds("Registrar Abuse Contact Email: abusecomplaints@markmonitor.com") == []
+    assert kinds("abuse-contact@publicdomainregistry.com, hostmaster@example.net") == []
+    assert kinds("Registrant Contact Email: wei.zhang@126.com") == ["pii.email"]
+
+
+def test_register_numbers_are_not_phone_numbers():
+    assert kinds("UK Limited Company, (Company number: 03877731)") == []
+    assert kinds("Order number 0612 345 6789, shipped") == []
+    assert kinds("Call me on 0612 345 6789 tonight") != []
+
+
+def test_digits_inside_a_hex_digest_are_not_a_card():
+    assert kinds("md5sum of the archive is 1a2c4410760818393238faff5d437d18") == []
+    assert kinds("card 4539 1488 0343 6467 please") == ["pii.payment_card"]
 
 
 @pytest.mark.parametrize("ssn", ["000-12-3456", "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000"])

@@ -74,6 +74,8 @@ def test_credentials_in_assignments_and_urls(text):
         '{"next_page_token": "CiAKGjBpNDd2Nmp2Zml2cXRwYjBpOXA", "max_tokens": 1024}',
         "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----",
         "postgres://user:password@localhost/db",
+        "Click on this link to reset your password: https://www.facebook.com/reset-password",
+        "body: To reset your password: www.account-help.example/reset now",
         "pip install scikit-learn; the bypass = True flag",
     ],
 )

@@ -124,11 +124,17 @@ def _key(path: str) -> str:
     return re.split(r"[.\[]", path.rsplit(".", 1)[-1])[0].lower()
 
 
-def _destinations(path: str, text: str, allowed: frozenset[str], sends: bool) -> tuple[list[Hit], list[_Destination]]:
+def _destinations(
+    path: str, text: str, allowed: frozenset[str], sends: bool, local: bool = False
+) -> tuple[list[Hit], list[_Destination]]:
     """The hits and the destinations of one string of a tool call's arguments; ``sends``: the tool's name says it
-    sends something, so an address outside its data fields is a recipient."""
+    sends something, so an address outside its data fields is a recipient; ``local``: the tool's name says it acts
+    on local state only (writes a file or a note)."""
     hits: list[Hit] = []
     dests: list[_Destination] = []
+    # The data a local action writes (a note's text, a file's content): the URLs in it are content, not where the
+    # call sends anything. Sinks and URLs that carry data are still reported, as a link left to be opened later.
+    local_data = local and _key(path) in _DATA_KEYS
     if "://" in text:
         for m in _URL.finditer(text):
             url = m.group(0).rstrip(".,;:!?")
@@ -138,9 +144,10 @@ def _destinations(path: str, text: str, allowed: frozenset[str], sends: bool) ->
             except ValueError:
                 continue
             start, end = m.start(), m.start() + len(url)
-            dests.append(_Destination(host, is_local_host(host)))
             sink = sink_reason(host, parts.path)
             reason = carries_data(url)
+            if not local_data or sink or reason:
+                dests.append(_Destination(host, is_local_host(host)))
             if sink:
                 hits.append(
                     _hit("sink_destination", "high", 0.9, start, end, _mask_url(url), f"{_mask_url(url)} ({sink})")
@@ -157,6 +164,8 @@ def _destinations(path: str, text: str, allowed: frozenset[str], sends: bool) ->
                         f"{_mask_url(url)} ({reason} sent to {host})",
                     )
                 )
+            elif local_data:
+                continue  # a link written into a note or file by a local action goes nowhere
             elif allowed and host and not is_local_host(host) and not host_allowed(host, allowed):
                 hits.append(
                     _hit(
@@ -253,7 +262,7 @@ def scan_call(
     shell = bool(_SHELL_NAME.search(name))
     sends = bool(_OUTBOUND_NAME.search(name)) and not shell
     for path, text in strings:
-        hits, dests = _destinations(path, text, allowed_domains, sends)
+        hits, dests = _destinations(path, text, allowed_domains, sends, local=not sends and not shell)
         destinations += dests
         found.extend((path, text, h) for h in hits)
     remote = [d.host for d in destinations if not d.local]

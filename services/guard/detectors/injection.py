@@ -25,6 +25,7 @@ from services.guard.detectors._rule import W as _W
 from services.guard.detectors._rule import rule as _r
 from services.guard.detectors.injection_model import InjectionModel, load_model, normalize
 from services.guard.detectors.injection_multilingual import MULTILINGUAL_RULES
+from services.guard.detectors.injection_pretexts import JAILBREAK_DESCRIPTION_RULES, PRETEXT_RULES, RAW_PRETEXT_RULES
 from services.guard.detectors.injection_reworded import REWORDED_RULES, weak_cue_hit
 from services.guard.findings import Severity
 
@@ -33,10 +34,12 @@ Source = Literal["user", "tool", "tool_description", "text"]
 # How much a source's text is trusted to contain instructions: indirect channels get no discount.
 _SOURCE_WEIGHT: dict[str, float] = {"tool": 1.0, "tool_description": 1.0, "text": 0.95, "user": 0.9}
 REPORT_THRESHOLD = 0.5
-MODEL_MARGIN = 0.5
+MODEL_MARGIN = 0.7
 """The model reports from this far between its training threshold and certainty. The training threshold leaves 1% of
 the negatives of the sources it was trained on above it; scored leave one source out, 2.3% of benign texts from an
-unseen source were, and halfway to certainty 1.7% (``bench/guard_eval.py``; jailbreak recall 0.86 -> 0.84)."""
+unseen source were, halfway to certainty 1.7% (jailbreak recall 0.86 -> 0.84). Once the rules carried injection, the
+model's part is jailbreaks: at 0.7 of the way, rules and model together flag 1.2% of benign texts, at 0.5 1.7%, for
+jailbreak recall 0.82 against 0.85, injection recall unchanged (``bench/guard_eval.py``, leave one source out)."""
 
 
 # Rules run over the normalized (NFKC, zero-width removed, lower-cased) text.
@@ -61,7 +64,8 @@ RULES: tuple[_Rule, ...] = (
         r"\b(?:ignore|disregard|forget)\s+(?:(?:everything|all|anything|what(?:ever)?)\s+(?:(?:you(?:'ve| have)? "
         r"(?:been )?(?:told|given|said)|that was said|written|stated|mentioned)\s+)?(?:above|before|previously|"
         r"so far|until now|earlier)\b|the rest of (?:this|the) (?:data|document|text|content|input|page|email|"
-        r"message|file)|all (?:info|information|data|content|text) (?:except|but|other than))",
+        r"message|file)|all (?:info|information|data|content|text) (?:except|but|other than)|"
+        r"(?:all |any |your )?(?:previous|prior|earlier|preceding) requests)",
         0.85,
         "ignor|disregard|forget",
     ),
@@ -70,7 +74,7 @@ RULES: tuple[_Rule, ...] = (
         r"(?:\b(?:new|updated|revised|real|actual|true|secret|hidden|additional|important|priority)\s+"
         r"(?:system\s+)?(?:instructions?|directives?|task|orders|prompt)\s*(?::|!|\*|follow|below|are|is)|"
         r"\byour (?:new|real|actual|true|only) (?:task|goal|purpose|instructions?|objective|job|role) (?:is|are|now)\b|"
-        r"\bfrom now on,? (?:you (?:will|are|must|shall|should)|respond|answer|act|only|always|never|reply)\b)",
+        r"\bfrom now on,? (?:you (?:will|are|must|shall|should|have no)|respond|answer|act|only|always|never|reply)\b)",
         0.75,
         "new |updated|revised|real |actual|true |secret|hidden|additional|important|priority|your |from now on"
         "&instruction|directive|task|orders|prompt|goal|purpose|objective|job|role|from now on",
@@ -239,6 +243,8 @@ RULES: tuple[_Rule, ...] = (
     ),
     *MULTILINGUAL_RULES,
     *REWORDED_RULES,
+    *PRETEXT_RULES,
+    *JAILBREAK_DESCRIPTION_RULES,
 )
 
 # Rules over the raw text, where case carries the signal (an upper-case role label in the middle of data).
@@ -262,6 +268,7 @@ RAW_RULES: tuple[_Rule, ...] = (
         "now|Now|NOW|first|First|immediately|Immediately|also|Also|then|Then|please|Please|before|Before&_",
         indirect_only=True,
     ),
+    *RAW_PRETEXT_RULES,
 )
 
 # Every trigger and leading literal, found in one pass per text: a substring test per literal and rule, or a regex
@@ -287,10 +294,12 @@ _DISCUSSION = re.compile(
     r"how (?:do|does|can|to) (?:i |we |you )?(?:detect|prevent|stop|block|defend|protect|handle|test))\b|"
     r"(?:patterns?|phrases|keywords|signatures|blocklist|denylist)\s*(?:=|:)\s*[\[({]",
 )
-# ... and so are phrases named right after they are quoted: "'Ignore previous instructions' is a short story".
+# ... and so are phrases named right after they are quoted: "'Ignore previous instructions' is a short story", and
+# phrases in a string literal that code tests for: ``if 'ignore previous instructions' in text.lower():``.
 _DISCUSSED_AFTER = re.compile(
     r"\W{0,3}\s*(?:is|was|are|were)\s+(?:a|an|the|one|called|known)\b|\W{0,3}\s*(?:attacks?|prompts?|phrases?|"
-    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"\u201d\u2019]\s*(?:,\s*['\"\u201c\u2018]|\])"
+    r"jailbreaks?|injections?|strings?|patterns?)\b|['\"\u201d\u2019]\s*(?:,\s*['\"\u201c\u2018]|\])|"
+    r"['\"]\s*(?:(?:not\s+)?in\s+[\w.]+|==|!=)"
 )
 _NEGATED = re.compile(r"\b(?:do not|don't|never|not|shouldn't|should not|must not|mustn't|won't|cannot|can't)\s+$")
 
@@ -450,6 +459,13 @@ def model_score(
     return (0.5 + 0.5 * (p - threshold) / (1.0 - threshold)) * _SOURCE_WEIGHT[source], at
 
 
+def _fold_turkish_i(norm: str) -> str:
+    """Turkish dotless and dotted i read as a plain i: lower-casing turns "İ" into "i" and a combining dot, which
+    breaks every word it is in ("S\u0130STEM"), and "\u0131gnore" spells an English keyword with the dotless letter. The
+    Turkish rules are written with plain i to match. Keeps the length of a text lower-cased from "İ"."""
+    return norm.replace("i\u0307", "i").replace("\u0131", "i")
+
+
 def _severity(score: float, source: Source) -> Severity:
     indirect = source in ("tool", "tool_description")
     if score >= 0.85:
@@ -469,6 +485,8 @@ def find_injections(
     weight = _SOURCE_WEIGHT[source]
     hits, revealed = ([], "") if text.isascii() else _hidden_character_hits(text, weight)
     norm = normalize(text)
+    if "\u0131" in norm or "\u0307" in norm:
+        norm = _fold_turkish_i(norm)
     # Rules read the normalized text; its offsets match the raw text when nothing was folded, else point nearby.
     offsets_match = len(norm) == len(text)
     rule_hits, defused = _rule_hits(norm, weight, raw=text, indirect=source in ("tool", "tool_description"))

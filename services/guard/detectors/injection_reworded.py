@@ -24,7 +24,7 @@ from services.guard.detectors._rule import Rule, rule
 _GAP = r"(?:[\w'\-]+\s+){0,3}?"
 _RETIRED = (
     r"(?:retired|superseded|revoked|rescinded|repealed|deprecated|obsolete|void|null and void|invalid|lifted|"
-    r"suspended|disabled|deactivated|withdrawn|cancell?ed|expired|outdated|overridden|waived|"
+    r"suspended|disabled|deactivated|withdrawn|cancell?ed|expired|outdated|overridden|waived|null(?: and)? void|"
     r"no longer (?:valid|in (?:effect|force)|apply|applies|applicable|active|binding|relevant|needed|required))"
 )
 _AI = r"(?:assistant|ai|a\.i\.|model|agent|llm|bot|chatbot|copilot|gpt)"
@@ -43,7 +43,7 @@ REWORDED_RULES: tuple[Rule, ...] = (
         r"rules|directives?|polic(?:y|ies)|protocols?|constraints|restrictions|safeguards|programming|configuration|"
         r"limitations|filters?|system prompt|training)|"
         r"(?:previous|prior|earlier|above|original|initial|old|standing|existing|current|all|these|those)\s+"
-        r"(?:[\w'\-]+\s+)?(?:instructions|directives|system prompt|prompts|programming)|"
+        r"(?:[\w'\-]+\s+)?(?:instructions|directives|system prompt|prompts|programming|commands)|"
         r"(?:the\s+)?(?:guidance|instructions|rules|directives|guidelines)\s+(?:that\s+)?you\s+(?:were|have been|had "
         r"been|are)\s+(?:[\w'\-]+\s+){0,2}?(?:given|configured|trained|told|set up|provided)(?:\s+with)?|"
         r"(?:safety|content|usage|moderation|ethical|ethics)\s+(?:polic(?:y|ies)|guidelines|rules|filters?|"
@@ -228,7 +228,7 @@ REWORDED_RULES: tuple[Rule, ...] = (
     rule(
         "regardless_of_instructions",
         r"\b(?:regardless of|notwithstanding|in spite of|despite)\s+(?:all\s+|any\s+)?(?:your|the|my|its)?\s*"
-        r"(?:previous|prior|earlier|original|initial|system|above|existing|own)?\s*(?:instructions|guidelines|"
+        r"(?:previous|prior|earlier|original|initial|system|above|existing|pre-existing|own)?\s*(?:instructions|guidelines|"
         r"rules|restrictions|programming|system prompt|safety (?:rules|guidelines|policies)|content polic(?:y|ies))\b",
         0.75,
         "regardless|notwithstanding|in spite of|despite&instruction|guideline|rules|restriction|programming|"

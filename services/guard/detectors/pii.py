@@ -82,7 +82,10 @@ _ROLE_NAMES = """support help helpdesk info information contact contacts sales b
     customercare accountsreceivable investors ir dpo gdpr office-manager frontdesk front-desk reply do-not-reply
     do_not_reply no_reply noreply-notifications notifications-noreply updates"""
 _ROLE_LOCALS = frozenset(_ROLE_NAMES.split())
-_ROLE_PREFIX = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?|bounces?|mailer)(?:[+\-_.].*)?$")
+_ROLE_PREFIX = re.compile(
+    r"^(?:no-?reply|do-?not-?reply|notifications?|bounces?|mailer|abuse|postmaster|hostmaster|webmaster)"
+    r"(?:[+\-_.].*|complaints|reports?|desk|team)?$"
+)
 
 
 def is_role_mailbox(local: str) -> bool:
@@ -136,7 +139,9 @@ def _emails(text: str) -> list[Hit]:
 
 # --- payment cards --------------------------------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\d.,\-/])\d{4}(?:[ \-]?\d){9,15}(?![\d])(?![.,]\d)")
+# Not inside a longer token of letters and digits: a run of digits in a hex digest ("…2c4410760818393238fa…") is no
+# card, however its digits add up.
+_CARD = re.compile(r"(?<![\w.,\-/])\d{4}(?:[ \-]?\d){9,15}(?![\w])(?![.,]\d)")
 # Issuer ranges (IIN prefixes) of the schemes in use: Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro.
 _CARD_PREFIX = re.compile(
     r"^(?:4\d{12}(?:\d{3}){0,2}|5[1-5]\d{14}|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}|3[47]\d{13}|"
@@ -373,9 +378,18 @@ _TRUNK_REGIONS = ("GB", "DE", "FR", "IT", "NL", "IE", "BE", "CH", "AT", "SE", "A
 _NINE_DIGIT_REGIONS = ("ES", "PT")
 
 
+# "Company number 03877731", "order no. 0612…": the number named is a register's or a business's, not a phone.
+_OTHER_NUMBER = re.compile(
+    r"(?i)\b(?:company|registration|registered|order|account|invoice|reference|case|ticket|tracking|customer|member|"
+    r"policy|serial|model|part|item|vat|tax|batch|lot|document|contract|shipment)\s+(?:number|no\.?|#)[^\n\d]{0,6}$"
+)
+
+
 def _valid_elsewhere(raw: str, text: str, start: int) -> int | None:
     """The country code of ``raw`` read as a national number of another country, when the text calls it a phone."""
     if raw.startswith("+") or not _PROSE_PHONE_CONTEXT.search(text, max(0, start - 40), start):
+        return None
+    if _OTHER_NUMBER.search(text, max(0, start - 40), start):
         return None
     digits = sum(c.isdigit() for c in raw)
     regions = _TRUNK_REGIONS if raw.startswith("0") else _NINE_DIGIT_REGIONS if digits == 9 else ()
