@@ -71,6 +71,7 @@ async def run_background() -> None:
     profiles = ProfileSnapshot(config.profiles)
     composition.logger(settings, bus, store, registry)
     guard = composition.guard(settings, bus, config, registry, profiles)
+    tracing = composition.tracing(bus, registry)  # the spans are built from the events the workers hand over
     registry.register(WorkerMetrics(paths.run_dir))
     console = PeerFromHeader(
         RefreshAfterWrites(composition.console(settings, settings, store, config, registry), paths.run_dir)
@@ -78,7 +79,7 @@ async def run_background() -> None:
     reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0)
     server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))
     await run(
-        Background(Lifecycle(bus=bus, store=store, config=config, guard=guard), reader),
+        Background(Lifecycle(bus=bus, store=store, config=config, guard=guard, tracing=tracing), reader),
         lambda: server.serve(sockets=[listener]),
         started=lambda: None,
         stopped="Warden background process stopped",
