@@ -63,7 +63,7 @@ FROM (
         interaction_id, started_at, agent_id, user_id, session_id, profile_id, provider, model, route, stream,
         request_received, request_sent, request_decisions, untrusted_since, status, finished_at, latency_ms, ttft_ms,
         input_tokens, output_tokens, cached_tokens, finish_reason, response_body, tool_calls, blocked_tool_calls,
-        response_decisions, blocked, error, aborted, cache_write_tokens, reasoning_tokens, cost_usd, cost_input_usd,
+        response_decisions, blocked, error, aborted, auth, key_prefix, cache_write_tokens, reasoning_tokens, cost_usd, cost_input_usd,
         cost_cached_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd, cost_estimated, cost_note) AS whole
     FROM warden.interactions
 );

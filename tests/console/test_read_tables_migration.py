@@ -37,15 +37,26 @@ async def upgrade(store: Store, before: int) -> dict[str, Any]:
             for statement in statements(script):
                 await store.execute(statement)
             await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
+    # Rows as the logger wrote them then: only the columns the table had (later migrations add some).
+    existing = {
+        row["name"]
+        for row in await store.select(
+            "SELECT name FROM system.columns WHERE database = 'warden' AND table = 'interactions'"
+        )
+    }
+
+    def then(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in row.items() if k in existing} for row in rows]
+
     split_request, split_response = interaction(AGENT, 1)
     in_flight, _ = interaction(AGENT, 2)
     whole = interaction(AGENT, 3)
     # One insert each: the halves of the split one sit in different parts, unfolded, as the logger leaves them
     # when a request and its response arrive in different batches.
-    await store.insert("warden.interactions", [request_row(split_request)])
-    await store.insert("warden.interactions", [request_row(in_flight)])
-    await store.insert("warden.interactions", [response_row(split_response)])
-    await store.insert("warden.interactions", interaction_rows(list(whole)))
+    await store.insert("warden.interactions", then([request_row(split_request)]))
+    await store.insert("warden.interactions", then([request_row(in_flight)]))
+    await store.insert("warden.interactions", then([response_row(split_response)]))
+    await store.insert("warden.interactions", then(interaction_rows(list(whole))))
     await store.insert("warden.violations", [violation_row(_violation(split_request.interaction_id))])
 
     applied = await migrate(store)
