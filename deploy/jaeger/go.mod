@@ -1,3 +1,6 @@
+// Builds the Jaeger binary the trace tests run (tests/support/jaeger.py, scripts/test-prerequisites):
+// `go build -o <cache>/jaeger github.com/jaegertracing/jaeger/cmd/jaeger` here. The replace repeats Jaeger's own,
+// which a module using Jaeger as a tool must carry.
 module warden.local/jaeger-build
 
 go 1.24.6

@@ -38,6 +38,10 @@ def _ns(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
+def _offset_ns(milliseconds: float) -> int:
+    return round(milliseconds * 1_000_000)
+
+
 def _remote(context: TraceContext, span_id: str | None) -> trace.Context | None:
     """The OpenTelemetry context whose current span is ``span_id`` of ``context``'s trace (None: a root)."""
     if span_id is None:
@@ -108,7 +112,10 @@ class TracingService:
     def _interaction(self, event: ResponseEvent, context: TraceContext, request: spans.RequestPart) -> None:
         tracer, ids = self._export.tracer, self._export.ids
         trace_id = int(context.trace_id, 16)
-        started, finished = _ns(event.started_at), _ns(event.finished_at)
+        # Every time from the start plus an offset the ingress measured on one monotonic clock: the client span then
+        # ends within the server span (the datetimes hold only microseconds).
+        started = _ns(event.started_at)
+        finished = started + _offset_ns(event.latency_ms)
         name = spans.span_name(event.route, event.model, request.method)
         attributes = spans.server_attributes(
             event, request, self._settings.trace_content, self._settings.trace_content_max_bytes
@@ -126,7 +133,7 @@ class TracingService:
         for decision in event.decisions:
             server.add_event(spans.DECISION_EVENT, spans.decision_event(decision), timestamp=finished)
         if event.ttft_ms is not None:
-            first = started + int(event.ttft_ms * 1_000_000)
+            first = started + _offset_ns(event.ttft_ms)
             ttft = {"gen_ai.response.time_to_first_chunk": event.ttft_ms / 1000}
             server.add_event(spans.FIRST_CHUNK_EVENT, ttft, timestamp=first)
         parent = trace.set_span_in_context(server)
@@ -138,12 +145,12 @@ class TracingService:
                 kind=SpanKind.CLIENT,
                 attributes=spans.common_attributes(event)
                 | ({"http.response.status_code": attempt.status} if attempt.status is not None else {}),
-                start_time=started + int(attempt.started_ms * 1_000_000),
+                start_time=started + _offset_ns(attempt.started_ms),
             )
             if attempt.status is None or attempt.status >= 500:
                 client.set_attribute("error.type", str(attempt.status) if attempt.status else "unanswered")
                 client.set_status(Status(StatusCode.ERROR, attempt.error))
-            client.end(end_time=started + int(attempt.finished_ms * 1_000_000))
+            client.end(end_time=started + _offset_ns(attempt.finished_ms))
         if event.status >= 500:
             server.set_status(Status(StatusCode.ERROR, event.error))
         server.end(end_time=finished)
