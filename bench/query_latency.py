@@ -218,13 +218,14 @@ async def generate(store: Store, rows: int) -> float:
 LIST_COPIES = ("interactions_by_agent", "interactions_by_user", "interactions_by_time")
 
 
-async def time_order_copies(store: Store, slice_hours: int = 24) -> float:
+async def time_order_copies(store: Store, slice_hours: int = 24, tables: tuple[str, ...] = LIST_COPIES) -> float:
     """Rewrite the list copies oldest first, one insert per ``slice_hours`` of start times: the layout the logger's
     inserts give them (see ``in_time_order``), for a directory generated before the generator wrote in time order.
     The rows stay exactly what they were (copied as stored, unfolded halves included): only which part holds which
-    row changes. The parts move aside first (ATTACH PARTITION ... FROM: hard links, no copy)."""
+    row changes (``optimize_on_insert = 0``: an insert would otherwise fold the halves it holds together, as a merge
+    does). The parts move aside first (ATTACH PARTITION ... FROM: hard links, no copy)."""
     began = time.perf_counter()
-    for table in LIST_COPIES:
+    for table in tables:
         aside = f"warden.{table}_aside"
         await store.execute(f"DROP TABLE IF EXISTS {aside}")
         await store.execute(f"CREATE TABLE {aside} AS warden.{table}")
@@ -241,8 +242,8 @@ async def time_order_copies(store: Store, slice_hours: int = 24) -> float:
         )
         for lo in range(span["lo"], span["hi"], slice_hours * 3600):
             await store.execute(
-                f"INSERT INTO warden.{table} SELECT * FROM {aside} WHERE started_at >= toDateTime({lo}, 'UTC') "
-                f"AND started_at < toDateTime({lo + slice_hours * 3600}, 'UTC')"
+                f"INSERT INTO warden.{table} SELECT * FROM {aside} WHERE started_at >= toDateTime64({lo}, 6, 'UTC') "
+                f"AND started_at < toDateTime64({lo + slice_hours * 3600}, 6, 'UTC') SETTINGS optimize_on_insert = 0"
             )
         (moved,) = await store.select(
             f"SELECT (SELECT count() FROM warden.{table}) AS copied, (SELECT count() FROM {aside}) AS was"
@@ -475,7 +476,9 @@ async def measure(store: Store, n_queries: int) -> tuple[list[Timing], dict[str,
     agent_plan = queries.plan_list(InteractionFilter(agent_id=p["agent_id"]))
     user_plan = queries.plan_list(InteractionFilter(user_id=p["user_id"]))
     plans = {
-        "agent list": await explain(store, *queries.list_round(agent_plan, None, agent_plan.first_round)),
+        "agent list": await explain(
+            store, *queries.list_round(agent_plan, None, agent_plan.first_round, agent_plan.floor(0))
+        ),
         "user list": await explain(store, *queries.list_round(user_plan, None, user_plan.first_round)),
         "detail": await explain(store, *queries.get_interaction(p["interaction_id"])),
     }

@@ -105,13 +105,15 @@ _SORTING_KEYS = {
 _LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
-FIRST_WINDOW = {BY_TIME: timedelta(hours=1), BY_AGENT: timedelta(days=1), BY_USER: timedelta(days=1)}
+FIRST_WINDOW = {BY_TIME: timedelta(hours=1), BY_AGENT: timedelta(days=1)}
 """The first window a list reads: the table sorted by time holds every interaction (an hour of them fills a page at
-any busy rate), the others one agent's or one user's."""
+any busy rate), the one sorted by agent an agent's (a few agents make most of the traffic). A user's interactions
+are sparse (a page of them spans days): a user's list reads everything before its cursor at once, as windows would
+mostly add rounds (measured: bench/README.md)."""
 WINDOW_GROWTH = 8
 WINDOWS = 3
 """Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (an hour, 8 hours, 64 hours for the newest of
-everything; a day, 8 days, 64 days for an agent or a user); then one without."""
+everything; a day, 8 days, 64 days for an agent); then one without."""
 _NO_ID = "00000000-0000-0000-0000-000000000000"
 """The smallest interaction id: ``(floor, _NO_ID)`` as ``after`` is everything before the floor."""
 _STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -171,7 +173,7 @@ class ListPlan:
     def floor(self, window: int) -> datetime | None:
         """The floor of the list's ``window``-th window (from 0), None once windows are unbounded (or reach
         ``since``, a condition of every round already)."""
-        if window >= WINDOWS:
+        if window >= WINDOWS or self.table not in FIRST_WINDOW:
             return None
         floor = self.anchor - FIRST_WINDOW[self.table] * WINDOW_GROWTH**window
         return None if self.since is not None and floor <= self.since else floor
