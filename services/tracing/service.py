@@ -138,12 +138,14 @@ class TracingService:
                 kind=SpanKind.CLIENT,
                 attributes=spans.common_attributes(event)
                 | ({"http.response.status_code": attempt.status} if attempt.status is not None else {}),
-                start_time=started + int(attempt.started_ms * 1_000_000),
+                start_time=min(started + int(attempt.started_ms * 1_000_000), finished),
             )
             if attempt.status is None or attempt.status >= 500:
                 client.set_attribute("error.type", str(attempt.status) if attempt.status else "unanswered")
                 client.set_status(Status(StatusCode.ERROR, attempt.error))
-            client.end(end_time=started + int(attempt.finished_ms * 1_000_000))
+            # Within the server span: the offsets are floats, the interaction's end is whole microseconds, so an
+            # attempt that ended with the interaction would otherwise end a fraction of a microsecond after it.
+            client.end(end_time=min(started + int(attempt.finished_ms * 1_000_000), finished))
         if event.status >= 500:
             server.set_status(Status(StatusCode.ERROR, event.error))
         server.end(end_time=finished)
