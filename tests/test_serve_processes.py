@@ -14,10 +14,11 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import API_KEY, CUSTOM_PROVIDER
+from tests.conftest import API_KEY, CUSTOM_PROVIDER, MASTER_KEY
 from tests.guard.test_guard_service import poisoned_history
 from tests.support.agents import attribution, new_agent
 from tests.support.formats import FORMATS, ask
+from tests.support.keys import PROVIDER_KEYS, create_key, create_profile, revoke
 from tests.support.serve_process import ServeProcess
 
 WORKERS = 2
@@ -31,6 +32,7 @@ def serve(tmp_path, fake_openai, fake_anthropic, fake_gemini, fake_compatible) -
         "WARDEN_ANTHROPIC_BASE_URL": fake_anthropic.base_url,
         "WARDEN_GEMINI_BASE_URL": fake_gemini.base_url,
         "WARDEN_CUSTOM_PROVIDERS": f'{{"{CUSTOM_PROVIDER}": "{fake_compatible.base_url}"}}',
+        "WARDEN_MASTER_KEY": MASTER_KEY,
     }
 
     def start() -> ServeProcess:
@@ -139,6 +141,37 @@ def test_a_profile_made_through_the_api_is_enforced_by_every_worker_when_the_api
     for _ in range(20):
         with pytest.raises(openai.NotFoundError):
             ask_once(process, agent, 0, profile)
+
+
+def ask_with_key(process: ServeProcess, secret: str, n: int) -> str:
+    """One question over a fresh connection holding a Warden key; the upstream's answer."""
+    client = openai.OpenAI(
+        base_url=f"{process.url}/v1/openai",
+        api_key=secret,
+        max_retries=0,
+        http_client=httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)),
+    )
+    answer = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"keyed {n}"}])
+    return answer.choices[0].message.content or ""
+
+
+def test_a_key_made_through_the_api_works_through_every_worker_and_its_revocation_reaches_every_worker(
+    serve, fake_openai
+):
+    process = serve()
+    profile = create_profile(process, auth="managed")
+    key = create_key(process, profile, new_agent())
+    # Each worker knows the key as soon as the API answered, and relays the provider key the profile holds (the
+    # master key that decrypts it reached the workers): 20 fresh connections, each worker missed with chance 2^-20.
+    for n in range(20):
+        assert ask_with_key(process, key.secret, n)
+        upstream = [r for r in fake_openai.received if f"keyed {n}".encode() in r.raw_body]
+        assert upstream[-1].headers["authorization"] == f"Bearer {PROVIDER_KEYS['openai']}"
+    revoke(process, key)
+    for n in range(20):
+        with pytest.raises(openai.AuthenticationError) as caught:
+            ask_with_key(process, key.secret, n)
+        assert caught.value.body["message"] == "invalid Warden key"
 
 
 def test_a_quarantine_the_guard_trips_is_enforced_by_every_worker(serve):

@@ -63,8 +63,9 @@ FROM (
         interaction_id, started_at, agent_id, user_id, session_id, profile_id, provider, model, route, stream,
         request_received, request_sent, request_decisions, untrusted_since, status, finished_at, latency_ms, ttft_ms,
         input_tokens, output_tokens, cached_tokens, finish_reason, response_body, tool_calls, blocked_tool_calls,
-        response_decisions, blocked, error, aborted, auth, key_prefix, cache_write_tokens, reasoning_tokens, cost_usd, cost_input_usd,
-        cost_cached_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd, cost_estimated, cost_note) AS whole
+        response_decisions, blocked, error, aborted, cache_write_tokens, reasoning_tokens, cost_usd, cost_input_usd,
+        cost_cached_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd, cost_estimated, cost_note, auth,
+        key_prefix) AS whole
     FROM warden.interactions
 );
 
@@ -105,8 +106,10 @@ FROM (
     -- Renamed: an alias equal to a source column's name would make the aggregate read itself.
     SELECT started_at AS at, status AS code, input_tokens AS prompt, output_tokens AS answer, cached_tokens AS cached,
         cache_write_tokens AS written, reasoning_tokens AS reasoning, cost_usd AS usd, cost_estimated AS guessed,
-        [('agent_id', agent_id), ('user_id', user_id), ('model', model), ('profile_id', profile_id),
-            ('provider', provider)] AS pairs
+        -- A Warden key by its prefix (the record's only trace of it); an interaction that presented none is in no
+        -- key's group.
+        arrayFilter(p -> p.1 != 'key' OR p.2 != '', [('agent_id', agent_id), ('user_id', user_id), ('model', model),
+            ('profile_id', profile_id), ('provider', provider), ('key', key_prefix)]) AS pairs
     FROM warden.interactions
     WHERE status IS NOT NULL
 )
@@ -162,8 +165,10 @@ FROM (
     -- Renamed: an alias equal to a source column's name would make the aggregate read itself.
     SELECT started_at AS at, status AS code, input_tokens AS prompt, output_tokens AS answer, cached_tokens AS cached,
         cache_write_tokens AS written, reasoning_tokens AS reasoning, cost_usd AS usd, cost_estimated AS guessed,
-        [('agent_id', agent_id), ('user_id', user_id), ('model', model), ('profile_id', profile_id),
-            ('provider', provider)] AS pairs
+        -- A Warden key by its prefix (the record's only trace of it); an interaction that presented none is in no
+        -- key's group.
+        arrayFilter(p -> p.1 != 'key' OR p.2 != '', [('agent_id', agent_id), ('user_id', user_id), ('model', model),
+            ('profile_id', profile_id), ('provider', provider), ('key', key_prefix)]) AS pairs
     FROM warden.interactions FINAL
     WHERE status IS NOT NULL
 )

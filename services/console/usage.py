@@ -22,8 +22,9 @@ from schemas.errors import error_json
 from services.console.api import parse_time
 from services.console.queries import InvalidQuery, iso_utc
 
-GroupBy = Literal["agent_id", "user_id", "model", "profile_id", "provider"]
-GROUP_BY: tuple[str, ...] = ("agent_id", "user_id", "model", "profile_id", "provider")
+GroupBy = Literal["agent_id", "user_id", "model", "profile_id", "provider", "key"]
+GROUP_BY: tuple[str, ...] = ("agent_id", "user_id", "model", "profile_id", "provider", "key")
+"""``key``: the Warden key's prefix the record keeps (a rotated key's new secret has a prefix of its own)."""
 INTERVALS = {
     "hour": "{at}",
     "day": "{at}",
@@ -70,11 +71,6 @@ class UsageQuery:
 
     def __init__(self, params: dict[str, str], now: datetime | None = None) -> None:
         group_by = params.get("group_by", "")
-        if group_by == "key":
-            raise InvalidQuery(
-                "group_by=key needs Warden keys on the record, which this deployment does not store yet; "
-                f"group by one of {', '.join(GROUP_BY)}"
-            )
         if group_by not in GROUP_BY:
             raise InvalidQuery(f"group_by must be one of {', '.join(GROUP_BY)}")
         self.group_by = group_by

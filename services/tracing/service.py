@@ -145,12 +145,12 @@ class TracingService:
                 kind=SpanKind.CLIENT,
                 attributes=spans.common_attributes(event)
                 | ({"http.response.status_code": attempt.status} if attempt.status is not None else {}),
-                start_time=started + _offset_ns(attempt.started_ms),
+                start_time=min(started + _offset_ns(attempt.started_ms), finished),
             )
             if attempt.status is None or attempt.status >= 500:
                 client.set_attribute("error.type", str(attempt.status) if attempt.status else "unanswered")
                 client.set_status(Status(StatusCode.ERROR, attempt.error))
-            client.end(end_time=started + _offset_ns(attempt.finished_ms))
+            client.end(end_time=min(started + _offset_ns(attempt.finished_ms), finished))
         if event.status >= 500:
             server.set_status(Status(StatusCode.ERROR, event.error))
         server.end(end_time=finished)

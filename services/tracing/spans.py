@@ -111,6 +111,8 @@ def server_attributes(
         "gen_ai.usage.input_tokens": usage.input_tokens,
         "gen_ai.usage.output_tokens": usage.output_tokens,
         "gen_ai.usage.cache_read.input_tokens": usage.cached_tokens,
+        # The provider reported no usage (a chat stream not asked for it): the counts above are Warden's own.
+        "warden.usage.estimated": True if usage.estimated else None,
         "gen_ai.response.finish_reasons": [response.finish_reason] if response.finish_reason else None,
         "gen_ai.conversation.id": response.session_id or None,
         "gen_ai.agent.id": response.agent_id or None,

@@ -21,6 +21,7 @@ from schemas.view import Usage
 from services.console.usage import GROUP_BY, MEASURES
 from tests.conftest import API_KEY
 from tests.support.agents import attribution, new_agent
+from tests.support.keys import create_key, create_profile
 from tests.support.store_runner import run_on_chdb
 
 START = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
@@ -41,6 +42,7 @@ def events(seed: int, count: int) -> list[tuple[RequestEvent, ResponseEvent]]:
             user_id=rng.choice(["u1", "u2", "u3", "u4", ""]),
             provider=rng.choice(["openai", "anthropic"]),
             model=rng.choice(["gpt-4o", "claude-sonnet-4-5", "in-house"]),
+            key_prefix=rng.choice(["wk_a1b2c3", "wk_d4e5f6", ""]),
         )
         status = rng.choice([200, 200, 200, 429, 502])
         prompt, answer = rng.randrange(10, 5000), rng.randrange(1, 900)
@@ -77,7 +79,10 @@ def expected(
     """What the answer must say, worked out from the events themselves."""
     out: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: dict.fromkeys(MEASURES, 0)))
     for _, r in pairs:
-        b = out[getattr(r, group_by)][bucket_of(r.started_at)]
+        value = r.key_prefix if group_by == "key" else getattr(r, group_by)
+        if group_by == "key" and not value:  # presented no Warden key
+            continue
+        b = out[value][bucket_of(r.started_at)]
         u = r.usage
         b["requests"] += 1
         b["errors"] += r.status >= 400
@@ -111,7 +116,8 @@ async def scenario(store: Store, seed: int, count: int) -> dict[str, Any]:
     early, late = pairs[: count // 2], pairs[count // 2 :]
     old_columns = {"cache_write_tokens", "reasoning_tokens"} | {f"cost_{p}" for p in ("usd", "input_usd", "cached_usd")}
     old_columns |= {f"cost_{p}" for p in ("cache_write_usd", "output_usd", "reasoning_usd", "estimated", "note")}
-    # Rows recorded before 006 have no cost columns: only their tokens, requests and errors count.
+    old_columns |= {"auth", "key_prefix"}
+    # Rows recorded before 005 and 006 have neither key nor cost columns: only their tokens, requests and errors count.
     rows = [
         {k: v for k, v in row.items() if k not in old_columns}
         for row in interaction_rows([e for p in early for e in p])
@@ -169,7 +175,7 @@ def test_usage_groups_every_interaction_once_in_its_bucket(answers, group_by, in
     # its cost is unknown (unpriced) where it reported tokens.
     before = {"cache_write_tokens": None, "reasoning_tokens": None, "estimated": False}
     seen = [
-        (q, r.model_copy(update={"cost": Cost(), "usage": r.usage.model_copy(update=before)}))
+        (q, r.model_copy(update={"cost": Cost(), "usage": r.usage.model_copy(update=before), "key_prefix": ""}))
         if r.interaction_id in early
         else (q, r)
         for q, r in pairs
@@ -216,7 +222,6 @@ def test_limit_keeps_the_groups_that_cost_most(answers):
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ({"group_by": "key"}, "group_by=key needs Warden keys"),
         ({"group_by": "nothing"}, "group_by must be one of"),
         ({"group_by": "model", "interval": "minute"}, "interval must be one of"),
         ({"group_by": "model", "interval": "hour", "since": "2020-01-01T00:00:00Z"}, "more than 2000 hours"),
@@ -263,3 +268,28 @@ def test_usage_through_the_proxy_matches_the_record_and_the_page_charts_it(warde
     chart_lib = httpx.get(f"{warden.url}/static/vendor/uplot/uPlot.iife.min.js", timeout=10)
     assert chart_lib.status_code == 200 and "uPlot" in chart_lib.text
     assert httpx.get(f"{warden.url}/static/usage.js", timeout=10).status_code == 200
+
+
+def test_usage_by_key_matches_the_record_of_the_keys_interactions(warden):
+    profile = create_profile(warden, auth="managed")
+    key = create_key(warden, profile, new_agent())
+    sdk = openai.OpenAI(base_url=f"{warden.url}/v1/openai", api_key=key.secret, max_retries=0)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    for content in ("[[cached:7]] one", "two"):
+        sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
+    items: list[dict[str, Any]] = []
+    for _ in range(200):
+        items = warden.wait_for(lambda i: i["status"] is not None, agent_id=key.agent_id, limit=10)
+        if len(items) == 2:
+            break
+    assert len(items) == 2
+    details = [warden.detail(i["interaction_id"]) for i in items]
+    # The detail keeps the key's prefix (the view migration 006 made again carries it) and the rollup groups by it.
+    assert [d["key_prefix"] for d in details] == [key.prefix, key.prefix]
+    params = {"group_by": "key", "since": since.isoformat(), "limit": "500"}
+    answer = httpx.get(f"{warden.url}/api/usage", params=params, timeout=10).json()
+    assert "" not in {g["group"] for g in answer["groups"]}
+    (group,) = [g for g in answer["groups"] if g["group"] == key.prefix]
+    assert group["totals"]["requests"] == 2 and group["totals"]["cached_tokens"] == 7
+    assert group["totals"]["cost_usd"] == pytest.approx(sum(d["cost"]["usd"] or 0 for d in details), rel=1e-9)
+    assert group["totals"]["input_tokens"] == sum(d["usage"]["input_tokens"] or 0 for d in details)

@@ -1,8 +1,9 @@
 """Run one store scenario on either engine: chDB (in a child process on its own directory) or the ClickHouse server.
 
 chDB serves one data directory per process and the test process already serves the shared Warden's, so a chDB
-scenario runs in a child: ``python -m tests.support.store_runner chdb DIR module:function KWARGS_JSON`` prints the
-scenario's JSON result. A server scenario runs in the test's own event loop against ``ServerStore``. A scenario is an
+scenario runs in a child: ``python -m tests.support.store_runner chdb DIR module:function`` reads the keyword arguments
+as JSON on stdin (an argument is limited to 128 KiB, a scenario's events are not) and prints the scenario's JSON
+result. A server scenario runs in the test's own event loop against ``ServerStore``. A scenario is an
 ``async def scenario(store, **kwargs) -> JSON-able`` at module level, so both runs execute the very same code and the
 test asserts on what it returns.
 """
@@ -31,9 +32,9 @@ def _name(scenario: Scenario) -> str:
 async def run_on_chdb(data_dir: Path, scenario: Scenario, **kwargs: Any) -> Any:
     args = [sys.executable, "-m", "tests.support.store_runner", "chdb", str(data_dir), _name(scenario)]
     proc = await asyncio.create_subprocess_exec(
-        *args, json.dumps(kwargs), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    out, err = await asyncio.wait_for(proc.communicate(json.dumps(kwargs).encode()), timeout=300)
     if proc.returncode != 0:
         raise AssertionError(f"the scenario failed on chDB:\n{err.decode(errors='replace')[-4000:]}")
     return json.loads(out.decode().strip().splitlines()[-1])
@@ -63,6 +64,6 @@ async def _child(data_dir: str, name: str, kwargs: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    _, engine, directory, scenario_name, raw = sys.argv
+    _, engine, directory, scenario_name = sys.argv
     assert engine == "chdb"
-    asyncio.run(_child(directory, scenario_name, json.loads(raw)))
+    asyncio.run(_child(directory, scenario_name, json.loads(sys.stdin.read())))

@@ -15,6 +15,8 @@ from tests.conftest import CUSTOM_PROVIDER
 from tests.support.jaeger import JaegerServer
 from tests.support.serve_process import ServeProcess
 
+WORKERS = 2
+"""The traced ``warden serve``'s proxy workers."""
 WAIT_S = 60.0
 """How long a test waits for Jaeger to hold what Warden exported (batched, then Jaeger's own batch)."""
 
@@ -42,9 +44,10 @@ def service_name() -> str:
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory, fakes, jaeger: JaegerServer, service_name: str) -> Iterator[ServeProcess]:
-    """Warden exporting every interaction's spans to Jaeger (content not opted in)."""
+    """Warden exporting every interaction's spans to Jaeger (content not opted in), with two proxy workers: the spans
+    are built in the background process from what each worker hands over."""
     env = serve_env(fakes, OTEL_EXPORTER_OTLP_ENDPOINT=jaeger.otlp_endpoint, OTEL_SERVICE_NAME=service_name)
-    server = ServeProcess(tmp_path_factory.mktemp("traced"), env=env).start()
+    server = ServeProcess(tmp_path_factory.mktemp("traced"), env=env, args=["--workers", str(WORKERS)]).start()
     yield server
     server.kill()
 

@@ -57,6 +57,9 @@ def test_server_attributes_say_what_the_events_show():
     assert attributes["gen_ai.response.finish_reasons"] == ["STOP"]
     assert (attributes["gen_ai.conversation.id"], attributes["gen_ai.agent.id"]) == ("s1", "a1")
     assert attributes["warden.blocked"] is False
+    assert "warden.usage.estimated" not in attributes  # the provider reported these counts
+    counted = _response(usage=Usage(input_tokens=3, output_tokens=4, estimated=True))
+    assert spans.server_attributes(counted, spans.RequestPart(stream=True), False, 100)["warden.usage.estimated"]
     assert "warden.request.content" not in attributes and "warden.response.content" not in attributes
 
 

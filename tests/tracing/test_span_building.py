@@ -119,3 +119,13 @@ def test_content_only_when_opted_in_and_cut_to_size():
 def test_an_unsampled_interaction_has_no_spans():
     _, events = _events(sampled=False)
     assert _build(events) == {}
+
+
+def test_an_attempt_that_ends_with_the_interaction_ends_within_its_span():
+    _, (request, response, violation) = _events()
+    # The ingress measures offsets with a float clock: the attempt ended at the interaction's end plus a fraction of a
+    # microsecond the event's whole-microsecond finish time does not have.
+    late = UpstreamAttempt(span_id=ATTEMPT_SPAN, started_ms=1.0, finished_ms=50.0004, status=200)
+    spans = _build([request, response.model_copy(update={"upstream_attempts": [late]}), violation])
+    server, client = spans[SpanKind.SERVER], spans[SpanKind.CLIENT]
+    assert server.start_time <= client.start_time <= client.end_time == server.end_time

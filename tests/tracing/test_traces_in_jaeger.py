@@ -15,7 +15,7 @@ from tests.support.agents import new_agent
 from tests.support.canned import Call
 from tests.support.formats import ask
 from tests.support.guardrails import make_profile
-from tests.tracing.conftest import attributes, new_traceparent, wait_trace
+from tests.tracing.conftest import WORKERS, attributes, new_traceparent, wait_trace
 
 SERVER, CLIENT, INTERNAL = 2, 3, 1
 FORMATS = ("chat", "responses", "anthropic", "gemini", "custom")
@@ -83,10 +83,9 @@ def test_an_interaction_continues_the_clients_trace(traced, jaeger, fakes, servi
     assert got["gen_ai.agent.id"] == agent
     assert got["gen_ai.conversation.id"] == session
     assert got["gen_ai.request.stream"] is stream
-    if fmt in ("chat", "custom") and stream:  # a chat stream carries usage only when asked (stream_options)
-        assert "gen_ai.usage.input_tokens" not in got
-    else:
-        assert int(got["gen_ai.usage.input_tokens"]) > 0 and int(got["gen_ai.usage.output_tokens"]) > 0
+    assert int(got["gen_ai.usage.input_tokens"]) > 0 and int(got["gen_ai.usage.output_tokens"]) > 0
+    # A chat stream carries usage only when asked (stream_options): Warden counted the tokens, and the span says so.
+    assert got.get("warden.usage.estimated", False) is (fmt in ("chat", "custom") and stream)
     assert got["gen_ai.response.finish_reasons"]
     assert got["gen_ai.response.model"]
     assert int(got["http.response.status_code"]) == 200
@@ -115,6 +114,22 @@ def test_without_a_traceparent_a_trace_starts_at_warden(traced, jaeger, fakes):
     server, (client,) = interaction_spans(spans)
     assert not server.get("parentSpanId"), "Warden's span is the root"
     assert client["spanId"] == span_id
+
+
+def test_every_proxy_worker_continues_the_clients_trace_and_forwards_it_upstream(traced, jaeger, fakes):
+    assert len(traced.children("warden.proxy_worker")) == WORKERS
+    # A new connection per question (the kernel spreads connections over the workers): 20 of them all reaching one
+    # worker has a chance of 2^-19.
+    asked = []
+    for n in range(20):
+        traceparent, trace_id, client_span = new_traceparent()
+        ask(traced, "chat", "default", new_agent(), f"worker {n}", stream=False, headers={"traceparent": traceparent})
+        asked.append((trace_id, client_span))
+    for trace_id, client_span in asked:
+        server, (client,) = interaction_spans(wait_trace(jaeger, trace_id, has_interaction))
+        assert server["parentSpanId"] == client_span
+        assert client["parentSpanId"] == server["spanId"]
+        assert upstream_traceparent(fakes["openai"], trace_id) == f"00-{trace_id}-{client['spanId']}-01"
 
 
 @pytest.fixture(scope="module")
