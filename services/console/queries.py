@@ -15,10 +15,10 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
   row conditions only narrow which interactions are worth folding (``_folded_conditions``), so some folded ones
   fail, which can also make a round come back short.
 - A round of an agent's list reads a time window: only rows since a floor (``ListPlan.floor``), a day before the
-  newest possible row first, wider ones while the narrower ones hold too few (the last one unbounded). The logger writes in
-  time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets ClickHouse
-  skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first read without
-  one opens every part to compare their newest rows.
+  newest possible row first, wider ones while the narrower ones hold too few (the last one unbounded). The logger
+  writes in time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets
+  ClickHouse skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first
+  read without one opens every part to compare their newest rows.
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
