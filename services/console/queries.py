@@ -14,11 +14,11 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
 - Status and blocked are folded columns: no half alone decides them. They are checked on the folded interaction; the
   row conditions only narrow which interactions are worth folding (``_folded_conditions``), so some folded ones
   fail, which can also make a round come back short.
-- A round reads a time window: only rows since a floor (``ListPlan.floor``), a short span before the newest
-  possible row first, wider ones while the narrower ones hold too few (the last one unbounded). The logger writes in
-  time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets ClickHouse
-  skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first read without
-  one opens every part to compare their newest rows.
+- A round of an agent's list reads a time window: only rows since a floor (``ListPlan.floor``), a day before the
+  newest possible row first, wider ones while the narrower ones hold too few (the last one unbounded). The logger
+  writes in time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets
+  ClickHouse skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first
+  read without one opens every part to compare their newest rows.
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
@@ -105,15 +105,15 @@ _SORTING_KEYS = {
 _LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
-FIRST_WINDOW = {BY_TIME: timedelta(hours=1), BY_AGENT: timedelta(days=1)}
-"""The first window a list reads: the table sorted by time holds every interaction (an hour of them fills a page at
-any busy rate), the one sorted by agent an agent's (a few agents make most of the traffic). A user's interactions
-are sparse (a page of them spans days): a user's list reads everything before its cursor at once, as windows would
-mostly add rounds (measured: bench/README.md)."""
+FIRST_WINDOW = {BY_AGENT: timedelta(days=1)}
+"""The first window a list reads, per table: an agent's list (a few agents make most of the traffic). A user's
+interactions are sparse (a page of them spans days) and the table sorted by time reads its newest rows first
+anyway: windows there only added rounds whenever the newest rows were older than the first window (measured:
+bench/README.md), so those lists read everything before their cursor at once."""
 WINDOW_GROWTH = 8
 WINDOWS = 3
-"""Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (an hour, 8 hours, 64 hours for the newest of
-everything; a day, 8 days, 64 days for an agent); then one without."""
+"""Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (a day, 8 days, 64 days for an agent); then one
+without."""
 _NO_ID = "00000000-0000-0000-0000-000000000000"
 """The smallest interaction id: ``(floor, _NO_ID)`` as ``after`` is everything before the floor."""
 _STORED_TIME = "%Y-%m-%d %H:%M:%S.%f"
