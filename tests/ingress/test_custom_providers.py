@@ -203,10 +203,11 @@ def test_warden_serve_reads_custom_providers_from_its_configuration_file(tmp_pat
         # The interaction crosses from the proxy worker to the background process through the hand-off log and
         # is stored in a logger batch: wait for it (a bound that only ends a hung run, not a latency check).
         deadline = time.monotonic() + 60
-        while not items and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             items = httpx.get(f"{process.url}/api/interactions", params={"agent_id": agent}, timeout=10).json()["items"]
-            if not items:
-                time.sleep(0.05)
+            if items and all(item["status"] is not None for item in items):
+                break  # both halves stored: the request's and the answer's
+            time.sleep(0.05)
         (item,) = items
         assert (item["provider"], item["model"], item["status"]) == ("fromfile", "qwen2.5", 200)
     finally:
