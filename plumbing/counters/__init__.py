@@ -1,0 +1,1 @@
+"""Windowed counters with limits, shared by every process that enforces one budget or rate limit."""
