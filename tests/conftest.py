@@ -15,7 +15,12 @@ import pytest
 from tests.fakes.upstream import FakeUpstream
 from tests.support.warden_server import WardenServer
 
-pytest_plugins = ["tests.support.kafka_fixture", "tests.support.clickhouse_fixture", "tests.support.jaeger_fixture"]
+pytest_plugins = [
+    "tests.support.kafka_fixture",
+    "tests.support.clickhouse_fixture",
+    "tests.support.jaeger_fixture",
+    "tests.support.redis_fixture",
+]
 
 API_KEY = "sk-test-0123456789abcdefSECRET"
 MASTER_KEY = "q3M0vJ6p0QXh0mV4kP0m3l9fC2dXo0pWcE7tWk2a9Hs="

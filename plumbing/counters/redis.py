@@ -1,0 +1,186 @@
+"""Counters in Redis, shared by every ingress process: one budget or rate limit, one answer, however many instances.
+
+A reservation is one Lua script run by Redis atomically (no other command interleaves): it checks every counter's
+``used + amount <= limit`` and only then adds every amount and sets each counter to expire when its window ends
+(``PEXPIREAT``; never for a window end of 0). Settling and releasing run a second script that adds each counter's
+difference and sets its expiry again (a counter that expired meanwhile is not brought back without one); it never
+refuses. Scripts are sent by digest (``EVALSHA``) and loaded again when the server does not know them (a restart,
+``SCRIPT FLUSH``), which redis-py's ``Script`` does.
+
+Every call is bounded by one timeout (``WARDEN_REDIS_TIMEOUT_MS``, 50 ms by default), waiting for a connection
+included, and nothing is retried: a Redis that is away or slow raises :class:`CountersUnavailable` at once and the
+caller's fail-open or fail-closed mode decides. A reservation that timed out after Redis ran it stays charged until
+its window ends: the error is on the side of spending less.
+
+Redis Cluster is not supported: one script touches every counter of a reservation, which Cluster allows only within
+one hash slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation
+from plumbing.counters.deltas import reserved_by_counter
+from plumbing.counters.settings import CounterSettings
+
+log = logging.getLogger(__name__)
+
+KEY_NAMESPACE = "warden:"
+
+# KEYS: the counters. ARGV: amount, limit, window end in ms (0: none) for each, in order.
+# Returns {0, 0} when every amount was added, else {i, used}: the 1-based index of the first charge that does not fit
+# and what its counter holds (with what earlier charges of this reservation put on the same counter).
+_RESERVE = """
+local pending = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local used = tonumber(redis.call('GET', key) or '0') + (pending[key] or 0)
+  local amount = tonumber(ARGV[3 * i - 2])
+  if used + amount > tonumber(ARGV[3 * i - 1]) then
+    return {i, used}
+  end
+  pending[key] = (pending[key] or 0) + amount
+end
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[3 * i - 2])
+  if ARGV[3 * i] ~= '0' then
+    redis.call('PEXPIREAT', KEYS[i], ARGV[3 * i])
+  end
+end
+return {0, 0}
+"""
+
+# KEYS: the counters. ARGV: delta, window end in ms (0: none) for each. Never below 0: a counter that Redis lost
+# (restarted without persistence) must not turn a release into credit.
+_ADJUST = """
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local used = redis.call('INCRBY', key, ARGV[2 * i - 1])
+  if used < 0 then
+    redis.call('SET', key, 0, 'KEEPTTL')
+  end
+  if ARGV[2 * i] ~= '0' then
+    redis.call('PEXPIREAT', key, ARGV[2 * i])
+  end
+end
+return 0
+"""
+
+
+def redacted(url: str) -> str:
+    """The URL with its password (and user name) replaced, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _window_ms(window_end: float) -> str:
+    return str(int(window_end * 1000)) if window_end else "0"
+
+
+class RedisCounters:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.05,
+        key_prefix: str = "",
+        max_connections: int = 64,
+    ) -> None:
+        self._timeout = timeout_s
+        self._namespace = f"{KEY_NAMESPACE}{key_prefix}:" if key_prefix else KEY_NAMESPACE
+        self.display_url = redacted(url)
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,  # waiting for a free connection
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            # No retries: a second try would spend a second timeout on the request's path; the caller decides.
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._redis = Redis(connection_pool=pool)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._adjust = self._redis.register_script(_ADJUST)
+
+    @classmethod
+    def from_settings(cls, settings: CounterSettings) -> RedisCounters:
+        if settings.redis_url is None:
+            raise ValueError("WARDEN_REDIS_URL is not set")
+        return cls(
+            settings.redis_url.get_secret_value(),
+            timeout_s=settings.redis_timeout_ms / 1000,
+            key_prefix=settings.redis_key_prefix,
+            max_connections=settings.redis_max_connections,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisCounters({self.display_url})"
+
+    def key(self, counter: str) -> str:
+        return self._namespace + counter
+
+    async def _call(self, what: str, operation: Awaitable[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await operation
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The message names the operation and the host, never the password (redis-py's own messages carry
+            # only host and port).
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise CountersUnavailable(f"Redis at {self.display_url}: {what} failed: {reason}") from exc
+
+    async def reserve(self, charges: Sequence[Charge]) -> Reservation | Refusal:
+        if not charges:
+            return Reservation(())
+        args: list[str | int] = []
+        for charge in charges:
+            args += [charge.amount, charge.limit, _window_ms(charge.window_end)]
+        index, used = await self._call("reserve", self._reserve(keys=[self.key(c.counter) for c in charges], args=args))
+        if index:
+            return Refusal(charges[int(index) - 1], int(used))
+        return Reservation(tuple(charges))
+
+    async def _apply(self, what: str, deltas: dict[str, tuple[int, float]]) -> None:
+        keys: list[str] = []
+        args: list[str | int] = []
+        for counter, (delta, window_end) in deltas.items():
+            if delta:
+                keys.append(self.key(counter))
+                args += [delta, _window_ms(window_end)]
+        if keys:
+            await self._call(what, self._adjust(keys=keys, args=args))
+
+    async def settle(self, reservation: Reservation, actual: dict[str, int]) -> None:
+        reserved = reserved_by_counter(reservation)
+        await self._apply(
+            "settle",
+            {c: (actual[c] - amount, end) for c, (amount, end) in reserved.items() if c in actual},
+        )
+
+    async def release(self, reservation: Reservation) -> None:
+        reserved = reserved_by_counter(reservation)
+        await self._apply("release", {c: (-amount, end) for c, (amount, end) in reserved.items()})
+
+    async def used(self, counter: str) -> int:
+        value = await self._call("read", self._redis.get(self.key(counter)))
+        return int(value) if value is not None else 0
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
