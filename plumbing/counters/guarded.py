@@ -83,6 +83,7 @@ class GuardedCounters:
         self._pause = pause_s
         self._clock = clock
         self._down_until = 0.0
+        self._last_failure = ""
 
     def _label(self, kind: str) -> str:
         # Kinds come from counter names the policy builds; still, only configured ones become label values.
@@ -90,11 +91,12 @@ class GuardedCounters:
 
     async def _guard(self, operation: Callable[[], Awaitable[T]]) -> T:
         if self._clock() < self._down_until:
-            raise CountersUnavailable("the counter store failed recently; trying again shortly")
+            raise CountersUnavailable(f"not asked again yet after: {self._last_failure}")
         try:
             return await operation()
-        except CountersUnavailable:
+        except CountersUnavailable as exc:
             self._down_until = self._clock() + self._pause
+            self._last_failure = str(exc)
             raise
 
     async def reserve(self, charges: Sequence[Charge]) -> Reservation | Refusal | Unavailable:
