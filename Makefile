@@ -33,8 +33,8 @@ run: install
 	$(BIN)/warden serve
 
 # Installs what the tests need (Python packages, Apache Kafka's jars from Maven Central, Jaeger built with Go from
-# the Go module proxy, Chromium for the page tests; the jars and Jaeger are cached under ~/.cache/warden), then runs
-# every test: real Kafka broker, real Jaeger, chDB, the official provider SDKs.
+# the Go module proxy, Chromium for the page tests, Debian's redis-server; the jars and Jaeger are cached under
+# ~/.cache/warden), then runs every test: real Kafka broker, real Jaeger, real Redis, chDB, the official provider SDKs.
 test: install-test
 	bash scripts/test-prerequisites
 	$(BIN)/ruff check .
