@@ -30,6 +30,14 @@ class CounterSettings(BaseSettings):
     """Without Redis: what the in-process counters may hold (estimated); a request that would open a counter beyond
     it meets the fail-open or fail-closed mode, as if the store were away."""
 
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Deployments pass an empty variable for "no Redis" (compose's ${WARDEN_REDIS_URL:-}).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:

@@ -145,6 +145,9 @@ def test_settings_take_the_url_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> N
     assert store._timeout == 0.02
     assert CounterSettings.model_fields["redis_timeout_ms"].default == 50
 
+    monkeypatch.setenv("WARDEN_REDIS_URL", "")  # compose's ${WARDEN_REDIS_URL:-}: no Redis
+    assert CounterSettings().redis_url is None
+
     monkeypatch.setenv("WARDEN_REDIS_URL", "http://:s3cret@redis:6379/0")
     with pytest.raises(ValidationError) as caught:
         CounterSettings()
