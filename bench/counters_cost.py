@@ -1,5 +1,5 @@
 """What the budget and rate-limit counters cost a request: reserve then settle (what admission and completion do),
-round trips per second and µs per request, in-process counters against Redis on loopback, in one run.
+round trips per second and µs per request, the in-process counter table against Redis on loopback, in one run.
 
     .venv/bin/python bench/counters_cost.py --seconds 3 --charges 4 --concurrency 1,16
 
@@ -20,9 +20,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plumbing.counters.base import Charge, Counters, Reservation
-from plumbing.counters.memory import MemoryCounters
 from plumbing.counters.redis import RedisCounters
 from tests.support.redis_server import RedisServer
+
+
+def in_process() -> Counters:
+    try:
+        from plumbing.counters.table import CounterTable
+    except ImportError:
+        sys.exit("the in-process counter table (plumbing/counters/table.py) is not in this tree")
+    return CounterTable()
 
 
 def charges_for(request: int, count: int, window_end: float) -> list[Charge]:
@@ -73,7 +80,7 @@ async def main() -> None:
             for label in ("memory", "redis"):
                 prefix = uuid.uuid4().hex[:8]
                 store: Counters = (
-                    MemoryCounters()
+                    in_process()
                     if label == "memory"
                     else RedisCounters(url, timeout_s=1.0, key_prefix=prefix, max_connections=max(concurrency, 1))
                 )

@@ -8,9 +8,10 @@ refuses. Scripts are sent by digest (``EVALSHA``) and loaded again when the serv
 ``SCRIPT FLUSH``), which redis-py's ``Script`` does.
 
 Every call is bounded by one timeout (``WARDEN_REDIS_TIMEOUT_MS``, 50 ms by default), waiting for a connection
-included, and nothing is retried: a Redis that is away or slow raises :class:`CountersUnavailable` at once and the
-caller's fail-open or fail-closed mode decides. A reservation that timed out after Redis ran it stays charged until
-its window ends: the error is on the side of spending less.
+included, and nothing is retried: a Redis that is away or slow raises :class:`CountersUnavailable` and the caller's
+fail-open or fail-closed mode decides. After such a failure every call raises at once for ``WARDEN_REDIS_PAUSE_MS``
+(1 s), so while Redis is away no request waits for a timeout; then the next call tries again. A reservation that timed
+out after Redis ran it stays charged until its window ends: the error is on the side of spending less.
 
 Redis Cluster is not supported: one script touches every counter of a reservation, which Cluster allows only within
 one hash slot.
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,7 +32,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation
-from plumbing.counters.deltas import reserved_by_counter
 from plumbing.counters.settings import CounterSettings
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,16 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def reserved_by_counter(reservation: Reservation) -> dict[str, tuple[int, float]]:
+    """Counter name → (everything the reservation took from it, its window end): a counter charged twice in one
+    reservation is settled once, against the sum (``actual`` is keyed by counter name)."""
+    totals: dict[str, tuple[int, float]] = {}
+    for charge in reservation.charges:
+        reserved, _ = totals.get(charge.counter, (0, charge.window_end))
+        totals[charge.counter] = (reserved + charge.amount, charge.window_end)
+    return totals
+
+
 def _window_ms(window_end: float) -> str:
     return str(int(window_end * 1000)) if window_end else "0"
 
@@ -101,8 +112,14 @@ class RedisCounters:
         timeout_s: float = 0.05,
         key_prefix: str = "",
         max_connections: int = 64,
+        pause_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._timeout = timeout_s
+        self._pause = pause_s
+        self._clock = clock
+        self._paused_until = 0.0
+        self._last_failure = ""
         self._namespace = f"{KEY_NAMESPACE}{key_prefix}:" if key_prefix else KEY_NAMESPACE
         self.display_url = redacted(url)
         pool = BlockingConnectionPool.from_url(
@@ -127,6 +144,7 @@ class RedisCounters:
             timeout_s=settings.redis_timeout_ms / 1000,
             key_prefix=settings.redis_key_prefix,
             max_connections=settings.redis_max_connections,
+            pause_s=settings.redis_pause_ms / 1000,
         )
 
     def __repr__(self) -> str:
@@ -135,15 +153,19 @@ class RedisCounters:
     def key(self, counter: str) -> str:
         return self._namespace + counter
 
-    async def _call(self, what: str, operation: Awaitable[Any]) -> Any:
+    async def _call(self, what: str, operation: Callable[[], Awaitable[Any]]) -> Any:
+        if self._clock() < self._paused_until:
+            raise CountersUnavailable(f"Redis at {self.display_url}: not asked again yet after: {self._last_failure}")
         try:
             async with asyncio.timeout(self._timeout):
-                return await operation
+                return await operation()
         except (RedisError, OSError, TimeoutError) as exc:
             # The message names the operation and the host, never the password (redis-py's own messages carry
             # only host and port).
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise CountersUnavailable(f"Redis at {self.display_url}: {what} failed: {reason}") from exc
+            self._last_failure = f"{what} failed: {reason}"
+            self._paused_until = self._clock() + self._pause
+            raise CountersUnavailable(f"Redis at {self.display_url}: {self._last_failure}") from exc
 
     async def reserve(self, charges: Sequence[Charge]) -> Reservation | Refusal:
         if not charges:
@@ -151,7 +173,8 @@ class RedisCounters:
         args: list[str | int] = []
         for charge in charges:
             args += [charge.amount, charge.limit, _window_ms(charge.window_end)]
-        index, used = await self._call("reserve", self._reserve(keys=[self.key(c.counter) for c in charges], args=args))
+        keys = [self.key(c.counter) for c in charges]
+        index, used = await self._call("reserve", lambda: self._reserve(keys=keys, args=args))
         if index:
             return Refusal(charges[int(index) - 1], int(used))
         return Reservation(tuple(charges))
@@ -164,7 +187,7 @@ class RedisCounters:
                 keys.append(self.key(counter))
                 args += [delta, _window_ms(window_end)]
         if keys:
-            await self._call(what, self._adjust(keys=keys, args=args))
+            await self._call(what, lambda: self._adjust(keys=keys, args=args))
 
     async def settle(self, reservation: Reservation, actual: dict[str, int]) -> None:
         reserved = reserved_by_counter(reservation)
@@ -178,7 +201,7 @@ class RedisCounters:
         await self._apply("release", {c: (-amount, end) for c, (amount, end) in reserved.items()})
 
     async def used(self, counter: str) -> int:
-        value = await self._call("read", self._redis.get(self.key(counter)))
+        value = await self._call("read", lambda: self._redis.get(self.key(counter)))
         return int(value) if value is not None else 0
 
     async def close(self) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from plumbing.counters.memory import DEFAULT_MAX_BYTES
-
 
 class CounterSettings(BaseSettings):
     # hide_input_in_errors: a refused WARDEN_REDIS_URL is not echoed, password and all, in the start-up error.
@@ -26,9 +24,9 @@ class CounterSettings(BaseSettings):
     keep apart."""
     redis_max_connections: int = Field(default=64, ge=1)
     """Connections to Redis per process; a request finding them all busy waits within the timeout above."""
-    counters_memory_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0)
-    """Without Redis: what the in-process counters may hold (estimated); a request that would open a counter beyond
-    it meets the fail-open or fail-closed mode, as if the store were away."""
+    redis_pause_ms: float = Field(default=1000.0, ge=0)
+    """After Redis failed to answer, how long counter operations fail at once without asking it (each limit's
+    fail-open or fail-closed mode decides without waiting for a timeout), before the next request tries again."""
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -1,7 +1,9 @@
 """Every counter store keeps the same contract (plumbing/counters/base.py): the same tests run against each.
 
-The in-process store is the reference; the Redis store runs against a real ``redis-server`` (tests/support/
-redis_fixture.py), and where a test needs two processes it uses two clients, as two ingress processes would.
+The Redis store runs against a real ``redis-server`` (tests/support/redis_fixture.py), and where a test needs two
+processes it uses two clients, as two ingress processes would. The counter table (``plumbing/counters/table.py``:
+one process's memory, or a file every process maps) joins in wherever it exists. A new store is one entry in
+``STORES``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from plumbing.counters.base import Charge, Counters, Refusal, Reservation
-from plumbing.counters.memory import MemoryCounters
 from plumbing.counters.redis import RedisCounters
 
 # A generous timeout where the test is about the contract, not about a slow store: a busy 2-core machine can take
@@ -24,27 +25,36 @@ TIMEOUT_S = 5.0
 Factory = Callable[[], Counters]
 
 
-def _memory(_request: pytest.FixtureRequest) -> Callable[[], Factory]:
-    shared = MemoryCounters()  # one process: every "client" is the same object
-    return lambda: lambda: shared
-
-
-def _redis(request: pytest.FixtureRequest) -> Callable[[], Factory]:
+def _redis(request: pytest.FixtureRequest) -> Factory:
     server = request.getfixturevalue("redis_server")
-    return lambda: lambda: RedisCounters(server.url, timeout_s=TIMEOUT_S)
+    return lambda: RedisCounters(server.url, timeout_s=TIMEOUT_S)
 
 
-# Every store the contract is tested on: add one here (name → how to make clients that share one set of counters).
-STORES: dict[str, Callable[[pytest.FixtureRequest], Callable[[], Factory]]] = {
-    "memory": _memory,
-    "redis": _redis,
-}
+# Every store the contract is tested on: name → how to make clients that share one set of counters (each client one
+# "process").
+STORES: dict[str, Callable[[pytest.FixtureRequest], Factory]] = {"redis": _redis}
+
+try:
+    from plumbing.counters.table import CounterTable
+except ImportError:  # the table is not part of this tree (yet)
+    pass
+else:
+
+    def _table(_request: pytest.FixtureRequest) -> Factory:
+        shared = CounterTable()  # one process's memory: every "client" is the same object
+        return lambda: shared
+
+    def _table_file(request: pytest.FixtureRequest) -> Factory:
+        path = request.getfixturevalue("tmp_path") / "counters.bin"
+        return lambda: CounterTable(path)  # each client maps the file, as each process does
+
+    STORES |= {"table": _table, "table-file": _table_file}
 
 
 @pytest.fixture(params=list(STORES))
 async def clients(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
     """Makes clients of one store; each Redis client is its own connection pool (another process)."""
-    make = STORES[request.param](request)()
+    make = STORES[request.param](request)
     opened: list[Counters] = []
 
     def client() -> Counters:

@@ -72,7 +72,7 @@ async def test_scripts_are_loaded_again_after_the_server_forgot_them(
 
 async def test_a_killed_redis_is_unavailable_at_once_and_back_when_it_returns(counter: str) -> None:
     with RedisServer() as server:
-        store = RedisCounters(server.url, timeout_s=0.5)
+        store = RedisCounters(server.url, timeout_s=0.5, pause_s=0)
         try:
             assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
             server.kill()
@@ -94,7 +94,7 @@ async def test_a_killed_redis_is_unavailable_at_once_and_back_when_it_returns(co
 
 async def test_a_redis_that_stops_answering_is_unavailable_after_the_timeout_not_later(counter: str) -> None:
     with RedisServer() as server:
-        store = RedisCounters(server.url, timeout_s=0.2)
+        store = RedisCounters(server.url, timeout_s=0.2, pause_s=0)
         try:
             assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
             assert server.pid is not None
@@ -110,6 +110,36 @@ async def test_a_redis_that_stops_answering_is_unavailable_after_the_timeout_not
                 os.kill(server.pid, signal.SIGCONT)
             # What the stopped server ran (or did not) is its own business; the client works again.
             assert await asyncio.wait_for(store.used(counter), HANG_BOUND_S) in (1, 2)
+        finally:
+            await store.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_after_a_failure_redis_is_left_alone_for_the_pause_then_asked_again(counter: str) -> None:
+    clock = Clock()
+    with RedisServer() as server:
+        store = RedisCounters(server.url, timeout_s=0.5, pause_s=1.0, clock=clock)
+        try:
+            server.kill()
+            with pytest.raises(CountersUnavailable) as first:
+                await asyncio.wait_for(store.reserve([Charge(counter, 1, 10, 0)]), HANG_BOUND_S)
+            assert first.value.__cause__ is not None, "the first failure is Redis's own"
+            server.start()
+            clock.now += 0.9
+            with pytest.raises(CountersUnavailable) as paused:
+                await store.reserve([Charge(counter, 1, 10, 0)])
+            assert paused.value.__cause__ is None and "reserve failed" in str(paused.value)
+            assert server.password not in str(paused.value)
+            clock.now += 0.2
+            assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
+            assert await store.used(counter) == 1, "nothing reached Redis during the pause"
         finally:
             await store.close()
 
@@ -142,7 +172,7 @@ def test_settings_take_the_url_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> N
     store = RedisCounters.from_settings(settings)
     assert store.key("budget:x") == "warden:prod:budget:x"
     assert "s3cret" not in repr(store)
-    assert store._timeout == 0.02
+    assert (store._timeout, store._pause) == (0.02, 1.0)
     assert CounterSettings.model_fields["redis_timeout_ms"].default == 50
 
     monkeypatch.setenv("WARDEN_REDIS_URL", "")  # compose's ${WARDEN_REDIS_URL:-}: no Redis
