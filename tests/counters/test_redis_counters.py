@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -27,6 +29,17 @@ async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url)
     yield client
     await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def own_server(**options: Any) -> AsyncIterator[tuple[RedisServer, RedisCounters]]:
+    """A server of the test's own (it is killed or stopped) and a client of it."""
+    with RedisServer() as server:
+        store = RedisCounters(server.url, **options)
+        try:
+            yield server, store
+        finally:
+            await store.close()
 
 
 @pytest.fixture
@@ -71,51 +84,43 @@ async def test_scripts_are_loaded_again_after_the_server_forgot_them(
 
 
 async def test_a_killed_redis_is_unavailable_at_once_and_back_when_it_returns(counter: str) -> None:
-    with RedisServer() as server:
-        store = RedisCounters(server.url, timeout_s=0.5, pause_s=0)
-        try:
-            assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
-            server.kill()
-            for operation in (
-                store.reserve([Charge(counter, 1, 10, 0)]),
-                store.settle(Reservation((Charge(counter, 1, 10, 0),)), {counter: 0}),
-                store.release(Reservation((Charge(counter, 1, 10, 0),))),
-                store.used(counter),
-            ):
-                with pytest.raises(CountersUnavailable) as caught:
-                    await asyncio.wait_for(operation, HANG_BOUND_S)
-                assert server.password not in str(caught.value)
-            server.start()  # empty: the test server keeps nothing
-            assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
-            assert await store.used(counter) == 1
-        finally:
-            await store.close()
+    async with own_server(timeout_s=0.5, pause_s=0) as (server, store):
+        assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
+        server.kill()
+        for operation in (
+            store.reserve([Charge(counter, 1, 10, 0)]),
+            store.settle(Reservation((Charge(counter, 1, 10, 0),)), {counter: 0}),
+            store.release(Reservation((Charge(counter, 1, 10, 0),))),
+            store.used(counter),
+        ):
+            with pytest.raises(CountersUnavailable) as caught:
+                await asyncio.wait_for(operation, HANG_BOUND_S)
+            assert server.password not in str(caught.value)
+        server.start()  # empty: the test server keeps nothing
+        assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
+        assert await store.used(counter) == 1
 
 
 async def test_a_redis_that_stops_answering_is_unavailable_after_the_timeout_not_later(counter: str) -> None:
-    with RedisServer() as server:
-        store = RedisCounters(server.url, timeout_s=0.2, pause_s=0)
+    async with own_server(timeout_s=0.2, pause_s=0) as (server, store):
+        assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGSTOP)  # connections stay open; nothing answers
         try:
-            assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
-            assert server.pid is not None
-            os.kill(server.pid, signal.SIGSTOP)  # connections stay open; nothing answers
-            try:
-                with pytest.raises(CountersUnavailable) as caught:
-                    await asyncio.wait_for(store.reserve([Charge(counter, 1, 10, 0)]), HANG_BOUND_S)
-                assert isinstance(caught.value.__cause__, TimeoutError)
-                # A new connection (the first was dropped on the timeout) meets the same silence.
-                with pytest.raises(CountersUnavailable):
-                    await asyncio.wait_for(store.used(counter), HANG_BOUND_S)
-            finally:
-                os.kill(server.pid, signal.SIGCONT)
-            # Whether the stopped server ran the reservation it had received is its own business; the client works
-            # again, and no answer meant for a command cut off is taken for another's.
-            after = await asyncio.wait_for(store.used(counter), HANG_BOUND_S)
-            assert after in (1, 2)
-            assert isinstance(await store.reserve([Charge(counter, 3, 10, 0)]), Reservation)
-            assert await store.used(counter) == after + 3
+            with pytest.raises(CountersUnavailable) as caught:
+                await asyncio.wait_for(store.reserve([Charge(counter, 1, 10, 0)]), HANG_BOUND_S)
+            assert isinstance(caught.value.__cause__, TimeoutError)
+            # A new connection (the first was dropped on the timeout) meets the same silence.
+            with pytest.raises(CountersUnavailable):
+                await asyncio.wait_for(store.used(counter), HANG_BOUND_S)
         finally:
-            await store.close()
+            os.kill(server.pid, signal.SIGCONT)
+        # Whether the stopped server ran the reservation it had received is its own business; the client works
+        # again, and no answer meant for a command cut off is taken for another's.
+        after = await asyncio.wait_for(store.used(counter), HANG_BOUND_S)
+        assert after in (1, 2)
+        assert isinstance(await store.reserve([Charge(counter, 3, 10, 0)]), Reservation)
+        assert await store.used(counter) == after + 3
 
 
 class Clock:
@@ -128,24 +133,20 @@ class Clock:
 
 async def test_after_a_failure_redis_is_left_alone_for_the_pause_then_asked_again(counter: str) -> None:
     clock = Clock()
-    with RedisServer() as server:
-        store = RedisCounters(server.url, timeout_s=0.5, pause_s=1.0, clock=clock)
-        try:
-            server.kill()
-            with pytest.raises(CountersUnavailable) as first:
-                await asyncio.wait_for(store.reserve([Charge(counter, 1, 10, 0)]), HANG_BOUND_S)
-            assert first.value.__cause__ is not None, "the first failure is Redis's own"
-            server.start()
-            clock.now += 0.9
-            with pytest.raises(CountersUnavailable) as paused:
-                await store.reserve([Charge(counter, 1, 10, 0)])
-            assert paused.value.__cause__ is None and "reserve failed" in str(paused.value)
-            assert server.password not in str(paused.value)
-            clock.now += 0.2
-            assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
-            assert await store.used(counter) == 1, "nothing reached Redis during the pause"
-        finally:
-            await store.close()
+    async with own_server(timeout_s=0.5, pause_s=1.0, clock=clock) as (server, store):
+        server.kill()
+        with pytest.raises(CountersUnavailable) as first:
+            await asyncio.wait_for(store.reserve([Charge(counter, 1, 10, 0)]), HANG_BOUND_S)
+        assert first.value.__cause__ is not None, "the first failure is Redis's own"
+        server.start()
+        clock.now += 0.9
+        with pytest.raises(CountersUnavailable) as paused:
+            await store.reserve([Charge(counter, 1, 10, 0)])
+        assert paused.value.__cause__ is None and "reserve failed" in str(paused.value)
+        assert server.password not in str(paused.value)
+        clock.now += 0.2
+        assert isinstance(await store.reserve([Charge(counter, 1, 10, 0)]), Reservation)
+        assert await store.used(counter) == 1, "nothing reached Redis during the pause"
 
 
 async def test_a_wrong_password_is_unavailable_and_never_shown(redis_server: RedisServer, counter: str) -> None:
