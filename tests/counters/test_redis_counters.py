@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +188,9 @@ def test_settings_take_the_url_as_a_secret(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ValidationError) as caught:
         CounterSettings()
     assert "WARDEN_REDIS_URL" in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_every_counter_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for field in CounterSettings.model_fields:
+        assert f"| `WARDEN_{field.upper()}`" in readme, field
