@@ -32,7 +32,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.support.kafka_broker import free_port
+from tests.support.kafka_broker import _die_with_parent, free_port
 from tests.support.lifecycle import ProcessService, run_in_foreground
 
 HOST = "127.0.0.1"
@@ -108,6 +108,8 @@ class RedisServer(ProcessService):
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 start_new_session=True,
+                # Gone with the test process even when it is killed outright (PDEATHSIG follows the forking thread).
+                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         assert self._proc.stdin is not None
         self._proc.stdin.write(config.encode())
