@@ -77,11 +77,11 @@ async def main() -> None:
     try:
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
             rates = {}
-            for label in ("memory", "redis"):
+            for label in ("table", "redis"):
                 prefix = uuid.uuid4().hex[:8]
                 store: Counters = (
                     in_process()
-                    if label == "memory"
+                    if label == "table"
                     else RedisCounters(url, timeout_s=1.0, key_prefix=prefix, max_connections=max(concurrency, 1))
                 )
                 await run(store, min(0.5, args.seconds), args.charges, concurrency)  # warm up: connections, scripts
@@ -92,7 +92,7 @@ async def main() -> None:
                     f"{label:8} {concurrency:>4} {done / wall:>9.0f} {wall / done * 1e6 * concurrency:>12.1f}"
                     f" {cpu / done * 1e6:>11.1f}"
                 )
-            print(f"{'':8} {concurrency:>4} redis/memory throughput ratio {rates['redis'] / rates['memory']:.4f}")
+            print(f"{'':8} {concurrency:>4} redis/table throughput ratio {rates['redis'] / rates['table']:.4f}")
     finally:
         if server is not None:
             server.close()
