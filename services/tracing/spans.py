@@ -10,6 +10,7 @@ target, decision, action, policy), which the conventions have not adopted yet; t
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,10 @@ class RequestPart:
     method: str = "POST"
     decisions: list[PolicyDecision] = field(default_factory=list)
     content: str | None = None
+
+    def size(self) -> int:
+        """About the bytes it holds (walking it would cost more than the rest of its spans)."""
+        return 300 + sys.getsizeof(self.content) + sum(400 + sys.getsizeof(d.reason) for d in self.decisions)
 
 
 def provider_name(provider: str) -> str:
