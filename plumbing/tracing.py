@@ -9,12 +9,11 @@ the delay (``OTEL_BSP_*``); the resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE
 
 Not the SDK's tracer and batch processor: spans are made after the fact, by a consumer of the events, with ids and
 times the ingress chose, so a live span object (its locks, attribute validation, context) has nothing to do, and the
-SDK's encoder then walks every attribute again in Python. Building the protobuf messages of ``opentelemetry-proto``
-directly costs a fraction (``bench/trace_cost.py``). The spans of a batch are written straight into the request that
-will be sent (``SpanExport.spans``); a full batch, or any other after ``OTEL_BSP_SCHEDULE_DELAY``, is serialised and
-posted by the exporter's thread. A collector that is down or slow only fills the queue, bounded in bytes
-(``WARDEN_TRACE_QUEUE_MAX_BYTES``) and in spans (``OTEL_BSP_MAX_QUEUE_SIZE``): what does not fit is dropped and counted
-(``warden_trace_spans_dropped_total``).
+SDK's encoder then walks every attribute again in Python. Encoding the messages of ``opentelemetry-proto`` directly
+costs a fraction (``bench/trace_cost.py``). Spans arrive serialised (``SpanExport.add``); a full batch, or any other
+after ``OTEL_BSP_SCHEDULE_DELAY``, is framed into one export request and posted by the exporter's thread. A collector
+that is down or slow only fills the queue, bounded in bytes (``WARDEN_TRACE_QUEUE_MAX_BYTES``) and in spans
+(``OTEL_BSP_MAX_QUEUE_SIZE``): what does not fit is dropped and counted (``warden_trace_spans_dropped_total``).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.re import parse_env_headers
 from prometheus_client import CollectorRegistry, Counter
@@ -118,6 +118,18 @@ def any_value(value: Any) -> AnyValue:
     if isinstance(value, Sequence):
         return AnyValue(array_value=ArrayValue(values=[any_value(item) for item in value]))
     raise TypeError(f"an attribute cannot be a {type(value).__name__}")
+
+
+def frame(field: int, data: bytes) -> bytes:
+    """``data`` as a length-delimited field of a message: its key, its length (both varints), the bytes. A message
+    is the concatenation of its fields, so a batch is framed from spans serialised one by one."""
+    out = bytearray()
+    for number in ((field << 3) | 2, len(data)):
+        while number > 0x7F:
+            out.append((number & 0x7F) | 0x80)
+            number >>= 7
+        out.append(number)
+    return bytes(out) + data
 
 
 def _env(env: Mapping[str, str], name: str) -> str:
@@ -202,17 +214,21 @@ class QueueSettings(BaseSettings):
 
 @dataclass(slots=True)
 class _Batch:
-    request: ExportTraceServiceRequest
-    spans: int
+    spans: list[bytes]
+    """Each framed as an element of ``ScopeSpans.spans``."""
     size: int
-    """About the bytes it holds, encoded."""
+
+
+_RESOURCE_SPANS = ExportTraceServiceRequest.DESCRIPTOR.fields_by_name["resource_spans"].number
+_SCOPE_SPANS = ResourceSpans.DESCRIPTOR.fields_by_name["scope_spans"].number
+_SPANS = ScopeSpans.DESCRIPTOR.fields_by_name["spans"].number
 
 
 class SpanExport:
-    """Where spans are written (``spans``, from the event loop's thread) and how they reach the collector: sealed
-    into batches, queued with a bound, serialised and posted one at a time by a thread of the exporter's own, each
-    counted as exported or dropped. The thread, not a task of the loop: at stop the loop's thread waits (``close``)
-    while the last batches go, and a batch is never half sent by a cancelled task and then sent again."""
+    """Where spans go (``add``, from the event loop's thread) and how they reach the collector: sealed into batches,
+    queued with a bound, framed into an export request and posted one at a time by a thread of the exporter's own,
+    each counted as exported or dropped. The thread, not a task of the loop: at stop the loop's thread waits
+    (``close``) while the last batches go, and a batch is never half sent by a cancelled task and then sent again."""
 
     def __init__(
         self, registry: CollectorRegistry, settings: ExportSettings | None = None, max_bytes: int | None = None
@@ -226,64 +242,64 @@ class SpanExport:
         )
         self.settings = settings or ExportSettings.from_env()
         self._max_bytes = QueueSettings().trace_queue_max_bytes if max_bytes is None else max_bytes
-        self._template = _request_template()
+        self._resource, self._scope = _resource_and_scope()
         self._changed = threading.Condition()
         self._sealed: deque[_Batch] = deque()
         self._queued_bytes = 0
         """Of the sealed batches, until each is settled (the one being sent included)."""
         self._queued_spans = 0
-        self._open_bytes = self._open_spans = 0
+        self._open: list[bytes] = []
+        self._open_bytes = 0
         self._generation = 0
         self._closing = False
-        self._request = ExportTraceServiceRequest()
-        self.spans: Any = None
-        """The repeated ``Span`` field of the batch being filled: add spans with ``spans.add()``, then call
-        ``added``."""
-        self._reopen()
         self._sender = threading.Thread(target=self._send_forever, name="span-export", daemon=True)
         self._sender.start()
 
-    def _reopen(self) -> None:
-        self._request = ExportTraceServiceRequest.FromString(self._template)
-        self.spans = self._request.resource_spans[0].scope_spans[0].spans
-        self._open_bytes = self._open_spans = 0
-        self._generation += 1
-
     def room(self, spans: int) -> bool:
-        """Whether ``spans`` more spans may be written; if not, they are counted as dropped (``queue_full``)."""
+        """Whether ``spans`` more spans may be added; if not, they are counted as dropped (``queue_full``)."""
         if (
             self._closing
             or self._queued_bytes + self._open_bytes >= self._max_bytes
-            or self._queued_spans + self._open_spans + spans > self.settings.max_queue_spans
+            or self._queued_spans + len(self._open) + spans > self.settings.max_queue_spans
         ):
             self._dropped.labels("queue_full").inc(spans)
             return False
         return True
 
-    def added(self, spans: int, size: int) -> None:
-        """``spans`` spans of about ``size`` bytes were written: they count against the queue's bounds; a full batch
-        is sealed for sending, any other after ``OTEL_BSP_SCHEDULE_DELAY``."""
-        if not self._open_spans:
+    def add(self, spans: Sequence[bytes]) -> None:
+        """Serialised ``Span`` messages for the batch being filled: a full batch is sealed for sending, any other
+        after ``OTEL_BSP_SCHEDULE_DELAY``."""
+        if not self._open:
             asyncio.get_running_loop().call_later(self.settings.delay_s, self._seal, self._generation)
-        self._open_bytes += size
-        self._open_spans += spans
-        if self._open_spans >= self.settings.max_batch_spans:
+        for span in spans:
+            framed = frame(_SPANS, span)
+            self._open.append(framed)
+            self._open_bytes += len(framed)
+        if len(self._open) >= self.settings.max_batch_spans:
             self._seal()
 
     def _seal(self, generation: int | None = None) -> None:
         """The batch being filled goes to the sender (``generation``: only if it is still that batch)."""
-        if not self._open_spans or generation not in (None, self._generation):
+        if not self._open or generation not in (None, self._generation):
             return
-        batch = _Batch(self._request, self._open_spans, self._open_bytes)
+        batch = _Batch(self._open, self._open_bytes)
         with self._changed:
             self._sealed.append(batch)
             self._queued_bytes += batch.size
-            self._queued_spans += batch.spans
+            self._queued_spans += len(batch.spans)
             self._changed.notify_all()
-        self._reopen()
+        self._open, self._open_bytes = [], 0
+        self._generation += 1
+
+    def _request(self, batch: _Batch) -> bytes:
+        """The ``ExportTraceServiceRequest`` of a batch: one resource, one scope, its spans."""
+        scope_spans = frame(_SCOPE_SPANS, self._scope + b"".join(batch.spans))
+        return frame(_RESOURCE_SPANS, self._resource + scope_spans)
 
     def _send_forever(self) -> None:
-        with httpx.Client(verify=self.settings.verify) as client:
+        # Plain HTTP needs no certificates: loading the system's costs more CPU than a thousand spans.
+        verify = self.settings.verify if self.settings.endpoint.lower().startswith("https:") else False
+        with httpx.Client(verify=verify) as client:
             while True:
                 with self._changed:
                     self._changed.wait_for(lambda: self._sealed or self._closing)
@@ -291,19 +307,19 @@ class SpanExport:
                         return
                     batch = self._sealed[0]
                 try:
-                    sent = _post(client, self.settings, batch.request.SerializeToString())
+                    sent = _post(client, self.settings, self._request(batch))
                 except Exception:  # the sender must outlive one bad batch, or every later span would wait forever
                     log.exception("span export failed")
                     sent = False
                 with self._changed:
                     self._sealed.popleft()
                     self._queued_bytes -= batch.size
-                    self._queued_spans -= batch.spans
+                    self._queued_spans -= len(batch.spans)
                     self._changed.notify_all()
                 if sent:
-                    self._exported.inc(batch.spans)
+                    self._exported.inc(len(batch.spans))
                 else:
-                    self._dropped.labels("export_failed").inc(batch.spans)
+                    self._dropped.labels("export_failed").inc(len(batch.spans))
 
     def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
         """Seal what is written and wait until every batch is settled (True) or ``timeout_s`` passed."""
@@ -374,18 +390,14 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-def _request_template() -> bytes:
-    """An export request holding the resource and the instrumentation scope and no span yet: each batch starts as a
-    copy of it. The resource is the SDK's (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, ``telemetry.sdk.*``)."""
+def _resource_and_scope() -> tuple[bytes, bytes]:
+    """Every batch's resource (a ``ResourceSpans`` without its scopes) and scope (a ``ScopeSpans`` without its spans),
+    serialised once. The resource is the SDK's (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+    ``telemetry.sdk.*``)."""
     resource = Resource.create()
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    resource_spans.resource.CopyFrom(
-        ResourceProto(attributes=[KeyValue(key=k, value=any_value(v)) for k, v in resource.attributes.items()])
-    )
-    resource_spans.schema_url = resource.schema_url
-    scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.CopyFrom(InstrumentationScope(name=INSTRUMENTATION))
-    return request.SerializeToString()
+    attributes = [KeyValue(key=key, value=any_value(value)) for key, value in resource.attributes.items()]
+    resource_spans = ResourceSpans(resource=ResourceProto(attributes=attributes), schema_url=resource.schema_url)
+    scope_spans = ScopeSpans(scope=InstrumentationScope(name=INSTRUMENTATION))
+    return resource_spans.SerializeToString(), scope_spans.SerializeToString()

@@ -1,11 +1,13 @@
-"""Spans written as OTLP protobuf (``opentelemetry-proto``), cheaply: most attributes repeat from one interaction to
-the next (provider, model, profile, agent, status, a guardrail decision...), so each ``key = value`` is encoded once,
-by the protobuf library, into a fragment of a serialised ``Span`` (or ``Span.Event``) holding only that attribute, and
-kept. A span's attributes are then the concatenation of their fragments, merged into the span in one call (protobuf
-appends a repeated field's elements when parsing): a dictionary lookup per attribute instead of three messages.
+"""Spans encoded as OTLP protobuf (``opentelemetry-proto``), cheaply. A serialised message is the concatenation of
+its fields' encodings, and a repeated field's elements are simply appended: so a span's bytes are assembled from
+pieces the protobuf library encoded. Most attributes repeat from one interaction to the next (provider, model,
+profile, agent, status, a guardrail decision...): each ``key = value`` is encoded once, as a ``Span`` (or
+``Span.Event``) holding only that attribute, and kept; a span is then its ids and times (one message), plus the kept
+pieces, plus the few values that are new every time (ids, times, content), which are encoded each time and not kept.
+An event is its time plus kept pieces, framed as the span's ``events`` field (``plumbing.tracing.frame``). No span
+message is built or parsed, which costs more than all the rest.
 
-Values that are new every time (ids, times, content) are not kept; the cache draws on the process's cache budget
-(``WARDEN_CACHE_MAX_BYTES``).
+The cache draws on the process's cache budget (``WARDEN_CACHE_MAX_BYTES``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 from opentelemetry.trace import TraceState
 
 from plumbing.bounded import BoundedDict
-from plumbing.tracing import any_value
+from plumbing.tracing import any_value, frame
 
 SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL
 _LOCAL = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
@@ -45,13 +47,15 @@ def trace_state(header: str) -> str:
     return ",".join(f"{key}={value}" for key, value in TraceState.from_header([header]).items())
 
 
+_EVENTS_FIELD = Span.DESCRIPTOR.fields_by_name["events"].number
+
+
 class SpanWriter:
     def __init__(self, cache: BoundedDict[bytes] | None = None) -> None:
         self._cache: BoundedDict[bytes] = cache if cache is not None else BoundedDict()
 
-    def write(
+    def span(
         self,
-        spans: Any,
         *,
         trace_id: bytes,
         span_id: bytes,
@@ -65,56 +69,41 @@ class SpanWriter:
         attributes: Mapping[str, Any],
         events: Iterable[Event] = (),
         error: str | None = None,
-    ) -> int:
-        """One span into ``spans`` (the repeated ``Span`` field of a batch). ``error``: the span failed, with this
-        message (``""``: no message). Returns about how many bytes the span takes (what the queue counts)."""
-        span = spans.add()
-        span.trace_id = trace_id
-        span.span_id = span_id
-        if parent_id is not None:
-            span.parent_span_id = parent_id
-        if state:
-            span.trace_state = state
-        span.name = name
-        span.kind = kind
-        span.start_time_unix_nano = start
-        span.end_time_unix_nano = end
-        span.flags = _REMOTE if remote_parent else _LOCAL
-        repeated, size = self._attributes(attributes, False, span.attributes)
-        span.MergeFromString(repeated)
-        size += _SPAN_BYTES + len(name) + len(state) + len(repeated)
+    ) -> bytes:
+        """One span, serialised. ``error``: the span failed, with this message (``""``: no message)."""
+        head = Span(
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_span_id=parent_id,
+            trace_state=state,
+            name=name,
+            kind=kind,
+            start_time_unix_nano=start,
+            end_time_unix_nano=end,
+            flags=_REMOTE if remote_parent else _LOCAL,
+            status=Status(code=Status.STATUS_CODE_ERROR, message=error) if error is not None else None,
+        )
+        parts = [head.SerializeToString()]
+        self._attributes(parts, attributes, event=False)
         for event_name, at, event_attributes in events:
-            event = span.events.add()
-            event.time_unix_nano = at
-            repeated, added = self._attributes(event_attributes, True, event.attributes, event_name)
-            event.MergeFromString(repeated)
-            size += _EVENT_BYTES + len(repeated) + added
-        if error is not None:
-            span.status.code = Status.STATUS_CODE_ERROR
-            if error:
-                span.status.message = error
-                size += len(error)
-        return size
+            event = [Span.Event(time_unix_nano=at).SerializeToString()]
+            self._attributes(event, event_attributes, event=True, name=event_name)
+            parts.append(frame(_EVENTS_FIELD, b"".join(event)))
+        return b"".join(parts)
 
-    def _attributes(
-        self, attributes: Mapping[str, Any], event: bool, into: Any, name: str | None = None
-    ) -> tuple[bytes, int]:
-        """The attributes that repeat (and the event's name), as the bytes of a span (or event) holding only them;
-        the others are added to ``into`` (the repeated attributes field) directly, and their bytes estimated."""
-        get, parts, unique = self._cache.get, [], 0
-        if name is not None:
-            parts.append(self._kept(event, None, name, name.__class__))
+    def _attributes(self, parts: list[bytes], attributes: Mapping[str, Any], event: bool, name: str = "") -> None:
+        """Appends the pieces of ``attributes`` (and of the event's ``name``) to ``parts``."""
+        get = self._cache.get
+        if name:
+            found = get((event, None, str, name))
+            parts.append(found if found is not None else self._kept(event, None, name, str))
         for key, value in attributes.items():
-            kind = value.__class__
-            if kind is float or key in _UNIQUE:
-                added = into.add()
-                added.key = key
-                added.value.CopyFrom(any_value(value))
-                unique += len(key) + (len(value) if kind is str else 8) + 8
+            if key in _UNIQUE:
+                parts.append(_encode(event, key, value))
                 continue
+            kind = value.__class__
             found = get((event, key, kind, tuple(value) if kind is list else value))
             parts.append(found if found is not None else self._kept(event, key, value, kind))
-        return b"".join(parts), unique
 
     def _kept(self, event: bool, key: str | None, value: Any, kind: type) -> bytes:
         """``key = value`` as a serialised span (or event) holding only that attribute, encoded by the protobuf
@@ -122,11 +111,6 @@ class SpanWriter:
         fragment = _encode(event, key, value)
         self._cache.put((event, key, kind, tuple(value) if kind is list else value), fragment, 2 * len(fragment) + 120)
         return fragment
-
-
-_SPAN_BYTES = 16 + 8 + 8 + 9 + 9 + 6 + 12
-"""Ids, times, kind, flags and their tags."""
-_EVENT_BYTES = 9 + 4
 
 
 def _encode(event: bool, key: str | None, value: Any) -> bytes:

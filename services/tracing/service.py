@@ -1,7 +1,7 @@
 """The tracing subscription: each interaction's spans, built from its events once its answer is recorded.
 
 The ingress chose the ids (and sent the upstream its client span's in ``traceparent``) and timed everything; here the
-spans are written with those ids and times as OTLP protobuf, straight into the batch the exporter will send
+spans are encoded with those ids and times as OTLP protobuf (``otlp.py``) and handed to the exporter
 (``plumbing/tracing.py``). Per interaction: a server span (the request to Warden, child of the client's span when it
 sent a ``traceparent``), a client span per upstream attempt, the first chunk and each guardrail decision as events;
 per finding of the guard, a span in the interaction's trace.
@@ -15,30 +15,27 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import UTC, datetime
+from datetime import datetime
 
 from plumbing.bounded import BoundedDict, CacheBudget
 from plumbing.bus.base import Bus, Subscription
 from plumbing.bus.dispatch import Turn
 from plumbing.tracing import SpanExport
 from schemas import topics
-from schemas.events import RequestEvent, ResponseEvent, TraceContext, ViolationEvent
-from services.tracing import spans
+from schemas.events import TraceContext, ViolationEvent
+from services.tracing import decoding, spans
 from services.tracing.otlp import CLIENT, INTERNAL, SERVER, SpanWriter, trace_state
 from services.tracing.settings import TracingSettings
 
 log = logging.getLogger(__name__)
 GROUP = "warden-tracing"
-Event = RequestEvent | ResponseEvent | ViolationEvent
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Event = decoding.Traced
 
 
 def _ns(moment: datetime) -> int:
-    """Exact (a float's seconds would round the microseconds)."""
-    since = moment - _EPOCH
-    return (since.days * 86_400 + since.seconds) * 1_000_000_000 + since.microseconds * 1000
+    """Exact (the float ``timestamp()`` alone would round the microseconds)."""
+    # The float's whole seconds are exact: its error (under a microsecond for centuries) cannot reach the next one.
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def _offset_ns(milliseconds: float) -> int:
@@ -56,7 +53,7 @@ class TracingService:
         )
         self.subscription = Subscription(
             (topics.REQUESTS, topics.RESPONSES, topics.VIOLATIONS),
-            RequestEvent | ResponseEvent | ViolationEvent,
+            decoding.decoder(settings.trace_content),
             self.handle,
             group=group,
             max_batch=1000,
@@ -81,10 +78,10 @@ class TracingService:
         if context is None or not context.sampled:
             return
         try:
-            if isinstance(event, RequestEvent):
+            if event.type == "request":
                 part = self._request_part(event)
                 self._pending.put(event.interaction_id, part, part.size())
-            elif isinstance(event, ResponseEvent):
+            elif event.type == "response":
                 request = self._pending.get(event.interaction_id) or spans.RequestPart()
                 self._pending.discard(event.interaction_id)
                 self._interaction(event, context, request)
@@ -93,18 +90,18 @@ class TracingService:
         except Exception:  # one event that cannot be traced must not stop the others
             log.exception("could not build spans", extra={"fields": {"interaction_id": event.interaction_id}})
 
-    def _request_part(self, event: RequestEvent) -> spans.RequestPart:
+    def _request_part(self, event: decoding.Request) -> spans.RequestPart:
         content = None
         if self._settings.trace_content:
             sent = event.request_sent if event.request_sent is not None else event.request_received
             content = spans.cut(sent, self._settings.trace_content_max_bytes)
         return spans.RequestPart(stream=event.stream, method=event.method, decisions=event.decisions, content=content)
 
-    def _interaction(self, event: ResponseEvent, context: TraceContext, request: spans.RequestPart) -> None:
+    def _interaction(self, event: decoding.Response, context: TraceContext, request: spans.RequestPart) -> None:
         count = 1 + len(event.upstream_attempts)
         if not self._export.room(count):
             return
-        write, into = self._writer.write, self._export.spans
+        encode = self._writer.span
         trace_id, server_id = bytes.fromhex(context.trace_id), bytes.fromhex(context.span_id)
         state = trace_state(context.tracestate)
         # Every time from the start plus an offset the ingress measured on one monotonic clock: the client span then
@@ -119,52 +116,53 @@ class TracingService:
         if event.ttft_ms is not None:
             ttft = {"gen_ai.response.time_to_first_chunk": event.ttft_ms / 1000}
             events.append((spans.FIRST_CHUNK_EVENT, started + _offset_ns(event.ttft_ms), ttft))
-        size = write(
-            into,
-            trace_id=trace_id,
-            span_id=server_id,
-            parent_id=bytes.fromhex(context.parent_span_id) if context.parent_span_id else None,
-            remote_parent=context.parent_span_id is not None,
-            state=state,
-            name=name,
-            kind=SERVER,
-            start=started,
-            end=finished,
-            attributes=spans.server_attributes(
-                event, request, self._settings.trace_content, self._settings.trace_content_max_bytes
-            ),
-            events=events,
-            error=(event.error or "") if event.status >= 500 else None,
-        )
+        encoded = [
+            encode(
+                trace_id=trace_id,
+                span_id=server_id,
+                parent_id=bytes.fromhex(context.parent_span_id) if context.parent_span_id else None,
+                remote_parent=context.parent_span_id is not None,
+                state=state,
+                name=name,
+                kind=SERVER,
+                start=started,
+                end=finished,
+                attributes=spans.server_attributes(
+                    event, request, self._settings.trace_content, self._settings.trace_content_max_bytes
+                ),
+                events=events,
+                error=(event.error or "") if event.status >= 500 else None,
+            )
+        ]
         common = spans.common_attributes(event)
         for attempt in event.upstream_attempts:
             failed = attempt.status is None or attempt.status >= 500
             attributes = common if attempt.status is None else common | {"http.response.status_code": attempt.status}
             if failed:
                 attributes = attributes | {"error.type": str(attempt.status) if attempt.status else "unanswered"}
-            size += write(
-                into,
-                trace_id=trace_id,
-                span_id=bytes.fromhex(attempt.span_id),
-                parent_id=server_id,
-                remote_parent=False,
-                state=state,
-                name=name,
-                kind=CLIENT,
-                start=min(started + _offset_ns(attempt.started_ms), finished),
-                end=min(started + _offset_ns(attempt.finished_ms), finished),
-                attributes=attributes,
-                error=(attempt.error or "") if failed else None,
+            encoded.append(
+                encode(
+                    trace_id=trace_id,
+                    span_id=bytes.fromhex(attempt.span_id),
+                    parent_id=server_id,
+                    remote_parent=False,
+                    state=state,
+                    name=name,
+                    kind=CLIENT,
+                    start=min(started + _offset_ns(attempt.started_ms), finished),
+                    end=min(started + _offset_ns(attempt.finished_ms), finished),
+                    attributes=attributes,
+                    error=(attempt.error or "") if failed else None,
+                )
             )
-        self._export.added(count, size)
+        self._export.add(encoded)
 
     def _finding(self, event: ViolationEvent, context: TraceContext) -> None:
         if not self._export.room(1):
             return
         at = _ns(event.detected_at)
         attributes = spans.finding_attributes(event)
-        size = self._writer.write(
-            self._export.spans,
+        span = self._writer.span(
             trace_id=bytes.fromhex(context.trace_id),
             # The ingress chose no id for a finding: a new one, as the SDK would.
             span_id=_new_span_id(),
@@ -178,7 +176,7 @@ class TracingService:
             attributes=attributes,
             events=[(spans.FINDING_EVENT, at, attributes)],
         )
-        self._export.added(1, size)
+        self._export.add([span])
 
 
 def _new_span_id() -> bytes:
