@@ -153,7 +153,7 @@ class _Sink(BaseHTTPRequestHandler):
     spans = 0
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -168,7 +168,7 @@ class _Sink(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = str(_Sink.spans).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -319,9 +319,9 @@ def main() -> None:
             f" {last['received']:>9}"
         )
     if "old" in medians:
-        print(f"old / new: {medians['old'] / medians['new']:.1f}×")
+        print(f"old / new: {medians['old'] / medians['new']:.1f} times")
     else:
-        print(f"new − none: {medians['new'] - medians['none']:.1f} µs per interaction")
+        print(f"new - none: {medians['new'] - medians['none']:.1f} µs per interaction")
 
 
 if __name__ == "__main__":

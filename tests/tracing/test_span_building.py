@@ -11,8 +11,10 @@ import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 from prometheus_client import CollectorRegistry
 
+from plumbing.bus.base import Delivery
 from plumbing.bus.inprocess import InProcessBus
 from plumbing.tracing import ExportSettings, SpanExport
+from schemas import topics
 from schemas.events import (
     Evidence,
     PolicyDecision,
@@ -23,6 +25,7 @@ from schemas.events import (
     ViolationEvent,
 )
 from schemas.view import Usage
+from services.tracing import decoding
 from services.tracing import spans as described
 from services.tracing.service import TracingService
 from services.tracing.settings import TracingSettings
@@ -198,3 +201,27 @@ def test_an_attempt_that_ends_with_the_interaction_ends_within_its_span(receiver
     server, client = spans[SERVER], spans[CLIENT]
     assert server.start_time_unix_nano <= client.start_time_unix_nano <= client.end_time_unix_nano
     assert client.end_time_unix_nano == server.end_time_unix_nano
+
+
+def test_spans_built_from_the_json_of_the_events_are_those_of_the_published_models():
+    """In ``warden serve`` and across Kafka the subscription decodes only what spans need from the JSON; in-process it
+    takes the published models. Both give the same spans."""
+    _, events = _events()
+    decode = decoding.decoder(content=True)
+    names = {"request": topics.REQUESTS, "response": topics.RESPONSES, "violation": topics.VIOLATIONS}
+    decoded = [
+        decode(Delivery(topic=names[e.type], key="i1", event=None, raw=e.model_dump_json().encode())) for e in events
+    ]
+    assert not any(isinstance(e, RequestEvent | ResponseEvent) for e in decoded)
+    built = []
+    for given in (events, decoded):
+        receiver = Receiver()
+        try:
+            built.append(_build(receiver, given, trace_content=True))
+        finally:
+            receiver.close()
+    published, from_json = built
+    assert from_json[SERVER] == published[SERVER] and from_json[CLIENT] == published[CLIENT]
+    from_json[INTERNAL].span_id = published[INTERNAL].span_id  # a finding's span id is new each time
+    assert from_json[INTERNAL] == published[INTERNAL]
+    assert "warden.request.content" in plain(published[SERVER].attributes)
