@@ -211,7 +211,7 @@ async def _feed(events: list[tuple[str, str, bytes]], chunk: int, traced: bool) 
         ]:
             bus.publish_raw(topic, key, payload)
         while bus.pending():
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)
     await bus.stop()
     if service is not None:
         service.close()
