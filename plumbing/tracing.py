@@ -1,33 +1,46 @@
-"""Span export: the OpenTelemetry SDK's tracer provider, batched, over OTLP/HTTP, configured by the standard
+"""Span export: OTLP protobuf spans, batched and posted to an OTLP/HTTP collector, configured by the standard
 ``OTEL_*`` variables, and counted in Prometheus.
 
 Tracing is on when an OTLP endpoint is named (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and neither ``OTEL_SDK_DISABLED=true`` nor ``OTEL_TRACES_EXPORTER=none`` turns
-it off. The SDK reads the rest itself: headers, timeout, compression, service name and resource attributes, the
-sampler, the batch processor's queue and batch sizes and delay, attribute limits.
+it off. Read here as the OpenTelemetry exporter and batch processor read them: the endpoint, headers, timeout,
+compression and certificates (``OTEL_EXPORTER_OTLP_*`` and their ``_TRACES_`` forms), the queue and batch sizes and
+the delay (``OTEL_BSP_*``); the resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``) is the SDK's own.
 
-Spans are made after the fact, by a consumer of the events, with the ids the ingress chose when it forwarded the
-request (``PresetIds``) and explicit start and end times; the exporting thread is the SDK's own. A collector that is
-down or slow only fills the processor's bounded queue: what does not fit is dropped and counted
-(``warden_trace_spans_dropped_total``).
+Not the SDK's tracer and batch processor: spans are made after the fact, by a consumer of the events, with ids and
+times the ingress chose, so a live span object (its locks, attribute validation, context) has nothing to do, and the
+SDK's encoder then walks every attribute again in Python. Encoding the messages of ``opentelemetry-proto`` directly
+costs a fraction (``bench/trace_cost.py``). Spans arrive serialised (``SpanExport.add``); a full batch, or any other
+after ``OTEL_BSP_SCHEDULE_DELAY``, is framed into one export request and posted by the exporter's thread. A collector
+that is down or slow only fills the queue, bounded in bytes (``WARDEN_TRACE_QUEUE_MAX_BYTES``) and in spans
+(``OTEL_BSP_MAX_QUEUE_SIZE``): what does not fit is dropped and counted (``warden_trace_spans_dropped_total``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import logging
 import os
+import random
+import ssl
 import threading
+import time
+import zlib
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import Tracer
+from opentelemetry.util.re import parse_env_headers
 from prometheus_client import CollectorRegistry, Counter
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +49,12 @@ SERVICE_NAME = "warden"
 INSTRUMENTATION = "warden"
 CLOSE_TIMEOUT_S = 5.0
 """At stop, how long the spans still queued may take to reach the collector."""
+TRACES_PATH = "v1/traces"
+MAX_RETRIES = 6
+"""Tries of one batch while the collector answers 429, 502, 503 or 504 or cannot be reached, within the timeout (the
+OpenTelemetry exporter's own rule)."""
+RETRYABLE = frozenset({429, 502, 503, 504})
+HEADERS = {"content-type": "application/x-protobuf", "user-agent": f"{INSTRUMENTATION}-otlp-exporter"}
 
 
 def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -84,106 +103,301 @@ class Sampling:
 _TRACE_ID_LIMIT = (1 << 64) - 1
 
 
-class PresetIds(IdGenerator):
-    """Hands out the ids the ingress already chose (and sent upstream) for the next span this thread starts."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._random = RandomIdGenerator()
-
-    def preset(self, trace_id: int, span_id: int) -> None:
-        self._local.ids = (trace_id, span_id)
-
-    def generate_trace_id(self) -> int:
-        ids = getattr(self._local, "ids", None)
-        return ids[0] if ids is not None else self._random.generate_trace_id()
-
-    def generate_span_id(self) -> int:
-        ids = getattr(self._local, "ids", None)
-        if ids is None:
-            return self._random.generate_span_id()
-        self._local.ids = None
-        return ids[1]
+def any_value(value: Any) -> AnyValue:
+    """An attribute value as OTLP has it (what the SDK's encoder does, for the types spans carry)."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, str):
+        return AnyValue(string_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, Sequence):
+        return AnyValue(array_value=ArrayValue(values=[any_value(item) for item in value]))
+    raise TypeError(f"an attribute cannot be a {type(value).__name__}")
 
 
-class _DropCounts:
-    """The batch processor's own accounting (``ProcessorMetricsT`` of the SDK), kept in Prometheus: spans it had to
-    drop because its queue was full."""
-
-    def __init__(self, dropped: Counter) -> None:
-        self._dropped = dropped
-
-    def register_queue_size(self, get_queue_size: object) -> None:
-        pass
-
-    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
-        self._dropped.labels(error_type).inc(count)
-
-    def finish_items(self, count: int) -> None:
-        pass
+def frame(field: int, data: bytes) -> bytes:
+    """``data`` as a length-delimited field of a message: its key, its length (both varints), the bytes. A message
+    is the concatenation of its fields, so a batch is framed from spans serialised one by one."""
+    out = bytearray()
+    for number in ((field << 3) | 2, len(data)):
+        while number > 0x7F:
+            out.append((number & 0x7F) | 0x80)
+            number >>= 7
+        out.append(number)
+    return bytes(out) + data
 
 
-class _CountingExporter(SpanExporter):
-    """The OTLP exporter, with each batch counted as exported or dropped (a collector that refused or never
-    answered, after the exporter's own retries within ``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
+def _env(env: Mapping[str, str], name: str) -> str:
+    """The ``_TRACES_`` form of an ``OTEL_EXPORTER_OTLP_*`` variable, else the general one."""
+    return env.get(name.replace("OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_")) or env.get(name) or ""
 
-    def __init__(self, inner: SpanExporter, exported: Counter, dropped: Counter) -> None:
-        self._inner = inner
-        self._exported = exported
-        self._dropped = dropped
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        value = -1
+    if value <= 0:
+        log.warning("%s=%r is not a positive integer: %d instead", name, raw, default)
+        return default
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """Where and how batches go, and how many wait: the standard variables, read once at start."""
+
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=lambda: dict(HEADERS))
+    timeout_s: float = 10.0
+    compression: str = "none"
+    """``none``, ``gzip`` or ``deflate``."""
+    verify: ssl.SSLContext | bool = True
+    max_queue_spans: int = 2048
+    max_batch_spans: int = 512
+    delay_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ExportSettings:
+        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+            f"{(env.get('OTEL_EXPORTER_OTLP_ENDPOINT') or 'http://localhost:4318').removesuffix('/')}/{TRACES_PATH}"
+        )
+        headers = HEADERS | parse_env_headers(_env(env, "OTEL_EXPORTER_OTLP_HEADERS"), liberal=True)
         try:
-            result = self._inner.export(spans)
-        except Exception:
-            log.warning("span export failed", exc_info=True)
-            result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            self._exported.inc(len(spans))
-        else:
-            self._dropped.labels("export_failed").inc(len(spans))
-        return result
+            timeout_s = float(_env(env, "OTEL_EXPORTER_OTLP_TIMEOUT") or 10)
+        except ValueError:
+            log.warning("OTEL_EXPORTER_OTLP_TIMEOUT is not a number of seconds: 10 instead")
+            timeout_s = 10.0
+        compression = (_env(env, "OTEL_EXPORTER_OTLP_COMPRESSION") or "none").strip().lower()
+        if compression not in ("none", "gzip", "deflate"):
+            log.warning("OTEL_EXPORTER_OTLP_COMPRESSION=%s is not none, gzip or deflate: none instead", compression)
+            compression = "none"
+        verify: ssl.SSLContext | bool = True
+        certificate, client_certificate = (
+            _env(env, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+            _env(env, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        )
+        if certificate or client_certificate:
+            verify = ssl.create_default_context(cafile=certificate or None)
+            if client_certificate:
+                verify.load_cert_chain(client_certificate, _env(env, "OTEL_EXPORTER_OTLP_CLIENT_KEY") or None)
+        max_queue = _positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        max_batch = _positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
+        if max_batch > max_queue:
+            log.warning("OTEL_BSP_MAX_EXPORT_BATCH_SIZE is above OTEL_BSP_MAX_QUEUE_SIZE: the queue size instead")
+            max_batch = max_queue
+        return cls(
+            endpoint=endpoint,
+            headers=headers,
+            timeout_s=timeout_s,
+            compression=compression,
+            verify=verify,
+            max_queue_spans=max_queue,
+            max_batch_spans=max_batch,
+            delay_s=_positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000,
+        )
 
-    def shutdown(self) -> None:
-        self._inner.shutdown()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+class QueueSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WARDEN_", extra="ignore")
+
+    trace_queue_max_bytes: int = 16 * 1024**2
+    """Bytes of encoded spans waiting for the collector (batches being sent included); past it new spans are dropped
+    and counted."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    spans: list[bytes]
+    """Each framed as an element of ``ScopeSpans.spans``."""
+    size: int
+
+
+_RESOURCE_SPANS = ExportTraceServiceRequest.DESCRIPTOR.fields_by_name["resource_spans"].number
+_SCOPE_SPANS = ResourceSpans.DESCRIPTOR.fields_by_name["scope_spans"].number
+_SPANS = ScopeSpans.DESCRIPTOR.fields_by_name["spans"].number
 
 
 class SpanExport:
-    """A tracer whose spans go to the OTLP collector in batches, from the SDK's exporting thread."""
+    """Where spans go (``add``, from the event loop's thread) and how they reach the collector: sealed into batches,
+    queued with a bound, framed into an export request and posted one at a time by a thread of the exporter's own,
+    each counted as exported or dropped. The thread, not a task of the loop: at stop the loop's thread waits
+    (``close``) while the last batches go, and a batch is never half sent by a cancelled task and then sent again."""
 
-    def __init__(self, registry: CollectorRegistry, exporter: SpanExporter | None = None) -> None:
-        exported = Counter("warden_trace_spans_exported", "Spans the collector accepted.", registry=registry)
-        dropped = Counter(
+    def __init__(
+        self, registry: CollectorRegistry, settings: ExportSettings | None = None, max_bytes: int | None = None
+    ) -> None:
+        self._exported = Counter("warden_trace_spans_exported", "Spans the collector accepted.", registry=registry)
+        self._dropped = Counter(
             "warden_trace_spans_dropped",
             "Spans not exported: the queue was full (a slow or dead collector) or the collector refused them.",
             ["reason"],
             registry=registry,
         )
-        self.ids = PresetIds()
-        resource = Resource.create()  # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
-        if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-            resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
-        # The ingress decided whether each interaction is sampled (the upstream saw the decision in its traceparent);
-        # spans are built only for sampled ones, so the provider records everything it is given.
-        self._provider = TracerProvider(
-            resource=resource, sampler=ALWAYS_ON, id_generator=self.ids, shutdown_on_exit=False
-        )
-        self._processor = BatchSpanProcessor(_CountingExporter(exporter or OTLPSpanExporter(), exported, dropped))
-        batch = getattr(self._processor, "_batch_processor", None)
-        if batch is not None and hasattr(batch, "_metrics"):
-            batch._metrics = _DropCounts(dropped)  # the SDK offers no other hook to count full-queue drops
-        self._provider.add_span_processor(self._processor)
-        self.tracer: Tracer = self._provider.get_tracer(INSTRUMENTATION)
+        self.settings = settings or ExportSettings.from_env()
+        self._max_bytes = QueueSettings().trace_queue_max_bytes if max_bytes is None else max_bytes
+        self._resource, self._scope = _resource_and_scope()
+        self._changed = threading.Condition()
+        self._sealed: deque[_Batch] = deque()
+        self._queued_bytes = 0
+        """Of the sealed batches, until each is settled (the one being sent included)."""
+        self._queued_spans = 0
+        self._open: list[bytes] = []
+        self._open_bytes = 0
+        self._generation = 0
+        self._closing = False
+        self._sender = threading.Thread(target=self._send_forever, name="span-export", daemon=True)
+        self._sender.start()
 
-    def flush(self, timeout_s: float = 5.0) -> bool:
-        return self._provider.force_flush(int(timeout_s * 1000))
+    def room(self, spans: int) -> bool:
+        """Whether ``spans`` more spans may be added; if not, they are counted as dropped (``queue_full``)."""
+        if (
+            self._closing
+            or self._queued_bytes + self._open_bytes >= self._max_bytes
+            or self._queued_spans + len(self._open) + spans > self.settings.max_queue_spans
+        ):
+            self._dropped.labels("queue_full").inc(spans)
+            return False
+        return True
+
+    def add(self, spans: Sequence[bytes]) -> None:
+        """Serialised ``Span`` messages for the batch being filled: a full batch is sealed for sending, any other
+        after ``OTEL_BSP_SCHEDULE_DELAY``."""
+        if not self._open:
+            asyncio.get_running_loop().call_later(self.settings.delay_s, self._seal, self._generation)
+        for span in spans:
+            framed = frame(_SPANS, span)
+            self._open.append(framed)
+            self._open_bytes += len(framed)
+        if len(self._open) >= self.settings.max_batch_spans:
+            self._seal()
+
+    def _seal(self, generation: int | None = None) -> None:
+        """The batch being filled goes to the sender (``generation``: only if it is still that batch)."""
+        if not self._open or generation not in (None, self._generation):
+            return
+        batch = _Batch(self._open, self._open_bytes)
+        with self._changed:
+            self._sealed.append(batch)
+            self._queued_bytes += batch.size
+            self._queued_spans += len(batch.spans)
+            self._changed.notify_all()
+        self._open, self._open_bytes = [], 0
+        self._generation += 1
+
+    def _request(self, batch: _Batch) -> bytes:
+        """The ``ExportTraceServiceRequest`` of a batch: one resource, one scope, its spans."""
+        scope_spans = frame(_SCOPE_SPANS, self._scope + b"".join(batch.spans))
+        return frame(_RESOURCE_SPANS, self._resource + scope_spans)
+
+    def _send_forever(self) -> None:
+        # Plain HTTP needs no certificates: loading the system's costs more CPU than a thousand spans.
+        verify = self.settings.verify if self.settings.endpoint.lower().startswith("https:") else False
+        with httpx.Client(verify=verify) as client:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._sealed or self._closing)
+                    if not self._sealed:
+                        return
+                    batch = self._sealed[0]
+                try:
+                    sent = _post(client, self.settings, self._request(batch))
+                except Exception:  # the sender must outlive one bad batch, or every later span would wait forever
+                    log.exception("span export failed")
+                    sent = False
+                with self._changed:
+                    self._sealed.popleft()
+                    self._queued_bytes -= batch.size
+                    self._queued_spans -= len(batch.spans)
+                    self._changed.notify_all()
+                if sent:
+                    self._exported.inc(len(batch.spans))
+                else:
+                    self._dropped.labels("export_failed").inc(len(batch.spans))
+
+    def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
+        """Seal what is written and wait until every batch is settled (True) or ``timeout_s`` passed."""
+        self._seal()
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._sealed, timeout_s)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Export what is queued, then stop the exporting thread; a collector that does not take it within
-        ``timeout_s`` does not hold up the stop (the SDK itself would wait up to 30 s)."""
-        closing = threading.Thread(target=self._provider.shutdown, name="span-export-close", daemon=True)
-        closing.start()
-        closing.join(timeout_s)
+        """Send what is queued, then stop the sender; a collector that does not take it within ``timeout_s`` does
+        not hold up the stop (the sender is a daemon thread)."""
+        self._seal()
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._sender.join(timeout_s)
+
+
+def _compress(data: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return gzip.compress(data, compresslevel=6)
+    if compression == "deflate":
+        return zlib.compress(data)
+    return data
+
+
+def _post(client: httpx.Client, settings: ExportSettings, data: bytes) -> bool:
+    """One batch to the collector, retried as the OpenTelemetry exporter retries (a refused or unreachable collector,
+    within the timeout); False when it did not take it."""
+    data = _compress(data, settings.compression)
+    headers = (
+        settings.headers
+        if settings.compression == "none"
+        else settings.headers | {"content-encoding": settings.compression}
+    )
+    deadline = time.monotonic() + settings.timeout_s
+    status: int | None = None
+    problem = ""
+    for attempt in range(MAX_RETRIES):
+        retry_after = None
+        try:
+            reply = client.post(
+                settings.endpoint,
+                content=data,
+                headers=headers,
+                timeout=max(deadline - time.monotonic(), 0.001),
+            )
+        except httpx.TransportError as exc:
+            status, problem = None, f"{type(exc).__name__}: {exc}"
+        else:
+            if 200 <= reply.status_code < 400:
+                return True
+            status, problem = reply.status_code, reply.text[:200]
+            if status not in RETRYABLE:
+                break
+            retry_after = _seconds(reply.headers.get("retry-after"))
+        backoff = retry_after if retry_after is not None else 2**attempt * random.uniform(0.8, 1.2)
+        if attempt + 1 == MAX_RETRIES or backoff > deadline - time.monotonic():
+            break
+        time.sleep(backoff)
+    log.warning("span export failed", extra={"fields": {"status": status, "problem": problem}})
+    return False
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
+
+def _resource_and_scope() -> tuple[bytes, bytes]:
+    """Every batch's resource (a ``ResourceSpans`` without its scopes) and scope (a ``ScopeSpans`` without its spans),
+    serialised once. The resource is the SDK's (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``,
+    ``telemetry.sdk.*``)."""
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
+    attributes = [KeyValue(key=key, value=any_value(value)) for key, value in resource.attributes.items()]
+    resource_spans = ResourceSpans(resource=ResourceProto(attributes=attributes), schema_url=resource.schema_url)
+    scope_spans = ScopeSpans(scope=InstrumentationScope(name=INSTRUMENTATION))
+    return resource_spans.SerializeToString(), scope_spans.SerializeToString()
