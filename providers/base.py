@@ -29,6 +29,9 @@ class ProviderAdapter(ABC):
     top_level_paths: frozenset[str] = frozenset()
     """The first segments of the API's own paths (below the base URL): a path starting with one has no profile
     segment. Any other first segment is a profile reference."""
+    forwards_raw_path: bool = False
+    """The upstream path is the one the client sent, percent-encodings kept (an encoded ``/`` inside a segment
+    included: Bedrock's model ids may be ARNs), rather than the decoded path."""
 
     @abstractmethod
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
@@ -45,6 +48,14 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         """The provider's own error envelope, for errors Warden itself answers."""
+
+    def error_headers(self, status: int) -> list[tuple[bytes, bytes]]:
+        """Headers that go with ``error_body`` (a provider that names its errors in a header)."""
+        return []
+
+    def unforwardable_credential(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """Why a credential the client sent cannot be forwarded upstream as it is (None: it can, or there is none)."""
+        return None
 
     @abstractmethod
     def stream_error_event(

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from plumbing.bus.base import Bus
 from plumbing.http_limits import refusal
@@ -35,6 +36,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
+from services.ingress.signing import NoAwsCredentials
 from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import Upstream, configured_upstreams
 from services.pricing.catalogue import Catalogue
@@ -109,16 +111,24 @@ class Ingress:
             )
             return
         adapter = upstream.adapter
+        raw_path = scope.get("raw_path") or scope["path"].encode()
         # Judged before anything reads the path: a '..' here would climb above the provider's base path upstream.
-        unsafe = unsafe_path(scope.get("raw_path") or scope["path"].encode())
+        unsafe = unsafe_path(raw_path, encoded_slash=adapter.forwards_raw_path)
         if unsafe is not None:
             await _error(send, adapter, 400, unsafe, new_interaction_id())
             return
+        if adapter.forwards_raw_path:
+            route = routing.parse(raw_path.decode("latin-1"), self._provider_paths) or route
         started_at = now()
         query = scope.get("query_string", b"")
-        admission = self.gate.admit(
-            route, adapter.name, scope["headers"], query, started_at, route.provider in self.settings.custom_providers
-        )
+        # A custom provider may be called with no credential; a signing upstream signs with Warden's own.
+        optional = route.provider in self.settings.custom_providers or upstream.signer is not None
+        admission = self.gate.admit(route, adapter.name, scope["headers"], query, started_at, optional)
+        if not admission.status and admission.credential is None:
+            unforwardable = adapter.unforwardable_credential(scope["headers"])
+            if unforwardable is not None:
+                admission.auth, admission.status, admission.message = "refused", 401, unforwardable
+                admission.reason = "unforwardable_credential"
         profile = admission.profile
         if admission.status == 404:
             await _error(send, adapter, 404, admission.message, new_interaction_id())
@@ -279,14 +289,21 @@ class Ingress:
         attempt = self.traces.attempt(ex.trace, headers)
         if attempt is not None:
             ex.attempts.append(attempt)
+        data = outgoing.pop() or None
+        target: str | URL = url
         try:
+            if upstream.signer is not None:
+                target, headers = await upstream.signer.sign(ex.method, url, headers, data, credential)
             response = await self._session.request(
                 ex.method,
-                url,
+                target,
                 headers=headers,
-                data=outgoing.pop() or None,
+                data=data,
                 allow_redirects=False,
             )
+        except NoAwsCredentials as exc:
+            await self._upstream_failed(send, adapter, ex, 502, str(exc))
+            return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await self._upstream_failed(send, adapter, ex, 504, "the upstream did not answer in time")
             return
@@ -594,7 +611,7 @@ async def _error(
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
-    headers = [*_JSON, (INTERACTION_ID_HEADER, interaction_id.encode())]
+    headers = [*_JSON, *adapter.error_headers(status), (INTERACTION_ID_HEADER, interaction_id.encode())]
     if close:
         headers.append((b"connection", b"close"))
     await send_bytes(send, status, payload, headers)
