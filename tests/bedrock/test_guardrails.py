@@ -92,9 +92,8 @@ def test_converse_an_allowed_call_passes_untouched(warden, upstream, restrictive
     )
     (block,) = answer["output"]["message"]["content"]
     assert block["toolUse"]["name"] == "read_file" and answer["stopReason"] == "tool_use"
-    assert (
-        json.loads(block["toolUse"]["input"]) if stream else block["toolUse"]["input"] == {"path": "/home/me/notes.txt"}
-    )
+    arguments = block["toolUse"]["input"]
+    assert (json.loads(arguments) if stream else arguments) == {"path": "/home/me/notes.txt"}
     assert recorded(warden, key.agent_id)["blocked"] is False
 
 
