@@ -17,6 +17,7 @@ The secret, the session token and the signed headers are never logged nor record
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import orjson
@@ -31,6 +32,18 @@ STORED_CREDENTIAL = "x-warden-stored-credential"
 """Carries the profile's stored credential from the gate to the signer, which removes it: never sent upstream."""
 _CLIENT_SIGNATURE = frozenset({"authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"})
 """What a client's own signature adds to a request: dropped whenever Warden signs instead."""
+
+
+class _NoSigningDetails(logging.Filter):
+    """botocore's signer writes the canonical request (its headers, a session token among them) and the signature at
+    DEBUG: those records are dropped, whatever the logging configuration."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not message.startswith(("CanonicalRequest", "StringToSign", "Signature"))
+
+
+logging.getLogger("botocore.auth").addFilter(_NoSigningDetails())
 
 
 class NoAwsCredentials(Exception):
