@@ -79,6 +79,11 @@ class ProviderAdapter(ABC):
         ``usage.input_tokens`` counts every prompt token, cached ones included (``cached_tokens`` says how many were
         read from a cache); ``finish_reason`` is the provider's own word for it."""
 
+    def unjudgeable(self, route: str, body: Any) -> str | None:
+        """Why the answer to the request ``body`` (parsed) could not be judged, its wire format being one the adapter
+        does not read (None: it reads it). A restrictive profile refuses such a request."""
+        return None
+
     def stream_reports_usage(self, route: str, body: Any) -> bool:
         """Whether a streamed answer to the request ``body`` (parsed) carries the provider's token usage; when it
         does not, the record's tokens and cost are estimated."""

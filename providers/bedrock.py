@@ -144,6 +144,16 @@ class BedrockAdapter(ProviderAdapter):
                 )
         return None
 
+    def unjudgeable(self, route: str, body: Any) -> str | None:
+        if split_route(route)[1] not in (Api.INVOKE, Api.INVOKE_STREAM):
+            return None
+        if isinstance(as_dict(body).get("anthropic_version"), str):
+            return None
+        return (
+            "InvokeModel is read for Anthropic models only (a body with anthropic_version): the tool calls of this "
+            "model's answer cannot be judged; use the Converse API"
+        )
+
     def request_view(self, route: str, body: Any) -> ConversationView:
         meta = self.request_meta(route, body, "")
         api = split_route(route)[1]

@@ -224,6 +224,9 @@ class Ingress:
             sent, recorded = prepared.sent, prepared.recorded
             ex.decisions = enforcement.request_decisions
             self.recorder.count_redactions(ex, enforcement.redactions)
+            if prepared.unjudgeable is not None:
+                await self._refuse(send, adapter, ex, 403, prepared.unjudgeable, recorded)
+                return
             # The view the guardrails built is the guard's too, unless they changed what is forwarded.
             view = None if prepared.modified else enforcement.view
             del prepared

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.bedrock.conftest import MODEL, bedrock, streamed, user
 from tests.bedrock.test_converse import converse, recorded
@@ -199,3 +200,16 @@ def test_invoke_a_blocked_call_comes_back_as_a_refusal(warden, upstream, restric
     assert [(c["name"], c["arguments"]) for c in detail["blocked_tool_calls"]] == [
         ("read_file", {"path": "/etc/passwd"})
     ]
+
+
+def test_a_restrictive_profile_refuses_an_invoke_body_it_cannot_judge(warden, upstream, restrictive, key_of):
+    """InvokeModel of another model family (Llama's body here) is not read: its tool calls could not be judged."""
+    key = key_of(restrictive)
+    client = bedrock(warden, key.secret)
+    with pytest.raises(ClientError) as raised:
+        client.invoke_model(modelId="meta.llama3-70b-instruct-v1:0", body=json.dumps({"prompt": "call a tool"}))
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "cannot be judged" in raised.value.response["Error"]["Message"]
+    assert upstream.received == []
+    detail = recorded(warden, key.agent_id)
+    assert [d["kind"] for d in detail["request_decisions"]] == ["answer_unjudged"]
