@@ -113,7 +113,7 @@ class BedrockAdapter(ProviderAdapter):
     name = "bedrock"
     default_base_url = "https://bedrock-runtime.{region}.amazonaws.com"
     """``{region}`` is the configured region (``WARDEN_BEDROCK_REGION``)."""
-    top_level_paths = frozenset({"model"})
+    top_level_paths = frozenset({"model", "guardrail", "async-invoke"})
     forwards_raw_path = True
 
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -70,6 +71,7 @@ class Ingress:
         self.profiles = profiles
         self.keys = keys if keys is not None else KeyIndex(None, keyring)
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
+        self._count_auth_failure = metrics.count_auth_failure
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self.history = history if history is not None else ProviderHistory()
         self.traces = traces or TraceStarter(None)
@@ -118,7 +120,9 @@ class Ingress:
             await _error(send, adapter, 400, unsafe, new_interaction_id())
             return
         if adapter.forwards_raw_path:
-            route = routing.parse(raw_path.decode("latin-1"), self._provider_paths) or route
+            raw_route = routing.parse(raw_path.decode("latin-1"), self._provider_paths)
+            if raw_route is not None and raw_route.named == route.named:
+                route = dataclasses.replace(route, upstream_path=raw_route.upstream_path)
         started_at = now()
         query = scope.get("query_string", b"")
         # A custom provider may be called with no credential; a signing upstream signs with Warden's own.
@@ -129,6 +133,7 @@ class Ingress:
             if unforwardable is not None:
                 admission.auth, admission.status, admission.message = "refused", 401, unforwardable
                 admission.reason = "unforwardable_credential"
+                self._count_auth_failure(admission.reason)
         profile = admission.profile
         if admission.status == 404:
             await _error(send, adapter, 404, admission.message, new_interaction_id())

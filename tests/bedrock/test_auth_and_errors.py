@@ -41,6 +41,7 @@ def test_a_clients_own_sigv4_signature_is_refused_and_nothing_goes_upstream(ward
     assert upstream.received == []
     detail = recorded(warden, agent)
     assert detail["auth"] == "refused" and detail["provider"] == "bedrock" and detail["status"] == 401
+    assert 'warden_auth_failures_total{reason="unforwardable_credential"}' in warden.metrics()
 
 
 def test_an_invalid_warden_key_is_refused_in_bedrocks_shape(warden, upstream):

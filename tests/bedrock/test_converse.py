@@ -110,3 +110,11 @@ def test_tool_calls_and_tool_results_pass_and_are_recorded(warden, upstream, bed
     detail = recorded(warden, key.agent_id)
     assert detail["finish_reason"] == "tool_use"
     assert [(c["name"], c["arguments"]) for c in detail["tool_calls"]] == [("lookup", {"q": "weather"})]
+
+
+def test_a_profile_segment_in_the_endpoint_is_the_keys_profile(warden, upstream, bedrock_profile, key_of):
+    key = key_of(bedrock_profile)
+    answer = bedrock(warden, key.secret, profile=bedrock_profile).converse(modelId=MODEL, messages=user("by path"))
+    assert answer["output"]["message"]["content"] == [{"text": "echo: by path"}]
+    assert upstream.last.path == "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse"  # no profile segment
+    assert recorded(warden, key.agent_id)["profile_id"] == bedrock_profile
