@@ -19,7 +19,7 @@ from providers.common import (
     json_text,
     optional_str,
     read_arguments,
-    sum_tokens,
+    usage_with_cache_apart,
 )
 from providers.eventstream import encode_event, iter_messages, json_payload, split_messages
 from providers.held_stream import HeldStream
@@ -33,16 +33,8 @@ _APART = ("toolUse", "toolResult")
 def usage(raw: Any) -> Usage:
     """Converse counts cache reads and writes apart from ``inputTokens`` (``totalTokens`` is the sum of all four);
     the common view's input is their sum."""
-    found = as_dict(raw)
-    if not found:
-        return Usage()
-    cache_read = as_int(found.get("cacheReadInputTokens"))
-    cache_write = as_int(found.get("cacheWriteInputTokens"))
-    return Usage(
-        input_tokens=sum_tokens(as_int(found.get("inputTokens")), cache_read, cache_write),
-        output_tokens=as_int(found.get("outputTokens")),
-        cached_tokens=cache_read,
-        cache_write_tokens=cache_write,
+    return usage_with_cache_apart(
+        as_dict(raw), "inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"
     )
 
 

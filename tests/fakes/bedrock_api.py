@@ -117,20 +117,7 @@ class BedrockFake:
             return refused
         assert answer is not None
         seq = request[SEQ_KEY]
-
-        def error_event() -> bytes:
-            name, message = error_name(answer.stream_error or 500)
-            return encode_exception(name[0].lower() + name[1:], message)
-
-        stream = await EventStream.open(
-            request,
-            answer,
-            self.state,
-            headers=self.headers(request),
-            content_type=CONTENT_TYPE,
-            charset=None,
-            error_event=error_event,
-        )
+        stream = await self._open_stream(request, answer)
         await stream.send(encode_event("messageStart", {"role": "assistant"}))
         index = 0
         if answer.text:
@@ -172,19 +159,7 @@ class BedrockFake:
             event = {"type": kind, **fields}
             return encode_event("chunk", {"bytes": base64.b64encode(orjson.dumps(event)).decode()})
 
-        def error_event() -> bytes:
-            name, message = error_name(answer.stream_error or 500)
-            return encode_exception(name[0].lower() + name[1:], message)
-
-        stream = await EventStream.open(
-            request,
-            answer,
-            self.state,
-            headers=self.headers(request),
-            content_type=CONTENT_TYPE,
-            charset=None,
-            error_event=error_event,
-        )
+        stream = await self._open_stream(request, answer)
         start = {**_message(request, answer), "content": [], "stop_reason": None}
         start["usage"] = {**start["usage"], "output_tokens": 1}
         await stream.send(chunk("message_start", message=start))
@@ -218,6 +193,23 @@ class BedrockFake:
         return await stream.close()
 
     # -- shared ---------------------------------------------------------------------------------------------------
+
+    async def _open_stream(self, request: web.Request, answer: Plan) -> EventStream:
+        """An event stream whose scripted in-stream error is Bedrock's exception message (``throttlingException``…)."""
+
+        def error_event() -> bytes:
+            name, message = error_name(answer.stream_error or 500)
+            return encode_exception(name[0].lower() + name[1:], message)
+
+        return await EventStream.open(
+            request,
+            answer,
+            self.state,
+            headers=self.headers(request),
+            content_type=CONTENT_TYPE,
+            charset=None,
+            error_event=error_event,
+        )
 
     async def _read(self, request: web.Request, invalid: Any) -> tuple[Any, Plan | None, web.Response | None]:
         body = request[JSON_KEY]
