@@ -49,6 +49,11 @@ class ProviderAdapter(ABC):
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         """The provider's own error envelope, for errors Warden itself answers."""
 
+    def recorded_answer(self, route: str, body: bytes) -> bytes:
+        """An answer as the record keeps it: its bytes, unless they are not text (AWS's binary event stream), then a
+        text rendering of them that ``stream_view`` reads too."""
+        return body
+
     def error_headers(self, status: int) -> list[tuple[bytes, bytes]]:
         """Headers that go with ``error_body`` (a provider that names its errors in a header)."""
         return []

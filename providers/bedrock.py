@@ -24,10 +24,11 @@ from providers.base import ProviderAdapter, RequestMeta
 from providers.common import as_dict, as_str
 from providers.eventstream import (
     CONTENT_TYPE,
+    as_text,
     encode_event,
     encode_exception,
-    iter_messages,
     json_payload,
+    read_messages,
     split_messages,
 )
 from providers.held_stream import HeldStream
@@ -78,17 +79,30 @@ def error_type(status: int) -> str:
     return _ERROR_TYPES.get(status, "InternalServerException" if status >= 500 else "ValidationException")
 
 
+def _chunk_bytes(payload: bytes) -> bytes | None:
+    """What a ``chunk``'s ``bytes`` carry (Anthropic's event, JSON), None when they are not base64."""
+    try:
+        return base64.b64decode(as_str(json_payload(payload).get("bytes")), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _chunks(stream: bytes) -> Iterator[tuple[dict[str, Any], Any]]:
-    """``(headers, Anthropic event)`` of each message of an InvokeModel stream: a ``chunk``'s decoded ``bytes``, or
-    None for any other message (an exception)."""
-    for headers, payload in iter_messages(stream):
+    """``(headers, Anthropic event)`` of each message of an InvokeModel stream: a ``chunk``'s decoded ``bytes`` (in
+    a recorded stream, the event itself), or None for any other message (an exception)."""
+    for headers, payload in read_messages(stream):
         event: Any = None
         if headers.get(":event-type") == "chunk":
-            try:
-                event = orjson.loads(base64.b64decode(as_str(json_payload(payload).get("bytes"))))
-            except (binascii.Error, ValueError):
-                event = None
+            found = json_payload(payload)
+            inner = _chunk_bytes(payload) if "bytes" in found else None
+            event = json_payload(inner) if inner is not None else (found if "type" in found else None)
         yield headers, event
+
+
+def _recorded_chunk(event_type: str, payload: bytes) -> bytes:
+    """A ``chunk`` recorded as the Anthropic event it carries, so the record reads as words, not base64."""
+    inner = _chunk_bytes(payload) if event_type == "chunk" else None
+    return inner if inner is not None and inner.lstrip().startswith(b"{") else payload
 
 
 def _as_sse(stream: bytes) -> bytes:
@@ -125,6 +139,9 @@ class BedrockAdapter(ProviderAdapter):
 
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         return orjson.dumps({"message": message})
+
+    def recorded_answer(self, route: str, body: bytes) -> bytes:
+        return as_text(body, _recorded_chunk)
 
     def error_headers(self, status: int) -> list[tuple[bytes, bytes]]:
         return [(b"x-amzn-errortype", error_type(status).encode())]

@@ -21,7 +21,7 @@ from providers.common import (
     read_arguments,
     usage_with_cache_apart,
 )
-from providers.eventstream import encode_event, iter_messages, json_payload, split_messages
+from providers.eventstream import encode_event, iter_messages, json_payload, read_messages, split_messages
 from providers.held_stream import HeldStream
 from schemas.view import CompletionView, Message, Part, ToolCall, ToolDefinition, ToolResult, Usage
 
@@ -182,7 +182,7 @@ def stream_view(stream: bytes) -> CompletionView:
     counts: dict[str, Any] = {}
     stop_reason: str | None = None
     error: str | None = None
-    for headers, payload in iter_messages(stream):
+    for headers, payload in read_messages(stream):
         if headers.get(":message-type") == "exception":
             error = as_str(json_payload(payload).get("message")) or as_str(headers.get(":exception-type")) or "error"
             continue

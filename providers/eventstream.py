@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
 from botocore.eventstream import EventStreamBuffer, ParserError
+
+from providers.sse import iter_events
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _PRELUDE = struct.Struct(">II")
@@ -78,6 +80,50 @@ def iter_messages(stream: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
             yield message.headers, message.payload
     except ParserError:
         return
+
+
+_EXCEPTION = "exception:"
+
+
+def as_text(stream: bytes, render: Callable[[str, bytes], bytes] | None = None) -> bytes:
+    """An event stream as text a record can hold (its bytes are binary: lengths and CRCs): one server-sent event per
+    message, named by its event type (``exception:<type>`` for an exception), its payload as data
+    (``render(event type, payload)`` when given). Bytes that are not whole messages are counted in a comment. Not an
+    event stream (an error's JSON): returned as it is."""
+    messages, rest = split_messages(stream)
+    out: list[bytes] = []
+    for raw in messages:
+        parsed = next(iter_messages(raw), None)
+        if parsed is None:
+            rest = raw + rest
+            break
+        headers, payload = parsed
+        if headers.get(":message-type") == "exception":
+            name = _EXCEPTION + str(headers.get(":exception-type", ""))
+        else:
+            name = str(headers.get(":event-type", ""))
+            payload = render(name, payload) if render is not None else payload
+        out.append(b"event: " + name.encode() + b"\ndata: " + payload.replace(b"\n", b" ") + b"\n\n")
+    if not out:
+        return stream
+    if rest:
+        out.append(f": {len(rest)} more bytes that are not a whole event-stream message\n\n".encode())
+    return b"".join(out)
+
+
+def read_messages(stream: bytes) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """``(headers, payload)`` of every message of an event stream, in its binary framing or as ``as_text`` wrote it."""
+    if not stream.startswith((b"event:", b":")):
+        yield from iter_messages(stream)
+        return
+    for name, data in iter_events(stream):
+        if name is None:
+            continue
+        if name.startswith(_EXCEPTION):
+            headers = {":message-type": "exception", ":exception-type": name[len(_EXCEPTION) :]}
+        else:
+            headers = {":message-type": "event", ":event-type": name}
+        yield headers, data.encode()
 
 
 def json_payload(payload: bytes) -> dict[str, Any]:

@@ -5,6 +5,7 @@ model, the usage and the cost."""
 from __future__ import annotations
 
 import genai_prices
+import httpx
 import pytest
 
 from tests.bedrock.conftest import MODEL, bedrock, streamed, user
@@ -64,6 +65,12 @@ def test_converse_reaches_the_upstream_signed_by_warden_and_is_recorded_with_its
     detail = recorded(warden, key.agent_id)
     assert detail["provider"] == "bedrock" and detail["model"] == MODEL and detail["stream"] is stream
     assert detail["status"] == 200 and detail["auth"] == "warden_key"
+    if stream:  # the event stream's binary framing is recorded as text, one event per message
+        assert detail["response_body"].startswith('event: messageStart\ndata: {"role":"assistant"}')
+        assert '"text":"echo:"' in detail["response_body"]
+    # The logs viewer reads the record through the Bedrock adapter: the answer is assembled from its events.
+    page = httpx.get(f"{warden.url}/logs/{detail['interaction_id']}", timeout=10).text
+    assert "Bedrock Converse" in page and "echo: hello bedrock" in page
     usage, cost = detail["usage"], detail["cost"]
     reported = answer["usage"]
     assert usage["input_tokens"] == reported["inputTokens"] + 40 + 8

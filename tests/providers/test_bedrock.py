@@ -276,3 +276,27 @@ def test_tool_results_are_replaced_and_refusals_are_plain_turns():
     refusal = orjson.loads(ADAPTER.refusal_body(CONVERSE, {"output": {}, "usage": {"outputTokens": 3}}, "No."))
     assert refusal["output"]["message"]["content"] == [{"text": "No."}] and refusal["stopReason"] == "end_turn"
     assert refusal["usage"] == {"outputTokens": 3}
+
+
+def test_a_recorded_stream_is_text_that_reads_as_the_stream_did():
+    stream = converse_stream()
+    recorded = ADAPTER.recorded_answer(STREAM, stream)
+    assert recorded.decode("utf-8").startswith('event: messageStart\ndata: {"role":"assistant"}\n\n')
+    assert ADAPTER.stream_view(STREAM, recorded) == ADAPTER.stream_view(STREAM, stream)
+    cut = ADAPTER.recorded_answer(STREAM, stream[:-10])
+    assert cut.endswith(b"bytes that are not a whole event-stream message\n\n")
+    assert ADAPTER.recorded_answer(CONVERSE, b'{"message": "bad"}') == b'{"message": "bad"}'
+
+
+def test_a_recorded_invoke_stream_holds_anthropics_events_in_words():
+    events = [
+        {"type": "message_start", "message": {"id": "m", "usage": {"input_tokens": 3, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hello"}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+    ]
+    stream = anthropic_chunks(events) + encode_exception("throttlingException", "slow")
+    recorded = ADAPTER.recorded_answer(INVOKE_STREAM, stream)
+    assert b'"text_delta"' in recorded and b"event: exception:throttlingException" in recorded
+    assert ADAPTER.stream_view(INVOKE_STREAM, recorded) == ADAPTER.stream_view(INVOKE_STREAM, stream)
+    assert ADAPTER.stream_view(INVOKE_STREAM, recorded).text == "hello"
