@@ -67,7 +67,10 @@ def read_stored(secret: str) -> StoredAwsKeys | str:
             str(found["access_key_id"]), str(found["secret_access_key"]), found.get("session_token") or None
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return secret  # not AWS keys after all: sent as it is, as an API key
+        # Meant as AWS keys, and not them: refused rather than sent anywhere as something else.
+        raise NoAwsCredentials(
+            "the profile's bedrock credential is a JSON object but not AWS keys (access_key_id, secret_access_key)"
+        ) from None
 
 
 class BedrockSigner:
