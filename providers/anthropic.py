@@ -23,7 +23,7 @@ from providers.common import (
     optional_str,
     parts_text,
     read_arguments,
-    sum_tokens,
+    usage_with_cache_apart,
 )
 from providers.held_stream import HeldStream
 from providers.sse import encode_event, first_json_event, iter_events, json_events
@@ -52,16 +52,8 @@ _ERROR_TYPES = {
 
 def usage(raw: Any) -> Usage:
     """Anthropic counts cache reads and writes apart from ``input_tokens``; the common view's input is their sum."""
-    found = as_dict(raw)
-    if not found:
-        return Usage()
-    cache_read = as_int(found.get("cache_read_input_tokens"))
-    cache_write = as_int(found.get("cache_creation_input_tokens"))
-    return Usage(
-        input_tokens=sum_tokens(as_int(found.get("input_tokens")), cache_write, cache_read),
-        output_tokens=as_int(found.get("output_tokens")),
-        cached_tokens=cache_read,
-        cache_write_tokens=cache_write,
+    return usage_with_cache_apart(
+        as_dict(raw), "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"
     )
 
 

@@ -29,6 +29,9 @@ class ProviderAdapter(ABC):
     top_level_paths: frozenset[str] = frozenset()
     """The first segments of the API's own paths (below the base URL): a path starting with one has no profile
     segment. Any other first segment is a profile reference."""
+    forwards_raw_path: bool = False
+    """The upstream path is the one the client sent, percent-encodings kept (an encoded ``/`` inside a segment
+    included: Bedrock's model ids may be ARNs), rather than the decoded path."""
 
     @abstractmethod
     def request_meta(self, route: str, body: Any, query: str) -> RequestMeta:
@@ -45,6 +48,19 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def error_body(self, status: int, message: str, kind: str) -> bytes:
         """The provider's own error envelope, for errors Warden itself answers."""
+
+    def recorded_answer(self, route: str, body: bytes) -> bytes:
+        """An answer as the record keeps it: its bytes, unless they are not text (AWS's binary event stream), then a
+        text rendering of them that ``stream_view`` reads too."""
+        return body
+
+    def error_headers(self, status: int) -> list[tuple[bytes, bytes]]:
+        """Headers that go with ``error_body`` (a provider that names its errors in a header)."""
+        return []
+
+    def unforwardable_credential(self, headers: list[tuple[bytes, bytes]]) -> str | None:
+        """Why a credential the client sent cannot be forwarded upstream as it is (None: it can, or there is none)."""
+        return None
 
     @abstractmethod
     def stream_error_event(
@@ -67,6 +83,11 @@ class ProviderAdapter(ABC):
 
         ``usage.input_tokens`` counts every prompt token, cached ones included (``cached_tokens`` says how many were
         read from a cache); ``finish_reason`` is the provider's own word for it."""
+
+    def unjudgeable(self, route: str, body: Any) -> str | None:
+        """Why the answer to the request ``body`` (parsed) could not be judged, its wire format being one the adapter
+        does not read (None: it reads it). A restrictive profile refuses such a request."""
+        return None
 
     def stream_reports_usage(self, route: str, body: Any) -> bool:
         """Whether a streamed answer to the request ``body`` (parsed) carries the provider's token usage; when it

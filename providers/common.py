@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from plumbing.bounded import BoundedDict
-from schemas.view import Part
+from schemas.view import Part, Usage
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -156,6 +156,23 @@ def json_text(value: Any) -> str:
     if value is None:
         return ""
     return orjson.dumps(value, default=str).decode()
+
+
+def usage_with_cache_apart(
+    found: dict[str, Any], input_key: str, output_key: str, read_key: str, write_key: str
+) -> Usage:
+    """Usage from a provider that counts cache reads and writes apart from its input tokens (Anthropic, Bedrock): the
+    common view's input is their sum."""
+    if not found:
+        return Usage()
+    cache_read = as_int(found.get(read_key))
+    cache_write = as_int(found.get(write_key))
+    return Usage(
+        input_tokens=sum_tokens(as_int(found.get(input_key)), cache_write, cache_read),
+        output_tokens=as_int(found.get(output_key)),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
 
 
 def sum_tokens(*counts: int | None) -> int | None:

@@ -26,17 +26,24 @@ class HeldStream(ABC):
         """Bytes that may reach the client now."""
         self._pending += chunk
         out: list[bytes] = []
-        start = 0
-        for match in _EVENT_END.finditer(self._pending):
-            event = self._pending[start : match.end()]
-            start = match.end()
+        events, self._pending = self.split(self._pending)
+        for event in events:
             if self.held or self.starts_hold(event):
                 self.held.append(event)
             else:
                 out.append(event)
                 self.passed(event)
-        self._pending = self._pending[start:]
         return b"".join(out)
+
+    def split(self, data: bytes) -> tuple[list[bytes], bytes]:
+        """The whole events at the start of ``data`` and the incomplete rest. Server-sent events by default; a
+        provider with a framing of its own (AWS's binary event stream) splits its way."""
+        events: list[bytes] = []
+        start = 0
+        for match in _EVENT_END.finditer(data):
+            events.append(data[start : match.end()])
+            start = match.end()
+        return events, data[start:]
 
     def release(self) -> bytes:
         """The held events unchanged, and whatever incomplete tail is left."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from providers.anthropic import AnthropicAdapter
 from providers.base import ProviderAdapter
+from providers.bedrock import BedrockAdapter
 from providers.gemini import GeminiAdapter
 from providers.openai import OpenAIAdapter
 
-_BUILTIN: tuple[type[ProviderAdapter], ...] = (OpenAIAdapter, AnthropicAdapter, GeminiAdapter)
+_BUILTIN: tuple[type[ProviderAdapter], ...] = (OpenAIAdapter, AnthropicAdapter, GeminiAdapter, BedrockAdapter)
 
 BUILTIN_NAMES: frozenset[str] = frozenset(adapter.name for adapter in _BUILTIN)
 

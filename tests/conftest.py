@@ -48,6 +48,18 @@ def fake_gemini() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="session")
+def fake_bedrock() -> Iterator[FakeUpstream]:
+    """Accepts only requests signed by one of its ``AWS_KEYS`` (Warden's own is ``BEDROCK_ACCESS_KEY_ID``)."""
+    with FakeUpstream(provider="bedrock") as fake:
+        yield fake
+
+
+BEDROCK_ACCESS_KEY_ID = "AKIAWARDENFAKE000001"
+"""The shared Warden's own AWS access key id for Bedrock (its secret is the fake's ``AWS_KEYS`` entry)."""
+BEDROCK_REGION = "eu-west-3"
+
+
+@pytest.fixture(scope="session")
 def fake_compatible() -> Iterator[FakeUpstream]:
     """A second OpenAI-shaped upstream, configured in Warden as the custom provider ``CUSTOM_PROVIDER``."""
     with FakeUpstream(provider="openai") as fake:
@@ -69,7 +81,10 @@ def warden(
     fake_anthropic: FakeUpstream,
     fake_gemini: FakeUpstream,
     fake_compatible: FakeUpstream,
+    fake_bedrock: FakeUpstream,
 ) -> Iterator[WardenServer]:
+    from tests.fakes.bedrock_api import AWS_KEYS
+
     server = WardenServer(
         tmp_path_factory.mktemp("warden-data"),
         openai_base_url=fake_openai.url + "/v1",
@@ -83,6 +98,10 @@ def warden(
         metrics_label_cap=100_000,
         master_key=MASTER_KEY,
         prices=CONFIGURED_PRICES,
+        provider_base_urls={"bedrock": fake_bedrock.url},
+        bedrock_region=BEDROCK_REGION,
+        bedrock_access_key_id=BEDROCK_ACCESS_KEY_ID,
+        bedrock_secret_access_key=AWS_KEYS[BEDROCK_ACCESS_KEY_ID],
     ).start()
     yield server
     server.stop()

@@ -19,7 +19,8 @@ _QUERY_NAMES = r"key|api[_\-]?key|apikey|access[_\-]?token|x-goog-api-key|x-api-
 _QUERY = re.compile(rf"((?:[?&;]|%3[fF]|%26|%3[bB])(?:{_QUERY_NAMES})(?:=|%3[dD]))[^&#\s'\"<>]*", re.IGNORECASE)
 # A header written out: ``Authorization: Bearer …``, ``'x-api-key': '…'`` (a dict's repr), ``api-key=…``.
 _HEADER = re.compile(
-    r"((?:proxy-)?authorization|x-api-key|x-goog-api-key|api-key)([\"']?\s*[:=]\s*[\"']?)[^\"'\r\n,;}]*",
+    r"((?:proxy-)?authorization|x-api-key|x-goog-api-key|api-key|x-amz-security-token)([\"']?\s*[:=]\s*[\"']?)"
+    r"[^\"'\r\n,;}]*",
     re.IGNORECASE,
 )
 

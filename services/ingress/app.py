@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from plumbing.bus.base import Bus
 from plumbing.http_limits import refusal
@@ -35,6 +37,7 @@ from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
+from services.ingress.signing import NoAwsCredentials
 from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import Upstream, configured_upstreams
 from services.pricing.catalogue import Catalogue
@@ -68,6 +71,7 @@ class Ingress:
         self.profiles = profiles
         self.keys = keys if keys is not None else KeyIndex(None, keyring)
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
+        self._count_auth_failure = metrics.count_auth_failure
         self.quarantines: QuarantineLookup = quarantines or (lambda _: None)
         self.history = history if history is not None else ProviderHistory()
         self.traces = traces or TraceStarter(None)
@@ -109,16 +113,27 @@ class Ingress:
             )
             return
         adapter = upstream.adapter
+        raw_path = scope.get("raw_path") or scope["path"].encode()
         # Judged before anything reads the path: a '..' here would climb above the provider's base path upstream.
-        unsafe = unsafe_path(scope.get("raw_path") or scope["path"].encode())
+        unsafe = unsafe_path(raw_path, encoded_slash=adapter.forwards_raw_path)
         if unsafe is not None:
             await _error(send, adapter, 400, unsafe, new_interaction_id())
             return
+        if adapter.forwards_raw_path:
+            raw_route = routing.parse(raw_path.decode("latin-1"), self._provider_paths)
+            if raw_route is not None and raw_route.named == route.named:
+                route = dataclasses.replace(route, upstream_path=raw_route.upstream_path)
         started_at = now()
         query = scope.get("query_string", b"")
-        admission = self.gate.admit(
-            route, adapter.name, scope["headers"], query, started_at, route.provider in self.settings.custom_providers
-        )
+        # A custom provider may be called with no credential; a signing upstream signs with Warden's own.
+        optional = route.provider in self.settings.custom_providers or upstream.signer is not None
+        admission = self.gate.admit(route, adapter.name, scope["headers"], query, started_at, optional)
+        if not admission.status and admission.credential is None:
+            unforwardable = adapter.unforwardable_credential(scope["headers"])
+            if unforwardable is not None:
+                admission.auth, admission.status, admission.message = "refused", 401, unforwardable
+                admission.reason = "unforwardable_credential"
+                self._count_auth_failure(admission.reason)
         profile = admission.profile
         if admission.status == 404:
             await _error(send, adapter, 404, admission.message, new_interaction_id())
@@ -214,6 +229,9 @@ class Ingress:
             sent, recorded = prepared.sent, prepared.recorded
             ex.decisions = enforcement.request_decisions
             self.recorder.count_redactions(ex, enforcement.redactions)
+            if prepared.unjudgeable is not None:
+                await self._refuse(send, adapter, ex, 403, prepared.unjudgeable, recorded)
+                return
             # The view the guardrails built is the guard's too, unless they changed what is forwarded.
             view = None if prepared.modified else enforcement.view
             del prepared
@@ -279,14 +297,21 @@ class Ingress:
         attempt = self.traces.attempt(ex.trace, headers)
         if attempt is not None:
             ex.attempts.append(attempt)
+        data = outgoing.pop() or None
+        target: str | URL = url
         try:
+            if upstream.signer is not None:
+                target, headers = await upstream.signer.sign(ex.method, url, headers, data, credential)
             response = await self._session.request(
                 ex.method,
-                url,
+                target,
                 headers=headers,
-                data=outgoing.pop() or None,
+                data=data,
                 allow_redirects=False,
             )
+        except NoAwsCredentials as exc:
+            await self._upstream_failed(send, adapter, ex, 502, str(exc))
+            return
         except (TimeoutError, aiohttp.ServerTimeoutError):
             await self._upstream_failed(send, adapter, ex, 504, "the upstream did not answer in time")
             return
@@ -594,7 +619,7 @@ async def _error(
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
     payload = adapter.error_body(status, message, error_kind(status))
-    headers = [*_JSON, (INTERACTION_ID_HEADER, interaction_id.encode())]
+    headers = [*_JSON, *adapter.error_headers(status), (INTERACTION_ID_HEADER, interaction_id.encode())]
     if close:
         headers.append((b"connection", b"close"))
     await send_bytes(send, status, payload, headers)

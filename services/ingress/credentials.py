@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
+from services.ingress.signing import STORED_CREDENTIAL
 from services.keyring.tokens import SECRET_PREFIX
 
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
@@ -31,6 +32,11 @@ def _secret(name: bytes, value: bytes) -> str:
         scheme, _, token = text.partition(" ")
         if scheme.lower() == "bearer":
             return token.strip()
+        if scheme.upper() == "AWS4-HMAC-SHA256":
+            # An AWS SDK signs every request: a Warden key may stand as its access key id (``Credential=wk_…/…``).
+            # The signature cannot be checked (Warden holds no secret for it): the key id is the credential.
+            credential = token.partition("Credential=")[2]
+            return credential.partition("/")[0].strip() or text
     return text
 
 
@@ -58,6 +64,8 @@ def credential_header(provider: str, secret: str) -> tuple[str, str]:
         return ("x-api-key", secret)
     if provider == "gemini":
         return ("x-goog-api-key", secret)
+    if provider == "bedrock":
+        return (STORED_CREDENTIAL, secret)  # AWS keys to sign with, or an API key: the signer decides and removes it
     return ("Authorization", f"Bearer {secret}")
 
 

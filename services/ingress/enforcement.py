@@ -56,6 +56,8 @@ class PreparedRequest:
     recorded: bytes
     """The body as received, for the record (secrets masked when the profile redacts)."""
     modified: bool
+    unjudgeable: str | None = None
+    """Why the answer could not be judged, in a restrictive profile: the request is refused (fail closed)."""
 
 
 def recordable(profile: Profile, body: bytes) -> bytes:
@@ -96,6 +98,7 @@ class Enforcement:
         self.view: ConversationView | None = None
         self.verdict: RequestVerdict | None = None
         self.redactions: tuple[Redaction, ...] = ()
+        self._unjudgeable: list[PolicyDecision] = []
 
     # -- the request ----------------------------------------------------------------------------------------------
 
@@ -112,6 +115,11 @@ class Enforcement:
                 recorded = sent = serialise(redact_json(exact(body))[0])
         if not isinstance(parsed, dict):
             return PreparedRequest(sent, recorded, sent is not body)
+        unjudgeable = self.adapter.unjudgeable(self.route, parsed)
+        if unjudgeable is not None:
+            self._unjudgeable = [PolicyDecision(kind="answer_unjudged", reason=unjudgeable, enforced=self.restrictive)]
+            if self.restrictive:
+                return PreparedRequest(sent, recorded, sent is not body, unjudgeable)
         self.view = self.adapter.request_view(self.route, parsed)
         inherited: Inherited | None = None
         if self.view.provider_history:
@@ -129,7 +137,7 @@ class Enforcement:
     @property
     def request_decisions(self) -> list[PolicyDecision]:
         decisions = list(self.verdict.decisions) if self.verdict else []
-        return decisions + redaction_decisions(self.redactions)
+        return self._unjudgeable + decisions + redaction_decisions(self.redactions)
 
     @property
     def untrusted_since(self) -> str | None:

@@ -19,17 +19,18 @@ _SUSPECT = re.compile(rb"[%\\\x00-\x1f\x7f]|/\.")
 """What any refused path contains somewhere: most paths have none of it and are passed after one scan."""
 
 
-def unsafe_path(raw_path: bytes) -> str | None:
-    """Why this path may not be forwarded; None when it may."""
+def unsafe_path(raw_path: bytes, encoded_slash: bool = False) -> str | None:
+    """Why this path may not be forwarded; None when it may. ``encoded_slash``: the upstream receives the path as sent
+    and reads an encoded ``/`` as part of a segment (Bedrock's model ARNs); each piece it separates is still judged."""
     if not _SUSPECT.search(raw_path):
         return None
     for segment in raw_path.decode("latin-1").split("/"):
         decoded = _decoded(segment)
         if decoded is None:
             return "the request path is percent-encoded too many times"
-        if "/" in decoded or "\\" in decoded:
+        if "\\" in decoded or ("/" in decoded and not encoded_slash):
             return "the request path may not contain an encoded slash or a backslash"
-        if decoded.split(";", 1)[0] in (".", ".."):
+        if any(piece.split(";", 1)[0] in (".", "..") for piece in decoded.split("/")):
             return "the request path may not contain '.' or '..' segments (encoded or not)"
         if any(ord(char) < 0x20 or ord(char) == 0x7F for char in decoded):
             return "the request path may not contain control characters"

@@ -152,7 +152,7 @@ class Recorder:
             key_prefix=ex.key_prefix,
             route=scrub_credentials(ex.route),
             status=status,
-            response_body=body_text(body, self._limit, body_size),
+            response_body=body_text(adapter.recorded_answer(ex.route, body), self._limit, body_size),
             usage=completion.usage,
             finished_at=ex.started_at + timedelta(seconds=finished - ex.started),
             latency_ms=(finished - ex.started) * 1000.0,

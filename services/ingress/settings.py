@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -47,6 +47,14 @@ class IngressSettings(CommonSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     anthropic_base_url: str = "https://api.anthropic.com"
     gemini_base_url: str = "https://generativelanguage.googleapis.com"
+    bedrock_region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    """The AWS region Bedrock requests are signed for and sent to (``https://bedrock-runtime.<region>.amazonaws.com``
+    unless ``provider_base_urls`` names another base URL for ``bedrock``)."""
+    bedrock_access_key_id: str | None = None
+    """Warden's own AWS credentials for Bedrock, used for Warden keys whose profile stores no ``bedrock`` credential.
+    Unset: botocore's default chain (environment, shared files, instance or container role)."""
+    bedrock_secret_access_key: SecretStr | None = None
+    bedrock_session_token: SecretStr | None = None
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
     """Base URLs of built-in providers by slug, over the ``*_base_url`` fields and the adapters' defaults."""
     custom_providers: dict[str, str] = Field(default_factory=dict)

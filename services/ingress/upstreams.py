@@ -4,25 +4,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botocore.credentials import Credentials
+
 from providers.base import ProviderAdapter
 from providers.registry import builtin_adapters, openai_compatible
 from services.ingress.settings import IngressSettings
+from services.ingress.signing import BedrockSigner
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
     adapter: ProviderAdapter
     base_url: str
+    signer: BedrockSigner | None = None
+    """Signs each request with Warden's AWS credentials (Bedrock); None: credentials are headers."""
 
     def url(self, path: str, query: bytes) -> str:
         url = self.base_url + path
         return f"{url}?{query.decode('latin-1')}" if query else url
 
 
+def bedrock_signer(settings: IngressSettings) -> BedrockSigner:
+    if settings.bedrock_access_key_id and settings.bedrock_secret_access_key is not None:
+        token = settings.bedrock_session_token.get_secret_value() if settings.bedrock_session_token else None
+        credentials = Credentials(
+            settings.bedrock_access_key_id, settings.bedrock_secret_access_key.get_secret_value(), token
+        )
+        return BedrockSigner(settings.bedrock_region, credentials)
+    return BedrockSigner(settings.bedrock_region)
+
+
 def configured_upstreams(settings: IngressSettings) -> dict[str, Upstream]:
     """Every built-in provider, then the custom OpenAI-compatible ones (which may not take a built-in's name)."""
     upstreams = {
-        name: Upstream(adapter, settings.base_url(name, adapter.default_base_url).rstrip("/"))
+        name: Upstream(
+            adapter,
+            settings.base_url(name, adapter.default_base_url.format(region=settings.bedrock_region)).rstrip("/"),
+            bedrock_signer(settings) if name == "bedrock" else None,
+        )
         for name, adapter in builtin_adapters().items()
     }
     for name, base_url in settings.custom_providers.items():

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from plumbing.bounded import BoundedDict, CacheBudget
 
 CATALOGUE = f"genai-prices {genai_prices.__version__}"
-BUILTIN_CATALOGUE_PROVIDERS: dict[str, str] = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+BUILTIN_CATALOGUE_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    # The catalogue's AWS provider matches Bedrock's ids with and without a region prefix (``us.``, ``eu.``,
+    # ``global.``) and inside an inference profile's ARN.
+    "bedrock": "aws",
+}
 """Warden's provider slugs → the catalogue's provider ids. A custom provider's name is looked up as it is (``groq``,
 ``mistral``, ``openrouter``, ``deepseek``… are catalogue ids) unless ``price_providers`` maps it."""
 

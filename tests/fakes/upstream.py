@@ -27,12 +27,14 @@ import orjson
 from aiohttp import web
 
 from .anthropic_api import AnthropicFake
+from .bedrock_api import BedrockFake
 from .gemini_api import GeminiFake
 from .openai_api import OpenAIFake
 from .script import DirectiveError
 from .wire import (
     FRAMING_HEADER,
     JSON_KEY,
+    RAW_KEY,
     SEQ_KEY,
     Canned,
     FakeState,
@@ -42,8 +44,8 @@ from .wire import (
     send_pieces,
 )
 
-Provider = Literal["openai", "anthropic", "gemini"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini")
+Provider = Literal["openai", "anthropic", "gemini", "bedrock"]
+PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini", "bedrock")
 
 # How long stop() lets in-flight requests (a `[[slow:...]]` one, say) finish before cancelling them.
 SHUTDOWN_TIMEOUT = 1.0
@@ -63,6 +65,8 @@ def _provider_fake(provider: Provider, state: FakeState) -> ProviderFake:
         return AnthropicFake(state)
     if provider == "gemini":
         return GeminiFake(state)
+    if provider == "bedrock":
+        return BedrockFake(state)
     raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
 
 
@@ -80,12 +84,13 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
         raw = await request.read()
         body = _parse_json(raw)
         request[JSON_KEY] = body
+        request[RAW_KEY] = raw
         if state.record:
             # Recorded before answering, so a test that got its answer always finds the request here.
             state.received.append(
                 Received(
                     method=request.method,
-                    path=request.path,
+                    path=request.raw_path.partition("?")[0] if provider == "bedrock" else request.path,
                     query=dict(request.query),
                     headers={name.lower(): value for name, value in request.headers.items()},
                     body=body,

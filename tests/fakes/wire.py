@@ -21,6 +21,7 @@ BREAK_AFTER_DELTAS = 2
 
 SEQ_KEY = web.RequestKey("fake_seq", int)
 JSON_KEY = web.RequestKey("fake_json", object)
+RAW_KEY = web.RequestKey("fake_raw_body", bytes)
 
 
 @dataclass(frozen=True)
