@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.agents import new_agent
 from tests.support.keys import create_key
-from tests.support.spend import MODELS, WIRES, call, hits, limited_profile
+from tests.support.spend import MODELS, WIRES, call, hits, limited_profile, metric_value
 
 STREAMED = pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 LIMITS = {"openai_chat": 0.003, "openai_responses": 0.003, "anthropic": 0.004, "gemini": 0.0005, "custom": 0.0001}
@@ -181,16 +181,9 @@ def test_a_warden_keys_budget_is_its_own(warden, fake_openai):
 
 def test_budget_refusals_are_counted(warden):
     profile = limited_profile(warden.url, budgets=[{"scope": "agent", "usd": 0.0001}])
-    before = _count(warden.metrics(), 'warden_limit_refusals_total{kind="budget",scope="agent"}')
+    before = metric_value(warden.metrics(), 'warden_limit_refusals_total{kind="budget",scope="agent"}')
     assert call("openai_chat", warden.url, profile, new_agent(), max_tokens=1000).status == 402
-    assert _count(warden.metrics(), 'warden_limit_refusals_total{kind="budget",scope="agent"}') == before + 1
-
-
-def _count(metrics: str, series: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    assert metric_value(warden.metrics(), 'warden_limit_refusals_total{kind="budget",scope="agent"}') == before + 1
 
 
 def test_budgets_are_validated_naming_the_field(warden):

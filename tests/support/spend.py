@@ -125,3 +125,11 @@ def call(
 def hits(fake: Any, marker: str) -> int:
     """Requests that reached the fake upstream with ``marker`` (an agent id in the default prompt) in their body."""
     return sum(1 for received in fake.received if marker.encode() in received.raw_body)
+
+
+def metric_value(metrics: str, series: str) -> float:
+    """One series' value in a Prometheus scrape (0 when it is not there yet)."""
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
