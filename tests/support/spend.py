@@ -37,7 +37,7 @@ def limited_profile(base_url: str, **spec: Any) -> str:
 @dataclass
 class Outcome:
     status: int
-    """200 when admitted, else the refusal's status as the SDK saw it."""
+    """200 when admitted, else the refusal's status as the SDK saw it (0: a stream that ended in an error event)."""
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
@@ -115,6 +115,8 @@ def call(
                 client.models.generate_content(model=model, contents=prompt, config=config)
     except (openai.APIStatusError, anthropic.APIStatusError) as exc:
         return Outcome(exc.status_code, exc.message, dict(exc.response.headers), exc.body)
+    except (openai.APIError, anthropic.APIError) as exc:  # an error event inside a stream that had begun
+        return Outcome(0, exc.message, {}, exc.body)
     except genai_errors.APIError as exc:
         response = getattr(exc, "response", None)
         found = dict(response.headers) if response is not None and hasattr(response, "headers") else {}
