@@ -14,16 +14,9 @@ import pytest
 
 from tests.conftest import API_KEY
 from tests.support.agents import attribution, new_agent
-from tests.support.spend import WIRES, call, hits, limited_profile, metric_value
+from tests.support.spend import WIRES, call, early_in_a_minute, hits, limited_profile, metric_value
 
 STREAMED = pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-
-
-def early_in_a_minute() -> None:
-    """Counters are per clock minute: start where a few calls cannot straddle two minutes."""
-    second = datetime.now(UTC).second
-    if second >= 45:
-        time.sleep(61 - second)
 
 
 def until_refused(wire: str, warden, profile: str, agent: str, most: int, **kwargs: Any) -> tuple[int, Any]:

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-import openai
-
-from tests.conftest import API_KEY
-from tests.support.agents import attribution, new_agent
-from tests.support.spend import call, hits, limited_profile
+from tests.support.agents import new_agent
+from tests.support.spend import call, concurrent_calls, hits, limited_profile
 
 ONE_AT_A_TIME = 0.0025
 """A budget that holds one worst case of a request asking for 100 output tokens of gpt-4o ($0.001 of output, at most
@@ -40,26 +37,6 @@ def test_a_stream_that_broke_off_keeps_its_worst_case(warden, fake_openai):
     assert hits(fake_openai, agent) == 1
 
 
-async def _concurrently(base_url: str, profile: str, agent: str, clients: int) -> list[int]:
-    sdk = openai.AsyncOpenAI(
-        base_url=f"{base_url}/v1/openai/{profile}", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
-    )
-
-    async def one(i: int) -> int:
-        try:
-            await sdk.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": f"client {i} of {agent}"}], max_tokens=16
-            )
-        except openai.APIStatusError as exc:
-            return exc.status_code
-        return 200
-
-    try:
-        return await asyncio.gather(*(one(i) for i in range(clients)))
-    finally:
-        await sdk.close()
-
-
 def recorded_spend(warden, agent: str, admitted: int) -> float:
     items = warden.wait_for(
         lambda _: (
@@ -76,7 +53,7 @@ def test_64_concurrent_clients_do_not_spend_past_a_small_budget(warden, fake_ope
     limit = 0.003
     profile = limited_profile(warden.url, budgets=[{"usd": limit, "period": "day"}])
     agent = new_agent()
-    statuses = asyncio.run(_concurrently(warden.url, profile, agent, 64))
+    statuses = asyncio.run(concurrent_calls(warden.url, profile, agent, 64))
     admitted = statuses.count(200)
     assert set(statuses) == {200, 402}
     assert hits(fake_openai, agent) == admitted

@@ -3,8 +3,11 @@ that says whether Warden admitted it or refused it (with the SDK's own view of t
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
@@ -16,6 +19,8 @@ from google.genai import errors as genai_errors
 from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support.agents import attribution
 
+TIMEOUT = httpx.Timeout(120, connect=60)
+"""A loaded machine may be slow to accept a connection: the SDKs' 5 s connect timeout would fail the call."""
 WIRES = ("openai_chat", "openai_responses", "anthropic", "gemini", "custom")
 MODELS = {
     "openai_chat": "gpt-4o",
@@ -73,6 +78,7 @@ def call(
                 api_key=api_key,
                 default_headers=headers,
                 max_retries=max_retries,
+                timeout=TIMEOUT,
             )
             if wire == "openai_responses":
                 answer = sdk.responses.create(model=model, input=prompt, max_output_tokens=max_tokens, stream=stream)
@@ -92,6 +98,7 @@ def call(
                 api_key=api_key,
                 default_headers=headers,
                 max_retries=max_retries,
+                timeout=TIMEOUT,
             )
             request = {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]}
             if stream:
@@ -135,3 +142,35 @@ def metric_value(metrics: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def early_in_a_minute() -> None:
+    """Rate limits count per clock minute: start where a few calls cannot straddle two minutes."""
+    second = datetime.now(UTC).second
+    if second >= 45:
+        time.sleep(61 - second)
+
+
+async def concurrent_calls(base_url: str, profile: str, agent: str, clients: int) -> list[int]:
+    """``clients`` chat requests at once from one agent, each asking for 16 output tokens: their statuses."""
+    sdk = openai.AsyncOpenAI(
+        base_url=f"{base_url}/v1/openai/{profile}",
+        api_key=API_KEY,
+        default_headers=attribution(agent),
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+
+    async def one(i: int) -> int:
+        try:
+            await sdk.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": f"client {i} of {agent}"}], max_tokens=16
+            )
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        return 200
+
+    try:
+        return await asyncio.gather(*(one(i) for i in range(clients)))
+    finally:
+        await sdk.close()
