@@ -19,8 +19,8 @@ from google.genai import errors as genai_errors
 from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support.agents import attribution
 
-TIMEOUT = httpx.Timeout(120, connect=60)
-"""A loaded machine may be slow to accept a connection: the SDKs' 5 s connect timeout would fail the call."""
+TIMEOUT = (60.0, 120.0, 120.0, 120.0)
+"""(connect, read, write, pool) seconds: a loaded machine may be slow to accept a connection, past the SDKs' 5 s."""
 WIRES = ("openai_chat", "openai_responses", "anthropic", "gemini", "custom")
 MODELS = {
     "openai_chat": "gpt-4o",
