@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.upstream import FakeUpstream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WardenServer  # noqa: E402  (bench/ is not a package)
+from common import WardenServer
 
 
 async def _round(url: str, profile: str, agent: str, clients: int, max_tokens: int) -> list[int]:

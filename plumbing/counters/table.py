@@ -15,6 +15,7 @@ run keeps the counts).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
@@ -37,7 +38,9 @@ _EMPTY = bytes(16)
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=4096)
 def _digest(name: str) -> bytes:
+    # Remembered: a request's counters are named again when it settles, and by the requests after it in the window.
     return hashlib.blake2b(name.encode(), digest_size=16).digest()
 
 
@@ -132,18 +135,33 @@ class CounterTable:
 
     def reserve_now(self, charges: Sequence[Charge], now: float) -> Reservation | Refusal:
         digests = [_digest(charge.counter) for charge in charges]
-        with self._locked():
-            offsets = [self._find(digest, now, create=True) for digest in digests]
-            for charge, digest, offset in zip(charges, digests, offsets, strict=True):
+        fd = self._fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            found: list[tuple[int, int]] = []
+            for charge, digest in zip(charges, digests, strict=True):
+                offset = self._find(digest, now, create=True)
                 used = self._used(offset, digest, now)
                 if used + charge.amount > charge.limit:
                     return Refusal(charge, used)
-            # Two charges may share a home slot: each is written before the next is found again.
-            for charge, digest in zip(charges, digests, strict=True):
-                self._add(digest, charge.window_end, charge.amount, now)
+                found.append((offset, used))
+            if len({offset for offset, _ in found}) == len(found):
+                for (offset, used), charge, digest in zip(found, charges, digests, strict=True):
+                    _SLOT.pack_into(self._map, offset, digest, int(charge.window_end), used + charge.amount)
+            else:  # two new counters were offered the same free slot: each is written before the next is found
+                for charge, digest in zip(charges, digests, strict=True):
+                    self._add(digest, charge.window_end, charge.amount, now)
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         return Reservation(tuple(charges))
 
     async def settle(self, reservation: Reservation, actual: dict[str, int]) -> None:
+        self._adjust(reservation, actual)
+
+    def settle_now(self, reservation: Reservation, actual: dict[str, int]) -> None:
+        """:meth:`settle` without a task: the table answers at once, and a task costs more than the settling."""
         self._adjust(reservation, actual)
 
     async def release(self, reservation: Reservation) -> None:

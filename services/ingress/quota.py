@@ -10,9 +10,11 @@ reserves, what a completed request really took, and how a refusal is said in eac
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -51,7 +53,17 @@ class Window:
 
 
 def budget_window(period: Period, at: datetime) -> Window:
-    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _window(period, (at - _EPOCH) // _DAY)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY = timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _window(period: Period, days: int) -> Window:
+    """Windows by UTC day number: the same few for every request of a day, worked out once."""
+    day = _EPOCH + timedelta(days=days)
     if period == "day":
         return Window(day.date().isoformat(), day, (day + timedelta(days=1)).timestamp())
     if period == "week":
@@ -101,6 +113,21 @@ def max_output_tokens(body: Any, route: str, default: int) -> int:
     return default
 
 
+def worst_cost(rates: Rates, input_tokens: int, output_tokens: int) -> float:
+    """USD of ``input_tokens`` and ``output_tokens`` at ``rates``: flat prices by float arithmetic (this runs for
+    every request), tiered ones (chosen by the prompt's size) by the catalogue's own rule."""
+    if isinstance(rates.input, Decimal) and isinstance(rates.output, Decimal):
+        per_input, per_output = _per_token(rates.input, rates.output)
+        return input_tokens * per_input + output_tokens * per_output
+    return float(priced(rates, Usage(input_tokens=input_tokens, output_tokens=output_tokens)).usd or 0.0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _per_token(input_mtok: Decimal, output_mtok: Decimal) -> tuple[float, float]:
+    # A little above the exact rate: a worst case must not round below what the request may cost.
+    return float(input_mtok) / 1e6 * (1 + 1e-9), float(output_mtok) / 1e6 * (1 + 1e-9)
+
+
 def micro_usd(usd: float) -> int:
     return math.ceil(usd * MICRO - 1e-6)
 
@@ -139,7 +166,7 @@ def plan(
         if isinstance(rates, str):
             return rates
         if rates is not None:
-            worst = float(priced(rates, Usage(input_tokens=body_bytes, output_tokens=output)).usd or 0.0)
+            worst = worst_cost(rates, body_bytes, output)
         amount = micro_usd(worst) if worst > 0 else 0
         for budget in profile.budgets:
             ident = scope_id(budget.scope, who)
