@@ -96,6 +96,15 @@ def rate_counter(kind: str, who: Who, scope: Scope, ident: str, minute: int) -> 
     return f"{kind}|{who.profile_id}|{scope}|{ident}|{minute}"
 
 
+FREE_ROUTES = ("count_tokens", ":countTokens", "input_tokens")
+"""Token counting (Anthropic's ``messages/count_tokens``, Gemini's ``:countTokens``, OpenAI's
+``responses/input_tokens``): free at the provider, and answered without usage, so nothing is reserved for it."""
+
+
+def is_free(route: str) -> bool:
+    return any(route.rstrip("/").endswith(free) for free in FREE_ROUTES)
+
+
 def max_output_tokens(body: Any, route: str, default: int) -> int:
     """The most output a request may produce: what it asks for, else ``default``; none for embeddings."""
     if route.rstrip("/").endswith("embeddings"):
@@ -157,15 +166,16 @@ def plan(
     """The charges of a request through ``profile`` (its budgets, then its rate limits), or why it cannot be
     budgeted (a model without a price: its cost could never be counted). ``rates``: the model's prices (None: the
     request names no model, e.g. a listing: it costs nothing)."""
-    output = max_output_tokens(body, route, profile.default_max_output_tokens)
-    tokens = body_bytes + output
+    free = is_free(route)
+    output = 0 if free else max_output_tokens(body, route, profile.default_max_output_tokens)
+    tokens = 0 if free else body_bytes + output
     charges: list[Charge] = []
     meaning: dict[str, tuple[str, Scope, str, Budget | RateLimit]] = {}
     worst = 0.0
     if profile.budgets:
-        if isinstance(rates, str):
+        if isinstance(rates, str) and not free:
             return rates
-        if rates is not None:
+        if rates is not None and not free:
             worst = worst_cost(rates, body_bytes, output)
         amount = micro_usd(worst) if worst > 0 else 0
         for budget in profile.budgets:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.agents import new_agent
+import anthropic
+
+from tests.conftest import API_KEY
+from tests.support.agents import attribution, new_agent
 from tests.support.spend import call, concurrent_calls, hits, limited_profile
 
 ONE_AT_A_TIME = 0.0025
@@ -59,3 +62,18 @@ def test_64_concurrent_clients_do_not_spend_past_a_small_budget(warden, fake_ope
     assert hits(fake_openai, agent) == admitted
     # Each admitted request reserved its worst case, and none cost more than it: the spend cannot pass the limit.
     assert recorded_spend(warden, agent, admitted) <= limit
+
+
+def test_counting_tokens_takes_nothing_from_a_budget(warden, fake_anthropic):
+    # A budget that holds one worst case of claude-sonnet-4-5 with 100 output tokens, never two.
+    profile = limited_profile(warden.url, budgets=[{"usd": 0.003}])
+    agent = new_agent()
+    sdk = anthropic.Anthropic(
+        base_url=f"{warden.url}/v1/anthropic/{profile}", api_key=API_KEY, default_headers=attribution(agent)
+    )
+    for _ in range(5):  # answered without usage: had each kept a reservation, the budget would be spent
+        counted = sdk.messages.count_tokens(
+            model="claude-sonnet-4-5", messages=[{"role": "user", "content": f"count me {agent}"}]
+        )
+        assert counted.input_tokens > 0
+    assert call("anthropic", warden.url, profile, agent, max_tokens=100).status == 200
