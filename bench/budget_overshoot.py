@@ -22,40 +22,14 @@ import uuid
 from pathlib import Path
 
 import httpx
-import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.upstream import FakeUpstream
+from tests.support.spend import concurrent_calls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WardenServer
-
-
-async def _round(url: str, profile: str, agent: str, clients: int, max_tokens: int) -> list[int]:
-    sdk = openai.AsyncOpenAI(
-        base_url=f"{url}/v1/openai/{profile}",
-        api_key="sk-bench",
-        default_headers={"X-Archestra-Agent-Id": agent},
-        max_retries=0,
-        timeout=(60.0, 120.0, 120.0, 120.0),
-    )
-
-    async def one(i: int) -> int:
-        try:
-            await sdk.chat.completions.create(
-                model="gpt-4o",
-                messages=[{"role": "user", "content": f"client {i}: what does this cost?"}],
-                max_tokens=max_tokens,
-            )
-        except openai.APIStatusError as exc:
-            return exc.status_code
-        return 200
-
-    try:
-        return await asyncio.gather(*(one(i) for i in range(clients)))
-    finally:
-        await sdk.close()
 
 
 def _recorded(url: str, agent: str, admitted: int) -> list[dict]:
@@ -85,7 +59,7 @@ def main() -> int:
                 body = {"name": f"overshoot-{n}", "budgets": [{"usd": args.usd, "period": "day"}]}
                 profile = httpx.post(f"{warden.url}/api/profiles", json=body, timeout=30).json()["id"]
                 agent = f"overshoot-{uuid.uuid4().hex[:8]}"
-                statuses = asyncio.run(_round(warden.url, profile, agent, args.clients, args.max_tokens))
+                statuses = asyncio.run(concurrent_calls(warden.url, profile, agent, args.clients, args.max_tokens))
                 admitted = statuses.count(200)
                 spent = sum(item["cost"]["usd"] for item in _recorded(warden.url, agent, admitted))
                 row = {

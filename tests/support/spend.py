@@ -151,8 +151,9 @@ def early_in_a_minute() -> None:
         time.sleep(61 - second)
 
 
-async def concurrent_calls(base_url: str, profile: str, agent: str, clients: int) -> list[int]:
-    """``clients`` chat requests at once from one agent, each asking for 16 output tokens: their statuses."""
+async def concurrent_calls(base_url: str, profile: str, agent: str, clients: int, max_tokens: int = 16) -> list[int]:
+    """``clients`` chat requests at once from one agent, each asking for ``max_tokens`` output tokens: their
+    statuses."""
     sdk = openai.AsyncOpenAI(
         base_url=f"{base_url}/v1/openai/{profile}",
         api_key=API_KEY,
@@ -164,7 +165,7 @@ async def concurrent_calls(base_url: str, profile: str, agent: str, clients: int
     async def one(i: int) -> int:
         try:
             await sdk.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": f"client {i} of {agent}"}], max_tokens=16
+                model="gpt-4o", messages=[{"role": "user", "content": f"client {i} of {agent}"}], max_tokens=max_tokens
             )
         except openai.APIStatusError as exc:
             return exc.status_code
