@@ -121,6 +121,7 @@ def error_kind(status: int) -> str:
     return {
         400: "invalid_request_error",
         401: "authentication_error",
+        402: "budget_exceeded",
         403: "permission_error",
         404: "not_found_error",
         413: "request_too_large",

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from schemas.events import CATEGORIES, Category, Severity
+from schemas.limits import SpendLimits
 
 DEFAULT_PROFILE_ID = "default"
 
@@ -150,8 +151,9 @@ CredentialChange = Annotated[SecretStr, Field(min_length=1, max_length=8192)] | 
 one) or null (remove it). A provider left out keeps its credential too."""
 
 
-class ProfileSpec(_Strict):
-    """What an admin writes: everything about a profile but its identity and timestamps."""
+class ProfileSpec(SpendLimits, _Strict):
+    """What an admin writes: everything about a profile but its identity and timestamps; its budgets and rate limits
+    come from :class:`SpendLimits`."""
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     mode: Mode = "permissive"

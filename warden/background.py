@@ -76,10 +76,23 @@ async def run_background() -> None:
     console = PeerFromHeader(
         RefreshAfterWrites(composition.console(settings, settings, store, config, registry), paths.run_dir)
     )
+    # The proxy workers' shared counters, filled from the store before any of them starts (once per run).
+    counters = composition.counter_table(settings, shared=True)
+    generation = serve_child.generation(paths.run_dir)
     reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0)
     server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))
     await run(
-        Background(Lifecycle(bus=bus, store=store, config=config, guard=guard, tracing=tracing), reader),
+        Background(
+            Lifecycle(
+                bus=bus,
+                store=store,
+                config=config,
+                guard=guard,
+                tracing=tracing,
+                counters=lambda: composition.refill_counters(counters, store, config, generation),
+            ),
+            reader,
+        ),
         lambda: server.serve(sockets=[listener]),
         started=lambda: None,
         stopped="Warden background process stopped",

@@ -9,11 +9,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, start_http_server
 from starlette.types import ASGIApp
 
 from plumbing.bus.base import Bus
+from plumbing.counters.base import Counters
+from plumbing.counters.table import CounterTable
 from plumbing.http_limits import AnswerRefusals
 from plumbing.keyring import Keyring
 from plumbing.settings import CommonSettings
@@ -36,6 +39,7 @@ from services.ingress.keys import KeyIndex
 from services.ingress.metrics import IngressMetrics
 from services.ingress.profiles import ProfileSnapshot
 from services.ingress.settings import IngressSettings
+from services.ingress.spent import spent
 from services.ingress.tracecontext import TraceStarter
 from services.ingress.upstreams import configured_upstreams
 from services.logger.service import LoggerService
@@ -66,15 +70,38 @@ def keyring(settings: CommonSettings) -> Keyring | None:
     return Keyring.from_setting(settings.master_key.get_secret_value() if settings.master_key else None)
 
 
+COUNTERS_FILE = "counters.bin"
+
+
+def counter_table(settings: IngressSettings, shared: bool) -> CounterTable:
+    """Where budgets and rate limits are counted without a shared server: ``shared``, a table every process over
+    the data directory maps (``<data_dir>/counters.bin``); else this process's own."""
+    path = settings.data_dir / COUNTERS_FILE if shared else None
+    return CounterTable(path, settings.counters_max_bytes)
+
+
+async def refill_counters(table: CounterTable, store: Store, config: ConfigMaps, generation: int) -> None:
+    """Fill the table with what the budgets in force have spent (read from the store), unless it was filled for this
+    ``generation`` already (a process of the same run started again: its counts, reservations included, stand)."""
+    if generation and table.generation == generation:
+        return
+    keys = config.keys.values() if config.keys is not None else []
+    counts = await spent(store, config.profiles.values(), keys, datetime.now(UTC))
+    written = table.refill(counts, generation)
+    log.info("budget counters filled from the store", extra={"fields": {"counters": written, "of": len(counts)}})
+
+
 def ingress(
     settings: IngressSettings,
     bus: Bus,
     config: ConfigMaps,
     registry: CollectorRegistry,
     profiles: ProfileSnapshot | None = None,
+    counters: Counters | None = None,
 ) -> Ingress:
     """The proxy; ``config`` must hold the provider-history map and the keys (``ConfigMaps.build(…, history=True,
-    keys=True)``). ``profiles``: a snapshot shared with a guard in the same process (else one of its own)."""
+    keys=True)``). ``profiles``: a snapshot shared with a guard in the same process (else one of its own);
+    ``counters``: where budgets and rate limits are counted (else the process's own table)."""
     history = ProviderHistory(config.history, max_bytes=settings.history_max_bytes, ttl_s=settings.history_ttl_s)
     ring = keyring(settings)
     return Ingress(
@@ -87,6 +114,7 @@ def ingress(
         keys=KeyIndex(config.keys, ring),
         keyring=ring,
         traces=TraceStarter(Sampling.from_env() if tracing_enabled() else None),
+        counters=counters if counters is not None else counter_table(settings, shared=False),
     )
 
 
@@ -201,6 +229,8 @@ class Lifecycle:
     guard: GuardService | None = None
     tracing: TracingService | None = None
     metrics: MetricsServer | None = None
+    counters: Callable[[], Awaitable[None]] | None = None
+    """Fills the budget counters from the store, once the store and the profiles are there."""
     _started: contextlib.AsyncExitStack | None = field(default=None, repr=False)
 
     async def start(self) -> None:
@@ -221,6 +251,8 @@ class Lifecycle:
         if self.config is not None:
             await self.config.start()
             stack.push_async_callback(self.config.stop)
+        if self.counters is not None:
+            await self.counters()
         if self.guard is not None:
             stack.callback(self.guard.close)  # after the bus drained the events it is still scoring
         if self.tracing is not None:

@@ -65,13 +65,22 @@ class Embedded:
         store = make_store(settings)
         config = ConfigMaps.build(settings, history=True, sessions=True, keys=True)
         profiles = ProfileSnapshot(config.profiles)  # one snapshot for the proxy and the guard
-        ingress = composition.ingress(settings, bus, config, registry, profiles)
+        counters = composition.counter_table(settings, shared=False)
+        ingress = composition.ingress(settings, bus, config, registry, profiles, counters)
         logger = composition.logger(settings, bus, store, registry)
         guard = composition.guard(settings, bus, config, registry, profiles)
         tracing = composition.tracing(bus, registry)
         console = composition.console(settings, settings, store, config, registry)
         app = Dispatch(with_access_log(ingress, settings.access_log), console)
-        lifecycle = Lifecycle(bus=bus, store=store, config=config, ingress=ingress, guard=guard, tracing=tracing)
+        lifecycle = Lifecycle(
+            bus=bus,
+            store=store,
+            config=config,
+            ingress=ingress,
+            guard=guard,
+            tracing=tracing,
+            counters=lambda: composition.refill_counters(counters, store, config, generation=0),
+        )
         return cls(settings, registry, bus, store, config, ingress, logger, guard, app, lifecycle)
 
     async def start(self) -> None:

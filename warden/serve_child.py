@@ -7,6 +7,7 @@ The parent passes everything through the environment: the settings as the user g
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import signal
@@ -67,6 +68,11 @@ def prepare() -> None:
     parent = os.environ.get(PARENT_ENV)
     if parent and os.getppid() != int(parent):
         sys.exit(0)  # the parent was gone before the death signal was set up
+
+
+def generation(run_dir: Path) -> int:
+    """This ``warden serve`` run, as a number (its run directory is made afresh for each run)."""
+    return int.from_bytes(hashlib.blake2b(str(run_dir).encode(), digest_size=7).digest(), "little") or 1
 
 
 def unix_listener(path: Path) -> socket.socket:

@@ -15,6 +15,8 @@ import orjson
 from yarl import URL
 
 from plumbing.bus.base import Bus
+from plumbing.counters.base import Counters
+from plumbing.counters.table import CounterTable
 from plumbing.http_limits import refusal
 from plumbing.keyring import Keyring
 from providers.base import ProviderAdapter, error_kind
@@ -33,8 +35,10 @@ from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upst
 from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
 from services.ingress.keys import KeyIndex
+from services.ingress.metering import Meter, Refused
 from services.ingress.metrics import IngressMetrics
 from services.ingress.paths import unsafe_path
+from services.ingress.quota import Who
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
 from services.ingress.signing import NoAwsCredentials
@@ -62,13 +66,16 @@ class Ingress:
         keys: KeyIndex | None = None,
         keyring: Keyring | None = None,
         traces: TraceStarter | None = None,
+        counters: Counters | None = None,
     ) -> None:
+        """``counters``: where budgets and rate limits are counted (default: this process's own table)."""
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
         self.recorder = Recorder(
             bus, metrics, settings.max_recorded_body_bytes, Catalogue(settings.prices, settings.price_providers)
         )
         self.profiles = profiles
+        self.meter = Meter(counters if counters is not None else CounterTable(), self.recorder.catalogue, metrics)
         self.keys = keys if keys is not None else KeyIndex(None, keyring)
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
         self._count_auth_failure = metrics.count_auth_failure
@@ -101,6 +108,7 @@ class Ingress:
 
     async def shutdown(self) -> None:
         await self.recorder.drain()
+        await self.meter.drain()
         if self._session is not None:
             await self._session.close()
 
@@ -220,6 +228,17 @@ class Ingress:
             ex.auth = "refused"
             await self._refuse(send, adapter, ex, 403, not_allowed, recordable(profile, body))
             return
+        if profile.limited:
+            who = Who(ex.profile_id, ex.agent_id, ex.user_id, admission.key.id if admission.key is not None else "")
+            metered = await self.meter.admit(
+                profile, who, ex.started_at, parsed, len(body), ex.route, adapter.name, meta.model
+            )
+            if isinstance(metered, Refused):
+                await self._refuse(
+                    send, adapter, ex, metered.status, metered.message, recordable(profile, body), extra=metered
+                )
+                return
+            ex.held = metered
         enforcement = None
         sent = recorded = body
         view = None
@@ -244,7 +263,12 @@ class Ingress:
         # (and, for a stream that will report no usage, up to the record's size of it, to count its tokens).
         outgoing = [sent]
         del body, sent, recorded, parsed, view
-        await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)
+        try:
+            await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)
+        except BaseException:
+            if ex.held is not None:  # ended without its record (cancelled, a fault): what it reserved goes back
+                ex.held.release()
+            raise
 
     async def _refuse(
         self,
@@ -256,12 +280,13 @@ class Ingress:
         body: bytes,
         close: bool = False,
         recorded_error: str | None = None,
+        extra: Refused | None = None,
     ) -> None:
         """Answer an error of Warden's own, and record it like any other interaction. ``close``: end the connection
         too (what is left of the request was not read). ``recorded_error``: what the record says, when it says more
-        than the client is told."""
+        than the client is told. ``extra``: a budget's or rate limit's refusal, with its own headers and body."""
         self.recorder.request(ex, body)
-        payload = await _error(send, adapter, status, message, ex.interaction_id, close)
+        payload = await _error(send, adapter, status, message, ex.interaction_id, close, extra)
         ex.first_byte = time.perf_counter()
         error = recorded_error or message
         self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=ex.first_byte, error=error)
@@ -613,13 +638,21 @@ def _unjudged(limit: int, enforced: bool) -> PolicyDecision:
 
 
 async def _error(
-    send: Send, adapter: ProviderAdapter, status: int, message: str, interaction_id: str, close: bool = False
+    send: Send,
+    adapter: ProviderAdapter,
+    status: int,
+    message: str,
+    interaction_id: str,
+    close: bool = False,
+    extra: Refused | None = None,
 ) -> bytes:
     if status >= 500:  # Warden's own server errors are logged whether or not the access log is on
         fields = {"status": status, "provider": adapter.name, "interaction_id": interaction_id}
         log.warning("answered %d: %s", status, message, extra={"fields": fields})
-    payload = adapter.error_body(status, message, error_kind(status))
+    payload = adapter.error_body(status, message, error_kind(status)) if extra is None else extra.payload(adapter)
     headers = [*_JSON, *adapter.error_headers(status), (INTERACTION_ID_HEADER, interaction_id.encode())]
+    if extra is not None:
+        headers += extra.headers
     if close:
         headers.append((b"connection", b"close"))
     await send_bytes(send, status, payload, headers)

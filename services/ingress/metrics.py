@@ -78,6 +78,20 @@ class IngressMetrics:
             registry=registry,
         )
 
+        self.limit_refusals = Counter(
+            "warden_limit_refusals_total",
+            "Requests refused by a budget (402) or a rate limit (429), by the limit's scope",
+            ("kind", "scope"),
+            registry=registry,
+        )
+        self.counter_store_unavailable = Counter(
+            "warden_counter_store_unavailable_total",
+            "Requests the budget or rate-limit counters could not be reached for, by what the profile did "
+            "(open: admitted uncounted, closed: refused)",
+            ("kind", "mode"),
+            registry=registry,
+        )
+
     def count_auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()  # reasons are Warden's own words, a handful of values
 

@@ -18,6 +18,7 @@ from schemas.cost import Cost
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext
 from schemas.view import CompletionView, ConversationView, Usage
 from services.detection.credentials import scrub_credentials
+from services.ingress.metering import Held
 from services.ingress.metrics import IngressMetrics
 from services.ingress.policy.redaction import Redaction
 from services.ingress.tracecontext import OpenAttempt
@@ -65,6 +66,8 @@ class Exchange:
     trace: TraceContext | None = None
     attempts: list[OpenAttempt] = field(default_factory=list)
     """The upstream requests, when tracing is on."""
+    held: Held | None = None
+    """Its reservation against budgets and rate limits, settled when the answer is priced."""
 
 
 class Recorder:
@@ -200,6 +203,8 @@ class Recorder:
         except Exception:  # a price that cannot be worked out leaves the cost unknown, never breaks the record
             log.exception("could not price an answer")
             event.cost = Cost(estimated=event.usage.estimated, note="the price could not be worked out")
+        if ex.held is not None:
+            ex.held.priced(event.status, event.usage, event.cost, ex.first_byte is not None and event.error is not None)
         self._publish(topics.RESPONSES, ex.interaction_id, event)
         blocked = event.blocked_tool_calls
         if blocked:

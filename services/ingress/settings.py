@@ -96,6 +96,11 @@ class IngressSettings(CommonSettings):
     price_providers: dict[str, str] = Field(default_factory=dict)
     """Which catalogue provider prices a custom provider's models (``{"mycloud": "groq"}``); by default its own name."""
 
+    counters_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    """The table budgets and rate limits are counted in (``<data_dir>/counters.bin``, shared by ``warden serve``'s
+    proxy processes), 32 bytes a counter: 8 MiB holds 262,142 counters (one per budget or limit, per agent, user or
+    key, per window). A counter that finds no room is treated as the store being unavailable."""
+
     @field_validator("custom_providers")
     @classmethod
     def _custom_providers_are_distinct(cls, value: dict[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ connect URL, and a page that still makes sense when the API is not there."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -93,3 +94,24 @@ def test_the_page_says_so_when_the_profiles_api_is_unavailable(browser, warden):
     expect(page.locator("#profiles-status")).to_have_text("profiles API unavailable")
     expect(page.locator("#new-profile")).to_be_hidden()
     expect(page.locator(".profile")).to_have_count(0)
+
+
+def test_budgets_and_rate_limits_are_shown_and_kept_by_an_edit(browser, warden):
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    spec = {
+        "name": name,
+        "budgets": [{"scope": "agent", "period": "day", "usd": 5}],
+        "rate_limits": [{"scope": "user", "requests_per_minute": 60}],
+    }
+    profile_id = httpx.post(f"{warden.url}/api/profiles", json=spec).json()["id"]
+    page = browser.page(warden.url)
+    page.goto("/profiles")
+    shown = card(page, name)
+    expect(shown.locator(".badge.limits")).to_have_text("$5 / day per agent · 60 req/min per user")
+    shown.locator("button.edit").click()
+    page.fill("#f-name", name + " renamed")
+    page.click("#save")
+    expect(card(page, name + " renamed")).to_have_count(1)
+    stored = httpx.get(f"{warden.url}/api/profiles/{profile_id}").json()
+    assert stored["budgets"] == [{"scope": "agent", "period": "day", "usd": 5.0}]
+    assert stored["rate_limits"] == [{"scope": "user", "requests_per_minute": 60, "tokens_per_minute": None}]

@@ -71,6 +71,16 @@
     ]);
     if (profile.redact_secrets) title.appendChild(el("span", { class: "badge warn", text: "masks secrets" }));
     title.appendChild(el("span", { class: "badge auth", text: profile.auth === "managed" ? "managed keys" : "passthrough" }));
+    // Budgets and rate limits, one short line each: "$5 / day per agent", "60 req/min per user".
+    const limits = (profile.budgets || []).map(function (b) {
+      return "$" + b.usd + " / " + b.period + (b.scope === "profile" ? "" : " per " + b.scope);
+    }).concat((profile.rate_limits || []).map(function (r) {
+      const parts = [];
+      if (r.requests_per_minute) parts.push(r.requests_per_minute + " req/min");
+      if (r.tokens_per_minute) parts.push(r.tokens_per_minute + " tokens/min");
+      return parts.join(", ") + (r.scope === "profile" ? "" : " per " + r.scope);
+    }));
+    if (limits.length) title.appendChild(el("span", { class: "badge limits", text: limits.join(" · ") }));
     const stored = Object.keys(profile.credentials || {});
     const credentials = el("p", { class: "hint credentials", text: "provider credentials: " +
       (stored.length ? stored.join(", ") + " (set)" : "none") });
