@@ -9,6 +9,8 @@ whether Warden stored every interaction it proxied.
     .venv/bin/python bench/overhead.py --duration 3 --warmup 1 --concurrency 1,16
     .venv/bin/python bench/overhead.py --nice -10 --py-spy      # on a busy machine, with a profile at c=64
     .venv/bin/python bench/overhead.py --scenarios chat,chat-key --concurrency 1,16   # with and without a Warden key
+    .venv/bin/python bench/overhead.py --variant chat:scenario=chat --variant keys:scenario=chat-key --rounds 5 \
+        --warden-cpus 0 --background-cpus 1 --client-cpus 1                   # the same, A/B interleaved
 
 See bench/README.md.
 """
