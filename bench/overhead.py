@@ -992,14 +992,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
     print(f"layout: {layout(args)}", flush=True)
     if args.variant_list:
-        return _compare(args, work)
+        comparison = Comparison(args, work)
+        return _running(args, work, [comparison.run, comparison.report], comparison.stop)
     bench = Bench(args, work)
+    steps = [bench.start, bench.run, *([] if args.ingress else [bench.verify]), bench.report]
+    return _running(args, work, steps, bench.stop)
+
+
+def _running(args: argparse.Namespace, work: Path, steps: Sequence[Any], stop: Any) -> int:
+    """Run ``steps`` in order; whatever happens, ``stop``, restore the niceness and clean up the work directory."""
     try:
-        bench.start()
-        bench.run()
-        if not args.ingress:
-            bench.verify()
-        bench.report()
+        for step in steps:
+            step()
     except BenchError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
@@ -1007,28 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        bench.stop()
-        restore_nice()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
-
-
-def _compare(args: argparse.Namespace, work: Path) -> int:
-    comparison = Comparison(args, work)
-    try:
-        comparison.run()
-        comparison.report()
-    except BenchError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    finally:
-        comparison.stop()
+        stop()
         restore_nice()
         if args.keep:
             print(f"kept {work}")
