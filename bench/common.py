@@ -186,6 +186,16 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     return int(status["VmRSS"].split()[0]) * 1024, int(status["VmHWM"].split()[0]) * 1024
 
 
+def pin_threads(pid: int, cpus: Sequence[int]) -> int:
+    """Set the CPU affinity of every thread of ``pid`` (``taskset -a -p``); returns how many were set."""
+    moved = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), cpus)
+            moved += 1
+    return moved
+
+
 def cpu_list(spec: str | None) -> list[int]:
     """`0`, `0,2` or `0-1` → CPU numbers; empty for no pinning."""
     out: list[int] = []
@@ -486,6 +496,20 @@ class WardenServer:
 
     def cpu_times(self) -> tuple[float, float]:
         return cpu_times(self.pid)
+
+    def pin_background(self, cpus: Sequence[int]) -> int:
+        """Move ``warden serve``'s background process (and whatever runs below it) to ``cpus``, apart from the proxy
+        workers' cores; returns how many threads were moved. Every thread is moved: a thread's affinity is its own,
+        and threads and processes started later inherit it from the one that starts them. Called again before each
+        measured run, so anything started since is moved too."""
+        moved = 0
+        for pid in process_tree(self.pid):
+            with contextlib.suppress(OSError):
+                if process_role(_cmdline(pid)) != "background":
+                    continue
+                for below in process_tree(pid):
+                    moved += pin_threads(below, cpus)
+        return moved
 
     def role_cpu(self) -> dict[str, float]:
         """CPU seconds so far of every process Warden started, by role (``ROLES``)."""

@@ -9,6 +9,8 @@ whether Warden stored every interaction it proxied.
     .venv/bin/python bench/overhead.py --duration 3 --warmup 1 --concurrency 1,16
     .venv/bin/python bench/overhead.py --nice -10 --py-spy      # on a busy machine, with a profile at c=64
     .venv/bin/python bench/overhead.py --scenarios chat,chat-key --concurrency 1,16   # with and without a Warden key
+    .venv/bin/python bench/overhead.py --variant chat:scenario=chat --variant keys:scenario=chat-key --rounds 5 \
+        --warden-cpus 0 --background-cpus 1 --client-cpus 1                   # the same, A/B interleaved
 
 See bench/README.md.
 """
@@ -16,8 +18,11 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -216,6 +221,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warden-cpus", default="0", help="taskset CPU list for Warden (default: 0; '' = unpinned)")
     p.add_argument("--client-cpus", default="1", help="taskset CPU list for wrk and nginx (default: 1; '' = unpinned)")
     p.add_argument(
+        "--background-cpus",
+        default="",
+        metavar="LIST",
+        help="CPU list for `warden serve`'s background process (guard, logger, chDB, console: every thread of it and "
+        "whatever it starts), apart from the proxy workers' --warden-cpus (default: '' = with them)",
+    )
+    p.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        default=[],
+        metavar="NAME[:SETTING,...]",
+        help="A/B mode, repeatable: compare variants of Warden run interleaved --rounds times, each with a fresh "
+        "Warden and its own direct baseline. SETTING is scenario=NAME (the variant's one scenario, instead of "
+        "--scenarios), source=DIR (like --warden-source) or ENV=VALUE (Warden's environment, over --profile-env); "
+        "e.g. --variant chat --variant keys:scenario=chat-key",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="A/B mode: rounds of every variant (default: 5)")
+    p.add_argument(
         "--profile-env",
         "--profile-args",
         dest="profile_env",
@@ -307,7 +331,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.extra_env["WARDEN_TEST_SLOW_GUARD_MS"] = f"{args.slow_guard_ms:g}"
     if args.slow_store_ms:
         args.extra_env["WARDEN_TEST_SLOW_STORE_MS"] = f"{args.slow_store_ms:g}"
+    try:
+        args.variant_list = [parse_variant(spec, names) for spec in args.variants]
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
+    if args.variant_list and (args.ingress or args.py_spy or args.data_dir):
+        p.error("--variant does not combine with --ingress, --py-spy or --data-dir")
+    if len({v.name for v in args.variant_list}) != len(args.variant_list):
+        p.error("--variant names must differ")
+    if args.background_cpus and args.ingress:
+        p.error("--background-cpus is for `warden serve` (its background process); --ingress has none")
     return args
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One side of an A/B comparison: a scenario, a source tree and an environment for Warden."""
+
+    name: str
+    scenario: str | None = None
+    source: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [f"scenario={self.scenario}"] if self.scenario else []
+        parts += [f"source={self.source}"] if self.source else []
+        parts += [f"{k}={v}" for k, v in self.env.items()]
+        return f"{self.name}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def parse_variant(spec: str, scenarios: Sequence[str]) -> Variant:
+    """``NAME[:scenario=S,source=DIR,ENV=VALUE,...]``."""
+    name, _, rest = spec.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError(f"--variant needs a name: {spec!r}")
+    scenario, source, env = None, None, {}
+    for setting in filter(None, (part.strip() for part in rest.split(","))):
+        key, sep, value = setting.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--variant {name}: {setting!r} is not NAME=VALUE")
+        if key == "scenario":
+            if value not in scenarios:
+                raise argparse.ArgumentTypeError(f"--variant {name}: unknown scenario {value!r}; known: {scenarios}")
+            scenario = value
+        elif key == "source":
+            source = Path(value)
+        else:
+            env[key] = value
+    return Variant(name, scenario, source, env)
 
 
 class Bench:
@@ -382,14 +453,20 @@ class Bench:
     # -- phases
 
     def start(self) -> None:
+        self.start_nginx()
+        self.start_warden()
+
+    def start_nginx(self) -> None:
         set_nice(self.args.nice)
         require_tools(["nginx", "wrk"] + (["py-spy"] if self.args.py_spy else []))
-        if usable_cpus() < 2 and (self.args.warden_cpus or self.args.client_cpus):
+        if usable_cpus() < 2 and (self.args.warden_cpus or self.args.client_cpus or self.args.background_cpus):
             print("note: fewer than 2 usable CPUs; CPU pinning is ignored", file=sys.stderr)
-            self.args.warden_cpus = self.args.client_cpus = ""
+            self.args.warden_cpus = self.args.client_cpus = self.args.background_cpus = ""
         self.nginx.start()
-        for scenario in self.args.scenario_list:
+        for scenario in {s.canned: s for s in SCENARIOS}.values():
             self.nginx.check(scenario.canned)
+
+    def start_warden(self) -> None:
         if any(s.name.endswith("-policies") for s in self.args.scenario_list) and not self.args.ingress:
             seed_policy_profile(self.args.data_dir or self.work / "warden-data")
         if self.args.ingress:
@@ -411,10 +488,17 @@ class Bench:
             command="ingress" if self.args.ingress else "serve",
         )
         self.warden.start()
+        self.pin_background()
         if keyed:
             self.seed_keyed_profile()
         for scenario in self.args.scenario_list:
             self.check_through_warden(scenario)
+
+    def pin_background(self) -> None:
+        """--background-cpus: the background process apart from the proxy (again before each run: new threads)."""
+        cpus = cpu_list(self.args.background_cpus)
+        if cpus and self.warden is not None and not self.warden.pin_background(cpus):
+            raise BenchError("--background-cpus: no background process found under Warden (is it `warden serve`?)")
 
     def start_kafka(self) -> str:
         """A broker for --ingress, the one the tests use (tests/support/kafka_broker.py), pinned with the client."""
@@ -467,6 +551,7 @@ class Bench:
         assert self.warden is not None
         profiling = self.args.py_spy is not None and str(cell.concurrency) == self.args.py_spy
         cores = cpu_list(self.args.warden_cpus)
+        self.pin_background()
         roles_before, busy_before = self.warden.role_cpu(), cpu_busy_seconds(cores)
         clock = time.monotonic()
         if profiling:
@@ -499,8 +584,10 @@ class Bench:
         result.extra["cpu_s_by_role"] = {role: round(roles[role] - roles_before.get(role, 0.0), 3) for role in roles}
         result.cpu_s = sum(roles.values()) - sum(roles_before.values())
         if cores:
-            # Other processes on Warden's core make its numbers worse than they are: say how much there was.
-            others = cpu_busy_seconds(cores) - busy_before - result.cpu_s
+            # Other processes on Warden's core make its numbers worse than they are: say how much there was. With the
+            # background on cores of its own, only the proxy's CPU was spent on Warden's cores.
+            on_cores = result.extra["cpu_s_by_role"]["proxy"] if self.args.background_cpus else result.cpu_s
+            others = cpu_busy_seconds(cores) - busy_before - on_cores
             result.others_cpu_share = max(0.0, others) / ((time.monotonic() - clock) * len(cores))
         return result
 
@@ -664,6 +751,8 @@ class Bench:
                 "warmup_s": self.args.warmup,
                 "warden_cpus": self.args.warden_cpus,
                 "client_cpus": self.args.client_cpus,
+                "background_cpus": self.args.background_cpus,
+                "layout": layout(self.args),
                 "nice": self.args.nice,
                 "warden_env": self.args.extra_env,
                 "profile_id": self.args.profile_id,
@@ -683,26 +772,238 @@ class Bench:
         print(f"\nresults written to {path}")
         return path
 
-    def stop(self) -> None:
+    def stop_warden(self) -> None:
         if self.warden is not None:
             code = self.warden.stop()
             if code not in (0, None):
                 print(f"warning: warden exited with code {code}; log: {self.warden.log_path}", file=sys.stderr)
+            self.warden = None
+
+    def stop(self) -> None:
+        self.stop_warden()
         self.nginx.stop()
         if self.kafka is not None:
             self.kafka.stop()
 
 
+def layout(args: argparse.Namespace) -> str:
+    """Which cores run what, for the output's header and the JSON."""
+    proxy = "warden ingress" if args.ingress else "proxy workers" if not args.background_cpus else "proxy worker(s)"
+    parts = [f"{proxy} on CPU {args.warden_cpus or 'any'}"]
+    if args.background_cpus:
+        parts.append(f"background (guard, logger, chDB, console) on CPU {args.background_cpus}")
+    elif not args.ingress:
+        parts.append("background with the proxy")
+    parts.append(f"wrk + nginx on CPU {args.client_cpus or 'any'}")
+    return "; ".join(parts)
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _spread(values: Sequence[float], fmt: str) -> str:
+    """``median (min..max)``."""
+    if not values:
+        return "-"
+    return f"{format(_median(values), fmt)} ({format(min(values), fmt)}..{format(max(values), fmt)})"
+
+
+class Comparison:
+    """A/B mode: every variant ``--rounds`` times, interleaved (A B A B …), each run with a fresh Warden and a direct
+    baseline of its own, so a drift of the machine lands on every variant alike; then medians and ranges per variant
+    and each variant's throughput over the first's, round by round."""
+
+    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+        self.args = args
+        self.work = work
+        self.stamp = timestamp()
+        self.variants: list[Variant] = args.variant_list
+        self.nginx_bench = Bench(args, work)
+        self.runs: dict[str, list[list[Cell]]] = {v.name: [] for v in self.variants}
+        """Variant name -> one list of cells per round."""
+        self.load: list[list[float]] = []
+
+    def variant_args(self, variant: Variant) -> argparse.Namespace:
+        vargs = copy.copy(self.args)
+        vargs.scenario_list = (
+            [s for s in SCENARIOS if s.name == variant.scenario] if variant.scenario else self.args.scenario_list
+        )
+        if len(vargs.scenario_list) != 1:
+            raise BenchError(f"variant {variant.name}: give it one scenario (scenario=NAME, or one in --scenarios)")
+        vargs.extra_env = {**self.args.extra_env, **variant.env}
+        vargs.warden_source = variant.source or self.args.warden_source
+        vargs.verify = False
+        return vargs
+
+    def run(self) -> None:
+        self.nginx_bench.start_nginx()
+        for number in range(1, self.args.rounds + 1):
+            self.load.append([round(x, 2) for x in os.getloadavg()])
+            for variant in self.variants:
+                print(f"-- round {number}/{self.args.rounds}, {variant.describe()}", flush=True)
+                work = self.work / f"round{number}-{variant.name}"
+                work.mkdir()
+                bench = Bench(self.variant_args(variant), work)
+                bench.nginx = self.nginx_bench.nginx
+                bench.stamp = f"{self.stamp}-r{number}-{variant.name}"
+                try:
+                    bench.start_warden()
+                    bench.run()
+                    bench.verify()
+                finally:
+                    bench.stop_warden()
+                missing = bench.verification.get("runs_without_stored_interactions")
+                if missing:
+                    print(f"   warning: nothing stored for {', '.join(missing)}", file=sys.stderr)
+                self.runs[variant.name].append(bench.cells)
+                if not self.args.keep:
+                    shutil.rmtree(work, ignore_errors=True)
+
+    def stop(self) -> None:
+        self.nginx_bench.stop()
+
+    @staticmethod
+    def _measures(cell: Cell) -> dict[str, float]:
+        w = cell.warden
+        assert w is not None
+        by_role = w.extra.get("cpu_s_by_role", {})
+        return {
+            "rps": w.rps,
+            "added_p50_ms": cell.added_ms("p50") or 0.0,
+            "added_p90_ms": cell.added_ms("p90") or 0.0,
+            "added_p99_ms": cell.added_ms("p99") or 0.0,
+            "cpu_us_per_request": (w.cpu_s or 0.0) / w.requests * 1e6 if w.requests else float("nan"),
+            "proxy_cpu_us_per_request": by_role.get("proxy", 0.0) / w.requests * 1e6 if w.requests else float("nan"),
+            "others": 100 * (w.others_cpu_share or 0.0),
+            "direct_rps": cell.direct.rps if cell.direct else float("nan"),
+        }
+
+    def summary(self) -> list[dict[str, Any]]:
+        first = self.variants[0].name
+        out = []
+        for concurrency in self.args.concurrency:
+            for variant in self.variants:
+                rounds = [
+                    self._measures(next(c for c in cells if c.concurrency == concurrency))
+                    for cells in self.runs[variant.name]
+                ]
+                firsts = [
+                    self._measures(next(c for c in cells if c.concurrency == concurrency)) for cells in self.runs[first]
+                ]
+                ratios = [r["rps"] / f["rps"] for r, f in zip(rounds, firsts, strict=False) if f["rps"]]
+                cpu_ratios = [
+                    r["proxy_cpu_us_per_request"] / f["proxy_cpu_us_per_request"]
+                    for r, f in zip(rounds, firsts, strict=False)
+                    if f["proxy_cpu_us_per_request"]
+                ]
+                out.append(
+                    {
+                        "variant": variant.name,
+                        "described": variant.describe(),
+                        "concurrency": concurrency,
+                        "rounds": rounds,
+                        "median": {key: _median([r[key] for r in rounds]) for key in rounds[0]} if rounds else {},
+                        "throughput_ratio_to_first": ratios,
+                        "throughput_ratio_median": _median(ratios),
+                        "proxy_cpu_ratio_to_first": cpu_ratios,
+                        "proxy_cpu_ratio_median": _median(cpu_ratios),
+                    }
+                )
+        return out
+
+    def report(self) -> Path:
+        summary = self.summary()
+        first = self.variants[0].name
+        headers = [
+            "conc",
+            "variant",
+            "req/s",
+            "added p50 ms",
+            "added p90 ms",
+            "added p99 ms",
+            "CPU/req us",
+            "proxy CPU/req us",
+            "others %",
+            f"req/s / {first}",
+            f"proxy CPU / {first}",
+        ]
+        rows = []
+        for entry in summary:
+            rounds = entry["rounds"]
+
+            def col(key: str, fmt: str, rounds: list[dict[str, float]] = rounds) -> str:
+                return _spread([r[key] for r in rounds], fmt)
+
+            rows.append(
+                [
+                    str(entry["concurrency"]),
+                    entry["variant"],
+                    col("rps", ",.0f"),
+                    col("added_p50_ms", ".2f"),
+                    col("added_p90_ms", ".2f"),
+                    col("added_p99_ms", ".1f"),
+                    col("cpu_us_per_request", ".0f"),
+                    col("proxy_cpu_us_per_request", ".0f"),
+                    col("others", ".0f"),
+                    _spread(entry["throughput_ratio_to_first"], ".3f"),
+                    _spread(entry["proxy_cpu_ratio_to_first"], ".3f"),
+                ]
+            )
+        print()
+        print(f"A/B: {self.args.rounds} rounds, interleaved; median (min..max) over the rounds")
+        print(f"layout: {layout(self.args)}")
+        print(render_table(headers, rows))
+        print()
+        for entry in summary:
+            if entry["variant"] != first:
+                ratios = ", ".join(f"{r:.3f}" for r in entry["throughput_ratio_to_first"])
+                print(f"  c={entry['concurrency']} {entry['variant']}/{first} req/s by round: {ratios}")
+        print(f"  load average at the start of each round: {self.load}")
+        data = {
+            "benchmark": "overhead-ab",
+            "timestamp": self.stamp,
+            "label": self.args.label,
+            "machine": machine_info(),
+            "settings": {
+                "variants": [v.describe() for v in self.variants],
+                "rounds": self.args.rounds,
+                "concurrency": self.args.concurrency,
+                "duration_s": self.args.duration,
+                "warmup_s": self.args.warmup,
+                "warden_cpus": self.args.warden_cpus,
+                "background_cpus": self.args.background_cpus,
+                "client_cpus": self.args.client_cpus,
+                "layout": layout(self.args),
+                "nice": self.args.nice,
+                "warden_env": self.args.extra_env,
+                "load_average_by_round": self.load,
+            },
+            "summary": summary,
+            "runs": {name: [[c.as_dict() for c in cells] for cells in rounds] for name, rounds in self.runs.items()},
+        }
+        path = write_results("overhead-ab", self.stamp, data)
+        print(f"\nresults written to {path}")
+        return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="warden-bench-"))
+    print(f"layout: {layout(args)}", flush=True)
+    if args.variant_list:
+        comparison = Comparison(args, work)
+        return _running(args, work, [comparison.run, comparison.report], comparison.stop)
     bench = Bench(args, work)
+    steps = [bench.start, bench.run, *([] if args.ingress else [bench.verify]), bench.report]
+    return _running(args, work, steps, bench.stop)
+
+
+def _running(args: argparse.Namespace, work: Path, steps: Sequence[Any], stop: Any) -> int:
+    """Run ``steps`` in order; whatever happens, ``stop``, restore the niceness and clean up the work directory."""
     try:
-        bench.start()
-        bench.run()
-        if not args.ingress:
-            bench.verify()
-        bench.report()
+        for step in steps:
+            step()
     except BenchError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
@@ -710,7 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        bench.stop()
+        stop()
         restore_nice()
         if args.keep:
             print(f"kept {work}")

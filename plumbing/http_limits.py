@@ -24,6 +24,7 @@ import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from plumbing.corked import CorkedTransport
 from schemas.errors import error_json
 
 REFUSAL = "warden.refusal"
@@ -70,6 +71,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Every write of this connection (answers, uvicorn's own errors) goes through it, so their order is kept.
+        self.transport = CorkedTransport(transport, self.loop)  # type: ignore[assignment]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:

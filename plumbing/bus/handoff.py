@@ -93,7 +93,7 @@ class HandoffBus:
         ).set_function(self.spool.size)
 
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
-        payload = event.model_dump_json().encode()
+        payload = event.__pydantic_serializer__.to_json(event)  # model_dump_json()'s bytes, without the round trip
         with self._bytes_lock:
             if self._bytes + len(payload) > self._buffer_max_bytes:
                 self.dropped.inc()

@@ -55,7 +55,7 @@ class _Entry:
     def encoded(self) -> bytes:
         if self.payload is None:
             assert self.event is not None
-            self.payload = self.event.model_dump_json().encode()
+            self.payload = self.event.__pydantic_serializer__.to_json(self.event)  # model_dump_json(), as bytes
             self.event = None
         return self.payload
 

@@ -33,10 +33,9 @@ def read(headers: list[tuple[bytes, bytes]]) -> Attribution:
         if field is None:
             continue
         text = value.decode("latin-1").strip()
-        header = name.decode()
         if len(text) > MAX_LENGTH:
-            raise AttributionError(f"header {header} is longer than {MAX_LENGTH} characters")
+            raise AttributionError(f"header {name.decode()} is longer than {MAX_LENGTH} characters")
         if text and not _ALLOWED.match(text):
-            raise AttributionError(f"header {header} may only contain letters, digits and . _ : @ + / = -")
+            raise AttributionError(f"header {name.decode()} may only contain letters, digits and . _ : @ + / = -")
         found[field] = text
     return Attribution(**found) if found else Attribution()

@@ -29,7 +29,8 @@ def connection_named(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
     """The headers a ``Connection`` header names: hop-by-hop for this one connection (RFC 9110 §7.6.1)."""
     named: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == b"connection":
+        # The length first: on every header of every request, most are not ten bytes long.
+        if len(name) == 10 and name.lower() == b"connection":
             named.update(token.strip().lower() for token in value.split(b",") if token.strip())
     return named
 
@@ -41,7 +42,8 @@ def upstream_headers(
     hop-by-hop (including those ``Connection`` names) do not. Bodies are asked for uncompressed so they can be
     recorded without inflating them. ``credential``: Warden's own headers for this upstream (none, for a provider
     that needs none), sent instead of every credential header of the client's; None: the client's pass."""
-    skip = _NOT_FORWARDED_UP | connection_named(headers)
+    named = connection_named(headers)
+    skip = _NOT_FORWARDED_UP | named if named else _NOT_FORWARDED_UP
     if credential is not None:
         skip = skip | CREDENTIAL_HEADERS
     out = [
@@ -58,7 +60,9 @@ def upstream_headers(
 def client_headers(raw: tuple[tuple[bytes, bytes], ...], interaction_id: bytes) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers for the client (request ids and rate limits included), without hop-by-hop
     ones (including those its ``Connection`` names) and cookies."""
-    skip = _NOT_FORWARDED_DOWN | connection_named(raw)
-    out = [(name.lower(), value) for name, value in raw if name.lower() not in skip]
+    lowered = [(name.lower(), value) for name, value in raw]
+    named = connection_named(lowered)
+    skip = _NOT_FORWARDED_DOWN | named if named else _NOT_FORWARDED_DOWN
+    out = [(name, value) for name, value in lowered if name not in skip]
     out.append((INTERACTION_ID_HEADER, interaction_id))
     return out

@@ -110,9 +110,10 @@ class Catalogue:
 
     def rates(self, provider: str, model: str, at: datetime) -> Rates | str:
         """The rates for ``model`` at ``provider`` at time ``at``, or why there are none."""
-        configured = self._configured.get(f"{provider}/{model}") or self._configured.get(f"*/{model}")
-        if configured is not None:
-            return configured
+        if self._configured:  # most deployments configure no price: no keys to build on every answer
+            configured = self._configured.get(f"{provider}/{model}") or self._configured.get(f"*/{model}")
+            if configured is not None:
+                return configured
         if not model:
             return "the request named no model"
         key = (provider, model)
