@@ -138,13 +138,16 @@ class TracingService:
             server.add_event(spans.FIRST_CHUNK_EVENT, ttft, timestamp=first)
         parent = trace.set_span_in_context(server)
         for attempt in event.upstream_attempts:
+            if not attempt.span_id:
+                continue  # an attempt recorded while tracing was off
             ids.preset(trace_id, int(attempt.span_id, 16))
             client = tracer.start_span(
                 name,
                 context=parent,
                 kind=SpanKind.CLIENT,
                 attributes=spans.common_attributes(event)
-                | ({"http.response.status_code": attempt.status} if attempt.status is not None else {}),
+                | ({"http.response.status_code": attempt.status} if attempt.status is not None else {})
+                | ({"warden.deployment": attempt.deployment} if attempt.deployment else {}),
                 start_time=min(started + _offset_ns(attempt.started_ms), finished),
             )
             if attempt.status is None or attempt.status >= 500:

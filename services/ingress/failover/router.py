@@ -1,0 +1,356 @@
+"""Sends one request over a model alias's deployments: picks a deployment, sends, and on a failure it may repeat
+(``retry.py`` says which) tries the next one, or the same one again after a backoff, until one answers, the alias's
+``max_attempts`` are spent or the deadline passes. Nothing has reached the client while this runs: a stream's first
+chunk is read here, before the client's answer starts, so a stream that breaks before it falls back too.
+
+Every attempt is kept for the record (deployment, model sent, status, latency, error class, which one answered) and
+counted in ``llm_upstream_attempts_total``. Breakers and in-flight counts live in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from schemas.events import UpstreamAttempt
+from services.detection.credentials import scrub_credentials
+from services.ingress.credentials import query_without_key
+from services.ingress.failover import retry
+from services.ingress.failover.balance import Candidate, pick
+from services.ingress.failover.breaker import Breaker, State
+from services.ingress.failover.table import AliasRoute, Target
+from services.ingress.headers import upstream_headers
+from services.ingress.tracecontext import TraceStarter
+
+_ERROR_BODY_MAX = 64 * 1024
+"""What is read of a failed attempt's answer before it is let go (its connection goes back to the pool)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    deadline_s: float = 30.0
+    backoff_base_s: float = 0.25
+    backoff_cap_s: float = 8.0
+    breaker_threshold: int = 5
+    breaker_cooldown_s: float = 30.0
+
+
+class RoutingFailed(Exception):
+    """No deployment answered: what the client is told (in its provider's shape)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Health:
+    breaker: Breaker
+    outstanding: int = 0
+
+
+class Router:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        attempts_counter: Any = None,
+        breaker_gauge: Any = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._health: dict[str, _Health] = {}
+        self._attempts = attempts_counter
+        self._breaker_gauge = breaker_gauge
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._sleep = sleep
+
+    def health(self, deployment: str) -> _Health:
+        found = self._health.get(deployment)
+        if found is None:
+            s = self.settings
+            found = self._health[deployment] = _Health(Breaker(s.breaker_threshold, s.breaker_cooldown_s))
+        return found
+
+    def breaker_state(self, deployment: str) -> State:
+        return self.health(deployment).breaker.state(self._clock())
+
+    def _available(self, target: Target, now: float) -> bool:
+        health = self.health(target.deployment)
+        if target.max_concurrent is not None and health.outstanding >= target.max_concurrent:
+            return False
+        return health.breaker.available(now)
+
+    def choose(self, alias: AliasRoute, tried: set[int], now: float) -> int | None:
+        """The target of the next attempt: one not tried yet if any is available, else one tried before; None when
+        none is available now."""
+        fresh = [
+            Candidate(i, t.priority, t.weight, self.health(t.deployment).outstanding)
+            for i, t in enumerate(alias.targets)
+            if i not in tried and self._available(t, now)
+        ]
+        if not fresh:
+            fresh = [
+                Candidate(i, t.priority, t.weight, self.health(t.deployment).outstanding)
+                for i, t in enumerate(alias.targets)
+                if self._available(t, now)
+            ]
+        chosen = pick(fresh, alias.strategy, self._rng)
+        return None if chosen is None else chosen.index
+
+    def _ready_at(self, alias: AliasRoute, now: float) -> float:
+        return min(self.health(t.deployment).breaker.ready_at(now) for t in alias.targets)
+
+    async def send(
+        self,
+        session: aiohttp.ClientSession,
+        alias: AliasRoute,
+        *,
+        method: str,
+        route: str,
+        query: bytes,
+        client_headers: list[tuple[bytes, bytes]],
+        own_credential: tuple[tuple[str, str], ...] | None,
+        body: bytes,
+        streams: Callable[[str], bool],
+        traces: TraceStarter,
+        trace: Any,
+        record: list[UpstreamAttempt],
+        interaction_started: float,
+    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target]:
+        """The response of the attempt that answered (a stream's first chunk already read), and its target; raises
+        ``RoutingFailed`` when none did. ``own_credential``: what the request authenticates with where a deployment
+        holds no credential of its own. ``streams(content_type)``: whether the answer is a stream. ``record``: every
+        attempt is appended to it."""
+        settings = self.settings
+        clock = self._clock
+        deadline = clock() + settings.deadline_s
+        tried: set[int] = set()
+        failure = RoutingFailed(503, f"no deployment of {alias.model} is available")
+        for attempt_number in range(alias.max_attempts):
+            now = clock()
+            index = self.choose(alias, tried, now)
+            if index is None or index in tried:
+                # Everything was tried or is resting: wait (a backoff, or until a deployment may be called again)
+                # if the deadline allows.
+                wait = retry.backoff(attempt_number - 1, settings.backoff_base_s, settings.backoff_cap_s, self._rng)
+                if index is None:
+                    wait = max(wait, self._ready_at(alias, now) - now)
+                if now + wait > deadline:
+                    break
+                await self._sleep(wait)
+                now = clock()
+                index = self.choose(alias, tried, now)
+                if index is None:
+                    break
+            tried.add(index)
+            target = alias.targets[index]
+            outcome = await self._attempt(
+                session,
+                target,
+                method=method,
+                route=route,
+                query=query,
+                client_headers=client_headers,
+                own_credential=own_credential,
+                body=body,
+                streams=streams,
+                traces=traces,
+                trace=trace,
+                record=record,
+                interaction_started=interaction_started,
+                requested=alias.model,
+                last=attempt_number + 1 >= alias.max_attempts or clock() >= deadline,
+            )
+            if isinstance(outcome, RoutingFailed):
+                failure = outcome
+                if getattr(outcome, "final", False):
+                    raise outcome
+                continue
+            return outcome, target
+        raise failure
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        target: Target,
+        *,
+        method: str,
+        route: str,
+        query: bytes,
+        client_headers: list[tuple[bytes, bytes]],
+        own_credential: tuple[tuple[str, str], ...] | None,
+        body: bytes,
+        streams: Callable[[str], bool],
+        traces: TraceStarter,
+        trace: Any,
+        record: list[UpstreamAttempt],
+        interaction_started: float,
+        requested: str,
+        last: bool,
+    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target] | RoutingFailed | Any:
+        clock = self._clock
+        health = self.health(target.deployment)
+        breaker = health.breaker
+        breaker.acquire(clock())
+        credential = target.credential if target.credential is not None else own_credential
+        headers = upstream_headers(client_headers, credential)
+        span = traces.attempt(trace, headers)
+        url_route, payload = with_model(route, body, requested, target.model)
+        url = target.base_url + url_route
+        if target.credential is not None:
+            query = query_without_key(query)  # the deployment's own key replaces the client's
+        if query:
+            url = f"{url}?{query.decode('latin-1')}"
+        started = clock()
+        health.outstanding += 1
+        error: retry.ErrorClass | None = None
+        message = ""
+        status: int | None = None
+        answer: aiohttp.ClientResponse | PeekedResponse | None = None
+        wait: float | None = None
+        try:
+            try:
+                response = await session.request(
+                    method, url, headers=headers, data=payload or None, allow_redirects=False
+                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                error, message = "connect", f"the upstream could not be reached: {exc}"
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                error, message = "timeout", "the upstream did not answer in time"
+            except aiohttp.ClientError as exc:
+                error, message = "disconnected", f"the upstream closed the connection without answering: {exc}"
+            else:
+                status = response.status
+                error = retry.status_class(status)
+                if error is None and streams(response.headers.get("Content-Type", "")):
+                    answer, error, message = await _peek(response)
+                elif retry.retryable(error) and not last:
+                    wait = retry.provider_wait({k.lower(): v for k, v in response.headers.items()}, time.time())
+                    with _suppress_client_errors():
+                        await response.content.read(_ERROR_BODY_MAX)
+                    response.release()
+                    message = f"the upstream answered {status}"
+                else:
+                    answer = response  # a success, or an error passed on as it is (nothing else to try)
+        except asyncio.CancelledError:
+            breaker.released()
+            raise
+        finally:
+            health.outstanding -= 1
+        finished = clock()
+        answered = answer is not None
+        retried = not answered and retry.retryable(error)
+        if error is None or error == "status_4xx":
+            breaker.succeeded()  # the deployment works; a request it refuses is the request's fault
+        else:
+            breaker.failed(finished, wait)
+        self._count(target.deployment, error, finished)
+        record.append(
+            UpstreamAttempt(
+                span_id=span.span_id if span is not None else "",
+                started_ms=(started - interaction_started) * 1000.0,
+                finished_ms=(finished - interaction_started) * 1000.0,
+                status=status,
+                error=scrub_credentials(message) if message and not answered else None,
+                deployment=target.deployment,
+                model=target.model,
+                latency_ms=(finished - started) * 1000.0,
+                error_class=error,
+                answered=answered,
+            )
+        )
+        if answered:
+            assert answer is not None
+            return answer, target
+        failure = RoutingFailed(504 if error == "timeout" else 502, scrub_credentials(message))
+        failure.final = not retried  # type: ignore[attr-defined]
+        return failure
+
+    def _count(self, deployment: str, error: str | None, now: float) -> None:
+        if self._attempts is not None:
+            self._attempts.labels(deployment, error or "success").inc()
+        if self._breaker_gauge is not None:
+            self._breaker_gauge.labels(deployment).set(int(self.health(deployment).breaker.state(now)))
+
+
+class _suppress_client_errors:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        return kind is not None and issubclass(kind, (aiohttp.ClientError, TimeoutError))
+
+
+async def _peek(
+    response: aiohttp.ClientResponse,
+) -> tuple[PeekedResponse | None, retry.ErrorClass | None, str]:
+    """Read a stream's first chunk before anything reaches the client: a stream that breaks before it can still go
+    elsewhere. A timeout here is not retried (the upstream accepted the request and may be generating): the answer
+    is passed on and breaks off the way a stream breaking later does."""
+    try:
+        first = await response.content.readany()
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        return PeekedResponse(response, b"", exc), "timeout", "the upstream did not start its stream in time"
+    except aiohttp.ClientError as exc:
+        response.release()
+        return None, "stream_broken", f"the upstream stream broke off before its first byte: {exc}"
+    return PeekedResponse(response, first, None), None, ""
+
+
+class PeekedResponse:
+    """An upstream response whose first chunk was read already: it reads as the response did."""
+
+    def __init__(self, response: aiohttp.ClientResponse, first: bytes, failure: BaseException | None) -> None:
+        self._response = response
+        self.content = _PeekedContent(response.content, first, failure)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+
+class _PeekedContent:
+    def __init__(self, content: aiohttp.StreamReader, first: bytes, failure: BaseException | None) -> None:
+        self._content = content
+        self._first = first
+        self._failure = failure
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        first, self._first = self._first, b""
+        if first:
+            yield first
+        if self._failure is not None:
+            raise self._failure
+        async for chunk in self._content.iter_any():
+            yield chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._content, name)
+
+
+def with_model(route: str, body: bytes, requested: str, model: str) -> tuple[str, bytes]:
+    """The route and body that ask for ``model`` instead of ``requested``: Gemini names the model in the path, every
+    other format in the body's ``model``. Unchanged (not even parsed) when the two are the same."""
+    if model == requested:
+        return route, body
+    if route.startswith(("/v1beta/models/", "/v1/models/", "/v1alpha/models/")):
+        version, _, rest = route[1:].partition("/models/")
+        _, colon, method = rest.partition(":")
+        return f"/{version}/models/{model}{colon}{method}", body
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return route, body
+    if not isinstance(parsed, dict) or parsed.get("model") != requested:
+        return route, body
+    parsed["model"] = model
+    return route, orjson.dumps(parsed)
