@@ -44,6 +44,10 @@ class DeploymentSpec(BaseModel):
     """The models it serves; empty: whichever it is asked for."""
     max_concurrent: int | None = Field(default=None, ge=1)
     """Requests in flight to it from one proxy process at most; a deployment at its limit is skipped."""
+    breaker_failures: int | None = Field(default=None, ge=1)
+    """Consecutive failures that open its breaker (default: ``WARDEN_BREAKER_FAILURES``)."""
+    breaker_cooldown_s: float | None = Field(default=None, gt=0)
+    """How long its open breaker keeps it out (default: ``WARDEN_BREAKER_COOLDOWN_S``)."""
 
     @field_validator("base_url")
     @classmethod
@@ -65,6 +69,8 @@ class Deployment(BaseModel):
     weight: float = 1.0
     models: list[str] = Field(default_factory=list)
     max_concurrent: int | None = None
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
 
     def serves(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -88,6 +94,8 @@ def file_deployment(name: str, spec: DeploymentSpec) -> Deployment:
         weight=spec.weight,
         models=spec.models,
         max_concurrent=spec.max_concurrent,
+        breaker_failures=spec.breaker_failures,
+        breaker_cooldown_s=spec.breaker_cooldown_s,
     )
 
 

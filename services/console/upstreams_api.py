@@ -123,6 +123,8 @@ class UpstreamsApi:
             weight=spec.weight,
             models=spec.models,
             max_concurrent=spec.max_concurrent,
+            breaker_failures=spec.breaker_failures,
+            breaker_cooldown_s=spec.breaker_cooldown_s,
         )
         known = self._known() | {name: deployment}
         problem = check_table(known, self._aliases())

@@ -365,7 +365,14 @@ class Ingress:
                 interaction_started=ex.started,
             )
         except RoutingFailed as failed:
-            await self._upstream_failed(send, adapter, ex, failed.status, failed.message)
+            if failed.answer is None:
+                await self._upstream_failed(send, adapter, ex, failed.status, failed.message)
+                return None
+            # The last deployment's own error answer (a 429 with its Retry-After, a 5xx), as it came.
+            status, raw_headers, payload = failed.answer
+            ex.first_byte = time.perf_counter()
+            await send_bytes(send, status, payload, client_headers(raw_headers, ex.interaction_id.encode()))
+            self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=time.perf_counter())
             return None
         if target.model != ex.model:
             ex.served_model = target.model

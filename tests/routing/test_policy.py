@@ -4,8 +4,8 @@ weighted choice (a seeded generator: the same counts on every run)."""
 from __future__ import annotations
 
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 

@@ -42,12 +42,22 @@ class RouterSettings:
 
 
 class RoutingFailed(Exception):
-    """No deployment answered: what the client is told (in its provider's shape)."""
+    """No deployment answered: what the client is told (in its provider's shape), or, when the last attempt's
+    deployment answered an error (a 429, a 5xx), that answer as it came (``answer``: status, headers, body)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        answer: tuple[int, tuple[tuple[bytes, bytes], ...], bytes] | None = None,
+        final: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.answer = answer
+        self.final = final
+        """Not to be tried elsewhere (a timeout after the request was sent)."""
 
 
 @dataclass(slots=True)
@@ -74,18 +84,21 @@ class Router:
         self._clock = clock
         self._sleep = sleep
 
-    def health(self, deployment: str) -> _Health:
+    def health(self, deployment: str, target: Target | None = None) -> _Health:
         found = self._health.get(deployment)
         if found is None:
             s = self.settings
-            found = self._health[deployment] = _Health(Breaker(s.breaker_threshold, s.breaker_cooldown_s))
+            threshold = target.breaker_failures if target is not None and target.breaker_failures else None
+            cooldown = target.breaker_cooldown_s if target is not None and target.breaker_cooldown_s else None
+            breaker = Breaker(threshold or s.breaker_threshold, cooldown or s.breaker_cooldown_s)
+            found = self._health[deployment] = _Health(breaker)
         return found
 
     def breaker_state(self, deployment: str) -> State:
         return self.health(deployment).breaker.state(self._clock())
 
     def _available(self, target: Target, now: float) -> bool:
-        health = self.health(target.deployment)
+        health = self.health(target.deployment, target)
         if target.max_concurrent is not None and health.outstanding >= target.max_concurrent:
             return False
         return health.breaker.available(now)
@@ -173,10 +186,10 @@ class Router:
             )
             if isinstance(outcome, RoutingFailed):
                 failure = outcome
-                if getattr(outcome, "final", False):
+                if outcome.final:
                     raise outcome
                 continue
-            return outcome, target
+            return outcome
         raise failure
 
     async def _attempt(
@@ -197,9 +210,9 @@ class Router:
         interaction_started: float,
         requested: str,
         last: bool,
-    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target] | RoutingFailed | Any:
+    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target] | RoutingFailed:
         clock = self._clock
-        health = self.health(target.deployment)
+        health = self.health(target.deployment, target)
         breaker = health.breaker
         breaker.acquire(clock())
         credential = target.credential if target.credential is not None else own_credential
@@ -217,6 +230,7 @@ class Router:
         message = ""
         status: int | None = None
         answer: aiohttp.ClientResponse | PeekedResponse | None = None
+        refused: tuple[int, tuple[tuple[bytes, bytes], ...], bytes] | None = None
         wait: float | None = None
         try:
             try:
@@ -236,8 +250,7 @@ class Router:
                     answer, error, message = await _peek(response)
                 elif retry.retryable(error) and not last:
                     wait = retry.provider_wait({k.lower(): v for k, v in response.headers.items()}, time.time())
-                    with _suppress_client_errors():
-                        await response.content.read(_ERROR_BODY_MAX)
+                    refused = (status, response.raw_headers, await _bounded_body(response))
                     response.release()
                     message = f"the upstream answered {status}"
                 else:
@@ -272,9 +285,7 @@ class Router:
         if answered:
             assert answer is not None
             return answer, target
-        failure = RoutingFailed(504 if error == "timeout" else 502, scrub_credentials(message))
-        failure.final = not retried  # type: ignore[attr-defined]
-        return failure
+        return RoutingFailed(504 if error == "timeout" else 502, scrub_credentials(message), refused, final=not retried)
 
     def _count(self, deployment: str, error: str | None, now: float) -> None:
         if self._attempts is not None:
@@ -283,12 +294,19 @@ class Router:
             self._breaker_gauge.labels(deployment).set(int(self.health(deployment).breaker.state(now)))
 
 
-class _suppress_client_errors:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, (aiohttp.ClientError, TimeoutError))
+async def _bounded_body(response: aiohttp.ClientResponse) -> bytes:
+    """A failed attempt's answer, up to ``_ERROR_BODY_MAX`` bytes (passed on if it is the last one)."""
+    kept: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.content.iter_any():
+            kept.append(chunk)
+            size += len(chunk)
+            if size >= _ERROR_BODY_MAX:
+                break
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    return b"".join(kept)[:_ERROR_BODY_MAX]
 
 
 async def _peek(

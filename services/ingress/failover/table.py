@@ -23,6 +23,8 @@ class Target:
     credential: tuple[tuple[str, str], ...] | None
     """The headers Warden authenticates there with (None: the request's own credential passes)."""
     max_concurrent: int | None
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ def build_table(
                     weight=deployment.weight,
                     credential=None if secret is None else (credential_header(deployment.provider, secret),),
                     max_concurrent=deployment.max_concurrent,
+                    breaker_failures=deployment.breaker_failures,
+                    breaker_cooldown_s=deployment.breaker_cooldown_s,
                 )
             )
         table[alias_key(alias.provider, alias.name)] = AliasRoute(
