@@ -36,7 +36,7 @@ class DeploymentSpec(BaseModel):
     base_url: str
     credential: SecretStr | dict[str, bool] | None = None
     """The key Warden sends there in place of the client's (write-only: answers show ``{"set": true}``, which may be
-    sent back to keep it). In a configuration file: the Fernet token of ``warden deployments encrypt``."""
+    sent back to keep it). In a configuration file: the Fernet token ``warden keys encrypt`` prints."""
     credential_env: str | None = None
     """Configuration file only: the environment variable holding the key (instead of ``credential``)."""
     weight: float = Field(default=1.0, gt=0, le=1_000_000)

@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "reencrypt":
         return _reencrypt()
+    if args.action == "encrypt":
+        return _encrypt()
     with client(args) as http:
         if args.action == "list":
             params = {"include_revoked": "true"} if args.all else {}
@@ -44,6 +46,27 @@ def run(args: argparse.Namespace) -> int:
         return print_answer(http.delete(f"/api/keys/{args.id}"))
 
 
+def _encrypt() -> int:
+    """A secret read from standard input, encrypted under the newest master key: a deployment's ``credential`` in
+    the configuration file."""
+    from plumbing.keyring import Keyring
+    from plumbing.settings import CommonSettings
+    from warden.startup import load_settings
+
+    settings = load_settings(CommonSettings)
+    if settings.master_key is None:
+        print("WARDEN_MASTER_KEY is not set", file=sys.stderr)
+        return 2
+    keyring = Keyring.from_setting(settings.master_key.get_secret_value())
+    assert keyring is not None
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        print("no secret on standard input", file=sys.stderr)
+        return 2
+    print(keyring.encrypt(secret))
+    return 0
+
+
 def _reencrypt() -> int:
     """Every profile's credentials under the newest master key, written through the configured profile store."""
     from plumbing.config.factory import make_map
@@ -51,6 +74,7 @@ def _reencrypt() -> int:
     from plumbing.settings import CommonSettings
     from schemas import topics
     from schemas.profiles import Profile
+    from schemas.upstreams import Deployment
     from warden.startup import load_settings
 
     settings = load_settings(CommonSettings)
@@ -60,24 +84,36 @@ def _reencrypt() -> int:
     keyring = Keyring.from_setting(settings.master_key.get_secret_value())
     assert keyring is not None
 
-    async def rewrite() -> int:
+    async def rewrite() -> tuple[int, int]:
         profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+        deployments = make_map(settings, topics.DEPLOYMENTS, Deployment, "deployments")
         await profiles.start()
+        await deployments.start()
         try:
-            caught_up = getattr(profiles, "caught_up", None)
-            if caught_up is not None:
-                await asyncio.wait_for(caught_up.wait(), 30)
+            for replicated in (profiles, deployments):
+                caught_up = getattr(replicated, "caught_up", None)
+                if caught_up is not None:
+                    await asyncio.wait_for(caught_up.wait(), 30)
             count = 0
             for profile in profiles.values():
                 if profile.credentials:
                     fresh = {name: keyring.reencrypt(token) for name, token in profile.credentials.items()}
                     await profiles.put(profile.id, profile.model_copy(update={"credentials": fresh}))
                     count += 1
-            return count
+            moved = 0
+            for deployment in deployments.values():
+                if deployment.credential is not None:
+                    update = {"credential": keyring.reencrypt(deployment.credential)}
+                    await deployments.put(deployment.name, deployment.model_copy(update=update))
+                    moved += 1
+            return count, moved
         finally:
             await profiles.stop()
+            await deployments.stop()
 
-    print(f"re-encrypted the credentials of {asyncio.run(rewrite())} profile(s)")
+    profile_count, deployment_count = asyncio.run(rewrite())
+    print(f"re-encrypted the credentials of {profile_count} profile(s) and {deployment_count} deployment(s)")
+    print("deployments' credentials in the configuration file: encrypt them again with `warden keys encrypt`")
     return 0
 
 
@@ -103,4 +139,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     actions.add_parser("revoke", help="refused everywhere within moments").add_argument("id")
     actions.add_parser("master-key", help="print a new WARDEN_MASTER_KEY value")
     actions.add_parser("reencrypt", help="rewrite every stored provider credential under the newest WARDEN_MASTER_KEY")
+    actions.add_parser("encrypt", help="encrypt a secret read from standard input (a deployment's credential)")
     keys.set_defaults(run=run)
