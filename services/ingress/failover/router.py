@@ -139,7 +139,7 @@ class Router:
         trace: Any,
         record: list[UpstreamAttempt],
         interaction_started: float,
-    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target]:
+    ) -> tuple[RoutedResponse, Target]:
         """The response of the attempt that answered (a stream's first chunk already read), and its target; raises
         ``RoutingFailed`` when none did. ``own_credential``: what the request authenticates with where a deployment
         holds no credential of its own. ``streams(content_type)``: whether the answer is a stream. ``record``: every
@@ -210,7 +210,7 @@ class Router:
         interaction_started: float,
         requested: str,
         last: bool,
-    ) -> tuple[aiohttp.ClientResponse | PeekedResponse, Target] | RoutingFailed:
+    ) -> tuple[RoutedResponse, Target] | RoutingFailed:
         clock = self._clock
         health = self.health(target.deployment, target)
         breaker = health.breaker
@@ -229,7 +229,7 @@ class Router:
         error: retry.ErrorClass | None = None
         message = ""
         status: int | None = None
-        answer: aiohttp.ClientResponse | PeekedResponse | None = None
+        answer: RoutedResponse | None = None
         refused: tuple[int, tuple[tuple[bytes, bytes], ...], bytes] | None = None
         wait: float | None = None
         try:
@@ -254,13 +254,16 @@ class Router:
                     response.release()
                     message = f"the upstream answered {status}"
                 else:
-                    answer = response  # a success, or an error passed on as it is (nothing else to try)
+                    answer = RoutedResponse(response)  # a success, or an error passed on (nothing else to try)
         except asyncio.CancelledError:
             breaker.released()
-            raise
-        finally:
             health.outstanding -= 1
+            raise
         finished = clock()
+        if answer is None:
+            health.outstanding -= 1
+        else:  # in flight until the answer has been relayed (least_outstanding, max_concurrent)
+            answer.on_release(lambda: setattr(health, "outstanding", health.outstanding - 1))
         answered = answer is not None
         retried = not answered and retry.retryable(error)
         if error is None or error == "status_4xx":
@@ -311,26 +314,39 @@ async def _bounded_body(response: aiohttp.ClientResponse) -> bytes:
 
 async def _peek(
     response: aiohttp.ClientResponse,
-) -> tuple[PeekedResponse | None, retry.ErrorClass | None, str]:
+) -> tuple[RoutedResponse | None, retry.ErrorClass | None, str]:
     """Read a stream's first chunk before anything reaches the client: a stream that breaks before it can still go
     elsewhere. A timeout here is not retried (the upstream accepted the request and may be generating): the answer
     is passed on and breaks off the way a stream breaking later does."""
     try:
         first = await response.content.readany()
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        return PeekedResponse(response, b"", exc), "timeout", "the upstream did not start its stream in time"
+        return RoutedResponse(response, b"", exc), "timeout", "the upstream did not start its stream in time"
     except aiohttp.ClientError as exc:
         response.release()
         return None, "stream_broken", f"the upstream stream broke off before its first byte: {exc}"
-    return PeekedResponse(response, first, None), None, ""
+    return RoutedResponse(response, first), None, ""
 
 
-class PeekedResponse:
-    """An upstream response whose first chunk was read already: it reads as the response did."""
+class RoutedResponse:
+    """The answering attempt's response, read as the response itself is (a stream's first chunk, read already, comes
+    first); ``release()`` also ends the attempt's count of requests in flight."""
 
-    def __init__(self, response: aiohttp.ClientResponse, first: bytes, failure: BaseException | None) -> None:
+    def __init__(
+        self, response: aiohttp.ClientResponse, first: bytes = b"", failure: BaseException | None = None
+    ) -> None:
         self._response = response
-        self.content = _PeekedContent(response.content, first, failure)
+        self.content = _PeekedContent(response.content, first, failure) if first or failure else response.content
+        self._released: Callable[[], None] | None = None
+
+    def on_release(self, callback: Callable[[], None]) -> None:
+        self._released = callback
+
+    def release(self) -> None:
+        self._response.release()
+        callback, self._released = self._released, None
+        if callback is not None:
+            callback()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._response, name)
