@@ -82,9 +82,8 @@ class Deployment(BaseModel):
         return out
 
 
-def file_deployment(name: str, spec: DeploymentSpec) -> Deployment:
-    """A deployment of the configuration file: its ``credential``, if any, is already the Fernet token."""
-    credential = spec.credential.get_secret_value() if isinstance(spec.credential, SecretStr) else None
+def stored_deployment(name: str, spec: DeploymentSpec, credential: str | None) -> Deployment:
+    """The deployment ``spec`` describes, holding ``credential`` (a Fernet token, or None)."""
     return Deployment(
         name=name,
         provider=spec.provider,
@@ -96,6 +95,13 @@ def file_deployment(name: str, spec: DeploymentSpec) -> Deployment:
         max_concurrent=spec.max_concurrent,
         breaker_failures=spec.breaker_failures,
         breaker_cooldown_s=spec.breaker_cooldown_s,
+    )
+
+
+def file_deployment(name: str, spec: DeploymentSpec) -> Deployment:
+    """A deployment of the configuration file: its ``credential``, if any, is already the Fernet token."""
+    return stored_deployment(
+        name, spec, spec.credential.get_secret_value() if isinstance(spec.credential, SecretStr) else None
     )
 
 

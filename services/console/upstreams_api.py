@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import orjson
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,8 +22,9 @@ from schemas.upstreams import (
     alias_key,
     check_table,
     file_deployment,
+    stored_deployment,
 )
-from services.console.validation import validation_message
+from services.console.validation import read_model
 
 
 def _error(status: int, message: str, kind: str) -> JSONResponse:
@@ -46,16 +46,6 @@ class UpstreamsApi:
         self.keyring = keyring
         self.providers = providers
         self.file_deployments = dict(file_deployments or {})
-
-    async def _body(self, request: Request, model: type[BaseModel]) -> BaseModel | Response:
-        try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as exc:
-            return _error(400, f"the body is not valid JSON: {exc}", "invalid_request_error")
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            return _error(422, validation_message(exc), "validation_error")
 
     def _known(self) -> dict[str, Deployment]:
         known = {name: file_deployment(name, spec) for name, spec in self.file_deployments.items()}
@@ -85,10 +75,9 @@ class UpstreamsApi:
                 f"name: {name!r} must be 1-63 of a-z 0-9 _ . - (starting with a letter or digit)",
                 "validation_error",
             )
-        spec = await self._body(request, DeploymentSpec)
+        spec = await read_model(request, DeploymentSpec)
         if isinstance(spec, Response):
             return spec
-        assert isinstance(spec, DeploymentSpec)
         if spec.provider not in self.providers():
             return _error(
                 422,
@@ -115,17 +104,7 @@ class UpstreamsApi:
             credential = current.credential
         else:
             credential = None
-        deployment = Deployment(
-            name=name,
-            provider=spec.provider,
-            base_url=spec.base_url,
-            credential=credential,
-            weight=spec.weight,
-            models=spec.models,
-            max_concurrent=spec.max_concurrent,
-            breaker_failures=spec.breaker_failures,
-            breaker_cooldown_s=spec.breaker_cooldown_s,
-        )
+        deployment = stored_deployment(name, spec, credential)
         known = self._known() | {name: deployment}
         problem = check_table(known, self._aliases())
         if problem is not None:
@@ -165,10 +144,9 @@ class UpstreamsApi:
         provider, model = request.path_params["provider"], request.path_params["model"]
         if provider not in self.providers():
             return _error(422, f"{provider} is not a configured provider", "validation_error")
-        spec = await self._body(request, ModelAliasSpec)
+        spec = await read_model(request, ModelAliasSpec)
         if isinstance(spec, Response):
             return spec
-        assert isinstance(spec, ModelAliasSpec)
         alias = ModelAlias(provider=provider, name=model, **spec.model_dump())
         problem = check_table(self._known(), {alias.key: alias})
         if problem is not None:

@@ -27,7 +27,7 @@ from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send
 from services.ingress.capture import Capture
 from services.ingress.credentials import query_without_key
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
-from services.ingress.failover.router import RoutingFailed
+from services.ingress.failover.router import Outgoing, RoutingFailed
 from services.ingress.failover.routing import UpstreamRouting
 from services.ingress.failover.table import AliasRoute
 from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upstream_headers
@@ -296,13 +296,7 @@ class Ingress:
             response = await self._routed(scope, send, ex, adapter, outgoing, credential, routed)
             if response is None:
                 return
-            try:
-                if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
-                    await self._stream(receive, send, ex, adapter, response, enforcement)
-                else:
-                    await self._whole(receive, send, ex, adapter, response, enforcement)
-            finally:
-                response.release()
+            await self._relay(receive, send, ex, adapter, response, enforcement)
             return
         url = upstream.url(ex.route, query_without_key(query) if credential is not None else query)
         headers = upstream_headers(scope["headers"], credential)
@@ -325,6 +319,18 @@ class Ingress:
             return
         if attempt is not None:
             attempt.status = response.status
+        await self._relay(receive, send, ex, adapter, response, enforcement)
+
+    async def _relay(
+        self,
+        receive: Receive,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        response: Any,
+        enforcement: Enforcement | None,
+    ) -> None:
+        """The upstream's answer to the client, as a stream or whole, and the response let go after."""
         try:
             if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
                 await self._stream(receive, send, ex, adapter, response, enforcement)
@@ -349,9 +355,7 @@ class Ingress:
         query = scope.get("query_string", b"")
         ex.routed = []
         try:
-            response, target = await self.routing.router.send(
-                self._session,
-                routed,
+            outgoing_request = Outgoing(
                 method=ex.method,
                 route=ex.route,
                 query=query_without_key(query) if credential is not None else query,
@@ -364,6 +368,7 @@ class Ingress:
                 record=ex.routed,
                 interaction_started=ex.started,
             )
+            response, target = await self.routing.router.send(self._session, routed, outgoing_request)
         except RoutingFailed as failed:
             if failed.answer is None:
                 await self._upstream_failed(send, adapter, ex, failed.status, failed.message)

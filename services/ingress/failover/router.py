@@ -41,6 +41,25 @@ class RouterSettings:
     breaker_cooldown_s: float = 30.0
 
 
+@dataclass(slots=True)
+class Outgoing:
+    """One client request, as each attempt sends it."""
+
+    method: str
+    route: str
+    query: bytes
+    client_headers: list[tuple[bytes, bytes]]
+    own_credential: tuple[tuple[str, str], ...] | None
+    """What the request authenticates with where a deployment holds no credential of its own."""
+    body: bytes
+    streams: Callable[[str], bool]
+    """Whether an answer of this content type is a stream."""
+    traces: TraceStarter
+    trace: Any
+    record: list[UpstreamAttempt]
+    interaction_started: float
+
+
 class RoutingFailed(Exception):
     """No deployment answered: what the client is told (in its provider's shape), or, when the last attempt's
     deployment answered an error (a 429, a 5xx), that answer as it came (``answer``: status, headers, body)."""
@@ -127,23 +146,10 @@ class Router:
         self,
         session: aiohttp.ClientSession,
         alias: AliasRoute,
-        *,
-        method: str,
-        route: str,
-        query: bytes,
-        client_headers: list[tuple[bytes, bytes]],
-        own_credential: tuple[tuple[str, str], ...] | None,
-        body: bytes,
-        streams: Callable[[str], bool],
-        traces: TraceStarter,
-        trace: Any,
-        record: list[UpstreamAttempt],
-        interaction_started: float,
+        request: Outgoing,
     ) -> tuple[RoutedResponse, Target]:
         """The response of the attempt that answered (a stream's first chunk already read), and its target; raises
-        ``RoutingFailed`` when none did. ``own_credential``: what the request authenticates with where a deployment
-        holds no credential of its own. ``streams(content_type)``: whether the answer is a stream. ``record``: every
-        attempt is appended to it."""
+        ``RoutingFailed`` when none did. Every attempt is appended to ``request.record``."""
         settings = self.settings
         clock = self._clock
         deadline = clock() + settings.deadline_s
@@ -167,23 +173,8 @@ class Router:
                     break
             tried.add(index)
             target = alias.targets[index]
-            outcome = await self._attempt(
-                session,
-                target,
-                method=method,
-                route=route,
-                query=query,
-                client_headers=client_headers,
-                own_credential=own_credential,
-                body=body,
-                streams=streams,
-                traces=traces,
-                trace=trace,
-                record=record,
-                interaction_started=interaction_started,
-                requested=alias.model,
-                last=attempt_number + 1 >= alias.max_attempts or clock() >= deadline,
-            )
+            last = attempt_number + 1 >= alias.max_attempts or clock() >= deadline
+            outcome = await self._attempt(session, target, request, alias.model, last)
             if isinstance(outcome, RoutingFailed):
                 failure = outcome
                 if outcome.final:
@@ -196,30 +187,22 @@ class Router:
         self,
         session: aiohttp.ClientSession,
         target: Target,
-        *,
-        method: str,
-        route: str,
-        query: bytes,
-        client_headers: list[tuple[bytes, bytes]],
-        own_credential: tuple[tuple[str, str], ...] | None,
-        body: bytes,
-        streams: Callable[[str], bool],
-        traces: TraceStarter,
-        trace: Any,
-        record: list[UpstreamAttempt],
-        interaction_started: float,
+        request: Outgoing,
         requested: str,
         last: bool,
     ) -> tuple[RoutedResponse, Target] | RoutingFailed:
+        """One attempt; ``requested``: the model the client asked for; ``last``: no other attempt will follow (an
+        error answer is then passed on as it is)."""
         clock = self._clock
         health = self.health(target.deployment, target)
         breaker = health.breaker
         breaker.acquire(clock())
-        credential = target.credential if target.credential is not None else own_credential
-        headers = upstream_headers(client_headers, credential)
-        span = traces.attempt(trace, headers)
-        url_route, payload = with_model(route, body, requested, target.model)
+        credential = target.credential if target.credential is not None else request.own_credential
+        headers = upstream_headers(request.client_headers, credential)
+        span = request.traces.attempt(request.trace, headers)
+        url_route, payload = with_model(request.route, request.body, requested, target.model)
         url = target.base_url + url_route
+        query = request.query
         if target.credential is not None:
             query = query_without_key(query)  # the deployment's own key replaces the client's
         if query:
@@ -235,7 +218,7 @@ class Router:
         try:
             try:
                 response = await session.request(
-                    method, url, headers=headers, data=payload or None, allow_redirects=False
+                    request.method, url, headers=headers, data=payload or None, allow_redirects=False
                 )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 error, message = "connect", f"the upstream could not be reached: {exc}"
@@ -246,7 +229,7 @@ class Router:
             else:
                 status = response.status
                 error = retry.status_class(status)
-                if error is None and streams(response.headers.get("Content-Type", "")):
+                if error is None and request.streams(response.headers.get("Content-Type", "")):
                     answer, error, message = await _peek(response)
                 elif retry.retryable(error) and not last:
                     wait = retry.provider_wait({k.lower(): v for k, v in response.headers.items()}, time.time())
@@ -271,11 +254,11 @@ class Router:
         else:
             breaker.failed(finished, wait)
         self._count(target.deployment, error, finished)
-        record.append(
+        request.record.append(
             UpstreamAttempt(
                 span_id=span.span_id if span is not None else "",
-                started_ms=(started - interaction_started) * 1000.0,
-                finished_ms=(finished - interaction_started) * 1000.0,
+                started_ms=(started - request.interaction_started) * 1000.0,
+                finished_ms=(finished - request.interaction_started) * 1000.0,
                 status=status,
                 error=scrub_credentials(message) if message and not answered else None,
                 deployment=target.deployment,
