@@ -163,3 +163,18 @@ def test_the_admin_api_refuses_what_the_ingress_could_not_use(warden, fakes):
     assert httpx.delete(f"{warden.url}/api/deployments/{alias.deployments[0]}", timeout=10).status_code == 204
     # Without its alias the model goes to the provider's own upstream again.
     assert warden.embedded.ingress.routing.lookup("openai", alias.model) is None
+
+
+def test_a_deployment_at_its_concurrency_limit_is_skipped_and_least_outstanding_prefers_the_idle():
+    busy = Target("busy", "http://x", "m", 0, 1.0, None, 2)
+    idle = Target("idle", "http://y", "m", 0, 1.0, None, None)
+    router = Router(RouterSettings(), rng=random.Random(5))
+    router.health("busy").outstanding = 2
+    weighted = AliasRoute("openai", "m", (busy, idle), "weighted", 3)
+    assert {router.choose(weighted, set(), 0.0) for _ in range(50)} == {1}
+    router.health("busy").outstanding = 1
+    router.health("idle").outstanding = 3
+    least = AliasRoute("openai", "m", (busy, idle), "least_outstanding", 3)
+    assert {router.choose(least, set(), 0.0) for _ in range(50)} == {0}
+    router.health("busy").outstanding = 2  # at its limit again: only the other one remains, however busy
+    assert {router.choose(least, set(), 0.0) for _ in range(50)} == {1}
