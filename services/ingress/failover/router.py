@@ -83,6 +83,8 @@ class RoutingFailed(Exception):
 class _Health:
     breaker: Breaker
     outstanding: int = 0
+    shown: State | None = None
+    """The state ``llm_upstream_breaker_state`` shows."""
 
 
 class Router:
@@ -97,6 +99,7 @@ class Router:
     ) -> None:
         self.settings = settings
         self._health: dict[str, _Health] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
         self._attempts = attempts_counter
         self._breaker_gauge = breaker_gauge
         self._rng = rng or random.Random()
@@ -125,6 +128,8 @@ class Router:
     def choose(self, alias: AliasRoute, tried: set[int], now: float) -> int | None:
         """The target of the next attempt: one not tried yet if any is available, else one tried before; None when
         none is available now."""
+        if len(alias.targets) == 1:  # the common case: nothing to balance
+            return 0 if self._available(alias.targets[0], now) else None
         fresh = [
             Candidate(i, t.priority, t.weight, self.health(t.deployment).outstanding)
             for i, t in enumerate(alias.targets)
@@ -255,7 +260,7 @@ class Router:
             breaker.failed(finished, wait)
         self._count(target.deployment, error, finished)
         request.record.append(
-            UpstreamAttempt(
+            UpstreamAttempt.model_construct(  # every field is ours, typed here: no validation on the hot path
                 span_id=span.span_id if span is not None else "",
                 started_ms=(started - request.interaction_started) * 1000.0,
                 finished_ms=(finished - request.interaction_started) * 1000.0,
@@ -275,9 +280,17 @@ class Router:
 
     def _count(self, deployment: str, error: str | None, now: float) -> None:
         if self._attempts is not None:
-            self._attempts.labels(deployment, error or "success").inc()
+            key = (deployment, error or "success")
+            counter = self._counters.get(key)
+            if counter is None:  # looked up once: labels() costs more than the increment
+                counter = self._counters[key] = self._attempts.labels(*key)
+            counter.inc()
         if self._breaker_gauge is not None:
-            self._breaker_gauge.labels(deployment).set(int(self.health(deployment).breaker.state(now)))
+            health = self.health(deployment)
+            state = health.breaker.state(now)
+            if state is not health.shown:
+                self._breaker_gauge.labels(deployment).set(int(state))
+                health.shown = state
 
 
 async def _bounded_body(response: aiohttp.ClientResponse) -> bytes:
