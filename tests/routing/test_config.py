@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from plumbing.keyring import Keyring, parse_master_keys
+from schemas.upstreams import check_table, file_deployment
 from services.ingress.failover.router import Router, RouterSettings
-from services.ingress.failover.routing import UpstreamRouting
+from services.ingress.failover.routing import UpstreamRouting, file_alias
 from services.ingress.failover.table import AliasRoute, ConfigError, Target
 from services.ingress.settings import IngressSettings
 from tests.conftest import API_KEY, MASTER_KEY
@@ -178,3 +181,15 @@ def test_a_deployment_at_its_concurrency_limit_is_skipped_and_least_outstanding_
     assert {router.choose(least, set(), 0.0) for _ in range(50)} == {0}
     router.health("busy").outstanding = 2  # at its limit again: only the other one remains, however busy
     assert {router.choose(least, set(), 0.0) for _ in range(50)} == {1}
+
+
+def test_the_readmes_example_is_a_table_warden_reads(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (example,) = [block for block in re.findall(r"```toml\n(.*?)```", readme, re.DOTALL) if "[deployments." in block]
+    path = tmp_path / "warden.toml"
+    path.write_text(example)
+    settings = IngressSettings(config=path)
+    deployments = {name: file_deployment(name, spec) for name, spec in settings.deployments.items()}
+    aliases = {key: file_alias(key, spec) for key, spec in settings.model_aliases.items()}
+    assert check_table(deployments, aliases) is None
+    assert [t.deployment for t in aliases["openai/gpt-4o"].targets] == ["east", "west"]
