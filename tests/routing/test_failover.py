@@ -5,6 +5,7 @@ error the provider's way); every attempt is on the stored record, and the answer
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.fakes.wire import Fault
@@ -200,6 +201,9 @@ def test_the_model_sent_to_each_deployment_and_its_price(warden, fakes):
     assert record["model"] == alias.model  # what the client asked for
     assert [a["model"] for a in record["upstream_attempts"]] == ["gpt-4o-mini", "gpt-4o-mini"]
     assert record["cost"]["usd"] is not None, "priced as the model that answered"
+    page = httpx.get(f"{warden.url}/logs/{record['interaction_id']}", timeout=10).text
+    assert "Upstream attempts" in page
+    assert alias.deployments[0] in page and alias.deployments[1] in page and "status_5xx" in page
 
 
 def test_a_request_whose_model_has_no_alias_goes_to_the_provider_as_before(warden, fake_openai):
