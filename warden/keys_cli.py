@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from warden.profiles_cli import add_connection_flags, client, print_answer
 
@@ -46,9 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return print_answer(http.delete(f"/api/keys/{args.id}"))
 
 
-def _encrypt() -> int:
-    """A secret read from standard input, encrypted under the newest master key: a deployment's ``credential`` in
-    the configuration file."""
+def _master_keyring() -> tuple[Any, Any] | None:
+    """The settings and the keyring of ``WARDEN_MASTER_KEY``; None (said on stderr) when it is not set."""
     from plumbing.keyring import Keyring
     from plumbing.settings import CommonSettings
     from warden.startup import load_settings
@@ -56,9 +56,17 @@ def _encrypt() -> int:
     settings = load_settings(CommonSettings)
     if settings.master_key is None:
         print("WARDEN_MASTER_KEY is not set", file=sys.stderr)
+        return None
+    return settings, Keyring.from_setting(settings.master_key.get_secret_value())
+
+
+def _encrypt() -> int:
+    """A secret read from standard input, encrypted under the newest master key: a deployment's ``credential`` in
+    the configuration file."""
+    found = _master_keyring()
+    if found is None:
         return 2
-    keyring = Keyring.from_setting(settings.master_key.get_secret_value())
-    assert keyring is not None
+    _, keyring = found
     secret = sys.stdin.readline().strip()
     if not secret:
         print("no secret on standard input", file=sys.stderr)
@@ -70,19 +78,14 @@ def _encrypt() -> int:
 def _reencrypt() -> int:
     """Every profile's credentials under the newest master key, written through the configured profile store."""
     from plumbing.config.factory import make_map
-    from plumbing.keyring import Keyring
-    from plumbing.settings import CommonSettings
     from schemas import topics
     from schemas.profiles import Profile
     from schemas.upstreams import Deployment
-    from warden.startup import load_settings
 
-    settings = load_settings(CommonSettings)
-    if settings.master_key is None:
-        print("WARDEN_MASTER_KEY is not set", file=sys.stderr)
+    found = _master_keyring()
+    if found is None:
         return 2
-    keyring = Keyring.from_setting(settings.master_key.get_secret_value())
-    assert keyring is not None
+    settings, keyring = found
 
     async def rewrite() -> tuple[int, int]:
         profiles = make_map(settings, topics.PROFILES, Profile, "profiles")

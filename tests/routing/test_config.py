@@ -5,8 +5,11 @@ weighted choice over an alias, counted with a seeded generator (the same counts 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -193,3 +196,19 @@ def test_the_readmes_example_is_a_table_warden_reads(tmp_path):
     aliases = {key: file_alias(key, spec) for key, spec in settings.model_aliases.items()}
     assert check_table(deployments, aliases) is None
     assert [t.deployment for t in aliases["openai/gpt-4o"].targets] == ["east", "west"]
+
+
+def test_warden_keys_encrypt_makes_the_token_a_configuration_file_holds(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "warden.cli", "keys", "encrypt"],
+        input="sk-config-file-secret\n",
+        env={**os.environ, "WARDEN_MASTER_KEY": MASTER_KEY, "WARDEN_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert "sk-config-file-secret" not in token
+    assert Keyring(parse_master_keys(MASTER_KEY)).decrypt(token) == "sk-config-file-secret"
