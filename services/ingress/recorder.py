@@ -15,7 +15,7 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.cost import Cost
-from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext
+from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext, UpstreamAttempt
 from schemas.view import CompletionView, ConversationView, Usage
 from services.detection.credentials import scrub_credentials
 from services.ingress.metering import Held
@@ -68,6 +68,10 @@ class Exchange:
     """The upstream requests, when tracing is on."""
     held: Held | None = None
     """Its reservation against budgets and rate limits, settled when the answer is priced."""
+    routed: list[UpstreamAttempt] | None = None
+    """Every attempt of a request a model alias routes (None: not routed)."""
+    served_model: str = ""
+    """The model the answering deployment was asked for, when an alias renamed it: the one priced."""
 
 
 class Recorder:
@@ -168,7 +172,11 @@ class Recorder:
             error=error,
             aborted=aborted,
             trace=ex.trace,
-            upstream_attempts=[attempt.closed(ex.started, finished, error) for attempt in ex.attempts],
+            upstream_attempts=(
+                ex.routed
+                if ex.routed is not None
+                else [attempt.closed(ex.started, finished, error) for attempt in ex.attempts]
+            ),
         )
         prompt, ex.unmetered_prompt = ex.unmetered_prompt, None
         if prompt is not None and completion.usage.input_tokens is None and status < 400:
@@ -199,7 +207,8 @@ class Recorder:
     def _priced(self, ex: Exchange, event: ResponseEvent, finished: float) -> None:
         """Price the answer's usage, publish its event and count it."""
         try:
-            event.cost = cost_of(self.catalogue, ex.provider, ex.model, event.usage, ex.started_at)
+            model = ex.served_model or ex.model
+            event.cost = cost_of(self.catalogue, ex.provider, model, event.usage, ex.started_at)
         except Exception:  # a price that cannot be worked out leaves the cost unknown, never breaks the record
             log.exception("could not price an answer")
             event.cost = Cost(estimated=event.usage.estimated, note="the price could not be worked out")

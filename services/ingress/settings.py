@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from plumbing.settings import CommonSettings
 from providers.registry import BUILTIN_NAMES
+from schemas.upstreams import DeploymentSpec, ModelAliasSpec
 from services.pricing.catalogue import ModelPrices
 
 CONFIG_ENV = "WARDEN_CONFIG"
@@ -95,6 +96,23 @@ class IngressSettings(CommonSettings):
     output rates."""
     price_providers: dict[str, str] = Field(default_factory=dict)
     """Which catalogue provider prices a custom provider's models (``{"mycloud": "groq"}``); by default its own name."""
+    deployments: dict[str, DeploymentSpec] = Field(default_factory=dict)
+    """Upstream deployments by name (``[deployments.east]`` tables in ``WARDEN_CONFIG``), beside those the admin API
+    stores."""
+    model_aliases: dict[str, ModelAliasSpec] = Field(default_factory=dict)
+    """Model aliases by ``provider/model`` (``[model_aliases."openai/gpt-4o"]``): the deployments a requested model
+    is routed over. Without any, requests go to the provider's one upstream as always."""
+    routing_deadline_s: float = Field(default=30.0, gt=0)
+    """A routed request starts no new attempt, and waits for none, past this long after it arrived (an attempt under
+    way is not cut short: a long generation may take minutes)."""
+    routing_backoff_base_s: float = Field(default=0.25, ge=0)
+    routing_backoff_cap_s: float = Field(default=8.0, ge=0)
+    """Before trying a deployment again: a random wait up to base·2^n, at most the cap (full jitter), or longer when
+    the provider asked for it (``Retry-After``, rate-limit resets)."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed attempts after which a deployment's breaker opens (in each proxy process)."""
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker keeps a deployment out; then one request probes it."""
 
     counters_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     """The table budgets and rate limits are counted in (``<data_dir>/counters.bin``, shared by ``warden serve``'s
