@@ -68,6 +68,11 @@ class ProviderAdapter(ABC):
         ``usage.input_tokens`` counts every prompt token, cached ones included (``cached_tokens`` says how many were
         read from a cache); ``finish_reason`` is the provider's own word for it."""
 
+    def priced_model(self, requested: str, completion: CompletionView) -> str:
+        """The model an answer is priced as: the one requested (``RequestMeta.model``), unless the provider's request
+        names something that is not a model (an Azure deployment) and its answer says which model served it."""
+        return requested
+
     def stream_reports_usage(self, route: str, body: Any) -> bool:
         """Whether a streamed answer to the request ``body`` (parsed) carries the provider's token usage; when it
         does not, the record's tokens and cost are estimated."""

@@ -226,6 +226,11 @@ class Ingress:
         # (and, for a stream that will report no usage, up to the record's size of it, to count its tokens).
         outgoing = [sent]
         del body, sent, recorded, parsed, view
+        if not upstream.base_url:  # a provider without a default endpoint (Azure: every resource has its own)
+            setting = f"WARDEN_{adapter.name.upper()}_BASE_URL"
+            message = f"no upstream endpoint is configured for provider {adapter.name}: set {setting}"
+            await self._upstream_failed(send, adapter, ex, 502, message)
+            return
         await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)
 
     async def _refuse(
