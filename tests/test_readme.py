@@ -41,7 +41,7 @@ def test_every_relative_link_leads_to_a_file_in_the_repository():
 
 def test_the_quick_start_runs_as_written(warden):
     readme = (REPO / "README.md").read_text()
-    (snippet,) = [block for block in blocks(readme, "python") if "OpenAI(" in block]
+    (snippet,) = [block for block in blocks(readme, "python") if "from openai import OpenAI" in block]
     assert QUICK_START_URL in snippet
     done = subprocess.run(
         [sys.executable, "-c", snippet.replace(QUICK_START_URL, warden.url)],

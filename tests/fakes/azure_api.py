@@ -23,9 +23,9 @@ from .openai_api import OpenAIFake
 from .wire import JSON_KEY, SEQ_KEY, dumps, json_response, sse
 
 DEPLOYMENTS = {
+    "gpt-4o": "gpt-4o-2024-08-06",  # named after its model, as many are
     "chat-prod": "gpt-4o-2024-08-06",
     "mini": "gpt-4o-mini-2024-07-18",
-    "agent-tool-call": "gpt-4o-2024-08-06",
     "embed": "text-embedding-3-small",
 }
 """Deployment name → the model it serves."""

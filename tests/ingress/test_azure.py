@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -24,6 +27,7 @@ from tests.support.guardrails import make_profile
 from tests.support.keys import create_key, create_profile
 from tests.support.published import published_events
 from tests.support.serve_process import ServeProcess
+from tests.test_readme import QUICK_START_URL, REPO, blocks
 
 API_VERSION = "2024-10-21"
 DEPLOYMENT = "chat-prod"
@@ -443,3 +447,18 @@ def test_the_fake_upstream_refuses_a_missing_api_version(fake_azure: FakeUpstrea
         headers={"api-key": "k"},
     )
     assert response.status_code == 404 and response.json()["error"]["code"] == "404"
+
+
+def test_the_readme_snippet_runs_as_written(warden):
+    readme = (REPO / "README.md").read_text()
+    (snippet,) = [block for block in blocks(readme, "python") if "AzureOpenAI(" in block]
+    done = subprocess.run(
+        [sys.executable, "-c", snippet.replace(QUICK_START_URL, warden.url)],
+        env={**os.environ, "AZURE_OPENAI_API_KEY": API_KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "echo: Hello"
