@@ -271,6 +271,39 @@ def test_a_provider_key_on_a_managed_profile_is_azures_401(warden, managed):
     assert caught.value.code == "401" and "only Warden keys" in caught.value.body["message"]
 
 
+def test_a_profile_holds_its_own_azure_resource_and_key(warden, fake_azure):
+    """A team's profile names its resource's endpoint beside its key: its traffic goes there, and nowhere else."""
+    team_key = "team-azure-" + "fedcba9876543210fedcba9876543210"
+    with FakeUpstream("azure", accepted_keys={team_key}) as team_resource:
+        profile = create_profile(
+            warden, auth="managed", credentials={"azure": team_key}, endpoints={"azure": team_resource.url + "/"}
+        )
+        agent = new_agent()
+        key = create_key(warden, profile, agent)
+        before = len(fake_azure.received)
+        answer = azure(warden, "", api_key=key.secret).chat.completions.create(
+            model=DEPLOYMENT, messages=[{"role": "user", "content": "team hello"}]
+        )
+        assert answer.choices[0].message.content == "echo: team hello"
+        assert team_resource.last.path == f"/openai/deployments/{DEPLOYMENT}/chat/completions"
+        assert team_resource.last.header("api-key") == team_key
+        assert len(fake_azure.received) == before, "the request went to the setting's resource"
+        shown = httpx.get(f"{warden.url}/api/profiles/{profile}", timeout=10).json()
+        assert shown["endpoints"] == {"azure": team_resource.url} and team_key not in json.dumps(shown)
+        assert record(warden, agent)["provider"] == "azure"
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "wrong"),
+    [({"azure": "ftp://resource.example"}, "must start with http"), ({"azrue": "https://r.example"}, "azrue")],
+)
+def test_a_profile_endpoint_that_cannot_be_used_is_refused(warden, endpoints, wrong):
+    response = httpx.post(
+        f"{warden.url}/api/profiles", json={"name": f"endpoints-{new_agent()}", "endpoints": endpoints}, timeout=10
+    )
+    assert response.status_code == 422 and wrong in response.text
+
+
 # -- policies -----------------------------------------------------------------------------------------------------
 
 
