@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import API_KEY
 from tests.fakes.azure_api import DEPLOYMENTS, PROMPT_FILTER_RESULTS
 from tests.fakes.upstream import FakeUpstream
+from tests.guard.test_guard_service import poisoned_history, wait_violations
 from tests.support.agents import attribution, new_agent
 from tests.support.guardrails import make_profile
 from tests.support.keys import create_key, create_profile
@@ -388,6 +389,22 @@ def test_a_secret_in_the_prompt_is_masked_before_azure_sees_it(warden, fake_azur
     assert secret not in json.dumps(detail)
     reasons = [d["reason"] for d in detail["request_decisions"] if d["kind"] == "redaction"]
     assert reasons == ["masked 1 openai_api_key"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_the_guard_reads_azure_traffic(warden, stream):
+    """An injection in a tool result sent to an Azure deployment is a prompt-injection violation, located and
+    with its evidence redacted, as on every other provider."""
+    agent = new_agent()
+    answer = azure(warden, agent).chat.completions.create(model=DEPLOYMENT, messages=poisoned_history(1), stream=stream)
+    if stream:
+        list(answer)
+    detail = record(warden, agent, timeout=60)  # a stream without usage waits for the tokenizer's first load
+    injections = [v for v in wait_violations(warden, detail["interaction_id"]) if v["category"] == "prompt_injection"]
+    assert injections and injections[0]["location"].endswith("tool_result")
+    assert "attacker@evil.test" not in injections[0]["excerpt"]
+    flagged = warden.interactions(agent_id=agent, provider="azure", violation_category="prompt_injection")
+    assert [i["interaction_id"] for i in flagged["items"]] == [detail["interaction_id"]]
 
 
 # -- errors in Azure's shape ----------------------------------------------------------------------------------------
