@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
 
 import genai_prices
@@ -26,9 +22,9 @@ from tests.guard.test_guard_service import poisoned_history, wait_violations
 from tests.support.agents import attribution, new_agent
 from tests.support.guardrails import make_profile
 from tests.support.keys import create_key, create_profile
-from tests.support.published import published_events
+from tests.support.published import assert_secret_nowhere, published_events
 from tests.support.serve_process import ServeProcess
-from tests.test_readme import QUICK_START_URL, REPO, blocks
+from tests.test_readme import REPO, blocks, run_snippet
 
 API_VERSION = "2024-10-21"
 DEPLOYMENT = "chat-prod"
@@ -81,13 +77,7 @@ def published(warden) -> list[str]:
 
 
 def assert_key_nowhere(warden, detail: dict, published: list[str], caplog, key: str = API_KEY) -> None:
-    assert key not in json.dumps(detail)
-    assert key not in json.dumps(warden.interactions(agent_id=detail["agent_id"]))
-    ours = [event for event in published if detail["interaction_id"] in event]
-    assert len(ours) == 2, "the request and response events were not both seen"
-    assert not any(key in event for event in ours)
-    others = [r for r in caplog.records if r.thread != threading.get_ident() and r.name != "uvicorn.access"]
-    assert not any(key in record.getMessage() or key in str(record.args) for record in others)
+    assert_secret_nowhere(warden, detail, published, caplog, key)
 
 
 # -- chat completions -------------------------------------------------------------------------------------------
@@ -502,13 +492,6 @@ def test_the_fake_upstream_refuses_a_missing_api_version(fake_azure: FakeUpstrea
 def test_the_readme_snippet_runs_as_written(warden):
     readme = (REPO / "README.md").read_text()
     (snippet,) = [block for block in blocks(readme, "python") if "AzureOpenAI(" in block]
-    done = subprocess.run(
-        [sys.executable, "-c", snippet.replace(QUICK_START_URL, warden.url)],
-        env={**os.environ, "AZURE_OPENAI_API_KEY": API_KEY},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_snippet(snippet, warden.url, {"AZURE_OPENAI_API_KEY": API_KEY})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "echo: Hello"
