@@ -277,6 +277,19 @@ class Ingress:
         # (and, for a stream that will report no usage, up to the record's size of it, to count its tokens).
         outgoing = [sent]
         del body, sent, recorded, parsed, view
+        endpoint = profile.endpoints.get(adapter.name)
+        if endpoint is not None:  # the profile's own upstream for this provider (a team's Azure resource)
+            upstream = Upstream(adapter, endpoint)
+        if not upstream.base_url:  # a provider without a default endpoint (Azure: every resource has its own)
+            setting = f"WARDEN_{adapter.name.upper()}_BASE_URL"
+            message = (
+                f"no upstream endpoint is configured for provider {adapter.name}: set {setting} "
+                f"or the profile's endpoints.{adapter.name}"
+            )
+            await self._upstream_failed(send, adapter, ex, 502, message)
+            if ex.held is not None:  # never left: what it reserved goes back
+                ex.held.release()
+            return
         aliases = self.routing
         routed = aliases.lookup(route.provider, ex.model) if aliases is not None and aliases.table else None
         try:

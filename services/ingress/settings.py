@@ -56,6 +56,9 @@ class IngressSettings(CommonSettings):
     Unset: botocore's default chain (environment, shared files, instance or container role)."""
     bedrock_secret_access_key: SecretStr | None = None
     bedrock_session_token: SecretStr | None = None
+    azure_base_url: str | None = None
+    """The Azure OpenAI resource's endpoint, ``https://{resource}.openai.azure.com`` (no default: every resource has
+    its own). Unset, requests to ``/v1/azure/…`` are answered 502 in Azure's error shape, saying so."""
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
     """Base URLs of built-in providers by slug, over the ``*_base_url`` fields and the adapters' defaults."""
     custom_providers: dict[str, str] = Field(default_factory=dict)
@@ -136,7 +139,7 @@ class IngressSettings(CommonSettings):
             _check_url(base_url, f"custom provider {name!r}: base URL")
         return value
 
-    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url", "public_url")
+    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url", "azure_base_url", "public_url")
     @classmethod
     def _is_url(cls, value: str | None) -> str | None:
         return value if value is None else _check_url(value)
@@ -151,6 +154,7 @@ class IngressSettings(CommonSettings):
     def base_url(self, provider: str, default: str) -> str:
         """Where a built-in provider's upstream is: ``provider_base_urls``, else its own field, else ``default``."""
         named = {"openai": self.openai_base_url, "anthropic": self.anthropic_base_url, "gemini": self.gemini_base_url}
+        named["azure"] = self.azure_base_url or ""
         return self.provider_base_urls.get(provider) or named.get(provider) or default
 
     @classmethod

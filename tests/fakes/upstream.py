@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from .anthropic_api import AnthropicFake
+from .azure_api import AzureFake
 from .bedrock_api import BedrockFake
 from .gemini_api import GeminiFake
 from .openai_api import OpenAIFake
@@ -48,8 +49,8 @@ from .wire import (
 
 FAULT_KEY = web.RequestKey("fake_fault", Fault)
 
-Provider = Literal["openai", "anthropic", "gemini", "bedrock"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini", "bedrock")
+Provider = Literal["openai", "anthropic", "gemini", "bedrock", "azure"]
+PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini", "bedrock", "azure")
 
 # How long stop() lets in-flight requests (a `[[slow:...]]` one, say) finish before cancelling them.
 SHUTDOWN_TIMEOUT = 1.0
@@ -71,6 +72,8 @@ def _provider_fake(provider: Provider, state: FakeState) -> ProviderFake:
         return GeminiFake(state)
     if provider == "bedrock":
         return BedrockFake(state)
+    if provider == "azure":
+        return AzureFake(state)
     raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
 
 
@@ -243,7 +246,7 @@ class FakeUpstream:
     @property
     def base_url(self) -> str:
         """The base URL the provider's SDK (or Warden's upstream setting) takes, like the real one's default:
-        OpenAI `…/v1`, Anthropic and Gemini the root."""
+        OpenAI `…/v1`, Anthropic and Gemini the root, Azure the resource's endpoint (the root)."""
         return f"{self.url}/v1" if self.provider == "openai" else self.url
 
     @contextlib.contextmanager
