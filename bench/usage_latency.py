@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import render_table, timestamp, write_results
-from query_latency import _KEY, BATCH, DAYS, Timing, _attribution, _uniform, settle, timed
+from query_latency import _KEY, BATCH, DAYS, Timing, _attribution, _uniform, in_time_order, settle, timed
 
 from plumbing.store.base import Store
 from plumbing.store.chdb_store import ChdbStore
@@ -51,13 +51,14 @@ _COLUMNS = (
 )
 
 
-def rows_sql(start: int, count: int, now_us: int) -> str:
+def rows_sql(start: int, count: int, started_at: str) -> str:
     """Finished interactions as the logger writes them when both halves share a batch (bodies left out: the rollup
-    does not read them). Unpriced models (2 %) have no cost; 5 % of the answers are estimated."""
+    does not read them), oldest first (``in_time_order``). Unpriced models (2 %) have no cost; 5 % of the answers are
+    estimated."""
     return f"""
         INSERT INTO warden.interactions ({_KEY}, {_COLUMNS})
         SELECT {_KEY}, {_COLUMNS} FROM (
-            SELECT {_attribution(now_us)},
+            SELECT {_attribution(started_at)},
                 toUInt16(multiIf({_uniform("status")} < 0.97, 200, {_uniform("status")} < 0.98, 429, 500)) AS status,
                 toUInt32(20 + cityHash64(number, 'in') % 4000) AS input_tokens,
                 toUInt32(5 + cityHash64(number, 'out') % 800) AS output_tokens,
@@ -73,9 +74,10 @@ async def generate(store: Store, rows: int) -> float:
     for view in _READ_VIEWS:
         await store.execute(f"DROP VIEW IF EXISTS warden.{view}")
     now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    started_at = in_time_order(0, max(rows, 1), now_us - DAYS * 86_400 * 1_000_000, now_us)
     began = time.perf_counter()
     for start in range(0, rows, BATCH):
-        await store.execute(rows_sql(start, min(BATCH, rows - start), now_us))
+        await store.execute(rows_sql(start, min(BATCH, rows - start), started_at))
         print(f"  inserted {min(start + BATCH, rows):,} rows ({time.perf_counter() - began:.0f} s)", flush=True)
     return time.perf_counter() - began
 
