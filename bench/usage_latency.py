@@ -21,6 +21,7 @@ import asyncio
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,12 +32,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import query_latency
 from common import render_table, timestamp, write_results
-from query_latency import _KEY, BATCH, DAYS, Timing, _attribution, _uniform, in_time_order, settle, timed
+from query_latency import _KEY, BATCH, DAYS, Timing, _attribution, _uniform, in_time_order, served, settle, timed
 
 from plumbing.store.base import Store
 from plumbing.store.chdb_store import ChdbStore
 from plumbing.store.migrations import migrate
+from plumbing.store.server_store import ServerStore
 from services.console.usage import GROUP_BY, UsageApi
 
 TARGET_P95_MS = 100.0
@@ -122,46 +125,76 @@ async def measure(store: Store, queries: int) -> list[Timing]:
     return timings
 
 
-async def main(args: argparse.Namespace) -> int:
-    data_dir = Path(args.reuse or args.keep or tempfile.mkdtemp(prefix="warden-usage-"))
-    store = ChdbStore(str(data_dir))
-    try:
-        applied = await migrate(store)
-        if applied:
-            print(f"migrations applied: {', '.join(applied)}", flush=True)
-        generation_s = None
-        if not args.reuse:
-            print(f"generating {args.rows:,} interactions in {data_dir} ...", flush=True)
-            generation_s = await generate(store, args.rows)
-        await settle(store, args.settle_minutes * 60)
-        (facts,) = await store.select(
-            "SELECT (SELECT count() FROM warden.interactions) AS interactions, "
-            "(SELECT sum(rows) FROM system.parts WHERE database = 'warden' AND table = 'usage_hourly' AND active) "
-            "AS rollup_rows"
-        )
-        print(f"{int(facts['interactions']):,} interactions, {int(facts['rollup_rows']):,} rollup rows", flush=True)
-        load_before = os.getloadavg()
-        timings = await measure(store, args.queries)
-        load_after = os.getloadavg()
-    finally:
-        await store.close()
-        if not (args.keep or args.reuse):
-            shutil.rmtree(data_dir, ignore_errors=True)
+async def run_on(store: Store, label: str, args: argparse.Namespace, generate_rows: bool) -> dict[str, Any]:
+    """Migrate (a directory kept before a migration gets it now, timed), generate unless reused, settle, time."""
+    began = time.perf_counter()
+    applied = await migrate(store)
+    migration_s = time.perf_counter() - began
+    if applied:
+        print(f"[{label}] migrations applied: {', '.join(applied)} in {migration_s:.0f} s", flush=True)
+    generation_s = None
+    if generate_rows:
+        print(f"[{label}] generating {args.rows:,} interactions ...", flush=True)
+        generation_s = await generate(store, args.rows)
+    await settle(store, args.settle_minutes * 60)
+    (facts,) = await store.select(
+        "SELECT (SELECT count() FROM warden.interactions) AS interactions, "
+        "(SELECT sum(rows) FROM system.parts WHERE database = 'warden' AND table = 'usage_hourly' AND active) "
+        "AS rollup_rows"
+    )
+    print(f"{int(facts['interactions']):,} interactions, {int(facts['rollup_rows']):,} rollup rows", flush=True)
+    load_before = os.getloadavg()
+    timings = await measure(store, args.queries)
+    load_after = os.getloadavg()
     headers = ["query", "runs", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "groups", "target p95", ""]
+    print(f"\n[{label}]")
     print(render_table(headers, [t.row() for t in timings]))
     print(
         f"load average (1/5/15 min) before timing: {' / '.join(f'{x:.1f}' for x in load_before)}, after: "
         f"{' / '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} CPUs"
     )
-    results: dict[str, Any] = {
+    return {
         "interactions": int(facts["interactions"]),
         "rollup_rows": int(facts["rollup_rows"]),
+        "migrations_applied": applied,
+        "migration_s": migration_s,
         "generation_s": generation_s,
-        "timings": {t.name: {"p50_ms": t.p(0.5), "p95_ms": t.p(0.95), "runs": len(t.samples_ms)} for t in timings},
+        "timings": {
+            t.name: {
+                "p50_ms": t.p(0.5),
+                "p95_ms": t.p(0.95),
+                "cpu_p50_ms": statistics.median(t.cpu_ms),
+                "runs": len(t.samples_ms),
+            }
+            for t in timings
+        },
         "load_average": {"before": load_before, "after": load_after},
     }
+
+
+async def main(args: argparse.Namespace) -> int:
+    data_dir = Path(args.reuse or args.keep or tempfile.mkdtemp(prefix="warden-usage-"))
+    results: dict[str, Any] = {}
+    try:
+        store: Store = ChdbStore(str(data_dir))
+        try:
+            results["chdb"] = await run_on(store, "chDB", args, generate_rows=not args.reuse)
+        finally:
+            await store.close()
+        if args.server:
+            # The same directory served by a ClickHouse server: chDB's files are the server's (same engine).
+            with served(data_dir) as (url, query_latency.ENGINE_PID):
+                store = ServerStore(url)
+                try:
+                    results["server"] = await run_on(store, "ClickHouse server", args, generate_rows=False)
+                finally:
+                    await store.close()
+    finally:
+        if not (args.keep or args.reuse):
+            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(data_dir.parent / f"{data_dir.name}-server", ignore_errors=True)
     print(f"results: {write_results('usage_latency', timestamp(), results)}")
-    return 0 if all(t.p(0.95) < TARGET_P95_MS for t in timings) else 1
+    return 0 if all(t["p95_ms"] < TARGET_P95_MS for r in results.values() for t in r["timings"].values()) else 1
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -171,6 +204,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", help="generate into this directory and keep it")
     parser.add_argument("--reuse", help="time a directory generated before (no generation)")
     parser.add_argument("--settle-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="after chDB, time the same directory served by a ClickHouse server (the chdb wheel's, started here)",
+    )
     return parser.parse_args(argv)
 
 

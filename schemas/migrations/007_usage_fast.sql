@@ -4,7 +4,9 @@
 -- 006's rollups are ordered by (dimension, hour, value): reading a range is cheap, reading one value's buckets is not
 -- (its rows are spread over every hour of the range), and ranking every value of a busy dimension over a month reads
 -- a row per value and day (1.7 million for 50,000 users). 007 adds:
--- - the same rollups ordered by (dimension, value, time), so the buckets of the chosen groups are a few index ranges;
+-- - the same rollups ordered by (dimension, value, time), so the buckets of the chosen groups are a few index ranges
+--   (granules of 256 rows and compressed blocks from 4 KiB, not 8,192 rows and 64 KiB: a value's range is a few
+--   dozen rows, and what is read and decompressed for it is a whole granule and block, in every part);
 -- - per week (Monday) and per month, only what ranking needs (requests and cost), so the API bounds each value's
 --   spend over a range from the few weeks or months that cover it, checks the groups it keeps against those
 --   bounds, and reads the range itself only when the bounds cannot decide (services/console/usage.py).
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS warden.usage_hourly_by_value
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
-ORDER BY (dimension, value, hour);
+ORDER BY (dimension, value, hour)
+SETTINGS index_granularity = 256, min_compress_block_size = 4096;
 
 CREATE TABLE IF NOT EXISTS warden.usage_daily_by_value
 (
@@ -48,7 +51,8 @@ CREATE TABLE IF NOT EXISTS warden.usage_daily_by_value
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
-ORDER BY (dimension, value, day);
+ORDER BY (dimension, value, day)
+SETTINGS index_granularity = 256, min_compress_block_size = 4096;
 
 -- A sum over the weeks (months) that cover a range bounds the sum over the range: costs are never negative (prices
 -- are validated >= 0).
