@@ -20,6 +20,7 @@ same; the buckets of the chosen groups are read by value.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,13 @@ CANDIDATES_PER_GROUP, MIN_CANDIDATES = 4, 50
 """Values taken from the bounds' top to be ranked over the range: ``max(4 * limit, 50)`` (each is an index range to
 read in every part; spend is skewed enough in practice for the bounds of the rest to fall below the groups kept)."""
 BOUND_MARGIN = 1e-9
+EXACT_ROWS = 100_000
+"""A dimension whose values in the cover, times the blocks of the range, are at most this many rows is ranked over the
+range itself: one statement reading that many rows costs less than bounding first (agents, models, profiles)."""
+VALUES_SEEN_FOR_S = 600.0
+_values_seen: dict[str, tuple[float, int]] = {}
+"""Per dimension (six at most): when its values in a cover were last counted, and how many. What it decides is only
+the cheaper of two ways to the same answer, so a count up to ``VALUES_SEEN_FOR_S`` old will do."""
 
 
 class UsageQuery:
@@ -179,10 +187,12 @@ class UsageQuery:
 
     def bounds_sql(self, count: int) -> tuple[str, dict[str, Any]]:
         """The ``count`` values that cost most over the blocks covering the range, with that cost: a bound of what
-        each spent within the range (costs are never negative: prices are validated >= 0)."""
+        each spent within the range (costs are never negative: prices are validated >= 0); and how many values the
+        cover holds."""
         at, table = self.cover.column, self.cover.table
         sql = (
-            f"SELECT value, sum(cost_usd) AS bound FROM {table} WHERE {self._range(at)} GROUP BY value "
+            f"SELECT value, sum(cost_usd) AS bound, count() OVER () AS held FROM {table} WHERE {self._range(at)} "
+            "GROUP BY value "
             "ORDER BY bound DESC, sum(requests) DESC, value LIMIT {count:UInt32}"
         )
         cover = self._params(self.cover.floor(self.since), self.cover.ceil(self.until), count=count)
@@ -232,12 +242,15 @@ async def usage_rows(store: Store, query: UsageQuery) -> list[dict[str, Any]]:
     """The rows of ``query``'s answer. When the range spans more blocks than its cover, the values are first bounded
     over the cover (a few rows per value), the top of those ranked over the range itself, and the result kept if no
     value left out could have spent more than the last one kept; otherwise the range itself is ranked."""
-    if query.cover is query.grain:
+    seen_at, values = _values_seen.get(query.group_by, (0.0, 0))
+    fresh = time.monotonic() - seen_at < VALUES_SEEN_FOR_S
+    if query.cover is query.grain or (fresh and values * query.grain.blocks(query.since, query.until) <= EXACT_ROWS):
         return await store.select(*query.sql())
     count = max(CANDIDATES_PER_GROUP * query.groups, MIN_CANDIDATES)
     bounds = await store.select(*query.bounds_sql(count + 1))
     if not bounds:
         return []
+    _values_seen[query.group_by] = (time.monotonic(), int(bounds[0]["held"]))
     rows = await store.select(*query.candidates_sql([b["value"] for b in bounds[:count]]))
     if len(bounds) <= count:  # every value with rows in the cover was ranked
         return rows
