@@ -11,44 +11,17 @@
 --   spend over a range from the few weeks or months that cover it, checks the groups it keeps against those
 --   bounds, and reads the range itself only when the bounds cannot decide (services/console/usage.py).
 -- All four are fed by the hourly rollup's own inserts (views on 006's target table), so they count exactly what it
--- counts; rows are copied unaggregated and fold in the background merges (sums of sums).
-CREATE TABLE IF NOT EXISTS warden.usage_hourly_by_value
-(
-    dimension LowCardinality(String),
-    value String,
-    hour DateTime('UTC'),
-    requests SimpleAggregateFunction(sum, UInt64),
-    errors SimpleAggregateFunction(sum, UInt64),
-    input_tokens SimpleAggregateFunction(sum, UInt64),
-    output_tokens SimpleAggregateFunction(sum, UInt64),
-    cached_tokens SimpleAggregateFunction(sum, UInt64),
-    cache_write_tokens SimpleAggregateFunction(sum, UInt64),
-    reasoning_tokens SimpleAggregateFunction(sum, UInt64),
-    cost_usd SimpleAggregateFunction(sum, Float64),
-    unpriced SimpleAggregateFunction(sum, UInt64),
-    estimated SimpleAggregateFunction(sum, UInt64)
-)
+-- counts; rows are copied unaggregated and fold in the background merges (sums of sums). As with 006's backfill, a
+-- batch stored while this migration runs (after the views exist, before the backfill reads) is counted twice.
+
+-- The columns of 006's rollups, ordered by value.
+CREATE TABLE IF NOT EXISTS warden.usage_hourly_by_value AS warden.usage_hourly
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
 ORDER BY (dimension, value, hour)
 SETTINGS index_granularity = 256, min_compress_block_size = 4096;
 
-CREATE TABLE IF NOT EXISTS warden.usage_daily_by_value
-(
-    dimension LowCardinality(String),
-    value String,
-    day DateTime('UTC'),
-    requests SimpleAggregateFunction(sum, UInt64),
-    errors SimpleAggregateFunction(sum, UInt64),
-    input_tokens SimpleAggregateFunction(sum, UInt64),
-    output_tokens SimpleAggregateFunction(sum, UInt64),
-    cached_tokens SimpleAggregateFunction(sum, UInt64),
-    cache_write_tokens SimpleAggregateFunction(sum, UInt64),
-    reasoning_tokens SimpleAggregateFunction(sum, UInt64),
-    cost_usd SimpleAggregateFunction(sum, Float64),
-    unpriced SimpleAggregateFunction(sum, UInt64),
-    estimated SimpleAggregateFunction(sum, UInt64)
-)
+CREATE TABLE IF NOT EXISTS warden.usage_daily_by_value AS warden.usage_daily
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(day)
 ORDER BY (dimension, value, day)
