@@ -119,9 +119,9 @@ def _violation(interaction_id: str) -> Any:
 @pytest.mark.parametrize(
     ("before", "applied"),
     [
-        (2, ["003_read_tables.sql", "004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql"]),
-        (3, ["004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql"]),
-        (4, ["005_auth.sql", "006_spend.sql"]),
+        (2, ["003_read_tables.sql", "004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql", "007_usage_fast.sql"]),
+        (3, ["004_newest_and_seen.sql", "005_auth.sql", "006_spend.sql", "007_usage_fast.sql"]),
+        (4, ["005_auth.sql", "006_spend.sql", "007_usage_fast.sql"]),
     ],
 )
 async def test_a_store_with_rows_from_before_the_read_tables_reads_the_same_after_them(
