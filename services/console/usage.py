@@ -239,9 +239,10 @@ def _number(value: Any) -> int | float:
 
 
 async def usage_rows(store: Store, query: UsageQuery) -> list[dict[str, Any]]:
-    """The rows of ``query``'s answer. When the range spans more blocks than its cover, the values are first bounded
-    over the cover (a few rows per value), the top of those ranked over the range itself, and the result kept if no
-    value left out could have spent more than the last one kept; otherwise the range itself is ranked."""
+    """The rows of ``query``'s answer. When the range spans more blocks than its cover and the dimension has many
+    values, the values are first bounded over the cover (a few rows per value), the top of those ranked over the range
+    itself, and the result kept if no value left out could have spent more than the last one kept; otherwise the
+    range itself is ranked."""
     seen_at, values = _values_seen.get(query.group_by, (0.0, 0))
     fresh = time.monotonic() - seen_at < VALUES_SEEN_FOR_S
     if query.cover is query.grain or (fresh and values * query.grain.blocks(query.since, query.until) <= EXACT_ROWS):
