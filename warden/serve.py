@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,17 +77,35 @@ def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool
     return False
 
 
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Hold ``host:port`` for the proxy workers from now until ``warden serve`` ends: a port in use is said before
+    anything starts, and no other program can take it while the background process starts (a minute on a loaded
+    machine) or while a worker is started again. The socket stays bound without listening, so every connection goes
+    to a worker; it has ``SO_REUSEPORT`` so the workers (same user, same option) may bind beside it, and only they."""
+    sock = bind(host, port)  # listening once, without SO_REUSEPORT: fails if anything else holds the port
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.shutdown(socket.SHUT_RDWR)  # on Linux a listening socket stops listening and keeps its address
+    return sock
+
+
 def serve(settings: ServeSettings) -> int:
-    bind(settings.host, settings.port).close()  # a port in use is said before anything starts
+    with reserve_port(settings.host, settings.port):
+        return _serve(settings)
+
+
+def _serve(settings: ServeSettings) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="warden-"))  # 0700: only this user reaches the sockets
     where = paths(settings, run_dir)
     env = child_environment(settings, run_dir)
     count = worker_count(settings)
-    background = Supervisor(1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S)
+    background = Supervisor(
+        1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S, name="background process"
+    )
     workers = Supervisor(
         count,
         lambda i: _child("warden.proxy_worker", env, str(i)),
         stop_timeout=settings.stop_grace_s + WORKER_STOP_MARGIN_S,
+        name="proxy worker",
     )
     status: list[int] = []
 
@@ -108,6 +127,9 @@ def serve(settings: ServeSettings) -> int:
         threading.Thread(target=say_when_listening, name="workers-ready", daemon=True).start()
         status.append(workers.run())
     finally:
+        why = workers.gave_up or background.gave_up
+        if why is not None:
+            print(f"Warden stopping because the {why}", file=sys.stderr, flush=True)
         print("Warden stopping: the proxies finish their requests, then draining their events to storage", flush=True)
         workers.stop()
         background.stop()
