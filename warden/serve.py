@@ -58,9 +58,12 @@ def child_environment(settings: ServeSettings, run_dir: Path) -> dict[str, str]:
     }
 
 
-def _child(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+def _child(module: str, env: dict[str, str], lock_fd: int, *args: str) -> subprocess.Popen[bytes]:
     # A process group of its own: Ctrl-C in a terminal reaches this process only, which stops the children in order.
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0)
+    # The data directory's lock goes with every child (an inherited descriptor shares the ``flock``): a child that
+    # outlives this process (killed outright, its children drain after the death signal) still holds the directory,
+    # so another ``warden serve`` is refused with the reason instead of starting beside a store and logs in use.
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0, pass_fds=(lock_fd,))
 
 
 def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool:
@@ -85,25 +88,33 @@ def reserve_port(host: str, port: int) -> socket.socket:
     sock = bind(host, port)  # listening once, without SO_REUSEPORT: fails if anything else holds the port
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.shutdown(socket.SHUT_RDWR)  # on Linux a listening socket stops listening and keeps its address
+    # Without SO_REUSEADDR: a bound socket that is not listening would otherwise let any program that sets it (most
+    # servers do) bind and listen on the port.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
     return sock
 
 
-def serve(settings: ServeSettings) -> int:
+def serve(settings: ServeSettings, lock_fd: int) -> int:
+    """Run ``warden serve``; ``lock_fd``: the data directory's lock (``startup.claim_data_dir``), held by the
+    caller."""
     with reserve_port(settings.host, settings.port):
-        return _serve(settings)
+        return _serve(settings, lock_fd)
 
 
-def _serve(settings: ServeSettings) -> int:
+def _serve(settings: ServeSettings, lock_fd: int) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="warden-"))  # 0700: only this user reaches the sockets
     where = paths(settings, run_dir)
     env = child_environment(settings, run_dir)
     count = worker_count(settings)
     background = Supervisor(
-        1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S, name="background process"
+        1,
+        lambda _: _child("warden.background", env, lock_fd),
+        stop_timeout=BACKGROUND_STOP_S,
+        name="background process",
     )
     workers = Supervisor(
         count,
-        lambda i: _child("warden.proxy_worker", env, str(i)),
+        lambda i: _child("warden.proxy_worker", env, lock_fd, str(i)),
         stop_timeout=settings.stop_grace_s + WORKER_STOP_MARGIN_S,
         name="proxy worker",
     )
