@@ -38,8 +38,11 @@ BACKGROUND_STOP_S = 5.0
 lost then: the hand-off logs are read again at the next start)."""
 WORKER_STOP_MARGIN_S = 2.0
 """Beyond ``stop_grace_s``, what a stopping worker gets to write its last events to disk before it is killed."""
-BACKGROUND_READY_S = 120.0
-"""How long the background process may take to open the store and apply the schema at start."""
+READY_NOTE_S = 30.0
+"""While the background process or a worker has not answered yet, how often ``warden serve`` says it is still
+waiting. There is no deadline: a child that fails at its start ends, and the supervisor gives up after
+``max_quick_exits``; one that is only slow (chDB opening the store on a loaded machine takes minutes) is waited for,
+not stopped with everything else."""
 
 
 def worker_count(settings: ServeSettings) -> int:
@@ -66,16 +69,22 @@ def _child(module: str, env: dict[str, str], lock_fd: int, *args: str) -> subpro
     return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0, pass_fds=(lock_fd,))
 
 
-def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool:
-    """Whether the process behind ``socket_path`` answers ``/healthz`` before ``until`` (while ``going``)."""
+def _answers(name: str, socket_path: Path, going: Callable[[], bool]) -> bool:
+    """Whether the process behind ``socket_path`` answers ``/healthz`` (False once ``going`` turns false)."""
     transport = httpx.HTTPTransport(uds=str(socket_path))
+    started = time.monotonic()
+    note = started + READY_NOTE_S
     with httpx.Client(transport=transport, timeout=2) as client:
-        while time.monotonic() < until and going():
+        while going():
             try:
                 if client.get("http://process/healthz").status_code == 200:
                     return True
             except httpx.TransportError:
                 pass
+            if time.monotonic() >= note:
+                note += READY_NOTE_S
+                waited = time.monotonic() - started
+                print(f"Warden starting: still waiting for the {name} ({waited:.0f} s)", flush=True)
             time.sleep(0.1)
     return False
 
@@ -127,12 +136,11 @@ def _serve(settings: ServeSettings, lock_fd: int) -> int:
     thread = threading.Thread(target=run_background, name="background-supervisor")
     thread.start()
     try:
-        if not _answers(where.background_socket, time.monotonic() + BACKGROUND_READY_S, thread.is_alive):
+        if not _answers("background process (store, logger, guard)", where.background_socket, thread.is_alive):
             raise StartupError("the background process (store, logger, guard) did not start; see the lines above")
 
         def say_when_listening() -> None:
-            until = time.monotonic() + BACKGROUND_READY_S
-            if all(_answers(where.worker_socket(i), until, thread.is_alive) for i in range(count)):
+            if all(_answers(f"proxy worker {i}", where.worker_socket(i), thread.is_alive) for i in range(count)):
                 _say_started(settings, count, background.pids)
 
         threading.Thread(target=say_when_listening, name="workers-ready", daemon=True).start()
