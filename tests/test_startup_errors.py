@@ -173,3 +173,18 @@ def _killed_outright_then_restarted(tmp_path: Path) -> None:
         for pid in children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)  # adopted: reaped here
+
+
+def test_a_worker_that_keeps_failing_at_start_stops_warden_serve_which_says_which_and_how(tmp_path):
+    worker_log = tmp_path / "data" / "handoff" / "worker-0"
+    worker_log.mkdir(parents=True)
+    with (worker_log / "lock").open("ab") as held:  # another process has worker 0's hand-off log
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = serve_until_exit(tmp_path / "data", free_port(), {"WARDEN_WORKERS": "1"}, timeout=600)
+    assert done.returncode != 0
+    assert "listening" not in done.stdout.lower()
+    assert f"{worker_log} is used by another process" in done.stderr  # the worker's own error
+    stopping = [line for line in done.stderr.splitlines() if line.startswith("Warden stopping because")]
+    assert len(stopping) == 1, done.stderr
+    assert "proxy worker 0 (pid" in stopping[0] and "exited with status 1" in stopping[0]
+    assert "the 5th time in a row" in stopping[0]
