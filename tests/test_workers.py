@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.warden_server import free_port
-from warden.workers import Supervisor, default_count
+from warden.workers import Supervisor, default_count, reuse_port_socket
 
 # A child: listens on the shared port with SO_REUSEPORT and answers each connection with "<index> <pid>".
 CHILD = """
@@ -142,3 +142,45 @@ def test_default_count_leaves_the_reserve_and_is_at_least_one() -> None:
     assert default_count(cores + 5) == 1
     with pytest.raises(ValueError):
         Supervisor(0, lambda i: subprocess.Popen([sys.executable, "-c", ""]))
+
+
+def test_a_child_that_keeps_failing_says_which_one_and_how_it_ended(caplog) -> None:
+    def start(_index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+
+    supervisor = Supervisor(1, start, restart_delay=0.01, max_quick_exits=2, name="proxy worker")
+    with caplog.at_level("WARNING", logger="warden.workers"):
+        assert supervisor.run() == -signal.SIGKILL
+    assert supervisor.gave_up is not None and "proxy worker 0 (pid" in supervisor.gave_up
+    assert "was killed by SIGKILL" in supervisor.gave_up
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("proxy worker 0" in m and "starting it again" in m for m in messages), messages
+    assert any(m.startswith(supervisor.gave_up) for m in messages), messages
+
+
+def test_the_reserved_port_refuses_other_programs_and_gives_every_connection_to_the_workers() -> None:
+    from warden.serve import reserve_port
+
+    port = free_port()
+    with reserve_port("127.0.0.1", port):
+        other = socket.socket()
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        other.close()
+        with socket.socket() as other_without_reuse:
+            other_without_reuse.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                other_without_reuse.bind(("127.0.0.1", port))
+                other_without_reuse.listen()
+        with pytest.raises(ConnectionRefusedError):  # the reservation itself never accepts a connection
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        with reuse_port_socket(socket.AF_INET, socket.SOCK_STREAM) as worker:
+            worker.bind(("127.0.0.1", port))
+            worker.listen()
+            for _ in range(8):
+                with socket.create_connection(("127.0.0.1", port), timeout=5):
+                    worker.accept()[0].close()
+    with socket.socket() as after:  # released when warden serve ends
+        after.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the connections above left TIME_WAITs
+        after.bind(("127.0.0.1", port))
+        after.listen()

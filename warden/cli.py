@@ -9,7 +9,7 @@ import gc
 import importlib.metadata
 import sys
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from plumbing import logs
 from plumbing.settings import CommonSettings
@@ -54,12 +54,12 @@ def _settings(cls: type[S], args: argparse.Namespace, flags: tuple[str, ...]) ->
 
 
 @contextlib.contextmanager
-def _data_dir(settings: CommonSettings, *, always: bool = False) -> Iterator[None]:
+def _data_dir(settings: CommonSettings, *, always: bool = False) -> Iterator[IO[str] | None]:
     """Hold the data directory while the command runs: chDB allows one process per directory (``always``: the
-    command keeps more than chDB there)."""
+    command keeps more than chDB there). Yields the lock's file (None when not held)."""
     lock = claim_data_dir(settings.data_dir) if always or not settings.clickhouse_url else None
     try:
-        yield
+        yield lock
     finally:
         if lock is not None:
             lock.close()
@@ -70,8 +70,9 @@ def _serve(args: argparse.Namespace) -> int:
     from warden.serve import serve
 
     settings = _settings(ServeSettings, args, ("host", "port", "data_dir", "workers"))
-    with _data_dir(settings, always=True):
-        return serve(settings)
+    with _data_dir(settings, always=True) as lock:
+        assert lock is not None  # always=True
+        return serve(settings, lock.fileno())
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,11 @@ BACKGROUND_STOP_S = 5.0
 lost then: the hand-off logs are read again at the next start)."""
 WORKER_STOP_MARGIN_S = 2.0
 """Beyond ``stop_grace_s``, what a stopping worker gets to write its last events to disk before it is killed."""
-BACKGROUND_READY_S = 120.0
-"""How long the background process may take to open the store and apply the schema at start."""
+READY_NOTE_S = 30.0
+"""While the background process or a worker has not answered yet, how often ``warden serve`` says it is still
+waiting. There is no deadline: a child that fails at its start ends, and the supervisor gives up after
+``max_quick_exits``; one that is only slow (chDB opening the store on a loaded machine takes minutes) is waited for,
+not stopped with everything else."""
 
 
 def worker_count(settings: ServeSettings) -> int:
@@ -57,36 +61,71 @@ def child_environment(settings: ServeSettings, run_dir: Path) -> dict[str, str]:
     }
 
 
-def _child(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+def _child(module: str, env: dict[str, str], lock_fd: int, *args: str) -> subprocess.Popen[bytes]:
     # A process group of its own: Ctrl-C in a terminal reaches this process only, which stops the children in order.
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0)
+    # The data directory's lock goes with every child (an inherited descriptor shares the ``flock``): a child that
+    # outlives this process (killed outright, its children drain after the death signal) still holds the directory,
+    # so another ``warden serve`` is refused with the reason instead of starting beside a store and logs in use.
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, process_group=0, pass_fds=(lock_fd,))
 
 
-def _answers(socket_path: Path, until: float, going: Callable[[], bool]) -> bool:
-    """Whether the process behind ``socket_path`` answers ``/healthz`` before ``until`` (while ``going``)."""
+def _answers(name: str, socket_path: Path, going: Callable[[], bool]) -> bool:
+    """Whether the process behind ``socket_path`` answers ``/healthz`` (False once ``going`` turns false)."""
     transport = httpx.HTTPTransport(uds=str(socket_path))
+    started = time.monotonic()
+    note = started + READY_NOTE_S
     with httpx.Client(transport=transport, timeout=2) as client:
-        while time.monotonic() < until and going():
+        while going():
             try:
                 if client.get("http://process/healthz").status_code == 200:
                     return True
             except httpx.TransportError:
                 pass
+            if time.monotonic() >= note:
+                note += READY_NOTE_S
+                waited = time.monotonic() - started
+                print(f"Warden starting: still waiting for the {name} ({waited:.0f} s)", flush=True)
             time.sleep(0.1)
     return False
 
 
-def serve(settings: ServeSettings) -> int:
-    bind(settings.host, settings.port).close()  # a port in use is said before anything starts
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Hold ``host:port`` for the proxy workers from now until ``warden serve`` ends: a port in use is said before
+    anything starts, and no other program can take it while the background process starts (a minute on a loaded
+    machine) or while a worker is started again. The socket stays bound without listening, so every connection goes
+    to a worker; it has ``SO_REUSEPORT`` so the workers (same user, same option) may bind beside it, and only they."""
+    sock = bind(host, port)  # listening once, without SO_REUSEPORT: fails if anything else holds the port
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.shutdown(socket.SHUT_RDWR)  # on Linux a listening socket stops listening and keeps its address
+    # Without SO_REUSEADDR: a bound socket that is not listening would otherwise let any program that sets it (most
+    # servers do) bind and listen on the port.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    return sock
+
+
+def serve(settings: ServeSettings, lock_fd: int) -> int:
+    """Run ``warden serve``; ``lock_fd``: the data directory's lock (``startup.claim_data_dir``), held by the
+    caller."""
+    with reserve_port(settings.host, settings.port):
+        return _serve(settings, lock_fd)
+
+
+def _serve(settings: ServeSettings, lock_fd: int) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="warden-"))  # 0700: only this user reaches the sockets
     where = paths(settings, run_dir)
     env = child_environment(settings, run_dir)
     count = worker_count(settings)
-    background = Supervisor(1, lambda _: _child("warden.background", env), stop_timeout=BACKGROUND_STOP_S)
+    background = Supervisor(
+        1,
+        lambda _: _child("warden.background", env, lock_fd),
+        stop_timeout=BACKGROUND_STOP_S,
+        name="background process",
+    )
     workers = Supervisor(
         count,
-        lambda i: _child("warden.proxy_worker", env, str(i)),
+        lambda i: _child("warden.proxy_worker", env, lock_fd, str(i)),
         stop_timeout=settings.stop_grace_s + WORKER_STOP_MARGIN_S,
+        name="proxy worker",
     )
     status: list[int] = []
 
@@ -97,17 +136,19 @@ def serve(settings: ServeSettings) -> int:
     thread = threading.Thread(target=run_background, name="background-supervisor")
     thread.start()
     try:
-        if not _answers(where.background_socket, time.monotonic() + BACKGROUND_READY_S, thread.is_alive):
+        if not _answers("background process (store, logger, guard)", where.background_socket, thread.is_alive):
             raise StartupError("the background process (store, logger, guard) did not start; see the lines above")
 
         def say_when_listening() -> None:
-            until = time.monotonic() + BACKGROUND_READY_S
-            if all(_answers(where.worker_socket(i), until, thread.is_alive) for i in range(count)):
+            if all(_answers(f"proxy worker {i}", where.worker_socket(i), thread.is_alive) for i in range(count)):
                 _say_started(settings, count, background.pids)
 
         threading.Thread(target=say_when_listening, name="workers-ready", daemon=True).start()
         status.append(workers.run())
     finally:
+        why = workers.gave_up or background.gave_up
+        if why is not None:
+            print(f"Warden stopping because the {why}", file=sys.stderr, flush=True)
         print("Warden stopping: the proxies finish their requests, then draining their events to storage", flush=True)
         workers.stop()
         background.stop()

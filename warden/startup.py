@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import time
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -28,6 +29,10 @@ LOCK_FILE = "warden.lock"
 """In the data directory: held (``flock``) by the Warden process that uses the directory, and naming its pid. chDB
 allows one process per data directory; the lock says which one has it before chDB fails obscurely."""
 
+DATA_DIR_WAIT_S = 60.0
+"""How long a Warden waits for the data directory when the Warden that holds it has ended but the processes it
+started still hold it (``warden serve`` killed outright: its background process and proxy workers store what they
+hold, then end). A Warden still running is said at once."""
 FLAGS = {"host": "--host", "port": "--port", "console_port": "--port", "data_dir": "--data-dir"}
 """Settings that a command-line flag can also give: their messages name both."""
 
@@ -76,6 +81,16 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def claim_data_dir(path: Path) -> IO[str]:
     """Create the data directory if need be and take its lock; keep the returned file open while the directory is
     in use (the lock goes with the process)."""
@@ -94,16 +109,22 @@ def claim_data_dir(path: Path) -> IO[str]:
         lock = (path / LOCK_FILE).open("a+", encoding="utf-8")
     except OSError as exc:
         raise StartupError(f"{name}: cannot write in {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip()
-        lock.close()
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise StartupError(
-            f"{name}: {path} is in use by another Warden{who}; stop it, or give this one another data directory"
-        ) from None
+    deadline = time.monotonic() + DATA_DIR_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            if holder.isdigit() and not _running(int(holder)) and time.monotonic() < deadline:
+                time.sleep(0.1)  # that Warden has ended; the processes it started are still storing what they held
+                continue
+            lock.close()
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StartupError(
+                f"{name}: {path} is in use by another Warden{who}; stop it, or give this one another data directory"
+            ) from None
     lock.seek(0)
     lock.truncate()
     lock.write(f"{os.getpid()}\n")

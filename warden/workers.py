@@ -12,6 +12,7 @@ port): after ``max_quick_exits`` such ends in a row the supervisor stops the oth
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -27,6 +28,8 @@ Child = subprocess.Popen[bytes] | multiprocessing.Process
 """What ``start_child`` returns: a started child process."""
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+log = logging.getLogger(__name__)
 
 
 def available_cores() -> int:
@@ -58,9 +61,25 @@ def _alive(child: Child) -> bool:
     return child.is_alive()
 
 
+def _code(child: Child) -> int | None:
+    return child.returncode if isinstance(child, subprocess.Popen) else child.exitcode
+
+
 def _status(child: Child) -> int:
-    code = child.returncode if isinstance(child, subprocess.Popen) else child.exitcode
+    code = _code(child)
     return 0 if code is None else code
+
+
+def how_it_ended(code: int | None) -> str:
+    """A child's end in words: its exit status, or the signal that ended it (a negative ``returncode``)."""
+    if code is None:
+        return "ended"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _signal(child: Child, sig: int) -> None:
@@ -92,6 +111,7 @@ class Supervisor:
 
     ``stop_timeout``: how long the children get to finish after SIGTERM before they are killed. ``restart_delay``:
     the pause before a child that ended is started again (doubling while it keeps ending within ``min_uptime``).
+    ``name``: what the children are, in the log lines that say one ended and why the supervisor gave up.
     """
 
     def __init__(
@@ -104,6 +124,7 @@ class Supervisor:
         min_uptime: float = 5.0,
         max_quick_exits: int = 5,
         poll_interval: float = 0.1,
+        name: str = "child",
     ) -> None:
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
@@ -114,10 +135,13 @@ class Supervisor:
         self.min_uptime = min_uptime
         self.max_quick_exits = max_quick_exits
         self.poll_interval = poll_interval
+        self.name = name
         self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self.restarts = 0
         """How many times a child was started again (for logs and tests)."""
+        self.gave_up: str | None = None
+        """Why ``run`` stopped the children on its own (a child kept ending at its start), or None."""
 
     @property
     def pids(self) -> list[int]:
@@ -152,9 +176,16 @@ class Supervisor:
                     continue
                 _reap(slot.child)
                 quick = slot.quick_exits + 1 if now - slot.started < self.min_uptime else 0
+                what = f"{self.name} {slot.index} (pid {slot.child.pid}) {how_it_ended(_code(slot.child))}"
                 if quick >= self.max_quick_exits:
+                    self.gave_up = (
+                        f"{what}, the {quick}th time in a row within {self.min_uptime:g} s of its start; "
+                        "its own lines above say why"
+                    )
+                    log.error("%s: stopping", self.gave_up)
                     return _status(slot.child) or 1
                 delay = self.restart_delay * (2 ** max(quick - 1, 0))
+                log.warning("%s after %.1f s; starting it again in %.1f s", what, now - slot.started, delay)
                 waiting[slot.index] = (now + delay, quick)
             for position, slot in enumerate(self._slots):
                 due = waiting.get(slot.index)
