@@ -121,7 +121,7 @@ class Supervisor:
         *,
         stop_timeout: float = 35.0,
         restart_delay: float = 0.5,
-        min_uptime: float = 5.0,
+        min_uptime: float = 30.0,  # a start on a busy machine (imports, chDB) can take longer than a few seconds
         max_quick_exits: int = 5,
         poll_interval: float = 0.1,
         name: str = "child",
