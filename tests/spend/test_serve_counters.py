@@ -124,6 +124,7 @@ def test_a_full_counter_table_fails_budgets_closed_and_rate_limits_open(tmp_path
         refused = call("openai_chat", server.url, budgeted, agent, max_tokens=8)
         assert refused.status == 503
         assert "budgets are unavailable" in refused.message and "fails closed" in refused.message
+        assert "slots" not in refused.message, "the store's own reason stays in the log"
         assert hits(fake_openai, agent) == 0
         assert call("openai_chat", server.url, limited, agent, max_tokens=8).status == 200
         assert call("openai_chat", server.url, open_budget, agent, max_tokens=8).status == 200
