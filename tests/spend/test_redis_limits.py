@@ -10,8 +10,14 @@ import threading
 import uuid
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from plumbing.bus.topics_admin import create_topics
+from plumbing.counters.base import Charge, Reservation
+from plumbing.counters.redis import RedisCounters
+from services.ingress.metering import Meter, pending_bytes
+from services.ingress.metrics import IngressMetrics
+from services.pricing.catalogue import Catalogue
 from tests.distributed.test_keys_on_kafka import start
 from tests.distributed.test_replicated_config import until
 from tests.support.agents import new_agent
@@ -131,3 +137,35 @@ def _profile(console_url: str, **spec) -> str:
     response = httpx.post(f"{console_url}/api/profiles", json={"name": f"shared-{uuid.uuid4().hex[:8]}", **spec})
     assert response.status_code == 201, response.text
     return response.json()["id"]
+
+
+async def test_settlements_waiting_for_redis_are_bounded_in_bytes_and_those_dropped_are_counted(redis_server):
+    counters = RedisCounters(redis_server.url, timeout_s=5.0, key_prefix=uuid.uuid4().hex[:8])
+    registry = CollectorRegistry()
+    metrics = IngressMetrics(registry, 200)
+
+    def dropped(reason: str) -> float | None:
+        return registry.get_sample_value("warden_counter_settlements_dropped_total", {"reason": reason})
+
+    try:
+        reservations = []
+        for i in range(4):
+            reserved = await counters.reserve([Charge(f"budget:agent:a{i}", 100, 1000, 0)])
+            assert isinstance(reserved, Reservation)
+            reservations.append(reserved)
+        meter = Meter(counters, Catalogue(), metrics, pending_max_bytes=2 * pending_bytes(reservations[0]))
+        # Handed over in one go: none has run yet, so the first two fill the bound and the others are dropped.
+        for i, reserved in enumerate(reservations):
+            meter.later(reserved, lambda r=reserved, i=i: counters.settle(r, {f"budget:agent:a{i}": 30}))
+        await meter.drain()
+        assert [await counters.used(f"budget:agent:a{i}") for i in range(4)] == [30, 30, 100, 100]
+        assert dropped("full") == 2
+        # Room again once they are done; a settlement Redis does not answer is counted as failed.
+        redis_server.kill()
+        meter.later(reservations[2], lambda: counters.settle(reservations[2], {"budget:agent:a2": 30}))
+        await meter.drain()
+        assert dropped("failed") == 1
+        assert dropped("full") == 2
+    finally:
+        redis_server.start()
+        await counters.close()
