@@ -313,6 +313,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="measure the distributed proxy alone (`warden ingress`, events to Kafka; no guard, logger or store in "
         "it): starts a broker from tests/support unless --kafka is given; nothing is stored, so nothing is verified",
     )
+    p.add_argument(
+        "--routed",
+        action="store_true",
+        help="route the scenarios' model over one deployment (a model alias) at the same upstream: what routing adds",
+    )
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="with --ingress: an existing broker instead of starting one")
     p.add_argument("--data-dir", type=Path, help="Warden's data directory (default: a fresh temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, chDB data, profiles)")
@@ -469,6 +474,12 @@ class Bench:
     def start_warden(self) -> None:
         if any(s.name.endswith("-policies") for s in self.args.scenario_list) and not self.args.ingress:
             seed_policy_profile(self.args.data_dir or self.work / "warden-data")
+        if self.args.routed:
+            # One deployment at the same upstream and an alias for the scenarios' model: the routed path's cost.
+            deployment = {"provider": "openai", "base_url": self.nginx.base_url}
+            alias = {"targets": [{"deployment": "bench"}]}
+            self.args.extra_env["WARDEN_DEPLOYMENTS"] = json.dumps({"bench": deployment})
+            self.args.extra_env["WARDEN_MODEL_ALIASES"] = json.dumps({"openai/gpt-4o-mini": alias})
         if self.args.ingress:
             self.args.extra_env["WARDEN_KAFKA_BOOTSTRAP_SERVERS"] = self.args.kafka or self.start_kafka()
         keyed = any(s.warden_key for s in self.args.scenario_list)

@@ -89,6 +89,11 @@ class ProviderAdapter(ABC):
         does not read (None: it reads it). A restrictive profile refuses such a request."""
         return None
 
+    def priced_model(self, requested: str, completion: CompletionView) -> str:
+        """The model an answer is priced as: the one requested (``RequestMeta.model``), unless the provider's request
+        names something that is not a model (an Azure deployment) and its answer says which model served it."""
+        return requested
+
     def stream_reports_usage(self, route: str, body: Any) -> bool:
         """Whether a streamed answer to the request ``body`` (parsed) carries the provider's token usage; when it
         does not, the record's tokens and cost are estimated."""

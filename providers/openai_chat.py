@@ -200,6 +200,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
         usage=usage(body.get("usage")),
         finish_reason=optional_str(first.get("finish_reason")),
         parts=_answer_parts(message.get("content"), message.get("refusal")),
+        model=optional_str(body.get("model")) or None,
     )
 
 
@@ -222,7 +223,10 @@ def stream_view(stream: bytes) -> CompletionView:
     refusal: list[str] = []
     finish_reason: str | None = None
     error: str | None = None
+    model: str | None = None
     for chunk in json_events(stream):
+        # Every chunk names the model; Azure's first one (its prompt's filter results, no choices) names none.
+        model = model or optional_str(chunk.get("model")) or None
         if chunk.get("error"):
             error = error_message(chunk) or json_text(chunk["error"])
         if chunk.get("usage"):
@@ -260,6 +264,7 @@ def stream_view(stream: bytes) -> CompletionView:
         finish_reason=finish_reason or ("error" if error is not None else None),
         parts=_answer_parts("".join(text), "".join(refusal)),
         error=error,
+        model=model,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.common import as_dict, as_int
+from providers.common import as_dict, as_int, optional_str
 from schemas.view import CompletionView, ConversationView, Message, Usage
 
 
@@ -22,4 +22,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
     found = as_dict(body.get("usage"))
     prompt_tokens = as_int(found.get("prompt_tokens"))
     # An embedding has no output tokens; say 0 rather than "unknown" once the input is counted.
-    return CompletionView(usage=Usage(input_tokens=prompt_tokens, output_tokens=None if prompt_tokens is None else 0))
+    return CompletionView(
+        usage=Usage(input_tokens=prompt_tokens, output_tokens=None if prompt_tokens is None else 0),
+        model=optional_str(body.get("model")) or None,
+    )

@@ -181,6 +181,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
         provider_refs=refs,
         parts=beyond_text(pieces),
         error=error_message(body),
+        model=optional_str(body.get("model")) or None,
     )
 
 

@@ -4,12 +4,19 @@ time); whatever reads a record finds its adapter with ``adapter_for``."""
 from __future__ import annotations
 
 from providers.anthropic import AnthropicAdapter
+from providers.azure import AzureAdapter
 from providers.base import ProviderAdapter
 from providers.bedrock import BedrockAdapter
 from providers.gemini import GeminiAdapter
 from providers.openai import OpenAIAdapter
 
-_BUILTIN: tuple[type[ProviderAdapter], ...] = (OpenAIAdapter, AnthropicAdapter, GeminiAdapter, BedrockAdapter)
+_BUILTIN: tuple[type[ProviderAdapter], ...] = (
+    OpenAIAdapter,
+    AnthropicAdapter,
+    GeminiAdapter,
+    BedrockAdapter,
+    AzureAdapter,
+)
 
 BUILTIN_NAMES: frozenset[str] = frozenset(adapter.name for adapter in _BUILTIN)
 

@@ -58,15 +58,28 @@ class TraceContext(BaseModel):
 
 
 class UpstreamAttempt(BaseModel):
-    """One request to the upstream, as a client span: its id went upstream in the ``traceparent``."""
+    """One request to the upstream: a client span when tracing is on (its id went upstream in the ``traceparent``),
+    and, for a request routed by a model alias, one attempt of its retries and fallbacks."""
 
-    span_id: str
+    span_id: str = ""
+    """Empty when tracing is off."""
     started_ms: float
     """Milliseconds from the interaction's start."""
     finished_ms: float
+    """When its outcome was known: the answer's status (a stream's first chunk), or the failure."""
     status: int | None = None
     """The upstream's HTTP status; None when it never answered."""
     error: str | None = None
+    deployment: str = ""
+    """The deployment it went to; empty for a request no model alias routes."""
+    model: str = ""
+    """The model it asked that deployment for (routed requests)."""
+    latency_ms: float | None = None
+    error_class: str | None = None
+    """What went wrong (routed requests): ``connect``, ``disconnected``, ``timeout``, ``status_429``,
+    ``status_5xx``, ``status_4xx``, ``stream_broken``; None when it answered well."""
+    answered: bool = False
+    """Its answer is the one the client received (routed requests)."""
 
 
 class PolicyDecision(BaseModel):
@@ -146,7 +159,8 @@ class ResponseEvent(Attribution):
     trace: TraceContext | None = None
     """Set when tracing is on."""
     upstream_attempts: list[UpstreamAttempt] = Field(default_factory=list)
-    """The requests sent upstream, with their timings (set when tracing is on)."""
+    """The requests sent upstream, with their timings: every attempt of a request a model alias routes (retries and
+    fallbacks, which one answered), else the one request when tracing is on; empty otherwise."""
 
 
 Category = Literal["prompt_injection", "secret", "pii", "exfiltration", "policy"]

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -146,6 +147,17 @@ class CredentialState(_Strict):
 
 
 ProviderSlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+def _endpoint(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} must start with http:// or https:// and name a host")
+    return value.rstrip("/")
+
+
+Endpoint = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_endpoint)]
+"""An upstream's base URL, as ``WARDEN_<PROVIDER>_BASE_URL`` takes it."""
 CredentialChange = Annotated[SecretStr, Field(min_length=1, max_length=8192)] | CredentialState | None
 """In a write: a new credential (the provider key, encrypted before it is stored), ``{"set": true}`` (keep the stored
 one) or null (remove it). A provider left out keeps its credential too."""
@@ -170,6 +182,9 @@ class ProfileSpec(SpendLimits, _Strict):
     Warden keys are accepted, and Warden sends the profile's stored credential upstream."""
     credentials: dict[ProviderSlug, CredentialChange] = Field(default_factory=dict)
     """Provider credentials, per provider slug: write-only (see ``CredentialChange``)."""
+    endpoints: dict[ProviderSlug, Endpoint] = Field(default_factory=dict)
+    """Upstream base URLs per provider slug for this profile's traffic, over the ingress's settings: e.g. the Azure
+    OpenAI resource a team's stored key belongs to (``{"azure": "https://team-a.openai.azure.com"}``)."""
 
 
 class Profile(ProfileSpec):

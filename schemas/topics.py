@@ -18,3 +18,7 @@ REVOKED_SESSIONS = "warden.revoked-sessions"
 PROVIDER_HISTORY = "warden.provider-history"
 """Compacted: what the ingresses remember of the responses they relayed, in buckets keyed by instance and minute (a
 tombstone drops an expired bucket)."""
+DEPLOYMENTS = "warden.deployments"
+"""Compacted: upstream deployments keyed by name (credentials encrypted), written by the admin API."""
+MODEL_ALIASES = "warden.model-aliases"
+"""Compacted: model aliases keyed by ``provider/model``, written by the admin API."""

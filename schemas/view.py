@@ -115,3 +115,6 @@ class CompletionView(BaseModel):
     """The answer's content piece by piece, as ``Message.parts``: empty when ``text`` says it all."""
     error: str | None = None
     """The provider's error message, when the answer is its error body or the stream carried an error event."""
+    model: str | None = None
+    """The model the answer says served it, when it says (OpenAI's ``model`` field): it may name a dated version of
+    the one requested, or the model behind an Azure deployment."""

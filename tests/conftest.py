@@ -60,6 +60,12 @@ BEDROCK_REGION = "eu-west-3"
 
 
 @pytest.fixture(scope="session")
+def fake_azure() -> Iterator[FakeUpstream]:
+    with FakeUpstream(provider="azure") as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def fake_compatible() -> Iterator[FakeUpstream]:
     """A second OpenAI-shaped upstream, configured in Warden as the custom provider ``CUSTOM_PROVIDER``."""
     with FakeUpstream(provider="openai") as fake:
@@ -82,6 +88,7 @@ def warden(
     fake_gemini: FakeUpstream,
     fake_compatible: FakeUpstream,
     fake_bedrock: FakeUpstream,
+    fake_azure: FakeUpstream,
 ) -> Iterator[WardenServer]:
     from tests.fakes.bedrock_api import AWS_KEYS
 
@@ -90,6 +97,7 @@ def warden(
         openai_base_url=fake_openai.url + "/v1",
         anthropic_base_url=fake_anthropic.base_url,
         gemini_base_url=fake_gemini.base_url,
+        azure_base_url=fake_azure.base_url,
         custom_providers={"deadend": "http://127.0.0.1:9/v1", CUSTOM_PROVIDER: fake_compatible.base_url},
         max_body_bytes=1024 * 1024,
         # The whole suite's agents and models go through this one Warden: its metrics must not fold the later ones into

@@ -30,11 +30,13 @@ from services.console.app import console_app
 from services.console.keys_api import KeysApi
 from services.console.profiles_api import ProfilesApi
 from services.console.quarantines_api import QuarantinesApi
+from services.console.upstreams_api import UpstreamsApi
 from services.console.usage import UsageApi
 from services.console.viewer import Viewer
 from services.guard.service import GuardService
 from services.guard.settings import GuardSettings
 from services.ingress.app import Ingress
+from services.ingress.failover.routing import UpstreamRouting
 from services.ingress.history import ProviderHistory
 from services.ingress.keys import KeyIndex
 from services.ingress.metrics import IngressMetrics
@@ -114,10 +116,20 @@ def ingress(
     ``counters``: where budgets and rate limits are counted (else the process's own table)."""
     history = ProviderHistory(config.history, max_bytes=settings.history_max_bytes, ttl_s=settings.history_ttl_s)
     ring = keyring(settings)
+    metrics = IngressMetrics.from_settings(registry, settings)
+    routing = UpstreamRouting(
+        settings,
+        configured_upstreams(settings),
+        ring,
+        attempts_counter=metrics.upstream_attempts,
+        breaker_gauge=metrics.breaker_state,
+        deployments=config.deployments,
+        aliases=config.aliases,
+    )
     return Ingress(
         settings,
         bus,
-        IngressMetrics.from_settings(registry, settings),
+        metrics,
         profiles=profiles or ProfileSnapshot(config.profiles),
         quarantines=config.quarantines.get,
         history=history,
@@ -125,6 +137,7 @@ def ingress(
         keyring=ring,
         traces=TraceStarter(Sampling.from_env() if tracing_enabled() else None),
         counters=counters if counters is not None else counter_table(settings, shared=False),
+        routing=routing,
     )
 
 
@@ -188,6 +201,9 @@ def console(
         *ProfilesApi(config.profiles, lambda: url, lambda: providers, ring).routes(),
         *KeysApi(config.keys, config.profiles, ring).routes(),
         *QuarantinesApi(config.quarantines).routes(),
+        *UpstreamsApi(
+            config.deployments, config.aliases, ring, lambda: providers, ingress_settings.deployments
+        ).routes(),
         *UsageApi(store).routes(),
         *viewer.routes(),
     ]

@@ -17,6 +17,7 @@ from schemas.profiles import Profile
 from schemas.provider_history import HistoryBucket
 from schemas.quarantine import Quarantine
 from schemas.sessions import RevokedSession
+from schemas.upstreams import Deployment, ModelAlias
 
 
 @dataclass
@@ -26,14 +27,24 @@ class ConfigMaps:
     history: ReplicatedMap[HistoryBucket] | None = None
     revoked_sessions: ReplicatedMap[RevokedSession] | None = None
     keys: ReplicatedMap[WardenKey] | None = None
+    deployments: ReplicatedMap[Deployment] | None = None
+    aliases: ReplicatedMap[ModelAlias] | None = None
 
     @classmethod
     def build(
-        cls, settings: CommonSettings, *, history: bool = False, sessions: bool = False, keys: bool = False
+        cls,
+        settings: CommonSettings,
+        *,
+        history: bool = False,
+        sessions: bool = False,
+        keys: bool = False,
+        routing: bool | None = None,
     ) -> ConfigMaps:
         """``history``: also the provider-history map (only the ingress needs it); ``sessions``: also the console's
         list of logged-out sessions (only processes that serve the console need it); ``keys``: also the Warden keys
-        (the ingress checks them, the console issues them)."""
+        (the ingress checks them, the console issues them); ``routing``: also the deployments and model aliases
+        (the ingress routes by them, the console writes them; by default with the keys)."""
+        routing = keys if routing is None else routing
         return cls(
             profiles=make_map(settings, topics.PROFILES, Profile, "profiles"),
             quarantines=make_map(settings, topics.QUARANTINES, Quarantine, "quarantines"),
@@ -42,10 +53,12 @@ class ConfigMaps:
                 make_map(settings, topics.REVOKED_SESSIONS, RevokedSession, "revoked-sessions") if sessions else None
             ),
             keys=make_map(settings, topics.KEYS, WardenKey, "keys") if keys else None,
+            deployments=make_map(settings, topics.DEPLOYMENTS, Deployment, "deployments") if routing else None,
+            aliases=make_map(settings, topics.MODEL_ALIASES, ModelAlias, "model-aliases") if routing else None,
         )
 
     def _maps(self) -> list[ReplicatedMap[Any]]:
-        optional = (self.history, self.revoked_sessions, self.keys)
+        optional = (self.history, self.revoked_sessions, self.keys, self.deployments, self.aliases)
         return [self.profiles, self.quarantines, *(m for m in optional if m is not None)]
 
     async def start(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from warden.profiles_cli import add_connection_flags, client, print_answer
 
@@ -21,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "reencrypt":
         return _reencrypt()
+    if args.action == "encrypt":
+        return _encrypt()
     with client(args) as http:
         if args.action == "list":
             params = {"include_revoked": "true"} if args.all else {}
@@ -44,40 +47,76 @@ def run(args: argparse.Namespace) -> int:
         return print_answer(http.delete(f"/api/keys/{args.id}"))
 
 
-def _reencrypt() -> int:
-    """Every profile's credentials under the newest master key, written through the configured profile store."""
-    from plumbing.config.factory import make_map
+def _master_keyring() -> tuple[Any, Any] | None:
+    """The settings and the keyring of ``WARDEN_MASTER_KEY``; None (said on stderr) when it is not set."""
     from plumbing.keyring import Keyring
     from plumbing.settings import CommonSettings
-    from schemas import topics
-    from schemas.profiles import Profile
     from warden.startup import load_settings
 
     settings = load_settings(CommonSettings)
     if settings.master_key is None:
         print("WARDEN_MASTER_KEY is not set", file=sys.stderr)
-        return 2
-    keyring = Keyring.from_setting(settings.master_key.get_secret_value())
-    assert keyring is not None
+        return None
+    return settings, Keyring.from_setting(settings.master_key.get_secret_value())
 
-    async def rewrite() -> int:
+
+def _encrypt() -> int:
+    """A secret read from standard input, encrypted under the newest master key: a deployment's ``credential`` in
+    the configuration file."""
+    found = _master_keyring()
+    if found is None:
+        return 2
+    _, keyring = found
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        print("no secret on standard input", file=sys.stderr)
+        return 2
+    print(keyring.encrypt(secret))
+    return 0
+
+
+def _reencrypt() -> int:
+    """Every profile's credentials under the newest master key, written through the configured profile store."""
+    from plumbing.config.factory import make_map
+    from schemas import topics
+    from schemas.profiles import Profile
+    from schemas.upstreams import Deployment
+
+    found = _master_keyring()
+    if found is None:
+        return 2
+    settings, keyring = found
+
+    async def rewrite() -> tuple[int, int]:
         profiles = make_map(settings, topics.PROFILES, Profile, "profiles")
+        deployments = make_map(settings, topics.DEPLOYMENTS, Deployment, "deployments")
         await profiles.start()
+        await deployments.start()
         try:
-            caught_up = getattr(profiles, "caught_up", None)
-            if caught_up is not None:
-                await asyncio.wait_for(caught_up.wait(), 30)
+            for replicated in (profiles, deployments):
+                caught_up = getattr(replicated, "caught_up", None)
+                if caught_up is not None:
+                    await asyncio.wait_for(caught_up.wait(), 30)
             count = 0
             for profile in profiles.values():
                 if profile.credentials:
                     fresh = {name: keyring.reencrypt(token) for name, token in profile.credentials.items()}
                     await profiles.put(profile.id, profile.model_copy(update={"credentials": fresh}))
                     count += 1
-            return count
+            moved = 0
+            for deployment in deployments.values():
+                if deployment.credential is not None:
+                    update = {"credential": keyring.reencrypt(deployment.credential)}
+                    await deployments.put(deployment.name, deployment.model_copy(update=update))
+                    moved += 1
+            return count, moved
         finally:
             await profiles.stop()
+            await deployments.stop()
 
-    print(f"re-encrypted the credentials of {asyncio.run(rewrite())} profile(s)")
+    profile_count, deployment_count = asyncio.run(rewrite())
+    print(f"re-encrypted the credentials of {profile_count} profile(s) and {deployment_count} deployment(s)")
+    print("deployments' credentials in the configuration file: encrypt them again with `warden keys encrypt`")
     return 0
 
 
@@ -103,4 +142,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     actions.add_parser("revoke", help="refused everywhere within moments").add_argument("id")
     actions.add_parser("master-key", help="print a new WARDEN_MASTER_KEY value")
     actions.add_parser("reencrypt", help="rewrite every stored provider credential under the newest WARDEN_MASTER_KEY")
+    actions.add_parser("encrypt", help="encrypt a secret read from standard input (a deployment's credential)")
     keys.set_defaults(run=run)

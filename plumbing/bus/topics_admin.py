@@ -31,6 +31,8 @@ def topic_specs(partitions: int, replication: int, retention_ms: int) -> list[Ne
         topics.REVOKED_SESSIONS,
         topics.PROVIDER_HISTORY,
         topics.KEYS,
+        topics.DEPLOYMENTS,
+        topics.MODEL_ALIASES,
     )
     specs += [NewTopic(name, 1, replication, topic_configs=dict(COMPACTED)) for name in configuration]
     return specs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -93,6 +94,8 @@ class InteractionsApi:
         item = queries.present(folded)
         sql, params = queries.violations_of(interaction_id)
         item["violations"] = [queries.present_violation(v) for v in await self.store.select(sql, params)]
+        attempts = await self.store.select(*queries.attempts_of(interaction_id))
+        item["upstream_attempts"] = orjson.loads(attempts[0]["attempts"]) if attempts else []
         return item
 
     async def list_endpoint(self, request: Request) -> Response:

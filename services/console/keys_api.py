@@ -8,8 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,7 +18,7 @@ from plumbing.keyring import Keyring
 from schemas.errors import error_json
 from schemas.keys import KeySecret, KeySpec, WardenKey
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile
-from services.console.validation import validation_message
+from services.console.validation import read_model
 from services.keyring.tokens import display_prefix, new_secret
 
 DEFAULT_GRACE_S = 3600
@@ -56,15 +55,7 @@ class KeysApi:
 
     async def _body(self, request: Request, model: type[M]) -> M | Response:
         """The request's JSON body as ``model`` (an empty body is ``{}``), or the answer saying what is wrong."""
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError as exc:
-            return _error(400, f"the body is not valid JSON: {exc}", "invalid_request_error")
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
-            return _error(422, validation_message(exc), "validation_error")
+        return await read_model(request, model)
 
     async def create(self, request: Request) -> Response:
         if self.keyring is None:

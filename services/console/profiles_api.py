@@ -27,6 +27,14 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(error_json(message, kind), status_code=status)
 
 
+def unknown_endpoint(spec: ProfileSpec, providers: list[str]) -> str | None:
+    """What is wrong with a write's endpoints: a provider slug that is not configured (a typo would go unnoticed)."""
+    for provider in spec.endpoints:
+        if provider not in providers:
+            return f"endpoints: {provider} is not a configured provider ({', '.join(providers)})"
+    return None
+
+
 def stored_credentials(
     current: dict[str, str], changes: ProfileSpec, keyring: Keyring | None, providers: list[str]
 ) -> dict[str, str] | str:
@@ -92,7 +100,9 @@ class ProfilesApi:
         spec = await self._spec(request)
         if isinstance(spec, Response):
             return spec
-        credentials = stored_credentials({}, spec, self.keyring, self.providers())
+        credentials = unknown_endpoint(spec, self.providers()) or stored_credentials(
+            {}, spec, self.keyring, self.providers()
+        )
         if isinstance(credentials, str):
             return _error(422, credentials, "validation_error")
         profile = new_profile(spec, credentials=credentials)
@@ -112,7 +122,9 @@ class ProfilesApi:
         spec = await self._spec(request)
         if isinstance(spec, Response):
             return spec
-        credentials = stored_credentials(profile.credentials, spec, self.keyring, self.providers())
+        credentials = unknown_endpoint(spec, self.providers()) or stored_credentials(
+            profile.credentials, spec, self.keyring, self.providers()
+        )
         if isinstance(credentials, str):
             return _error(422, credentials, "validation_error")
         updated = profile.with_spec(spec, credentials=credentials, now=datetime.now(UTC))

@@ -436,6 +436,12 @@ def violations_of(interaction_id: str) -> tuple[str, dict[str, Any]]:
     return sql, {"id": interaction_id}
 
 
+def attempts_of(interaction_id: str) -> tuple[str, dict[str, Any]]:
+    """The upstream attempts of one interaction (migration 008's copy, sorted by id)."""
+    sql = "SELECT attempts FROM warden.interaction_attempts WHERE interaction_id = {id:UUID} LIMIT 1"
+    return sql, {"id": interaction_id}
+
+
 _JSON_COLUMNS = ("request_decisions", "tool_calls", "blocked_tool_calls", "response_decisions")
 
 

@@ -1,18 +1,32 @@
 """``GET /api/usage``: tokens, requests, errors and cost per group and time bucket, for analysts and the usage page.
 
-Answered from the rollups of migration 006, which the store fills on every insert into the record: one row per
-(attribution column, value, hour) in ``warden.usage_hourly``, per day in ``warden.usage_daily``, so a question reads
-rows per group and bucket however many interactions there were. Buckets of an hour read the hourly rollup, longer
-ones the daily one. The rollup's grain bounds the range: ``since`` is taken back to the start of its hour (day) and
-``until`` on to the end of its own, and the answer says the range it covers.
+Answered from the rollups of migrations 006 and 007, which the store fills on every insert into the record: one row
+per (attribution column, value, hour) in ``warden.usage_hourly``, per day in ``warden.usage_daily``, so a question
+reads rows per group and bucket however many interactions there were. Buckets of an hour read the hourly rollup,
+longer ones the daily one. The rollup's grain bounds the range: ``since`` is taken back to the start of its hour (day)
+and ``until`` on to the end of its own, and the answer says the range it covers.
+
+Choosing the groups (the ``limit`` that cost most) is what grows with the range: every value of the dimension has to
+be ranked, and a busy one (tens of thousands of users) has a row per value and hour (day) of the range. So a range of
+more than ``MAX_COVER_BLOCKS`` hours (days) is ranked in three steps: each value's spend over the few days, weeks or
+months that cover the range (``warden.usage_weekly`` / ``usage_monthly``: a row per value and block) bounds its spend
+within the range; the values with the highest bounds are ranked over the range itself, read by value
+(``*_by_value``: index ranges per value); and that ranking stands when the highest bound left out is below the spend
+of the last group kept, since no value left out can then have spent more. Otherwise (spend spread evenly over many
+values, or most of it outside the range) the range itself is ranked, as one statement. Either way the answer is the
+same; the buckets of the chosen groups are read by value.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,17 +67,66 @@ MEASURES = (
 not in ``cost_usd``); ``estimated``: answers whose tokens Warden counted (a stream that reported none)."""
 
 
-def _floor(t: datetime, grain: timedelta) -> datetime:
-    floor = t.replace(minute=0, second=0, microsecond=0)
-    return floor.replace(hour=0) if grain == _DAY else floor
+_HOUR, _DAY, _WEEK = timedelta(hours=1), timedelta(days=1), timedelta(days=7)
 
 
-def _ceil(t: datetime, grain: timedelta) -> datetime:
-    floor = _floor(t, grain)
-    return floor if floor == t else floor + grain
+@dataclass(frozen=True)
+class Grain:
+    """A rollup's time grain: its table ordered by (dimension, time, value), so one dimension's range is contiguous
+    (what ranking reads), and its time column."""
+
+    name: str
+    table: str
+    column: str
+
+    def floor(self, t: datetime) -> datetime:
+        t = t.replace(minute=0, second=0, microsecond=0)
+        if self.name == "hour":
+            return t
+        t = t.replace(hour=0)
+        if self.name == "week":
+            return t - timedelta(days=t.weekday())
+        return t.replace(day=1) if self.name == "month" else t
+
+    def next(self, t: datetime) -> datetime:
+        """The start of the block after the one starting at ``t``."""
+        if self.name == "month":
+            return (t + timedelta(days=32)).replace(day=1)
+        return t + {"hour": _HOUR, "day": _DAY, "week": _WEEK}[self.name]
+
+    def ceil(self, t: datetime) -> datetime:
+        floor = self.floor(t)
+        return floor if floor == t else self.next(floor)
+
+    def blocks(self, since: datetime, until: datetime) -> int:
+        """How many of its blocks cover ``[since, until)``."""
+        first, last = self.floor(since), self.ceil(until)
+        if self.name == "month":
+            return (last.year - first.year) * 12 + last.month - first.month
+        return round((last - first) / (self.next(first) - first))
 
 
-_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+HOUR = Grain("hour", "warden.usage_hourly", "hour")
+DAY = Grain("day", "warden.usage_daily", "day")
+COVERS = (HOUR, DAY, Grain("week", "warden.usage_weekly", "week"), Grain("month", "warden.usage_monthly", "month"))
+"""Finest first: the grains whose blocks can bound a range's spend (migrations 006 and 007)."""
+BY_VALUE = {"hour": "warden.usage_hourly_by_value", "day": "warden.usage_daily_by_value"}
+"""The same rollups ordered by (dimension, value, time): the buckets of a few values are a few index ranges."""
+MAX_COVER_BLOCKS = 3
+"""Ranking reads the finest grain whose blocks covering the range are at most this many (a month per day: two
+months; a week per day: two weeks; a day per hour: two days): about that many rows per value, however long the range
+is."""
+CANDIDATES_PER_GROUP, MIN_CANDIDATES = 4, 50
+"""Values taken from the bounds' top to be ranked over the range: ``max(4 * limit, 50)`` (each is an index range to
+read in every part; spend is skewed enough in practice for the bounds of the rest to fall below the groups kept)."""
+BOUND_MARGIN = 1e-9
+EXACT_ROWS = 100_000
+"""A dimension whose values in the cover, times the blocks of the range, are at most this many rows is ranked over the
+range itself: one statement reading that many rows costs less than bounding first (agents, models, profiles)."""
+VALUES_SEEN_FOR_S = 600.0
+_values_seen: dict[str, tuple[float, int]] = {}
+"""Per dimension (six at most): when its values in a cover were last counted, and how many. What it decides is only
+the cheaper of two ways to the same answer, so a count up to ``VALUES_SEEN_FOR_S`` old will do."""
 
 
 class UsageQuery:
@@ -85,39 +148,67 @@ class UsageQuery:
         if math.ceil(hours / _HOURS[interval]) > MAX_BUCKETS:
             raise InvalidQuery(f"more than {MAX_BUCKETS} {interval}s between since and until: choose a longer interval")
         self.interval = interval
-        grain = _HOUR if interval == "hour" else _DAY
-        self.table, self.time_column = (
-            ("warden.usage_hourly", "hour") if grain == _HOUR else ("warden.usage_daily", "day")
-        )
-        self.since, self.until = _floor(since, grain), _ceil(until, grain)
+        self.grain = HOUR if interval == "hour" else DAY
+        self.since, self.until = self.grain.floor(since), self.grain.ceil(until)
+        # The coarsest blocks are the fallback for a range longer than a few of them (their count grows with it).
+        coarser = COVERS[COVERS.index(self.grain) :]
+        self.cover = next((g for g in coarser if g.blocks(self.since, self.until) <= MAX_COVER_BLOCKS), COVERS[-1])
         groups = params.get("limit", str(DEFAULT_GROUPS))
         if not groups.isdigit() or not 1 <= int(groups) <= MAX_GROUPS:
             raise InvalidQuery(f"limit must be a number of groups from 1 to {MAX_GROUPS}")
         self.groups = int(groups)
 
-    def sql(self) -> tuple[str, dict[str, Any]]:
-        """The buckets of the groups that cost most over the range (then the busiest), in one statement."""
-        at, table = self.time_column, self.table
-        where = (
-            f"dimension = {{dimension:String}} AND {at} >= {{since:DateTime('UTC')}} "
-            f"AND {at} < {{until:DateTime('UTC')}}"
-        )
-        sums = ", ".join(f"sum({m}) AS {m}" for m in MEASURES)
-        bucket = INTERVALS[self.interval].format(at=at)
-        sql = (
-            f"SELECT value, {bucket} AS bucket, {sums} FROM {table} "
-            f"WHERE {where} AND value IN (SELECT value FROM {table} WHERE {where} GROUP BY value "
-            "ORDER BY sum(cost_usd) DESC, sum(requests) DESC, value LIMIT {groups:UInt32}) "
-            "GROUP BY value, bucket ORDER BY value, bucket"
-        )
+    def _range(self, at: str) -> str:
+        since, until = "{since:DateTime('UTC')}", "{until:DateTime('UTC')}"
+        return f"dimension = {{dimension:String}} AND {at} >= {since} AND {at} < {until}"
+
+    def _params(self, since: datetime, until: datetime, **more: Any) -> dict[str, Any]:
         stamp = "%Y-%m-%d %H:%M:%S"
-        params = {
-            "dimension": self.group_by,
-            "since": self.since.strftime(stamp),
-            "until": self.until.strftime(stamp),
-            "groups": self.groups,
-        }
-        return sql, params
+        return {"dimension": self.group_by, "since": since.strftime(stamp), "until": until.strftime(stamp), **more}
+
+    def _buckets(self, chosen: str) -> str:
+        """The buckets of the values ``chosen`` selects, read by value."""
+        at, table = self.grain.column, BY_VALUE[self.grain.name]
+        sums = ", ".join(f"sum({m}) AS {m}" for m in MEASURES)
+        return (
+            f"SELECT value, {INTERVALS[self.interval].format(at=at)} AS bucket, {sums} FROM {table} "
+            f"WHERE {self._range(at)} AND value IN ({chosen}) GROUP BY value, bucket ORDER BY value, bucket"
+        )
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        """The buckets of the groups that cost most over the range (then the busiest), ranked over the range itself:
+        one statement, whose ranking reads a row per value and block of the range."""
+        at, table = self.grain.column, self.grain.table
+        top = (
+            f"SELECT value FROM {table} WHERE {self._range(at)} GROUP BY value "
+            "ORDER BY sum(cost_usd) DESC, sum(requests) DESC, value LIMIT {groups:UInt32}"
+        )
+        return self._buckets(top), self._params(self.since, self.until, groups=self.groups)
+
+    def bounds_sql(self, count: int) -> tuple[str, dict[str, Any]]:
+        """The ``count`` values that cost most over the blocks covering the range, with that cost: a bound of what
+        each spent within the range (costs are never negative: prices are validated >= 0); and how many values the
+        cover holds."""
+        at, table = self.cover.column, self.cover.table
+        sql = (
+            f"SELECT value, sum(cost_usd) AS bound, count() OVER () AS held FROM {table} WHERE {self._range(at)} "
+            "GROUP BY value "
+            "ORDER BY bound DESC, sum(requests) DESC, value LIMIT {count:UInt32}"
+        )
+        cover = self._params(self.cover.floor(self.since), self.cover.ceil(self.until), count=count)
+        return sql, cover
+
+    def candidates_sql(self, values: list[str]) -> tuple[str, dict[str, Any]]:
+        """The buckets of the groups that cost most over the range among ``values``, ranked over the range itself."""
+        at, table = self.grain.column, BY_VALUE[self.grain.name]
+        # A JSON array as one string parameter: both engines bind it alike, and the set still selects index ranges.
+        candidates = "SELECT arrayJoin(JSONExtract({candidates:String}, 'Array(String)'))"
+        top = (
+            f"SELECT value FROM {table} WHERE {self._range(at)} AND value IN ({candidates}) GROUP BY value "
+            "ORDER BY sum(cost_usd) DESC, sum(requests) DESC, value LIMIT {groups:UInt32}"
+        )
+        params = self._params(self.since, self.until, groups=self.groups, candidates=orjson.dumps(values).decode())
+        return self._buckets(top), params
 
     def answer(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         groups: dict[str, dict[str, Any]] = {}
@@ -147,13 +238,39 @@ def _number(value: Any) -> int | float:
     return value
 
 
+async def usage_rows(store: Store, query: UsageQuery) -> list[dict[str, Any]]:
+    """The rows of ``query``'s answer. When the range spans more blocks than its cover and the dimension has many
+    values, the values are first bounded over the cover (a few rows per value), the top of those ranked over the range
+    itself, and the result kept if no value left out could have spent more than the last one kept; otherwise the
+    range itself is ranked."""
+    seen_at, values = _values_seen.get(query.group_by, (0.0, 0))
+    fresh = time.monotonic() - seen_at < VALUES_SEEN_FOR_S
+    if query.cover is query.grain or (fresh and values * query.grain.blocks(query.since, query.until) <= EXACT_ROWS):
+        return await store.select(*query.sql())
+    count = max(CANDIDATES_PER_GROUP * query.groups, MIN_CANDIDATES)
+    bounds = await store.select(*query.bounds_sql(count + 1))
+    if not bounds:
+        return []
+    _values_seen[query.group_by] = (time.monotonic(), int(bounds[0]["held"]))
+    rows = await store.select(*query.candidates_sql([b["value"] for b in bounds[:count]]))
+    if len(bounds) <= count:  # every value with rows in the cover was ranked
+        return rows
+    cost: dict[str, float] = defaultdict(float)
+    for row in rows:
+        cost[row["value"]] += float(row["cost_usd"])
+    # Sums of floats in another order differ in the last digits: the bound must be below by more than that.
+    if len(cost) == query.groups and float(bounds[count]["bound"]) < min(cost.values()) * (1 - BOUND_MARGIN):
+        return rows
+    return await store.select(*query.sql())
+
+
 class UsageApi:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     async def usage(self, params: dict[str, str]) -> dict[str, Any]:
         query = UsageQuery(params)
-        return query.answer(await self.store.select(*query.sql()))
+        return query.answer(await usage_rows(self.store, query))
 
     async def endpoint(self, request: Request) -> Response:
         try:

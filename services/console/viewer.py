@@ -33,7 +33,7 @@ from services.console.access import SESSION_COOKIE, Access, Verdict, bearer
 from services.console.api import InteractionsApi, parse_filter
 from services.console.queries import InvalidQuery
 from services.console.transcript import pretty, read_answer, read_request
-from services.console.usage import GROUP_BY, INTERVALS, UsageQuery
+from services.console.usage import GROUP_BY, INTERVALS, UsageQuery, usage_rows
 
 HERE = Path(__file__).resolve().parent
 SEEN_LIMIT = 200
@@ -322,7 +322,7 @@ class Viewer:
         error, answer, query = None, None, None
         try:
             query = UsageQuery(params)
-            answer = query.answer(await self.store.select(*query.sql()))
+            answer = query.answer(await usage_rows(self.store, query))
         except InvalidQuery as exc:
             error = str(exc)
         return self.render(

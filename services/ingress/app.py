@@ -31,6 +31,9 @@ from services.ingress.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send
 from services.ingress.capture import Capture
 from services.ingress.credentials import query_without_key
 from services.ingress.enforcement import Enforcement, Judged, is_active, recordable
+from services.ingress.failover.router import Outgoing, RoutingFailed
+from services.ingress.failover.routing import UpstreamRouting
+from services.ingress.failover.table import AliasRoute
 from services.ingress.headers import INTERACTION_ID_HEADER, client_headers, upstream_headers
 from services.ingress.history import ProviderHistory
 from services.ingress.ids import new_interaction_id
@@ -67,10 +70,21 @@ class Ingress:
         keyring: Keyring | None = None,
         traces: TraceStarter | None = None,
         counters: Counters | None = None,
+        routing: UpstreamRouting | None = None,
     ) -> None:
-        """``counters``: where budgets and rate limits are counted (default: this process's own table)."""
+        """``counters``: where budgets and rate limits are counted (default: this process's own table); ``routing``:
+        the model aliases and deployments (None: those of ``settings`` alone, if any)."""
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
+        if routing is None and settings.model_aliases:
+            routing = UpstreamRouting(
+                settings,
+                self.upstreams,
+                keyring,
+                attempts_counter=metrics.upstream_attempts,
+                breaker_gauge=metrics.breaker_state,
+            )
+        self.routing = routing
         self.recorder = Recorder(
             bus, metrics, settings.max_recorded_body_bytes, Catalogue(settings.prices, settings.price_providers)
         )
@@ -268,8 +282,23 @@ class Ingress:
         # (and, for a stream that will report no usage, up to the record's size of it, to count its tokens).
         outgoing = [sent]
         del body, sent, recorded, parsed, view
+        endpoint = profile.endpoints.get(adapter.name)
+        if endpoint is not None:  # the profile's own upstream for this provider (a team's Azure resource)
+            upstream = Upstream(adapter, endpoint)
+        if not upstream.base_url:  # a provider without a default endpoint (Azure: every resource has its own)
+            setting = f"WARDEN_{adapter.name.upper()}_BASE_URL"
+            message = (
+                f"no upstream endpoint is configured for provider {adapter.name}: set {setting} "
+                f"or the profile's endpoints.{adapter.name}"
+            )
+            await self._upstream_failed(send, adapter, ex, 502, message)
+            if ex.held is not None:  # never left: what it reserved goes back
+                ex.held.release()
+            return
+        aliases = self.routing
+        routed = aliases.lookup(route.provider, ex.model) if aliases is not None and aliases.table else None
         try:
-            await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential)
+            await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential, routed)
         except BaseException:
             if ex.held is not None:  # ended without its record (cancelled, a fault): what it reserved goes back
                 ex.held.release()
@@ -316,12 +345,20 @@ class Ingress:
         outgoing: list[bytes],
         enforcement: Enforcement | None,
         credential: tuple[tuple[str, str], ...] | None = None,
+        routed: AliasRoute | None = None,
     ) -> None:
         """``outgoing`` holds the body to forward; it is emptied, so the body is let go once the upstream has it.
-        ``credential``: the headers Warden authenticates upstream with, in place of every credential the client sent."""
+        ``credential``: the headers Warden authenticates upstream with, in place of every credential the client sent.
+        ``routed``: the model alias whose deployments the request goes to (None: the provider's one upstream)."""
         assert self._session is not None, "startup() was not awaited"
         adapter = upstream.adapter
         query = scope.get("query_string", b"")
+        if routed is not None:
+            response = await self._routed(scope, send, ex, adapter, outgoing, credential, routed)
+            if response is None:
+                return
+            await self._relay(receive, send, ex, adapter, response, enforcement)
+            return
         url = upstream.url(ex.route, query_without_key(query) if credential is not None else query)
         headers = upstream_headers(scope["headers"], credential)
         attempt = self.traces.attempt(ex.trace, headers)
@@ -350,6 +387,18 @@ class Ingress:
             return
         if attempt is not None:
             attempt.status = response.status
+        await self._relay(receive, send, ex, adapter, response, enforcement)
+
+    async def _relay(
+        self,
+        receive: Receive,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        response: Any,
+        enforcement: Enforcement | None,
+    ) -> None:
+        """The upstream's answer to the client, as a stream or whole, and the response let go after."""
         try:
             if adapter.answer_streams(ex.route, ex.stream, response.headers.get("Content-Type", "")):
                 await self._stream(receive, send, ex, adapter, response, enforcement)
@@ -357,6 +406,50 @@ class Ingress:
                 await self._whole(receive, send, ex, adapter, response, enforcement)
         finally:
             response.release()
+
+    async def _routed(
+        self,
+        scope: Scope,
+        send: Send,
+        ex: Exchange,
+        adapter: ProviderAdapter,
+        outgoing: list[bytes],
+        credential: tuple[tuple[str, str], ...] | None,
+        routed: AliasRoute,
+    ) -> Any:
+        """The answer of the first of the alias's deployments that answered (retries and fallbacks), or None when
+        none did (the client has been answered with the last failure)."""
+        assert self._session is not None and self.routing is not None
+        query = scope.get("query_string", b"")
+        ex.routed = []
+        try:
+            outgoing_request = Outgoing(
+                method=ex.method,
+                route=ex.route,
+                query=query_without_key(query) if credential is not None else query,
+                client_headers=scope["headers"],
+                own_credential=credential,
+                body=outgoing.pop() or b"",
+                streams=lambda content_type: adapter.answer_streams(ex.route, ex.stream, content_type),
+                traces=self.traces,
+                trace=ex.trace,
+                record=ex.routed,
+                interaction_started=ex.started,
+            )
+            response, target = await self.routing.router.send(self._session, routed, outgoing_request)
+        except RoutingFailed as failed:
+            if failed.answer is None:
+                await self._upstream_failed(send, adapter, ex, failed.status, failed.message)
+                return None
+            # The last deployment's own error answer (a 429 with its Retry-After, a 5xx), as it came.
+            status, raw_headers, payload = failed.answer
+            ex.first_byte = time.perf_counter()
+            await send_bytes(send, status, payload, client_headers(raw_headers, ex.interaction_id.encode()))
+            self.recorder.response(ex, adapter=adapter, status=status, body=payload, finished=time.perf_counter())
+            return None
+        if target.model != ex.model:
+            ex.served_model = target.model
+        return response
 
     async def _whole(
         self,

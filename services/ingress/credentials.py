@@ -1,9 +1,9 @@
 """The credential a request presents, and the one Warden sends upstream in its place.
 
 Agents send a Warden key where their SDK sends the provider key: ``Authorization: Bearer`` (OpenAI and compatible
-providers), ``x-api-key`` (Anthropic), ``x-goog-api-key`` or ``?key=`` (Gemini). When Warden answers for the
-credential (a Warden key was presented), every credential the client sent is dropped and the profile's stored
-provider credential is sent the way that provider expects it."""
+providers, and Azure's Entra ID tokens), ``x-api-key`` (Anthropic), ``x-goog-api-key`` or ``?key=`` (Gemini),
+``api-key`` (Azure OpenAI). When Warden answers for the credential (a Warden key was presented), every credential
+the client sent is dropped and the profile's stored provider credential is sent the way that provider expects it."""
 
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def presented(headers: list[tuple[bytes, bytes]], query: bytes) -> Presented:
 
 
 def credential_header(provider: str, secret: str) -> tuple[str, str]:
-    """How ``provider`` takes its key: Anthropic's and Gemini's own headers, a bearer token for OpenAI and every
-    OpenAI-compatible provider."""
+    """How ``provider`` takes its key: Anthropic's, Gemini's and Azure's own headers, a bearer token for OpenAI and
+    every OpenAI-compatible provider."""
+    if provider == "azure":
+        return ("api-key", secret)
     if provider == "anthropic":
         return ("x-api-key", secret)
     if provider == "gemini":

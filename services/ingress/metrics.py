@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from plumbing.metrics import LABEL_MAX_CHARS, LabelCap
 from services.ingress.settings import IngressSettings
@@ -75,6 +75,19 @@ class IngressMetrics:
             "Requests refused for their credential: a bad Warden key (malformed, unknown, revoked, expired, rotated), "
             "a provider key on a managed profile, or a request beyond what its key allows",
             ("reason",),
+            registry=registry,
+        )
+        # Deployment names come from the configuration, never from requests: no cap needed.
+        self.upstream_attempts = Counter(
+            "llm_upstream_attempts_total",
+            "Requests sent to upstream deployments of model aliases, by outcome (success, or what went wrong)",
+            ("deployment", "outcome"),
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "llm_upstream_breaker_state",
+            "Each deployment's circuit breaker in this process: 0 closed, 1 half-open, 2 open",
+            ("deployment",),
             registry=registry,
         )
 

@@ -15,7 +15,7 @@ from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
 from schemas import topics
 from schemas.cost import Cost
-from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext
+from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext, UpstreamAttempt
 from schemas.view import CompletionView, ConversationView, Usage
 from services.detection.credentials import scrub_credentials
 from services.ingress.metering import Held
@@ -68,6 +68,13 @@ class Exchange:
     """The upstream requests, when tracing is on."""
     held: Held | None = None
     """Its reservation against budgets and rate limits, settled when the answer is priced."""
+    routed: list[UpstreamAttempt] | None = None
+    """Every attempt of a request a model alias routes (None: not routed)."""
+    served_model: str = ""
+    """The model the answering deployment was asked for, when an alias renamed it: the one priced."""
+    priced_model: str = ""
+    """The model the answer is priced as: the one the answering deployment was asked for (``served_model``, else
+    ``model``), or the one the answer names where that is no model's name (an Azure deployment's)."""
 
 
 class Recorder:
@@ -141,6 +148,7 @@ class Recorder:
         if completion is None and status < 400 and body:
             completion = parse_completion(adapter, ex, body)
         completion = completion or CompletionView()
+        ex.priced_model = adapter.priced_model(ex.served_model or ex.model, completion)
         error = None if error is None else scrub_credentials(error)
         event = ResponseEvent(
             interaction_id=ex.interaction_id,
@@ -168,14 +176,18 @@ class Recorder:
             error=error,
             aborted=aborted,
             trace=ex.trace,
-            upstream_attempts=[attempt.closed(ex.started, finished, error) for attempt in ex.attempts],
+            upstream_attempts=(
+                ex.routed
+                if ex.routed is not None
+                else [attempt.closed(ex.started, finished, error) for attempt in ex.attempts]
+            ),
         )
         prompt, ex.unmetered_prompt = ex.unmetered_prompt, None
         if prompt is not None and completion.usage.input_tokens is None and status < 400:
             # The request is read here (the adapters' caches belong to this thread); counting its tokens takes
             # milliseconds for a long prompt: done on a worker thread, the event published when the count is ready.
             estimating = asyncio.get_running_loop().run_in_executor(
-                None, estimated_usage, ex.model, _prompt_view(adapter, ex.route, prompt), completion
+                None, estimated_usage, ex.priced_model, _prompt_view(adapter, ex.route, prompt), completion
             )
             self._estimating.add(estimating)
             estimating.add_done_callback(lambda done: self._estimated(ex, event, done, finished))
@@ -199,7 +211,7 @@ class Recorder:
     def _priced(self, ex: Exchange, event: ResponseEvent, finished: float) -> None:
         """Price the answer's usage, publish its event and count it."""
         try:
-            event.cost = cost_of(self.catalogue, ex.provider, ex.model, event.usage, ex.started_at)
+            event.cost = cost_of(self.catalogue, ex.provider, ex.priced_model, event.usage, ex.started_at)
         except Exception:  # a price that cannot be worked out leaves the cost unknown, never breaks the record
             log.exception("could not price an answer")
             event.cost = Cost(estimated=event.usage.estimated, note="the price could not be worked out")

@@ -31,6 +31,7 @@ from pydantic_settings import (
 from plumbing.counters.settings import CounterSettings
 from plumbing.settings import CommonSettings
 from providers.registry import BUILTIN_NAMES
+from schemas.upstreams import DeploymentSpec, ModelAliasSpec
 from services.pricing.catalogue import ModelPrices
 
 CONFIG_ENV = "WARDEN_CONFIG"
@@ -56,6 +57,9 @@ class IngressSettings(CommonSettings, CounterSettings):
     Unset: botocore's default chain (environment, shared files, instance or container role)."""
     bedrock_secret_access_key: SecretStr | None = None
     bedrock_session_token: SecretStr | None = None
+    azure_base_url: str | None = None
+    """The Azure OpenAI resource's endpoint, ``https://{resource}.openai.azure.com`` (no default: every resource has
+    its own). Unset, requests to ``/v1/azure/…`` are answered 502 in Azure's error shape, saying so."""
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
     """Base URLs of built-in providers by slug, over the ``*_base_url`` fields and the adapters' defaults."""
     custom_providers: dict[str, str] = Field(default_factory=dict)
@@ -96,6 +100,23 @@ class IngressSettings(CommonSettings, CounterSettings):
     output rates."""
     price_providers: dict[str, str] = Field(default_factory=dict)
     """Which catalogue provider prices a custom provider's models (``{"mycloud": "groq"}``); by default its own name."""
+    deployments: dict[str, DeploymentSpec] = Field(default_factory=dict)
+    """Upstream deployments by name (``[deployments.east]`` tables in ``WARDEN_CONFIG``), beside those the admin API
+    stores."""
+    model_aliases: dict[str, ModelAliasSpec] = Field(default_factory=dict)
+    """Model aliases by ``provider/model`` (``[model_aliases."openai/gpt-4o"]``): the deployments a requested model
+    is routed over. Without any, requests go to the provider's one upstream as always."""
+    routing_deadline_s: float = Field(default=30.0, gt=0)
+    """A routed request starts no new attempt, and waits for none, past this long after it arrived (an attempt under
+    way is not cut short: a long generation may take minutes)."""
+    routing_backoff_base_s: float = Field(default=0.25, ge=0)
+    routing_backoff_cap_s: float = Field(default=8.0, ge=0)
+    """Before trying a deployment again: a random wait up to base·2^n, at most the cap (full jitter), or longer when
+    the provider asked for it (``Retry-After``, rate-limit resets)."""
+    breaker_failures: int = Field(default=5, ge=1)
+    """Consecutive failed attempts after which a deployment's breaker opens (in each proxy process)."""
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker keeps a deployment out; then one request probes it."""
 
     counters_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     """The table budgets and rate limits are counted in (``<data_dir>/counters.bin``, shared by ``warden serve``'s
@@ -119,7 +140,7 @@ class IngressSettings(CommonSettings, CounterSettings):
             _check_url(base_url, f"custom provider {name!r}: base URL")
         return value
 
-    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url", "public_url")
+    @field_validator("openai_base_url", "anthropic_base_url", "gemini_base_url", "azure_base_url", "public_url")
     @classmethod
     def _is_url(cls, value: str | None) -> str | None:
         return value if value is None else _check_url(value)
@@ -134,6 +155,7 @@ class IngressSettings(CommonSettings, CounterSettings):
     def base_url(self, provider: str, default: str) -> str:
         """Where a built-in provider's upstream is: ``provider_base_urls``, else its own field, else ``default``."""
         named = {"openai": self.openai_base_url, "anthropic": self.anthropic_base_url, "gemini": self.gemini_base_url}
+        named["azure"] = self.azure_base_url or ""
         return self.provider_base_urls.get(provider) or named.get(provider) or default
 
     @classmethod

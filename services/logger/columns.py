@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from schemas.events import INTERACTION_ID, SEVERITY_RANK, Category, PolicyDecision, ViolationEvent
+from schemas.events import INTERACTION_ID, SEVERITY_RANK, Category, PolicyDecision, UpstreamAttempt, ViolationEvent
 
 Doc = dict[str, Any]
 Half = Literal["request", "response", "violation"]
@@ -196,6 +196,30 @@ def tool_calls(value: Any) -> str | None:
     return orjson.dumps(out).decode()
 
 
+_ATTEMPT_FIELDS = tuple(UpstreamAttempt.model_fields)
+
+
+def upstream_attempts(value: Any) -> str | None:
+    """The upstream attempts as JSON in the model's field order, None when there are none (most events)."""
+    if type(value) is not list:
+        raise Unusual("is not a list")
+    if not value:
+        return None
+    out = []
+    for attempt in value:
+        if type(attempt) is not dict:
+            raise Unusual("holds an attempt that is not an object")
+        row = {name: attempt.get(name) for name in _ATTEMPT_FIELDS}
+        text(row["span_id"]), text(row["deployment"]), text(row["model"]), flag(row["answered"])
+        number(row["started_ms"]), number(row["finished_ms"]), optional_number(row["latency_ms"])
+        optional_text(row["error"]), optional_text(row["error_class"])
+        status = row["status"]
+        if status is not None and (type(status) is not int or not 0 <= status < 1 << 16):
+            raise Unusual(f"holds a status out of range: {status!r}")
+        out.append(row)
+    return orjson.dumps(out).decode()
+
+
 def any_blocked_call(doc: Doc) -> int:
     """1 when a tool call was blocked."""
     return int(tool_calls(doc["blocked_tool_calls"]) is not None)
@@ -278,6 +302,8 @@ INTERACTIONS: tuple[Column, ...] = (
     Column("cost_reasoning_usd", _LAST.format("Float64"), _response("cost.reasoning_usd", optional_number)),
     Column("cost_estimated", _LAST.format("UInt8"), _response("cost.estimated", flag)),
     Column("cost_note", _LAST.format("String"), _response("cost.note", optional_text)),
+    # Every request sent upstream: a routed request's retries and fallbacks (migration 008).
+    Column("upstream_attempts", _LAST.format("String"), _response("upstream_attempts", upstream_attempts)),
 )
 
 

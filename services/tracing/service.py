@@ -136,8 +136,12 @@ class TracingService:
         ]
         common = spans.common_attributes(event)
         for attempt in event.upstream_attempts:
+            if not attempt.span_id:
+                continue  # an attempt recorded while tracing was off
             failed = attempt.status is None or attempt.status >= 500
             attributes = common if attempt.status is None else common | {"http.response.status_code": attempt.status}
+            if attempt.deployment:
+                attributes = attributes | {"warden.deployment": attempt.deployment}
             if failed:
                 attributes = attributes | {"error.type": str(attempt.status) if attempt.status else "unanswered"}
             encoded.append(

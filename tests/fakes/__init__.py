@@ -1,4 +1,5 @@
-"""A deterministic local fake of the upstream LLM providers (OpenAI, Anthropic, Gemini) for tests and benchmarks."""
+"""A deterministic local fake of the upstream LLM providers (OpenAI, Anthropic, Gemini, Azure OpenAI) for tests and
+benchmarks."""
 
 from __future__ import annotations
 

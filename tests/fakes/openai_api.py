@@ -115,7 +115,7 @@ class OpenAIFake:
         headers = self.headers(request, answer.input_tokens)
         if body.get("stream"):
             return await self._chat_stream(request, body, answer, headers)
-        payload = self._chat_completion(request[SEQ_KEY], body["model"], answer)
+        payload = self.annotate_completion(self._chat_completion(request[SEQ_KEY], body["model"], answer))
         if answer.stream_fail:
             return await truncated_json(request, payload, headers)
         return json_response(payload, headers=headers)
@@ -180,7 +180,7 @@ class OpenAIFake:
                 payload["usage"] = _chat_usage(answer) if delta is None else None
             if include_obfuscation:
                 payload["obfuscation"] = obfuscation(seq, next(counter))
-            return sse(payload)
+            return sse(self.annotate_chunk(payload))
 
         def error_event() -> bytes:
             status = answer.stream_error or 500
@@ -188,6 +188,8 @@ class OpenAIFake:
             return sse({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
         stream = await EventStream.open(request, answer, self.state, headers=headers, error_event=error_event)
+        for event in self.stream_preamble():
+            await stream.send(event)
         await stream.send(chunk({"role": "assistant", "content": "" if answer.text else None, "refusal": None}))
         for piece in answer.text_deltas():
             await stream.send(chunk({"content": piece}), delta=True)
@@ -203,6 +205,18 @@ class OpenAIFake:
             await stream.send(chunk(None))
         await stream.send(b"data: [DONE]\n\n")
         return await stream.close()
+
+    # What a provider serving OpenAI's bodies adds to them (Azure's content-filter results): nothing, here.
+
+    def annotate_completion(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    def annotate_chunk(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    def stream_preamble(self) -> list[bytes]:
+        """Events sent before a chat stream's first chunk."""
+        return []
 
     # -- responses ------------------------------------------------------------------------------------------------
 

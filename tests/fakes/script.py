@@ -26,6 +26,7 @@ turn is a tool result, so an agent loop ends after one round trip.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import math
@@ -151,8 +152,15 @@ def argument_pieces(arguments_json: str, width: int = 8) -> list[str]:
     return [arguments_json[i : i + width] for i in range(0, len(arguments_json), width)] or [""]
 
 
+FORCED_DIRECTIVES: contextvars.ContextVar[str] = contextvars.ContextVar("forced_directives", default="")
+"""Directives a scripted fault adds to the request being answered (set by the server around its handler)."""
+
+
 def plan(turn: Turn) -> Plan:
-    """Read the directives of `turn.prompt` and decide the answer."""
+    """Read the directives of `turn.prompt` (and of a scripted fault) and decide the answer."""
+    forced = FORCED_DIRECTIVES.get()
+    if forced:
+        turn = Turn(turn.model, turn.prompt + forced, turn.prompt_is_tool_result, turn.input_texts, turn.tools)
     tool_calls: list[ToolCall] = []
     error_status: int | None = None
     slow = 0.0

@@ -27,10 +27,11 @@ import orjson
 from aiohttp import web
 
 from .anthropic_api import AnthropicFake
+from .azure_api import AzureFake
 from .bedrock_api import BedrockFake
 from .gemini_api import GeminiFake
 from .openai_api import OpenAIFake
-from .script import DirectiveError
+from .script import FORCED_DIRECTIVES, DirectiveError
 from .wire import (
     FRAMING_HEADER,
     JSON_KEY,
@@ -38,14 +39,18 @@ from .wire import (
     SEQ_KEY,
     Canned,
     FakeState,
+    Fault,
     Received,
     StreamInterrupted,
     cut,
+    hang_up,
     send_pieces,
 )
 
-Provider = Literal["openai", "anthropic", "gemini", "bedrock"]
-PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini", "bedrock")
+FAULT_KEY = web.RequestKey("fake_fault", Fault)
+
+Provider = Literal["openai", "anthropic", "gemini", "bedrock", "azure"]
+PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini", "bedrock", "azure")
 
 # How long stop() lets in-flight requests (a `[[slow:...]]` one, say) finish before cancelling them.
 SHUTDOWN_TIMEOUT = 1.0
@@ -67,6 +72,8 @@ def _provider_fake(provider: Provider, state: FakeState) -> ProviderFake:
         return GeminiFake(state)
     if provider == "bedrock":
         return BedrockFake(state)
+    if provider == "azure":
+        return AzureFake(state)
     raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
 
 
@@ -97,6 +104,19 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
                     raw_body=raw,
                 )
             )
+        fault = state.take_fault()
+        # Set for every request: a keep-alive connection serves its requests in one task, so one context.
+        FORCED_DIRECTIVES.set(fault.directives if fault is not None else "")
+        if fault is not None:
+            if fault.hang_up and request.transport is not None:
+                request.transport.close()
+                return web.Response()
+            if fault.cut_before_first_byte:
+                response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+                await response.prepare(request)
+                hang_up(request)
+                return response
+            request[FAULT_KEY] = fault
         if BAD_STATUS_LINE in raw and request.transport is not None:
             # A broken upstream: a status line no HTTP client can parse, then the connection is gone.
             request.transport.write(b"HTTP/1.1 2OO garbled\r\n\r\n")
@@ -137,8 +157,11 @@ def build_app(provider: Provider, state: FakeState) -> web.Application:
             response.enable_compression()
         return response
 
-    async def add_headers(_: web.Request, response: web.StreamResponse) -> None:
+    async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(state.response_headers)
+        fault = request.get(FAULT_KEY)
+        if fault is not None:
+            response.headers.update(dict(fault.headers))
 
     app = web.Application(middlewares=[envelope], client_max_size=64 * 1024 * 1024)
     app.on_response_prepare.append(add_headers)
@@ -223,7 +246,7 @@ class FakeUpstream:
     @property
     def base_url(self) -> str:
         """The base URL the provider's SDK (or Warden's upstream setting) takes, like the real one's default:
-        OpenAI `…/v1`, Anthropic and Gemini the root."""
+        OpenAI `…/v1`, Anthropic and Gemini the root, Azure the resource's endpoint (the root)."""
         return f"{self.url}/v1" if self.provider == "openai" else self.url
 
     @contextlib.contextmanager
@@ -254,6 +277,14 @@ class FakeUpstream:
         """Serve exactly these bytes (one body, or pieces written one by one) to the next request, whatever it asks."""
         pieces = (body,) if isinstance(body, bytes) else tuple(body)
         self._state.canned.append(Canned(pieces, content_type, status, chunked))
+
+    def fail_next(self, *faults: Fault) -> None:
+        """Fail the next answers as scripted, one fault each, whatever the requests ask."""
+        self._state.faults.extend(faults)
+
+    def fail_always(self, fault: Fault | None) -> None:
+        """Fail every answer so (once the `fail_next` ones are spent); None: answer normally again."""
+        self._state.fault_always = fault
 
     def reset(self) -> None:
         """Forget received requests, restart the id counter and restore the constructor's chunk delay."""

@@ -50,6 +50,21 @@ class Canned:
     chunked: bool = False
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A scripted failure of one answer, whatever the request asks (for tests of retries and fallbacks, where the
+    same request goes to several upstreams and only some of them must fail)."""
+
+    directives: str = ""
+    """Directives of `script.py` applied as if the prompt held them: `[[error:500]]`, `[[stream_fail]]`, …"""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Added to that answer (`Retry-After`, rate-limit resets)."""
+    hang_up: bool = False
+    """Close the connection without answering anything."""
+    cut_before_first_byte: bool = False
+    """Answer 200 with an event stream's headers, then close the connection before any byte of the body."""
+
+
 @dataclass
 class FakeState:
     """Mutable state of one fake upstream, shared by its handlers (all run on the server's event loop)."""
@@ -62,7 +77,14 @@ class FakeState:
     """Added to every answer, streamed or not (a test sets them to see what Warden passes to its client)."""
     received: list[Received] = field(default_factory=list)
     canned: list[Canned] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    """Applied to the next answers, one each, in order."""
+    fault_always: Fault | None = None
+    """Applied to every answer once `faults` is empty."""
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def take_fault(self) -> Fault | None:
+        return self.faults.pop(0) if self.faults else self.fault_always
 
     def next_seq(self) -> int:
         return next(self._counter)
@@ -70,6 +92,8 @@ class FakeState:
     def reset(self, *, chunk_delay: float) -> None:
         self.received.clear()
         self.canned.clear()
+        self.faults.clear()
+        self.fault_always = None
         self._counter = itertools.count(1)
         self.chunk_delay = chunk_delay
         self.response_headers.clear()

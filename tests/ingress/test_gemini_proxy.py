@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 
 import httpx
 import orjson
@@ -16,7 +15,7 @@ from google.genai import errors, types
 
 from tests.conftest import API_KEY, malformed_json_client
 from tests.support.agents import attribution, new_agent
-from tests.support.published import published_events
+from tests.support.published import assert_secret_nowhere, published_events
 
 MODEL = "gemini-2.5-flash"
 UNKNOWN_PROFILE = "0d5b5a7e-8a41-4e55-9d7e-5b0d8a6c1f00"
@@ -46,15 +45,7 @@ def published(warden) -> list[str]:
 
 
 def assert_key_nowhere(warden, item: dict, published: list[str], caplog: pytest.LogCaptureFixture) -> None:
-    assert API_KEY not in json.dumps(warden.detail(item["interaction_id"]))
-    assert API_KEY not in json.dumps(warden.interactions(agent_id=item["agent_id"]))
-    ours = [event for event in published if item["interaction_id"] in event]
-    assert len(ours) == 2, "the request and response events were not both seen"
-    assert not any(API_KEY in event for event in ours)
-    # Every record but the test client's (this thread) and uvicorn's access log, which Warden turns off (pytest's
-    # capture handlers are what switch it on here).
-    others = [r for r in caplog.records if r.thread != threading.get_ident() and r.name != "uvicorn.access"]
-    assert not any(API_KEY in record.getMessage() or API_KEY in str(record.args) for record in others)
+    assert_secret_nowhere(warden, item, published, caplog, API_KEY)
 
 
 def test_generate_content_is_answered_by_the_upstream_and_recorded(warden, fake_gemini, published, caplog):

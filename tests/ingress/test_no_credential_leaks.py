@@ -38,6 +38,7 @@ ROUTES = {
         {},
     ),
     "custom": (f"{CUSTOM_PROVIDER}/chat/completions", CHAT, {"Authorization": f"Bearer {API_KEY}"}),
+    "azure": ("azure/openai/deployments/chat-prod/chat/completions", CHAT, {"api-key": API_KEY}),
 }
 
 
@@ -67,6 +68,7 @@ def test_a_malformed_status_line_records_no_query_key(warden, name, stream):
     assert "key=[REDACTED]" in detail["error"]  # the URL is still named, its key is not
     assert QUERY_KEY not in json.dumps(detail)
     assert QUERY_KEY not in json.dumps(warden.interactions(agent_id=agent))
+    assert API_KEY not in json.dumps(detail)
 
 
 @pytest.mark.parametrize("encoded", ["%3Fkey=", "%3fkey=", "%3Fkey%3D", "%253Fkey="])

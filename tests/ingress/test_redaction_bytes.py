@@ -110,6 +110,13 @@ FORMATS = [
     WireFormat(
         "custom", "compatible", lambda s: CUSTOM_PROVIDER + "/{profile}/chat/completions", _chat, OPENAI_HEADERS
     ),
+    WireFormat(
+        "azure_chat",
+        "azure",
+        lambda s: "azure/{profile}/openai/deployments/chat-prod/chat/completions?api-version=2024-10-21",
+        _chat,
+        {"api-key": API_KEY},
+    ),
 ]
 
 
@@ -119,8 +126,14 @@ def redacting(warden) -> str:
 
 
 @pytest.fixture
-def fakes(fake_openai, fake_anthropic, fake_gemini, fake_compatible) -> dict[str, FakeUpstream]:
-    return {"openai": fake_openai, "anthropic": fake_anthropic, "gemini": fake_gemini, "compatible": fake_compatible}
+def fakes(fake_openai, fake_anthropic, fake_gemini, fake_compatible, fake_azure) -> dict[str, FakeUpstream]:
+    return {
+        "openai": fake_openai,
+        "anthropic": fake_anthropic,
+        "gemini": fake_gemini,
+        "compatible": fake_compatible,
+        "azure": fake_azure,
+    }
 
 
 def _send(warden, wire: WireFormat, profile: str, texts: list[str], stream: bool) -> tuple[str, bytes, str]:
@@ -193,7 +206,7 @@ def test_a_private_key_header_never_breaks_or_merges_the_messages(warden, fakes,
 def _vault_history(wire: WireFormat, secret_text: str) -> dict[str, Any]:
     """A history whose ``vault`` tool result the profile blocks, and a user turn with a secret."""
     output = "the launch codes are 0000"
-    if wire.name in ("openai_chat", "custom"):
+    if wire.name in ("openai_chat", "custom", "azure_chat"):
         return {
             "model": "gpt-4o",
             "messages": [

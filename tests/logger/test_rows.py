@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from plumbing.store.base import Store
 from schemas import topics
 from schemas.cost import Cost
-from schemas.events import Evidence, PolicyDecision, RequestEvent, ResponseEvent, ViolationEvent
+from schemas.events import Evidence, PolicyDecision, RequestEvent, ResponseEvent, UpstreamAttempt, ViolationEvent
 from schemas.view import ToolCall, Usage
 from tests.support.store_runner import run_on_chdb
 
@@ -99,6 +99,33 @@ VARIANTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
         },
     ),
     ({}, {"decisions": [BLOCKED], "tool_calls": CALLS[1:2], "blocked_tool_calls": CALLS[1:2]}),  # blocked late
+    (
+        {},
+        {
+            "upstream_attempts": [
+                UpstreamAttempt(
+                    started_ms=0.5,
+                    finished_ms=3.25,
+                    status=503,
+                    error="the upstream answered 503",
+                    deployment="east",
+                    model="gpt-4o",
+                    latency_ms=2.75,
+                    error_class="status_5xx",
+                ),
+                UpstreamAttempt(
+                    span_id="00f067aa0ba902b7",
+                    started_ms=3.5,
+                    finished_ms=9.0,
+                    status=200,
+                    deployment="west",
+                    model="gpt-4o-2024-08-06",
+                    latency_ms=5.5,
+                    answered=True,
+                ),
+            ]
+        },
+    ),
 ]
 
 
@@ -295,6 +322,7 @@ def expected_interaction(request: RequestEvent | None, response: ResponseEvent |
         **dict.fromkeys(("cache_write_tokens", "reasoning_tokens", "cost_usd", "cost_input_usd", "cost_cached_usd")),
         **dict.fromkeys(("cost_cache_write_usd", "cost_output_usd", "cost_reasoning_usd", "cost_estimated")),
         "cost_note": None,
+        "upstream_attempts": None,
     }
     if request is not None:
         row |= {
@@ -329,6 +357,7 @@ def expected_interaction(request: RequestEvent | None, response: ResponseEvent |
             **{f"cost_{part}_usd": getattr(response.cost, f"{part}_usd") for part in ("input", "cached", "output")},
             **{f"cost_{part}_usd": getattr(response.cost, f"{part}_usd") for part in ("cache_write", "reasoning")},
             "cost_estimated": int(response.cost.estimated),
+            "upstream_attempts": as_json(response.upstream_attempts),
         }
     return row
 
@@ -350,7 +379,7 @@ def read_back(row: dict[str, Any]) -> dict[str, Any]:
     """A row as read, with its JSON columns parsed."""
     return row | {
         k: orjson.loads(row[k]) if row[k] is not None else None
-        for k in ("request_decisions", "response_decisions", "tool_calls", "blocked_tool_calls")
+        for k in ("request_decisions", "response_decisions", "tool_calls", "blocked_tool_calls", "upstream_attempts")
         if k in row
     }
 

@@ -69,7 +69,8 @@ def test_a_custom_provider_is_the_openai_adapter_under_its_name():
 
 def test_the_builtin_providers():
     adapters = builtin_adapters()
-    assert set(adapters) == BUILTIN_NAMES == {"openai", "anthropic", "gemini", "bedrock"}
+    assert set(adapters) == BUILTIN_NAMES == {"openai", "anthropic", "gemini", "bedrock", "azure"}
     for name, adapter in adapters.items():
         assert adapter.name == name
-        assert adapter.default_base_url.startswith("https://")
+        # An Azure resource has an endpoint of its own: there is no default to fall back on.
+        assert adapter.default_base_url.startswith("https://") or (name, adapter.default_base_url) == ("azure", "")

@@ -1,0 +1,165 @@
+"""Upstream deployments and model aliases: the contract between the configuration (file or admin API) and the
+ingress that routes by it.
+
+A deployment is one place a provider's API answers: a provider slug (its wire format), a base URL, optionally a
+credential Warden sends there, a weight and the models it serves. A model alias maps a model a client asks for at
+one provider's routes to an ordered list of deployments, each with the model name to send it. Without any alias the
+ingress forwards as it always has: one upstream per provider.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+Strategy = Literal["weighted", "least_outstanding"]
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} must start with http:// or https:// and name a host")
+    return value.rstrip("/")
+
+
+class DeploymentSpec(BaseModel):
+    """A deployment as an operator writes it (configuration file or admin API)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    """The provider slug whose wire format it speaks (``openai``, ``anthropic``, ``gemini`` or a custom provider)."""
+    base_url: str
+    credential: SecretStr | dict[str, bool] | None = None
+    """The key Warden sends there in place of the client's (write-only: answers show ``{"set": true}``, which may be
+    sent back to keep it). In a configuration file: the Fernet token ``warden keys encrypt`` prints."""
+    credential_env: str | None = None
+    """Configuration file only: the environment variable holding the key (instead of ``credential``)."""
+    weight: float = Field(default=1.0, gt=0, le=1_000_000)
+    models: list[str] = Field(default_factory=list)
+    """The models it serves; empty: whichever it is asked for."""
+    max_concurrent: int | None = Field(default=None, ge=1)
+    """Requests in flight to it from one proxy process at most; a deployment at its limit is skipped."""
+    breaker_failures: int | None = Field(default=None, ge=1)
+    """Consecutive failures that open its breaker (default: ``WARDEN_BREAKER_FAILURES``)."""
+    breaker_cooldown_s: float | None = Field(default=None, gt=0)
+    """How long its open breaker keeps it out (default: ``WARDEN_BREAKER_COOLDOWN_S``)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _url(value)
+
+
+class Deployment(BaseModel):
+    """A deployment as stored and replicated: the credential encrypted with ``WARDEN_MASTER_KEY``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(pattern=NAME.pattern)]
+    provider: str
+    base_url: str
+    credential: str | None = None
+    """The Fernet token of the credential (never the plaintext)."""
+    credential_env: str | None = None
+    weight: float = 1.0
+    models: list[str] = Field(default_factory=list)
+    max_concurrent: int | None = None
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
+
+    def serves(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+    def public(self) -> dict[str, object]:
+        """As the API and the pages show it: never the credential, only whether one is set."""
+        out = self.model_dump(mode="json", exclude={"credential"})
+        out["credential"] = {"set": self.credential is not None or self.credential_env is not None}
+        return out
+
+
+def stored_deployment(name: str, spec: DeploymentSpec, credential: str | None) -> Deployment:
+    """The deployment ``spec`` describes, holding ``credential`` (a Fernet token, or None)."""
+    return Deployment(
+        name=name,
+        provider=spec.provider,
+        base_url=spec.base_url,
+        credential=credential,
+        credential_env=spec.credential_env,
+        weight=spec.weight,
+        models=spec.models,
+        max_concurrent=spec.max_concurrent,
+        breaker_failures=spec.breaker_failures,
+        breaker_cooldown_s=spec.breaker_cooldown_s,
+    )
+
+
+def file_deployment(name: str, spec: DeploymentSpec) -> Deployment:
+    """A deployment of the configuration file: its ``credential``, if any, is already the Fernet token."""
+    return stored_deployment(
+        name, spec, spec.credential.get_secret_value() if isinstance(spec.credential, SecretStr) else None
+    )
+
+
+class AliasTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deployment: str
+    model: str | None = None
+    """The model name sent to this deployment; None: the one the client asked for."""
+    priority: int = Field(default=0, ge=0, le=100)
+    """Targets of the lowest priority share the traffic (by the alias's strategy); higher ones are fallbacks."""
+
+
+class ModelAliasSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[AliasTarget] = Field(min_length=1, max_length=64)
+    strategy: Strategy = "weighted"
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Upstream requests for one client request at most, retries and fallbacks together."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ModelAliasSpec:
+        seen = [t.deployment for t in self.targets]
+        if len(seen) != len(set(seen)):
+            raise ValueError("targets: each deployment may appear once")
+        return self
+
+
+class ModelAlias(ModelAliasSpec):
+    provider: str
+    """The provider whose routes the alias applies to (the client's wire format)."""
+    name: str
+    """The model the client asks for."""
+
+    @property
+    def key(self) -> str:
+        return alias_key(self.provider, self.name)
+
+
+def alias_key(provider: str, model: str) -> str:
+    """The key of an alias: ``provider/model`` (the configuration file's table names)."""
+    return f"{provider}/{model}"
+
+
+def check_table(deployments: dict[str, Deployment], aliases: dict[str, ModelAlias]) -> str | None:
+    """What is wrong with a routing table as a whole (a target naming an unknown deployment, or one of another wire
+    format, or one that does not serve the model), or None."""
+    for alias in aliases.values():
+        for target in alias.targets:
+            deployment = deployments.get(target.deployment)
+            if deployment is None:
+                return f"alias {alias.key}: no deployment named {target.deployment!r}"
+            if deployment.provider != alias.provider:
+                return (
+                    f"alias {alias.key}: deployment {deployment.name!r} speaks {deployment.provider}, "
+                    f"not {alias.provider}"
+                )
+            if not deployment.serves(target.model or alias.name):
+                return f"alias {alias.key}: deployment {deployment.name!r} does not serve {target.model or alias.name}"
+    return None

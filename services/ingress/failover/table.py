@@ -1,0 +1,96 @@
+"""The routing table the hot path reads: each alias resolved to its targets (deployment, base URL, model to send,
+credential headers), built once per configuration change, so routing a request is one dictionary lookup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from plumbing.keyring import Keyring
+from schemas.upstreams import Deployment, ModelAlias, Strategy, alias_key, check_table
+from services.ingress.credentials import credential_header
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    deployment: str
+    base_url: str
+    model: str
+    """The model name sent there."""
+    priority: int
+    weight: float
+    credential: tuple[tuple[str, str], ...] | None
+    """The headers Warden authenticates there with (None: the request's own credential passes)."""
+    max_concurrent: int | None
+    breaker_failures: int | None = None
+    breaker_cooldown_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRoute:
+    provider: str
+    model: str
+    """The model the client asked for."""
+    targets: tuple[Target, ...]
+    strategy: Strategy
+    max_attempts: int
+
+
+class ConfigError(ValueError):
+    """A routing table Warden cannot use; the message names what is wrong (never a credential)."""
+
+
+def _credential(deployment: Deployment, keyring: Keyring | None, environ: Mapping[str, str]) -> str | None:
+    if deployment.credential_env is not None:
+        secret = environ.get(deployment.credential_env)
+        if not secret:
+            raise ConfigError(f"deployment {deployment.name!r}: {deployment.credential_env} is not set")
+        return secret
+    if deployment.credential is None:
+        return None
+    if keyring is None:
+        raise ConfigError(f"deployment {deployment.name!r} holds a credential but WARDEN_MASTER_KEY is not set")
+    return keyring.decrypt(deployment.credential)
+
+
+def build_table(
+    deployments: Mapping[str, Deployment],
+    aliases: Mapping[str, ModelAlias],
+    keyring: Keyring | None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, AliasRoute]:
+    """Every alias by its key (``provider/model``); raises ``ConfigError`` for a table that cannot be used."""
+    problem = check_table(dict(deployments), dict(aliases))
+    if problem is not None:
+        raise ConfigError(problem)
+    environ = os.environ if environ is None else environ
+    secrets: dict[str, str | None] = {}
+    table: dict[str, AliasRoute] = {}
+    for alias in aliases.values():
+        targets = []
+        for target in alias.targets:
+            deployment = deployments[target.deployment]
+            if deployment.name not in secrets:
+                try:
+                    secrets[deployment.name] = _credential(deployment, keyring, environ)
+                except ValueError as exc:  # CredentialUnreadable included
+                    raise ConfigError(f"deployment {deployment.name!r}: {exc}") from None
+            secret = secrets[deployment.name]
+            targets.append(
+                Target(
+                    deployment=deployment.name,
+                    base_url=deployment.base_url,
+                    model=target.model or alias.name,
+                    priority=target.priority,
+                    weight=deployment.weight,
+                    credential=None if secret is None else (credential_header(deployment.provider, secret),),
+                    max_concurrent=deployment.max_concurrent,
+                    breaker_failures=deployment.breaker_failures,
+                    breaker_cooldown_s=deployment.breaker_cooldown_s,
+                )
+            )
+        table[alias_key(alias.provider, alias.name)] = AliasRoute(
+            alias.provider, alias.name, tuple(targets), alias.strategy, alias.max_attempts
+        )
+    return table
