@@ -76,8 +76,9 @@ async def run_background() -> None:
     console = PeerFromHeader(
         RefreshAfterWrites(composition.console(settings, settings, store, config, registry), paths.run_dir)
     )
-    # The proxy workers' shared counters, filled from the store before any of them starts (once per run).
-    counters = composition.counter_table(settings, shared=True)
+    # The proxy workers' shared counters, filled from the store before any of them starts (once per run); none to
+    # fill when they are in Redis.
+    counters = composition.counters(settings, shared=True)
     generation = serve_child.generation(paths.run_dir)
     reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0)
     server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))

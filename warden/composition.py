@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from plumbing.bus.base import Bus
 from plumbing.counters.base import Counters
+from plumbing.counters.redis import RedisCounters
 from plumbing.counters.table import CounterTable
 from plumbing.http_limits import AnswerRefusals
 from plumbing.keyring import Keyring
@@ -82,10 +83,19 @@ def counter_table(settings: IngressSettings, shared: bool) -> CounterTable:
     return CounterTable(path, settings.counters_max_bytes)
 
 
-async def refill_counters(table: CounterTable, store: Store, config: ConfigMaps, generation: int) -> None:
+def counters(settings: IngressSettings, shared: bool) -> Counters:
+    """Where budgets and rate limits are counted: Redis when ``WARDEN_REDIS_URL`` is set (every ingress process, on
+    every host, counts together), else the table (``shared``: see :func:`counter_table`)."""
+    if settings.redis_url is not None:
+        return RedisCounters.from_settings(settings)
+    return counter_table(settings, shared)
+
+
+async def refill_counters(table: Counters, store: Store, config: ConfigMaps, generation: int) -> None:
     """Fill the table with what the budgets in force have spent (read from the store), unless it was filled for this
-    ``generation`` already (a process of the same run started again: its counts, reservations included, stand)."""
-    if generation and table.generation == generation:
+    ``generation`` already (a process of the same run started again: its counts, reservations included, stand).
+    Counters in Redis are not filled: Redis keeps them itself (its own persistence, AOF), across Warden's restarts."""
+    if not isinstance(table, CounterTable) or (generation and table.generation == generation):
         return
     keys = config.keys.values() if config.keys is not None else []
     counts = await spent(store, config.profiles.values(), keys, datetime.now(UTC))

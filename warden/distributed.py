@@ -47,9 +47,9 @@ async def run_ingress(settings: IngressSettings, worker: int | None = None) -> N
     registry = CollectorRegistry()
     bus = make_bus(settings, instance_id("ingress"), registry, worker)
     config = ConfigMaps.build(settings, history=True, keys=True)
-    # Without a shared server, budgets and rate limits are counted in a table the workers on this host share, kept in
-    # the data directory across restarts (no store to fill it from here).
-    counters = composition.counter_table(settings, shared=True)
+    # Redis when WARDEN_REDIS_URL is set (every ingress counts together); else a table the workers on this host share,
+    # kept in the data directory across restarts (no store to fill it from here).
+    counters = composition.counters(settings, shared=True)
     ingress = composition.ingress(settings, bus, config, registry, counters=counters)
     app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
     await run(

@@ -65,7 +65,7 @@ class Embedded:
         store = make_store(settings)
         config = ConfigMaps.build(settings, history=True, sessions=True, keys=True)
         profiles = ProfileSnapshot(config.profiles)  # one snapshot for the proxy and the guard
-        counters = composition.counter_table(settings, shared=False)
+        counters = composition.counters(settings, shared=False)
         ingress = composition.ingress(settings, bus, config, registry, profiles, counters)
         logger = composition.logger(settings, bus, store, registry)
         guard = composition.guard(settings, bus, config, registry, profiles)

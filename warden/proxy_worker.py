@@ -61,8 +61,9 @@ async def run_worker(index: int) -> None:
         flush_ms=settings.bus_spool_flush_ms,
     )
     config = ConfigMaps.build(settings, history=True, keys=True)
-    # One table of budget and rate-limit counters for every worker (the background process filled it at start).
-    counters = composition.counter_table(settings, shared=True)
+    # Redis when WARDEN_REDIS_URL is set; else one table of counters for every worker (the background process filled
+    # it at start).
+    counters = composition.counters(settings, shared=True)
     ingress = composition.ingress(settings, bus, config, registry, counters=counters)
     forward = Forward(paths.background_socket)
     app = Dispatch(with_access_log(ingress, settings.access_log), forward)

@@ -52,6 +52,16 @@ class Reservation:
         return not self.charges
 
 
+def reserved_by_counter(reservation: Reservation) -> dict[str, tuple[int, float]]:
+    """Counter name → (everything the reservation took from it, its window end): a counter charged twice in one
+    reservation is settled once, against the sum (``actual`` is keyed by counter name)."""
+    totals: dict[str, tuple[int, float]] = {}
+    for charge in reservation.charges:
+        reserved, _ = totals.get(charge.counter, (0, charge.window_end))
+        totals[charge.counter] = (reserved + charge.amount, charge.window_end)
+    return totals
+
+
 class CountersUnavailable(Exception):
     """The store could not be reached or did not answer in time: the caller decides to fail open or closed."""
 

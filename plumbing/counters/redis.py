@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation
+from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation, reserved_by_counter
 from plumbing.counters.settings import CounterSettings
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,6 @@ def redacted(url: str) -> str:
         host = f"[{host}]"
     netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def reserved_by_counter(reservation: Reservation) -> dict[str, tuple[int, float]]:
-    """Counter name → (everything the reservation took from it, its window end): a counter charged twice in one
-    reservation is settled once, against the sum (``actual`` is keyed by counter name)."""
-    totals: dict[str, tuple[int, float]] = {}
-    for charge in reservation.charges:
-        reserved, _ = totals.get(charge.counter, (0, charge.window_end))
-        totals[charge.counter] = (reserved + charge.amount, charge.window_end)
-    return totals
 
 
 def _window_ms(window_end: float) -> str:

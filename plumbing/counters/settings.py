@@ -28,6 +28,12 @@ class CounterSettings(BaseSettings):
     """After Redis failed to answer, how long counter operations fail at once without asking it (each limit's
     fail-open or fail-closed mode decides without waiting for a timeout), before the next request tries again."""
 
+    counters_pending_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    """Settlements (and releases) waiting for a store that answers over the network (Redis), in bytes of the
+    counters' names they carry: the answer has gone already, so they wait off the request path. Beyond it a
+    settlement is dropped, its reservation standing until its window ends (counted in
+    ``warden_counter_settlements_dropped_total``)."""
+
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

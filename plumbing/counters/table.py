@@ -25,12 +25,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation
+from plumbing.counters.base import Charge, CountersUnavailable, Refusal, Reservation, reserved_by_counter
 
 MAGIC = b"WRDNCNT1"
 _HEADER = struct.Struct("<8sIIq")  # magic, version, slots, generation
 HEADER_BYTES = 64
-_SLOT = struct.Struct("<16sqq")  # digest, window_end (epoch s, 0: never), used
+_SLOT = struct.Struct("<16sdq")  # digest, window_end (epoch s, fractional: 0 never), used
+VERSION = 2
+"""Layout version: a file of another layout is emptied and built again (the background refills it)."""
 SLOT_BYTES = _SLOT.size
 PROBES = 64
 """Slots looked at from a counter's home slot: beyond them it does not fit (the table is too full)."""
@@ -56,7 +58,7 @@ class CounterTable:
         self._fd: int | None = None
         if path is None:
             self._map = mmap.mmap(-1, size)
-            _HEADER.pack_into(self._map, 0, MAGIC, 1, self.slots, 0)
+            _HEADER.pack_into(self._map, 0, MAGIC, VERSION, self.slots, 0)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -65,7 +67,7 @@ class CounterTable:
                 os.ftruncate(self._fd, 0)  # another layout or size: start again (the background refills it)
                 os.ftruncate(self._fd, size)
                 self._map = mmap.mmap(self._fd, size)
-                _HEADER.pack_into(self._map, 0, MAGIC, 1, self.slots, 0)
+                _HEADER.pack_into(self._map, 0, MAGIC, VERSION, self.slots, 0)
             else:
                 self._map = mmap.mmap(self._fd, size)
 
@@ -75,7 +77,7 @@ class CounterTable:
         if len(head) < _HEADER.size:
             return False
         magic, version, slots, _ = _HEADER.unpack(head)
-        return magic == MAGIC and version == 1 and slots == self.slots
+        return magic == MAGIC and version == VERSION and slots == self.slots
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -126,7 +128,7 @@ class CounterTable:
     def _add(self, digest: bytes, window_end: float, amount: int, now: float) -> None:
         offset = self._find(digest, now, create=True)
         used = self._used(offset, digest, now)
-        _SLOT.pack_into(self._map, offset, digest, int(window_end), max(used + amount, 0))
+        _SLOT.pack_into(self._map, offset, digest, window_end, max(used + amount, 0))
 
     # -- the contract ------------------------------------------------------------------------------------------
 
@@ -139,19 +141,23 @@ class CounterTable:
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            found: list[tuple[int, int]] = []
+            # A counter named twice in one reservation is checked against everything the reservation puts on it.
+            found: dict[bytes, tuple[int, int, int, float]] = {}  # digest → (offset, used before, added, window end)
             for charge, digest in zip(charges, digests, strict=True):
-                offset = self._find(digest, now, create=True)
-                used = self._used(offset, digest, now)
-                if used + charge.amount > charge.limit:
-                    return Refusal(charge, used)
-                found.append((offset, used))
-            if len({offset for offset, _ in found}) == len(found):
-                for (offset, used), charge, digest in zip(found, charges, digests, strict=True):
-                    _SLOT.pack_into(self._map, offset, digest, int(charge.window_end), used + charge.amount)
+                if digest in found:
+                    offset, before, added, _ = found[digest]
+                else:
+                    offset = self._find(digest, now, create=True)
+                    before, added = self._used(offset, digest, now), 0
+                if before + added + charge.amount > charge.limit:
+                    return Refusal(charge, before + added)
+                found[digest] = (offset, before, added + charge.amount, charge.window_end)
+            if len({offset for offset, _, _, _ in found.values()}) == len(found):
+                for digest, (offset, before, added, window_end) in found.items():
+                    _SLOT.pack_into(self._map, offset, digest, window_end, before + added)
             else:  # two new counters were offered the same free slot: each is written before the next is found
-                for charge, digest in zip(charges, digests, strict=True):
-                    self._add(digest, charge.window_end, charge.amount, now)
+                for digest, (_, _, added, window_end) in found.items():
+                    self._add(digest, window_end, added, now)
         finally:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
@@ -170,14 +176,15 @@ class CounterTable:
     def _adjust(self, reservation: Reservation, actual: dict[str, int]) -> None:
         now = time.time()
         with self._locked():
-            for charge in reservation.charges:
-                if charge.counter not in actual:
+            # A counter charged twice in one reservation is settled once, against the sum it took.
+            for counter, (reserved, _) in reserved_by_counter(reservation).items():
+                if counter not in actual:
                     continue
-                digest = _digest(charge.counter)
+                digest = _digest(counter)
                 offset = self._find(digest, now, create=False)
                 if offset >= 0:  # else its window ended meanwhile: nothing left to correct
                     _, window_end, used = _SLOT.unpack_from(self._map, offset)
-                    delta = actual[charge.counter] - charge.amount
+                    delta = actual[counter] - reserved
                     _SLOT.pack_into(self._map, offset, digest, window_end, max(used + delta, 0))
 
     async def used(self, counter: str) -> int:
@@ -206,7 +213,7 @@ class CounterTable:
                     set_count += 1
                 except CountersUnavailable:
                     break
-            _HEADER.pack_into(self._map, 0, MAGIC, 1, self.slots, generation)
+            _HEADER.pack_into(self._map, 0, MAGIC, VERSION, self.slots, generation)
             self._map.flush()
         return set_count
 

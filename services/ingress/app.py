@@ -89,7 +89,12 @@ class Ingress:
             bus, metrics, settings.max_recorded_body_bytes, Catalogue(settings.prices, settings.price_providers)
         )
         self.profiles = profiles
-        self.meter = Meter(counters if counters is not None else CounterTable(), self.recorder.catalogue, metrics)
+        self.meter = Meter(
+            counters if counters is not None else CounterTable(),
+            self.recorder.catalogue,
+            metrics,
+            settings.counters_pending_max_bytes,
+        )
         self.keys = keys if keys is not None else KeyIndex(None, keyring)
         self.gate = Gate(profiles, self.keys, keyring, metrics.count_auth_failure)
         self._count_auth_failure = metrics.count_auth_failure
@@ -122,7 +127,7 @@ class Ingress:
 
     async def shutdown(self) -> None:
         await self.recorder.drain()
-        await self.meter.drain()
+        await self.meter.close()
         if self._session is not None:
             await self._session.close()
 

@@ -2,7 +2,12 @@
 before it leaves, settle them with what it really cost once it is priced, and say a refusal in the provider's shape.
 
 When the store cannot answer, each profile says what to do: ``budget_store_unavailable`` (default ``closed``: refuse
-with 503) and ``rate_limit_store_unavailable`` (default ``open``: admit uncounted); both outcomes are counted.
+with 503) and ``rate_limit_store_unavailable`` (default ``open``: admit uncounted); both outcomes are counted. The
+client is told only that the counters are unavailable: the reason (which may name the store's host) is logged.
+
+Settling waits for nobody: the table settles at once; a store over the network (Redis) settles in a task, and the
+tasks waiting are bounded in bytes (``pending_max_bytes``): beyond it a settlement is dropped and counted, its
+reservation standing until its window ends (the error is on the side of spending less).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +30,18 @@ from services.ingress.metrics import IngressMetrics
 from services.pricing.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
+
+PENDING_MAX_BYTES = 1024 * 1024
+UNAVAILABLE_MESSAGE = (
+    "the counters of this profile's {what} are unavailable, and the profile fails closed: it refuses requests until "
+    "they are back"
+)
+PENDING_TASK_BYTES = 512
+"""What one waiting settlement holds besides its counters' names (the task, its coroutine, the amounts)."""
+
+
+def pending_bytes(reservation: Reservation) -> int:
+    return PENDING_TASK_BYTES + sum(len(charge.counter) + 64 for charge in reservation.charges)
 
 
 @dataclass(slots=True)
@@ -66,20 +84,29 @@ class Held:
             except Exception:
                 log.warning("could not settle a request's reservation", exc_info=True)
             return
-        self._meter.later(counters.settle(self._reservation, actual))
+        self._meter.later(self._reservation, lambda: counters.settle(self._reservation, actual))
 
     def release(self) -> None:
         if not self.done:
             self.done = True
-            self._meter.later(self._meter.counters.release(self._reservation))
+            counters = self._meter.counters
+            self._meter.later(self._reservation, lambda: counters.release(self._reservation))
 
 
 class Meter:
-    def __init__(self, counters: Counters, catalogue: Catalogue, metrics: IngressMetrics) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        catalogue: Catalogue,
+        metrics: IngressMetrics,
+        pending_max_bytes: int = PENDING_MAX_BYTES,
+    ) -> None:
         self.counters = counters
         self._catalogue = catalogue
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
+        self._pending_max_bytes = pending_max_bytes
+        self._pending_bytes = 0
 
     async def admit(
         self,
@@ -141,28 +168,47 @@ class Meter:
             self._metrics.counter_store_unavailable.labels(kind, mode).inc()
             if mode == "closed":
                 closed.append(kind)
-        log.warning("the counter store is unavailable: %s", exc, extra={"fields": {"profile_id": profile.id}})
+        # The reason stays here: it names the store (a Redis URL without its password), nothing a client should see.
+        log.warning(
+            "the counter store is unavailable: %s",
+            f"{type(exc).__name__}: {exc}",
+            extra={"fields": {"profile_id": profile.id, "fails": "closed" if closed else "open"}},
+        )
         if not closed:
             return None
         what = " and ".join("budgets" if kind == "budget" else "rate limits" for kind in closed)
-        message = f"the counters of this profile's {what} are unavailable, and the profile fails closed: {exc}"
-        return Refused(503, message, [(b"retry-after", b"1")], 1)
+        return Refused(503, UNAVAILABLE_MESSAGE.format(what=what), [(b"retry-after", b"1")], 1)
 
     def _refused(self, kind: str, scope: str) -> None:
         self._metrics.limit_refusals.labels(kind, scope).inc()
 
-    def later(self, step: Any) -> None:
-        """Settle or release in the background: the answer has gone already, nobody waits for it."""
-        task = asyncio.get_running_loop().create_task(self._quietly(step))
+    def later(self, reservation: Reservation, step: Callable[[], Awaitable[None]]) -> None:
+        """Settle or release in the background: the answer has gone already, nobody waits for it. Beyond
+        ``pending_max_bytes`` waiting, the step is dropped (and counted) rather than memory growing while the store
+        is slow."""
+        size = pending_bytes(reservation)
+        if self._pending_bytes + size > self._pending_max_bytes:
+            self._metrics.counter_settlements_dropped.labels("full").inc()
+            return
+        self._pending_bytes += size
+        task = asyncio.get_running_loop().create_task(self._quietly(step, size))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _quietly(self, step: Any) -> None:
+    async def _quietly(self, step: Callable[[], Awaitable[None]], size: int) -> None:
         try:
-            await step
-        except Exception:
-            log.warning("could not settle a request's reservation", exc_info=True)
+            await step()
+        except Exception as exc:
+            self._metrics.counter_settlements_dropped.labels("failed").inc()
+            log.warning("could not settle a request's reservation: %s", f"{type(exc).__name__}: {exc}")
+        finally:
+            self._pending_bytes -= size
 
     async def drain(self) -> None:
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Every settlement waiting is done, then the store's connections are closed."""
+        await self.drain()
+        await self.counters.close()

@@ -104,6 +104,14 @@ class IngressMetrics:
             ("kind", "mode"),
             registry=registry,
         )
+        self.counter_settlements_dropped = Counter(
+            "warden_counter_settlements_dropped_total",
+            "Settlements or releases of a reservation that did not reach the counter store (full: more were waiting "
+            "than WARDEN_COUNTERS_PENDING_MAX_BYTES; failed: the store did not answer); the reservation stands until "
+            "its window ends",
+            ("reason",),
+            registry=registry,
+        )
 
     def count_auth_failure(self, reason: str) -> None:
         self.auth_failures.labels(reason).inc()  # reasons are Warden's own words, a handful of values

@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from plumbing.counters.settings import CounterSettings
 from plumbing.settings import CommonSettings
 from providers.registry import BUILTIN_NAMES
 from schemas.upstreams import DeploymentSpec, ModelAliasSpec
@@ -37,7 +38,7 @@ CONFIG_ENV = "WARDEN_CONFIG"
 _PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-class IngressSettings(CommonSettings):
+class IngressSettings(CommonSettings, CounterSettings):
     config: Path | None = None
     """A TOML or JSON configuration file (``WARDEN_CONFIG``) read under the environment."""
     host: str = "0.0.0.0"

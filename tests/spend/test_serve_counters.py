@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +125,7 @@ def test_a_full_counter_table_fails_budgets_closed_and_rate_limits_open(tmp_path
         refused = call("openai_chat", server.url, budgeted, agent, max_tokens=8)
         assert refused.status == 503
         assert "budgets are unavailable" in refused.message and "fails closed" in refused.message
+        assert "slots" not in refused.message, "the store's own reason stays in the log"
         assert hits(fake_openai, agent) == 0
         assert call("openai_chat", server.url, limited, agent, max_tokens=8).status == 200
         assert call("openai_chat", server.url, open_budget, agent, max_tokens=8).status == 200
@@ -132,5 +134,37 @@ def test_a_full_counter_table_fails_budgets_closed_and_rate_limits_open(tmp_path
         assert metric_value(metrics, 'warden_counter_store_unavailable_total{kind="budget",mode="closed"}') == 1
         assert metric_value(metrics, 'warden_counter_store_unavailable_total{kind="budget",mode="open"}') == 1
         assert metric_value(metrics, 'warden_counter_store_unavailable_total{kind="rate_limit",mode="open"}') == 1
+    finally:
+        server.interrupt()
+
+
+def test_with_redis_the_workers_count_in_redis_and_spend_survives_a_restart(
+    tmp_path: Path, fake_openai: FakeUpstream, redis_server
+):
+    data = tmp_path / "data"
+    env = {
+        "WARDEN_REDIS_URL": redis_server.url,
+        "WARDEN_REDIS_KEY_PREFIX": uuid.uuid4().hex[:8],
+        "WARDEN_REDIS_TIMEOUT_MS": "5000",  # a loaded test machine: the test is about where spend is counted
+    }
+    server = _serve(data, fake_openai, 2, **env)
+    try:
+        profile = limited_profile(server.url, budgets=[{"scope": "agent", "usd": 0.003, "period": "month"}])
+        agent = new_agent()
+        admitted = 0
+        while (outcome := call("openai_chat", server.url, profile, agent, max_tokens=16)).status == 200:
+            admitted += 1
+        assert outcome.status == 402 and admitted >= 2
+        assert not (data / "counters.bin").exists(), "counted in Redis, not in the table"
+    finally:
+        server.interrupt()
+    server = _serve(data, fake_openai, 2, **env)
+    try:
+        # Redis kept the month's spend: a fresh count would admit as many again.
+        again = 0
+        while (outcome := call("openai_chat", server.url, profile, agent, max_tokens=16)).status == 200:
+            again += 1
+        assert outcome.status == 402 and again < admitted
+        assert hits(fake_openai, agent) == admitted + again
     finally:
         server.interrupt()
