@@ -235,7 +235,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME[:SETTING,...]",
         help="A/B mode, repeatable: compare variants of Warden run interleaved --rounds times, each with a fresh "
         "Warden and its own direct baseline. SETTING is scenario=NAME (the variant's one scenario, instead of "
-        "--scenarios), source=DIR (like --warden-source) or ENV=VALUE (Warden's environment, over --profile-env); "
+        "--scenarios), source=DIR (like --warden-source), routed=1 (like --routed) or ENV=VALUE (Warden's "
+        "environment, over --profile-env); "
         "e.g. --variant chat --variant keys:scenario=chat-key",
     )
     p.add_argument("--rounds", type=int, default=5, help="A/B mode: rounds of every variant (default: 5)")
@@ -357,20 +358,22 @@ class Variant:
     scenario: str | None = None
     source: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    routed: bool = False
 
     def describe(self) -> str:
         parts = [f"scenario={self.scenario}"] if self.scenario else []
         parts += [f"source={self.source}"] if self.source else []
+        parts += ["routed"] if self.routed else []
         parts += [f"{k}={v}" for k, v in self.env.items()]
         return f"{self.name}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def parse_variant(spec: str, scenarios: Sequence[str]) -> Variant:
-    """``NAME[:scenario=S,source=DIR,ENV=VALUE,...]``."""
+    """``NAME[:scenario=S,source=DIR,routed=1,ENV=VALUE,...]``."""
     name, _, rest = spec.partition(":")
     if not name:
         raise argparse.ArgumentTypeError(f"--variant needs a name: {spec!r}")
-    scenario, source, env = None, None, {}
+    scenario, source, env, routed = None, None, {}, False
     for setting in filter(None, (part.strip() for part in rest.split(","))):
         key, sep, value = setting.partition("=")
         if not sep or not key:
@@ -381,9 +384,11 @@ def parse_variant(spec: str, scenarios: Sequence[str]) -> Variant:
             scenario = value
         elif key == "source":
             source = Path(value)
+        elif key == "routed":
+            routed = value not in ("", "0", "false")
         else:
             env[key] = value
-    return Variant(name, scenario, source, env)
+    return Variant(name, scenario, source, env, routed)
 
 
 class Bench:
@@ -844,6 +849,7 @@ class Comparison:
             raise BenchError(f"variant {variant.name}: give it one scenario (scenario=NAME, or one in --scenarios)")
         vargs.extra_env = {**self.args.extra_env, **variant.env}
         vargs.warden_source = variant.source or self.args.warden_source
+        vargs.routed = variant.routed or self.args.routed
         vargs.verify = False
         return vargs
 
