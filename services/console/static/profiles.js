@@ -22,28 +22,8 @@
   const editorError = document.getElementById("editor-error");
   let editing = null; // the profile being edited, or null for a new one
 
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    Object.entries(props || {}).forEach(function ([key, value]) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    });
-    (children || []).forEach(function (child) { node.appendChild(child); });
-    return node;
-  }
-
-  async function errorText(response) {
-    const text = await response.text();
-    try {
-      const body = JSON.parse(text);
-      if (body && body.error && body.error.message) return body.error.message;
-      if (body && body.detail) return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-      return text;
-    } catch (err) {
-      return text || "HTTP " + response.status;
-    }
-  }
+  const el = window.WardenAdmin.el;
+  const errorText = window.WardenAdmin.errorText;
 
   async function copy(text, button) {
     try {
