@@ -76,3 +76,28 @@ def test_login_form_sets_an_httponly_cookie_that_opens_pages_and_api(browser, gu
     page.wait_for_url("**/login")
     page.goto("/profiles")
     page.wait_for_url("**/login?next=%2Fprofiles")
+
+
+def test_the_logged_in_page_changes_upstream_routing_and_a_script_without_the_token_cannot(browser, guarded):
+    page = browser.page(guarded.url)
+    page.goto("/profiles")
+    page.wait_for_url("**/login?next=%2Fprofiles")
+    page.fill("#token", TOKEN)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url("**/profiles")
+    page.click("#new-deployment")
+    page.fill("#d-name", "behind-login")
+    page.fill("#d-provider", "openai")
+    page.fill("#d-base-url", "http://127.0.0.1:9/v1")
+    page.click("#deployment-save")
+    expect(page.locator("tr.deployment[data-name='behind-login']")).to_have_count(1)
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    stored = httpx.get(f"{guarded.url}/api/deployments/behind-login", headers=admin)
+    assert stored.status_code == 200 and stored.json()["base_url"] == "http://127.0.0.1:9/v1"
+    # Without the token nothing is changed.
+    refused = httpx.delete(f"{guarded.url}/api/deployments/behind-login")
+    assert refused.status_code == 401
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr.deployment[data-name='behind-login'] button.delete").click()
+    expect(page.locator("tr.deployment[data-name='behind-login']")).to_have_count(0)
+    assert httpx.get(f"{guarded.url}/api/deployments/behind-login", headers=admin).status_code == 404
