@@ -128,9 +128,7 @@ class UpstreamsApi:
     async def list_file_table(self, _: Request) -> Response:
         """The configuration file's deployments and aliases, read-only (the API cannot change them; one stored
         through the API under the same name is the one in force)."""
-        deployments = [
-            file_deployment(name, spec).public() for name, spec in sorted(self.file_deployments.items())
-        ]
+        deployments = [file_deployment(name, spec).public() for name, spec in sorted(self.file_deployments.items())]
         aliases = []
         for key, spec in sorted(self.file_aliases.items()):
             provider, _, model = key.partition("/")

@@ -4,12 +4,14 @@ receives; the API's refusals are shown as their sentences. The configuration fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -44,10 +46,8 @@ def watched(browser: Browser, url: str) -> tuple[Page, list[bytes]]:
     bodies: list[bytes] = []
 
     def keep(response) -> None:  # type: ignore[no-untyped-def]
-        try:
+        with contextlib.suppress(PlaywrightError):  # a redirect or an aborted load has no body to read
             bodies.append(response.body())
-        except Exception:  # a redirect or an aborted load has no body to read
-            pass
 
     page.on("response", keep)
     return page, bodies
