@@ -3,6 +3,7 @@ cookie; scripts keep getting 401 JSON. Runs ``warden serve`` as a subprocess (th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -23,7 +24,13 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path_factory.mktemp("guarded"), env={"WARDEN_ADMIN_TOKEN": TOKEN}).start()
+    env = {
+        "WARDEN_ADMIN_TOKEN": TOKEN,
+        # A routing table of the configuration's own, which the profiles page lists read-only.
+        "WARDEN_DEPLOYMENTS": json.dumps({"from-file": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}}),
+        "WARDEN_MODEL_ALIASES": json.dumps({"openai/file-model": {"targets": [{"deployment": "from-file"}]}}),
+    }
+    process = ServeProcess(tmp_path_factory.mktemp("guarded"), env=env).start()
     yield process
     process.kill()
 
@@ -85,6 +92,11 @@ def test_the_logged_in_page_changes_upstream_routing_and_a_script_without_the_to
     page.fill("#token", TOKEN)
     page.click("form.login button[type=submit]")
     page.wait_for_url("**/profiles")
+    # The configuration file's table is listed, read-only (no buttons), and only with the token.
+    expect(page.locator("tr.file-deployment")).to_contain_text("from-file")
+    expect(page.locator("tr.file-alias")).to_contain_text("openai/file-model")
+    expect(page.locator("tr.file-deployment button, tr.file-alias button")).to_have_count(0)
+    assert httpx.get(f"{guarded.url}/api/routing/file").status_code == 401
     page.click("#new-deployment")
     page.fill("#d-name", "behind-login")
     page.fill("#d-provider", "openai")
