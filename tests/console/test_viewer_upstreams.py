@@ -95,6 +95,7 @@ def test_deployments_and_aliases_are_made_edited_and_deleted_through_the_page(up
     page.click("#alias-save")
     expect(page.locator("#alias-editor")).to_be_hidden()
     expect(page.locator("tr.alias", has_text=f"openai/{model}")).to_have_count(1)
+    browser.screenshot(page, "profiles-routing")
     alias = httpx.get(f"{warden.url}/api/model-aliases/openai/{model}", timeout=10).json()
     assert alias["targets"] == [{"deployment": name, "model": sent_model, "priority": 0}] and alias["max_attempts"] == 2
 

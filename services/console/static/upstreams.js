@@ -50,7 +50,7 @@
 
   function row(className, values, actions) {
     const cells = values.map(function (value) { return el("td", { text: show(value) }); });
-    if (actions) cells.push(el("td", { class: "buttons" }, actions));
+    if (actions) cells.push(el("td", { class: "actions" }, actions));
     return el("tr", { class: className }, cells);
   }
 
