@@ -137,6 +137,13 @@ def test_deployments_and_aliases_are_made_edited_and_deleted_through_the_page(up
     assert SECRET not in page.evaluate("JSON.stringify(localStorage) + JSON.stringify(sessionStorage)")
     assert bodies and not any(SECRET.encode() in body for body in bodies)
 
+    # Removing the credential is a choice of its own, not what an empty field does.
+    deployment_row(page, name).locator("button.edit").click()
+    page.check("#d-drop-credential")
+    page.click("#deployment-save")
+    expect(deployment_row(page, name)).to_contain_text("none")
+    assert httpx.get(f"{warden.url}/api/deployments/{name}", timeout=10).json()["credential"] == {"set": False}
+
     # The alias, then the deployment, deleted through the page.
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("tr.alias", has_text=f"openai/{model}").locator("button.delete").click()
