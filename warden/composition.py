@@ -202,7 +202,12 @@ def console(
         *KeysApi(config.keys, config.profiles, ring).routes(),
         *QuarantinesApi(config.quarantines).routes(),
         *UpstreamsApi(
-            config.deployments, config.aliases, ring, lambda: providers, ingress_settings.deployments
+            config.deployments,
+            config.aliases,
+            ring,
+            lambda: providers,
+            ingress_settings.deployments,
+            ingress_settings.model_aliases,
         ).routes(),
         *UsageApi(store).routes(),
         *viewer.routes(),

@@ -39,13 +39,16 @@ class UpstreamsApi:
         keyring: Keyring | None,
         providers: Callable[[], list[str]],
         file_deployments: Mapping[str, DeploymentSpec] | None = None,
+        file_aliases: Mapping[str, ModelAliasSpec] | None = None,
     ) -> None:
-        """``file_deployments``: those of the configuration file, which aliases written here may name too."""
+        """``file_deployments``: those of the configuration file, which aliases written here may name too;
+        ``file_aliases`` (by ``provider/model``): the file's aliases, only listed."""
         self.deployments = deployments
         self.aliases = aliases
         self.keyring = keyring
         self.providers = providers
         self.file_deployments = dict(file_deployments or {})
+        self.file_aliases = dict(file_aliases or {})
 
     def _known(self) -> dict[str, Deployment]:
         known = {name: file_deployment(name, spec) for name, spec in self.file_deployments.items()}
@@ -122,6 +125,16 @@ class UpstreamsApi:
         await self.deployments.delete(name)
         return Response(status_code=204)
 
+    async def list_file_table(self, _: Request) -> Response:
+        """The configuration file's deployments and aliases, read-only (the API cannot change them; one stored
+        through the API under the same name is the one in force)."""
+        deployments = [file_deployment(name, spec).public() for name, spec in sorted(self.file_deployments.items())]
+        aliases = []
+        for key, spec in sorted(self.file_aliases.items()):
+            provider, _, model = key.partition("/")
+            aliases.append({"provider": provider, "name": model, **spec.model_dump(mode="json")})
+        return JSONResponse({"deployments": deployments, "model_aliases": aliases})
+
     # -- model aliases -----------------------------------------------------------------------------------------------
 
     def _aliases(self) -> dict[str, ModelAlias]:
@@ -165,6 +178,7 @@ class UpstreamsApi:
         alias = "/api/model-aliases/{provider}/{model:path}"
         return [
             Route("/api/deployments", self.list_deployments, methods=["GET"]),
+            Route("/api/routing/file", self.list_file_table, methods=["GET"]),
             Route("/api/deployments/{name}", self.read_deployment, methods=["GET"]),
             Route("/api/deployments/{name}", self.put_deployment, methods=["PUT"]),
             Route("/api/deployments/{name}", self.delete_deployment, methods=["DELETE"]),

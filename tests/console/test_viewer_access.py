@@ -3,6 +3,7 @@ cookie; scripts keep getting 401 JSON. Runs ``warden serve`` as a subprocess (th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -23,7 +24,13 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path_factory.mktemp("guarded"), env={"WARDEN_ADMIN_TOKEN": TOKEN}).start()
+    env = {
+        "WARDEN_ADMIN_TOKEN": TOKEN,
+        # A routing table of the configuration's own, which the profiles page lists read-only.
+        "WARDEN_DEPLOYMENTS": json.dumps({"from-file": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}}),
+        "WARDEN_MODEL_ALIASES": json.dumps({"openai/file-model": {"targets": [{"deployment": "from-file"}]}}),
+    }
+    process = ServeProcess(tmp_path_factory.mktemp("guarded"), env=env).start()
     yield process
     process.kill()
 
@@ -76,3 +83,33 @@ def test_login_form_sets_an_httponly_cookie_that_opens_pages_and_api(browser, gu
     page.wait_for_url("**/login")
     page.goto("/profiles")
     page.wait_for_url("**/login?next=%2Fprofiles")
+
+
+def test_the_logged_in_page_changes_upstream_routing_and_a_script_without_the_token_cannot(browser, guarded):
+    page = browser.page(guarded.url)
+    page.goto("/profiles")
+    page.wait_for_url("**/login?next=%2Fprofiles")
+    page.fill("#token", TOKEN)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url("**/profiles")
+    # The configuration file's table is listed, read-only (no buttons), and only with the token.
+    expect(page.locator("tr.file-deployment")).to_contain_text("from-file")
+    expect(page.locator("tr.file-alias")).to_contain_text("openai/file-model")
+    expect(page.locator("tr.file-deployment button, tr.file-alias button")).to_have_count(0)
+    assert httpx.get(f"{guarded.url}/api/routing/file").status_code == 401
+    page.click("#new-deployment")
+    page.fill("#d-name", "behind-login")
+    page.fill("#d-provider", "openai")
+    page.fill("#d-base-url", "http://127.0.0.1:9/v1")
+    page.click("#deployment-save")
+    expect(page.locator("tr.deployment[data-name='behind-login']")).to_have_count(1)
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    stored = httpx.get(f"{guarded.url}/api/deployments/behind-login", headers=admin)
+    assert stored.status_code == 200 and stored.json()["base_url"] == "http://127.0.0.1:9/v1"
+    # Without the token nothing is changed.
+    refused = httpx.delete(f"{guarded.url}/api/deployments/behind-login")
+    assert refused.status_code == 401
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr.deployment[data-name='behind-login'] button.delete").click()
+    expect(page.locator("tr.deployment[data-name='behind-login']")).to_have_count(0)
+    assert httpx.get(f"{guarded.url}/api/deployments/behind-login", headers=admin).status_code == 404

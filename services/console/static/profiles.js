@@ -22,28 +22,9 @@
   const editorError = document.getElementById("editor-error");
   let editing = null; // the profile being edited, or null for a new one
 
-  function el(tag, props, children) {
-    const node = document.createElement(tag);
-    Object.entries(props || {}).forEach(function ([key, value]) {
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value);
-    });
-    (children || []).forEach(function (child) { node.appendChild(child); });
-    return node;
-  }
-
-  async function errorText(response) {
-    const text = await response.text();
-    try {
-      const body = JSON.parse(text);
-      if (body && body.error && body.error.message) return body.error.message;
-      if (body && body.detail) return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-      return text;
-    } catch (err) {
-      return text || "HTTP " + response.status;
-    }
-  }
+  const el = window.WardenAdmin.el;
+  const errorText = window.WardenAdmin.errorText;
+  const send = window.WardenAdmin.send;
 
   async function copy(text, button) {
     try {
@@ -126,11 +107,7 @@
       shown.hidden = false;
     }
     async function act(method, url, body) {
-      const response = await fetch(url, {
-        method: method, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      const response = await send(method, url, body);
       if (!response.ok) {
         problem.textContent = await errorText(response);
         return null;
@@ -249,12 +226,7 @@
       body.credentials[fCredProvider.value] = fCredSecret.value;
     }
     const url = editing ? API + "/" + encodeURIComponent(editing.id) : API;
-    const response = await fetch(url, {
-      method: editing ? "PUT" : "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify(body),
-    });
+    const response = await send(editing ? "PUT" : "POST", url, body);
     if (!response.ok) {
       editorError.textContent = "Not saved: " + (await errorText(response));
       return;
@@ -266,9 +238,7 @@
 
   async function removeProfile(profile) {
     if (!window.confirm("Delete profile " + (profile.name || profile.id) + "?")) return;
-    const response = await fetch(API + "/" + encodeURIComponent(profile.id), {
-      method: "DELETE", credentials: "same-origin",
-    });
+    const response = await send("DELETE", API + "/" + encodeURIComponent(profile.id));
     if (!response.ok) {
       statusLine.textContent = "Not deleted: " + (await errorText(response));
       return;
