@@ -65,7 +65,8 @@ def test_the_page_makes_a_managed_profile_and_a_key_and_no_secret_leaks(browser,
     revoke(warden, revoked)
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{warden.url}/v1/openai", api_key=revoked.secret, max_retries=0).models.list()
-    items = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
+    # Two requests were answered; the streamed one is stored once its tokens are counted, so wait for both.
+    items = warden.wait_for(lambda i: i["status"] == 200, timeout=60, count=2, agent_id=agent)
     assert len(items) == 2
     warden.wait_for(lambda i: i["status"] == 401, agent_id=revoked.agent_id)
 

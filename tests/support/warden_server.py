@@ -90,13 +90,19 @@ class WardenServer:
         return response.json()
 
     def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0, **params: Any
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float = 30.0,
+        count: int = 1,
+        **params: Any,
     ) -> list[dict[str, Any]]:
-        """Poll the interactions API until some item satisfies ``predicate``; return the matching items."""
+        """Poll the interactions API until at least ``count`` items satisfy ``predicate``; return the matching items.
+        The bound is generous: on a busy machine an answer that needs its tokens counted (the tokenizer loads on first
+        use) or crosses to the background process can take seconds to be stored."""
         deadline = time.monotonic() + timeout
         while True:
             items = [item for item in self.interactions(**params)["items"] if predicate(item)]
-            if items:
+            if len(items) >= count:
                 return items
             if time.monotonic() > deadline:
                 raise AssertionError(f"no interaction matched within {timeout} s for {params}")
