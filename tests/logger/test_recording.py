@@ -73,13 +73,14 @@ def test_an_in_flight_request_is_visible_before_it_finishes(warden):
     worker = threading.Thread(
         target=lambda: (
             sdk.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "[[slow:3]] take your time"}]
+                model="gpt-4o", messages=[{"role": "user", "content": "[[slow:15]] take your time"}]
             ),
             done.set(),
         )
     )
     worker.start()
-    (item,) = warden.wait_for(lambda i: i["in_flight"], timeout=2.5, agent_id=agent)
+    # The upstream holds its answer 15 s: time enough for the request half to be stored, even on a busy machine.
+    (item,) = warden.wait_for(lambda i: i["in_flight"], timeout=12, agent_id=agent)
     assert item["status"] is None and not done.is_set()
     worker.join()
     (item,) = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
