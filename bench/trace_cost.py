@@ -281,11 +281,13 @@ def main() -> None:
     if args.worker:
         return worker(int(args.worker[0]), int(args.worker[1]), args.worker[2] == "traced")
 
+    from schemas import topics
+
     spans = sum(
         1 + len(json.loads(p).get("upstream_attempts", []))
-        if t == "llm.responses"
+        if t == topics.RESPONSES
         else 1
-        if t == "llm.violations"
+        if t == topics.VIOLATIONS
         else 0
         for t, _, p in recorded(args.interactions)
     )
