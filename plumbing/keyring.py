@@ -51,7 +51,9 @@ def _hash_key(master: bytes) -> bytes:
 class Keyring:
     def __init__(self, master_keys: list[bytes]) -> None:
         self._fernet = MultiFernet([Fernet(key) for key in master_keys])
-        self._hash_keys = tuple(_hash_key(key) for key in master_keys)
+        # One keyed HMAC state per master key, copied per use: ``hmac.digest`` looks the hash up in OpenSSL's
+        # provider store on every call, which costs the proxy many times the hash itself under load.
+        self._hmacs = tuple(hmac.new(_hash_key(key), digestmod=hashlib.sha256) for key in master_keys)
 
     @classmethod
     def from_setting(cls, value: str | None) -> Keyring | None:
@@ -59,12 +61,18 @@ class Keyring:
 
     def digest(self, secret: str) -> bytes:
         """The stored form of a Warden key: HMAC-SHA256 under the newest master key."""
-        return hmac.digest(self._hash_keys[0], secret.encode(), hashlib.sha256)
+        return self._keyed(self._hmacs[0], secret.encode())
 
     def digests(self, secret: str) -> tuple[bytes, ...]:
         """The hash of a presented key under every master key, newest first (one, outside a rotation)."""
         encoded = secret.encode()
-        return tuple(hmac.digest(key, encoded, hashlib.sha256) for key in self._hash_keys)
+        return tuple(self._keyed(state, encoded) for state in self._hmacs)
+
+    @staticmethod
+    def _keyed(state: hmac.HMAC, message: bytes) -> bytes:
+        h = state.copy()
+        h.update(message)
+        return h.digest()
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

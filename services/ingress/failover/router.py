@@ -159,7 +159,7 @@ class Router:
         clock = self._clock
         deadline = clock() + settings.deadline_s
         tried: set[int] = set()
-        failure = RoutingFailed(503, f"no deployment of {alias.model} is available")
+        failure: RoutingFailed | None = None
         for attempt_number in range(alias.max_attempts):
             now = clock()
             index = self.choose(alias, tried, now)
@@ -186,7 +186,7 @@ class Router:
                     raise outcome
                 continue
             return outcome
-        raise failure
+        raise failure or RoutingFailed(503, f"no deployment of {alias.model} is available")
 
     async def _attempt(
         self,
@@ -251,7 +251,7 @@ class Router:
         if answer is None:
             health.outstanding -= 1
         else:  # in flight until the answer has been relayed (least_outstanding, max_concurrent)
-            answer.on_release(lambda: setattr(health, "outstanding", health.outstanding - 1))
+            answer.track(health)
         answered = answer is not None
         retried = not answered and retry.retryable(error)
         if error is None or error == "status_4xx":
@@ -260,7 +260,7 @@ class Router:
             breaker.failed(finished, wait)
         self._count(target.deployment, error, finished)
         request.record.append(
-            UpstreamAttempt.model_construct(  # every field is ours, typed here: no validation on the hot path
+            UpstreamAttempt(  # validated in pydantic-core: cheaper than model_construct's Python loop
                 span_id=span.span_id if span is not None else "",
                 started_ms=(started - request.interaction_started) * 1000.0,
                 finished_ms=(finished - request.interaction_started) * 1000.0,
@@ -332,17 +332,22 @@ class RoutedResponse:
         self, response: aiohttp.ClientResponse, first: bytes = b"", failure: BaseException | None = None
     ) -> None:
         self._response = response
+        # What relaying reads, as plain attributes: ``__getattr__`` costs a Python call per access on the hot path.
+        self.status = response.status
+        self.headers = response.headers
+        self.raw_headers = response.raw_headers
         self.content = _PeekedContent(response.content, first, failure) if first or failure else response.content
-        self._released: Callable[[], None] | None = None
+        self._health: _Health | None = None
 
-    def on_release(self, callback: Callable[[], None]) -> None:
-        self._released = callback
+    def track(self, health: _Health) -> None:
+        """Count the answer in its deployment's requests in flight until it is released."""
+        self._health = health
 
     def release(self) -> None:
         self._response.release()
-        callback, self._released = self._released, None
-        if callback is not None:
-            callback()
+        health, self._health = self._health, None
+        if health is not None:
+            health.outstanding -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._response, name)
