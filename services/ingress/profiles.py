@@ -31,7 +31,10 @@ class ProfileSnapshot:
 
     def resolve(self, reference: str) -> Profile | None:
         """The profile a URL segment refers to: by id, else by unique name; None when it refers to none."""
-        profile = self.get(_canonical_id(reference))
+        # Ids are stored in canonical form: one lookup finds them as sent; only another spelling is parsed.
+        profile = self.get(reference)
+        if profile is None and len(reference) == 36:
+            profile = self.get(_canonical_id(reference))
         if profile is not None:
             return profile
         names = self._names
@@ -47,8 +50,6 @@ class ProfileSnapshot:
 
 
 def _canonical_id(reference: str) -> str:
-    if len(reference) != 36:
-        return reference
     try:
         return str(uuid.UUID(reference))
     except ValueError:
