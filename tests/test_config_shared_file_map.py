@@ -9,6 +9,7 @@ import multiprocessing
 import pytest
 from pydantic import BaseModel
 
+from plumbing.config.file_map import FileMap
 from plumbing.config.shared_file_map import MIN_JOURNAL_BYTES, SharedFileMap
 
 
@@ -86,3 +87,21 @@ def test_an_unreadable_snapshot_refuses_to_start(tmp_path):
     (tmp_path / "m.json").write_bytes(b'{"a": {"n"')
     with pytest.raises(ValueError):
         SharedFileMap(tmp_path / "m.json", Item)
+
+
+async def test_one_file_format_for_the_map_of_one_process_and_the_shared_one(tmp_path):
+    """A data directory written by either map (``warden serve``'s shared maps, a distributed process's local copy) is
+    read whole by the other: snapshot, journal, deletions, a torn last line skipped."""
+    alone = FileMap(tmp_path / "m.json", Item)
+    alone.replace({"a": Item(n=1), "b": Item(n=2)})  # a snapshot
+    alone.apply("c", Item(n=3))  # then the journal
+    alone.apply("a", None)
+    alone.close()
+    with open(tmp_path / "m.json.journal", "ab") as journal:
+        journal.write(b'{"k": "d", "v": {"n"')
+    shared = SharedFileMap(tmp_path / "m.json", Item)
+    assert {k: shared.get(k) for k in "abcd"} == {"a": None, "b": Item(n=2), "c": Item(n=3), "d": None}
+    await shared.put("e", Item(n=5))  # the torn line is kept apart from this one
+    await shared.delete("b")
+    again = FileMap(tmp_path / "m.json", Item)
+    assert {k: again.get(k) for k in "abcde"} == {"a": None, "b": None, "c": Item(n=3), "d": None, "e": Item(n=5)}

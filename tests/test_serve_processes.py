@@ -125,6 +125,10 @@ def test_traffic_in_every_format_through_every_worker_is_in_the_api_and_the_metr
     )
     assert counted == expected
     assert len([line for line in metrics.splitlines() if line.startswith("# TYPE llm_requests_total ")]) == 1
+    # One family per name across the background's and the workers' metrics: Prometheus refuses a scrape otherwise.
+    families = [line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE ")]
+    assert sorted(families) == sorted(set(families))
+    assert "warden_serve_workers_unscraped 0.0" in metrics.splitlines()
 
 
 def test_a_profile_made_through_the_api_is_enforced_by_every_worker_when_the_api_answers(serve):

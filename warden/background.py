@@ -28,7 +28,7 @@ from warden.composition import Lifecycle
 from warden.config_maps import ConfigMaps
 from warden.forward import PeerFromHeader
 from warden.serving import Server, run, uvicorn_config
-from warden.worker_control import RefreshAfterWrites, WorkerMetrics
+from warden.worker_control import RefreshAfterWrites, WorkerMetrics, unix_listener
 
 
 def publisher(bus: Bus) -> Callable[[str, str, bytes], None]:
@@ -63,7 +63,7 @@ async def run_background() -> None:
     settings = serve_child.settings()
     BUDGET.resize(settings.cache_max_bytes)
     paths = serve_child.paths(settings)
-    listener = serve_child.unix_listener(paths.background_socket)
+    listener = unix_listener(paths.background_socket)
     registry = CollectorRegistry()
     bus = make_bus(settings, "warden-serve", registry)
     store = make_store(settings)

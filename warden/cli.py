@@ -9,6 +9,7 @@ import gc
 import importlib.metadata
 import sys
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from plumbing import logs
@@ -99,14 +100,17 @@ def _ingress(args: argparse.Namespace) -> int:
 
     settings = _settings(IngressSettings, args, ("host", "port", "data_dir"))
     if args.workers is None or args.worker_index is not None:
-        run_service(run_ingress(settings, args.worker_index))
+        run_dir = Path(args.run_dir) if args.run_dir else None
+        run_service(run_ingress(settings, args.worker_index, run_dir))
         return 0
     return _ingress_workers(args, settings)
 
 
 def _ingress_workers(args: argparse.Namespace, settings: IngressSettings) -> int:
     """``--workers N``: N ingress processes on one port, each this command again with ``--worker-index``."""
+    import shutil
     import subprocess
+    import tempfile
 
     from warden.startup import bind
     from warden.workers import Supervisor, default_count
@@ -115,12 +119,17 @@ def _ingress_workers(args: argparse.Namespace, settings: IngressSettings) -> int
     bind(settings.host, settings.port, shared=True).close()  # a port another program holds is said once, here
     given = _overrides(args, ("host", "port", "data_dir"))
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in given.items()]
-    command = [sys.executable, "-m", "warden.cli", "ingress", *flags]
+    # 0700: only this user reaches the sockets where the workers answer each other's metrics requests.
+    run_dir = tempfile.mkdtemp(prefix="warden-ingress-")
+    command = [sys.executable, "-m", "warden.cli", "ingress", *flags, f"--run-dir={run_dir}"]
 
     def start(index: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen([*command, f"--worker-index={index}"])
 
-    return Supervisor(count, start).run()
+    try:
+        return Supervisor(count, start).run()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _logger(args: argparse.Namespace) -> int:
@@ -284,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
         "<data-dir>/spool/ingress/worker-<i>; 0: one per available core (default: one process, no supervisor)",
     )
     ingress.add_argument("--worker-index", dest="worker_index", type=int, help=argparse.SUPPRESS)
+    ingress.add_argument("--run-dir", dest="run_dir", help=argparse.SUPPRESS)
     ingress.set_defaults(run=_ingress)
 
     logger = commands.add_parser("logger", help="run the logger alone: Kafka → ClickHouse")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -21,8 +22,9 @@ from warden import composition
 from warden.composition import Lifecycle, MetricsServer
 from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
-from warden.serving import http_server, run, until_stopped
+from warden.serving import Server, http_server, run, until_stopped, uvicorn_config
 from warden.startup import bind
+from warden.worker_control import WorkerMetrics, beside, control_app, unix_listener, worker_socket
 
 
 def instance_id(role: str) -> str:
@@ -38,9 +40,10 @@ def _worker_name(worker: int | None) -> str:
     return "" if worker is None else f" worker {worker}"
 
 
-async def run_ingress(settings: IngressSettings, worker: int | None = None) -> None:
+async def run_ingress(settings: IngressSettings, worker: int | None = None, run_dir: Path | None = None) -> None:
     """``worker``: this process is worker ``worker`` of ``warden ingress --workers N``: it shares the port with the
-    others (SO_REUSEPORT) and keeps an event log of its own."""
+    others (SO_REUSEPORT) and keeps an event log of its own. ``run_dir``: the supervisor's private directory where the
+    workers answer each other's metrics requests: ``/metrics``, whichever worker takes the scrape, adds them all up."""
     BUDGET.resize(settings.cache_max_bytes)
     # Before anything starts: a port in use is said at once.
     listener = bind(settings.host, settings.port, shared=worker is not None)
@@ -51,10 +54,23 @@ async def run_ingress(settings: IngressSettings, worker: int | None = None) -> N
     # kept in the data directory across restarts (no store to fill it from here).
     counters = composition.counters(settings, shared=True)
     ingress = composition.ingress(settings, bus, config, registry, counters=counters)
-    app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, registry))
+    exposed, control = registry, None
+    if worker is not None and run_dir is not None:
+        own_socket = worker_socket(run_dir, worker)
+        exposed = CollectorRegistry(auto_describe=False)
+        exposed.register(
+            WorkerMetrics(run_dir, own=registry, own_socket=own_socket, unscraped="warden_ingress_workers_unscraped")
+        )
+        siblings_app = control_app(registry, config.refresh)  # what the siblings ask of this worker
+        server = Server(uvicorn_config(siblings_app, "127.0.0.1", 0, settings), signals=False)
+        control = server, unix_listener(own_socket)
+    app = Dispatch(with_access_log(ingress, settings.access_log), composition.metrics_app(settings, exposed))
+    wait = http_server(app, listener, settings.host, settings.port, settings)
+    if control is not None:
+        wait = beside(*control, wait)
     await run(
         Lifecycle(bus=bus, config=config, ingress=ingress),
-        http_server(app, listener, settings.host, settings.port, settings),
+        wait,
         started=_said(f"Warden ingress{_worker_name(worker)} listening on {settings.host}:{settings.port}"),
         stopped="Warden ingress stopped",
     )

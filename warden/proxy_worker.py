@@ -10,7 +10,6 @@ Started by ``warden serve`` (``warden/serve.py``), never by hand: ``python -m wa
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from warden.dispatch import Dispatch
 from warden.forward import Forward
 from warden.serving import Server, run, uvicorn_config
 from warden.startup import bind
-from warden.worker_control import control_app
+from warden.worker_control import beside, control_app, unix_listener
 
 
 @dataclass
@@ -51,7 +50,7 @@ async def run_worker(index: int) -> None:
     BUDGET.resize(settings.cache_max_bytes)
     paths = serve_child.paths(settings)
     listener = bind(settings.host, settings.port, shared=True)
-    metrics_listener = serve_child.unix_listener(paths.worker_socket(index))
+    metrics_listener = unix_listener(paths.worker_socket(index))
     registry = CollectorRegistry()
     bus = HandoffBus(
         paths.worker_log(index),
@@ -72,17 +71,9 @@ async def run_worker(index: int) -> None:
     server = Server(server_config)
     metrics = Server(uvicorn_config(control_app(registry, config.refresh), "127.0.0.1", 0, settings), signals=False)
 
-    async def serve() -> None:
-        metrics_task = asyncio.get_running_loop().create_task(metrics.serve(sockets=[metrics_listener]))
-        try:
-            await server.serve(sockets=[listener])
-        finally:
-            metrics.should_exit = True
-            await metrics_task
-
     await run(
         Worker(Lifecycle(bus=bus, config=config, ingress=ingress), forward, metrics),
-        serve,
+        beside(metrics, metrics_listener, lambda: server.serve(sockets=[listener])),
         started=lambda: None,
         stopped=f"Warden proxy worker {index} stopped",
     )

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from warden.embedded import ServeSettings
 from warden.startup import StartupError, load_settings
+from warden.worker_control import worker_socket
 
 RUN_DIR_ENV = "WARDEN_SERVE_RUN_DIR"
 PARENT_ENV = "WARDEN_SERVE_PARENT"
@@ -37,7 +37,7 @@ class Paths:
         return self.run_dir / "background.sock"
 
     def worker_socket(self, index: int) -> Path:
-        return self.run_dir / f"worker-{index}.sock"
+        return worker_socket(self.run_dir, index)
 
     def worker_log(self, index: int) -> Path:
         return self.handoff / f"worker-{index}"
@@ -73,15 +73,6 @@ def prepare() -> None:
 def generation(run_dir: Path) -> int:
     """This ``warden serve`` run, as a number (its run directory is made afresh for each run)."""
     return int.from_bytes(hashlib.blake2b(str(run_dir).encode(), digest_size=7).digest(), "little") or 1
-
-
-def unix_listener(path: Path) -> socket.socket:
-    path.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(path))
-    sock.listen(1024)
-    sock.set_inheritable(True)
-    return sock
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> int:

@@ -1,10 +1,13 @@
-"""What ``warden serve``'s background process asks of the proxy processes, over each one's private unix socket.
+"""What a process asks of its sibling proxy processes (``warden serve``'s workers, ``warden ingress --workers N``'s),
+over each one's private unix socket in a directory of the run (mode 0700).
 
-- ``/metrics`` covers every process: each proxy process answers its own registry (``control_app``); the background
-  process, which answers ``/metrics``, collects them when it is scraped and adds them up series by series
-  (counters, histograms and gauges such as requests in flight all sum; ``_created`` timestamps are left out). A
-  proxy process that does not answer within ``timeout_s`` is left out of that scrape, and counted in
-  ``warden_serve_workers_unscraped``.
+- ``/metrics`` covers every process: each proxy process answers its own registry (``control_app``); the process that
+  answers ``/metrics`` (``warden serve``'s background, or whichever ingress worker took the scrape) collects them
+  when it is scraped and adds them up series by series (counters, histograms and gauges such as requests in flight
+  all sum; ``_created`` timestamps are left out). Each worker keeps its figures in its own memory, so counting costs
+  the request path nothing more than a single process's counters; the work is done at scrape time. A proxy process
+  that does not answer within ``timeout_s`` is left out of that scrape, and counted in a gauge
+  (``warden_serve_workers_unscraped``, ``warden_ingress_workers_unscraped``).
 - A change made through the admin API is seen by every proxy before the API answers (``RefreshAfterWrites``): the
   background asks each one to read the shared maps again (``/refresh``). Changes made otherwise (the guard's
   quarantines, another process's provider history, ``warden profiles`` on the command line) reach them through the
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -24,7 +28,40 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from warden.serving import Server
+
 SOCKET_GLOB = "worker-*.sock"
+
+
+def worker_socket(run_dir: Path, index: int) -> Path:
+    """Where proxy process ``index`` answers its siblings."""
+    return run_dir / f"worker-{index}.sock"
+
+
+def unix_listener(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)  # left by a process of the same index that was killed
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def beside(
+    control: Server, listener: socket.socket, main: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """The ``wait`` of a proxy process: ``main`` (its public server), with ``control`` answering on ``listener`` until
+    ``main`` returns."""
+
+    async def serve() -> None:
+        task = asyncio.get_running_loop().create_task(control.serve(sockets=[listener]))
+        try:
+            await main()
+        finally:
+            control.should_exit = True
+            await task
+
+    return serve
 
 
 def control_app(registry: CollectorRegistry, refresh: Callable[[], Awaitable[None]]) -> ASGIApp:
@@ -103,22 +140,37 @@ def merge(texts: Iterable[str]) -> list[Metric]:
 
 
 class WorkerMetrics(Collector):
-    def __init__(self, run_dir: Path, timeout_s: float = 1.0) -> None:
+    """Every proxy process's metrics, added up. ``own``: the registry of the process that collects, when it is one of
+    them (its socket ``own_socket`` is then skipped: it would wait for its own answer). ``unscraped``: the name of the
+    gauge of processes that did not answer."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        timeout_s: float = 1.0,
+        *,
+        own: CollectorRegistry | None = None,
+        own_socket: Path | None = None,
+        unscraped: str = "warden_serve_workers_unscraped",
+    ) -> None:
         self.run_dir = run_dir
         self.timeout_s = timeout_s
+        self.own = own
+        self.own_socket = own_socket
+        self.unscraped = unscraped
 
     def collect(self) -> Iterator[Metric]:
-        texts: list[str] = []
+        texts: list[str] = [] if self.own is None else [generate_latest(self.own).decode()]
         missed = 0
         for path in _sockets(self.run_dir):
+            if path == self.own_socket:
+                continue
             try:
                 with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=self.timeout_s) as client:
                     texts.append(client.get("http://worker/metrics").text)
             except httpx.HTTPError:
                 missed += 1
         yield from merge(texts)
-        unscraped = GaugeMetricFamily(
-            "warden_serve_workers_unscraped", "Proxy processes whose metrics did not answer in this scrape"
-        )
+        unscraped = GaugeMetricFamily(self.unscraped, "Proxy processes whose metrics did not answer in this scrape")
         unscraped.add_metric([], missed)
         yield unscraped

@@ -33,3 +33,28 @@ class ReplicatedMap(Protocol, Generic[M]):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class InMemory(Generic[M]):
+    """What the file-backed maps share in memory: the dict the hot path reads without I/O, and the listeners told of
+    every change."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, M] = {}
+        self._listeners: list[Listener] = []
+
+    def get(self, key: str) -> M | None:
+        return self._items.get(key)
+
+    def values(self) -> list[M]:
+        return list(self._items.values())
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _tell(self, key: str, value: M | None) -> None:
+        for listener in self._listeners:
+            listener(key, value)

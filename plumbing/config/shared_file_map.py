@@ -1,5 +1,5 @@
-"""A replicated map that several processes on one machine share: the JSON snapshot and journal of ``FileMap``, with
-every process following the others' changes.
+"""A replicated map that several processes on one machine share: the JSON snapshot and journal of ``FileMap`` (read and
+written by the same functions), with every process following the others' changes.
 
 ``warden serve`` runs several proxy processes and a background one over one data directory; each holds the map in
 memory and must see a change made by any of them (a profile through the API, a quarantine from the guard, the
@@ -23,14 +23,19 @@ import contextlib
 import fcntl
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic
+from typing import Any
 
-import orjson
-
-from plumbing.config.base import Listener, M
+from plumbing.config.base import InMemory, M
+from plumbing.config.file_map import (
+    changes,
+    journal_entries,
+    journal_line,
+    journal_path,
+    read_state,
+    write_snapshot,
+)
 
 log = logging.getLogger(__name__)
 FOLLOW_INTERVAL_S = 0.5
@@ -63,46 +68,22 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _entries(data: bytes) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for line in data.splitlines():
-        try:
-            entry = orjson.loads(line)
-            out.append((entry["k"], entry["v"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            continue  # torn by a crash mid-write: the change never returned to its writer
-    return out
+class SharedFileMap(InMemory[M]):
+    """Reads (``get``, ``values``, ``keys``) are memory only."""
 
-
-class SharedFileMap(Generic[M]):
     def __init__(self, path: Path, model: type[M], *, follow_interval_s: float = FOLLOW_INTERVAL_S) -> None:
+        super().__init__()
         self.path = path
-        self.journal_path = path.with_name(path.name + ".journal")
+        self.journal_path = journal_path(path)
         self.lock_path = path.with_name(path.name + ".lock")
         self.model = model
         self.follow_interval_s = follow_interval_s
-        self._items: dict[str, M] = {}
-        self._listeners: list[Listener] = []
         self._position = _Position(None, None)
         self._follower: asyncio.Task[None] | None = None
         self._io = asyncio.Lock()
         read = self._read(self._position, exclusive=False, wait=True)
         assert read is not None
         self._take(read, notify=False)
-
-    # -- reads: memory only -------------------------------------------------------------------------------------
-
-    def get(self, key: str) -> M | None:
-        return self._items.get(key)
-
-    def values(self) -> list[M]:
-        return list(self._items.values())
-
-    def keys(self) -> list[str]:
-        return list(self._items)
-
-    def listen(self, listener: Listener) -> None:
-        self._listeners.append(listener)
 
     # -- writes -------------------------------------------------------------------------------------------------
 
@@ -126,7 +107,7 @@ class SharedFileMap(Generic[M]):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked(exclusive=True, wait=True):
             read = self._read_unlocked(position)
-            line = orjson.dumps({"k": key, "v": raw}) + b"\n"
+            line = journal_line(key, raw)
             if _torn_tail(self.journal_path):
                 line = b"\n" + line  # a writer died mid-line: never glue this change onto its torn one
             with open(self.journal_path, "ab") as journal:
@@ -149,13 +130,8 @@ class SharedFileMap(Generic[M]):
 
     def _compact(self) -> _Read:
         """The files' whole state as a new snapshot (atomic replace), then the journal goes (lock held)."""
-        state = self._state_from_files()
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps(state))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        state = read_state(self.path)
+        write_snapshot(self.path, state, fsync=True)
         self.journal_path.unlink(missing_ok=True)
         return _Read(_Position(_identity(self.path), None), state, [])
 
@@ -207,7 +183,7 @@ class SharedFileMap(Generic[M]):
         journal = _identity(self.journal_path)
         same_journal = position.journal is not None and journal is not None and journal[0] == position.journal[0]
         if snapshot != position.snapshot or (position.journal is not None and not same_journal):
-            state = self._state_from_files()
+            state = read_state(self.path)
             size = self.journal_path.stat().st_size if journal is not None else 0
             return _Read(_Position(snapshot, (journal[0], size) if journal else None), state, [])
         if journal is None:
@@ -218,19 +194,7 @@ class SharedFileMap(Generic[M]):
             data = handle.read()
         # Only whole lines: a line being written now is read next time.
         whole = data[: data.rfind(b"\n") + 1]
-        return _Read(_Position(snapshot, (journal[0], start + len(whole))), None, _entries(whole))
-
-    def _state_from_files(self) -> dict[str, Any]:
-        state: dict[str, Any] = {}
-        if self.path.exists():
-            state = orjson.loads(self.path.read_bytes() or b"{}")
-        if self.journal_path.exists():
-            for key, raw in _entries(self.journal_path.read_bytes()):
-                if raw is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = raw
-        return state
+        return _Read(_Position(snapshot, (journal[0], start + len(whole))), None, journal_entries(whole))
 
     @contextlib.contextmanager
     def _locked(self, *, exclusive: bool, wait: bool) -> Any:
@@ -254,11 +218,8 @@ class SharedFileMap(Generic[M]):
                 with contextlib.suppress(ValueError):
                     self._items[key] = self.model.model_validate(raw)
             if notify:
-                for key in before.keys() - self._items.keys():
-                    self._tell(key, None)
-                for key, value in self._items.items():
-                    if before.get(key) != value:
-                        self._tell(key, value)
+                for key, value in changes(before, self._items):
+                    self._tell(key, value)
         for key, raw in read.entries:
             if raw is None:
                 if self._items.pop(key, None) is not None and notify:
@@ -273,10 +234,6 @@ class SharedFileMap(Generic[M]):
                 self._items[key] = value
                 if notify:
                     self._tell(key, value)
-
-    def _tell(self, key: str, value: M | None) -> None:
-        for listener in self._listeners:
-            listener(key, value)
 
     def _io_lock(self) -> asyncio.Lock:
         return self._io

@@ -6,6 +6,7 @@ import math
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -90,7 +91,9 @@ class AdminGate:
 
 def metrics_route(registry: CollectorRegistry) -> Route:
     async def metrics(_: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # Off the event loop: a registry may wait for other processes' figures (a proxy worker's siblings), and the
+        # requests this process serves meanwhile must not wait with it. prometheus_client's metrics are thread-safe.
+        return Response(await run_in_threadpool(generate_latest, registry), media_type=CONTENT_TYPE_LATEST)
 
     return Route("/metrics", metrics, methods=["GET"])
 

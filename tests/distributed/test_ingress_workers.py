@@ -132,3 +132,53 @@ def test_a_worker_killed_during_a_broker_pause_is_restarted_and_replays_what_it_
     kafka_broker, kafka_bootstrap, fake_openai, tmp_path
 ):
     run_through_two_workers(kafka_broker, kafka_bootstrap, fake_openai, tmp_path, kill_worker=True)
+
+
+def run_dir(pid: int) -> Path:
+    """The supervisor's private directory, where its workers answer each other's metrics requests."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for arg in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+            if arg.startswith(b"--run-dir="):
+                return Path(arg.split(b"=", 1)[1].decode())
+    raise AssertionError("no worker was given a run directory")
+
+
+def requests_of(metrics: str, agent: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("llm_requests_total{") and f'agent_id="{agent}"' in line
+    )
+
+
+def test_metrics_on_the_shared_port_add_up_every_worker_whichever_answers(kafka_bootstrap, fake_openai, tmp_path):
+    asyncio.run(create_topics(kafka_bootstrap, partitions=3))
+    agent = f"metrics-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    ingress = start_workers(tmp_path, kafka_bootstrap, fake_openai.url + "/v1", port)
+    try:
+        assert ingress.proc is not None
+        count = 40
+        assert len(set(answer_on_fresh_connections(port, agent, count))) == count
+        # Each worker's own figures, asked on its private socket: both carried traffic, so one worker's figures
+        # alone would fall short of the total.
+        directory = run_dir(ingress.proc.pid)
+        sockets = sorted(directory.glob("worker-*.sock"))
+        own = []
+        for path in sockets:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as client:
+                own.append(requests_of(client.get("http://worker/metrics").text, agent))
+        assert len(own) == 2 and all(n > 0 for n in own) and sum(own) == count, own
+        # Scrapes on fresh connections reach either worker; each one counts every request once.
+        for _ in range(12):
+            with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30) as client:
+                metrics = client.get(f"http://127.0.0.1:{port}/metrics").text
+            assert requests_of(metrics, agent) == count
+            assert "warden_ingress_workers_unscraped 0.0" in metrics.splitlines()
+            families = [line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE ")]
+            assert len(families) == len(set(families))
+        ingress.interrupt()
+        assert ingress.proc.returncode == 0, ingress.output()
+        assert not directory.exists()  # the sockets go with the supervisor
+    finally:
+        ingress.stop()
