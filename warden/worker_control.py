@@ -118,8 +118,14 @@ class RefreshAfterWrites:
             pass
 
 
+STATE_FAMILIES = frozenset({"llm_upstream_breaker_state"})
+"""Gauges that show a state, not an amount: merged as the highest any process shows (a breaker open in one worker
+reads open), where every other family is added up."""
+
+
 def merge(texts: Iterable[str]) -> list[Metric]:
-    """Families of the same name from several expositions, their samples with equal labels added up."""
+    """Families of the same name from several expositions, their samples with equal labels added up (the highest
+    of them for ``STATE_FAMILIES``)."""
     families: dict[str, Metric] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
     for text in texts:
@@ -130,8 +136,15 @@ def merge(texts: Iterable[str]) -> list[Metric]:
             series = values.setdefault(family.name, {})
             for sample in family.samples:
                 key = (sample.name, tuple(sorted(sample.labels.items())))
-                if not sample.name.endswith("_created"):
-                    series[key] = series.get(key, 0.0) + sample.value
+                if sample.name.endswith("_created"):
+                    continue
+                seen = series.get(key)
+                if seen is None:
+                    series[key] = sample.value
+                elif family.name in STATE_FAMILIES:
+                    series[key] = max(seen, sample.value)
+                else:
+                    series[key] = seen + sample.value
             merged.samples = []
     for name, merged in families.items():
         for (sample_name, labels), value in values[name].items():
