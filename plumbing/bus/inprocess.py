@@ -85,16 +85,19 @@ class _Consumer:
         self.publish = publish
         self.memory = memory
         self.queue: deque[_Held] = deque()
-        self.queued_bytes = 0
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
 
     def offer(self, held: _Held) -> None:
         self.queue.append(held)
-        self.queued_bytes += held.size
-        if len(self.queue) >= self.subscription.max_batch or self.queued_bytes >= self.memory.max_bytes:
+        if self.full():
             self.wakeup.set()
+
+    def full(self) -> bool:
+        """A batch is ready now: ``max_batch`` events wait, or the bus is full (every consumer then frees what it
+        can at once rather than after ``max_wait_s``)."""
+        return len(self.queue) >= self.subscription.max_batch or self.memory.used >= self.memory.max_bytes
 
     def _batch(self) -> list[_Held]:
         """The oldest events, up to ``max_batch`` of them and (beyond the first) the bus's bound in bytes."""
@@ -119,8 +122,7 @@ class _Consumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
                 continue
-            full = len(self.queue) >= sub.max_batch or self.queued_bytes >= self.memory.max_bytes
-            if not full and not self.stopping:
+            if not self.full() and not self.stopping:
                 # Let a batch fill up for at most max_wait_s: fewer, larger inserts.
                 self.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -140,7 +142,6 @@ class _Consumer:
                 self._done(self.queue.popleft())
 
     def _done(self, held: _Held) -> None:
-        self.queued_bytes -= held.size
         held.refs -= 1
         if held.refs == 0:
             self.memory.used -= held.size
