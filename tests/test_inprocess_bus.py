@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -35,6 +36,10 @@ def dropped(registry: CollectorRegistry) -> float:
 def test_the_bound_is_a_setting_in_bytes_documented_in_the_readme():
     assert CommonSettings(bus_memory_max_bytes=12345).bus_memory_max_bytes == 12345
     assert InProcessBus(12345).max_bytes == 12345
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (row,) = [line for line in readme.splitlines() if line.startswith("| `WARDEN_BUS_MEMORY_MAX_BYTES` | 64 MiB |")]
+    assert CommonSettings().bus_memory_max_bytes == 64 * 1024**2
+    assert "warden_bus_dropped_events_total" in row and "back-pressure" in row
 
 
 def test_an_event_is_weighed_by_its_bytes_not_counted():
