@@ -35,6 +35,10 @@ class CommonSettings(BaseSettings):
     bus_spool_flush_ms: int = 100
     """An event the broker has not acknowledged is fsynced to the write-ahead log at most this long after it was
     published: what a crash can lose."""
+    bus_memory_max_bytes: int = Field(default=64 * 1024**2, ge=1)
+    """Bytes of events the in-process bus holds until every subscription handled them (``warden serve``'s
+    background process reads its hand-off logs no faster; a process whose request path publishes to it drops and
+    counts what finds no room)."""
     admin_token: SecretStr | None = None
     """When set, ``/api/*`` and the logs viewer require ``Authorization: Bearer <token>`` or a login session."""
     master_key: SecretStr | None = None

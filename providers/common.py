@@ -113,20 +113,30 @@ def _strict(value: Any) -> bool:
 
 def parts_text(content: Any, kinds: frozenset[str] | None = None) -> str:
     """The text of a content that is a string or a list of typed parts, keeping the parts whose ``type`` is one of
-    ``kinds`` (any part with a string ``text`` when ``kinds`` is None)."""
+    ``kinds`` (any part with a string ``text`` when ``kinds`` is None). A refusal part (``{"type": "refusal",
+    "refusal": …}``, OpenAI's) is text too, unless ``kinds`` leaves ``refusal`` out: the model wrote it, and a refusal
+    can quote a secret or carry an injection like any answer."""
     if isinstance(content, str):
         return content
     texts = []
     for part in as_list(content):
         if isinstance(part, str):
             texts.append(part)
-        elif (
-            isinstance(part, dict)
-            and isinstance(part.get("text"), str)
-            and (kinds is None or part.get("type") in kinds)
-        ):
+        elif not isinstance(part, dict) or (kinds is not None and part.get("type") not in kinds):
+            continue
+        elif isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif part.get("type") == "refusal" and isinstance(part.get("refusal"), str):
+            texts.append(part["refusal"])
     return "\n".join(texts)
+
+
+def with_refusal(text: str, refusal: Any) -> str:
+    """``text`` and the refusal a model gave beside or instead of it (OpenAI's ``refusal`` field): the policies and
+    detectors read ``text``, so the refusal must be in it."""
+    if not isinstance(refusal, str) or not refusal:
+        return text
+    return f"{text}\n{refusal}" if text else refusal
 
 
 def beyond_text(parts: list[Part]) -> list[Part]:

@@ -21,6 +21,7 @@ from providers.common import (
     optional_str,
     parts_text,
     read_arguments,
+    with_refusal,
 )
 from providers.held_stream import HeldStream
 from providers.sse import encode_event, iter_events, json_events
@@ -117,6 +118,9 @@ def _message(index: int, raw: dict[str, Any], names: dict[str, str], legacy: str
     if role == "user":
         return Message(role="user", text=text, index=index, parts=parts)
     if role == "assistant":
+        # An earlier answer's refusal, sent back in the history, is read as the answer was.
+        refusal = raw.get("refusal")
+        text, parts = with_refusal(text, refusal), _answer_parts(raw.get("content"), refusal)
         return Message(role="assistant", text=text, tool_calls=_calls(raw, index), index=index, parts=parts)
     if role in ("tool", "function"):
         call_id = as_str(raw.get("tool_call_id")) if role == "tool" else legacy
@@ -195,7 +199,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
         calls += _calls(as_dict(choice.get("message")), index if isinstance(index, int) else position)
     message = as_dict(first.get("message"))
     return CompletionView(
-        text=parts_text(message.get("content")),
+        text=with_refusal(parts_text(message.get("content")), message.get("refusal")),
         tool_calls=calls,
         usage=usage(body.get("usage")),
         finish_reason=optional_str(first.get("finish_reason")),
@@ -258,7 +262,7 @@ def stream_view(stream: bytes) -> CompletionView:
                 refusal.append(delta["refusal"])
             finish_reason = optional_str(choice.get("finish_reason")) or finish_reason
     return CompletionView(
-        text="".join(text),
+        text=with_refusal("".join(text), "".join(refusal)),
         tool_calls=[_call(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())],
         usage=found,
         finish_reason=finish_reason or ("error" if error is not None else None),

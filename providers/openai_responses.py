@@ -40,6 +40,17 @@ _TOOL_TYPES = {"function", "custom"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _TERMINAL_EVENTS = {"response.completed", "response.incomplete", "response.failed"}
 WIRE_FORMAT = "OpenAI Responses"
+_ANSWER_TEXTS = frozenset({"output_text", "refusal"})
+"""The content parts of an output message that are the model's words: its text, and a refusal given instead."""
+_DELTAS = {
+    "response.output_text.delta": "output_text",
+    "response.refusal.delta": "refusal",
+    "response.function_call_arguments.delta": "arguments",
+    "response.custom_tool_call_input.delta": "arguments",
+}
+"""Stream events that add to an output item, and what they add to (read when a stream ends before its terminal
+event, which would carry the whole response)."""
+_PIECES = ("output_text", "refusal", "arguments")
 
 
 def _reasoning(item: dict[str, Any]) -> Part:
@@ -160,7 +171,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
             continue
         kind = item.get("type")
         if kind == "message":
-            texts.append(parts_text(item.get("content"), frozenset({"output_text"})))
+            texts.append(parts_text(item.get("content"), _ANSWER_TEXTS))
             pieces += [content_part(piece) for piece in as_list(item.get("content"))]
         elif kind == "reasoning":
             pieces.append(_reasoning(item))
@@ -188,7 +199,7 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
 def stream_view(stream: bytes) -> CompletionView:
     """The terminal event carries the whole response; a stream cut before it is assembled from its deltas."""
     items: dict[int, dict[str, Any]] = {}
-    partial: dict[int, list[str]] = {}
+    partial: dict[tuple[int, str], list[str]] = {}
     last_response: dict[str, Any] = {}
     error: str | None = None
     for event in json_events(stream):
@@ -205,16 +216,19 @@ def stream_view(stream: bytes) -> CompletionView:
         elif kind in ("response.output_item.added", "response.output_item.done"):
             items[index] = as_dict(event.get("item"))
             if kind == "response.output_item.done":
-                partial.pop(index, None)
-        elif kind in ("response.output_text.delta", "response.function_call_arguments.delta"):
-            partial.setdefault(index, []).append(as_str(event.get("delta")))
+                for part in _PIECES:
+                    partial.pop((index, part), None)
+        elif kind in _DELTAS:
+            partial.setdefault((index, _DELTAS[kind]), []).append(as_str(event.get("delta")))
     output = []
     for index, item in sorted(items.items()):
-        pieces = "".join(partial.get(index, []))
-        if item.get("type") == "message" and pieces:
-            item = {**item, "content": [{"type": "output_text", "text": pieces}]}
-        elif item.get("type") in _CALLS and pieces:
-            item = {**item, _CALLS[item["type"]]: pieces}
+        text, refusal, arguments = ("".join(partial.get((index, part), [])) for part in _PIECES)
+        if item.get("type") == "message" and (text or refusal):
+            content = [{"type": "output_text", "text": text}] if text else []
+            content += [{"type": "refusal", "refusal": refusal}] if refusal else []
+            item = {**item, "content": content}
+        elif item.get("type") in _CALLS and arguments:
+            item = {**item, _CALLS[item["type"]]: arguments}
         output.append(item)
     view = completion_view({**last_response, "output": output})
     if error is not None:

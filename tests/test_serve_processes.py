@@ -25,7 +25,7 @@ WORKERS = 2
 
 
 @pytest.fixture
-def serve(tmp_path, fake_openai, fake_anthropic, fake_gemini, fake_compatible) -> Iterator[Callable[[], ServeProcess]]:
+def serve(tmp_path, fake_openai, fake_anthropic, fake_gemini, fake_compatible) -> Iterator[Callable[..., ServeProcess]]:
     started: list[ServeProcess] = []
     env = {
         "WARDEN_OPENAI_BASE_URL": fake_openai.url + "/v1",
@@ -35,8 +35,8 @@ def serve(tmp_path, fake_openai, fake_anthropic, fake_gemini, fake_compatible) -
         "WARDEN_MASTER_KEY": MASTER_KEY,
     }
 
-    def start() -> ServeProcess:
-        process = ServeProcess(tmp_path / "data", env=env, args=["--workers", str(WORKERS)])
+    def start(**settings: str) -> ServeProcess:
+        process = ServeProcess(tmp_path / "data", env={**env, **settings}, args=["--workers", str(WORKERS)])
         started.append(process)
         return process.start()
 
@@ -244,6 +244,38 @@ def test_a_frozen_background_does_not_hold_up_any_answer_and_catches_up_when_it_
         os.kill(background, signal.SIGCONT)
     items = wait_stored(process, agent, len(ids) + 1)
     assert len(items) == len(ids) + 1 and set(ids) <= {i["interaction_id"] for i in items}
+
+
+def metric(process: ServeProcess, name: str) -> float:
+    """A metric's value in ``/metrics`` (every process added up)."""
+    text = httpx.get(f"{process.url}/metrics", timeout=30).text
+    (value,) = [float(line.split()[1]) for line in text.splitlines() if line.startswith(f"{name} ")]
+    return value
+
+
+def test_large_events_piled_up_in_the_hand_off_reach_a_small_bus_in_rounds_and_none_is_lost(serve):
+    """A bus bounded far below what piled up while the background was frozen: the background reads the hand-off logs
+    no faster than its bus has room (the rest waits on disk), and every interaction is stored, nothing dropped."""
+    bound = 256 * 1024
+    process = serve(WARDEN_BUS_MEMORY_MAX_BYTES=str(bound))
+    agent = new_agent()
+    prompt = "lorem ipsum " * 10_000  # 120 KB asked, 120 KB echoed: each interaction weighs about the bound
+    (background,) = process.children("warden.background")
+    os.kill(background, signal.SIGSTOP)
+    try:
+        ids = []
+        for _ in range(30):
+            raw = fresh_client(process, agent).chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=[{"role": "user", "content": prompt}]
+            )
+            ids.append(raw.headers["x-warden-interaction-id"])
+    finally:
+        os.kill(background, signal.SIGCONT)
+    items = wait_stored(process, agent, len(ids), timeout=120)
+    assert sorted(i["interaction_id"] for i in items) == sorted(ids)
+    assert metric(process, "warden_bus_dropped_events_total") == 0
+    assert metric(process, "warden_handoff_dropped_events_total") == 0
+    assert metric(process, "warden_bus_memory_bytes") <= bound
 
 
 def test_ctrl_c_stops_every_process_and_a_restart_finds_every_event(serve):

@@ -80,7 +80,8 @@ async def run_background() -> None:
     # fill when they are in Redis.
     counters = composition.counters(settings, shared=True)
     generation = serve_child.generation(paths.run_dir)
-    reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0)
+    room = bus.room if isinstance(bus, InProcessBus) else None  # read the logs no faster than the bus has room
+    reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0, room)
     server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))
     await run(
         Background(

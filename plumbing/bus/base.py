@@ -100,6 +100,8 @@ class Subscription(Generic[T]):
     durable. Not called for a batch in which nothing decoded."""
     group: str
     max_batch: int = 5000
+    """Events in one batch at most; a batch is bounded in bytes too (Kafka: ``BATCH_MAX_BYTES`` of payloads; in-process:
+    the bus's own bound, ``WARDEN_BUS_MEMORY_MAX_BYTES``), however few events that is."""
     max_wait_s: float = 0.2
     max_in_flight: int = 1
     """Batches whose handlers may run at once (Kafka): the next batch's handler starts while the previous one still

@@ -28,4 +28,4 @@ def make_bus(settings: CommonSettings, client_id: str, registry: CollectorRegist
             spool_max_bytes=settings.bus_spool_max_bytes,
             spool_flush_ms=settings.bus_spool_flush_ms,
         )
-    return InProcessBus()
+    return InProcessBus(settings.bus_memory_max_bytes, registry)

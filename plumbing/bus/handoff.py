@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -172,13 +173,17 @@ class _Log:
 class HandoffReader:
     """The background process's side: every proxy's log → ``publish`` (its bus), acknowledged once ``drained``.
 
-    One round reads what the logs hold beyond what was acknowledged (up to ``batch_max_bytes``), publishes it, waits
-    until the bus handed every event to its subscriptions and they returned (their effect is durable), then writes
-    each log's ``acked``. A crash of this process between the two means the round is read again."""
+    One round reads what the logs hold beyond what was acknowledged (up to ``batch_max_bytes``, and no more than the
+    bus has ``room`` for: the rest waits in the logs, on disk), publishes it, waits until the bus handed every event
+    to its subscriptions and they returned (their effect is durable), then writes each log's ``acked``. A crash of
+    this process between the two means the round is read again. A round starts on a drained bus, so its first
+    record is read even when it alone is larger than the budget (else it would never be)."""
 
     root: Path
     publish: Callable[[str, str, bytes], None]
     drained: Callable[[], bool]
+    room: Callable[[], int] | None = None
+    """Bytes the bus can still take (``InProcessBus.room``); None: only ``batch_max_bytes`` bounds a round."""
     batch_max_bytes: int = 16 * 1024 * 1024
     poll_s: float = 0.05
     _logs: dict[Path, _Log] = field(default_factory=dict)
@@ -235,15 +240,15 @@ class HandoffReader:
 
     def _read(self) -> list[tuple[_Log, list[Record]]]:
         out: list[tuple[_Log, list[Record]]] = []
-        budget = self.batch_max_bytes
+        budget = self.batch_max_bytes if self.room is None else min(self.batch_max_bytes, self.room())
         for directory in sorted(p for p in self.root.glob("*") if p.is_dir()):
             entry = self._logs.get(directory)
             if entry is None:
                 entry = self._logs[directory] = _Log(directory, read_acked(directory))
-            records = _read_log(entry, budget)
+            records = _read_log(entry, budget, first_of_round=not out)
             if records:
                 out.append((entry, records))
-                budget -= sum(len(r[3]) for r in records)
+                budget -= sum(record_bytes(r[3]) for r in records)
                 if budget <= 0:
                     break
         return out
@@ -253,8 +258,14 @@ def _segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted((int(p.stem.split("-")[1]), p) for p in directory.glob("wal-*.log"))
 
 
-def _read_log(entry: _Log, budget: int) -> list[Record]:
-    """Records after ``entry.acked`` (and after what this round already read), from where the last read stopped."""
+def record_bytes(payload: bytes) -> int:
+    """What a record read costs the bus it is published to: the bytes object, as ``InProcessBus`` counts it."""
+    return sys.getsizeof(payload)
+
+
+def _read_log(entry: _Log, budget: int, first_of_round: bool) -> list[Record]:
+    """Records after ``entry.acked`` (and after what this round already read), from where the last read stopped,
+    up to ``budget`` bytes (the first record of a round whatever its size)."""
     out: list[Record] = []
     taken = 0
     segments = _segments(entry.directory)
@@ -265,15 +276,19 @@ def _read_log(entry: _Log, budget: int) -> list[Record]:
         offset = entry.position.offset if first == entry.position.segment else 0
         end = offset
         for seq, topic, key, payload, after in _frames(path, offset):
-            end = after
             if seq <= max(entry.acked, entry.read_through):
+                end = after
                 continue
-            out.append((seq, topic, key, payload))
-            taken += len(payload)
-            if taken >= budget:
+            size = record_bytes(payload)
+            if taken + size > budget and (out or not first_of_round):
+                # Stop before it: the next round starts at this record.
                 entry.position = _Position(first, end)
-                entry.read_through = seq
+                if out:
+                    entry.read_through = out[-1][0]
                 return out
+            end = after
+            out.append((seq, topic, key, payload))
+            taken += size
         # A segment that is not the newest is complete: what its frames stopped at was torn by a crash (its writer
         # started a new segment on restart). The newest one may still be being written: stop and look again.
         entry.position = _Position(first, end) if newest else _Position(first + 1, 0)

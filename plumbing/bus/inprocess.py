@@ -5,6 +5,17 @@ its handler returned, so a failing handler gets the same batch again (at-least-o
 batch is handled at a time whatever ``max_in_flight`` says: the embedded consumers share the proxy's event loop.
 Subscriptions decode the published models as they are (``Delivery.event``): here they exist already, and
 serialising them would cost the proxy's process time for nothing.
+
+Memory is bounded in bytes, not events (one event can carry megabytes of body): the bus holds at most ``max_bytes``
+of events not yet handled by every subscription they were offered to, and a batch holds at most ``max_batch``
+events and never more bytes than the bus. What happens when it is full depends on who publishes:
+
+- ``publish_raw`` (``warden serve``'s background process, reading the proxies' hand-off logs): back-pressure. The
+  reader asks ``room()`` and reads no more than that; what it has not read stays in the log on disk.
+- a subscription's handler (the guard's violations, dead letters): always taken. They follow from events the bus
+  already holds, and dropping them would lose what was already accepted.
+- anyone else (a request path publishing straight to the bus): the event is dropped, counted in
+  ``warden_bus_dropped_events_total`` and logged. ``publish`` never blocks.
 """
 
 from __future__ import annotations
@@ -12,32 +23,95 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections import deque
+from contextvars import ContextVar
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel
 
+from plumbing.bounded import approx_size
 from plumbing.bus.base import Delivery, Subscription
 from plumbing.bus.dispatch import Publish, deliver
+from plumbing.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES: int = CommonSettings.model_fields["bus_memory_max_bytes"].default
+_HANDLING: ContextVar[bool] = ContextVar("warden_bus_handling", default=False)
+"""True in a consumer's task: what a handler publishes follows from an event the bus holds already."""
+
+
+def event_bytes(event: BaseModel) -> int:
+    """The memory an event holds, estimated: its fields walked (bodies are strings: their exact size), and the
+    common view a request event may carry for in-process consumers (about the body it was built from again)."""
+    size = approx_size(event)
+    attached = getattr(event, "attached_view", None)
+    if callable(attached) and attached() is not None:
+        body = getattr(event, "request_sent", None) or getattr(event, "request_received", "")
+        size += sys.getsizeof(body)
+    return size
+
+
+class _Held:
+    """One published event, shared by the queues of every consumer it was offered to; its bytes are given back
+    when the last of them handled it."""
+
+    __slots__ = ("delivery", "refs", "size")
+
+    def __init__(self, delivery: Delivery, size: int, refs: int) -> None:
+        self.delivery = delivery
+        self.size = size
+        self.refs = refs
+
+
+class _Memory:
+    """The bytes the bus holds, against its bound."""
+
+    __slots__ = ("max_bytes", "used")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+
+    def fits(self, size: int) -> bool:
+        """An event larger than the whole bound is taken alone, when nothing else is held."""
+        return self.used + size <= self.max_bytes or self.used == 0
 
 
 class _Consumer:
-    def __init__(self, subscription: Subscription[Any], publish: Publish) -> None:
+    def __init__(self, subscription: Subscription[Any], publish: Publish, memory: _Memory) -> None:
         self.subscription = subscription
         self.publish = publish
-        self.queue: deque[Delivery] = deque()
+        self.memory = memory
+        self.queue: deque[_Held] = deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
 
-    def offer(self, delivery: Delivery) -> None:
-        self.queue.append(delivery)
-        if len(self.queue) >= self.subscription.max_batch:
+    def offer(self, held: _Held) -> None:
+        self.queue.append(held)
+        if self.full():
             self.wakeup.set()
 
+    def full(self) -> bool:
+        """A batch is ready now: ``max_batch`` events wait, or the bus is full (every consumer then frees what it
+        can at once rather than after ``max_wait_s``)."""
+        return len(self.queue) >= self.subscription.max_batch or self.memory.used >= self.memory.max_bytes
+
+    def _batch(self) -> list[_Held]:
+        """The oldest events, up to ``max_batch`` of them and (beyond the first) the bus's bound in bytes."""
+        batch: list[_Held] = []
+        size = 0
+        for held in self.queue:
+            if len(batch) >= self.subscription.max_batch or (batch and size + held.size > self.memory.max_bytes):
+                break
+            batch.append(held)
+            size += held.size
+        return batch
+
     async def run(self) -> None:
+        _HANDLING.set(True)  # this task's context only: what the handler publishes is derived
         sub = self.subscription
         backoff = 0.1
         while True:
@@ -48,14 +122,14 @@ class _Consumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
                 continue
-            if len(self.queue) < sub.max_batch and not self.stopping:
+            if not self.full() and not self.stopping:
                 # Let a batch fill up for at most max_wait_s: fewer, larger inserts.
                 self.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
-            batch = [self.queue[i] for i in range(min(len(self.queue), sub.max_batch))]
+            batch = self._batch()
             try:
-                await deliver(sub, batch, self.publish)
+                await deliver(sub, [held.delivery for held in batch], self.publish)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -65,7 +139,12 @@ class _Consumer:
                 continue
             backoff = 0.1
             for _ in batch:
-                self.queue.popleft()
+                self._done(self.queue.popleft())
+
+    def _done(self, held: _Held) -> None:
+        held.refs -= 1
+        if held.refs == 0:
+            self.memory.used -= held.size
 
     @property
     def pending(self) -> int:
@@ -73,13 +152,38 @@ class _Consumer:
 
 
 class InProcessBus:
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, registry: CollectorRegistry | None = None) -> None:
         self._by_topic: dict[str, list[_Consumer]] = {}
         self._consumers: list[_Consumer] = []
         self._started = False
+        self._memory = _Memory(max_bytes)
+        self._dropping = 0  # events dropped since the bus was last found with room
+        registry = registry if registry is not None else CollectorRegistry()
+        Gauge(
+            "warden_bus_memory_bytes",
+            "Bytes of events the in-process bus holds until every subscription handled them",
+            registry=registry,
+        ).set_function(lambda: self._memory.used)
+        self.dropped = Counter(
+            "warden_bus_dropped_events_total",
+            "Events dropped: the in-process bus was full (WARDEN_BUS_MEMORY_MAX_BYTES)",
+            registry=registry,
+        )
+
+    @property
+    def max_bytes(self) -> int:
+        return self._memory.max_bytes
+
+    def held_bytes(self) -> int:
+        """Bytes of events published and not yet handled by every subscription they were offered to."""
+        return self._memory.used
+
+    def room(self) -> int:
+        """Bytes that may still be published before the bus is full."""
+        return max(self._memory.max_bytes - self._memory.used, 0)
 
     def subscribe(self, subscription: Subscription[Any]) -> None:
-        consumer = _Consumer(subscription, self.publish)
+        consumer = _Consumer(subscription, self.publish, self._memory)
         self._consumers.append(consumer)
         for topic in subscription.topics:
             self._by_topic.setdefault(topic, []).append(consumer)
@@ -87,14 +191,47 @@ class InProcessBus:
             consumer.task = asyncio.get_running_loop().create_task(consumer.run())
 
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
-        for consumer in self._by_topic.get(topic, ()):
-            consumer.offer(Delivery(topic=topic, key=key, event=event))
+        """Never blocks. Full: taken when a handler publishes it, else dropped, counted and logged."""
+        consumers = self._by_topic.get(topic)
+        if not consumers:
+            return
+        size = event_bytes(event)
+        if not self._memory.fits(size) and not _HANDLING.get():
+            self._drop(topic, size)
+            return
+        self._offer(consumers, Delivery(topic=topic, key=key, event=event), size)
 
     def publish_raw(self, topic: str, key: str, payload: bytes) -> None:
         """An event as JSON bytes (read from ``warden serve``'s hand-off): each subscription decodes it as from
-        Kafka."""
-        for consumer in self._by_topic.get(topic, ()):
-            consumer.offer(Delivery(topic=topic, key=key, event=None, raw=payload))
+        Kafka. Always taken: the caller sizes what it publishes by ``room()`` (the rest waits on its disk)."""
+        consumers = self._by_topic.get(topic)
+        if consumers:
+            self._offer(consumers, Delivery(topic=topic, key=key, event=None, raw=payload), sys.getsizeof(payload))
+
+    def _offer(self, consumers: list[_Consumer], delivery: Delivery, size: int) -> None:
+        if self._dropping:
+            log.warning("in-process bus has room again", extra={"fields": {"dropped_while_full": self._dropping}})
+            self._dropping = 0
+        held = _Held(delivery, size, len(consumers))
+        self._memory.used += size
+        for consumer in consumers:
+            consumer.offer(held)
+
+    def _drop(self, topic: str, size: int) -> None:
+        self.dropped.inc()
+        if not self._dropping:
+            log.error(
+                "in-process bus full: dropping events until its subscriptions catch up",
+                extra={
+                    "fields": {
+                        "topic": topic,
+                        "event_bytes": size,
+                        "held_bytes": self._memory.used,
+                        "max_bytes": self._memory.max_bytes,
+                    }
+                },
+            )
+        self._dropping += 1
 
     async def start(self) -> None:
         self._started = True

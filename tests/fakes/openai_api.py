@@ -123,8 +123,8 @@ class OpenAIFake:
     def _chat_completion(self, seq: int, model: str, answer: Plan) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": answer.text or None,
-            "refusal": None,
+            "content": None if answer.refusal else answer.text or None,
+            "refusal": answer.text if answer.refusal else None,
             "annotations": [],
         }
         if answer.tool_calls:
@@ -190,9 +190,13 @@ class OpenAIFake:
         stream = await EventStream.open(request, answer, self.state, headers=headers, error_event=error_event)
         for event in self.stream_preamble():
             await stream.send(event)
-        await stream.send(chunk({"role": "assistant", "content": "" if answer.text else None, "refusal": None}))
+        if answer.refusal:  # as OpenAI streams one: no content, the refusal in deltas of its own
+            await stream.send(chunk({"role": "assistant", "content": None, "refusal": ""}))
+        else:
+            await stream.send(chunk({"role": "assistant", "content": "" if answer.text else None, "refusal": None}))
+        field = "refusal" if answer.refusal else "content"
         for piece in answer.text_deltas():
-            await stream.send(chunk({"content": piece}), delta=True)
+            await stream.send(chunk({field: piece}), delta=True)
         for index, call in enumerate(answer.tool_calls):
             opening = {"index": index, "id": _call_id(seq, index), "type": "function"}
             opening["function"] = {"name": call.name, "arguments": ""}
@@ -265,7 +269,18 @@ class OpenAIFake:
         items = _output_items(seq, answer)
         deltas = 0
         for output_index, item in enumerate(items):
-            if item["type"] == "message":
+            if item["type"] == "message" and answer.refusal:
+                part = item["content"][0]
+                located = {"item_id": item["id"], "output_index": output_index, "content_index": 0}
+                added = {**item, "status": "in_progress", "content": []}
+                await stream.send(event("response.output_item.added", output_index=output_index, item=added))
+                await stream.send(event("response.content_part.added", **located, part={**part, "refusal": ""}))
+                for piece in answer.text_deltas():
+                    deltas += 1
+                    await stream.send(delta_event("response.refusal.delta", deltas, **located, delta=piece), delta=True)
+                await stream.send(event("response.refusal.done", **located, refusal=part["refusal"]))
+                await stream.send(event("response.content_part.done", **located, part=part))
+            elif item["type"] == "message":
                 part = item["content"][0]
                 empty_part = {**part, "text": ""}
                 located = {"item_id": item["id"], "output_index": output_index, "content_index": 0}
@@ -445,14 +460,13 @@ def _responses_usage(answer: Plan) -> dict[str, Any]:
 def _output_items(seq: int, answer: Plan) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if answer.text:
+        part: dict[str, Any] = (
+            {"type": "refusal", "refusal": answer.text}
+            if answer.refusal
+            else {"type": "output_text", "annotations": [], "logprobs": [], "text": answer.text}
+        )
         items.append(
-            {
-                "id": f"msg_{seq:06d}",
-                "type": "message",
-                "status": "completed",
-                "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": answer.text}],
-                "role": "assistant",
-            }
+            {"id": f"msg_{seq:06d}", "type": "message", "status": "completed", "content": [part], "role": "assistant"}
         )
     for index, call in enumerate(answer.tool_calls):
         items.append(

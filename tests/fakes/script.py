@@ -16,6 +16,8 @@ Directives (anywhere in the text of the last input turn, removed from the echoed
 - ``[[cached:N]]``              N of the prompt's tokens were read from the provider's cache
 - ``[[cache_write:N]]``         N of the prompt's tokens were written to the cache (Anthropic reports these)
 - ``[[reasoning:N]]``           the model spent N more output tokens reasoning
+- ``[[refusal]]``               the model refuses, quoting the prompt: ``I can't help with that: <prompt>`` (in the
+  wire format's refusal field where it has one: OpenAI's ``refusal``; as the text elsewhere)
 
 The usage counts prompt tokens the way OpenAI does (cached ones included); each provider module reports them in its
 own fields (Anthropic's ``input_tokens`` leaves the cache's out).
@@ -40,7 +42,7 @@ TOOL_MODEL_MARKER = "tool-call"
 DEFAULT_TOOL = "lookup"
 
 _DIRECTIVE = re.compile(
-    r"\[\[(tool|error|slow|stream_fail|stream_error|chunks|flood|endless|cached|cache_write|reasoning)(?::(.*?))?\]\]",
+    r"\[\[(tool|error|slow|stream_fail|stream_error|chunks|flood|endless|cached|cache_write|reasoning|refusal)(?::(.*?))?\]\]",
     re.DOTALL,
 )
 FLOOD_DELTA = 64 * 1024
@@ -102,6 +104,8 @@ class Plan:
     cached_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    refusal: bool = False
+    """``text`` is a refusal: written in the wire format's refusal field where it has one."""
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -170,6 +174,7 @@ def plan(turn: Turn) -> Plan:
     chunk_delay: float | None = None
     flood = 0
     endless = False
+    refusal = False
     counts = {"cached": 0, "cache_write": 0, "reasoning": 0}
 
     for match in _DIRECTIVE.finditer(turn.prompt):
@@ -194,6 +199,8 @@ def plan(turn: Turn) -> Plan:
             flood = int(_number(argument, "flood"))
         elif name == "endless":
             endless = True
+        elif name == "refusal":
+            refusal = True
         else:
             counts[name] = int(_number(argument, name))
 
@@ -202,6 +209,8 @@ def plan(turn: Turn) -> Plan:
         tool_calls.append(_tool_for_model(turn.tools, cleaned))
 
     text = f"echo: {cleaned}" if cleaned or not tool_calls else ""
+    if refusal:
+        text = f"I can't help with that: {cleaned}"
     if chunks is not None and len(text) < chunks:
         # Pad so that every one of the N deltas carries at least one character.
         text = (text or "echo:").ljust(chunks, ".")
@@ -226,6 +235,7 @@ def plan(turn: Turn) -> Plan:
         chunk_delay=chunk_delay,
         flood=bool(flood),
         endless=endless,
+        refusal=refusal,
     )
 
 

@@ -168,3 +168,37 @@ def test_error_envelope_and_stream_error():
     }
     event = ADAPTER.stream_error_event("broke off", route=ROUTE)
     assert event.startswith(b"data: ") and orjson.loads(event[6:])["error"]["message"] == "broke off"
+
+
+REFUSAL = "I can't share the key sk-live-example."
+
+
+def test_a_refusal_is_the_answers_text_for_the_detectors_whole_and_streamed():
+    message = {"role": "assistant", "content": None, "refusal": REFUSAL}
+    whole = {**COMPLETION, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    view = ADAPTER.completion_view(ROUTE, whole)
+    assert view.text == REFUSAL and [(p.kind, p.text) for p in view.parts] == [("refusal", REFUSAL)]
+    stream = chunks(
+        {"role": "assistant", "content": None, "refusal": ""},
+        {"refusal": REFUSAL[:10]},
+        {"refusal": REFUSAL[10:]},
+        {"finish_reason": "stop"},
+    )
+    assert ADAPTER.stream_view(ROUTE, stream).text == REFUSAL
+
+
+def test_text_and_a_refusal_are_both_read():
+    message = {"role": "assistant", "content": "Partly:", "refusal": REFUSAL}
+    whole = {**COMPLETION, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    assert ADAPTER.completion_view(ROUTE, whole).text == f"Partly:\n{REFUSAL}"
+
+
+def test_a_refusal_sent_back_in_the_history_is_read_as_text():
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "refusal": REFUSAL},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": REFUSAL}]},
+    ]
+    view = ADAPTER.request_view(ROUTE, {"model": "gpt-4o", "messages": history})
+    assert [m.text for m in view.messages] == ["hi", REFUSAL, REFUSAL]
+    assert [p.kind for p in view.messages[1].parts] == ["refusal"]

@@ -189,3 +189,44 @@ def test_the_stream_error_is_the_responses_error_event():
         "param": None,
         "sequence_number": 0,
     }
+
+
+REFUSAL = "I can't share the key sk-live-example."
+REFUSING = {
+    **RESPONSE,
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_r",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": REFUSAL}],
+        }
+    ],
+}
+
+
+def test_a_refusal_is_the_answers_text_for_the_detectors():
+    view = ADAPTER.completion_view(ROUTE, REFUSING)
+    assert view.text == REFUSAL
+    assert [(p.kind, p.text) for p in view.parts] == [("refusal", REFUSAL)]
+
+
+def test_a_refusal_streamed_and_cut_before_completion_is_assembled_from_its_deltas():
+    located = {"output_index": 0, "item_id": "msg_r", "content_index": 0}
+    events = [
+        {"type": "response.created", "response": IN_PROGRESS},
+        {"type": "response.output_item.added", "output_index": 0, "item": {**REFUSING["output"][0], "content": []}},
+        {"type": "response.refusal.delta", **located, "delta": REFUSAL[:10]},
+        {"type": "response.refusal.delta", **located, "delta": REFUSAL[10:]},
+    ]
+    view = ADAPTER.stream_view(ROUTE, sse(*events) + ADAPTER.stream_error_event("broke off", route=ROUTE))
+    assert view.text == REFUSAL and view.finish_reason == "error"
+    whole = sse(*events, {"type": "response.completed", "response": REFUSING})
+    assert ADAPTER.stream_view(ROUTE, whole).text == REFUSAL
+
+
+def test_a_refusal_sent_back_in_the_input_is_read_as_text():
+    earlier = {"role": "assistant", "content": [{"type": "refusal", "refusal": REFUSAL}]}
+    view = ADAPTER.request_view(ROUTE, {"model": "gpt-4.1", "input": [{"role": "user", "content": "hi"}, earlier]})
+    assert [(m.role, m.text) for m in view.messages] == [("user", "hi"), ("assistant", REFUSAL)]
