@@ -13,6 +13,7 @@ per attempt.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -97,10 +98,25 @@ class DeploymentSpec(BaseModel):
                 raise ValueError(f"region: {self.region!r} is not an AWS region")
             if not self.base_url:
                 self.base_url = bedrock_runtime_url(self.region)
+            if isinstance(self.credential, SecretStr) and not _whole_aws_keys(self.credential.get_secret_value()):
+                raise ValueError(
+                    "credential: a JSON object must be AWS keys (access_key_id, secret_access_key, session_token?)"
+                )
         elif self.region is not None:
             raise ValueError("region: only a bedrock deployment takes one")
         self.base_url = _url(self.base_url)
         return self
+
+
+def _whole_aws_keys(secret: str) -> bool:
+    """A Bedrock credential is AWS keys when it is a JSON object (a Bedrock API key otherwise): then both keys."""
+    if not secret.lstrip().startswith("{"):
+        return True
+    try:
+        keys = json.loads(secret)
+    except ValueError:
+        return False
+    return isinstance(keys, dict) and all(isinstance(keys.get(k), str) for k in ("access_key_id", "secret_access_key"))
 
 
 class Deployment(BaseModel):
