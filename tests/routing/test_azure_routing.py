@@ -203,3 +203,26 @@ def test_incompatible_or_incomplete_deployments_are_refused_with_the_reason(ward
     assert put("/api/model-aliases/azure/mixed-model", {"targets": [{"deployment": "azure-nokey"}]}).status_code == 201
     wrong = put("/api/deployments/wrong", {"provider": "openai", "base_url": azure_a.base_url, "api_version": "x"})
     assert wrong.status_code == 422 and "only an azure deployment" in wrong.text
+
+
+def test_a_route_azure_lacks_is_not_sent_there_and_goes_to_the_next(warden, fakes):
+    (azure_a, _), (openai_fake, _) = fakes["azure"], fakes["openai"]
+    specs = [azure_spec(azure_a, AZURE_KEY_A, breaker_failures=1), openai_spec(openai_fake)]
+    alias = route_over(warden, "openai", specs)
+    agent = new_agent()
+    client = openai.OpenAI(
+        base_url=f"{warden.url}/v1/openai", api_key=API_KEY, default_headers=attribution(agent), max_retries=0
+    )
+
+    with pytest.raises(openai.NotFoundError):  # the OpenAI fake serves no images: its own 404 comes back
+        client.images.generate(model=alias.model, prompt="a lighthouse")
+
+    assert azure_a.received == [] and openai_fake.last.path == "/v1/images/generations"
+    attempts = record_of(warden, agent)["upstream_attempts"]
+    assert [(a["deployment"], a["status"], a["error_class"]) for a in attempts] == [
+        (alias.deployments[0], None, "unsendable"),
+        (alias.deployments[1], 404, "status_4xx"),
+    ]
+    assert "Azure OpenAI has no counterpart of /images/generations" in attempts[0]["error"]
+    # Not the deployment's failure: its breaker (opened by one failure) stays closed.
+    assert metric(warden, "llm_upstream_breaker_state", deployment=alias.deployments[0]) == 0

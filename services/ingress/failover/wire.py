@@ -83,10 +83,11 @@ def _to_azure(
     if operation in DEPLOYMENT_OPERATIONS:
         route = f"{_DEPLOYMENTS}{quote(model, safe='')}/{operation}"
     elif operation == "responses":
-        route, body = "/openai/responses", with_body_model(body, model)
+        route = "/openai/responses"
     else:
         raise Untranslatable(f"Azure OpenAI serves no {operation}")
-    return route, with_api_version(query, api_version), body
+    # The body names the deployment too (Azure reads it only where the path names none): the record shows what went.
+    return route, with_api_version(query, api_version), with_body_model(body, model)
 
 
 def openai_to_azure(
