@@ -449,6 +449,8 @@ class Ingress:
             return None
         if target.model != ex.model:
             ex.served_model = target.model
+        if target.answers_as is not None:  # another wire format's deployment (Azure for an OpenAI client)
+            ex.served_provider = target.answers_as
         return response
 
     async def _whole(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import genai_prices
 import httpx
 import openai
 import pytest
@@ -72,6 +73,11 @@ def test_an_azure_deployment_that_fails_falls_back_to_the_next(warden, fakes, st
         (alias.deployments[0], "chat-prod", status, False),
         (alias.deployments[1], "mini", 200, True),
     ]
+    # Priced as Azure prices the model its answer names (the deployment's name is no model's).
+    usage = record["usage"]
+    served = genai_prices.Usage(input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"])
+    price = genai_prices.calc_price(served, DEPLOYMENTS["mini"], provider_id="azure").total_price
+    assert record["cost"]["usd"] == pytest.approx(float(price), rel=1e-9) and record["cost"]["usd"] > 0
     outcome = "status_5xx" if status == 500 else "status_429"
     assert metric(warden, "llm_upstream_attempts_total", deployment=alias.deployments[0], outcome=outcome) == 1
     assert metric(warden, "llm_upstream_attempts_total", deployment=alias.deployments[1], outcome="success") == 1

@@ -35,6 +35,9 @@ class Target:
     """How the request's route, query and body become this deployment's (None: only the model renamed, if it is)."""
     signer: BedrockSigner | None = None
     """Signs each attempt for the deployment's region (Bedrock); None: credentials are headers."""
+    answers_as: str | None = None
+    """The deployment's provider when it is not the alias's (an Azure deployment in an OpenAI alias): its answer is
+    priced as that provider prices it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ def build_table(
                         alias.provider, deployment.provider, alias.name, model, deployment.api_version
                     ),
                     signer=signer_for(deployment.region or "") if deployment.provider == "bedrock" else None,
+                    answers_as=deployment.provider if deployment.provider != alias.provider else None,
                 )
             )
         table[alias_key(alias.provider, alias.name)] = AliasRoute(
