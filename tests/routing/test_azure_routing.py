@@ -12,13 +12,15 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import API_KEY
+from plumbing.keyring import Keyring, parse_master_keys
+from tests.conftest import API_KEY, MASTER_KEY
 from tests.fakes.azure_api import DEPLOYMENTS
 from tests.fakes.wire import Fault
 from tests.routing.clients import ask
 from tests.routing.conftest import metric, route_over
 from tests.routing.test_failover import ECHO, PROMPT, record_of
 from tests.support.agents import attribution, new_agent
+from tests.support.warden_server import WardenServer
 
 API_VERSION = "2024-10-21"
 AZURE_KEY_A = "azure-key-a-" + "0123456789abcdef0123456789abcdef"
@@ -232,3 +234,31 @@ def test_a_route_azure_lacks_is_not_sent_there_and_goes_to_the_next(warden, fake
     assert "Azure OpenAI has no counterpart of /images/generations" in attempts[0]["error"]
     # Not the deployment's failure: its breaker (opened by one failure) stays closed.
     assert metric(warden, "llm_upstream_breaker_state", deployment=alias.deployments[0]) == 0
+
+
+def test_an_azure_alias_needs_no_azure_endpoint_of_its_own(tmp_path, fakes):
+    """OpenAI deployments answer an Azure alias in a Warden that has no Azure resource configured at all; a
+    deployment name no alias routes is still refused for the missing endpoint."""
+    _, openai_fake = fakes["openai"]
+    token = Keyring(parse_master_keys(MASTER_KEY)).encrypt(OPENAI_KEY)
+    server = WardenServer(
+        tmp_path,
+        openai_base_url=openai_fake.base_url,
+        master_key=MASTER_KEY,
+        deployments={"openai-only": {"provider": "openai", "base_url": openai_fake.base_url, "credential": token}},
+        model_aliases={"azure/chat-prod": {"targets": [{"deployment": "openai-only", "model": "gpt-4o"}]}},
+    ).start()
+    try:
+        client = openai.AzureOpenAI(
+            azure_endpoint=f"{server.url}/v1/azure", api_key=API_KEY, api_version=API_VERSION, max_retries=0
+        )
+        messages = [{"role": "user", "content": PROMPT}]
+        answer = client.chat.completions.create(model="chat-prod", messages=messages)
+        assert answer.choices[0].message.content == ECHO
+        assert openai_fake.last.body["model"] == "gpt-4o"
+        assert openai_fake.last.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        with pytest.raises(openai.APIStatusError, match="WARDEN_AZURE_BASE_URL") as refused:
+            client.chat.completions.create(model="not-routed", messages=messages)
+        assert refused.value.status_code == 502
+    finally:
+        server.stop()
