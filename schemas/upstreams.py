@@ -18,7 +18,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Strategy = Literal["weighted", "least_outstanding"]
@@ -104,8 +104,14 @@ class DeploymentSpec(BaseModel):
                 )
         elif self.region is not None:
             raise ValueError("region: only a bedrock deployment takes one")
-        self.base_url = _url(self.base_url)
+        elif not self.base_url:
+            raise ValueError("base_url: required (only a bedrock deployment has a default, its region's)")
         return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _url(value) if value else value
 
 
 def _whole_aws_keys(secret: str) -> bool:

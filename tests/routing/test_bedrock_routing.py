@@ -128,5 +128,7 @@ def test_bedrock_deployments_are_refused_without_a_region_or_with_keys_that_are_
     default = put("default-endpoint", {"provider": "bedrock", "region": "ap-northeast-1"})
     assert default.status_code in (200, 201)
     assert default.json()["base_url"] == "https://bedrock-runtime.ap-northeast-1.amazonaws.com"
+    answer = put("no-url", {"provider": "azure", "api_version": "2024-10-21"})  # no default but Bedrock's
+    assert answer.status_code == 422 and "base_url: required" in answer.text
     half = put("half-keys", {"provider": "bedrock", "region": "us-west-2", "credential": '{"access_key_id": "AKIA1"}'})
     assert half.status_code == 422 and "must be AWS keys" in half.text  # never sent anywhere as something else
