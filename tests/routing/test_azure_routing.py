@@ -20,7 +20,7 @@ from tests.routing.clients import ask
 from tests.routing.conftest import metric, route_over
 from tests.routing.test_failover import ECHO, PROMPT, record_of
 from tests.support.agents import attribution, new_agent
-from tests.support.warden_server import WardenServer
+from tests.support.serve_process import ServeProcess
 
 API_VERSION = "2024-10-21"
 AZURE_KEY_A = "azure-key-a-" + "0123456789abcdef0123456789abcdef"
@@ -237,20 +237,23 @@ def test_a_route_azure_lacks_is_not_sent_there_and_goes_to_the_next(warden, fake
 
 
 def test_an_azure_alias_needs_no_azure_endpoint_of_its_own(tmp_path, fakes):
-    """OpenAI deployments answer an Azure alias in a Warden that has no Azure resource configured at all; a
-    deployment name no alias routes is still refused for the missing endpoint."""
+    """OpenAI deployments answer an Azure alias in a Warden that has no Azure resource configured at all (``warden
+    serve`` of its own); a deployment name no alias routes is still refused for the missing endpoint."""
     _, openai_fake = fakes["openai"]
     token = Keyring(parse_master_keys(MASTER_KEY)).encrypt(OPENAI_KEY)
-    server = WardenServer(
-        tmp_path,
-        openai_base_url=openai_fake.base_url,
-        master_key=MASTER_KEY,
-        deployments={"openai-only": {"provider": "openai", "base_url": openai_fake.base_url, "credential": token}},
-        model_aliases={"azure/chat-prod": {"targets": [{"deployment": "openai-only", "model": "gpt-4o"}]}},
-    ).start()
+    deployments = {"openai-only": {"provider": "openai", "base_url": openai_fake.base_url, "credential": token}}
+    aliases = {"azure/chat-prod": {"targets": [{"deployment": "openai-only", "model": "gpt-4o"}]}}
+    env = {
+        "WARDEN_OPENAI_BASE_URL": openai_fake.base_url,
+        "WARDEN_MASTER_KEY": MASTER_KEY,
+        "WARDEN_DEPLOYMENTS": json.dumps(deployments),
+        "WARDEN_MODEL_ALIASES": json.dumps(aliases),
+        "WARDEN_WORKERS": "1",
+    }
+    process = ServeProcess(tmp_path / "data", env=env).start()
     try:
         client = openai.AzureOpenAI(
-            azure_endpoint=f"{server.url}/v1/azure", api_key=API_KEY, api_version=API_VERSION, max_retries=0
+            azure_endpoint=f"{process.url}/v1/azure", api_key=API_KEY, api_version=API_VERSION, max_retries=0
         )
         messages = [{"role": "user", "content": PROMPT}]
         answer = client.chat.completions.create(model="chat-prod", messages=messages)
@@ -261,4 +264,4 @@ def test_an_azure_alias_needs_no_azure_endpoint_of_its_own(tmp_path, fakes):
             client.chat.completions.create(model="not-routed", messages=messages)
         assert refused.value.status_code == 502
     finally:
-        server.stop()
+        process.kill()
