@@ -77,7 +77,8 @@ class UpstreamAttempt(BaseModel):
     latency_ms: float | None = None
     error_class: str | None = None
     """What went wrong (routed requests): ``connect``, ``disconnected``, ``timeout``, ``status_429``,
-    ``status_5xx``, ``status_4xx``, ``stream_broken``; None when it answered well."""
+    ``status_5xx``, ``status_4xx``, ``stream_broken``, ``unsendable`` (never sent: the deployment has no counterpart
+    of the route, or no AWS credentials to sign with); None when it answered well."""
     answered: bool = False
     """Its answer is the one the client received (routed requests)."""
 

@@ -5,10 +5,15 @@ A deployment is one place a provider's API answers: a provider slug (its wire fo
 credential Warden sends there, a weight and the models it serves. A model alias maps a model a client asks for at
 one provider's routes to an ordered list of deployments, each with the model name to send it. Without any alias the
 ingress forwards as it always has: one upstream per provider.
+
+A deployment speaks its alias's wire format, or one that carries the same requests (``STANDS_IN``): an Azure OpenAI
+deployment stands in an OpenAI alias and an OpenAI deployment in an Azure alias, their paths and query translated
+per attempt.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -17,6 +22,27 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 Strategy = Literal["weighted", "least_outstanding"]
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+"""An AWS region (``us-east-1``, ``eu-west-3``, ``us-gov-west-1``)."""
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?|v1|latest|preview")
+"""An Azure OpenAI ``api-version``."""
+
+STANDS_IN: dict[str, frozenset[str]] = {
+    "openai": frozenset({"azure"}),
+    "azure": frozenset({"openai"}),
+}
+"""Alias provider → the other providers whose deployments can answer its clients: the one place wire-format
+compatibility is declared. OpenAI and Azure OpenAI take the same bodies and give the same answers; only the paths,
+the ``api-version`` query and the key's header differ, which the ingress translates."""
+
+
+def stands_in(alias_provider: str, deployment_provider: str) -> bool:
+    """Can a deployment of ``deployment_provider`` answer the clients of an alias of ``alias_provider``?"""
+    return deployment_provider == alias_provider or deployment_provider in STANDS_IN.get(alias_provider, ())
+
+
+def bedrock_runtime_url(region: str) -> str:
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
 
 
 def _url(value: str) -> str:
@@ -32,11 +58,16 @@ class DeploymentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: str
-    """The provider slug whose wire format it speaks (``openai``, ``anthropic``, ``gemini`` or a custom provider)."""
-    base_url: str
+    """The provider slug whose wire format it speaks (``openai``, ``anthropic``, ``gemini``, ``azure``, ``bedrock`` or
+    a custom provider)."""
+    base_url: str = ""
+    """Azure: the resource's endpoint (``https://{resource}.openai.azure.com``); Bedrock: optional, the region's
+    runtime endpoint by default."""
     credential: SecretStr | dict[str, bool] | None = None
     """The key Warden sends there in place of the client's (write-only: answers show ``{"set": true}``, which may be
-    sent back to keep it). In a configuration file: the Fernet token ``warden keys encrypt`` prints."""
+    sent back to keep it). In a configuration file: the Fernet token ``warden keys encrypt`` prints. Azure: the
+    resource's key (sent as ``api-key``); Bedrock: a Bedrock API key, or AWS keys as a JSON object
+    ``{"access_key_id", "secret_access_key", "session_token"?}`` that requests are signed with."""
     credential_env: str | None = None
     """Configuration file only: the environment variable holding the key (instead of ``credential``)."""
     weight: float = Field(default=1.0, gt=0, le=1_000_000)
@@ -48,11 +79,50 @@ class DeploymentSpec(BaseModel):
     """Consecutive failures that open its breaker (default: ``WARDEN_BREAKER_FAILURES``)."""
     breaker_cooldown_s: float | None = Field(default=None, gt=0)
     """How long its open breaker keeps it out (default: ``WARDEN_BREAKER_COOLDOWN_S``)."""
+    api_version: str | None = None
+    """Azure only: the ``api-version`` sent there (replacing the client's); needed where OpenAI clients use it."""
+    region: str | None = None
+    """Bedrock only (and required there): the AWS region its requests are signed for."""
+
+    @model_validator(mode="after")
+    def _check(self) -> DeploymentSpec:
+        if self.api_version is not None:
+            if self.provider != "azure":
+                raise ValueError("api_version: only an azure deployment takes one")
+            if not API_VERSION.fullmatch(self.api_version):
+                raise ValueError(f"api_version: {self.api_version!r} is not an Azure OpenAI api-version")
+        if self.provider == "bedrock":
+            if self.region is None:
+                raise ValueError("region: a bedrock deployment needs the AWS region it is signed for")
+            if not REGION.fullmatch(self.region):
+                raise ValueError(f"region: {self.region!r} is not an AWS region")
+            if not self.base_url:
+                self.base_url = bedrock_runtime_url(self.region)
+            if isinstance(self.credential, SecretStr) and not _whole_aws_keys(self.credential.get_secret_value()):
+                raise ValueError(
+                    "credential: a JSON object must be AWS keys (access_key_id, secret_access_key, session_token?)"
+                )
+        elif self.region is not None:
+            raise ValueError("region: only a bedrock deployment takes one")
+        elif not self.base_url:
+            raise ValueError("base_url: required (only a bedrock deployment has a default, its region's)")
+        return self
 
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        return _url(value)
+        return _url(value) if value else value
+
+
+def _whole_aws_keys(secret: str) -> bool:
+    """A Bedrock credential is AWS keys when it is a JSON object (a Bedrock API key otherwise): then both keys."""
+    if not secret.lstrip().startswith("{"):
+        return True
+    try:
+        keys = json.loads(secret)
+    except ValueError:
+        return False
+    return isinstance(keys, dict) and all(isinstance(keys.get(k), str) for k in ("access_key_id", "secret_access_key"))
 
 
 class Deployment(BaseModel):
@@ -71,6 +141,12 @@ class Deployment(BaseModel):
     max_concurrent: int | None = None
     breaker_failures: int | None = None
     breaker_cooldown_s: float | None = None
+    api_version: str | None = None
+    region: str | None = None
+
+    @property
+    def has_credential(self) -> bool:
+        return self.credential is not None or self.credential_env is not None
 
     def serves(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -78,7 +154,7 @@ class Deployment(BaseModel):
     def public(self) -> dict[str, object]:
         """As the API and the pages show it: never the credential, only whether one is set."""
         out = self.model_dump(mode="json", exclude={"credential"})
-        out["credential"] = {"set": self.credential is not None or self.credential_env is not None}
+        out["credential"] = {"set": self.has_credential}
         return out
 
 
@@ -95,6 +171,8 @@ def stored_deployment(name: str, spec: DeploymentSpec, credential: str | None) -
         max_concurrent=spec.max_concurrent,
         breaker_failures=spec.breaker_failures,
         breaker_cooldown_s=spec.breaker_cooldown_s,
+        api_version=spec.api_version,
+        region=spec.region,
     )
 
 
@@ -148,18 +226,39 @@ def alias_key(provider: str, model: str) -> str:
 
 
 def check_table(deployments: dict[str, Deployment], aliases: dict[str, ModelAlias]) -> str | None:
-    """What is wrong with a routing table as a whole (a target naming an unknown deployment, or one of another wire
-    format, or one that does not serve the model), or None."""
+    """What is wrong with a routing table as a whole (a target naming an unknown deployment, or one whose wire format
+    cannot answer the alias's clients, or one that does not serve the model), or None."""
     for alias in aliases.values():
         for target in alias.targets:
             deployment = deployments.get(target.deployment)
             if deployment is None:
                 return f"alias {alias.key}: no deployment named {target.deployment!r}"
-            if deployment.provider != alias.provider:
+            if not stands_in(alias.provider, deployment.provider):
+                accepted = ", ".join(sorted({alias.provider, *STANDS_IN.get(alias.provider, ())}))
                 return (
-                    f"alias {alias.key}: deployment {deployment.name!r} speaks {deployment.provider}, "
-                    f"not {alias.provider}"
+                    f"alias {alias.key}: deployment {deployment.name!r} speaks {deployment.provider}, which cannot "
+                    f"answer {alias.provider} clients (deployments of {accepted} can)"
                 )
+            if deployment.provider != alias.provider:
+                problem = _crossing_problem(alias, deployment)
+                if problem is not None:
+                    return problem
             if not deployment.serves(target.model or alias.name):
                 return f"alias {alias.key}: deployment {deployment.name!r} does not serve {target.model or alias.name}"
+    return None
+
+
+def _crossing_problem(alias: ModelAlias, deployment: Deployment) -> str | None:
+    """What a deployment of another (compatible) wire format lacks to stand in ``alias``, or None."""
+    if not deployment.has_credential:
+        # Without its own, the client's credential would go there: a key for one provider sent to another.
+        return (
+            f"alias {alias.key}: deployment {deployment.name!r} speaks {deployment.provider}, so it needs a credential "
+            f"of its own (the {alias.provider} credential of the request is never sent to {deployment.provider})"
+        )
+    if deployment.provider == "azure" and deployment.api_version is None:
+        return (
+            f"alias {alias.key}: deployment {deployment.name!r} needs an api_version "
+            f"({alias.provider} clients send none)"
+        )
     return None

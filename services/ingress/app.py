@@ -285,7 +285,9 @@ class Ingress:
         endpoint = profile.endpoints.get(adapter.name)
         if endpoint is not None:  # the profile's own upstream for this provider (a team's Azure resource)
             upstream = Upstream(adapter, endpoint)
-        if not upstream.base_url:  # a provider without a default endpoint (Azure: every resource has its own)
+        aliases = self.routing
+        routed = aliases.lookup(route.provider, ex.model) if aliases is not None and aliases.table else None
+        if not upstream.base_url and routed is None:  # a provider without a default endpoint (Azure's resources)
             setting = f"WARDEN_{adapter.name.upper()}_BASE_URL"
             message = (
                 f"no upstream endpoint is configured for provider {adapter.name}: set {setting} "
@@ -295,8 +297,6 @@ class Ingress:
             if ex.held is not None:  # never left: what it reserved goes back
                 ex.held.release()
             return
-        aliases = self.routing
-        routed = aliases.lookup(route.provider, ex.model) if aliases is not None and aliases.table else None
         try:
             await self._forward(scope, receive, send, ex, upstream, outgoing, enforcement, admission.credential, routed)
         except BaseException:
@@ -449,6 +449,8 @@ class Ingress:
             return None
         if target.model != ex.model:
             ex.served_model = target.model
+        if target.answers_as is not None:  # another wire format's deployment (Azure for an OpenAI client)
+            ex.served_provider = target.answers_as
         return response
 
     async def _whole(

@@ -13,6 +13,7 @@ import orjson
 
 from plumbing.bus.base import Bus
 from providers.base import ProviderAdapter
+from providers.registry import adapter_for
 from schemas import topics
 from schemas.cost import Cost
 from schemas.events import PolicyDecision, RequestEvent, ResponseEvent, TraceContext, UpstreamAttempt
@@ -72,6 +73,9 @@ class Exchange:
     """Every attempt of a request a model alias routes (None: not routed)."""
     served_model: str = ""
     """The model the answering deployment was asked for, when an alias renamed it: the one priced."""
+    served_provider: str = ""
+    """The answering deployment's provider, when it is not the client's (an Azure deployment in an OpenAI alias):
+    the answer is priced as that provider prices it (Azure: as the model the answer names)."""
     priced_model: str = ""
     """The model the answer is priced as: the one the answering deployment was asked for (``served_model``, else
     ``model``), or the one the answer names where that is no model's name (an Azure deployment's)."""
@@ -148,7 +152,8 @@ class Recorder:
         if completion is None and status < 400 and body:
             completion = parse_completion(adapter, ex, body)
         completion = completion or CompletionView()
-        ex.priced_model = adapter.priced_model(ex.served_model or ex.model, completion)
+        pricing = adapter if not ex.served_provider else adapter_for(ex.served_provider)
+        ex.priced_model = pricing.priced_model(ex.served_model or ex.model, completion)
         error = None if error is None else scrub_credentials(error)
         event = ResponseEvent(
             interaction_id=ex.interaction_id,
@@ -211,7 +216,8 @@ class Recorder:
     def _priced(self, ex: Exchange, event: ResponseEvent, finished: float) -> None:
         """Price the answer's usage, publish its event and count it."""
         try:
-            event.cost = cost_of(self.catalogue, ex.provider, ex.priced_model, event.usage, ex.started_at)
+            provider = ex.served_provider or ex.provider
+            event.cost = cost_of(self.catalogue, provider, ex.priced_model, event.usage, ex.started_at)
         except Exception:  # a price that cannot be worked out leaves the cost unknown, never breaks the record
             log.exception("could not price an answer")
             event.cost = Cost(estimated=event.usage.estimated, note="the price could not be worked out")

@@ -58,7 +58,8 @@ class StoredAwsKeys:
 
 
 def read_stored(secret: str) -> StoredAwsKeys | str:
-    """A profile's stored ``bedrock`` credential: AWS keys (a JSON object), or a Bedrock API key (any other text)."""
+    """A stored ``bedrock`` credential (a profile's or a deployment's): AWS keys (a JSON object), or a Bedrock API key
+    (any other text)."""
     if not secret.lstrip().startswith("{"):
         return secret
     try:
@@ -69,7 +70,7 @@ def read_stored(secret: str) -> StoredAwsKeys | str:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         # Meant as AWS keys, and not them: refused rather than sent anywhere as something else.
         raise NoAwsCredentials(
-            "the profile's bedrock credential is a JSON object but not AWS keys (access_key_id, secret_access_key)"
+            "the stored bedrock credential is a JSON object but not AWS keys (access_key_id, secret_access_key)"
         ) from None
 
 

@@ -24,14 +24,17 @@ class Upstream:
         return f"{url}?{query.decode('latin-1')}" if query else url
 
 
-def bedrock_signer(settings: IngressSettings) -> BedrockSigner:
+def bedrock_signer(settings: IngressSettings, region: str | None = None) -> BedrockSigner:
+    """A signer with Warden's own AWS credentials (``WARDEN_BEDROCK_*``, else botocore's default chain) for
+    ``region`` (default: ``WARDEN_BEDROCK_REGION``)."""
+    region = region or settings.bedrock_region
     if settings.bedrock_access_key_id and settings.bedrock_secret_access_key is not None:
         token = settings.bedrock_session_token.get_secret_value() if settings.bedrock_session_token else None
         credentials = Credentials(
             settings.bedrock_access_key_id, settings.bedrock_secret_access_key.get_secret_value(), token
         )
-        return BedrockSigner(settings.bedrock_region, credentials)
-    return BedrockSigner(settings.bedrock_region)
+        return BedrockSigner(region, credentials)
+    return BedrockSigner(region)
 
 
 def configured_upstreams(settings: IngressSettings) -> dict[str, Upstream]:

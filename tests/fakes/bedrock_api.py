@@ -87,7 +87,7 @@ class BedrockFake:
             if token.strip() in API_KEYS:
                 return None
             return self.error(request, 403, "Invalid API Key format: Must start with pre-defined prefix")
-        problem = _signature_problem(request)
+        problem = _signature_problem(request, self.state.region)
         return None if problem is None else self.error(request, 403, problem)
 
     # -- converse -------------------------------------------------------------------------------------------------
@@ -225,12 +225,15 @@ class BedrockFake:
         return body, answer, None
 
 
-def _signature_problem(request: web.Request) -> str | None:
-    """Why the request's SigV4 signature is not one of ``AWS_KEYS``' over what was received (None: it is)."""
+def _signature_problem(request: web.Request, endpoint_region: str | None = None) -> str | None:
+    """Why the request's SigV4 signature is not one of ``AWS_KEYS``' over what was received, for this endpoint's
+    region when it has one (None: it is)."""
     found = _SIGV4.fullmatch(request.headers.get("Authorization", "").strip())
     if found is None:
         return "Missing Authentication Token"
     key_id, _, region, service, signed, signature = found.groups()
+    if endpoint_region is not None and region != endpoint_region:
+        return f"Credential should be scoped to a valid region, not '{region}'. Expected '{endpoint_region}'."
     secret = AWS_KEYS.get(key_id)
     if secret is None:
         return "The security token included in the request is invalid."

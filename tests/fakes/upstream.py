@@ -249,6 +249,15 @@ class FakeUpstream:
         OpenAI `…/v1`, Anthropic and Gemini the root, Azure the resource's endpoint (the root)."""
         return f"{self.url}/v1" if self.provider == "openai" else self.url
 
+    @property
+    def region(self) -> str | None:
+        return self._state.region
+
+    @region.setter
+    def region(self, region: str | None) -> None:
+        """Bedrock: accept only signatures scoped to ``region`` (None: any region); ``reset()`` clears it."""
+        self._state.region = region
+
     @contextlib.contextmanager
     def answering_with_headers(self, headers: dict[str, str]) -> Iterator[None]:
         """Add ``headers`` to every answer inside the block."""

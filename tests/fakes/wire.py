@@ -81,6 +81,8 @@ class FakeState:
     """Applied to the next answers, one each, in order."""
     fault_always: Fault | None = None
     """Applied to every answer once `faults` is empty."""
+    region: str | None = None
+    """Bedrock: the AWS region this endpoint serves; a signature scoped to another is refused, as AWS refuses it."""
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def take_fault(self) -> Fault | None:
@@ -94,6 +96,7 @@ class FakeState:
         self.canned.clear()
         self.faults.clear()
         self.fault_always = None
+        self.region = None
         self._counter = itertools.count(1)
         self.chunk_delay = chunk_delay
         self.response_headers.clear()

@@ -64,17 +64,47 @@ def configure(
 ) -> Alias:
     """Deployments at ``base_urls`` (tried in that order unless ``priorities`` say otherwise) and an alias of a new
     model name over them, made through the admin API."""
+    specs = [
+        {"provider": provider, "base_url": base_url, **deployment, **({"weight": weights[i]} if weights else {})}
+        for i, base_url in enumerate(base_urls)
+    ]
+    return route_over(
+        warden,
+        provider,
+        specs,
+        model=model,
+        send_models=[send_model] * len(specs),
+        priorities=priorities,
+        max_attempts=max_attempts,
+        strategy=strategy,
+    )
+
+
+def route_over(
+    warden: Any,
+    provider: str,
+    specs: list[dict[str, Any]],
+    *,
+    model: str | None = None,
+    send_models: list[str | None] | None = None,
+    priorities: list[int] | None = None,
+    max_attempts: int = 3,
+    strategy: str = "weighted",
+) -> Alias:
+    """Deployments as ``specs`` describe them (of any provider that can answer ``provider``'s clients) and an alias
+    of ``provider`` over them in that order, each sent ``send_models[i]`` (None: the alias's name)."""
     tag = uuid.uuid4().hex[:8]
-    names = [f"{provider}-{tag}-{i}" for i in range(len(base_urls))]
-    for i, (name, base_url) in enumerate(zip(names, base_urls, strict=True)):
-        spec = {"provider": provider, "base_url": base_url, **deployment}
-        if weights:
-            spec["weight"] = weights[i]
+    names = [f"{spec['provider']}-{tag}-{i}" for i, spec in enumerate(specs)]
+    for name, spec in zip(names, specs, strict=True):
         answer = httpx.put(f"{warden.url}/api/deployments/{name}", json=spec, timeout=10)
         assert answer.status_code == 201, answer.text
     model = model or f"routed-{tag}"
     targets = [
-        {"deployment": name, "model": send_model, "priority": priorities[i] if priorities else i}
+        {
+            "deployment": name,
+            "model": send_models[i] if send_models else None,
+            "priority": priorities[i] if priorities else i,
+        }
         for i, name in enumerate(names)
     ]
     answer = httpx.put(

@@ -26,7 +26,7 @@ from tests.routing.clients import ask
 from tests.routing.conftest import configure
 from tests.support.agents import new_agent
 
-PROVIDERS = ["openai", "anthropic", "gemini"]
+PROVIDERS = ["openai", "anthropic", "gemini", "azure", "bedrock"]
 
 
 def test_the_configuration_file_names_deployments_and_aliases(tmp_path, monkeypatch):
@@ -85,6 +85,21 @@ targets = [{{deployment = "east"}}, {{deployment = "west", model = "gpt-4o-2024-
             {"a": {"provider": "openai", "base_url": "http://a", "models": ["x"]}},
             {"openai/m": {"targets": [{"deployment": "a"}]}},
             "does not serve m",
+        ),
+        (
+            {"a": {"provider": "azure", "base_url": "http://a", "api_version": "2024-10-21"}},
+            {"openai/m": {"targets": [{"deployment": "a"}]}},
+            "needs a credential of its own",
+        ),
+        (
+            {"a": {"provider": "azure", "base_url": "http://a", "credential_env": "AZ"}},
+            {"openai/m": {"targets": [{"deployment": "a"}]}},
+            "needs an api_version",
+        ),
+        (
+            {"a": {"provider": "gemini", "base_url": "http://a", "credential_env": "AZ"}},
+            {"azure/m": {"targets": [{"deployment": "a"}]}},
+            "cannot answer azure clients",
         ),
         ({"a": {"provider": "nowhere", "base_url": "http://a"}}, {}, "not a configured provider"),
         (
@@ -195,7 +210,9 @@ def test_the_readmes_example_is_a_table_warden_reads(tmp_path):
     deployments = {name: file_deployment(name, spec) for name, spec in settings.deployments.items()}
     aliases = {key: file_alias(key, spec) for key, spec in settings.model_aliases.items()}
     assert check_table(deployments, aliases) is None
-    assert [t.deployment for t in aliases["openai/gpt-4o"].targets] == ["east", "west"]
+    assert [t.deployment for t in aliases["openai/gpt-4o"].targets] == ["azure-sweden", "east", "west"]
+    assert deployments["azure-sweden"].provider == "azure" and deployments["bedrock-eu"].region == "eu-central-1"
+    assert deployments["bedrock-eu"].base_url == "https://bedrock-runtime.eu-central-1.amazonaws.com"
 
 
 def test_warden_keys_encrypt_makes_the_token_a_configuration_file_holds(tmp_path):

@@ -1,12 +1,12 @@
 """When an upstream attempt may be repeated elsewhere, and how long to wait before repeating it: pure functions.
 
-The rule: only while nothing has reached the client, and only for failures that leave no completed work behind
-upstream — the connection could not be made, the upstream closed it without answering, it answered 429 or 5xx, or
-a stream broke off before its first byte. Not repeated: a timeout after the request was sent (the upstream may
-still be generating, and a completed generation is billed: a second one would be paid twice and could act twice,
-e.g. append twice to a provider-held conversation), a non-streamed answer cut off mid-body (the generation
-completed), a stream cut off after its first byte (the client already has part of the answer), and any other 4xx
-(the request itself is at fault; another deployment would say the same).
+The rule: only while nothing has reached the client, and only for failures that leave no completed work behind upstream
+— the request could not be sent there at all, the connection could not be made, the upstream closed it without
+answering, it answered 429 or 5xx, or a stream broke off before its first byte. Not repeated: a timeout after the
+request was sent (the upstream may still be generating, and a completed generation is billed: a second one would be
+paid twice and could act twice, e.g. append twice to a provider-held conversation), a non-streamed answer cut off
+mid-body (the generation completed), a stream cut off after its first byte (the client already has part of the answer),
+and any other 4xx (the request itself is at fault; another deployment would say the same).
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-ErrorClass = Literal["connect", "disconnected", "timeout", "status_429", "status_5xx", "stream_broken", "status_4xx"]
-"""What went wrong with one attempt (None when it answered)."""
+ErrorClass = Literal[
+    "connect", "disconnected", "timeout", "status_429", "status_5xx", "stream_broken", "status_4xx", "unsendable"
+]
+"""What went wrong with one attempt (None when it answered). ``unsendable``: the request was never sent there (the
+deployment has no counterpart of its route, or holds no AWS credentials to sign it with)."""
 
-RETRYABLE: frozenset[str] = frozenset({"connect", "disconnected", "status_429", "status_5xx", "stream_broken"})
+RETRYABLE: frozenset[str] = frozenset(
+    {"connect", "disconnected", "status_429", "status_5xx", "stream_broken", "unsendable"}
+)
 
 _RESET_HEADERS = (
     "x-ratelimit-reset-requests",

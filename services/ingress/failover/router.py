@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from schemas.events import UpstreamAttempt
 from services.detection.credentials import scrub_credentials
@@ -25,7 +26,9 @@ from services.ingress.failover import retry
 from services.ingress.failover.balance import Candidate, pick
 from services.ingress.failover.breaker import Breaker, State
 from services.ingress.failover.table import AliasRoute, Target
+from services.ingress.failover.wire import Untranslatable
 from services.ingress.headers import upstream_headers
+from services.ingress.signing import NoAwsCredentials
 from services.ingress.tracecontext import TraceStarter
 
 _ERROR_BODY_MAX = 64 * 1024
@@ -205,11 +208,20 @@ class Router:
         credential = target.credential if target.credential is not None else request.own_credential
         headers = upstream_headers(request.client_headers, credential)
         span = request.traces.attempt(request.trace, headers)
-        url_route, payload = with_model(request.route, request.body, requested, target.model)
-        url = target.base_url + url_route
         query = request.query
         if target.credential is not None:
             query = query_without_key(query)  # the deployment's own key replaces the client's
+        unsendable: str | None = None
+        if target.translate is None:
+            url_route, payload = with_model(request.route, request.body, requested, target.model)
+        else:  # another wire format's paths (Azure ↔ OpenAI), or a model named in the path (Bedrock)
+            try:
+                url_route, query, payload = target.translate(
+                    request.route, query, request.body, requested, target.model
+                )
+            except Untranslatable as exc:
+                url_route, payload, unsendable = request.route, b"", str(exc)
+        url: str | URL = target.base_url + url_route
         if query:
             url = f"{url}?{query.decode('latin-1')}"
         started = clock()
@@ -222,9 +234,15 @@ class Router:
         wait: float | None = None
         try:
             try:
+                if unsendable is not None:
+                    raise Untranslatable(unsendable)
+                if target.signer is not None:  # signed for this deployment's region and host, as it is sent
+                    url, headers = await target.signer.sign(request.method, str(url), headers, payload, credential)
                 response = await session.request(
                     request.method, url, headers=headers, data=payload or None, allow_redirects=False
                 )
+            except (Untranslatable, NoAwsCredentials) as exc:
+                error, message = "unsendable", f"the request cannot be sent to this deployment: {exc}"
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 error, message = "connect", f"the upstream could not be reached: {exc}"
             except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -256,6 +274,8 @@ class Router:
         retried = not answered and retry.retryable(error)
         if error is None or error == "status_4xx":
             breaker.succeeded()  # the deployment works; a request it refuses is the request's fault
+        elif error == "unsendable" and unsendable is not None:
+            breaker.released()  # a route it has no counterpart of says nothing of its health
         else:
             breaker.failed(finished, wait)
         self._count(target.deployment, error, finished)

@@ -13,6 +13,7 @@ from plumbing.keyring import Keyring
 from schemas.upstreams import Deployment, ModelAlias, ModelAliasSpec, alias_key, file_deployment
 from services.ingress.failover.router import Router, RouterSettings
 from services.ingress.failover.table import AliasRoute, ConfigError, build_table
+from services.ingress.upstreams import bedrock_signer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class UpstreamRouting:
         self._file_aliases = {key: file_alias(key, spec) for key, spec in settings.model_aliases.items()}
         self._deployments = deployments
         self._aliases = aliases
+        self._signer_for = lambda region: bedrock_signer(settings, region)
         self.table: dict[str, AliasRoute] = {}
         self.table = self._build()  # the configuration file's table must be usable: raised at start otherwise
         for replicated in (deployments, aliases):
@@ -77,7 +79,7 @@ class UpstreamRouting:
                 raise ConfigError(
                     f"deployment {deployment.name!r}: {deployment.provider!r} is not a configured provider"
                 )
-        return build_table(deployments, aliases, self._keyring, self._environ)
+        return build_table(deployments, aliases, self._keyring, self._environ, self._signer_for)
 
     def rebuild(self) -> None:
         """After a change of the maps. A table that cannot be used (the API refuses what it can check, but a
