@@ -44,9 +44,9 @@ from services.ingress.paths import unsafe_path
 from services.ingress.quota import Who
 from services.ingress.recorder import Exchange, Recorder, now
 from services.ingress.settings import IngressSettings
-from services.ingress.signing import NoAwsCredentials
+from services.ingress.signing import BedrockSigner, NoAwsCredentials, bedrock_region_of
 from services.ingress.tracecontext import TraceStarter
-from services.ingress.upstreams import Upstream, configured_upstreams
+from services.ingress.upstreams import Upstream, bedrock_signer, configured_upstreams
 from services.pricing.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class Ingress:
         the model aliases and deployments (None: those of ``settings`` alone, if any)."""
         self.settings = settings
         self.upstreams: dict[str, Upstream] = configured_upstreams(settings)
+        self._regional_signers: dict[str, BedrockSigner] = {}
+        """Bedrock signers for the regions profiles' own endpoints name (a few: admins write the endpoints)."""
         if routing is None and settings.model_aliases:
             routing = UpstreamRouting(
                 settings,
@@ -284,7 +286,8 @@ class Ingress:
         del body, sent, recorded, parsed, view
         endpoint = profile.endpoints.get(adapter.name)
         if endpoint is not None:  # the profile's own upstream for this provider (a team's Azure resource)
-            upstream = Upstream(adapter, endpoint)
+            signer = self._signer_at(endpoint, upstream.signer) if upstream.signer is not None else None
+            upstream = Upstream(adapter, endpoint, signer)
         aliases = self.routing
         routed = aliases.lookup(route.provider, ex.model) if aliases is not None and aliases.table else None
         if not upstream.base_url and routed is None:  # a provider without a default endpoint (Azure's resources)
@@ -303,6 +306,16 @@ class Ingress:
             if ex.held is not None:  # ended without its record (cancelled, a fault): what it reserved goes back
                 ex.held.release()
             raise
+
+    def _signer_at(self, endpoint: str, default: BedrockSigner) -> BedrockSigner:
+        """The signer for a profile's own Bedrock endpoint: for the region its host names, else the configured one."""
+        region = bedrock_region_of(endpoint)
+        if region is None or region == default.region:
+            return default
+        signer = self._regional_signers.get(region)
+        if signer is None:
+            signer = self._regional_signers[region] = bedrock_signer(self.settings, region)
+        return signer
 
     async def _refuse(
         self,

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 from botocore.auth import SigV4Auth
@@ -72,6 +74,17 @@ def read_stored(secret: str) -> StoredAwsKeys | str:
         raise NoAwsCredentials(
             "the stored bedrock credential is a JSON object but not AWS keys (access_key_id, secret_access_key)"
         ) from None
+
+
+_BEDROCK_HOST = re.compile(r"^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+def bedrock_region_of(base_url: str) -> str | None:
+    """The AWS region a Bedrock runtime endpoint's host names (``bedrock-runtime.<region>.amazonaws.com``); None
+    for any other host (a proxy, a private endpoint), which is signed for the configured region."""
+    host = urlsplit(base_url).hostname or ""
+    found = _BEDROCK_HOST.match(host)
+    return found.group(1) if found else None
 
 
 class BedrockSigner:
