@@ -73,7 +73,6 @@ async def preload(bootstrap: str, count: int, agent: str, spool: Path) -> float:
         spool_dir=spool,
         registry=CollectorRegistry(),
         buffer_max_bytes=2**34,
-        hard_limit=10**7,
     )
     await bus.start()
     began = time.perf_counter()

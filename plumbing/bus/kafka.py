@@ -46,7 +46,6 @@ class KafkaBus:
         buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
         spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
         spool_flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
-        hard_limit: int = 500_000,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -58,7 +57,6 @@ class KafkaBus:
             buffer_max_bytes=buffer_max_bytes,
             spool_max_bytes=spool_max_bytes,
             flush_ms=spool_flush_ms,
-            hard_limit=hard_limit,
         )
         self.spilled = self.publisher.spilled
         self.dropped = self.publisher.dropped

@@ -38,10 +38,31 @@ SEND_MAX_BYTES = 8 * 1024 * 1024
 """Events read back from the log per send, at most (about)."""
 
 
+_BODY_FIELDS = ("request_received", "request_sent", "response_body", "answer_text", "payload")
+"""The fields of the events that grow with what clients and upstreams send (the rest are ids, numbers, short text)."""
+_EVENT_OVERHEAD = 2048
+_DERIVED_FACTOR = 3
+"""What a body's parsed forms (a request's conversation view, an answer's tool calls) hold beside it, as a multiple
+of the body: Python objects take several times the bytes of the JSON they came from."""
+
+
+def weight(event: BaseModel) -> int:
+    """An estimate, in bytes, of the memory an event not yet serialised holds, in a few attribute reads (it runs in
+    the request path): its bodies and what was parsed from them, plus a fixed overhead."""
+    total = _EVENT_OVERHEAD
+    for name in _BODY_FIELDS:
+        value = getattr(event, name, None)
+        if isinstance(value, str):
+            total += len(value) * _DERIVED_FACTOR
+    return total
+
+
 class _Entry:
-    __slots__ = ("acked", "born", "counted", "event", "key", "logged", "payload", "seq", "topic")
+    __slots__ = ("acked", "born", "counted", "event", "key", "logged", "payload", "seq", "topic", "weight")
 
     def __init__(self, seq: int, topic: str, key: str, event: BaseModel | None, payload: bytes | None) -> None:
+        self.weight = 0
+        """Its estimated bytes while it waits for the log task (``young_bytes``)."""
         self.seq = seq
         self.topic = topic
         self.key = key
@@ -75,7 +96,6 @@ class KafkaPublisher:
         buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
         spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
         flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
-        hard_limit: int = 500_000,
         send_batch: int = 1000,
         delivery_timeout_ms: int = 10_000,
     ) -> None:
@@ -84,12 +104,14 @@ class KafkaPublisher:
         self.spool = Spool(spool_dir, spool_max_bytes, adopt_siblings=True)
         self._buffer_max_bytes = buffer_max_bytes
         self._flush_s = flush_ms / 1000
-        self._hard_limit = hard_limit
         self._send_batch = send_batch
         self._delivery_timeout_ms = delivery_timeout_ms
         self._pending: deque[_Entry] = deque()  # not yet taken by the sender, in order
         self._unlogged: deque[_Entry] = deque()  # not yet looked at by the log task, in order
         self._memory_bytes = 0
+        self._young_bytes = 0
+        """The estimated bytes of the events the log task has not looked at yet (``_unlogged``)."""
+        self._dropping_young = False
         self._retry: list[_Entry] = []  # taken, not acknowledged: sent again first
         self._inflight: list[_Entry] = []  # being sent
         self._on_disk: tuple[int, int] | None = None  # sequence numbers only the log holds now
@@ -111,17 +133,31 @@ class KafkaPublisher:
             "warden_bus_spilled_events_total", "Events written to the write-ahead log", registry=registry
         )
         self.dropped = Counter(
-            "warden_bus_dropped_events_total", "Events dropped: memory and write-ahead log both full", registry=registry
+            "warden_bus_dropped_events_total",
+            "Events dropped: memory and write-ahead log both full, or events not yet logged filling the buffer",
+            registry=registry,
         )
         self.delivered = Counter(
             "warden_bus_delivered_events_total", "Events acknowledged by the broker", ("topic",), registry=registry
         )
 
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
-        if len(self._pending) >= self._hard_limit:
+        size = weight(event)
+        # Events younger than the log task's window are held as objects, unmeasured: bounded by an estimate of
+        # their bytes (a log stalled on a slow disk must not let them pile up without end).
+        if self._young_bytes + size > self._buffer_max_bytes and self._young_bytes > 0:
             self.dropped.inc()
+            if not self._dropping_young:
+                self._dropping_young = True
+                log.error(
+                    "events are dropped: those not yet in the event log reached the buffer's bytes (is the disk slow?)",
+                    extra={"fields": {"buffer_max_bytes": self._buffer_max_bytes}},
+                )
             return
+        self._dropping_young = False
         entry = _Entry(self._next_seq, topic, key, event, None)
+        entry.weight = size
+        self._young_bytes += size
         self._next_seq += 1
         self._pending.append(entry)
         self._unlogged.append(entry)
@@ -193,11 +229,12 @@ class KafkaPublisher:
         while self._unlogged:
             entry = self._unlogged[0]
             if entry.acked or entry.seq <= self._delivered_through:
-                self._unlogged.popleft()  # acknowledged already
+                self._young_bytes -= self._unlogged.popleft().weight  # acknowledged already
                 continue
             if not force and entry.born > cutoff:
                 break
             batch.append(self._unlogged.popleft())
+            self._young_bytes -= entry.weight
         if batch:
             records = []
             turn = Turn()
