@@ -5,7 +5,7 @@ timings ride on the events, and a consumer of the events builds and exports the 
 Every request pays for this when tracing is on, so it is kept to a few operations: one random draw gives a new
 trace's id and its server span's id, the sampler's decision is read from the id only when the ratio needs it, the
 upstream headers are searched for the client's trace headers only when their names occur, and the models carried by
-the events are given only the fields that differ from their defaults (validating a field costs as much as the rest)."""
+the events are validated from the fields that differ from their defaults only."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ _TRACE_HEADERS = ("traceparent", "tracestate")
 _TRACESTATE_MAX = 512
 """W3C Trace Context: a ``tracestate`` of more than 512 characters may be dropped rather than passed on."""
 _name = itemgetter(0)
+# The models' validators called with the fields given: a third cheaper than the models' keyword constructors, which
+# pack the same dictionary in Python first.
+_trace_context = TraceContext.__pydantic_validator__.validate_python
+_upstream_attempt = UpstreamAttempt.__pydantic_validator__.validate_python
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +74,15 @@ class OpenAttempt:
     status: int | None = None
 
     def closed(self, interaction_started: float, finished: float, error: str | None) -> UpstreamAttempt:
+        fields = {
+            "span_id": self.span_id,
+            "started_ms": (self.started - interaction_started) * 1000.0,
+            "finished_ms": (finished - interaction_started) * 1000.0,
+            "status": self.status,
+        }
         if error is not None and (self.status is None or self.status >= 500):
-            return UpstreamAttempt(
-                span_id=self.span_id,
-                started_ms=(self.started - interaction_started) * 1000.0,
-                finished_ms=(finished - interaction_started) * 1000.0,
-                status=self.status,
-                error=error,
-            )
-        return UpstreamAttempt(
-            span_id=self.span_id,
-            started_ms=(self.started - interaction_started) * 1000.0,
-            finished_ms=(finished - interaction_started) * 1000.0,
-            status=self.status,
-        )
+            fields["error"] = error
+        return _upstream_attempt(fields)
 
 
 class TraceStarter:
@@ -109,17 +108,19 @@ class TraceStarter:
             trace_id, span_id = new_trace_ids()
             sampled = self._root if self._root is not None else sampling.sampled(int(trace_id, 16), None)
             if sampled:
-                return TraceContext(trace_id=trace_id, span_id=span_id)
-            return TraceContext(trace_id=trace_id, span_id=span_id, sampled=False)
+                return _trace_context({"trace_id": trace_id, "span_id": span_id})
+            return _trace_context({"trace_id": trace_id, "span_id": span_id, "sampled": False})
         tracestate = received.get(_TRACESTATE_HEADER)
-        return TraceContext(
-            trace_id=parent.trace_id,
-            span_id=new_span_id(),
-            parent_span_id=parent.span_id,
-            sampled=sampling.sampled(int(parent.trace_id, 16), parent.sampled),
-            tracestate=tracestate.decode("latin-1").strip()
-            if tracestate is not None and len(tracestate) <= _TRACESTATE_MAX
-            else "",
+        return _trace_context(
+            {
+                "trace_id": parent.trace_id,
+                "span_id": new_span_id(),
+                "parent_span_id": parent.span_id,
+                "sampled": sampling.sampled(int(parent.trace_id, 16), parent.sampled),
+                "tracestate": tracestate.decode("latin-1").strip()
+                if tracestate is not None and len(tracestate) <= _TRACESTATE_MAX
+                else "",
+            }
         )
 
     def attempt(self, trace: TraceContext | None, headers: list[tuple[str, str]]) -> OpenAttempt | None:
