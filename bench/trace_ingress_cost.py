@@ -15,6 +15,12 @@ traced minus the off batch before it. Pairing the batches inside one process is 
 a busy machine: other load, the caches and the collector's state weigh on both sides of each pair alike.
 ``--source NAME=DIR`` measures another source tree the same way (e.g. ``git archive`` of an older revision), in a
 process of its own. nginx's CPU is not counted; the server protocol (uvicorn) is left out on both sides.
+
+``--callgrind`` counts instructions instead (the process runs under ``valgrind --tool=callgrind``, instrumented from
+the end of the warm-up, its counters dumped after each batch through callgrind's client requests, from a helper
+compiled with ``gcc`` against ``valgrind/callgrind.h``): no other load on the machine changes the count, so a busy
+machine still gives the same figures; caches and the interpreter's memory traffic are not in them. Some 50 times
+slower: use a few batches of a few hundred requests.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -56,6 +63,13 @@ HEADERS = [
 ]
 TRACEPARENT = (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 WARMUP = 300
+CALLGRIND_HELPER = """
+#include <valgrind/callgrind.h>
+void bench_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void bench_dump(const char *name) { CALLGRIND_DUMP_STATS_AT(name); }
+"""
+"""Callgrind's client requests are instruction sequences a C compiler emits from its header's macros."""
+CALLGRIND_ENV = "TRACE_BENCH_CALLGRIND_HELPER"
 
 
 async def _drive(requests: int, batches: int, concurrency: int, traceparent: bool) -> dict[str, Any]:
@@ -133,23 +147,60 @@ async def _drive(requests: int, batches: int, concurrency: int, traceparent: boo
         await asyncio.sleep(0.02)  # the writer thread finishes the write it took the last events for
         return time.process_time() - started
 
+    callgrind = _callgrind_helper()
     cpu: dict[str, list[float]] = {name: [] for name in starters}
     for starter in starters.values():  # warm both paths
         ingress.traces = starter
         await batch(WARMUP)
-    for _ in range(batches):
+    if callgrind is not None:
+        callgrind.bench_start()
+    for number in range(batches):
         for name, starter in starters.items():
             ingress.traces = starter
             cpu[name].append(await batch(requests) / requests * 1e6)
+            if callgrind is not None:
+                callgrind.bench_dump(f"{name} {number}".encode())
     await lifecycle.stop()
     return {"cpu_us": cpu, "statuses": statuses}
+
+
+def _callgrind_helper() -> Any:
+    path = os.environ.get(CALLGRIND_ENV)
+    if not path:
+        return None
+    import ctypes
+
+    helper = ctypes.CDLL(path)
+    helper.bench_dump.argtypes = [ctypes.c_char_p]
+    return helper
+
+
+def _build_callgrind_helper(scratch: Path) -> Path:
+    source, library = scratch / "callgrind_helper.c", scratch / "callgrind_helper.so"
+    source.write_text(CALLGRIND_HELPER)
+    subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    return library
+
+
+def _instructions(scratch: Path, pid: int, requests: int) -> dict[str, list[float]]:
+    """Instructions per request of each batch, from callgrind's dumps (``<name> <number>`` as their trigger)."""
+    batches: dict[str, dict[int, float]] = {}
+    for dump in scratch.glob(f"callgrind.{pid}.*"):
+        text = dump.read_text(errors="replace")
+        trigger = re.search(r"^desc: Trigger: Client Request: (\S+) (\d+)$", text, re.M)
+        totals = re.search(r"^totals: (\d+)", text, re.M)
+        if trigger and totals:
+            batches.setdefault(trigger[1], {})[int(trigger[2])] = int(totals[1]) / requests
+    return {name: [found[n] for n in sorted(found)] for name, found in batches.items()}
 
 
 def worker(requests: int, batches: int, concurrency: int, traceparent: bool) -> None:
     print(json.dumps(asyncio.run(_drive(requests, batches, concurrency, traceparent))), flush=True)
 
 
-def _run(tree: Path, upstream: str, args: argparse.Namespace, scratch: Path) -> dict[str, list[float]]:
+def _run(
+    tree: Path, upstream: str, args: argparse.Namespace, scratch: Path, helper: Path | None
+) -> dict[str, list[float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "WARDEN_"))}
     env |= {
         "PYTHONPATH": str(tree),
@@ -157,14 +208,29 @@ def _run(tree: Path, upstream: str, args: argparse.Namespace, scratch: Path) -> 
         "WARDEN_OPENAI_BASE_URL": upstream,
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # never reached: the proxy does not export
     }
-    command = [*(["taskset", "-c", args.cpus] if args.cpus else []), sys.executable, str(Path(__file__).resolve())]
-    command += ["--worker", str(args.requests), str(args.batches), str(args.concurrency), str(int(args.traceparent))]
-    done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the measuring process failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    command = [*(["taskset", "-c", args.cpus] if args.cpus else [])]
+    if helper is not None:
+        env[CALLGRIND_ENV] = str(helper)
+        out = scratch / "callgrind.%p"
+        command += ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    command += [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        str(args.requests),
+        str(args.batches),
+        str(args.concurrency),
+        str(int(args.traceparent)),
+    ]
+    process = subprocess.Popen(command, env=env, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"the measuring process failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     if set(result["statuses"]) != {"200"}:
         raise SystemExit(f"not every request was answered 200: {result['statuses']}")
+    if helper is not None:
+        return _instructions(scratch, process.pid, args.requests)
     return result["cpu_us"]
 
 
@@ -183,6 +249,7 @@ def main() -> None:
         metavar="NAME=DIR",
         help="another source tree to measure the same way, in a process of its own (repeatable)",
     )
+    parser.add_argument("--callgrind", action="store_true", help="count instructions under callgrind instead")
     parser.add_argument("--worker", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -198,17 +265,21 @@ def main() -> None:
         scratch = Path(scratch_dir)
         nginx = NginxUpstream(scratch, args.upstream_cpus or None)
         nginx.start()
+        helper = _build_callgrind_helper(scratch) if args.callgrind else None
         try:
             for name, tree in trees.items():
-                cpu = _run(tree, nginx.base_url, args, scratch)
+                cpu = _run(tree, nginx.base_url, args, scratch, helper)
                 added = [on - off for off, on in zip(cpu["off"], cpu["traced"], strict=True)]
                 rows.append((name, cpu["off"], cpu["traced"], added))
                 print(f"{name}: traced - off by batch: {', '.join(f'{a:+.0f}' for a in added)}", flush=True)
         finally:
             if nginx.process is not None:
                 nginx.process.stop()
+    unit = "instructions (thousands)" if args.callgrind else "CPU, µs"
+    if args.callgrind:
+        rows = [(name, *([v / 1000 for v in side] for side in sides)) for name, *sides in rows]
     print(
-        f"\nCPU per request in the proxy's process, µs: median over {args.batches} alternating batches of "
+        f"\n{unit} per request in the proxy's process: median over {args.batches} alternating batches of "
         f"{args.requests} requests at concurrency {args.concurrency}"
         f"{', each continuing a client trace' if args.traceparent else ''}"
     )
