@@ -85,13 +85,7 @@ async def _drive(requests: int, batches: int, concurrency: int, traceparent: boo
 
     settings = ServeSettings()
     registry = CollectorRegistry()
-    bus = HandoffBus(
-        settings.data_dir / "handoff",
-        registry,
-        buffer_max_bytes=settings.bus_buffer_max_bytes,
-        max_bytes=settings.bus_spool_max_bytes,
-        flush_ms=settings.bus_spool_flush_ms,
-    )
+    bus = HandoffBus.from_settings(settings.data_dir / "handoff", registry, settings)
     config = ConfigMaps.build(settings, history=True, keys=True)
     counters = composition.counters(settings, shared=False)
     ingress = composition.ingress(settings, bus, config, registry, counters=counters)
