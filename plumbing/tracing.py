@@ -92,6 +92,16 @@ class Sampling:
         log.warning("OTEL_TRACES_SAMPLER=%s is not one Warden knows: parentbased_always_on instead", name)
         return cls()
 
+    @property
+    def root_decision(self) -> bool | None:
+        """The decision for a trace Warden starts when the ratio makes it the same for every trace id (always on,
+        always off), so the ingress need not read the id as a number; None when it depends on the id."""
+        if self.ratio >= 1.0:
+            return True
+        if self.ratio <= 0.0:
+            return False
+        return None
+
     def sampled(self, trace_id: int, parent_sampled: bool | None) -> bool:
         """``parent_sampled``: the client's decision, None without a parent."""
         if parent_sampled is not None and self.follow_parent:

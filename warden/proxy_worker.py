@@ -52,13 +52,7 @@ async def run_worker(index: int) -> None:
     listener = bind(settings.host, settings.port, shared=True)
     metrics_listener = unix_listener(paths.worker_socket(index))
     registry = CollectorRegistry()
-    bus = HandoffBus(
-        paths.worker_log(index),
-        registry,
-        buffer_max_bytes=settings.bus_buffer_max_bytes,
-        max_bytes=settings.bus_spool_max_bytes,
-        flush_ms=settings.bus_spool_flush_ms,
-    )
+    bus = HandoffBus.from_settings(paths.worker_log(index), registry, settings)
     config = ConfigMaps.build(settings, history=True, keys=True)
     # Redis when WARDEN_REDIS_URL is set; else one table of counters for every worker (the background process filled
     # it at start).

@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from plumbing.bus.base import Subscription
 from plumbing.bus.spool import Record, Spool, _frames
+from plumbing.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 ACKED_FILE = "acked"
@@ -92,6 +93,18 @@ class HandoffBus:
         Gauge(
             "warden_handoff_log_bytes", "Bytes in the hand-off log not yet acknowledged", registry=registry
         ).set_function(self.spool.size)
+
+    @classmethod
+    def from_settings(cls, directory: Path, registry: CollectorRegistry, settings: CommonSettings) -> HandoffBus:
+        """Bounded and flushed as ``WARDEN_BUS_BUFFER_MAX_BYTES``, ``WARDEN_BUS_SPOOL_MAX_BYTES`` and
+        ``WARDEN_BUS_SPOOL_FLUSH_MS`` say."""
+        return cls(
+            directory,
+            registry,
+            buffer_max_bytes=settings.bus_buffer_max_bytes,
+            max_bytes=settings.bus_spool_max_bytes,
+            flush_ms=settings.bus_spool_flush_ms,
+        )
 
     def publish(self, topic: str, key: str, event: BaseModel) -> None:
         payload = event.__pydantic_serializer__.to_json(event)  # model_dump_json()'s bytes, without the round trip

@@ -94,3 +94,26 @@ def test_the_ratio_is_decided_as_the_sdk_decides_it(ratio):
 )
 def test_the_sampler_is_read_from_the_standard_variables(env, expected):
     assert Sampling.from_env(env) == expected
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("follow_parent", [True, False])
+def test_a_new_trace_is_sampled_as_the_sdk_samples_its_id(ratio, follow_parent):
+    starter, sdk = TraceStarter(Sampling(follow_parent=follow_parent, ratio=ratio)), TraceIdRatioBased(ratio)
+    for _ in range(500):
+        context = starter.begin([(b"traceparent", b"not-a-traceparent")])
+        assert context is not None and context.parent_span_id is None
+        assert len(context.trace_id) == 32 and len(context.span_id) == 16 and context.trace_id[16:] != context.span_id
+        expected = sdk.should_sample(None, int(context.trace_id, 16), "x").decision.is_sampled()
+        assert context.sampled is expected
+
+
+def test_a_tracestate_longer_than_the_standard_allows_is_not_passed_on():
+    starter = TraceStarter(PARENT_BASED_OFF)
+    parent = (b"traceparent", f"00-{TRACE}-{SPAN}-01".encode())
+    assert starter.begin([parent, (b"tracestate", b"k=" + b"v" * 511)]).tracestate == ""
+    assert starter.begin([parent, (b"tracestate", b"k=" + b"v" * 510)]).tracestate == "k=" + "v" * 510
+    headers: list[tuple[str, str]] = [("content-type", "application/json")]
+    attempt = starter.attempt(starter.begin([parent, (b"tracestate", b"k=" + b"v" * 511)]), headers)
+    assert attempt is not None
+    assert headers == [("content-type", "application/json"), ("traceparent", f"00-{TRACE}-{attempt.span_id}-01")]
