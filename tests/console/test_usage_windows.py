@@ -70,8 +70,9 @@ def events(seed: int, count: int) -> list[RequestEvent | ResponseEvent]:
       them, though they spent nothing on the other days;
     - in the next week, users who tie: three with one answer of the same cost, one with the same cost over two
       answers (more requests: ranked first), one whose name needs quoting;
-    - in the week after, 40 users who spend about the same every day: more bounds reach the last group kept than a
-      first round ranks;
+    - in the week after, 40 users who spend about the same every day, and 30 who spend more than them on its Sunday
+      but little on its Tuesday: ranked by their bounds first, those 30 are the groups kept, at a spend so low that
+      more bounds reach it than the first round ranked;
     - answers at the very start of a month (a Saturday), of the Monday after it, and just before the month."""
     rng = random.Random(seed)
     out: list[RequestEvent | ResponseEvent] = []
@@ -92,6 +93,9 @@ def events(seed: int, count: int) -> list[RequestEvent | ResponseEvent]:
         for n in range(40):
             at = EVEN_WEEK + timedelta(days=day, hours=10, minutes=n)
             out += _pair(rng, at, f"even-{n}", 1 + rng.random() / 10, status=200)
+    for n in range(30):
+        out += _pair(rng, EVEN_WEEK + timedelta(days=6, hours=9), f"sunday-{n}", 20 + rng.random(), status=200)
+        out += _pair(rng, EVEN_WEEK + timedelta(days=1, hours=9), f"sunday-{n}", 0.1, status=200)
     for at in (MONTH_START, MONTH_START + timedelta(days=2), MONTH_START - timedelta(microseconds=1)):
         out += _pair(rng, at, "edge", 4.0, status=200)
     return out
