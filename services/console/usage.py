@@ -272,10 +272,11 @@ async def usage_rows(store: Store, query: UsageQuery) -> list[dict[str, Any]]:
         taken = len(bounds)
     else:
         even = float(bounds[query.groups - 1]["bound"]) * query.even_share(datetime.now(UTC)) * EVEN_SHARE
-        taken = max(query.groups, sum(1 for b in bounds if float(b["bound"]) >= even))
+        # Never the bound past ``most``: it only says whether values beyond those read exist.
+        taken = min(most, max(query.groups, sum(1 for b in bounds if float(b["bound"]) >= even)))
     while True:
         rows = await store.select(*query.candidates_sql([b["value"] for b in bounds[:taken]]))
-        if len(bounds) <= taken:  # every value with rows in the cover was ranked
+        if taken == len(bounds) <= most:  # every value with rows in the cover was ranked
             return rows
         # Sums of floats in another order differ in the last digits: a bound must be below by more than that.
         least = _least_kept(rows, query.groups) * (1 - BOUND_MARGIN)
