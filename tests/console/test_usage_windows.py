@@ -26,6 +26,7 @@ DAYS = 45
 BURST_WEEK = BEGIN + timedelta(weeks=3)
 TIE_WEEK = BEGIN + timedelta(weeks=4)
 EVEN_WEEK = BEGIN + timedelta(weeks=5)
+FREE_WEEK = BEGIN + timedelta(weeks=7)  # after the 45 days: nothing else in it
 MONTH_START = datetime(2025, 2, 1, tzinfo=UTC)  # a Saturday, inside the 45 days
 QUOTED = 'o\'brien \\ "zoë"'
 
@@ -73,7 +74,9 @@ def events(seed: int, count: int) -> list[RequestEvent | ResponseEvent]:
     - in the week after, 40 users who spend about the same every day, and 30 who spend more than them on its Sunday
       but little on its Tuesday: ranked by their bounds first, those 30 are the groups kept, at a spend so low that
       more bounds reach it than the first round ranked;
-    - answers at the very start of a month (a Saturday), of the Monday after it, and just before the month."""
+    - answers at the very start of a month (a Saturday), of the Monday after it, and just before the month;
+    - in a week of its own, answers with no price only: 110 users with three on its Sunday, more than the bounds read,
+      and one with two within the range, whose bound is below all of theirs."""
     rng = random.Random(seed)
     out: list[RequestEvent | ResponseEvent] = []
     for _ in range(count):
@@ -98,6 +101,11 @@ def events(seed: int, count: int) -> list[RequestEvent | ResponseEvent]:
         out += _pair(rng, EVEN_WEEK + timedelta(days=1, hours=9), f"sunday-{n}", 0.1, status=200)
     for at in (MONTH_START, MONTH_START + timedelta(days=2), MONTH_START - timedelta(microseconds=1)):
         out += _pair(rng, at, "edge", 4.0, status=200)
+    for n in range(110):
+        for _ in range(3):
+            out += _pair(rng, FREE_WEEK + timedelta(days=6, hours=8), f"zz-sunday-{n}", None, status=200)
+    for _ in range(2):
+        out += _pair(rng, FREE_WEEK + timedelta(days=2, hours=8), "aa-wednesday", None, status=200)
     return out
 
 
@@ -131,6 +139,10 @@ def windows(seed: int) -> list[dict[str, str]]:
         out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": limit})
     # More bounds reach the last group kept than the first round ranks.
     inside = EVEN_WEEK + timedelta(hours=1, minutes=20)
+    until = inside + timedelta(days=4, hours=3)
+    out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": "3"})
+    # Every bound is 0 and more values have one than are read: the group is beyond them.
+    inside = FREE_WEEK + timedelta(hours=1, minutes=20)
     until = inside + timedelta(days=4, hours=3)
     out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": "3"})
     # Edges exactly on an hour's, a day's, a week's and a month's start.
