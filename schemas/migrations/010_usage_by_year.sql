@@ -12,7 +12,8 @@
 -- again after a failure part-way (nothing is counted twice by a second run), and reads 1.6 M rows at 10 M
 -- interactions instead of the hourly rollup's 9.2 M. As with 006 and 007, a batch stored while this migration runs
 -- (after the views exist, before the backfill reads) is counted twice; one stored between dropping the old view and
--- making the new one is in warden.usage_daily, so it is not lost.
+-- making the new one is in warden.usage_daily, so it is not lost. A usage question asked while it runs may find the
+-- copies missing or partly filled (9 s at 10 M interactions).
 
 DROP VIEW IF EXISTS warden.usage_daily_by_value_mv;
 
