@@ -6,7 +6,8 @@ and their models) and a cost per answer, so the rollup ``warden.usage_hourly`` i
 by its materialized view, insert by insert. The read tables' views are dropped first: they take no part in the usage
 query and would only make generating the data slower. Then times ``UsageApi.usage`` (the real query) through
 ``ChdbStore.select`` for every ``group_by`` over the last day (per hour), the last 7 days (per day, the default) and
-the 30 days (per day), and checks one answer against the record (``warden.interactions`` read with FINAL).
+the 30 days (per day), and checks one answer against the record (``warden.interactions`` read with FINAL). Through a
+server (``--server``) each call's CPU is also read from the server's own counters (``system.events``).
 
     .venv/bin/python bench/usage_latency.py --rows 10000000 --keep /tmp/warden-usage-10m
     .venv/bin/python bench/usage_latency.py --reuse /tmp/warden-usage-10m
@@ -104,7 +105,8 @@ async def check_against_record(api: UsageApi, store: Store) -> None:
     print("  answer checked against warden.interactions FINAL", flush=True)
 
 
-async def measure(store: Store, queries: int) -> list[Timing]:
+async def measure(store: Store, queries: int) -> tuple[list[Timing], dict[str, dict[str, str]]]:
+    """Times every cell; returns the timings and each cell's question."""
     api = UsageApi(store)
     await check_against_record(api, store)
     now = datetime.now(UTC)
@@ -113,7 +115,7 @@ async def measure(store: Store, queries: int) -> list[Timing]:
         "7 days per day": (now - timedelta(days=7), "day"),
         "30 days per day": (now - timedelta(days=30), "day"),
     }
-    timings = []
+    timings, cells = [], {}
     for group_by in GROUP_BY:
         for label, (since, interval) in ranges.items():
             params = {"group_by": group_by, "since": since.isoformat(), "until": now.isoformat(), "interval": interval}
@@ -122,7 +124,31 @@ async def measure(store: Store, queries: int) -> list[Timing]:
                 return len((await api.usage(params))["groups"])
 
             timings.append(await timed(f"{group_by}, {label}", [run] * queries, TARGET_P95_MS))
-    return timings
+            cells[timings[-1].name] = params
+    return timings, cells
+
+
+_SERVER_CPU = (
+    "SELECT sumIf(value, event IN ('UserTimeMicroseconds', 'SystemTimeMicroseconds')) AS us FROM system.events"
+)
+
+
+async def server_cpu(store: Store, cells: dict[str, dict[str, str]], runs: int) -> dict[str, list[float]]:
+    """The server's own account of each call's CPU, finer than its process's clock ticks: its ProfileEvents counters
+    (user + system time of every thread working for a query, in µs), read before and after the call, in a pass of
+    its own so that the reads are not timed with the calls. The reads' own share (well under a millisecond) is in it.
+    Not ``system.query_log``: the server the chdb wheel runs has none."""
+    api = UsageApi(store)
+    out = {}
+    for name, params in cells.items():
+        cpu = []
+        for _ in range(runs):
+            (before,) = await store.select(_SERVER_CPU)
+            await api.usage(params)
+            (after,) = await store.select(_SERVER_CPU)
+            cpu.append((int(after["us"]) - int(before["us"])) / 1000)
+        out[name] = cpu
+    return out
 
 
 async def merge_rollups(store: Store) -> float:
@@ -159,11 +185,18 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
     )
     print(f"{int(facts['interactions']):,} interactions, {int(facts['rollup_rows']):,} rollup rows", flush=True)
     load_before = os.getloadavg()
-    timings = await measure(store, args.queries)
+    timings, cells = await measure(store, args.queries)
     load_after = os.getloadavg()
+    logged = await server_cpu(store, cells, args.queries) if query_latency.ENGINE_PID is not None else {}
     headers = ["query", "runs", "p50 ms", "p95 ms", "max ms", "CPU p50 ms", "groups", "target p95", ""]
+    rows = [t.row() for t in timings]
+    if logged:
+        headers.insert(6, "events CPU p50 / p95 ms")
+        for row, t in zip(rows, timings, strict=True):
+            cpu = sorted(logged[t.name])
+            row.insert(6, f"{statistics.median(cpu):.1f} / {cpu[min(len(cpu) - 1, round(0.95 * (len(cpu) - 1)))]:.1f}")
     print(f"\n[{label}]")
-    print(render_table(headers, [t.row() for t in timings]))
+    print(render_table(headers, rows))
     print(
         f"load average (1/5/15 min) before timing: {' / '.join(f'{x:.1f}' for x in load_before)}, after: "
         f"{' / '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} CPUs"
@@ -180,6 +213,7 @@ async def run_on(store: Store, label: str, args: argparse.Namespace, generate_ro
                 "p95_ms": t.p(0.95),
                 "cpu_p50_ms": statistics.median(t.cpu_ms),
                 "runs": len(t.samples_ms),
+                **({"server_events_cpu_ms": logged[t.name]} if logged else {}),
             }
             for t in timings
         },

@@ -1,7 +1,8 @@
-"""``GET /api/usage`` over windows whose edges fall mid-hour and mid-day, on both engines, against a direct aggregation
-of ``warden.interactions``: whichever way the groups are chosen (ranked over the range itself, chosen from the bounds
-of the weeks or months that cover it, or ranked over the range after the bounds could not decide), the answer is the
-record's."""
+"""``GET /api/usage`` over windows whose edges fall mid-hour and mid-day or exactly on an hour's, a day's, a week's or a
+month's start, on both engines, against a direct aggregation of ``warden.interactions``: whichever way the groups are
+chosen (ranked over the range itself, chosen from the bounds of the weeks or months that cover it in one round or two,
+or ranked over the range after the bounds could not decide), the answer is the record's, ties (equal cost, then equal
+requests: by name), the empty user id and names that need quoting included."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ from tests.store.test_engines import on_store  # noqa: F401  (the fixture: the s
 BEGIN = datetime(2025, 1, 6, tzinfo=UTC)  # a Monday, long before what other tests record
 DAYS = 45
 BURST_WEEK = BEGIN + timedelta(weeks=3)
+TIE_WEEK = BEGIN + timedelta(weeks=4)
+EVEN_WEEK = BEGIN + timedelta(weeks=5)
+FREE_WEEK = BEGIN + timedelta(weeks=7)  # after the 45 days: nothing else in it
+MONTH_START = datetime(2025, 2, 1, tzinfo=UTC)  # a Saturday, inside the 45 days
+QUOTED = 'o\'brien \\ "zoë"'
 
 
-def _pair(rng: random.Random, started: datetime, user: str, cost: float | None) -> list[RequestEvent | ResponseEvent]:
+def _pair(
+    rng: random.Random, started: datetime, user: str, cost: float | None, status: int | None = None
+) -> list[RequestEvent | ResponseEvent]:
     common = dict(
         interaction_id=str(uuid.UUID(int=rng.getrandbits(128))),
         started_at=started,
@@ -36,7 +44,7 @@ def _pair(rng: random.Random, started: datetime, user: str, cost: float | None) 
         model=rng.choice(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "in-house"]),
         key_prefix=rng.choice(["wk_a1b2c3", "wk_d4e5f6", "wk_0a0b0c", ""]),
     )
-    status = rng.choice([200] * 8 + [429, 502])
+    status = status or rng.choice([200] * 8 + [429, 502])
     prompt, answer = rng.randrange(10, 5000), rng.randrange(1, 900)
     usage = Usage(
         input_tokens=prompt,
@@ -58,18 +66,46 @@ def _pair(rng: random.Random, started: datetime, user: str, cost: float | None) 
 
 
 def events(seed: int, count: int) -> list[RequestEvent | ResponseEvent]:
-    """Interactions over 45 days by 150 users, a few of whom spend most (as users do); and, on the Sunday of one
-    week, 60 users who spend more than anyone, all at once: bounds by the week are high for them, though they spent
-    nothing on the other days."""
+    """Interactions over 45 days by 150 users, a few of whom spend most (as users do), and some with no user id; and:
+    - on the Sunday of one week, 60 users who spend more than anyone, all at once: bounds by the week are high for
+      them, though they spent nothing on the other days;
+    - in the next week, users who tie: three with one answer of the same cost, one with the same cost over two
+      answers (more requests: ranked first), one whose name needs quoting;
+    - in the week after, 40 users who spend about the same every day, and 30 who spend more than them on its Sunday
+      but little on its Tuesday: ranked by their bounds first, those 30 are the groups kept, at a spend so low that
+      more bounds reach it than the first round ranked;
+    - answers at the very start of a month (a Saturday), of the Monday after it, and just before the month;
+    - in a week of its own, answers with no price only: 110 users with three on its Sunday, more than the bounds read,
+      and one with two within the range, whose bound is below all of theirs."""
     rng = random.Random(seed)
     out: list[RequestEvent | ResponseEvent] = []
     for _ in range(count):
         started = BEGIN + timedelta(seconds=rng.randrange(DAYS * 86400), microseconds=rng.randrange(10**6))
-        user = f"user-{int(150 * rng.random() ** 3)}"
+        user = "" if rng.random() < 0.05 else f"user-{int(150 * rng.random() ** 3)}"
         out += _pair(rng, started, user, None if rng.random() < 0.05 else rng.random() / 100)
     sunday = BURST_WEEK + timedelta(days=6, hours=12)
     for n in range(60):
         out += _pair(rng, sunday + timedelta(seconds=n), f"burst-{n}", 5 + rng.random())
+    wednesday = TIE_WEEK + timedelta(days=2, hours=9)
+    for user in ("tie-c", "tie-a", "tie-b"):
+        out += _pair(rng, wednesday, user, 3.0, status=200)
+    out += _pair(rng, wednesday, "tie-d", 1.5, status=200) + _pair(rng, wednesday, "tie-d", 1.5, status=200)
+    out += _pair(rng, wednesday + timedelta(hours=30), QUOTED, 2.0, status=200)
+    out += _pair(rng, wednesday + timedelta(hours=31), "", 2.5, status=200)
+    for day in range(7):
+        for n in range(40):
+            at = EVEN_WEEK + timedelta(days=day, hours=10, minutes=n)
+            out += _pair(rng, at, f"even-{n}", 1 + rng.random() / 10, status=200)
+    for n in range(30):
+        out += _pair(rng, EVEN_WEEK + timedelta(days=6, hours=9), f"sunday-{n}", 20 + rng.random(), status=200)
+        out += _pair(rng, EVEN_WEEK + timedelta(days=1, hours=9), f"sunday-{n}", 0.1, status=200)
+    for at in (MONTH_START, MONTH_START + timedelta(days=2), MONTH_START - timedelta(microseconds=1)):
+        out += _pair(rng, at, "edge", 4.0, status=200)
+    for n in range(110):
+        for _ in range(3):
+            out += _pair(rng, FREE_WEEK + timedelta(days=6, hours=8), f"zz-sunday-{n}", None, status=200)
+    for _ in range(2):
+        out += _pair(rng, FREE_WEEK + timedelta(days=2, hours=8), "aa-wednesday", None, status=200)
     return out
 
 
@@ -96,18 +132,44 @@ def windows(seed: int) -> list[dict[str, str]]:
     until = inside + timedelta(days=4, hours=3)
     out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "interval": "day"})
     out[-1]["limit"] = "3"
+    # Ties at the cut, and a name that needs quoting among the candidates (the week is the cover).
+    inside = TIE_WEEK + timedelta(hours=1, minutes=20)
+    for limit in ("1", "3", "4", "7"):
+        until = inside + timedelta(days=4, hours=3)
+        out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": limit})
+    # More bounds reach the last group kept than the first round ranks.
+    inside = EVEN_WEEK + timedelta(hours=1, minutes=20)
+    until = inside + timedelta(days=4, hours=3)
+    out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": "3"})
+    # Every bound is 0 and more values have one than are read: the group is beyond them.
+    inside = FREE_WEEK + timedelta(hours=1, minutes=20)
+    until = inside + timedelta(days=4, hours=3)
+    out.append({"group_by": "user_id", "since": inside.isoformat(), "until": until.isoformat(), "limit": "3"})
+    # Edges exactly on an hour's, a day's, a week's and a month's start.
+    monday = MONTH_START + timedelta(days=2)
+    for since, until, interval in (
+        (MONTH_START, monday, "hour"),
+        (MONTH_START - timedelta(days=5), monday, "day"),
+        (monday - timedelta(weeks=2), monday + timedelta(weeks=1), "week"),
+        (BEGIN, BEGIN + timedelta(days=DAYS), "month"),
+        (MONTH_START, MONTH_START + timedelta(days=5), "day"),
+    ):
+        for group_by in ("user_id", "agent_id"):
+            window = {"since": since.isoformat(), "until": until.isoformat(), "interval": interval, "limit": "5"}
+            out.append({"group_by": group_by, **window})
     return out
 
 
 class CountingStore:
-    """The store, counting the statements a question takes: 1 ranked over the range, 2 chosen from bounds, 3 the
-    bounds could not decide."""
+    """The store, noting the statements a question takes: ``range`` (ranked over the range itself), ``bounds`` (the
+    bounds over the cover), ``candidates`` (a round ranking values taken from the bounds)."""
 
     def __init__(self, store: Store) -> None:
-        self.store, self.selects = store, 0
+        self.store, self.statements = store, []
 
     async def select(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        self.selects += 1
+        kind = "bounds" if " AS bound" in sql else "candidates" if "{candidates:String}" in sql else "range"
+        self.statements.append(kind)
         return await self.store.select(sql, params)
 
 
@@ -126,9 +188,9 @@ async def against_the_record(store: Store, seed: int, count: int) -> dict[str, A
     api = usage.UsageApi(counting)  # type: ignore[arg-type]
     out = []
     for params in windows(seed):
-        counting.selects = 0
+        counting.statements = []
         answer = await api.usage(params)
-        statements = counting.selects
+        statements = tuple(counting.statements)
         column = "key_prefix" if params["group_by"] == "key" else params["group_by"]
         # Straight from the record, folded (FINAL), per value and hour of the range the answer says it covers.
         record = await store.select(
@@ -171,7 +233,7 @@ def expected(window: dict[str, Any]) -> list[tuple[str, dict[str, dict[str, floa
         if params["group_by"] == "key" and row["value"] == "":  # presented no Warden key
             continue
         hour = datetime.fromisoformat(str(row["hour"]).replace("Z", "")).replace(tzinfo=UTC)
-        bucket = groups[row["value"]][_bucket(hour, params["interval"])]
+        bucket = groups[row["value"]][_bucket(hour, window["answer"]["interval"])]
         for m in MEASURES:
             bucket[m] += float(row[m])
 
@@ -185,8 +247,9 @@ def expected(window: dict[str, Any]) -> list[tuple[str, dict[str, dict[str, floa
 async def test_every_window_answers_what_the_record_says(on_store):  # noqa: F811
     result = await on_store(against_the_record, seed=2026, count=3000)
     ways = defaultdict(int)
+    ties = names = empty = 0
     for window in result["windows"]:
-        ways[window["statements"]] += 1
+        ways[tuple(window["statements"])] += 1
         want = expected(window)
         got = window["answer"]["groups"]
         assert [g["group"] for g in got] == [value for value, _ in want], window["params"]
@@ -195,5 +258,17 @@ async def test_every_window_answers_what_the_record_says(on_store):  # noqa: F81
             for b in group["buckets"]:
                 for m in MEASURES:
                     assert b[m] == pytest.approx(buckets[b["start"]][m], rel=1e-9, abs=1e-12), (window["params"], m)
-    # Every way of choosing the groups was taken, so each of them was checked against the record.
-    assert set(ways) == {1, 2, 3}, dict(ways)
+        costs = [sum(b["cost_usd"] for b in group["buckets"]) for group in got]
+        ties += len(costs) != len(set(costs))
+        names += QUOTED in [g["group"] for g in got]
+        empty += window["params"]["group_by"] == "user_id" and "" in [g["group"] for g in got]
+    # Every way of choosing the groups was taken, so each of them was checked against the record: ranked over the
+    # range; decided by the bounds in one round, in two; not decided by them.
+    assert set(ways) == {
+        ("range",),
+        ("bounds", "candidates"),
+        ("bounds", "candidates", "candidates"),
+        ("bounds", "candidates", "range"),
+    }, dict(ways)
+    # And the answers held groups that tie on cost, a name that needs quoting and the empty user id.
+    assert ties and names and empty, (ties, names, empty)
