@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -296,3 +297,27 @@ def _zombie(pid: int) -> bool:
             return stat.read().split(") ", 1)[1].startswith("Z")
     except FileNotFoundError:
         return True
+
+
+def _nice_of_every_thread(pid: int) -> set[int]:
+    """The niceness of each thread of a process (Linux keeps one per thread: field 19 of its stat line). chDB's
+    memory sampler raises its own priority where it may (it sleeps between samples): left out."""
+    values = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if (task / "comm").read_text().strip() == "MemoryWorker":
+            continue
+        stat = (task / "stat").read_text()
+        values.add(int(stat[stat.rindex(")") + 2 :].split()[16]))
+    return values
+
+
+def test_the_background_runs_below_the_proxy_workers_in_every_thread(serve):
+    """On shared cores the proxies answer first: the guard, the logger, chDB and the console yield to them."""
+    process = serve()
+    agent = new_agent()
+    ask_once(process, agent, 0)
+    wait_stored(process, agent, 1)  # the store and the logger have started their threads
+    workers = {nice for pid in process.children("warden.proxy_worker") for nice in _nice_of_every_thread(pid)}
+    (background,) = process.children("warden.background")
+    assert len(workers) == 1
+    assert _nice_of_every_thread(background) == {min(workers.pop() + 10, 19)}

@@ -10,9 +10,12 @@ Started by ``warden serve`` (``warden/serve.py``), never by hand: ``python -m wa
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +29,7 @@ from services.ingress.profiles import ProfileSnapshot
 from warden import composition, serve_child
 from warden.composition import Lifecycle
 from warden.config_maps import ConfigMaps
+from warden.embedded import ServeSettings
 from warden.forward import PeerFromHeader
 from warden.serving import Server, run, uvicorn_config
 from warden.worker_control import RefreshAfterWrites, WorkerMetrics, unix_listener
@@ -59,8 +63,7 @@ class Background:
         await self.lifecycle.stop()
 
 
-async def run_background() -> None:
-    settings = serve_child.settings()
+async def run_background(settings: ServeSettings) -> None:
     BUDGET.resize(settings.cache_max_bytes)
     paths = serve_child.paths(settings)
     listener = unix_listener(paths.background_socket)
@@ -101,9 +104,28 @@ async def run_background() -> None:
     )
 
 
+def lower_priority(by: int) -> None:
+    """Every thread of this process ``by`` lower in priority (more nice). Linux keeps a priority per thread, and
+    libraries may have started native threads at import already."""
+    if by <= 0:
+        return
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():  # not Linux: the process's priority is all there is
+        os.nice(by)
+        return
+    for task in tasks.iterdir():
+        with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+            tid = int(task.name)
+            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + by, 19))
+
+
 def main() -> int:
     serve_child.prepare()
-    return serve_child.run_service(run_background())
+    settings = serve_child.settings()
+    # The guard, the logger, chDB and the console all run below the proxy processes, which answer first on shared
+    # cores. Before the store and the servers start their threads: new threads inherit their creator's priority.
+    lower_priority(settings.background_nice)
+    return serve_child.run_service(run_background(settings))
 
 
 if __name__ == "__main__":

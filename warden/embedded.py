@@ -37,6 +37,10 @@ class ServeSettings(IngressSettings, LoggerBatching):
     workers: int | None = Field(default=None, ge=1)
     """Proxy processes on the port (``--workers``). Unset: the cores available (CPU affinity) less one for the
     background process, at least one."""
+    background_nice: int = Field(default=10, ge=0, le=19)
+    """How much lower the background process's CPU priority is than the proxy processes' (niceness added at its
+    start): where they share cores the proxies answer first and the background works in the gaps, its lag held on
+    disk by the hand-off logs. 0: the same priority."""
     stop_grace_s: float = Field(default=5.0, ge=0)
     """On SIGTERM / Ctrl-C, how long a proxy process lets requests in flight finish before it closes them; then it
     writes what they published to its hand-off log and exits."""
