@@ -30,6 +30,10 @@ class CommonSettings(BaseSettings):
     bus_buffer_max_bytes: int = 64 * 1024**2
     """Bytes of events kept in memory while the broker is slow or away; beyond it the oldest are read back from the
     write-ahead log when the broker returns."""
+    bus_unlogged_max_bytes: int = Field(default=256 * 1024**2, ge=1)
+    """Kafka bus: bytes (estimated) of events published and not yet looked at by the write-ahead log's writer, which
+    takes them every half ``bus_spool_flush_ms``; only a stalled disk fills it; beyond it events are dropped (and
+    counted)."""
     bus_spool_max_bytes: int = 2 * 1024**3
     """Size of the write-ahead log (``<data_dir>/spool/<service>``); beyond it events are dropped (and counted)."""
     bus_spool_flush_ms: int = 100

@@ -25,6 +25,7 @@ def make_bus(settings: CommonSettings, client_id: str, registry: CollectorRegist
             spool_dir=spool_dir,
             registry=registry,
             buffer_max_bytes=settings.bus_buffer_max_bytes,
+            unlogged_max_bytes=settings.bus_unlogged_max_bytes,
             spool_max_bytes=settings.bus_spool_max_bytes,
             spool_flush_ms=settings.bus_spool_flush_ms,
         )

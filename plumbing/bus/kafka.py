@@ -44,6 +44,7 @@ class KafkaBus:
         spool_dir: Path,
         registry: CollectorRegistry,
         buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
+        unlogged_max_bytes: int = BUS_DEFAULTS["bus_unlogged_max_bytes"].default,
         spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
         spool_flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
     ) -> None:
@@ -55,6 +56,7 @@ class KafkaBus:
             spool_dir=spool_dir,
             registry=registry,
             buffer_max_bytes=buffer_max_bytes,
+            unlogged_max_bytes=unlogged_max_bytes,
             spool_max_bytes=spool_max_bytes,
             flush_ms=spool_flush_ms,
         )

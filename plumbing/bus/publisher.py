@@ -94,6 +94,7 @@ class KafkaPublisher:
         spool_dir: Path,
         registry: CollectorRegistry,
         buffer_max_bytes: int = BUS_DEFAULTS["bus_buffer_max_bytes"].default,
+        unlogged_max_bytes: int = BUS_DEFAULTS["bus_unlogged_max_bytes"].default,
         spool_max_bytes: int = BUS_DEFAULTS["bus_spool_max_bytes"].default,
         flush_ms: int = BUS_DEFAULTS["bus_spool_flush_ms"].default,
         send_batch: int = 1000,
@@ -103,6 +104,7 @@ class KafkaPublisher:
         self.client_id = client_id
         self.spool = Spool(spool_dir, spool_max_bytes, adopt_siblings=True)
         self._buffer_max_bytes = buffer_max_bytes
+        self._unlogged_max_bytes = unlogged_max_bytes
         self._flush_s = flush_ms / 1000
         self._send_batch = send_batch
         self._delivery_timeout_ms = delivery_timeout_ms
@@ -134,7 +136,7 @@ class KafkaPublisher:
         )
         self.dropped = Counter(
             "warden_bus_dropped_events_total",
-            "Events dropped: memory and write-ahead log both full, or events not yet logged filling the buffer",
+            "Events dropped: memory and write-ahead log both full, or events not yet logged past their bound",
             registry=registry,
         )
         self.delivered = Counter(
@@ -145,13 +147,13 @@ class KafkaPublisher:
         size = weight(event)
         # Events younger than the log task's window are held as objects, unmeasured: bounded by an estimate of
         # their bytes (a log stalled on a slow disk must not let them pile up without end).
-        if self._young_bytes + size > self._buffer_max_bytes and self._young_bytes > 0:
+        if self._young_bytes + size > self._unlogged_max_bytes and self._young_bytes > 0:
             self.dropped.inc()
             if not self._dropping_young:
                 self._dropping_young = True
                 log.error(
-                    "events are dropped: those not yet in the event log reached the buffer's bytes (is the disk slow?)",
-                    extra={"fields": {"buffer_max_bytes": self._buffer_max_bytes}},
+                    "events are dropped: those not yet in the event log reached their bound (is the disk slow?)",
+                    extra={"fields": {"unlogged_max_bytes": self._unlogged_max_bytes}},
                 )
             return
         self._dropping_young = False

@@ -22,7 +22,7 @@ async def test_events_waiting_for_the_log_are_bounded_in_bytes_and_every_one_tak
         client_id="bounded",
         spool_dir=tmp_path / "spool",
         registry=registry,
-        buffer_max_bytes=CAP,
+        unlogged_max_bytes=CAP,
         flush_ms=600_000,  # the log task does not run during the burst: as if the disk had stalled
     )
     await publisher.start()
