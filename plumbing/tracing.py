@@ -1,46 +1,45 @@
-"""Span export: OTLP protobuf spans, batched and posted to an OTLP/HTTP collector, configured by the standard
-``OTEL_*`` variables, and counted in Prometheus.
+"""Span export: OTLP protobuf spans, batched and posted to an OTLP/HTTP collector by the OpenTelemetry SDK's exporter
+(``opentelemetry-exporter-otlp-proto-http``), configured by the standard ``OTEL_*`` variables, and counted in
+Prometheus.
 
 Tracing is on when an OTLP endpoint is named (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and neither ``OTEL_SDK_DISABLED=true`` nor ``OTEL_TRACES_EXPORTER=none`` turns
-it off. Read here as the OpenTelemetry exporter and batch processor read them: the endpoint, headers, timeout,
-compression and certificates (``OTEL_EXPORTER_OTLP_*`` and their ``_TRACES_`` forms), the queue and batch sizes and
-the delay (``OTEL_BSP_*``); the resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``) is the SDK's own.
+it off. The exporter reads the endpoint, headers, timeout, compression, certificates and credential provider itself
+(``OTEL_EXPORTER_OTLP_*`` and their ``_TRACES_`` forms) and sends with its own transport, retries and request-size
+check; the queue and batch sizes and the delay (``OTEL_BSP_*``) are read here as the SDK's batch processor reads
+them; the resource (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``) is the SDK's own.
 
-Not the SDK's tracer and batch processor: spans are made after the fact, by a consumer of the events, with ids and
-times the ingress chose, so a live span object (its locks, attribute validation, context) has nothing to do, and the
-SDK's encoder then walks every attribute again in Python. Encoding the messages of ``opentelemetry-proto`` directly
-costs a fraction (``bench/trace_cost.py``). Spans arrive serialised (``SpanExport.add``); a full batch, or any other
-after ``OTEL_BSP_SCHEDULE_DELAY``, is framed into one export request and posted by the exporter's thread. A collector
-that is down or slow only fills the queue, bounded in bytes (``WARDEN_TRACE_QUEUE_MAX_BYTES``) and in spans
+Not the SDK's tracer, batch processor and span encoder: spans are made after the fact, by a consumer of the events,
+with ids and times the ingress chose, so a live span object (its locks, attribute validation, context) has nothing to
+do, and the SDK's encoder then walks every attribute again in Python. Encoding the messages of
+``opentelemetry-proto`` directly costs a fraction (``bench/trace_cost.py``); the exporter is handed the encoded
+export request. Spans arrive serialised (``SpanExport.add``); a full batch, or any other after
+``OTEL_BSP_SCHEDULE_DELAY``, is framed into one export request and sent by a thread of its own. A collector that is
+down or slow only fills the queue, bounded in bytes (``WARDEN_TRACE_QUEUE_MAX_BYTES``) and in spans
 (``OTEL_BSP_MAX_QUEUE_SIZE``): what does not fit is dropped and counted (``warden_trace_spans_dropped_total``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import os
-import random
-import ssl
 import threading
-import time
-import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.util.re import parse_env_headers
 from prometheus_client import CollectorRegistry, Counter
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,6 @@ SERVICE_NAME = "warden"
 INSTRUMENTATION = "warden"
 CLOSE_TIMEOUT_S = 5.0
 """At stop, how long the spans still queued may take to reach the collector."""
-TRACES_PATH = "v1/traces"
-MAX_RETRIES = 6
-"""Tries of one batch while the collector answers 429, 502, 503 or 504 or cannot be reached, within the timeout (the
-OpenTelemetry exporter's own rule)."""
-RETRYABLE = frozenset({429, 502, 503, 504})
-HEADERS = {"content-type": "application/x-protobuf", "user-agent": f"{INSTRUMENTATION}-otlp-exporter"}
 
 
 def tracing_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -142,11 +135,6 @@ def frame(field: int, data: bytes) -> bytes:
     return bytes(out) + data
 
 
-def _env(env: Mapping[str, str], name: str) -> str:
-    """The ``_TRACES_`` form of an ``OTEL_EXPORTER_OTLP_*`` variable, else the general one."""
-    return env.get(name.replace("OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_")) or env.get(name) or ""
-
-
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "")
     try:
@@ -160,58 +148,47 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ExportSettings:
-    """Where and how batches go, and how many wait: the standard variables, read once at start."""
+class BatchSettings:
+    """How many spans wait and how they are grouped: the batch processor's standard variables, read once at start."""
 
-    endpoint: str
-    headers: dict[str, str] = field(default_factory=lambda: dict(HEADERS))
-    timeout_s: float = 10.0
-    compression: str = "none"
-    """``none``, ``gzip`` or ``deflate``."""
-    verify: ssl.SSLContext | bool = True
     max_queue_spans: int = 2048
     max_batch_spans: int = 512
     delay_s: float = 5.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ExportSettings:
-        endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
-            f"{(env.get('OTEL_EXPORTER_OTLP_ENDPOINT') or 'http://localhost:4318').removesuffix('/')}/{TRACES_PATH}"
-        )
-        headers = HEADERS | parse_env_headers(_env(env, "OTEL_EXPORTER_OTLP_HEADERS"), liberal=True)
-        try:
-            timeout_s = float(_env(env, "OTEL_EXPORTER_OTLP_TIMEOUT") or 10)
-        except ValueError:
-            log.warning("OTEL_EXPORTER_OTLP_TIMEOUT is not a number of seconds: 10 instead")
-            timeout_s = 10.0
-        compression = (_env(env, "OTEL_EXPORTER_OTLP_COMPRESSION") or "none").strip().lower()
-        if compression not in ("none", "gzip", "deflate"):
-            log.warning("OTEL_EXPORTER_OTLP_COMPRESSION=%s is not none, gzip or deflate: none instead", compression)
-            compression = "none"
-        verify: ssl.SSLContext | bool = True
-        certificate, client_certificate = (
-            _env(env, "OTEL_EXPORTER_OTLP_CERTIFICATE"),
-            _env(env, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
-        )
-        if certificate or client_certificate:
-            verify = ssl.create_default_context(cafile=certificate or None)
-            if client_certificate:
-                verify.load_cert_chain(client_certificate, _env(env, "OTEL_EXPORTER_OTLP_CLIENT_KEY") or None)
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> BatchSettings:
         max_queue = _positive(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048)
         max_batch = _positive(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
         if max_batch > max_queue:
             log.warning("OTEL_BSP_MAX_EXPORT_BATCH_SIZE is above OTEL_BSP_MAX_QUEUE_SIZE: the queue size instead")
             max_batch = max_queue
         return cls(
-            endpoint=endpoint,
-            headers=headers,
-            timeout_s=timeout_s,
-            compression=compression,
-            verify=verify,
             max_queue_spans=max_queue,
             max_batch_spans=max_batch,
             delay_s=_positive(env, "OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000,
         )
+
+
+def otlp_exporter(**overrides: Any) -> OTLPSpanExporter:
+    """The OpenTelemetry SDK's OTLP/HTTP span exporter, configured by the ``OTEL_EXPORTER_OTLP_*`` variables;
+    ``overrides`` are its constructor's arguments (``endpoint``, ``timeout``, ``headers``, ``compression``...).
+    Imported here, not at the top: the proxies import this module for ``Sampling`` and never export."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(**overrides)
+
+
+def send_encoded(exporter: OTLPSpanExporter, request: bytes) -> bool:
+    """An export request already encoded, sent the way ``exporter.export`` sends the one it encodes itself: refused
+    above the exporter's request-size limit, else posted by its HTTP client (its compression, headers, retries within
+    its timeout). True when the collector took it."""
+    # The exporter's public ``export`` takes SDK span objects and encodes them itself; its client and size limit are
+    # what it uses after encoding (opentelemetry-exporter-otlp-proto-http 1.45: pinned, and tests/tracing covers it).
+    limit = exporter._max_request_size
+    if 0 < limit < len(request):
+        log.warning("span batch of %d bytes is over the exporter's request-size limit of %d", len(request), limit)
+        return False
+    return exporter._client.export(request).success
 
 
 class QueueSettings(BaseSettings):
@@ -236,12 +213,16 @@ _SPANS = ScopeSpans.DESCRIPTOR.fields_by_name["spans"].number
 
 class SpanExport:
     """Where spans go (``add``, from the event loop's thread) and how they reach the collector: sealed into batches,
-    queued with a bound, framed into an export request and posted one at a time by a thread of the exporter's own,
-    each counted as exported or dropped. The thread, not a task of the loop: at stop the loop's thread waits
+    queued with a bound, framed into an export request and handed one at a time to the OTLP exporter by a thread of
+    its own, each counted as exported or dropped. The thread, not a task of the loop: at stop the loop's thread waits
     (``close``) while the last batches go, and a batch is never half sent by a cancelled task and then sent again."""
 
     def __init__(
-        self, registry: CollectorRegistry, settings: ExportSettings | None = None, max_bytes: int | None = None
+        self,
+        registry: CollectorRegistry,
+        settings: BatchSettings | None = None,
+        max_bytes: int | None = None,
+        exporter: OTLPSpanExporter | None = None,
     ) -> None:
         self._exported = Counter("warden_trace_spans_exported", "Spans the collector accepted.", registry=registry)
         self._dropped = Counter(
@@ -250,7 +231,9 @@ class SpanExport:
             ["reason"],
             registry=registry,
         )
-        self.settings = settings or ExportSettings.from_env()
+        self.settings = settings or BatchSettings.from_env()
+        self._exporter = exporter if exporter is not None else otlp_exporter()
+        self._exporter_shut = False
         self._max_bytes = QueueSettings().trace_queue_max_bytes if max_bytes is None else max_bytes
         self._resource, self._scope = _resource_and_scope()
         self._changed = threading.Condition()
@@ -307,29 +290,36 @@ class SpanExport:
         return frame(_RESOURCE_SPANS, self._resource + scope_spans)
 
     def _send_forever(self) -> None:
-        # Plain HTTP needs no certificates: loading the system's costs more CPU than a thousand spans.
-        verify = self.settings.verify if self.settings.endpoint.lower().startswith("https:") else False
-        with httpx.Client(verify=verify) as client:
-            while True:
-                with self._changed:
-                    self._changed.wait_for(lambda: self._sealed or self._closing)
-                    if not self._sealed:
-                        return
-                    batch = self._sealed[0]
-                try:
-                    sent = _post(client, self.settings, self._request(batch))
-                except Exception:  # the sender must outlive one bad batch, or every later span would wait forever
-                    log.exception("span export failed")
-                    sent = False
-                with self._changed:
-                    self._sealed.popleft()
-                    self._queued_bytes -= batch.size
-                    self._queued_spans -= len(batch.spans)
-                    self._changed.notify_all()
-                if sent:
-                    self._exported.inc(len(batch.spans))
-                else:
-                    self._dropped.labels("export_failed").inc(len(batch.spans))
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._sealed or self._closing)
+                if not self._sealed:
+                    break
+                batch = self._sealed[0]
+            try:
+                sent = send_encoded(self._exporter, self._request(batch))
+            except Exception:  # the sender must outlive one bad batch, or every later span would wait forever
+                log.exception("span export failed")
+                sent = False
+            with self._changed:
+                self._sealed.popleft()
+                self._queued_bytes -= batch.size
+                self._queued_spans -= len(batch.spans)
+                self._changed.notify_all()
+            if sent:
+                self._exported.inc(len(batch.spans))
+            else:
+                self._dropped.labels("export_failed").inc(len(batch.spans))
+        self._shut_exporter()
+
+    def _shut_exporter(self) -> None:
+        """Once (the exporter warns when shut twice): from the sender when it is done, or from ``close`` when the
+        sender overstays."""
+        with self._changed:
+            if self._exporter_shut:
+                return
+            self._exporter_shut = True
+        self._exporter.shutdown()
 
     def flush(self, timeout_s: float = CLOSE_TIMEOUT_S) -> bool:
         """Seal what is written and wait until every batch is settled (True) or ``timeout_s`` passed."""
@@ -339,65 +329,15 @@ class SpanExport:
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Send what is queued, then stop the sender; a collector that does not take it within ``timeout_s`` does
-        not hold up the stop (the sender is a daemon thread)."""
+        not hold up the stop: the exporter is shut down, which ends its wait between retries (the sender is a
+        daemon thread)."""
         self._seal()
         with self._changed:
             self._closing = True
             self._changed.notify_all()
         self._sender.join(timeout_s)
-
-
-def _compress(data: bytes, compression: str) -> bytes:
-    if compression == "gzip":
-        return gzip.compress(data, compresslevel=6)
-    if compression == "deflate":
-        return zlib.compress(data)
-    return data
-
-
-def _post(client: httpx.Client, settings: ExportSettings, data: bytes) -> bool:
-    """One batch to the collector, retried as the OpenTelemetry exporter retries (a refused or unreachable collector,
-    within the timeout); False when it did not take it."""
-    data = _compress(data, settings.compression)
-    headers = (
-        settings.headers
-        if settings.compression == "none"
-        else settings.headers | {"content-encoding": settings.compression}
-    )
-    deadline = time.monotonic() + settings.timeout_s
-    status: int | None = None
-    problem = ""
-    for attempt in range(MAX_RETRIES):
-        retry_after = None
-        try:
-            reply = client.post(
-                settings.endpoint,
-                content=data,
-                headers=headers,
-                timeout=max(deadline - time.monotonic(), 0.001),
-            )
-        except httpx.TransportError as exc:
-            status, problem = None, f"{type(exc).__name__}: {exc}"
-        else:
-            if 200 <= reply.status_code < 400:
-                return True
-            status, problem = reply.status_code, reply.text[:200]
-            if status not in RETRYABLE:
-                break
-            retry_after = _seconds(reply.headers.get("retry-after"))
-        backoff = retry_after if retry_after is not None else 2**attempt * random.uniform(0.8, 1.2)
-        if attempt + 1 == MAX_RETRIES or backoff > deadline - time.monotonic():
-            break
-        time.sleep(backoff)
-    log.warning("span export failed", extra={"fields": {"status": status, "problem": problem}})
-    return False
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
+        if self._sender.is_alive():
+            self._shut_exporter()
 
 
 def _resource_and_scope() -> tuple[bytes, bytes]:

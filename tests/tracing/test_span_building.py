@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from plumbing.bus.base import Delivery
 from plumbing.bus.inprocess import InProcessBus
-from plumbing.tracing import ExportSettings, SpanExport
+from plumbing.tracing import SpanExport, otlp_exporter
 from schemas import topics
 from schemas.events import (
     Evidence,
@@ -87,7 +87,7 @@ def receiver():
 
 
 def _build(receiver, events, registry=None, **settings):
-    export = SpanExport(registry or CollectorRegistry(), ExportSettings(endpoint=receiver.url + "/v1/traces"))
+    export = SpanExport(registry or CollectorRegistry(), exporter=otlp_exporter(endpoint=receiver.url + "/v1/traces"))
     service = TracingService(InProcessBus(), export, TracingSettings(**settings))
     asyncio.run(service.handle(events))
     assert export.flush()
