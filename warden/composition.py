@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +24,7 @@ from plumbing.settings import CommonSettings
 from plumbing.store.base import Store
 from plumbing.store.migrations import migrate
 from plumbing.tracing import Sampling, SpanExport, tracing_enabled
+from schemas.profiles import Profile
 from services.console.access import Access
 from services.console.api import InteractionsApi
 from services.console.app import console_app
@@ -91,16 +92,57 @@ def counters(settings: IngressSettings, shared: bool) -> Counters:
     return counter_table(settings, shared)
 
 
-async def refill_counters(table: Counters, store: Store, config: ConfigMaps, generation: int) -> None:
-    """Fill the table with what the budgets in force have spent (read from the store), unless it was filled for this
-    ``generation`` already (a process of the same run started again: its counts, reservations included, stand).
-    Counters in Redis are not filled: Redis keeps them itself (its own persistence, AOF), across Warden's restarts."""
-    if not isinstance(table, CounterTable) or (generation and table.generation == generation):
-        return
+async def refill_counters(counters: Counters, store: Store, config: ConfigMaps, generation: int) -> None:
+    """Budget counters that count what the record says was spent: filled from the store at start, then brought up to
+    it whenever a profile is created or changed (:func:`follow_budgets`).
+
+    The table is emptied and filled, unless it was filled for this ``generation`` already (a process of the same run
+    started again: its counts, reservations included, stand). Redis keeps its counts itself (its own persistence,
+    AOF) across Warden's restarts: its counters are only raised to the record, never lowered, so a budget Redis
+    never counted, or counts it lost, start from what was spent."""
+    if isinstance(counters, CounterTable):
+        if not generation or counters.generation != generation:
+            counts = await _spent_now(store, config, config.profiles.values())
+            written = counters.refill(counts, generation)
+            fields = {"counters": written, "of": len(counts)}
+            log.info("budget counters filled from the store", extra={"fields": fields})
+    else:
+        await _raise_budgets(counters, store, config, config.profiles.values())
+    follow_budgets(counters, store, config)
+
+
+async def _spent_now(store: Store, config: ConfigMaps, profiles: Iterable[Profile]) -> dict[str, tuple[int, float]]:
     keys = config.keys.values() if config.keys is not None else []
-    counts = await spent(store, config.profiles.values(), keys, datetime.now(UTC))
-    written = table.refill(counts, generation)
-    log.info("budget counters filled from the store", extra={"fields": {"counters": written, "of": len(counts)}})
+    return await spent(store, profiles, keys, datetime.now(UTC))
+
+
+async def _raise_budgets(counters: Counters, store: Store, config: ConfigMaps, profiles: Iterable[Profile]) -> None:
+    """The counters of ``profiles``' budgets raised to what the store says they spent in their current windows."""
+    try:
+        counts = await _spent_now(store, config, profiles)
+        raised = await counters.raise_to(counts)
+    except Exception:  # the next change tries again; the proxies keep counting meanwhile
+        log.exception("budget counters could not be brought up to the store")
+        return
+    if raised < len(counts):
+        log.warning("budget counters out of room", extra={"fields": {"counters": raised, "of": len(counts)}})
+
+
+def follow_budgets(counters: Counters, store: Store, config: ConfigMaps) -> None:
+    """On every profile created or changed with budgets, its counters are raised to what the store says was spent in
+    each budget's window: a budget added on the 20th of the month counts the month's spend, not zero from the moment
+    it was added. Raised, never lowered: reservations made since stand. What was answered but is not in the store
+    yet (the logger's batch delay, seconds) is not counted."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def changed(_key: str, profile: Profile | None) -> None:
+        if profile is None or not profile.budgets:
+            return
+        task = asyncio.get_running_loop().create_task(_raise_budgets(counters, store, config, [profile]))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    config.profiles.listen(changed)
 
 
 def ingress(

@@ -77,6 +77,12 @@ class Counters(Protocol):
         reservation). Never refuses: what was spent is spent, even beyond the limit."""
         ...
 
+    async def raise_to(self, counts: dict[str, tuple[int, float]]) -> int:
+        """Bring each counter (name → (amount, window end)) up to at least its amount, never lower it: what is
+        known to be spent already (read back from the store) without forgetting what was reserved since. Returns how
+        many counters were set (a store out of room stops early). Raises :class:`CountersUnavailable`."""
+        ...
+
     async def release(self, reservation: Reservation) -> None:
         """Give back everything reserved (the request never reached the provider)."""
         ...

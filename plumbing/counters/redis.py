@@ -77,6 +77,22 @@ end
 return 0
 """
 
+# KEYS: the counters. ARGV: amount, window end in ms (0: none) for each. A counter below its amount is set to it (and
+# to expire at its window's end); one at or above it is left alone.
+_RAISE = """
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local amount = tonumber(ARGV[2 * i - 1])
+  if tonumber(redis.call('GET', key) or '0') < amount then
+    redis.call('SET', key, amount)
+    if ARGV[2 * i] ~= '0' then
+      redis.call('PEXPIREAT', key, ARGV[2 * i])
+    end
+  end
+end
+return #KEYS
+"""
+
 
 def redacted(url: str) -> str:
     """The URL with its password (and user name) replaced, for logs and messages."""
@@ -127,6 +143,7 @@ class RedisCounters:
         self._redis = Redis(connection_pool=pool)
         self._reserve = self._redis.register_script(_RESERVE)
         self._adjust = self._redis.register_script(_ADJUST)
+        self._raise = self._redis.register_script(_RAISE)
 
     @classmethod
     def from_settings(cls, settings: CounterSettings) -> RedisCounters:
@@ -192,6 +209,15 @@ class RedisCounters:
     async def release(self, reservation: Reservation) -> None:
         reserved = reserved_by_counter(reservation)
         await self._apply("release", {c: (-amount, end) for c, (amount, end) in reserved.items()})
+
+    async def raise_to(self, counts: dict[str, tuple[int, float]]) -> int:
+        if not counts:
+            return 0
+        keys = [self.key(counter) for counter in counts]
+        args: list[str | int] = []
+        for amount, window_end in counts.values():
+            args += [amount, _window_ms(window_end)]
+        return int(await self._call("raise", lambda: self._raise(keys=keys, args=args)))
 
     async def used(self, counter: str) -> int:
         value = await self._call("read", lambda: self._redis.get(self.key(counter)))

@@ -187,6 +187,21 @@ class CounterTable:
                     delta = actual[counter] - reserved
                     _SLOT.pack_into(self._map, offset, digest, window_end, max(used + delta, 0))
 
+    async def raise_to(self, counts: dict[str, tuple[int, float]]) -> int:
+        now = time.time()
+        set_count = 0
+        with self._locked():
+            for name, (amount, window_end) in counts.items():
+                digest = _digest(name)
+                try:
+                    offset = self._find(digest, now, create=True)
+                except CountersUnavailable:
+                    break
+                if self._used(offset, digest, now) < amount:
+                    _SLOT.pack_into(self._map, offset, digest, window_end, amount)
+                set_count += 1
+        return set_count
+
     async def used(self, counter: str) -> int:
         digest = _digest(counter)
         now = time.time()

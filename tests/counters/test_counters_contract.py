@@ -158,6 +158,35 @@ async def test_a_release_never_makes_a_counter_negative(clients: Factory, name: 
     assert await store.reserve([Charge(counter, 11, 10, 0)]) == Refusal(Charge(counter, 11, 10, 0), 0)
 
 
+async def test_raise_to_brings_counters_up_to_what_was_spent_and_never_down(
+    clients: Factory, name: Callable[[str], str]
+) -> None:
+    store, other = clients(), clients()
+    fresh, ahead, new = name("fresh"), name("ahead"), name("new")
+    reservation = await store.reserve([Charge(fresh, 2, 100, 0), Charge(ahead, 50, 100, 0)])
+    assert isinstance(reservation, Reservation)
+    # What the record says was spent: above one counter, below the other, and a counter nobody charged yet.
+    assert await other.raise_to({fresh: (30, 0), ahead: (20, 0), new: (7, 0)}) == 3
+    assert (await store.used(fresh), await store.used(ahead), await store.used(new)) == (30, 50, 7)
+    # The limit now counts what was spent before: 30 + 71 > 100.
+    assert await store.reserve([Charge(fresh, 71, 100, 0)]) == Refusal(Charge(fresh, 71, 100, 0), 30)
+    assert await other.raise_to({}) == 0
+
+
+async def test_a_raised_counter_still_resets_when_its_window_ends(clients: Factory, name: Callable[[str], str]) -> None:
+    store = clients()
+    counter = name("raised-minute")
+    window_end = time.time() + 1.5
+    await store.raise_to({counter: (9, window_end)})
+    assert await store.used(counter) == 9
+
+    async def reset() -> bool:
+        return await store.used(counter) == 0
+
+    await wait_until(reset)
+    assert time.time() >= window_end - 0.01
+
+
 async def test_a_counter_resets_when_its_window_ends(clients: Factory, name: Callable[[str], str]) -> None:
     store = clients()
     windowed, total = name("minute"), name("total")

@@ -1,7 +1,8 @@
 """``warden serve`` as its users run it: every proxy worker counts in one table (a rate limit holds across two
 workers, and so does a budget under 64 concurrent clients), spend survives a restart (the table is filled again from
-the store), and a table that cannot take a counter fails each profile the way it says (budgets closed, rate limits
-open), counted in the metrics."""
+the store), a budget added to a profile counts what was spent before it in its window (table and Redis), and a table
+that cannot take a counter fails each profile the way it says (budgets closed, rate limits open), counted in the
+metrics."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from plumbing.counters.base import Charge, CountersUnavailable
+from plumbing.counters.base import Charge, Counters, CountersUnavailable
+from plumbing.counters.redis import RedisCounters
 from plumbing.counters.table import CounterTable
+from services.ingress import quota
 from tests.fakes.upstream import FakeUpstream
 from tests.support.agents import new_agent
 from tests.support.serve_process import ServeProcess
@@ -94,6 +98,55 @@ def test_spend_survives_a_restart(tmp_path: Path, fake_openai: FakeUpstream):
         assert hits(fake_openai, agent) == admitted
         # The other agent's own spend was counted back too, and it still fits.
         assert call("openai_chat", server.url, profile, other, max_tokens=16).status == 200
+    finally:
+        server.interrupt()
+
+
+def _budget_added_later(server: ServeProcess, fake: FakeUpstream, counters: Counters) -> None:
+    """An agent spends under a profile without a budget; then the profile gets a monthly agent budget below what the
+    agent spent this month: its next request is refused, counted from the month's spend, not from zero."""
+    profile = limited_profile(server.url)
+    agent = new_agent()
+    admitted = 4
+    for _ in range(admitted):
+        assert call("openai_chat", server.url, profile, agent, max_tokens=16).status == 200
+    spent = sum(item["cost"]["usd"] for item in recorded(server, agent, 200, admitted))
+    assert spent > 0
+    budget = {"scope": "agent", "usd": round(spent / 2, 6), "period": "month"}
+    current = httpx.get(f"{server.url}/api/profiles/{profile}", timeout=10).json()
+    body = {"name": current["name"], "budgets": [budget]}
+    updated = httpx.put(f"{server.url}/api/profiles/{profile}", json=body, timeout=10)
+    assert updated.status_code == 200, updated.text
+
+    window = quota.budget_window("month", datetime.now(UTC))
+    counter = quota.budget_counter_for(profile, "agent", agent, "month", window)
+    deadline = time.monotonic() + 30
+    while asyncio.run(counters.used(counter)) < quota.micro_usd(spent) * 0.999:
+        assert time.monotonic() < deadline, "the new budget's counter never learnt what the agent had spent"
+        time.sleep(0.1)
+    refused = call("openai_chat", server.url, profile, agent, max_tokens=16)
+    assert refused.status == 402
+    counted = float(re.search(r"has \$([\d.,]+) spent or reserved", refused.message)[1].replace(",", ""))
+    assert abs(counted - spent) <= 1e-6 * (admitted + 1)  # each request counted in whole micro-dollars
+    assert hits(fake, agent) == admitted
+
+
+def test_a_budget_added_to_a_profile_counts_what_was_spent_before_it(served: ServeProcess, fake_openai: FakeUpstream):
+    table = CounterTable(served.data_dir / "counters.bin")
+    try:
+        _budget_added_later(served, fake_openai, table)
+    finally:
+        asyncio.run(table.close())
+
+
+def test_with_redis_a_budget_added_to_a_profile_counts_what_was_spent_before_it(
+    tmp_path: Path, fake_openai: FakeUpstream, redis_server
+):
+    prefix = uuid.uuid4().hex[:8]
+    env = {"WARDEN_REDIS_URL": redis_server.url, "WARDEN_REDIS_KEY_PREFIX": prefix, "WARDEN_REDIS_TIMEOUT_MS": "5000"}
+    server = _serve(tmp_path / "data", fake_openai, 2, **env)
+    try:
+        _budget_added_later(server, fake_openai, RedisCounters(redis_server.url, key_prefix=prefix, timeout_s=5))
     finally:
         server.interrupt()
 
