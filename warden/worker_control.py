@@ -5,9 +5,9 @@ over each one's private unix socket in a directory of the run (mode 0700).
   answers ``/metrics`` (``warden serve``'s background, or whichever ingress worker took the scrape) collects them
   when it is scraped and adds them up series by series (counters, histograms and gauges such as requests in flight
   all sum; ``_created`` timestamps are left out). Each worker keeps its figures in its own memory, so counting costs
-  the request path nothing more than a single process's counters; the work is done at scrape time. A proxy process
-  that does not answer within ``timeout_s`` is left out of that scrape, and counted in a gauge
-  (``warden_serve_workers_unscraped``, ``warden_ingress_workers_unscraped``).
+  the request path nothing more than a single process's counters; the work is done at scrape time, every process
+  asked at once. A proxy process that does not answer within ``timeout_s`` is left out of that scrape, and counted
+  in a gauge (``warden_serve_workers_unscraped``, ``warden_ingress_workers_unscraped``).
 - A change made through the admin API is seen by every proxy before the API answers (``RefreshAfterWrites``): the
   background asks each one to read the shared maps again (``/refresh``). Changes made otherwise (the guard's
   quarantines, another process's provider history, ``warden profiles`` on the command line) reach them through the
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -174,16 +175,21 @@ class WorkerMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         texts: list[str] = [] if self.own is None else [generate_latest(self.own).decode()]
-        missed = 0
-        for path in _sockets(self.run_dir):
-            if path == self.own_socket:
-                continue
-            try:
-                with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=self.timeout_s) as client:
-                    texts.append(client.get("http://worker/metrics").text)
-            except httpx.HTTPError:
-                missed += 1
+        paths = [path for path in _sockets(self.run_dir) if path != self.own_socket]
+        # Asked all at once: a scrape waits for the slowest process, not for the sum of them.
+        with ThreadPoolExecutor(max_workers=max(len(paths), 1), thread_name_prefix="metrics-scrape") as pool:
+            answers = list(pool.map(self._scrape, paths))
+        texts += [text for text in answers if text is not None]
+        missed = answers.count(None)
         yield from merge(texts)
         unscraped = GaugeMetricFamily(self.unscraped, "Proxy processes whose metrics did not answer in this scrape")
         unscraped.add_metric([], missed)
         yield unscraped
+
+    def _scrape(self, path: Path) -> str | None:
+        """One process's metrics as text; None when it did not answer within the timeout."""
+        try:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=self.timeout_s) as client:
+                return client.get("http://worker/metrics").text
+        except httpx.HTTPError:
+            return None
