@@ -243,7 +243,23 @@ def test_zero_width_removal_and_window_slices_of_the_normalized_text(texts):
         if not text.isascii():
             folded = unicodedata.normalize("NFKC", text)
             assert injection_model._ZERO_WIDTH.sub("", folded) == folded.translate(zero_width)
+        model.forget()
         assert model.score(text, injection_model.normalize(text)) == model.score(text)
+        model.forget()
+
+
+def test_remembered_window_scores_are_those_of_each_window_scored_anew(texts):
+    """The learned tier's gate takes the window scores the injection detector just computed; the definition is each
+    window normalized and scored on its own."""
+    model = injection_model.load_model()
+    model.forget()
+    for text in texts:
+        injection.find_injections(text, source="tool")  # scores and remembers the windows, as the guard does
+        plain = [model.window_score(injection_model.normalize(w)) for w in injection_model.windows(text)]
+        remembered = model.window_scores(text)
+        assert [w for _, w, _ in remembered] == injection_model.windows(text)
+        assert [p for _, _, p in remembered] == plain, text[:120]
+    model.forget()
 
 
 def test_window_scores_from_token_pairs_are_those_of_the_bigram_strings(texts):
