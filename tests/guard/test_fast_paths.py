@@ -311,6 +311,14 @@ def test_hex_runs_found_inside_base64_runs_are_those_of_the_whole_text(texts):
         assert fast == plain, text[:120]
 
 
+def test_leet_characters_between_letters_counted_by_classes_are_the_regex_matches(texts):
+    made = ["a1a1a1a", "x4y 3z7q", "a1a" * 6000 + "b2b", "é4a b5c", "@a$b@", "p4ssw0rd l33t", "a11a a1aa1a"]
+    for text in [*texts, *made]:
+        plain = len(normalise._LEET_INSIDE.findall(text, 0, normalise.MAX_DECODE_CHARS))
+        for limit in (1, 2, 3):
+            assert normalise._leet_inside(text, limit) == (plain >= limit), text[:120]
+
+
 # --- the detectors end to end ---------------------------------------------------------------------------------------
 
 
