@@ -38,11 +38,11 @@ MAX_WINDOWS = 4
 """Windows of one text the gated modes read at most (the most suspicious first), which bounds the cost per text."""
 EVENT_WINDOWS_ENV = "WARDEN_GUARD_LEARNED_EVENT_WINDOWS"
 DEFAULT_EVENT_WINDOWS = 1
-"""Windows the gated modes read per event at most, over all its texts. A window costs ~16 ms of CPU (the encoder's
+"""Windows the gated modes read per event at most, over all its texts. A window costs 8-27 ms of CPU (the encoder's
 time grows with the window's tokens and does not shrink per window when several are batched), so an event that read
-every borderline window of its texts could take ten times the fast tiers' few milliseconds; one window keeps an event
-that reads one within the guard's latency target. Windows past it are counted as left over and the text's result is
-not remembered, so a text re-sent on the next turn (as agents do) is read again with that turn's allowance."""
+every borderline window of its texts could take ten times the fast tiers' few milliseconds; with one, an event takes
+at most the fast tiers' time plus one window. Windows past it are counted as left over and the text's result is not
+remembered, so a text re-sent on the next turn (as agents do) is read again with that turn's allowance."""
 MAX_EVERY_WINDOWS = 256
 """Windows of one text the ``every`` mode reads at most (~100 KB of text)."""
 
