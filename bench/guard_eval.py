@@ -450,9 +450,19 @@ def throughput(n: int) -> dict[str, float]:
     }
 
 
-LEARNED_MODES = (("off", None), ("gated", None), ("gated", "1.0"), ("wide", None))
-"""The learned tier's placements compared by ``--learned``: off; on the windows the fast tiers find borderline within
-the default CPU share; the same without a share (every borderline window read); the wider gate."""
+LEARNED_MODES = (
+    ("off", None, None),
+    ("gated", None, None),
+    ("gated", None, "0"),
+    ("gated", "1.0", None),
+    ("gated", "1.0", "0"),
+    ("wide", None, None),
+    ("wide", None, "0"),
+)
+"""The learned tier's placements compared by ``--learned`` (mode, CPU share, windows per event; None = the default):
+off; on the windows the fast tiers find borderline within the default CPU share and the default windows per event;
+the same without a cap per event; without a share; without either (every borderline window read); the wider gate,
+with and without the cap per event."""
 
 
 def learned_tradeoff(n: int) -> list[dict[str, Any]]:
@@ -467,13 +477,12 @@ def learned_tradeoff(n: int) -> list[dict[str, Any]]:
     events = typical_events(n)
     # A running guard builds its encoder session once, on the first window it reads (a few seconds): not measured.
     shared_encoder().encode(["warm up the session"])
-    saved = {k: os.environ.get(k) for k in (learned.MODE_ENV, learned.SHARE_ENV)}
+    saved = {k: os.environ.get(k) for k in (learned.MODE_ENV, learned.SHARE_ENV, learned.EVENT_WINDOWS_ENV)}
     try:
-        for mode, share in LEARNED_MODES:
+        for mode, share, per_event in LEARNED_MODES:
             os.environ[learned.MODE_ENV] = mode
-            os.environ.pop(learned.SHARE_ENV, None) if share is None else os.environ.__setitem__(
-                learned.SHARE_ENV, share
-            )
+            for key, value in ((learned.SHARE_ENV, share), (learned.EVENT_WINDOWS_ENV, per_event)):
+                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
             learned.BUDGET = learned.CpuBudget()
             cpu, _ = _passes(
                 events,
@@ -488,10 +497,13 @@ def learned_tradeoff(n: int) -> list[dict[str, Any]]:
                 {
                     "mode": mode,
                     "share": float(share) if share else learned.DEFAULT_SHARE,
+                    "event_windows": learned.event_windows(),
                     **_rates(cpu),
                     "windows_read": b.read_windows,
                     "windows_skipped": b.skipped_windows,
                     "texts_skipped": b.skipped_texts,
+                    "windows_over_event": b.over_event_windows,
+                    "texts_over_event": b.over_event_texts,
                 }
             )
     finally:
@@ -601,12 +613,16 @@ def main() -> None:
         rows = learned_tradeoff(args.events)
         results["learned tier"] = rows
         print("\nthe learned tier, placed each way (detectors over the view, distinct events):")
-        header = f"{'mode':<8} {'share':>5} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
-        print(f"  {header}  windows read / skipped (+ texts skipped)")
+        print("  (windows per event 0 = no cap; windows left for want of CPU share, or of the event's windows)")
+        header = f"{'mode':<8} {'share':>5} {'/event':>6} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        print(f"  {header}  windows read / left for share (+ texts) / left for event (+ texts)")
         for r in rows:
             figures = f"{r['events_per_s']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.1f}"
-            counts = f"{r['windows_read']} / {r['windows_skipped']} (+{r['texts_skipped']})"
-            print(f"  {r['mode']:<8} {r['share']:>5.2f} {figures}  {counts}")
+            counts = (
+                f"{r['windows_read']} / {r['windows_skipped']} (+{r['texts_skipped']})"
+                f" / {r['windows_over_event']} (+{r['texts_over_event']})"
+            )
+            print(f"  {r['mode']:<8} {r['share']:>5.2f} {r['event_windows']:>6} {figures}  {counts}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

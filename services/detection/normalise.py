@@ -242,6 +242,22 @@ _LEET_WORD = re.compile(
 )
 _LEET_INSIDE = re.compile(r"[A-Za-z][0134578@$][A-Za-z]")
 """A leet digit between two letters: texts without two of them are not leetspeak (and skip the word scan)."""
+_LEET_CLASSES = str.maketrans(
+    {**dict.fromkeys("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", "a"), **dict.fromkeys("0134578@$", "1")}
+)
+"""ASCII letters to ``a`` and leet characters to ``1``: ``_LEET_INSIDE``'s matches are then the occurrences of ``a1a``
+(every other character keeps itself, and neither ``a`` nor ``1`` is one of them)."""
+
+
+def _leet_inside(text: str, limit: int = 2) -> bool:
+    """Whether ``_LEET_INSIDE`` matches at least ``limit`` times in the first ``MAX_DECODE_CHARS`` of ``text``. ASCII
+    text is translated to character classes and counted with ``str.count``, which counts non-overlapping occurrences
+    from the left as ``findall`` does (a quarter of the regex's time); other text runs the regex."""
+    if text.isascii():
+        return text[:MAX_DECODE_CHARS].translate(_LEET_CLASSES).count("a1a") >= limit
+    return len(_LEET_INSIDE.findall(text, 0, MAX_DECODE_CHARS)) >= limit
+
+
 _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s", "|": "l", "!": "i"}
 )
@@ -378,7 +394,7 @@ def _one_level(text: str) -> list[tuple[str, int, int, str]]:
             found.append(("zero_width", 0, len(text), fold(text)))
         elif _COMPATIBILITY_LETTERS.search(text):
             found.append(("fullwidth", 0, len(text), fold(text)))
-    leet = _leet(fold(text)) if len(_LEET_INSIDE.findall(text, 0, MAX_DECODE_CHARS)) >= 2 else None
+    leet = _leet(fold(text)) if _leet_inside(text) else None
     if leet is not None:
         found.append(("leetspeak", 0, len(text), leet))
     split = _split_strings(text)

@@ -243,7 +243,23 @@ def test_zero_width_removal_and_window_slices_of_the_normalized_text(texts):
         if not text.isascii():
             folded = unicodedata.normalize("NFKC", text)
             assert injection_model._ZERO_WIDTH.sub("", folded) == folded.translate(zero_width)
+        model.forget()
         assert model.score(text, injection_model.normalize(text)) == model.score(text)
+        model.forget()
+
+
+def test_remembered_window_scores_are_those_of_each_window_scored_anew(texts):
+    """The learned tier's gate takes the window scores the injection detector just computed; the definition is each
+    window normalized and scored on its own."""
+    model = injection_model.load_model()
+    model.forget()
+    for text in texts:
+        injection.find_injections(text, source="tool")  # scores and remembers the windows, as the guard does
+        plain = [model.window_score(injection_model.normalize(w)) for w in injection_model.windows(text)]
+        remembered = model.window_scores(text)
+        assert [w for _, w, _ in remembered] == injection_model.windows(text)
+        assert [p for _, _, p in remembered] == plain, text[:120]
+    model.forget()
 
 
 def test_window_scores_from_token_pairs_are_those_of_the_bigram_strings(texts):
@@ -293,6 +309,14 @@ def test_hex_runs_found_inside_base64_runs_are_those_of_the_whole_text(texts):
         plain = _encoded_reference(text)
         fast = [e for e in normalise._encoded(text) if e[0] in ("base64", "hex")]
         assert fast == plain, text[:120]
+
+
+def test_leet_characters_between_letters_counted_by_classes_are_the_regex_matches(texts):
+    made = ["a1a1a1a", "x4y 3z7q", "a1a" * 6000 + "b2b", "é4a b5c", "@a$b@", "p4ssw0rd l33t", "a11a a1aa1a"]
+    for text in [*texts, *made]:
+        plain = len(normalise._LEET_INSIDE.findall(text, 0, normalise.MAX_DECODE_CHARS))
+        for limit in (1, 2, 3):
+            assert normalise._leet_inside(text, limit) == (plain >= limit), text[:120]
 
 
 # --- the detectors end to end ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from schemas.view import ConversationView, Message, ToolResult
-from services.guard.detectors import _detect, scan_conversation
+from services.guard.detectors import _detect, clear_caches, scan_conversation
 from services.guard.detectors import learned as learned_module
 from services.guard.detectors.encoder import WINDOW_TOKENS, shared_encoder
 from services.guard.detectors.injection import find_injections
@@ -125,3 +125,41 @@ def test_a_cpu_share_outside_zero_to_one_is_refused(monkeypatch):
     monkeypatch.setenv(learned_module.SHARE_ENV, "0")
     with pytest.raises(ValueError, match="must be in"):
         learned_module.CpuBudget().take(1)
+
+
+def test_an_event_reads_at_most_its_allowance_of_windows_and_the_rest_on_the_next_turn(monkeypatch):
+    """Two tool results the tier alone flags: with one window per event the first turn reads one of them, and the
+    history re-sent on the next turn gets the other read (the unfinished text was not remembered as clean)."""
+    monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "1")
+    monkeypatch.setattr(learned_module, "BUDGET", learned_module.CpuBudget())
+    clear_caches()
+    encoder = shared_encoder()
+    seen: list[int] = []
+    real_encode = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts: seen.append(len(texts)) or real_encode(texts))
+    messages = [
+        Message(index=k, role="tool", text=text, tool_result=ToolResult(tool_call_id=f"call_{k}", content=text))
+        for k, text in enumerate(PARAPHRASES)
+    ]
+    view = ConversationView(provider="openai", messages=messages)
+
+    def flagged() -> list[str]:
+        return [f.location for f in scan_conversation(view) if f.detector == "injection.learned"]
+
+    assert flagged() == ["request.messages[0].tool_result"]
+    assert sum(seen) == 1
+    assert learned_module.BUDGET.over_event_texts == 1
+    assert flagged() == ["request.messages[0].tool_result", "request.messages[1].tool_result"]
+    assert sum(seen) == 2  # the first text came from the memo, the second was read on this turn
+
+    monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "0")  # no cap: both on the first turn
+    clear_caches()
+    assert flagged() == ["request.messages[0].tool_result", "request.messages[1].tool_result"]
+    assert sum(seen) == 4
+
+
+def test_a_negative_or_malformed_allowance_of_windows_is_refused(monkeypatch):
+    for value in ("-1", "two"):
+        monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, value)
+        with pytest.raises(ValueError, match=learned_module.EVENT_WINDOWS_ENV):
+            learned_module.EventAllowance()

@@ -24,6 +24,7 @@ from services.detection.normalise import Variant, variants
 from services.guard.detectors import exfiltration, learned, pii
 from services.guard.detectors._hits import REDACTED, Hit, excerpt, to_findings
 from services.guard.detectors.injection import _SOURCE_WEIGHT, REPORT_THRESHOLD, Source, _severity, find_injections
+from services.guard.detectors.injection_model import load_model
 from services.guard.detectors.learned import learned_score
 from services.guard.detectors.memo import ByteBoundedLRU, digest
 from services.guard.detectors.pii import find_pii
@@ -58,18 +59,26 @@ MEMO: ByteBoundedLRU[Detected] = ByteBoundedLRU(weigh=weigh)
 """Every request re-sends the conversation so far: the same texts come back turn after turn (see :mod:`memo`)."""
 
 
-def _detect_memoised(text: str, injection_source: Source | None) -> Detected:
+def _left_unread(allowance: learned.EventAllowance | None) -> int:
+    """Windows and texts the learned tier has left unread so far, for want of CPU budget or of the event's windows."""
+    b = learned.BUDGET
+    return b.skipped_texts + b.skipped_windows + (allowance.left_texts + allowance.left_windows if allowance else 0)
+
+
+def _detect_memoised(
+    text: str, injection_source: Source | None, allowance: learned.EventAllowance | None = None
+) -> Detected:
     """``_detect``, remembered by the text and everything else its result depends on: the source it is read as and
-    the learned tier's mode. A result the learned tier could not complete for want of CPU budget is not kept, so that
-    the text is read in full when it comes back."""
+    the learned tier's mode. A result the learned tier could not complete for want of CPU budget or of the event's
+    allowance of windows is not kept, so that the text is read in full when it comes back."""
     mode = learned.mode() if injection_source is not None else "off"
     key = digest(text, str(injection_source), mode)
     found = MEMO.get(key)
     if found is not None:
         return found
-    skipped = learned.BUDGET.skipped_texts + learned.BUDGET.skipped_windows
-    found = _detect(text, injection_source)
-    if learned.BUDGET.skipped_texts + learned.BUDGET.skipped_windows == skipped:
+    skipped = _left_unread(allowance)
+    found = _detect(text, injection_source, allowance)
+    if _left_unread(allowance) == skipped:
         MEMO.put(key, found)
     return found
 
@@ -109,8 +118,9 @@ def _relocated(hit: Hit, variant: Variant, masks: list[Hit], bonus: float = 0.0)
     )
 
 
-def _detect(text: str, injection_source: Source | None) -> Detected:
-    """(sensitive spans, injection hits) of one text and of every other reading of it (:mod:`normalise`)."""
+def _detect(text: str, injection_source: Source | None, allowance: learned.EventAllowance | None = None) -> Detected:
+    """(sensitive spans, injection hits) of one text and of every other reading of it (:mod:`normalise`).
+    ``allowance``: the learned tier's windows left to the text's event (None: no cap per event)."""
     sensitive = [*find_secrets(text), *find_pii(text)]
     injections = find_injections(text, source=injection_source) if injection_source is not None else []
     readings = variants(text)
@@ -124,21 +134,21 @@ def _detect(text: str, injection_source: Source | None) -> Detected:
             bonus = _HIDDEN_BONUS if v.carrier.split("/")[-1] in _HIDDEN_CARRIERS else 0.0
             injections += [_relocated(h, v, masks, bonus) for h in find_injections(v.text, source=injection_source)]
     if injection_source is not None and not injections:
-        injections = _learned(text, injection_source, readings)
+        injections = _learned(text, injection_source, readings, allowance)
     # One injection finding per text: the strongest reading.
     best = max(injections, key=lambda h: h.score, default=None)
     return tuple(sensitive), (best,) if best is not None else ()
 
 
-def _learned(text: str, source: Source, readings: list[Variant]) -> list[Hit]:
+def _learned(text: str, source: Source, readings: list[Variant], allowance: learned.EventAllowance | None) -> list[Hit]:
     """The sentence-embedding tier, for a text the fast tiers did not flag: its borderline windows, and the hidden or
     decoded readings of it."""
-    score, at = learned_score(text, borderline=False)
+    score, at = learned_score(text, borderline=False, allowance=allowance)
     hit_text, hit_variant = text, None
     for v in readings[:4]:
         if v.carrier.split("/")[-1] not in _HIDDEN_CARRIERS:
             continue
-        s, _ = learned_score(v.text, borderline=True)
+        s, _ = learned_score(v.text, borderline=True, allowance=allowance)
         if s > score:
             score, at, hit_variant = s, 0, v
     score *= _SOURCE_WEIGHT[source]
@@ -158,33 +168,47 @@ def _learned(text: str, source: Source, readings: list[Variant]) -> list[Hit]:
     return [hit]
 
 
-def _scan(text: str, location: str, injection_source: Source | None, extra: Iterable[Hit] = ()) -> list[Finding]:
+def _scan(
+    text: str,
+    location: str,
+    injection_source: Source | None,
+    extra: Iterable[Hit] = (),
+    allowance: learned.EventAllowance | None = None,
+) -> list[Finding]:
     if not text:
         return []
-    sensitive, injections = _detect_memoised(text, injection_source)
+    sensitive, injections = _detect_memoised(text, injection_source, allowance)
     hits = [*sensitive, *injections, *extra]
     return to_findings(text, hits, location, list(sensitive)) if hits else []
 
 
 def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Everything the detectors can say about a raw text of unknown origin."""
-    return _scan(text, location, "text", exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains))
+    return _scan(
+        text,
+        location,
+        "text",
+        exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains),
+        learned.EventAllowance(),
+    )
 
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Findings for a request: its messages, tool results and tool definitions."""
     findings: list[Finding] = []
+    # The learned tier reads at most a few windows per event, whatever the number of texts (its latency bound).
+    allowance = learned.EventAllowance()
     for m in view.messages:
         base = f"request.messages[{m.index}]"
         if m.tool_result is not None:
-            findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool")
+            findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool", allowance=allowance)
         # Adapters also copy a tool result's content into the text: scan it once, as the tool result.
         if m.text and (m.tool_result is None or m.text != m.tool_result.content):
             source: Source | None = _INJECTION_SOURCE.get(m.role)
-            findings += _scan(m.text, f"{base}.text", source)
+            findings += _scan(m.text, f"{base}.text", source, allowance=allowance)
     for k, tool in enumerate(view.tools):
         text = "\n".join([tool.description or "", *_schema_descriptions(tool.parameters)]).strip()
-        findings += _scan(text, f"request.tools[{k}].description", "tool_description")
+        findings += _scan(text, f"request.tools[{k}].description", "tool_description", allowance=allowance)
     return findings
 
 
@@ -206,6 +230,7 @@ def clear_caches() -> None:
     """Forget what the detectors memoised, so a benchmark measures cold work."""
     MEMO.clear()
     pii._valid_phone.cache_clear()
+    load_model().forget()
 
 
 def _schema_descriptions(schema: object) -> list[str]:

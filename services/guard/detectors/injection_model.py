@@ -96,6 +96,8 @@ class InjectionModel:
     """Window probability from which the model raises an alarm (chosen in training for 1% false positives)."""
     _unigrams: dict[str, float] = field(init=False, repr=False, compare=False)
     _bigrams: dict[tuple[str, str], float] = field(init=False, repr=False, compare=False)
+    _recent: dict[str, list[tuple[int, str, float]]] = field(init=False, repr=False, compare=False)
+    """The window scores of the most recently scored texts, oldest first (see :meth:`window_scores`)."""
 
     def __post_init__(self) -> None:
         # Bigrams are looked up as pairs of the tokens already found: joining them into strings (and hashing those)
@@ -103,6 +105,7 @@ class InjectionModel:
         unigrams, bigrams = _split_weights(self.weights)
         object.__setattr__(self, "_unigrams", unigrams)
         object.__setattr__(self, "_bigrams", bigrams)
+        object.__setattr__(self, "_recent", {})
 
     def window_score(self, window: str) -> float:
         """Probability that one normalized window is an injection or jailbreak."""
@@ -123,18 +126,48 @@ class InjectionModel:
 
         ``norm`` is ``normalize(text)`` when the caller has it: for ASCII text, normalizing keeps every character
         in place, so a window's normalized form is the slice of ``norm`` (unless the window edge cuts an escape)."""
+        best, best_at = 0.0, 0
+        for offset, _, s in self.window_scores(text, norm):
+            if s > best:
+                best, best_at = s, offset
+        return best, best_at
+
+    def forget(self) -> None:
+        """Drop the remembered window scores (a benchmark measures cold work)."""
+        self._recent.clear()
+
+    def window_scores(self, text: str, norm: str | None = None) -> list[tuple[int, str, float]]:
+        """(offset, window, probability) of every window of ``text``. The most recent texts' scores are remembered
+        (up to ``RECENT_TEXTS`` of at most ``RECENT_MAX_CHARS``): the learned tier's gate reads the windows
+        of a text right after the injection detector scored them. The list is shared: callers must not change it."""
+        remember = len(text) <= RECENT_MAX_CHARS
+        if remember:
+            found = self._recent.get(text)
+            if found is not None:
+                return found
         reuse = norm is not None and len(norm) == len(text) and text.isascii()
-        best, best_at, offset = 0.0, 0, 0
+        out: list[tuple[int, str, float]] = []
+        offset = 0
         for w in windows(text):
             end = offset + len(w)
             if reuse and not _splits_escape(text, offset) and not _splits_escape(text, end):
                 s = self.window_score(norm[offset:end])  # type: ignore[index]
             else:
                 s = self.window_score(normalize(w))
-            if s > best:
-                best, best_at = s, offset
+            out.append((offset, w, s))
             offset = end
-        return best, best_at
+        if remember:
+            self._recent[text] = out
+            while len(self._recent) > RECENT_TEXTS:
+                self._recent.pop(next(iter(self._recent)), None)
+        return out
+
+
+RECENT_TEXTS = 8
+"""Texts whose window scores are remembered: one text and the readings of it scanned before the learned tier."""
+RECENT_MAX_CHARS = 65_536
+"""Longer texts are not remembered: what a model remembers stays under 8 texts and their windows of 64 K characters
+each (~4 MiB at 4 bytes a character)."""
 
 
 def model_from_dict(data: dict) -> InjectionModel:

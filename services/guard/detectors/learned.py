@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.guard.detectors.injection_model import load_model, normalize, windows
+from services.guard.detectors.injection_model import load_model, windows
 
 HEAD_PATH = Path(__file__).with_name("model") / "learned_head.json"
 Mode = Literal["gated", "wide", "every", "off"]
@@ -36,6 +36,13 @@ security discussions) ``gated`` raises the false-positive rate from 2.2% to 8.6%
 
 MAX_WINDOWS = 4
 """Windows of one text the gated modes read at most (the most suspicious first), which bounds the cost per text."""
+EVENT_WINDOWS_ENV = "WARDEN_GUARD_LEARNED_EVENT_WINDOWS"
+DEFAULT_EVENT_WINDOWS = 1
+"""Windows the gated modes read per event at most, over all its texts. A window costs 8-27 ms of CPU (the encoder's
+time grows with the window's tokens and does not shrink per window when several are batched), so an event that read
+every borderline window of its texts could take ten times the fast tiers' few milliseconds; with one, an event takes
+at most the fast tiers' time plus one window. Windows past it are counted as left over and the text's result is not
+remembered, so a text re-sent on the next turn (as agents do) is read again with that turn's allowance."""
 MAX_EVERY_WINDOWS = 256
 """Windows of one text the ``every`` mode reads at most (~100 KB of text)."""
 
@@ -75,6 +82,40 @@ def load_head(path: Path = HEAD_PATH) -> LearnedHead:
     )
 
 
+def event_windows() -> int:
+    value = os.environ.get(EVENT_WINDOWS_ENV, "").strip()
+    try:
+        limit = int(value) if value else DEFAULT_EVENT_WINDOWS
+    except ValueError:
+        raise ValueError(f"{EVENT_WINDOWS_ENV} must be a number of windows, not {value!r}") from None
+    if limit < 0:
+        raise ValueError(f"{EVENT_WINDOWS_ENV} must be 0 (no cap) or more, not {limit}")
+    return limit
+
+
+class EventAllowance:
+    """The windows one event may still have read (``WARDEN_GUARD_LEARNED_EVENT_WINDOWS``; 0 = no cap), and what it
+    left over. One per event: a request's texts share it, the most suspicious windows of each text first."""
+
+    def __init__(self, windows: int | None = None) -> None:
+        limit = event_windows() if windows is None else windows
+        self.left: int | None = limit or None
+        self.left_windows = 0
+        self.left_texts = 0
+
+    def exhausted(self) -> bool:
+        return self.left == 0
+
+    def take(self, chosen: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """The first of ``chosen`` that the allowance still covers; the rest are counted as left over."""
+        if self.left is None:
+            return chosen
+        kept = chosen[: self.left]
+        self.left -= len(kept)
+        self.left_windows += len(chosen) - len(kept)
+        return kept
+
+
 def mode() -> Mode:
     value = os.environ.get(MODE_ENV, DEFAULT_MODE).strip().lower()
     if value not in ("gated", "wide", "every", "off"):
@@ -87,13 +128,8 @@ def suspicious_windows(text: str, *, borderline: bool, gate: float) -> list[tupl
     ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window when
     ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
     model = load_model()
-    scored: list[tuple[float, int, str]] = []
-    offset = 0
-    for w in windows(text):
-        p = model.window_score(normalize(w))
-        if borderline or gate <= p < model.threshold:
-            scored.append((p, offset, w))
-        offset += len(w)
+    # The injection detector scored these windows just before (the model remembers the latest texts' scores).
+    scored = [(p, offset, w) for offset, w, p in model.window_scores(text) if borderline or gate <= p < model.threshold]
     scored.sort(key=lambda s: -s[0])
     return [(at, w) for _, at, w in scored[:MAX_WINDOWS]]
 
@@ -130,6 +166,10 @@ class CpuBudget:
         self.skipped_texts = 0
         """Texts not even looked at for borderline windows for want of budget."""
         self.read_windows = 0
+        self.over_event_windows = 0
+        """Borderline windows left unread because their event had read its allowance (:class:`EventAllowance`)."""
+        self.over_event_texts = 0
+        """Texts not looked at for borderline windows because their event had read its allowance."""
 
     def share(self) -> float:
         value = float(os.environ.get(SHARE_ENV, DEFAULT_SHARE))
@@ -185,15 +225,21 @@ def score_windows(chosen: list[tuple[int, str]], budget: CpuBudget | None = None
     return float(probs[k]), chosen[k][0]
 
 
-def learned_score(text: str, *, borderline: bool = False, how: Mode | None = None) -> tuple[float, int]:
+def learned_score(
+    text: str, *, borderline: bool = False, how: Mode | None = None, allowance: EventAllowance | None = None
+) -> tuple[float, int]:
     """The tier's score on the findings' scale (threshold → 0.5, certainty → 1, below threshold → 0) and the offset of
-    the window that scored."""
+    the window that scored. ``allowance``: the windows the text's event may still read (the gated modes only)."""
     how = how or mode()
     if how == "off" or len(text.strip()) < 8:
         return 0.0, 0
     head = load_head()
     if how == "every":
         chosen, threshold = all_windows(text)[:MAX_EVERY_WINDOWS], head.threshold
+    elif allowance is not None and allowance.exhausted():
+        allowance.left_texts += 1
+        BUDGET.over_event_texts += 1
+        return 0.0, 0
     elif not BUDGET.available():
         BUDGET.skipped_texts += 1
         return 0.0, 0
@@ -203,6 +249,10 @@ def learned_score(text: str, *, borderline: bool = False, how: Mode | None = Non
         # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
         chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
         BUDGET.spend(time.thread_time() - started)  # choosing the windows is the tier's cost too
+        if allowance is not None:
+            kept = allowance.take(chosen)
+            BUDGET.over_event_windows += len(chosen) - len(kept)
+            chosen = kept
     # Reading every window is for evaluation and has no budget; the gated modes share one.
     p, at = score_windows(chosen, None if how == "every" else BUDGET)
     if p < threshold:
