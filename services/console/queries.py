@@ -97,6 +97,8 @@ BY_AGENT = "warden.interactions_by_agent"
 BY_USER = "warden.interactions_by_user"
 BY_TIME = "warden.interactions_by_time"
 BY_ID = "warden.interactions_by_id"
+OUTCOMES = "warden.interaction_outcomes"
+"""Migration 011's keys of the rows that decide an error, a status from 400 up or a block, under each list's lead."""
 _SORTING_KEYS = {
     BY_AGENT: ("agent_id", "started_at", "interaction_id"),
     BY_USER: ("user_id", "started_at", "interaction_id", "agent_id"),
@@ -169,11 +171,13 @@ class ListPlan:
     anchor: datetime
     """The newest a listed interaction can be (the cursor's time, else ``until``, else now): windows end there."""
     since: datetime | None = None
+    by_outcome: bool = False
+    """Whether a round reads its keys from ``OUTCOMES`` (a filter only rows there can pass: see ``_by_outcome``)."""
 
     def floor(self, window: int) -> datetime | None:
         """The floor of the list's ``window``-th window (from 0), None once windows are unbounded (or reach
         ``since``, a condition of every round already)."""
-        if window >= WINDOWS or self.table not in FIRST_WINDOW:
+        if window >= WINDOWS or self.table not in FIRST_WINDOW or self.by_outcome:
             return None
         floor = self.anchor - FIRST_WINDOW[self.table] * WINDOW_GROWTH**window
         return None if self.since is not None and floor <= self.since else floor
@@ -238,7 +242,26 @@ def plan_list(f: InteractionFilter, now: datetime | None = None) -> ListPlan:
     # one range (the lead's, or the table sorted by time), read in order, an interaction's rows next to each other.
     reads_rows = not having
     anchor = _utc(_parsed(after[0]) if after else None) or _utc(f.until) or now or datetime.now(UTC)
-    return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since))
+    by_outcome = _by_outcome(f)
+    if by_outcome:
+        params["lead"], params["lead_value"] = lead or "", params.get(lead, "") if lead else ""
+    return ListPlan(
+        table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since), by_outcome
+    )
+
+
+def _by_outcome(f: InteractionFilter) -> bool:
+    """Whether only interactions with a row in ``OUTCOMES`` can pass the filter: blocked (some half was), an error
+    (the response half has it), a status class or code from 400 up (the response half's status)."""
+    if f.blocked:
+        return True
+    status = f.status or ""
+    match = _STATUS_CLASS.match(status)
+    return (
+        status == "error"
+        or (match is not None and int(match.group(1)) >= 4)
+        or (status.isdigit() and int(status) >= 400)
+    )
 
 
 def _parsed(stored: str) -> datetime | None:
@@ -288,7 +311,13 @@ def list_round(
     if plan.reads_rows:
         return f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {plan.table}{newest}", params
     key = f"{plan.lead}, started_at, interaction_id" if plan.lead else "started_at, interaction_id"
-    keys = f"SELECT {key} FROM {plan.table}{newest}"
+    if plan.by_outcome:
+        # The keys of the matching rows: one range of the narrow copy, newest first. Each interaction once (its
+        # halves or a repeated insert may not be folded there yet), so the rows folded below are at least as many.
+        narrow = " AND ".join(["lead = {lead:String}", "value = {lead_value:String}", *where])
+        keys = f"SELECT DISTINCT {key} FROM {OUTCOMES} WHERE {narrow}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
+    else:
+        keys = f"SELECT {key} FROM {plan.table}{newest}"
     sorting_key = _SORTING_KEYS[plan.table]
     # In the SELECT list the names of the folded columns are the folded values: the conditions apply to those.
     passes = " AND ".join(plan.having) or "1"
