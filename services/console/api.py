@@ -70,7 +70,11 @@ class InteractionsApi:
         while True:
             floor = plan.floor(window)
             answer = await self.store.select(*queries.list_round(plan, after, count, floor))
-            found = queries.Round.read(plan, answer, count, after)
+            if plan.by_outcome:
+                folded = await self.store.select(*queries.outcome_fold(plan, answer)) if answer else []
+                found = queries.Round.of_outcomes(answer, folded, count, after)
+            else:
+                found = queries.Round.read(plan, answer, count, after)
             rows += found.rows
             if len(rows) > plan.limit:
                 break

@@ -310,14 +310,15 @@ def list_round(
     newest = f"{condition}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
     if plan.reads_rows:
         return f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {plan.table}{newest}", params
-    key = f"{plan.lead}, started_at, interaction_id" if plan.lead else "started_at, interaction_id"
     if plan.by_outcome:
-        # The keys of the matching rows: one range of the narrow copy, newest first. Each interaction once (its
-        # halves or a repeated insert may not be folded there yet), so the rows folded below are at least as many.
+        # Only the keys, from the lead's range of the narrow copy; ``outcome_fold`` folds them in a second query.
+        # The whole sort key in ORDER BY: given only the time, ClickHouse does not see that the range fixes lead and
+        # value, and sorts the range (every error's key for the newest of everything) instead of reading its tail.
         narrow = " AND ".join(["lead = {lead:String}", "value = {lead_value:String}", *where])
-        keys = f"SELECT DISTINCT {key} FROM {OUTCOMES} WHERE {narrow}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
-    else:
-        keys = f"SELECT {key} FROM {plan.table}{newest}"
+        order = _NEWEST_FIRST.replace(" ORDER BY ", " ORDER BY lead DESC, value DESC, ")
+        return f"SELECT started_at, interaction_id FROM {OUTCOMES} WHERE {narrow}{order} LIMIT {{count:UInt32}}", params
+    key = f"{plan.lead}, started_at, interaction_id" if plan.lead else "started_at, interaction_id"
+    keys = f"SELECT {key} FROM {plan.table}{newest}"
     sorting_key = _SORTING_KEYS[plan.table]
     # In the SELECT list the names of the folded columns are the folded values: the conditions apply to those.
     passes = " AND ".join(plan.having) or "1"
@@ -325,6 +326,33 @@ def list_round(
         f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, count() AS _rows, ({passes}) AS _passes "
         f"FROM {plan.table} WHERE {' AND '.join([f'({key}) IN ({keys})', *bounds])} "
         f"GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
+    )
+    return sql, params
+
+
+def outcome_fold(plan: ListPlan, keys: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The second query of a round of a ``by_outcome`` list: the interactions of ``keys`` (what its ``list_round``
+    found, newest first) folded from the list's copy as ``list_round`` folds them, with ``_passes``. Their ids as a
+    constant set, within the lead's range and the keys' span of time, which the copy's primary key and its parts'
+    min/max of ``started_at`` narrow to a few granules."""
+    sorting_key = _SORTING_KEYS[plan.table]
+    passes = " AND ".join(plan.having) or "1"
+    where = [
+        "started_at >= {oldest:DateTime64(6, 'UTC')}",
+        "started_at <= {newest:DateTime64(6, 'UTC')}",
+        "interaction_id IN JSONExtract({ids:String}, 'Array(UUID)')",
+    ]
+    if plan.lead:
+        where.insert(0, f"{plan.lead} = {{lead_value:String}}")
+    params = {
+        "lead_value": plan.params["lead_value"],
+        "oldest": keys[-1]["started_at"],
+        "newest": keys[0]["started_at"],
+        "ids": orjson.dumps(sorted({k["interaction_id"] for k in keys})).decode(),
+    }
+    sql = (
+        f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, ({passes}) AS _passes FROM {plan.table} "
+        f"WHERE {' AND '.join(where)} GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
     )
     return sql, params
 
@@ -345,6 +373,16 @@ class Round:
         if plan.reads_rows:
             return cls._of_rows(answer, count, after)
         return cls._of_folded(answer, count, after)
+
+    @classmethod
+    def of_outcomes(
+        cls, keys: list[dict[str, Any]], folded: list[dict[str, Any]], count: int, after: tuple[str, str] | None
+    ) -> Round:
+        """A round of a ``by_outcome`` list: ``keys`` its ``list_round`` answer, ``folded`` its ``outcome_fold``
+        answer. The keys say how far it went (an interaction may have several rows there before they are merged, so
+        the next round starts after the oldest key) and whether the range holds more."""
+        last = (keys[-1]["started_at"], keys[-1]["interaction_id"]) if keys else after
+        return cls([row for row in folded if row.pop("_passes")], last, len(keys) < count)
 
     @classmethod
     def _of_rows(cls, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:
