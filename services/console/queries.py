@@ -19,6 +19,10 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
   writes in time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets
   ClickHouse skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first
   read without one opens every part to compare their newest rows.
+- A list filtered on an outcome only some rows have (errors, a status from 400 up, blocked) reads its keys from
+  ``interaction_outcomes`` (migration 011: the keys of those rows under each list's lead, sorted by time), then
+  folds those interactions by id from the list's copy: two queries a round, where reading the copy's range for the
+  few matching rows cost more than both (measured: bench/README.md).
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
@@ -290,7 +294,10 @@ def list_round(
     ``fold`` does (``plan.reads_rows``). Otherwise the rows only say which interactions to fold (a row condition on a
     folded column may hold for one half only): an outer query folds each from all its rows with GROUP BY and the
     table's own functions (what FINAL would do, to these keys only), with ``_rows``: how many rows it was folded
-    from, and ``_passes``: whether it passes the folded conditions."""
+    from, and ``_passes``: whether it passes the folded conditions.
+
+    A ``plan.by_outcome`` round's query reads only the keys of the newest ``count`` matching rows of
+    ``interaction_outcomes``; ``outcome_fold`` is its second query and ``Round.of_outcomes`` makes the ``Round``."""
     where = list(plan.where)
     params = dict(plan.params, count=count)
     # Bounds on the time alone, which the parts' min/max of started_at and the primary key can skip by; an
