@@ -65,6 +65,10 @@ class InteractionsApi:
         """One page, newest first, read in rounds (see ``queries``); it looks for one interaction more than the page
         to know whether another page follows."""
         plan = queries.plan_list(f)
+        if plan.table == queries.BY_TIME and plan.after is None and f.until is None:
+            # The newest of everything: its windows end at the newest interaction stored, not now.
+            (newest,) = await self.store.select(queries.NEWEST_START)
+            plan = queries.anchored(plan, newest["newest"])
         rows: list[dict] = []
         after, count, window = plan.after, plan.first_round, 0
         while True:

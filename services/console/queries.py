@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,11 +111,14 @@ _SORTING_KEYS = {
 _LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
-FIRST_WINDOW = {BY_AGENT: timedelta(days=1)}
-"""The first window a list reads, per table: an agent's list (a few agents make most of the traffic). A user's
-interactions are sparse (a page of them spans days) and the table sorted by time reads its newest rows first
-anyway: windows there only added rounds whenever the newest rows were older than the first window (measured:
-bench/README.md), so those lists read everything before their cursor at once."""
+FIRST_WINDOW = {BY_AGENT: timedelta(days=1), BY_TIME: timedelta(hours=6)}
+"""The first window a list reads, per table: an agent's list (a few agents make most of the traffic), and the newest
+of everything, whose windows end at the newest start time stored (``NEWEST_START``) rather than now, so that a store
+idle for hours does not cost a round per empty window (measured: bench/README.md). A user's interactions are sparse
+(a page of them spans days): per window a round cost about as much as reading everything at once, so those lists
+read everything before their cursor at once."""
+NEWEST_START = "SELECT max(started_at) AS newest FROM warden.interactions_by_time"
+"""The newest start time stored: answered from the parts' min/max of ``started_at``, without reading rows."""
 WINDOW_GROWTH = 8
 WINDOWS = 3
 """Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (a day, 8 days, 64 days for an agent); then one
@@ -252,6 +255,12 @@ def plan_list(f: InteractionFilter, now: datetime | None = None) -> ListPlan:
     return ListPlan(
         table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since), by_outcome
     )
+
+
+def anchored(plan: ListPlan, newest: str) -> ListPlan:
+    """``plan`` with its windows ending at ``newest`` (a stored start time; rows stored after it are read too: a
+    window's floor is the only bound it sets)."""
+    return replace(plan, anchor=_utc(_parsed(newest)) or plan.anchor)
 
 
 def _by_outcome(f: InteractionFilter) -> bool:
