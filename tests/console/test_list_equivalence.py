@@ -17,19 +17,14 @@ from typing import Any
 import pytest
 
 from plumbing.store.base import Store
+from tests.console.test_read_path import TABLES as COPIES
 from tests.support.clickhouse_fixture import new_clickhouse_server
 from tests.support.store_runner import ENGINES, run_on_chdb, run_on_server
 
 AGENTS = ("agent-a", "agent-b", "agent-c")
 USERS = ("user-1", "user-2")
-TABLES = (
-    "interactions",
-    "interactions_by_agent",
-    "interactions_by_user",
-    "interactions_by_time",
-    "interactions_by_id",
-    "interaction_outcomes",
-)
+TABLES = (*COPIES, "interaction_outcomes")
+"""The record, its list copies and the keys of its outcomes (migration 011, kept last: added by an upgrade)."""
 NOW = datetime.now(UTC).replace(microsecond=0)
 SINCE = NOW - timedelta(hours=30)
 UNTIL = NOW - timedelta(hours=5)
