@@ -21,8 +21,9 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
   read without one opens every part to compare their newest rows.
 - A list filtered on an outcome only some rows have (errors, a status from 400 up, blocked) reads its keys from
   ``interaction_outcomes`` (migration 011: the keys of those rows under each list's lead, sorted by time), then
-  folds those interactions by id from the list's copy: two queries a round, where reading the copy's range for the
-  few matching rows cost more than both (measured: bench/README.md).
+  folds those interactions by id from the list's copy: two queries a round, which cost less than reading the copy's
+  range row by row for the few matching rows when they are sparse (blocked), about as much for 3 % of errors
+  (measured: bench/README.md).
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
@@ -176,7 +177,8 @@ class ListPlan:
     reads_rows: bool
     """Whether a round reads the list's rows themselves (see ``list_round``) rather than their keys first."""
     anchor: datetime
-    """The newest a listed interaction can be (the cursor's time, else ``until``, else now): windows end there."""
+    """The newest a listed interaction can be (the cursor's time, else ``until``, else now; for the newest of
+    everything the newest start stored, see ``anchored``): windows end there."""
     since: datetime | None = None
     by_outcome: bool = False
     """Whether a round reads its keys from ``OUTCOMES`` (a filter only rows there can pass: see ``_by_outcome``)."""
