@@ -65,12 +65,20 @@ class InteractionsApi:
         """One page, newest first, read in rounds (see ``queries``); it looks for one interaction more than the page
         to know whether another page follows."""
         plan = queries.plan_list(f)
+        if plan.table == queries.BY_TIME and plan.after is None and f.until is None:
+            # The newest of everything: its windows end at the newest interaction stored, not now.
+            (newest,) = await self.store.select(queries.NEWEST_START)
+            plan = queries.anchored(plan, newest["newest"])
         rows: list[dict] = []
         after, count, window = plan.after, plan.first_round, 0
         while True:
             floor = plan.floor(window)
             answer = await self.store.select(*queries.list_round(plan, after, count, floor))
-            found = queries.Round.read(plan, answer, count, after)
+            if plan.by_outcome:
+                folded = await self.store.select(*queries.outcome_fold(plan, answer)) if answer else []
+                found = queries.Round.of_outcomes(answer, folded, count, after)
+            else:
+                found = queries.Round.read(plan, answer, count, after)
             rows += found.rows
             if len(rows) > plan.limit:
                 break

@@ -19,6 +19,11 @@ with FINAL: by agent, by user, by time (neither fixed: the newest of everything 
   writes in time order, so a table's parts each cover a stretch of time (their merges too): a window's floor lets
   ClickHouse skip every part older than it from the part's min/max of ``started_at`` alone, where a newest-first
   read without one opens every part to compare their newest rows.
+- A list filtered on an outcome only some rows have (errors, a status from 400 up, blocked) reads its keys from
+  ``interaction_outcomes`` (migration 011: the keys of those rows under each list's lead, sorted by time), then
+  folds those interactions by id from the list's copy: two queries a round, which cost less than reading the copy's
+  range row by row for the few matching rows when they are sparse (blocked), about as much for 3 % of errors
+  (measured: bench/README.md).
 - The detail is a point lookup in ``interactions_by_id`` (sorted by id, small granules), folded by the same rules.
 """
 
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,6 +102,8 @@ BY_AGENT = "warden.interactions_by_agent"
 BY_USER = "warden.interactions_by_user"
 BY_TIME = "warden.interactions_by_time"
 BY_ID = "warden.interactions_by_id"
+OUTCOMES = "warden.interaction_outcomes"
+"""Migration 011's keys of the rows that decide an error, a status from 400 up or a block, under each list's lead."""
 _SORTING_KEYS = {
     BY_AGENT: ("agent_id", "started_at", "interaction_id"),
     BY_USER: ("user_id", "started_at", "interaction_id", "agent_id"),
@@ -105,11 +112,14 @@ _SORTING_KEYS = {
 _LEADS = {BY_AGENT: "agent_id", BY_USER: "user_id", BY_TIME: None}
 _NEWEST_FIRST = " ORDER BY started_at DESC, interaction_id DESC"
 
-FIRST_WINDOW = {BY_AGENT: timedelta(days=1)}
-"""The first window a list reads, per table: an agent's list (a few agents make most of the traffic). A user's
-interactions are sparse (a page of them spans days) and the table sorted by time reads its newest rows first
-anyway: windows there only added rounds whenever the newest rows were older than the first window (measured:
-bench/README.md), so those lists read everything before their cursor at once."""
+FIRST_WINDOW = {BY_AGENT: timedelta(days=1), BY_TIME: timedelta(hours=6)}
+"""The first window a list reads, per table: an agent's list (a few agents make most of the traffic), and the newest
+of everything, whose windows end at the newest start time stored (``NEWEST_START``) rather than now, so that a store
+idle for hours does not cost a round per empty window (measured: bench/README.md). A user's interactions are sparse
+(a page of them spans days): per window a round cost about as much as reading everything at once, so those lists
+read everything before their cursor at once."""
+NEWEST_START = "SELECT max(started_at) AS newest FROM warden.interactions_by_time"
+"""The newest start time stored: answered from the parts' min/max of ``started_at``, without reading rows."""
 WINDOW_GROWTH = 8
 WINDOWS = 3
 """Windows with a floor, each ``WINDOW_GROWTH`` times the previous one (a day, 8 days, 64 days for an agent); then one
@@ -167,13 +177,16 @@ class ListPlan:
     reads_rows: bool
     """Whether a round reads the list's rows themselves (see ``list_round``) rather than their keys first."""
     anchor: datetime
-    """The newest a listed interaction can be (the cursor's time, else ``until``, else now): windows end there."""
+    """The newest a listed interaction can be (the cursor's time, else ``until``, else now; for the newest of
+    everything the newest start stored, see ``anchored``): windows end there."""
     since: datetime | None = None
+    by_outcome: bool = False
+    """Whether a round reads its keys from ``OUTCOMES`` (a filter only rows there can pass: see ``_by_outcome``)."""
 
     def floor(self, window: int) -> datetime | None:
         """The floor of the list's ``window``-th window (from 0), None once windows are unbounded (or reach
         ``since``, a condition of every round already)."""
-        if window >= WINDOWS or self.table not in FIRST_WINDOW:
+        if window >= WINDOWS or self.table not in FIRST_WINDOW or self.by_outcome:
             return None
         floor = self.anchor - FIRST_WINDOW[self.table] * WINDOW_GROWTH**window
         return None if self.since is not None and floor <= self.since else floor
@@ -238,7 +251,32 @@ def plan_list(f: InteractionFilter, now: datetime | None = None) -> ListPlan:
     # one range (the lead's, or the table sorted by time), read in order, an interaction's rows next to each other.
     reads_rows = not having
     anchor = _utc(_parsed(after[0]) if after else None) or _utc(f.until) or now or datetime.now(UTC)
-    return ListPlan(table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since))
+    by_outcome = _by_outcome(f)
+    if by_outcome:
+        params["lead"], params["lead_value"] = lead or "", params.get(lead, "") if lead else ""
+    return ListPlan(
+        table, lead, tuple(where), tuple(having), params, f.limit, after, reads_rows, anchor, _utc(f.since), by_outcome
+    )
+
+
+def anchored(plan: ListPlan, newest: str) -> ListPlan:
+    """``plan`` with its windows ending at ``newest`` (a stored start time; rows stored after it are read too: a
+    window's floor is the only bound it sets)."""
+    return replace(plan, anchor=_utc(_parsed(newest)) or plan.anchor)
+
+
+def _by_outcome(f: InteractionFilter) -> bool:
+    """Whether only interactions with a row in ``OUTCOMES`` can pass the filter: blocked (some half was), an error
+    (the response half has it), a status class or code from 400 up (the response half's status)."""
+    if f.blocked:
+        return True
+    status = f.status or ""
+    match = _STATUS_CLASS.match(status)
+    return (
+        status == "error"
+        or (match is not None and int(match.group(1)) >= 4)
+        or (status.isdigit() and int(status) >= 400)
+    )
 
 
 def _parsed(stored: str) -> datetime | None:
@@ -267,7 +305,10 @@ def list_round(
     ``fold`` does (``plan.reads_rows``). Otherwise the rows only say which interactions to fold (a row condition on a
     folded column may hold for one half only): an outer query folds each from all its rows with GROUP BY and the
     table's own functions (what FINAL would do, to these keys only), with ``_rows``: how many rows it was folded
-    from, and ``_passes``: whether it passes the folded conditions."""
+    from, and ``_passes``: whether it passes the folded conditions.
+
+    A ``plan.by_outcome`` round's query reads only the keys of the newest ``count`` matching rows of
+    ``interaction_outcomes``; ``outcome_fold`` is its second query and ``Round.of_outcomes`` makes the ``Round``."""
     where = list(plan.where)
     params = dict(plan.params, count=count)
     # Bounds on the time alone, which the parts' min/max of started_at and the primary key can skip by; an
@@ -287,6 +328,13 @@ def list_round(
     newest = f"{condition}{_NEWEST_FIRST} LIMIT {{count:UInt32}}"
     if plan.reads_rows:
         return f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM {plan.table}{newest}", params
+    if plan.by_outcome:
+        # Only the keys, from the lead's range of the narrow copy; ``outcome_fold`` folds them in a second query.
+        # The whole sort key in ORDER BY: given only the time, ClickHouse does not see that the range fixes lead and
+        # value, and sorts the range (every error's key for the newest of everything) instead of reading its tail.
+        narrow = " AND ".join(["lead = {lead:String}", "value = {lead_value:String}", *where])
+        order = _NEWEST_FIRST.replace(" ORDER BY ", " ORDER BY lead DESC, value DESC, ")
+        return f"SELECT started_at, interaction_id FROM {OUTCOMES} WHERE {narrow}{order} LIMIT {{count:UInt32}}", params
     key = f"{plan.lead}, started_at, interaction_id" if plan.lead else "started_at, interaction_id"
     keys = f"SELECT {key} FROM {plan.table}{newest}"
     sorting_key = _SORTING_KEYS[plan.table]
@@ -296,6 +344,33 @@ def list_round(
         f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, count() AS _rows, ({passes}) AS _passes "
         f"FROM {plan.table} WHERE {' AND '.join([f'({key}) IN ({keys})', *bounds])} "
         f"GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
+    )
+    return sql, params
+
+
+def outcome_fold(plan: ListPlan, keys: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The second query of a round of a ``by_outcome`` list: the interactions of ``keys`` (what its ``list_round``
+    found, newest first) folded from the list's copy as ``list_round`` folds them, with ``_passes``. Their ids as a
+    constant set, within the lead's range and the keys' span of time, which the copy's primary key and its parts'
+    min/max of ``started_at`` narrow to a few granules."""
+    sorting_key = _SORTING_KEYS[plan.table]
+    passes = " AND ".join(plan.having) or "1"
+    where = [
+        "started_at >= {oldest:DateTime64(6, 'UTC')}",
+        "started_at <= {newest:DateTime64(6, 'UTC')}",
+        "interaction_id IN JSONExtract({ids:String}, 'Array(UUID)')",
+    ]
+    if plan.lead:
+        where.insert(0, f"{plan.lead} = {{lead_value:String}}")
+    params = {
+        "lead_value": plan.params["lead_value"],
+        "oldest": keys[-1]["started_at"],
+        "newest": keys[0]["started_at"],
+        "ids": orjson.dumps(sorted({k["interaction_id"] for k in keys})).decode(),
+    }
+    sql = (
+        f"SELECT {_folded(_SUMMARY_COLUMNS, sorting_key)}, ({passes}) AS _passes FROM {plan.table} "
+        f"WHERE {' AND '.join(where)} GROUP BY {', '.join(sorting_key)}{_NEWEST_FIRST}"
     )
     return sql, params
 
@@ -316,6 +391,16 @@ class Round:
         if plan.reads_rows:
             return cls._of_rows(answer, count, after)
         return cls._of_folded(answer, count, after)
+
+    @classmethod
+    def of_outcomes(
+        cls, keys: list[dict[str, Any]], folded: list[dict[str, Any]], count: int, after: tuple[str, str] | None
+    ) -> Round:
+        """A round of a ``by_outcome`` list: ``keys`` its ``list_round`` answer, ``folded`` its ``outcome_fold``
+        answer. The keys say how far it went (an interaction may have several rows there before they are merged, so
+        the next round starts after the oldest key) and whether the range holds more."""
+        last = (keys[-1]["started_at"], keys[-1]["interaction_id"]) if keys else after
+        return cls([row for row in folded if row.pop("_passes")], last, len(keys) < count)
 
     @classmethod
     def _of_rows(cls, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:

@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 
 from plumbing.store.base import Store
+from tests.console.test_read_path import TABLES as COPIES
 from tests.support.clickhouse_fixture import new_clickhouse_server
 from tests.support.store_runner import ENGINES, run_on_chdb, run_on_server
 
 AGENTS = ("agent-a", "agent-b", "agent-c")
 USERS = ("user-1", "user-2")
-TABLES = ("interactions", "interactions_by_agent", "interactions_by_user", "interactions_by_time", "interactions_by_id")
+TABLES = (*COPIES, "interaction_outcomes")
+"""The record, its list copies and the keys of its outcomes (migration 011, kept last: added by an upgrade)."""
 NOW = datetime.now(UTC).replace(microsecond=0)
 SINCE = NOW - timedelta(hours=30)
 UNTIL = NOW - timedelta(hours=5)
@@ -60,6 +62,26 @@ SHAPES: list[tuple[str, dict[str, Any], str]] = [
         {"agent_id": "agent-b", "blocked": True, "status": "2xx"},
         "agent_id = 'agent-b' AND blocked = 1 AND status >= 200 AND status < 300",
     ),
+    ("server errors", {"status": "5xx"}, "status >= 500 AND status < 600"),
+    ("one error code", {"status": "429"}, "status = 429"),
+    (
+        "user, errors",
+        {"user_id": "user-2", "status": "error"},
+        "user_id = 'user-2' AND (status >= 400 OR error IS NOT NULL)",
+    ),
+    ("user, blocked", {"user_id": "user-1", "blocked": True}, "user_id = 'user-1' AND blocked = 1"),
+    ("blocked, in flight", {"blocked": True, "status": "in_flight"}, "blocked = 1 AND status IS NULL"),
+    (
+        "not blocked, errors",
+        {"blocked": False, "status": "error"},
+        "blocked = 0 AND (status >= 400 OR error IS NOT NULL)",
+    ),
+    (
+        "agent, provider, errors, time window",
+        {"agent_id": "agent-c", "provider": "openai", "status": "error", "since": SINCE - timedelta(days=30)},
+        f"agent_id = 'agent-c' AND provider = 'openai' AND (status >= 400 OR error IS NOT NULL) "
+        f"AND started_at >= '{SINCE - timedelta(days=30):%Y-%m-%d %H:%M:%S}'",
+    ),
     (
         "violations",
         {"violation_category": "pii"},
@@ -89,7 +111,7 @@ def _interactions(rng: random.Random, count: int, newest: datetime) -> list[dict
                 "profile_id": rng.choice(("default", "strict")),
                 "provider": rng.choice(("openai", "anthropic")),
                 "model": rng.choice(("gpt-4o", "claude-sonnet-4-5")),
-                "status": rng.choice((200, 200, 200, 429, 500, None)),
+                "status": rng.choice((200, 200, 200, 403, 429, 500, None)),
                 "error": rng.choice((None, None, None, "upstream reset")),
                 "blocked_request": rng.random() < 0.2,
                 "blocked_response": rng.random() < 0.2,
@@ -200,17 +222,39 @@ async def _pages(api: Any, fields: dict[str, Any], limit: int, cursor: str | Non
     return items, cursor
 
 
-async def compare(store: Store, seed: int) -> dict[str, Any]:
+async def _upgrade_to_outcomes(store: Store, made: list[dict[str, Any]], rng: random.Random) -> list[str]:
+    """A store at migration 10 with ``made`` written, then migrated (011 backfills the outcomes' keys), then 011's
+    statements run a second time, as a retry after a failure part-way would. Returns what ``migrate`` applied."""
+    from plumbing.store.migrations import _LEDGER, migrate, migration_files, statements
+
+    await store.execute("CREATE DATABASE IF NOT EXISTS warden")
+    await store.execute(_LEDGER)
+    for version, name, script in migration_files():
+        if version <= 10:
+            for statement in statements(script):
+                await store.execute(statement)
+            await store.insert("warden.schema_migrations", [{"version": version, "name": name}])
+    for table in TABLES[:-1]:
+        await store.execute(f"SYSTEM STOP MERGES warden.{table}")
+    await _write(store, made, rng)
+    applied = await migrate(store)
+    await store.execute("SYSTEM STOP MERGES warden.interaction_outcomes")
+    for version, _name, script in migration_files():
+        if version == 11:
+            for statement in statements(script):
+                await store.execute(statement)
+    return applied
+
+
+async def compare(store: Store, seed: int, upgrade: bool = False) -> dict[str, Any]:
     """Every shape paged through on the read copies, and its plain query, before and after rows arrive between two
-    pages. Returns both for each shape."""
+    pages. Returns both for each shape. ``upgrade``: the first rows are written before migration 011, which then
+    backfills them (twice)."""
     from plumbing.store.migrations import migrate
     from services.console.api import InteractionsApi
-    from services.console.queries import decode_cursor
+    from services.console.queries import InteractionFilter, decode_cursor, plan_list
 
     rng = random.Random(seed)
-    await migrate(store)
-    for table in TABLES:
-        await store.execute(f"SYSTEM STOP MERGES warden.{table}")
     # Most within hours, some days and months older: a list reads time windows, a short one first, wider ones
     # while they hold too few (services/console/queries.py); these make lists cross every window.
     made = (
@@ -219,9 +263,19 @@ async def compare(store: Store, seed: int) -> dict[str, Any]:
         + _interactions(rng, 8, NOW - timedelta(days=20))
         + _interactions(rng, 6, NOW - timedelta(days=90))
     )
-    await _write(store, made, rng)
+    applied = None
+    if upgrade:
+        applied = await _upgrade_to_outcomes(store, made, rng)
+    else:
+        await migrate(store)
+        for table in TABLES:
+            await store.execute(f"SYSTEM STOP MERGES warden.{table}")
+        await _write(store, made, rng)
     api = InteractionsApi(store)
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"_applied": applied, "_by_outcome": []}
+    for name, fields, _where in SHAPES:
+        if plan_list(InteractionFilter(**fields)).by_outcome:
+            out["_by_outcome"].append(name)
     for name, fields, where in SHAPES:
         listed, _ = await _pages(api, fields, limit=4)
         out[name] = {"listed": listed, "plain": await _plain(store, where, None)}
@@ -251,17 +305,37 @@ async def compare(store: Store, seed: int) -> dict[str, Any]:
     return out
 
 
+BY_OUTCOME = [
+    "status class",
+    "errors",
+    "blocked",
+    "agent, errors",
+    "agent, blocked, 2xx",
+    "server errors",
+    "one error code",
+    "user, errors",
+    "user, blocked",
+    "blocked, in flight",
+    "not blocked, errors",
+    "agent, provider, errors, time window",
+]
+"""The shapes whose keys come from migration 011's table of outcomes: the rest read the list copies alone."""
+
+
+@pytest.mark.parametrize("upgrade", [False, True], ids=["written-after-011", "backfilled-by-011"])
 @pytest.mark.parametrize("engine", ENGINES)
-async def test_every_list_shape_pages_through_the_same_rows_as_the_plain_query(tmp_path, engine):
+async def test_every_list_shape_pages_through_the_same_rows_as_the_plain_query(tmp_path, engine, upgrade):
     if engine == "chdb":
-        out = await run_on_chdb(tmp_path / "data", compare, seed=11)
+        out = await run_on_chdb(tmp_path / "data", compare, seed=11, upgrade=upgrade)
     else:
         server = new_clickhouse_server()
         await asyncio.to_thread(server.start)
         try:
-            out = await run_on_server(server.url, compare, seed=11)
+            out = await run_on_server(server.url, compare, seed=11, upgrade=upgrade)
         finally:
             await asyncio.to_thread(server.close)
+    assert out.pop("_applied") == (["011_outcomes.sql"] if upgrade else None)
+    assert out.pop("_by_outcome") == BY_OUTCOME
     assert set(out) == {name for name, _, _ in SHAPES}
     for name, found in out.items():
         assert found["listed"] == found["plain"], name
