@@ -303,7 +303,8 @@ class Lifecycle:
     tracing: TracingService | None = None
     metrics: MetricsServer | None = None
     counters: Callable[[], Awaitable[None]] | None = None
-    """Fills the budget counters from the store, once the store and the profiles are there."""
+    """Fills the budget counters from the store once the store and the profiles are there, and keeps raising them to
+    it on every profile change (``refill_counters``)."""
     _started: contextlib.AsyncExitStack | None = field(default=None, repr=False)
 
     async def start(self) -> None:
