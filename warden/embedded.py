@@ -18,6 +18,7 @@ from plumbing.bus.factory import make_bus
 from plumbing.store.base import Store
 from plumbing.store.factory import make_store
 from services.guard.service import GuardService
+from services.guard.settings import DetectorSettings
 from services.ingress.access_log import with_access_log
 from services.ingress.app import Ingress
 from services.ingress.profiles import ProfileSnapshot
@@ -30,9 +31,9 @@ from warden.config_maps import ConfigMaps
 from warden.dispatch import Dispatch
 
 
-class ServeSettings(IngressSettings, LoggerBatching):
-    """What ``warden serve`` reads: the ingress's settings and the logger's batching (the guard's and the console's
-    are among the ingress's)."""
+class ServeSettings(IngressSettings, LoggerBatching, DetectorSettings):
+    """What ``warden serve`` reads: the ingress's settings, the logger's batching and the detectors' (the guard's
+    other settings and the console's are among the ingress's)."""
 
     workers: int | None = Field(default=None, ge=1)
     """Proxy processes on the port (``--workers``). Unset: the cores available (CPU affinity) less one for the

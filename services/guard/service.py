@@ -52,6 +52,12 @@ class GuardService:
         self.scored = Counter(
             "warden_guard_events_scored_total", "Events scored by the guard", ("type",), registry=registry
         )
+        self.unscored = Counter(
+            "warden_guard_unscored_events_total",
+            "Events the detectors failed on (each logged with its interaction id): no finding could be published",
+            ("type",),
+            registry=registry,
+        )
         self.latency = Histogram(
             "warden_guard_event_seconds",
             "Detector time per event",
@@ -94,8 +100,9 @@ class GuardService:
             started = time.perf_counter()
             try:
                 found = violations(event, profile, findings_for(event, profile))
-            except Exception:  # one unreadable event must not stop the stream
+            except Exception:  # one unreadable event must not stop the stream; counted, so that it is not silent
                 log.exception("could not score an event", extra={"fields": {"interaction_id": event.interaction_id}})
+                self.unscored.labels(event.type).inc()
                 found = []
             latency, scored = self._per_type[event.type]
             latency.observe(time.perf_counter() - started)

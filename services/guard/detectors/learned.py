@@ -172,7 +172,11 @@ class CpuBudget:
         """Texts not looked at for borderline windows because their event had read its allowance."""
 
     def share(self) -> float:
-        value = float(os.environ.get(SHARE_ENV, DEFAULT_SHARE))
+        raw = os.environ.get(SHARE_ENV, "").strip()
+        try:
+            value = float(raw) if raw else DEFAULT_SHARE
+        except ValueError:
+            raise ValueError(f"{SHARE_ENV} must be a share of the CPU in (0, 1], not {raw!r}") from None
         if not 0.0 < value <= 1.0:
             raise ValueError(f"{SHARE_ENV} must be in (0, 1], not {value}")
         return value
