@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from starlette.types import ASGIApp
@@ -92,6 +93,12 @@ def counters(settings: IngressSettings, shared: bool) -> Counters:
     return counter_table(settings, shared)
 
 
+RAISE_RETRY_FIRST_S = 0.5
+RAISE_RETRY_MAX_S = 30.0
+"""A raise of budget counters that failed (store or Redis unreachable) is tried again after these waits, doubling:
+a budget whose counters never learnt the record would let its window's earlier spend be spent again."""
+
+
 async def refill_counters(counters: Counters, store: Store, config: ConfigMaps, generation: int) -> None:
     """Budget counters that count what the record says was spent: filled from the store at start, then brought up to
     it whenever a profile is created or changed (:func:`follow_budgets`).
@@ -99,16 +106,24 @@ async def refill_counters(counters: Counters, store: Store, config: ConfigMaps, 
     The table is emptied and filled, unless it was filled for this ``generation`` already (a process of the same run
     started again: its counts, reservations included, stand). Redis keeps its counts itself (its own persistence,
     AOF) across Warden's restarts: its counters are only raised to the record, never lowered, so a budget Redis
-    never counted, or counts it lost, start from what was spent."""
+    never counted, or counts it lost, start from what was spent. A raise that fails is tried again in the background
+    until it succeeds (:data:`RAISE_RETRY_MAX_S`); the start does not wait for it."""
+    retries: set[asyncio.Task[None]] = set()
     if isinstance(counters, CounterTable):
         if not generation or counters.generation != generation:
             counts = await _spent_now(store, config, config.profiles.values())
             written = counters.refill(counts, generation)
             fields = {"counters": written, "of": len(counts)}
             log.info("budget counters filled from the store", extra={"fields": fields})
-    else:
-        await _raise_budgets(counters, store, config, config.profiles.values())
-    follow_budgets(counters, store, config)
+    elif not await _raise_budgets(counters, store, config, None):
+        _keep(retries, _raise_until_done(counters, store, config, None))
+    follow_budgets(counters, store, config, retries)
+
+
+def _keep(tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 async def _spent_now(store: Store, config: ConfigMaps, profiles: Iterable[Profile]) -> dict[str, tuple[int, float]]:
@@ -116,31 +131,53 @@ async def _spent_now(store: Store, config: ConfigMaps, profiles: Iterable[Profil
     return await spent(store, profiles, keys, datetime.now(UTC))
 
 
-async def _raise_budgets(counters: Counters, store: Store, config: ConfigMaps, profiles: Iterable[Profile]) -> None:
-    """The counters of ``profiles``' budgets raised to what the store says they spent in their current windows."""
+async def _raise_budgets(counters: Counters, store: Store, config: ConfigMaps, profile_id: str | None) -> bool:
+    """The counters of the budgets of profile ``profile_id`` (None: of every profile), as the profiles are now, raised
+    to what the store says they spent in their current windows; whether that was done."""
+    if profile_id is None:
+        profiles = config.profiles.values()
+    else:
+        profile = config.profiles.get(profile_id)
+        profiles = [profile] if profile is not None and profile.budgets else []
     try:
         counts = await _spent_now(store, config, profiles)
         raised = await counters.raise_to(counts)
-    except Exception:  # the next change tries again; the proxies keep counting meanwhile
-        log.exception("budget counters could not be brought up to the store")
-        return
+    except Exception as exc:
+        fields = {"profile_id": profile_id or "*", "error": type(exc).__name__}
+        log.warning("budget counters could not be brought up to the store", extra={"fields": fields})
+        return False
     if raised < len(counts):
         log.warning("budget counters out of room", extra={"fields": {"counters": raised, "of": len(counts)}})
+    return True
 
 
-def follow_budgets(counters: Counters, store: Store, config: ConfigMaps) -> None:
+async def _raise_until_done(counters: Counters, store: Store, config: ConfigMaps, profile_id: str | None) -> None:
+    wait = RAISE_RETRY_FIRST_S
+    while True:
+        await asyncio.sleep(wait)
+        if await _raise_budgets(counters, store, config, profile_id):
+            log.info("budget counters brought up to the store", extra={"fields": {"profile_id": profile_id or "*"}})
+            return
+        wait = min(2 * wait, RAISE_RETRY_MAX_S)
+
+
+def follow_budgets(
+    counters: Counters, store: Store, config: ConfigMaps, tasks: set[asyncio.Task[None]] | None = None
+) -> None:
     """On every profile created or changed with budgets, its counters are raised to what the store says was spent in
     each budget's window: a budget added on the 20th of the month counts the month's spend, not zero from the moment
     it was added. Raised, never lowered: reservations made since stand. What was answered but is not in the store
-    yet (the logger's batch delay, seconds) is not counted."""
-    pending: set[asyncio.Task[None]] = set()
+    yet (the logger's batch delay, seconds) is not counted. A raise that fails is tried again until it succeeds."""
+    pending: set[asyncio.Task[None]] = tasks if tasks is not None else set()
 
-    def changed(_key: str, profile: Profile | None) -> None:
+    async def raise_budgets(profile_id: str) -> None:
+        if not await _raise_budgets(counters, store, config, profile_id):
+            await _raise_until_done(counters, store, config, profile_id)
+
+    def changed(key: str, profile: Profile | None) -> None:
         if profile is None or not profile.budgets:
             return
-        task = asyncio.get_running_loop().create_task(_raise_budgets(counters, store, config, [profile]))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        _keep(pending, raise_budgets(key))
 
     config.profiles.listen(changed)
 

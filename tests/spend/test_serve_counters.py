@@ -7,10 +7,13 @@ metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from plumbing.counters.table import CounterTable
 from services.ingress import quota
 from tests.fakes.upstream import FakeUpstream
 from tests.support.agents import new_agent
+from tests.support.redis_server import RedisServer
 from tests.support.serve_process import ServeProcess
 from tests.support.spend import call, concurrent_calls, early_in_a_minute, hits, limited_profile, metric_value
 
@@ -102,9 +106,15 @@ def test_spend_survives_a_restart(tmp_path: Path, fake_openai: FakeUpstream):
         server.interrupt()
 
 
-def _budget_added_later(server: ServeProcess, fake: FakeUpstream, counters: Counters) -> None:
+def _budget_added_later(
+    server: ServeProcess,
+    fake: FakeUpstream,
+    counters: Counters,
+    while_adding: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+) -> None:
     """An agent spends under a profile without a budget; then the profile gets a monthly agent budget below what the
-    agent spent this month: its next request is refused, counted from the month's spend, not from zero."""
+    agent spent this month: its next request is refused, counted from the month's spend, not from zero.
+    ``while_adding``: what holds while the budget is added (and its counters are first raised)."""
     profile = limited_profile(server.url)
     agent = new_agent()
     admitted = 4
@@ -115,15 +125,22 @@ def _budget_added_later(server: ServeProcess, fake: FakeUpstream, counters: Coun
     budget = {"scope": "agent", "usd": round(spent / 2, 6), "period": "month"}
     current = httpx.get(f"{server.url}/api/profiles/{profile}", timeout=10).json()
     body = {"name": current["name"], "budgets": [budget]}
-    updated = httpx.put(f"{server.url}/api/profiles/{profile}", json=body, timeout=10)
-    assert updated.status_code == 200, updated.text
+    with while_adding():
+        updated = httpx.put(f"{server.url}/api/profiles/{profile}", json=body, timeout=10)
+        assert updated.status_code == 200, updated.text
 
     window = quota.budget_window("month", datetime.now(UTC))
     counter = quota.budget_counter_for(profile, "agent", agent, "month", window)
-    deadline = time.monotonic() + 30
-    while asyncio.run(counters.used(counter)) < quota.micro_usd(spent) * 0.999:
-        assert time.monotonic() < deadline, "the new budget's counter never learnt what the agent had spent"
-        time.sleep(0.1)
+
+    async def learnt() -> bool:  # in one event loop: a client's connections belong to the loop that opened them
+        deadline = time.monotonic() + 30
+        while await counters.used(counter) < quota.micro_usd(spent) * 0.999:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    assert asyncio.run(learnt()), "the new budget's counter never learnt what the agent had spent"
     refused = call("openai_chat", server.url, profile, agent, max_tokens=16)
     assert refused.status == 402
     counted = float(re.search(r"has \$([\d.,]+) spent or reserved", refused.message)[1].replace(",", ""))
@@ -149,6 +166,37 @@ def test_with_redis_a_budget_added_to_a_profile_counts_what_was_spent_before_it(
         _budget_added_later(server, fake_openai, RedisCounters(redis_server.url, key_prefix=prefix, timeout_s=5))
     finally:
         server.interrupt()
+
+
+@contextlib.contextmanager
+def _paused(redis: RedisServer, server: ServeProcess) -> Iterator[None]:
+    """Redis stops answering (its connections stay open) until the raise of the new budget's counters has failed."""
+    failed = "budget counters could not be brought up to the store"
+    before = server.output().count(failed)
+    os.kill(redis.pid, signal.SIGSTOP)
+    try:
+        yield
+        deadline = time.monotonic() + 30
+        while server.output().count(failed) == before:
+            assert time.monotonic() < deadline, "the raise never met the paused Redis"
+            time.sleep(0.1)
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+
+
+def test_with_redis_away_when_a_budget_is_added_its_counters_learn_the_spend_once_it_is_back(
+    tmp_path: Path, fake_openai: FakeUpstream
+):
+    with RedisServer() as redis:
+        prefix = uuid.uuid4().hex[:8]
+        env = {"WARDEN_REDIS_URL": redis.url, "WARDEN_REDIS_KEY_PREFIX": prefix, "WARDEN_REDIS_TIMEOUT_MS": "500"}
+        server = _serve(tmp_path / "data", fake_openai, 2, **env)
+        try:
+            counters = RedisCounters(redis.url, key_prefix=prefix, timeout_s=5)
+            _budget_added_later(server, fake_openai, counters, lambda: _paused(redis, server))
+            assert "budget counters brought up to the store" in server.output()
+        finally:
+            server.interrupt()
 
 
 def fill(path: Path, max_bytes: int) -> None:
