@@ -321,3 +321,54 @@ def test_the_background_runs_below_the_proxy_workers_in_every_thread(serve):
     (background,) = process.children("warden.background")
     assert len(workers) == 1
     assert _nice_of_every_thread(background) == {min(workers.pop() + 10, 19)}
+
+
+def _requests_counted(process: ServeProcess, agent: str) -> tuple[float, str]:
+    """This agent's requests in ``/metrics``, and the line saying how many workers did not answer. A connection the
+    kernel gives a frozen worker is never answered: another one is tried."""
+    for _ in range(20):
+        try:
+            metrics = httpx.get(f"{process.url}/metrics", timeout=5).text.splitlines()
+            break
+        except httpx.TimeoutException:
+            continue
+    else:
+        raise AssertionError("no worker answered /metrics")
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics
+        if line.startswith("llm_requests_total{") and f'agent_id="{agent}"' in line
+    )
+    return counted, next(line for line in metrics if line.startswith("warden_serve_workers_unscraped "))
+
+
+def test_the_summed_counters_never_go_down_when_a_worker_is_killed_or_frozen(serve):
+    """Prometheus reads a counter that goes down as a reset and counts the whole sum again: a worker started again
+    after a crash, or one too busy to answer a scrape, must not take what it had counted out of the sums."""
+    process = serve()
+    agent = new_agent()
+    for n in range(20):
+        ask_once(process, agent, n)
+    assert _requests_counted(process, agent) == (20, "warden_serve_workers_unscraped 0.0")
+
+    victim, other = process.children("warden.proxy_worker")
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:  # the supervisor starts a new worker in its place, which answers the scrapes again
+        counted, unscraped = _requests_counted(process, agent)
+        assert counted == 20, "a killed worker's requests left the sum"
+        workers = process.children("warden.proxy_worker")
+        if victim not in workers and len(workers) == WORKERS and unscraped.endswith(" 0.0"):
+            break
+        assert time.monotonic() < deadline, "the killed worker was not started again"
+        time.sleep(0.2)
+    for n in range(10):
+        ask_once(process, agent, 100 + n)
+    assert _requests_counted(process, agent) == (30, "warden_serve_workers_unscraped 0.0")
+
+    os.kill(other, signal.SIGSTOP)
+    try:
+        assert _requests_counted(process, agent) == (30, "warden_serve_workers_unscraped 1.0")
+    finally:
+        os.kill(other, signal.SIGCONT)
+    assert _requests_counted(process, agent) == (30, "warden_serve_workers_unscraped 0.0")

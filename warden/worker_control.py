@@ -17,7 +17,10 @@ over each one's private unix socket in a directory of the run (mode 0700).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,10 +79,25 @@ def control_app(registry: CollectorRegistry, refresh: Callable[[], Awaitable[Non
             body = generate_latest(registry)
         elif scope["path"] == "/refresh":
             await refresh()
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        headers = [(b"content-type", b"text/plain"), (PROCESS_HEADER, process_id())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+PROCESS_HEADER = b"x-warden-process"
+"""Which process answered a sibling's scrape: a new one at the same socket (a worker started again) starts its
+counters from zero, and the collector then carries what the one before had counted."""
+_process: tuple[int, bytes] | None = None
+
+
+def process_id() -> bytes:
+    """This process, told apart from any other that had or will have its pid."""
+    global _process
+    if _process is None or _process[0] != os.getpid():  # a forked child is another process
+        _process = (os.getpid(), f"{os.getpid()}-{time.time_ns()}".encode())
+    return _process[1]
 
 
 def _sockets(run_dir: Path) -> list[Path]:
@@ -153,10 +171,37 @@ def merge(texts: Iterable[str]) -> list[Metric]:
     return list(families.values())
 
 
+Series = tuple[str, tuple[tuple[str, str], ...]]
+"""A sample's name and its labels, sorted."""
+_COUNTING = frozenset({"counter", "histogram", "summary"})
+"""Families whose samples only grow while their process lives (``_bucket``, ``_count``, ``_sum``, ``_total``)."""
+
+
+def counted(text: str) -> dict[str, dict[Series, float]]:
+    """The samples of ``text``'s counting families, by family."""
+    out: dict[str, dict[Series, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.type not in _COUNTING or family.name.endswith("_created"):
+            continue
+        out[family.name] = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+    return out
+
+
 class WorkerMetrics(Collector):
     """Every proxy process's metrics, added up. ``own``: the registry of the process that collects, when it is one of
     them (its socket ``own_socket`` is then skipped: it would wait for its own answer). ``unscraped``: the name of the
-    gauge of processes that did not answer."""
+    gauge of processes that did not answer.
+
+    The sums of counters, histograms and summaries never go down while this collector lives: a process that does
+    not answer a scrape counts with what it answered last, and when a process is replaced (a worker started again
+    after a crash, its counters from zero) what the one before had answered last is carried on. Prometheus reads a
+    drop as a reset and would count the whole sum again. What a process counted after its last scrape and before
+    it ended is lost. In ``warden ingress --workers N`` whichever worker takes the scrape collects, each with what
+    it has seen: there, a worker started again can still show as a reset."""
 
     def __init__(
         self,
@@ -172,6 +217,11 @@ class WorkerMetrics(Collector):
         self.own = own
         self.own_socket = own_socket
         self.unscraped = unscraped
+        self._last: dict[Path, tuple[bytes, str]] = {}
+        """Per socket, the process that answered last and its answer."""
+        self._carried: dict[str, dict[Series, float]] = {}
+        """What replaced processes had counted, by family."""
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         texts: list[str] = [] if self.own is None else [generate_latest(self.own).decode()]
@@ -179,17 +229,63 @@ class WorkerMetrics(Collector):
         # Asked all at once: a scrape waits for the slowest process, not for the sum of them.
         with ThreadPoolExecutor(max_workers=max(len(paths), 1), thread_name_prefix="metrics-scrape") as pool:
             answers = list(pool.map(self._scrape, paths))
-        texts += [text for text in answers if text is not None]
         missed = answers.count(None)
-        yield from merge(texts)
+        with self._lock:  # two scrapes at once must not carry one process twice
+            for path, answer in zip(paths, answers, strict=True):
+                last = self._last.get(path)
+                if answer is None:
+                    if last is not None:  # not answering (busy, frozen): its last figures, not none
+                        texts.append(_counting_only(last[1]))
+                    continue
+                if last is not None and last[0] != answer[0]:
+                    self._carry(last[1])
+                self._last[path] = answer
+                texts.append(answer[1])
+            carried = {name: dict(series) for name, series in self._carried.items()}
+        yield from _plus(merge(texts), carried)
         unscraped = GaugeMetricFamily(self.unscraped, "Proxy processes whose metrics did not answer in this scrape")
         unscraped.add_metric([], missed)
         yield unscraped
 
-    def _scrape(self, path: Path) -> str | None:
-        """One process's metrics as text; None when it did not answer within the timeout."""
+    def _carry(self, text: str) -> None:
+        for name, series in counted(text).items():
+            into = self._carried.setdefault(name, {})
+            for key, value in series.items():
+                into[key] = into.get(key, 0.0) + value
+
+    def _scrape(self, path: Path) -> tuple[bytes, str] | None:
+        """Which process answered and its metrics as text; None when none answered within the timeout."""
         try:
             with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=self.timeout_s) as client:
-                return client.get("http://worker/metrics").text
+                reply = client.get("http://worker/metrics")
         except httpx.HTTPError:
             return None
+        return reply.headers.get(PROCESS_HEADER.decode(), "").encode(), reply.text
+
+
+def _counting_only(text: str) -> str:
+    """``text`` without its gauges: a process that did not answer is not known to hold what it held (in flight...)."""
+    keep, lines = True, []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            keep = line.split()[3] in _COUNTING
+        if keep:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _plus(families: list[Metric], carried: dict[str, dict[Series, float]]) -> list[Metric]:
+    """``families`` with the carried counts added, series by series (a series only a replaced process had, too)."""
+    if not carried:
+        return families
+    by_name = {family.name: family for family in families}
+    for name, series in carried.items():
+        family = by_name.get(name)
+        if family is None:
+            continue  # a family no process has any more: nobody can read it as a reset
+        current = {(sample.name, tuple(sorted(sample.labels.items()))): sample for sample in family.samples}
+        family.samples = [sample._replace(value=sample.value + series.get(key, 0.0)) for key, sample in current.items()]
+        for key, value in series.items():
+            if key not in current:
+                family.add_sample(key[0], dict(key[1]), value)
+    return families
