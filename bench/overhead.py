@@ -264,6 +264,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="page through the read API to count what Warden stored per run (default: on; --no-verify only "
         "checks that each run has at least one stored interaction)",
     )
+    p.add_argument(
+        "--wait-stored",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --no-verify, wait until each run has at least one stored interaction (default: on). "
+        "--no-wait-stored stops Warden right after its runs: in A/B rounds the background, saturated during the "
+        "runs, would otherwise be waited out every round (minutes), which limits how many rounds fit",
+    )
     p.add_argument("--drain-timeout", type=float, default=120.0, help="seconds to wait for the logger to catch up")
     p.add_argument(
         "--py-spy",
@@ -614,6 +622,9 @@ class Bench:
         url = self.warden.url
         started = time.monotonic()
         deadline = started + self.args.drain_timeout
+        if not self.args.verify and not self.args.wait_stored:
+            self.verification = {"mode": "none"}
+            return
         if not self.args.verify:
             pending = list(self.cells)
             while pending and time.monotonic() < deadline:
@@ -749,6 +760,8 @@ class Bench:
         if self.verification.get("mode") == "count":
             state = "all stored" if self.verification["complete"] else "NOT all stored"
             print(f"  logger: {state} (checked {self.verification['seconds_until_all_stored']}s after the last run)")
+        elif self.verification.get("mode") == "none":
+            print("  logger: not checked (--no-wait-stored)")
         elif self.verification:
             missing = self.verification["runs_without_stored_interactions"]
             print(f"  logger: {'runs with nothing stored: ' + ', '.join(missing) if missing else 'every run stored'}")
