@@ -231,27 +231,23 @@ class WorkerMetrics(Collector):
             answers = list(pool.map(self._scrape, paths))
         missed = answers.count(None)
         with self._lock:  # two scrapes at once must not carry one process twice
+            added = {name: dict(series) for name, series in self._carried.items()}
             for path, answer in zip(paths, answers, strict=True):
                 last = self._last.get(path)
                 if answer is None:
-                    if last is not None:  # not answering (busy, frozen): its last figures, not none
-                        texts.append(_counting_only(last[1]))
+                    if last is not None:  # not answering (busy, frozen): its last counts, not none (gauges left out)
+                        _add(added, counted(last[1]))
                     continue
                 if last is not None and last[0] != answer[0]:
-                    self._carry(last[1])
+                    replaced = counted(last[1])
+                    _add(self._carried, replaced)
+                    _add(added, replaced)
                 self._last[path] = answer
                 texts.append(answer[1])
-            carried = {name: dict(series) for name, series in self._carried.items()}
-        yield from _plus(merge(texts), carried)
+        yield from _plus(merge(texts), added)
         unscraped = GaugeMetricFamily(self.unscraped, "Proxy processes whose metrics did not answer in this scrape")
         unscraped.add_metric([], missed)
         yield unscraped
-
-    def _carry(self, text: str) -> None:
-        for name, series in counted(text).items():
-            into = self._carried.setdefault(name, {})
-            for key, value in series.items():
-                into[key] = into.get(key, 0.0) + value
 
     def _scrape(self, path: Path) -> tuple[bytes, str] | None:
         """Which process answered and its metrics as text; None when none answered within the timeout."""
@@ -263,19 +259,15 @@ class WorkerMetrics(Collector):
         return reply.headers.get(PROCESS_HEADER.decode(), "").encode(), reply.text
 
 
-def _counting_only(text: str) -> str:
-    """``text`` without its gauges: a process that did not answer is not known to hold what it held (in flight...)."""
-    keep, lines = True, []
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            keep = line.split()[3] in _COUNTING
-        if keep:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+def _add(into: dict[str, dict[Series, float]], counts: dict[str, dict[Series, float]]) -> None:
+    for name, series in counts.items():
+        family = into.setdefault(name, {})
+        for key, value in series.items():
+            family[key] = family.get(key, 0.0) + value
 
 
 def _plus(families: list[Metric], carried: dict[str, dict[Series, float]]) -> list[Metric]:
-    """``families`` with the carried counts added, series by series (a series only a replaced process had, too)."""
+    """``families`` with ``carried`` counts added, series by series (a series only they have, too)."""
     if not carried:
         return families
     by_name = {family.name: family for family in families}
