@@ -503,7 +503,6 @@ def learned_tradeoff(n: int) -> list[dict[str, Any]]:
                     "windows_skipped": b.skipped_windows,
                     "texts_skipped": b.skipped_texts,
                     "windows_over_event": b.over_event_windows,
-                    "texts_over_event": b.over_event_texts,
                 }
             )
     finally:
@@ -615,13 +614,10 @@ def main() -> None:
         print("\nthe learned tier, placed each way (detectors over the view, distinct events):")
         print("  (windows per event 0 = no cap; windows left for want of CPU share, or of the event's windows)")
         header = f"{'mode':<8} {'share':>5} {'/event':>6} {'events/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
-        print(f"  {header}  windows read / left for share (+ texts) / left for event (+ texts)")
+        print(f"  {header}  windows read / left for share (+ texts) / left for event")
         for r in rows:
             figures = f"{r['events_per_s']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.1f}"
-            counts = (
-                f"{r['windows_read']} / {r['windows_skipped']} (+{r['texts_skipped']})"
-                f" / {r['windows_over_event']} (+{r['texts_over_event']})"
-            )
+            counts = f"{r['windows_read']} / {r['windows_skipped']} (+{r['texts_skipped']}) / {r['windows_over_event']}"
             print(f"  {r['mode']:<8} {r['share']:>5.2f} {r['event_windows']:>6} {figures}  {counts}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

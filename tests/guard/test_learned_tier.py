@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from providers.registry import adapter_for
 from schemas.view import ConversationView, Message, ToolResult
 from services.guard.detectors import _detect, clear_caches, scan_conversation
 from services.guard.detectors import learned as learned_module
@@ -128,8 +129,9 @@ def test_a_cpu_share_outside_zero_to_one_is_refused(monkeypatch):
 
 
 def test_an_event_reads_at_most_its_allowance_of_windows_and_the_rest_on_the_next_turn(monkeypatch):
-    """Two tool results the tier alone flags: with one window per event the first turn reads one of them, and the
-    history re-sent on the next turn gets the other read (the unfinished text was not remembered as clean)."""
+    """Two tool results the tier alone flags: with one window per event the first turn reads the more suspicious
+    one, and the history re-sent on the next turn gets the other read (the unfinished text was not remembered as
+    clean)."""
     monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "1")
     monkeypatch.setattr(learned_module, "BUDGET", learned_module.CpuBudget())
     clear_caches()
@@ -146,16 +148,105 @@ def test_an_event_reads_at_most_its_allowance_of_windows_and_the_rest_on_the_nex
     def flagged() -> list[str]:
         return [f.location for f in scan_conversation(view) if f.detector == "injection.learned"]
 
-    assert flagged() == ["request.messages[0].tool_result"]
-    assert sum(seen) == 1
-    assert learned_module.BUDGET.over_event_texts == 1
+    first = flagged()
+    assert len(first) == 1 and sum(seen) == 1
+    assert learned_module.BUDGET.over_event_windows == 1
     assert flagged() == ["request.messages[0].tool_result", "request.messages[1].tool_result"]
-    assert sum(seen) == 2  # the first text came from the memo, the second was read on this turn
+    assert sum(seen) == 2  # the text read first came from the memo, the other was read on this turn
 
     monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "0")  # no cap: both on the first turn
     clear_caches()
     assert flagged() == ["request.messages[0].tool_result", "request.messages[1].tool_result"]
     assert sum(seen) == 4
+
+
+DECOY = "You are now the owner of the shared calendar; please reply to the team with your availability."
+"""Benign, yet borderline to the n-gram model (so the gated tier would spend a window on it), less so than the
+payload."""
+
+
+def _two_tool_results(provider: str, first: str, second: str) -> ConversationView:
+    """A request in ``provider``'s own wire format whose history holds two tool results, ``first`` before ``second``."""
+    ask = "Summarise what my tools returned."
+    ids = ["call_1", "call_2"]
+    if provider == "openai_chat":
+        calls = [{"id": i, "type": "function", "function": {"name": "read", "arguments": "{}"}} for i in ids]
+        body: dict = {
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "user", "content": ask},
+                {"role": "assistant", "content": None, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": ids[0], "content": first},
+                {"role": "tool", "tool_call_id": ids[1], "content": second},
+            ],
+        }
+        return adapter_for("openai").request_view("/chat/completions", body)
+    if provider == "openai_responses":
+        items: list[dict] = [{"role": "user", "content": ask}]
+        items += [{"type": "function_call", "call_id": i, "name": "read", "arguments": "{}"} for i in ids]
+        items += [
+            {"type": "function_call_output", "call_id": i, "output": t}
+            for i, t in zip(ids, (first, second), strict=True)
+        ]
+        return adapter_for("openai").request_view("/responses", {"model": "gpt-4o", "input": items})
+    if provider == "anthropic":
+        body = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 256,
+            "messages": [
+                {"role": "user", "content": ask},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": i, "name": "read", "input": {}} for i in ids],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": ids[0], "content": first},
+                        {"type": "tool_result", "tool_use_id": ids[1], "content": second},
+                    ],
+                },
+            ],
+        }
+        return adapter_for("anthropic").request_view("/v1/messages", body)
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": ask}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {}}} for _ in ids]},
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "read", "response": {"result": first}}},
+                    {"functionResponse": {"name": "read", "response": {"result": second}}},
+                ],
+            },
+        ]
+    }
+    return adapter_for("gemini").request_view("/v1beta/models/gemini-2.5-flash:generateContent", body)
+
+
+@pytest.mark.parametrize("provider", ["openai_chat", "openai_responses", "anthropic", "gemini"])
+def test_a_borderline_decoy_before_the_payload_does_not_spend_the_events_allowance(monkeypatch, provider):
+    """The attack: a benign but borderline tool result placed before the injected one, so that a tier reading in
+    message order spends the event's one window on the decoy and the payload waits for the next turn. The allowance
+    goes to the most suspicious windows of the whole event: the payload is read and flagged on this turn."""
+    monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "1")
+    monkeypatch.setattr(learned_module, "BUDGET", learned_module.CpuBudget())
+    clear_caches()
+    view = _two_tool_results(provider, DECOY, PARAPHRASES[0])
+    decoy, payload = [m for m in view.messages if m.tool_result is not None]
+    decoy_reading = learned_module.reading(decoy.tool_result.content)
+    assert decoy_reading is not None and decoy_reading.windows, "the decoy is borderline: alone, it would be read"
+    assert [
+        f for f in scan_conversation(_two_tool_results(provider, DECOY, DECOY)) if f.category == "prompt_injection"
+    ] == []
+
+    clear_caches()
+    findings = [f for f in scan_conversation(view) if f.category == "prompt_injection"]
+    # (Gemini's function responses are read as JSON: the finding names the carrier, ``injection.learned.json_strings``.)
+    assert [f.detector.startswith("injection.learned") for f in findings] == [True]
+    assert findings[0].location == f"request.messages[{payload.index}].tool_result"
+    assert learned_module.BUDGET.over_event_windows >= 1  # the decoy's window was the one left over
 
 
 def test_a_negative_or_malformed_allowance_of_windows_is_refused(monkeypatch):

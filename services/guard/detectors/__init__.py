@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import orjson
+
 from schemas.view import CompletionView, ConversationView
 from services.detection.normalise import Variant, variants
 from services.guard.detectors import exfiltration, learned, pii
 from services.guard.detectors._hits import REDACTED, Hit, excerpt, to_findings
 from services.guard.detectors.injection import _SOURCE_WEIGHT, REPORT_THRESHOLD, Source, _severity, find_injections
 from services.guard.detectors.injection_model import load_model
-from services.guard.detectors.learned import learned_score
 from services.guard.detectors.memo import ByteBoundedLRU, digest
 from services.guard.detectors.pii import find_pii
 from services.guard.detectors.policy import findings_from_decisions
@@ -59,28 +60,9 @@ MEMO: ByteBoundedLRU[Detected] = ByteBoundedLRU(weigh=weigh)
 """Every request re-sends the conversation so far: the same texts come back turn after turn (see :mod:`memo`)."""
 
 
-def _left_unread(allowance: learned.EventAllowance | None) -> int:
-    """Windows and texts the learned tier has left unread so far, for want of CPU budget or of the event's windows."""
-    b = learned.BUDGET
-    return b.skipped_texts + b.skipped_windows + (allowance.left_texts + allowance.left_windows if allowance else 0)
-
-
-def _detect_memoised(
-    text: str, injection_source: Source | None, allowance: learned.EventAllowance | None = None
-) -> Detected:
-    """``_detect``, remembered by the text and everything else its result depends on: the source it is read as and
-    the learned tier's mode. A result the learned tier could not complete for want of CPU budget or of the event's
-    allowance of windows is not kept, so that the text is read in full when it comes back."""
-    mode = learned.mode() if injection_source is not None else "off"
-    key = digest(text, str(injection_source), mode)
-    found = MEMO.get(key)
-    if found is not None:
-        return found
-    skipped = _left_unread(allowance)
-    found = _detect(text, injection_source, allowance)
-    if _left_unread(allowance) == skipped:
-        MEMO.put(key, found)
-    return found
+def _memo_key(text: str, injection_source: Source | None) -> bytes:
+    """What a text's result depends on: the text, the source it is read as and the learned tier's mode."""
+    return digest(text, str(injection_source), learned.mode() if injection_source is not None else "off")
 
 
 _HIDDEN_CARRIERS = (
@@ -118,9 +100,9 @@ def _relocated(hit: Hit, variant: Variant, masks: list[Hit], bonus: float = 0.0)
     )
 
 
-def _detect(text: str, injection_source: Source | None, allowance: learned.EventAllowance | None = None) -> Detected:
-    """(sensitive spans, injection hits) of one text and of every other reading of it (:mod:`normalise`).
-    ``allowance``: the learned tier's windows left to the text's event (None: no cap per event)."""
+def _fast(text: str, injection_source: Source | None) -> tuple[list[Hit], list[Hit], list[Variant]]:
+    """(sensitive spans, injection hits, readings) of one text by the fast tiers, over the text and every other
+    reading of it (:mod:`normalise`)."""
     sensitive = [*find_secrets(text), *find_pii(text)]
     injections = find_injections(text, source=injection_source) if injection_source is not None else []
     readings = variants(text)
@@ -133,30 +115,78 @@ def _detect(text: str, injection_source: Source | None, allowance: learned.Event
         if injection_source is not None:
             bonus = _HIDDEN_BONUS if v.carrier.split("/")[-1] in _HIDDEN_CARRIERS else 0.0
             injections += [_relocated(h, v, masks, bonus) for h in find_injections(v.text, source=injection_source)]
-    if injection_source is not None and not injections:
-        injections = _learned(text, injection_source, readings, allowance)
+    return sensitive, injections, readings
+
+
+def _result(sensitive: list[Hit], injections: list[Hit]) -> Detected:
     # One injection finding per text: the strongest reading.
     best = max(injections, key=lambda h: h.score, default=None)
     return tuple(sensitive), (best,) if best is not None else ()
 
 
-def _learned(text: str, source: Source, readings: list[Variant], allowance: learned.EventAllowance | None) -> list[Hit]:
-    """The sentence-embedding tier, for a text the fast tiers did not flag: its borderline windows, and the hidden or
-    decoded readings of it."""
-    score, at = learned_score(text, borderline=False, allowance=allowance)
-    hit_text, hit_variant = text, None
+LearnedReadings = list[tuple[learned.Reading, Variant | None]]
+
+
+_JSON_MAX_CHARS = 256 * 1024
+"""Longest text parsed as JSON for the learned tier (it reads at most a few windows of any text anyway)."""
+
+
+def _json_strings(text: str) -> Variant | None:
+    """The string values of a text that is JSON (a Gemini function response, an MCP tool's structured result),
+    one per line: the words a model reads in that data, without the syntax around them, which moves a sentence's
+    embedding away from the attacks it resembles (an injection the tier flags as plain text it misses as
+    ``{"result": "…"}``)."""
+    if len(text) > _JSON_MAX_CHARS or not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    strings: list[str] = []
+    todo = [data]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, str):
+            if value.strip():
+                strings.append(value)
+        elif isinstance(value, dict):
+            todo.extend(reversed(value.values()))
+        elif isinstance(value, list):
+            todo.extend(reversed(value))
+    return Variant("\n".join(strings), "json_strings", 0, len(text)) if strings else None
+
+
+def _learned_readings(text: str, readings: list[Variant]) -> LearnedReadings:
+    """What the sentence-embedding tier would read of a text the fast tiers did not flag: its borderline windows
+    (of its string values when it is JSON), and the hidden or decoded readings of it (chosen right after the fast
+    tiers scored them, while the n-gram model still remembers their window scores)."""
+    out: LearnedReadings = []
+    as_json = _json_strings(text)
+    r = learned.reading(as_json.text if as_json is not None else text)
+    if r is not None:
+        out.append((r, as_json))
     for v in readings[:4]:
         if v.carrier.split("/")[-1] not in _HIDDEN_CARRIERS:
             continue
-        s, _ = learned_score(v.text, borderline=True, allowance=allowance)
-        if s > score:
+        r = learned.reading(v.text, borderline=True)
+        if r is not None:
+            out.append((r, v))
+    return out
+
+
+def _learned_hits(text: str, source: Source, pending: LearnedReadings) -> list[Hit]:
+    """The tier's finding for a text, from the windows its event's allowance gave each of its readings."""
+    score, at, hit_variant = 0.0, 0, None
+    for r, v in pending:
+        s, offset = learned.score(r)
+        if v is None:
+            score, at = s, offset
+        elif s > score:
             score, at, hit_variant = s, 0, v
     score *= _SOURCE_WEIGHT[source]
     if score < REPORT_THRESHOLD:
         return []
-    hit = Hit(
-        "injection.learned", "prompt_injection", _severity(score, source), score, at, min(len(hit_text), at + 120)
-    )
+    hit = Hit("injection.learned", "prompt_injection", _severity(score, source), score, at, min(len(text), at + 120))
     if hit_variant is not None:
         return [
             _relocated(
@@ -168,6 +198,48 @@ def _learned(text: str, source: Source, readings: list[Variant], allowance: lear
     return [hit]
 
 
+def _detect(text: str, injection_source: Source | None, allowance: learned.EventAllowance | None = None) -> Detected:
+    """(sensitive spans, injection hits) of one text and of every other reading of it, not remembered.
+    ``allowance``: the learned tier's windows left to the text's event (None: no cap per event)."""
+    sensitive, injections, readings = _fast(text, injection_source)
+    if injection_source is not None and not injections:
+        pending = _learned_readings(text, readings)
+        (allowance or learned.EventAllowance(0)).share_out([r for r, _ in pending])
+        injections = _learned_hits(text, injection_source, pending)
+    return _result(sensitive, injections)
+
+
+def _detect_event(texts: list[tuple[str, Source | None]], allowance: learned.EventAllowance) -> list[Detected]:
+    """``_detect`` of every text of one event, remembered by ``_memo_key``. In two passes: the fast tiers read every
+    text, then the learned tier's allowance is shared out over the windows of all the texts they did not flag, the
+    most suspicious first (a text's place in the event does not decide what is read). A result the learned tier
+    could not complete (a window left unread for want of CPU budget or of allowance) is not remembered, so that the
+    text is read in full when it comes back on the next turn."""
+    found: list[Detected] = []
+    waiting: list[tuple[int, bytes, list[Hit], LearnedReadings]] = []
+    for k, (text, source) in enumerate(texts):
+        key = _memo_key(text, source)
+        known = MEMO.get(key)
+        if known is not None:
+            found.append(known)
+            continue
+        sensitive, injections, readings = _fast(text, source)
+        if source is not None and not injections:
+            waiting.append((k, key, sensitive, _learned_readings(text, readings)))
+            found.append(((), ()))  # filled in below
+            continue
+        found.append(_result(sensitive, injections))
+        MEMO.put(key, found[-1])
+    allowance.share_out([r for *_, pending in waiting for r, _ in pending])
+    for k, key, sensitive, pending in waiting:
+        text, source = texts[k]
+        assert source is not None
+        found[k] = _result(sensitive, _learned_hits(text, source, pending))
+        if all(r.complete for r, _ in pending):
+            MEMO.put(key, found[k])
+    return found
+
+
 def _scan(
     text: str,
     location: str,
@@ -177,7 +249,13 @@ def _scan(
 ) -> list[Finding]:
     if not text:
         return []
-    sensitive, injections = _detect_memoised(text, injection_source, allowance)
+    [(sensitive, injections)] = _detect_event([(text, injection_source)], allowance or learned.EventAllowance())
+    return _findings(text, location, sensitive, injections, extra)
+
+
+def _findings(
+    text: str, location: str, sensitive: tuple[Hit, ...], injections: tuple[Hit, ...], extra: Iterable[Hit] = ()
+) -> list[Finding]:
     hits = [*sensitive, *injections, *extra]
     return to_findings(text, hits, location, list(sensitive)) if hits else []
 
@@ -195,20 +273,23 @@ def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[s
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Findings for a request: its messages, tool results and tool definitions."""
-    findings: list[Finding] = []
-    # The learned tier reads at most a few windows per event, whatever the number of texts (its latency bound).
-    allowance = learned.EventAllowance()
+    texts: list[tuple[str, str, Source | None]] = []
     for m in view.messages:
         base = f"request.messages[{m.index}]"
-        if m.tool_result is not None:
-            findings += _scan(m.tool_result.content, f"{base}.tool_result", "tool", allowance=allowance)
+        if m.tool_result is not None and m.tool_result.content:
+            texts.append((m.tool_result.content, f"{base}.tool_result", "tool"))
         # Adapters also copy a tool result's content into the text: scan it once, as the tool result.
         if m.text and (m.tool_result is None or m.text != m.tool_result.content):
-            source: Source | None = _INJECTION_SOURCE.get(m.role)
-            findings += _scan(m.text, f"{base}.text", source, allowance=allowance)
+            texts.append((m.text, f"{base}.text", _INJECTION_SOURCE.get(m.role)))
     for k, tool in enumerate(view.tools):
         text = "\n".join([tool.description or "", *_schema_descriptions(tool.parameters)]).strip()
-        findings += _scan(text, f"request.tools[{k}].description", "tool_description", allowance=allowance)
+        if text:
+            texts.append((text, f"request.tools[{k}].description", "tool_description"))
+    # The learned tier reads at most a few windows per event, whatever the number of texts (its latency bound).
+    detected = _detect_event([(text, source) for text, _, source in texts], learned.EventAllowance())
+    findings: list[Finding] = []
+    for (text, location, _), (sensitive, injections) in zip(texts, detected, strict=True):
+        findings += _findings(text, location, sensitive, injections)
     return findings
 
 

@@ -93,27 +93,57 @@ def event_windows() -> int:
     return limit
 
 
+Candidate = tuple[float, int, str]
+"""A window the tier may read: its n-gram probability (its rank in the event), its offset and its text."""
+
+
+@dataclass(slots=True)
+class Reading:
+    """One text the tier may read for an event (a message's text, or a hidden or decoded reading of it): the windows
+    it would read, most suspicious first, and those the event's allowance gave it (:meth:`EventAllowance.share_out`).
+    ``complete`` turns false when a window was left unread, for want of CPU budget or of the event's allowance: the
+    text's result is then not remembered, so the text is read again when it comes back."""
+
+    windows: list[Candidate]
+    threshold: float
+    capped: bool
+    """Whether the event's allowance and the CPU budget apply (the gated modes; ``every`` reads all, for evaluation)."""
+    chosen: list[tuple[int, str]] = field(default_factory=list)
+    complete: bool = True
+
+
 class EventAllowance:
-    """The windows one event may still have read (``WARDEN_GUARD_LEARNED_EVENT_WINDOWS``; 0 = no cap), and what it
-    left over. One per event: a request's texts share it, the most suspicious windows of each text first."""
+    """The windows one event may have read (``WARDEN_GUARD_LEARNED_EVENT_WINDOWS``; 0 = no cap), shared out over all
+    its texts at once by how suspicious each window is, so that no text's place in the request decides what is read:
+    a decoy placed before the payload cannot spend the allowance the payload needed."""
 
     def __init__(self, windows: int | None = None) -> None:
         limit = event_windows() if windows is None else windows
         self.left: int | None = limit or None
         self.left_windows = 0
-        self.left_texts = 0
 
-    def exhausted(self) -> bool:
-        return self.left == 0
-
-    def take(self, chosen: list[tuple[int, str]]) -> list[tuple[int, str]]:
-        """The first of ``chosen`` that the allowance still covers; the rest are counted as left over."""
-        if self.left is None:
-            return chosen
-        kept = chosen[: self.left]
+    def share_out(self, readings: list[Reading]) -> None:
+        """Give each reading the windows the allowance covers: the most suspicious over all of ``readings`` (ties in
+        their order); the rest are counted as left over and their readings marked incomplete."""
+        ranked: list[tuple[float, int, int]] = []
+        for k, r in enumerate(readings):
+            if not r.capped or self.left is None:
+                r.chosen = [(at, w) for _, at, w in r.windows]
+            else:
+                ranked += [(-p, k, j) for j, (p, _, _) in enumerate(r.windows)]
+        if not ranked:
+            return
+        ranked.sort()
+        assert self.left is not None
+        kept, over = ranked[: self.left], ranked[self.left :]
         self.left -= len(kept)
-        self.left_windows += len(chosen) - len(kept)
-        return kept
+        for _, k, j in sorted(kept, key=lambda c: (c[1], -readings[c[1]].windows[c[2]][0])):
+            _, at, w = readings[k].windows[j]
+            readings[k].chosen.append((at, w))
+        for _, k, _ in over:
+            readings[k].complete = False
+        self.left_windows += len(over)
+        BUDGET.over_event_windows += len(over)
 
 
 def mode() -> Mode:
@@ -123,15 +153,15 @@ def mode() -> Mode:
     return value  # type: ignore[return-value]
 
 
-def suspicious_windows(text: str, *, borderline: bool, gate: float) -> list[tuple[int, str]]:
-    """(offset, window) of ``text`` that the gated tier reads: windows whose n-gram probability reaches the head's
-    ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window when
-    ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
+def suspicious_windows(text: str, *, borderline: bool, gate: float) -> list[Candidate]:
+    """(probability, offset, window) of ``text`` that the gated tier reads: windows whose n-gram probability reaches
+    the head's ``gate`` (and stays below the n-gram tier's own alarm, which needs no second opinion), or every window
+    when ``borderline`` (hidden or decoded text); at most ``MAX_WINDOWS``, the most suspicious first."""
     model = load_model()
     # The injection detector scored these windows just before (the model remembers the latest texts' scores).
     scored = [(p, offset, w) for offset, w, p in model.window_scores(text) if borderline or gate <= p < model.threshold]
     scored.sort(key=lambda s: -s[0])
-    return [(at, w) for _, at, w in scored[:MAX_WINDOWS]]
+    return scored[:MAX_WINDOWS]
 
 
 def all_windows(text: str) -> list[tuple[int, str]]:
@@ -168,8 +198,6 @@ class CpuBudget:
         self.read_windows = 0
         self.over_event_windows = 0
         """Borderline windows left unread because their event had read its allowance (:class:`EventAllowance`)."""
-        self.over_event_texts = 0
-        """Texts not looked at for borderline windows because their event had read its allowance."""
 
     def share(self) -> float:
         raw = os.environ.get(SHARE_ENV, "").strip()
@@ -229,36 +257,51 @@ def score_windows(chosen: list[tuple[int, str]], budget: CpuBudget | None = None
     return float(probs[k]), chosen[k][0]
 
 
+def reading(text: str, *, borderline: bool = False, how: Mode | None = None) -> Reading | None:
+    """What the tier would read of ``text`` (None: nothing, the tier is off or the text too short). Choosing the
+    windows costs the CPU budget too; with none left, the reading is empty and incomplete (counted as skipped)."""
+    how = how or mode()
+    if how == "off" or len(text.strip()) < 8:
+        return None
+    head = load_head()
+    if how == "every":
+        return Reading([(1.0, at, w) for at, w in all_windows(text)[:MAX_EVERY_WINDOWS]], head.threshold, capped=False)
+    gate, threshold = head.gates[how]
+    if not BUDGET.available():
+        BUDGET.skipped_texts += 1
+        return Reading([], threshold, capped=True, complete=False)
+    started = time.thread_time()
+    # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
+    windows_ = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
+    BUDGET.spend(time.thread_time() - started)
+    return Reading(windows_, threshold, capped=True)
+
+
+def score(r: Reading) -> tuple[float, int]:
+    """The tier's score of a reading's chosen windows on the findings' scale (threshold → 0.5, certainty → 1, below
+    threshold → 0) and the offset of the window that scored. A reading the CPU budget refuses is marked incomplete."""
+    if not r.chosen:
+        return 0.0, 0
+    if r.capped:
+        skipped = BUDGET.skipped_windows
+        p, at = score_windows(r.chosen, BUDGET)
+        if BUDGET.skipped_windows != skipped:
+            r.complete = False
+    else:
+        # Reading every window is for evaluation and has no budget.
+        p, at = score_windows(r.chosen)
+    if p < r.threshold:
+        return 0.0, at
+    return 0.5 + 0.5 * (p - r.threshold) / (1.0 - r.threshold), at
+
+
 def learned_score(
     text: str, *, borderline: bool = False, how: Mode | None = None, allowance: EventAllowance | None = None
 ) -> tuple[float, int]:
-    """The tier's score on the findings' scale (threshold → 0.5, certainty → 1, below threshold → 0) and the offset of
-    the window that scored. ``allowance``: the windows the text's event may still read (the gated modes only)."""
-    how = how or mode()
-    if how == "off" or len(text.strip()) < 8:
+    """:func:`score` of one text on its own. ``allowance``: the windows the text's event may still read (the gated
+    modes only; None: no cap)."""
+    r = reading(text, borderline=borderline, how=how)
+    if r is None:
         return 0.0, 0
-    head = load_head()
-    if how == "every":
-        chosen, threshold = all_windows(text)[:MAX_EVERY_WINDOWS], head.threshold
-    elif allowance is not None and allowance.exhausted():
-        allowance.left_texts += 1
-        BUDGET.over_event_texts += 1
-        return 0.0, 0
-    elif not BUDGET.available():
-        BUDGET.skipped_texts += 1
-        return 0.0, 0
-    else:
-        gate, threshold = head.gates[how]
-        started = time.thread_time()
-        # Only the wide mode reads every hidden or decoded reading; the default gates them like any text.
-        chosen = suspicious_windows(text, borderline=borderline and how == "wide", gate=gate)
-        BUDGET.spend(time.thread_time() - started)  # choosing the windows is the tier's cost too
-        if allowance is not None:
-            kept = allowance.take(chosen)
-            BUDGET.over_event_windows += len(chosen) - len(kept)
-            chosen = kept
-    # Reading every window is for evaluation and has no budget; the gated modes share one.
-    p, at = score_windows(chosen, None if how == "every" else BUDGET)
-    if p < threshold:
-        return 0.0, at
-    return 0.5 + 0.5 * (p - threshold) / (1.0 - threshold), at
+    (allowance or EventAllowance(0)).share_out([r])
+    return score(r)
