@@ -245,7 +245,10 @@ def test_a_borderline_decoy_before_the_payload_does_not_spend_the_events_allowan
     findings = [f for f in scan_conversation(view) if f.category == "prompt_injection"]
     # (Gemini's function responses are read as JSON: the finding names the carrier, ``injection.learned.json_strings``.)
     assert [f.detector.startswith("injection.learned") for f in findings] == [True]
-    assert findings[0].location == f"request.messages[{payload.index}].tool_result"
+    # Where one message carries both results (Anthropic, Gemini), the location names the payload's call.
+    shared = payload.index == decoy.index
+    named = f"[{payload.tool_result.tool_call_id}]" if shared else ""
+    assert findings[0].location == f"request.messages[{payload.index}].tool_result{named}"
     assert learned_module.BUDGET.over_event_windows >= 1  # the decoy's window was the one left over
 
 

@@ -17,6 +17,7 @@ request collector, a file drop, a raw public IP, encoded DNS labels) and by what
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import orjson
@@ -274,10 +275,13 @@ def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[s
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
     """Findings for a request: its messages, tool results and tool definitions."""
     texts: list[tuple[str, str, Source | None]] = []
+    # Anthropic and Gemini carry several tool results in one message: each is then named by its call's id.
+    results_in = Counter(m.index for m in view.messages if m.tool_result is not None)
     for m in view.messages:
         base = f"request.messages[{m.index}]"
         if m.tool_result is not None and m.tool_result.content:
-            texts.append((m.tool_result.content, f"{base}.tool_result", "tool"))
+            named = f"[{m.tool_result.tool_call_id}]" if results_in[m.index] > 1 else ""
+            texts.append((m.tool_result.content, f"{base}.tool_result{named}", "tool"))
         # Adapters also copy a tool result's content into the text: scan it once, as the tool result.
         if m.text and (m.tool_result is None or m.text != m.tool_result.content):
             texts.append((m.text, f"{base}.text", _INJECTION_SOURCE.get(m.role)))
