@@ -159,13 +159,17 @@ def _json_strings(text: str) -> Variant | None:
 
 def _learned_readings(text: str, readings: list[Variant]) -> LearnedReadings:
     """What the sentence-embedding tier would read of a text the fast tiers did not flag: its borderline windows
-    (of its string values when it is JSON), and the hidden or decoded readings of it (chosen right after the fast
-    tiers scored them, while the n-gram model still remembers their window scores)."""
+    (and those of its string values when it is JSON), and the hidden or decoded readings of it (chosen right after
+    the fast tiers scored them, while the n-gram model still remembers their window scores)."""
     out: LearnedReadings = []
-    as_json = _json_strings(text)
-    r = learned.reading(as_json.text if as_json is not None else text)
+    r = learned.reading(text)
     if r is not None:
-        out.append((r, as_json))
+        out.append((r, None))
+    as_json = _json_strings(text)
+    if as_json is not None:
+        r = learned.reading(as_json.text)
+        if r is not None:
+            out.append((r, as_json))
     for v in readings[:4]:
         if v.carrier.split("/")[-1] not in _HIDDEN_CARRIERS:
             continue
