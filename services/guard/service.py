@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from plumbing.bus.base import Bus, Subscription
 from plumbing.config.base import ReplicatedMap
@@ -19,11 +21,35 @@ from schemas import topics
 from schemas.events import RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import DEFAULT_PROFILE_ID, Profile, ProfileLookup
 from schemas.quarantine import Quarantine
+from services.guard.detectors import learned
 from services.guard.quarantine import QuarantineTracker
 from services.guard.scoring import findings_for, violations
 
 log = logging.getLogger(__name__)
 GROUP = "warden-guard"
+
+
+class LearnedTierCollector(Collector):
+    """What the learned tier read and left unread (``learned.BUDGET``'s counts, read at each scrape): with it on, an
+    operator sees whether its CPU share and its windows per event let it read what it was asked to."""
+
+    def collect(self) -> list[CounterMetricFamily]:
+        budget = learned.BUDGET
+        windows = CounterMetricFamily(
+            "warden_guard_learned_windows",
+            "Borderline windows of the learned tier: read, or left unread for want of its CPU share or of the "
+            "event's windows (a text left unread is not memoised: read when its history comes back)",
+            labels=("outcome",),
+        )
+        windows.add_metric(("read",), budget.read_windows)
+        windows.add_metric(("over_cpu_share",), budget.skipped_windows)
+        windows.add_metric(("over_event_windows",), budget.over_event_windows)
+        texts = CounterMetricFamily(
+            "warden_guard_learned_texts_skipped",
+            "Texts the learned tier did not even look at for want of its CPU share",
+        )
+        texts.add_metric((), budget.skipped_texts)
+        return [windows, texts]
 
 
 class GuardService:
@@ -70,6 +96,7 @@ class GuardService:
             kind: (self.latency.labels(kind), self.scored.labels(kind)) for kind in ("request", "response")
         }
         self.quarantined = Counter("warden_quarantines_total", "Agents quarantined", ("profile_id",), registry=registry)
+        registry.register(LearnedTierCollector())
         self.subscription = Subscription(
             (topics.REQUESTS, topics.RESPONSES),
             RequestEvent | ResponseEvent,

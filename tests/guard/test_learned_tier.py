@@ -3,16 +3,24 @@ injections that the rules and the n-gram model miss, and the bounds on what it r
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from datetime import UTC, datetime
 
+import numpy as np
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from plumbing.bus.inprocess import InProcessBus
 from providers.registry import adapter_for
+from schemas.events import RequestEvent
+from schemas.profiles import default_profile
 from schemas.view import ConversationView, Message, ToolResult
 from services.guard.detectors import _detect, clear_caches, scan_conversation
 from services.guard.detectors import learned as learned_module
 from services.guard.detectors.encoder import WINDOW_TOKENS, shared_encoder
 from services.guard.detectors.injection import find_injections
 from services.guard.detectors.learned import MAX_WINDOWS, learned_score, load_head
+from services.guard.service import GuardService
 
 # Written for this test (not taken from any training or evaluation set): instructions that avoid every phrasing the
 # rules know and that the n-gram model scores below its alarm.
@@ -257,3 +265,36 @@ def test_a_negative_or_malformed_allowance_of_windows_is_refused(monkeypatch):
         monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, value)
         with pytest.raises(ValueError, match=learned_module.EVENT_WINDOWS_ENV):
             learned_module.EventAllowance()
+
+
+def test_the_guard_exports_what_the_learned_tier_read_and_left_unread(monkeypatch):
+    """An operator who turns the tier on sees on /metrics whether its windows per event let it read what was asked."""
+    monkeypatch.setenv(learned_module.EVENT_WINDOWS_ENV, "1")
+    monkeypatch.setattr(learned_module, "BUDGET", learned_module.CpuBudget())
+    clear_caches()
+    registry = CollectorRegistry()
+    guard = GuardService(InProcessBus(), lambda _id: default_profile(), None, registry)  # type: ignore[arg-type]
+    messages = [{"role": "user", "content": "Summarise what my tools returned."}]
+    for k, text in enumerate(PARAPHRASES):
+        call = {"id": f"call_{k}", "type": "function", "function": {"name": "read", "arguments": "{}"}}
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"call_{k}", "content": text},
+        ]
+    event = RequestEvent(
+        interaction_id="learned-metrics",
+        started_at=datetime.now(UTC),
+        profile_id="default",
+        provider="openai",
+        model="gpt-4o",
+        route="/chat/completions",
+        request_received=orjson.dumps({"model": "gpt-4o", "messages": messages}).decode(),
+    )
+    [(_, _, found)] = guard._score([event])
+    assert [v.detector for v in found if v.category == "prompt_injection"] == ["injection.learned"]
+
+    def windows(outcome: str) -> float | None:
+        return registry.get_sample_value("warden_guard_learned_windows_total", {"outcome": outcome})
+
+    assert (windows("read"), windows("over_event_windows"), windows("over_cpu_share")) == (1, 1, 0)
+    assert registry.get_sample_value("warden_guard_learned_texts_skipped_total") == 0
