@@ -3,16 +3,12 @@ injections that the rules and the n-gram model miss, and the bounds on what it r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
 from plumbing.bus.inprocess import InProcessBus
 from providers.registry import adapter_for
-from schemas.events import RequestEvent
 from schemas.profiles import default_profile
 from schemas.view import ConversationView, Message, ToolResult
 from services.guard.detectors import _detect, clear_caches, scan_conversation
@@ -21,6 +17,7 @@ from services.guard.detectors.encoder import WINDOW_TOKENS, shared_encoder
 from services.guard.detectors.injection import find_injections
 from services.guard.detectors.learned import MAX_WINDOWS, learned_score, load_head
 from services.guard.service import GuardService
+from tests.support.events import chat_request_event
 
 # Written for this test (not taken from any training or evaluation set): instructions that avoid every phrasing the
 # rules know and that the n-gram model scores below its alarm.
@@ -281,16 +278,7 @@ def test_the_guard_exports_what_the_learned_tier_read_and_left_unread(monkeypatc
             {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": f"call_{k}", "content": text},
         ]
-    event = RequestEvent(
-        interaction_id="learned-metrics",
-        started_at=datetime.now(UTC),
-        profile_id="default",
-        provider="openai",
-        model="gpt-4o",
-        route="/chat/completions",
-        request_received=orjson.dumps({"model": "gpt-4o", "messages": messages}).decode(),
-    )
-    [(_, _, found)] = guard._score([event])
+    [(_, _, found)] = guard._score([chat_request_event(messages)])
     assert [v.detector for v in found if v.category == "prompt_injection"] == ["injection.learned"]
 
     def windows(outcome: str) -> float | None:
