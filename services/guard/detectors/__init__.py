@@ -163,8 +163,9 @@ def _learned_readings(text: str, readings: list[Variant]) -> LearnedReadings:
     the fast tiers scored them, while the n-gram model still remembers their window scores)."""
     out: LearnedReadings = []
     r = learned.reading(text)
-    if r is not None:
-        out.append((r, None))
+    if r is None:  # the tier is off (or the text too short): nothing to parse for it either
+        return out
+    out.append((r, None))
     as_json = _json_strings(text)
     if as_json is not None:
         r = learned.reading(as_json.text)
