@@ -115,7 +115,8 @@ class Reading:
 class EventAllowance:
     """The windows one event may have read (``WARDEN_GUARD_LEARNED_EVENT_WINDOWS``; 0 = no cap), shared out over all
     its texts at once by how suspicious each window is, so that no text's place in the request decides what is read:
-    a decoy placed before the payload cannot spend the allowance the payload needed."""
+    a borderline decoy placed before the payload no longer spends the payload's allowance by its place alone (it
+    would have to look more suspicious to the n-gram model than the payload does)."""
 
     def __init__(self, windows: int | None = None) -> None:
         limit = event_windows() if windows is None else windows
@@ -125,19 +126,19 @@ class EventAllowance:
     def share_out(self, readings: list[Reading]) -> None:
         """Give each reading the windows the allowance covers: the most suspicious over all of ``readings`` (ties in
         their order); the rest are counted as left over and their readings marked incomplete."""
+        left = self.left
         ranked: list[tuple[float, int, int]] = []
         for k, r in enumerate(readings):
-            if not r.capped or self.left is None:
+            if not r.capped or left is None:
                 r.chosen = [(at, w) for _, at, w in r.windows]
             else:
                 ranked += [(-p, k, j) for j, (p, _, _) in enumerate(r.windows)]
-        if not ranked:
+        if left is None or not ranked:
             return
         ranked.sort()
-        assert self.left is not None
-        kept, over = ranked[: self.left], ranked[self.left :]
-        self.left -= len(kept)
-        for _, k, j in sorted(kept, key=lambda c: (c[1], -readings[c[1]].windows[c[2]][0])):
+        kept, over = ranked[:left], ranked[left:]
+        self.left = left - len(kept)
+        for _, k, j in sorted(kept, key=lambda c: c[1:]):  # each reading's windows stay most suspicious first
             _, at, w = readings[k].windows[j]
             readings[k].chosen.append((at, w))
         for _, k, _ in over:
