@@ -123,7 +123,7 @@ class OpenAIAdapter(ProviderAdapter):
             )
         if api is Api.EMBEDDINGS:
             return openai_embeddings.completion_view(body)
-        if api is Api.CHAT:
+        if api is Api.CHAT or "choices" in body:  # legacy completions answer in the chat envelope (a choice's text)
             return openai_chat.completion_view(body)
         return CompletionView(usage=openai_chat.usage(body.get("usage")))
 

@@ -198,12 +198,15 @@ def completion_view(body: dict[str, Any]) -> CompletionView:
         index = choice.get("index")
         calls += _calls(as_dict(choice.get("message")), index if isinstance(index, int) else position)
     message = as_dict(first.get("message"))
+    # Legacy completions (``/completions``, still served by OpenAI-compatible servers) answer in the same envelope,
+    # with the choice's ``text`` in place of a message.
+    content = message.get("content") if message else first.get("text")
     return CompletionView(
-        text=with_refusal(parts_text(message.get("content")), message.get("refusal")),
+        text=with_refusal(parts_text(content), message.get("refusal")),
         tool_calls=calls,
         usage=usage(body.get("usage")),
         finish_reason=optional_str(first.get("finish_reason")),
-        parts=_answer_parts(message.get("content"), message.get("refusal")),
+        parts=_answer_parts(content, message.get("refusal")),
         model=optional_str(body.get("model")) or None,
     )
 
@@ -258,6 +261,8 @@ def stream_view(stream: bytes) -> CompletionView:
                 continue  # the text and finish reason recorded are the first choice's, as for a non-streamed answer
             if isinstance(delta.get("content"), str):
                 text.append(delta["content"])
+            elif isinstance(choice.get("text"), str):  # a legacy completion's chunk: the text, no delta
+                text.append(choice["text"])
             if isinstance(delta.get("refusal"), str):
                 refusal.append(delta["refusal"])
             finish_reason = optional_str(choice.get("finish_reason")) or finish_reason

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -11,8 +12,8 @@ from providers.base import ProviderAdapter
 from providers.registry import adapter_for
 from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import Profile
-from schemas.view import CompletionView, ConversationView
-from services.guard.detectors import findings_from_decisions, scan_completion, scan_conversation
+from schemas.view import CompletionView
+from services.guard.detectors import findings_from_decisions, scan_body, scan_completion, scan_conversation
 from services.guard.findings import Finding
 
 
@@ -22,39 +23,45 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
     column = "request_decisions" if isinstance(event, RequestEvent) else "response_decisions"
     findings = findings_from_decisions(event.decisions, column=column)
     if isinstance(event, RequestEvent):
-        view = event.attached_view()
-        if view is None:
-            view = _request_view(adapter, event)
-        if view is not None:
-            findings += scan_conversation(view, allowed_domains=allowed)
-        return findings
+        return findings + _request_findings(adapter, event, allowed)
     if event.status >= 400 or not event.response_body:
         return findings
     if event.answer_text or event.tool_calls:
         # The ingress already read the answer: no need to parse the body (or a whole event stream) again.
-        completion = CompletionView(text=event.answer_text, tool_calls=event.tool_calls)
-    else:
-        completion = _read_answer(adapter, event)
-        if completion is None:
-            return findings
-    return findings + scan_completion(completion, allowed_domains=allowed)
-
-
-def _request_view(adapter: ProviderAdapter, event: RequestEvent) -> ConversationView | None:
-    body = event.request_sent if event.request_sent is not None else event.request_received
-    try:
-        parsed = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        return None
-    return adapter.request_view(event.route, parsed) if isinstance(parsed, dict) else None
-
-
-def _read_answer(adapter: ProviderAdapter, event: ResponseEvent) -> CompletionView | None:
+        return findings + scan_completion(
+            CompletionView(text=event.answer_text, tool_calls=event.tool_calls), allowed_domains=allowed
+        )
     body = event.response_body.encode()
     if body.lstrip().startswith((b"data:", b"event:", b"[")):
-        return adapter.stream_view(event.route, body)
+        return findings + scan_completion(adapter.stream_view(event.route, body), allowed_domains=allowed)
+    parsed = _parsed(body)
+    if parsed is None:
+        return findings
+    completion = adapter.completion_view(event.route, parsed)
+    if completion.text or completion.tool_calls:
+        return findings + scan_completion(completion, allowed_domains=allowed)
+    # An answer whose shape the adapter does not know (or that carries no text): its strings, read as text.
+    return findings + scan_body(parsed, "response.body", answer=True, allowed_domains=allowed)
+
+
+def _request_findings(adapter: ProviderAdapter, event: RequestEvent, allowed: frozenset[str]) -> list[Finding]:
+    """The request's conversation through every detector; a body the adapter has no view of (a route it does not
+    know the shape of) is read string by string instead, so nothing sent that way goes unread."""
+    view = event.attached_view()
+    if view is not None and (view.messages or view.tools):
+        return scan_conversation(view, allowed_domains=allowed)
+    body = event.request_sent if event.request_sent is not None else event.request_received
+    parsed = _parsed(body) if body else None
+    if view is None and isinstance(parsed, dict):
+        view = adapter.request_view(event.route, parsed)
+        if view.messages or view.tools:
+            return scan_conversation(view, allowed_domains=allowed)
+    return scan_body(parsed, "request.body", answer=False, allowed_domains=allowed) if parsed is not None else []
+
+
+def _parsed(body: str | bytes) -> Any:
     try:
-        return adapter.completion_view(event.route, orjson.loads(body))
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
 

@@ -6,6 +6,7 @@ What is scanned where:
 - user messages, tool results and tool descriptions: prompt injection (tool results and descriptions are indirect
   channels and score higher); system prompts are the application's own words and are not scanned for injection;
 - the answer: secrets, personal data, and images or links whose URL carries data out;
+- a body no provider view reads (``scan_body``): every string value, as text of unknown origin;
 - the tool calls the model makes: exfiltration, judged by destination and action (``exfiltration``: sinks, git
   remotes, destinations outside ``allowed_domains``, data-carrying URLs, secrets and personal data handed to a call
   that sends them out); secrets and personal data in a local action are reported under their own category. Tool
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 
@@ -34,7 +36,15 @@ from services.guard.detectors.policy import findings_from_decisions
 from services.guard.detectors.secrets import find_secrets
 from services.guard.findings import Finding
 
-__all__ = ["Finding", "clear_caches", "findings_from_decisions", "scan_completion", "scan_conversation", "scan_text"]
+__all__ = [
+    "Finding",
+    "clear_caches",
+    "findings_from_decisions",
+    "scan_body",
+    "scan_completion",
+    "scan_conversation",
+    "scan_text",
+]
 
 
 # Which message texts are read for injection, and as what (system prompts and the assistant's own words are not).
@@ -275,6 +285,43 @@ def scan_text(text: str, location: str = "text", *, allowed_domains: frozenset[s
         exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains),
         learned.EventAllowance(),
     )
+
+
+_BODY_STRING_MIN_CHARS = 8
+"""Shorter string values (a model's name, ``"auto"``, ``"json"``) hold nothing the detectors look for."""
+
+
+def body_strings(body: Any, path: str) -> list[tuple[str, str]]:
+    """(location, text) of every string value of a parsed JSON body of at least ``_BODY_STRING_MIN_CHARS``, in
+    document order: ``request.body.prompt[0]``. Iterative, so no depth of nesting can exhaust the stack."""
+    out: list[tuple[str, str]] = []
+    todo: list[tuple[str, Any]] = [(path, body)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, str):
+            if len(value) >= _BODY_STRING_MIN_CHARS:
+                out.append((where, value))
+        elif isinstance(value, dict):
+            todo.extend((f"{where}.{key}", item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            todo.extend((f"{where}[{k}]", item) for k, item in reversed(list(enumerate(value))))
+    return out
+
+
+def scan_body(body: Any, path: str, *, answer: bool, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
+    """Findings in a body whose shape the provider adapter does not know (a route Warden forwards without a view of
+    it: legacy completions, moderations, image or speech prompts, Gemini's embedContent…): every string value read
+    as text of unknown origin, so that a secret, personal data or an injection sent that way is not missed for want
+    of a view. A request's strings are read for injection too (one learned-tier allowance for the whole body); an
+    answer's, like any answer, for secrets, personal data and data-carrying links."""
+    strings = body_strings(body, path)
+    source: Source | None = None if answer else "text"
+    detected = _detect_event([(text, source) for _, text in strings], learned.EventAllowance())
+    findings: list[Finding] = []
+    for (location, text), (sensitive, injections) in zip(strings, detected, strict=True):
+        links = exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains) if answer else ()
+        findings += _findings(text, location, sensitive, injections, links)
+    return findings
 
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
