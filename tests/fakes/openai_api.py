@@ -56,6 +56,7 @@ class OpenAIFake:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/v1/chat/completions", self.chat_completions),
+            web.post("/v1/completions", self.completions),
             web.post("/v1/responses", self.responses),
             web.post("/v1/embeddings", self.embeddings),
             web.get("/v1/models", self.models),
@@ -207,6 +208,45 @@ class OpenAIFake:
         await stream.send(chunk({}, "tool_calls" if answer.tool_calls else "stop"), final=True)
         if include_usage:
             await stream.send(chunk(None))
+        await stream.send(b"data: [DONE]\n\n")
+        return await stream.close()
+
+    # -- legacy completions ---------------------------------------------------------------------------------------
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        """The legacy text completions API (``gpt-3.5-turbo-instruct``, and most OpenAI-compatible servers): a
+        ``prompt`` (a string or a list of them) in, a choice's ``text`` out; streamed as chunks of choices' text."""
+        body = request[JSON_KEY]
+        if not isinstance(body, dict) or not body.get("model"):
+            return self.error(request, 400, "you must provide a model parameter")
+        prompt = body.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else [p for p in prompt or [] if isinstance(p, str)]
+        if not prompts:
+            return self.error(request, 400, "'prompt' is a required property")
+        answer = plan(Turn(model=str(body["model"]), prompt=prompts[-1], input_texts=tuple(prompts)))
+        if answer.error_status:
+            return self.error(request, answer.error_status)
+        headers = self.headers(request, answer.input_tokens)
+        seq = request[SEQ_KEY]
+
+        def completion(text: str, finish: str | None) -> dict[str, Any]:
+            return {
+                "id": f"cmpl-{seq:06d}",
+                "object": "text_completion",
+                "created": EPOCH + seq,
+                "model": body["model"],
+                "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+            }
+
+        usage = {k: v for k, v in _chat_usage(answer).items() if k.endswith("_tokens")}
+        if not body.get("stream"):
+            return json_response({**completion(answer.text, "stop"), "usage": usage}, headers=headers)
+        stream = await EventStream.open(request, answer, self.state, headers=headers)
+        for piece in answer.text_deltas():
+            await stream.send(sse(completion(piece, None)), delta=True)
+        await stream.send(sse(completion("", "stop")), final=True)
+        if (body.get("stream_options") or {}).get("include_usage") is True:
+            await stream.send(sse({**completion("", None), "choices": [], "usage": usage}))
         await stream.send(b"data: [DONE]\n\n")
         return await stream.close()
 

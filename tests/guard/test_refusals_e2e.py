@@ -8,8 +8,6 @@ both in the request and in the refusal; the findings are told apart by where the
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import openai
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from tests.conftest import API_KEY, CUSTOM_PROVIDER
 from tests.support.agents import attribution, new_agent
 from tests.support.guardrails import make_profile
+from tests.support.violations import violations_at
 
 EMAIL = "ana.garcia@uni-heidelberg.de"
 
@@ -61,17 +60,6 @@ def refusal_through_sdk(sdk: openai.OpenAI, fmt: str, prompt: str, stream: bool)
     events = list(sdk.responses.create(model="gpt-4o", input=prompt, stream=True))
     assert not any(event.type == "response.output_text.delta" for event in events)
     return "".join(event.delta for event in events if event.type == "response.refusal.delta")
-
-
-def violations_at(warden, interaction_id: str, location: str, categories: set[str]) -> list[dict]:
-    """The interaction's violations at ``location``, once one of each category is there (the guard runs after the
-    answer; up to 20 s on a loaded machine), else what there is."""
-    deadline = time.monotonic() + 20.0
-    while True:
-        found = [v for v in warden.detail(interaction_id)["violations"] if v["location"] == location]
-        if categories <= {v["category"] for v in found} or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
