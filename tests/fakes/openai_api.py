@@ -1,5 +1,5 @@
-"""The OpenAI wire format: chat completions (with SSE chunks), Responses (with its typed SSE events), embeddings and
-the models list, with OpenAI's headers and `{"error": {...}}` envelope."""
+"""The OpenAI wire format: chat completions (with SSE chunks), legacy text completions, Responses (with its typed SSE
+events), embeddings and the models list, with OpenAI's headers and `{"error": {...}}` envelope."""
 
 from __future__ import annotations
 
