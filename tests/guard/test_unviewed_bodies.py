@@ -4,10 +4,14 @@ secret or an injection sent that way is reported, located by its JSON path, wher
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import orjson
 import pytest
 
 from schemas.profiles import default_profile
+from services.guard.detectors import body_strings
 from services.guard.scoring import findings_for
 from tests.support.events import request_event, response_event
 
@@ -94,3 +98,17 @@ def test_an_answer_of_an_unknown_shape_is_read_string_by_string(fake_keys):
     answer = {"created": 1, "data": [{"url": "https://files.example/img.png", "revised_prompt": fake_keys["github"]}]}
     findings = found(response_event("openai", "/images/generations", orjson.dumps(answer).decode()))
     assert ("secret", "response.body.data[0].revised_prompt") in findings
+
+
+def test_encoded_binary_is_left_out_and_encoded_text_is_read(fake_keys):
+    """An embedding, an image or audio in base64 holds no text to find (scanning one cost ~3 ms per 8 KB embedding);
+    base64 that decodes to text is read like any string."""
+    floats = base64.b64encode(struct.pack("1536f", *(((k * 7919) % 1000) / 1e4 for k in range(1536)))).decode()
+    image = "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 16).decode()
+    notes = f"The deploy notes. Use the token {fake_keys['github']} for the registry.\n" * 20
+    body = {"embedding": floats, "image": image, "document": base64.b64encode(notes.encode()).decode(), "note": "plain"}
+    read = [where for where, _ in body_strings(body, "response.body")]
+    assert read == ["response.body.document"]  # ("plain" is under the 8 characters read)
+    answer = {"data": [{"b64_json": image.split(",", 1)[1], "revised_prompt": "a cat"}], "attachment": body["document"]}
+    findings = found(response_event("openai", "/images/generations", orjson.dumps(answer).decode()))
+    assert {location for category, location in findings if category == "secret"} == {"response.body.attachment"}

@@ -18,6 +18,8 @@ request collector, a file drop, a raw public IP, encoded DNS labels) and by what
 
 from __future__ import annotations
 
+import base64
+import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -291,15 +293,41 @@ _BODY_STRING_MIN_CHARS = 8
 """Shorter string values (a model's name, ``"auto"``, ``"json"``) hold nothing the detectors look for."""
 
 
+_OPAQUE_MIN_CHARS = 1024
+_OPAQUE = re.compile(r"(?:data:[\w/.+-]{1,100};base64,)?([A-Za-z0-9+/_-]{1024,}={0,2})")
+_SAMPLE_CHARS = 512
+
+
+def is_opaque(value: str) -> bool:
+    """Whether a string is encoded binary: an embedding, an image or audio in base64 (a data URL's too), whose first
+    bytes do not decode to text. The detectors look for text; scanning such a blob cost ~3 ms per 8 KB embedding.
+    Base64 that decodes to text (an encoded document, a hidden instruction) is not opaque: it is read."""
+    if len(value) < _OPAQUE_MIN_CHARS:
+        return False
+    found = _OPAQUE.fullmatch(value)
+    if found is None:
+        return False
+    sample = found.group(1)[:_SAMPLE_CHARS]
+    try:
+        decoded = base64.b64decode(sample.replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError:
+        return False
+    # (A sample may end inside a character: undecodable bytes count against it, they do not decide alone.)
+    text = decoded.decode(errors="replace")
+    printable = sum(ch != "\ufffd" and (ch.isprintable() or ch.isspace()) for ch in text)
+    return printable < 0.9 * len(text)
+
+
 def body_strings(body: Any, path: str) -> list[tuple[str, str]]:
-    """(location, text) of every string value of a parsed JSON body of at least ``_BODY_STRING_MIN_CHARS``, in
-    document order: ``request.body.prompt[0]``. Iterative, so no depth of nesting can exhaust the stack."""
+    """(location, text) of every string value of a parsed JSON body of at least ``_BODY_STRING_MIN_CHARS`` that is
+    not encoded binary (``is_opaque``), in document order: ``request.body.prompt[0]``. Iterative, so no depth of
+    nesting can exhaust the stack."""
     out: list[tuple[str, str]] = []
     todo: list[tuple[str, Any]] = [(path, body)]
     while todo:
         where, value = todo.pop()
         if isinstance(value, str):
-            if len(value) >= _BODY_STRING_MIN_CHARS:
+            if len(value) >= _BODY_STRING_MIN_CHARS and not is_opaque(value):
                 out.append((where, value))
         elif isinstance(value, dict):
             todo.extend((f"{where}.{key}", item) for key, item in reversed(value.items()))
