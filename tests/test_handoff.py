@@ -42,7 +42,16 @@ def consumer(seen: list[int], fail: list[bool] | None = None) -> InProcessBus:
 
 
 def reader(root, bus: InProcessBus) -> HandoffReader:
-    return HandoffReader(root, bus.publish_raw, lambda: bus.pending() == 0, poll_s=0.01)
+    return HandoffReader(root, bus.publish_raw, bus.mark, bus.room, poll_s=0.01)
+
+
+async def read_all(reader: HandoffReader) -> int:
+    """Every log to its end, acknowledged once handled."""
+    count = 0
+    while got := await reader.round():
+        count += got
+    await reader.settle()
+    return count
 
 
 async def test_events_of_every_worker_reach_the_subscription_once_and_acknowledged_segments_go(tmp_path):
@@ -56,8 +65,7 @@ async def test_events_of_every_worker_reach_the_subscription_once_and_acknowledg
     seen: list[int] = []
     background = consumer(seen)
     await background.start()
-    while await reader(tmp_path, background).round():
-        pass
+    await read_all(reader(tmp_path, background))
     assert sorted(seen) == list(range(300))
     assert [read_acked(tmp_path / f"worker-{i}") for i in range(2)] == [149, 149]
     # A worker started again frees what was acknowledged and numbers on after it.
@@ -67,7 +75,7 @@ async def test_events_of_every_worker_reach_the_subscription_once_and_acknowledg
     await again.stop()
     assert again.spool.size() < 2000  # the 150 acknowledged records are gone, the new one stays
     seen.clear()
-    await reader(tmp_path, background).round()
+    await read_all(reader(tmp_path, background))
     assert seen == [300]
     await background.stop()
 
@@ -82,7 +90,9 @@ async def test_a_crash_before_the_acknowledgement_reads_the_events_again_and_a_f
     fail = [True]
     background = consumer(seen, fail)
     await background.start()
-    stuck = asyncio.get_running_loop().create_task(reader(tmp_path, background).round())
+    dying = reader(tmp_path, background)
+    assert await dying.round() == 50
+    stuck = asyncio.get_running_loop().create_task(dying.settle())
     await asyncio.sleep(0.3)
     assert not stuck.done() and seen == [] and read_acked(tmp_path / "worker-0") == -1  # nothing acknowledged
     stuck.cancel()  # the background process dies here
@@ -92,9 +102,9 @@ async def test_a_crash_before_the_acknowledgement_reads_the_events_again_and_a_f
     seen.clear()
     fresh = consumer(seen)
     await fresh.start()
-    assert await reader(tmp_path, fresh).round() == 50  # not acknowledged: read again, whole
+    assert await read_all(reader(tmp_path, fresh)) == 50  # not acknowledged: read again, whole
     assert sorted(seen) == list(range(50)) and read_acked(tmp_path / "worker-0") == 49
-    assert await reader(tmp_path, fresh).round() == 0
+    assert await read_all(reader(tmp_path, fresh)) == 0
     await fresh.stop()
 
 
@@ -110,8 +120,7 @@ async def test_without_a_background_the_worker_keeps_its_bounds_and_counts_what_
     seen: list[int] = []
     background = consumer(seen)
     await background.start()
-    while await reader(tmp_path, background).round():
-        pass
+    await read_all(reader(tmp_path, background))
     assert seen == list(range(int(written)))  # the oldest were kept, in order
     await background.stop()
 
@@ -138,7 +147,77 @@ async def test_a_record_torn_by_a_worker_crash_is_skipped_and_the_next_segment_r
     seen: list[int] = []
     background = consumer(seen)
     await background.start()
-    while await reader(tmp_path, background).round():
-        pass
+    await read_all(reader(tmp_path, background))
     assert seen == [0, 1]
+    await background.stop()
+
+
+async def test_a_consumer_waiting_for_its_batch_to_fill_gets_the_events_written_after_its_first(tmp_path):
+    """The logger writes a batch when it is full (``WARDEN_LOGGER_MAX_BATCH``) or ``WARDEN_LOGGER_MAX_WAIT_S`` old:
+    the reader must go on reading while it waits, or an interaction whose request and response reached the log in
+    two writes would wait the whole ``max_wait_s``."""
+    seen: list[int] = []
+
+    async def handle(events: list[int]) -> None:
+        seen.extend(events)
+
+    background = InProcessBus()
+    decode = lambda delivery: orjson.loads(delivery.raw or b"")["n"]  # noqa: E731
+    background.subscribe(Subscription((TOPIC,), decode, handle, group="store", max_batch=2, max_wait_s=3600))
+    await background.start()
+    handoff = reader(tmp_path, background)
+    await handoff.start()
+    worker = worker_bus(tmp_path / "worker-0")
+    await worker.start()
+    for n in range(4):  # one event per write of the log
+        worker.publish(TOPIC, str(n), Event(n=n))
+        await asyncio.sleep(0.1)
+    for _ in range(200):
+        if len(seen) == 4 and read_acked(tmp_path / "worker-0") == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert seen == [0, 1, 2, 3] and read_acked(tmp_path / "worker-0") == 3
+    await worker.stop()
+    await handoff.stop()
+    await background.stop()
+    await handoff.finish()
+
+
+async def test_an_event_is_acknowledged_only_once_what_its_handlers_published_was_handled_too(tmp_path):
+    """The guard publishes a violation while it handles a request event: the hand-off log must not forget the
+    request before the violation is stored, or a crash in between loses the violation for good."""
+    derived = "test.derived"
+    stored: list[int] = []
+    store_up = [False]
+    background = InProcessBus()
+
+    async def score(events: list[int]) -> None:
+        for n in events:
+            background.publish(derived, str(n), Event(n=n))
+
+    async def store(events: list[Event]) -> None:
+        if not store_up[0]:
+            raise RuntimeError("store down")
+        stored.extend(e.n for e in events)
+
+    decode = lambda delivery: orjson.loads(delivery.raw or b"")["n"]  # noqa: E731
+    background.subscribe(Subscription((TOPIC,), decode, score, group="guard", max_wait_s=0.01))
+    background.subscribe(Subscription((derived,), lambda d: d.event, store, group="logger", max_wait_s=0.01))
+    worker = worker_bus(tmp_path / "worker-0")
+    await worker.start()
+    for n in range(3):
+        worker.publish(TOPIC, str(n), Event(n=n))
+    await worker.stop()
+    await background.start()
+    handoff = reader(tmp_path, background)
+    await handoff.start()
+    await asyncio.sleep(0.5)  # the guard handled the events long ago; their violations wait for the store
+    assert background.pending() == 3 and read_acked(tmp_path / "worker-0") == -1
+    store_up[0] = True
+    for _ in range(400):
+        if read_acked(tmp_path / "worker-0") == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(stored) == [0, 1, 2] and read_acked(tmp_path / "worker-0") == 2
+    await handoff.stop()
     await background.stop()

@@ -153,11 +153,20 @@ async def test_the_background_reads_the_hand_off_logs_no_faster_than_the_bus_has
 
     bus.subscribe(Subscription((TOPIC,), decode, handle, group="store", max_wait_s=0.01))
     await bus.start()
-    reader = HandoffReader(tmp_path, bus.publish_raw, lambda: bus.pending() == 0, bus.room)
-    rounds = 0
-    while await reader.round():
-        rounds += 1
+    marks: list[int] = []
+
+    def mark():
+        marks.append(len(marks))
+        return bus.mark()
+
+    reader = HandoffReader(tmp_path, bus.publish_raw, mark, bus.room, poll_s=0.01)
+    await reader.start()  # as the background runs it: reading on while earlier rounds are handled
+    while len(seen) < len(sizes):
+        await asyncio.sleep(0.01)
+    await reader.stop()
     await bus.stop()
+    await reader.finish()
+    rounds = len(marks)
     assert sorted(seen) == list(range(len(sizes))) and len(seen) == len(sizes)
     assert read_acked(tmp_path / "worker-0") == len(sizes) - 1
     assert dropped(registry) == 0

@@ -35,16 +35,23 @@ from warden.serving import Server, run, uvicorn_config
 from warden.worker_control import RefreshAfterWrites, WorkerMetrics, unix_listener
 
 
-def publisher(bus: Bus) -> Callable[[str, str, bytes], None]:
-    """How a hand-off record enters the bus: as JSON bytes in-process (each subscription decodes it, as from Kafka),
-    else as its topic's model (a broker-backed bus publishes models)."""
-    if isinstance(bus, InProcessBus):
-        return bus.publish_raw
+def model_publisher(bus: Bus) -> Callable[[str, str, bytes], None]:
+    """A hand-off record as its topic's model: a broker-backed bus publishes models (in-process, each subscription
+    decodes the JSON bytes itself, as from Kafka)."""
 
     def publish(topic: str, key: str, payload: bytes) -> None:
         bus.publish(topic, key, topic_model(Delivery(topic=topic, key=key, event=None, raw=payload)))
 
     return publish
+
+
+def handoff_reader(root: Path, bus: Bus) -> HandoffReader:
+    """In-process: read the logs no faster than the bus has room, and acknowledge by the bus's marks. A
+    broker-backed bus has settled a round once its publisher took every event (it logs what the broker has not
+    acknowledged yet)."""
+    if isinstance(bus, InProcessBus):
+        return HandoffReader(root, bus.publish_raw, bus.mark, bus.room)
+    return HandoffReader(root, model_publisher(bus), lambda: lambda: bus.pending() == 0)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Background:
         drains into the store and the store closes."""
         await self.reader.stop()
         await self.lifecycle.stop()
+        await self.reader.finish()
 
 
 async def run_background(settings: ServeSettings) -> None:
@@ -83,8 +91,7 @@ async def run_background(settings: ServeSettings) -> None:
     # fill when they are in Redis.
     counters = composition.counters(settings, shared=True)
     generation = serve_child.generation(paths.run_dir)
-    room = bus.room if isinstance(bus, InProcessBus) else None  # read the logs no faster than the bus has room
-    reader = HandoffReader(paths.handoff, publisher(bus), lambda: bus.pending() == 0, room)
+    reader = handoff_reader(paths.handoff, bus)
     server = Server(uvicorn_config(console, "127.0.0.1", 0, settings))
     await run(
         Background(

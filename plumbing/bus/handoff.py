@@ -183,23 +183,35 @@ class _Log:
 
 
 @dataclass
-class HandoffReader:
-    """The background process's side: every proxy's log → ``publish`` (its bus), acknowledged once ``drained``.
+class _Round:
+    settled: Callable[[], bool]
+    acks: list[tuple[_Log, int]]
 
-    One round reads what the logs hold beyond what was acknowledged (up to ``batch_max_bytes``, and no more than the
-    bus has ``room`` for: the rest waits in the logs, on disk), publishes it, waits until the bus handed every event
-    to its subscriptions and they returned (their effect is durable), then writes each log's ``acked``. A crash of
-    this process between the two means the round is read again. A round starts on a drained bus, so its first
-    record is read even when it alone is larger than the budget (else it would never be)."""
+
+@dataclass
+class HandoffReader:
+    """The background process's side: every proxy's log → ``publish`` (its bus), acknowledged once settled.
+
+    A round reads what the logs hold beyond what was read already (up to ``batch_max_bytes``, and no more than the
+    bus has ``room`` for: the rest waits in the logs, on disk) and publishes it; ``mark`` then says when the bus has
+    handled all of it (the subscriptions returned: their effect is durable), and rounds are acknowledged in order
+    once they are (each log's ``acked``). A crash of this process between the two means those rounds are read again.
+
+    With ``room`` (the in-process bus), the reader goes on reading while earlier rounds are handled: a consumer that
+    waits for its batch to fill (``WARDEN_LOGGER_MAX_BATCH``, ``WARDEN_LOGGER_MAX_WAIT_S``) gets the next events
+    instead of waiting for ones that would only be read after its batch. Without (a broker-backed bus, which settles
+    on its own), each round waits until it settled. A record larger than the budget is read only when every earlier
+    round has settled (else it would never be)."""
 
     root: Path
     publish: Callable[[str, str, bytes], None]
-    drained: Callable[[], bool]
+    mark: Callable[[], Callable[[], bool]]
     room: Callable[[], int] | None = None
     """Bytes the bus can still take (``InProcessBus.room``); None: only ``batch_max_bytes`` bounds a round."""
     batch_max_bytes: int = 16 * 1024 * 1024
     poll_s: float = 0.05
     _logs: dict[Path, _Log] = field(default_factory=dict)
+    _unacknowledged: deque[_Round] = field(default_factory=deque)
     _task: asyncio.Task[None] | None = None
     _stopping: bool = False
     delivered: int = 0
@@ -208,17 +220,24 @@ class HandoffReader:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Read every log to its end (the proxies have stopped and flushed) and acknowledge it, then stop."""
+        """Read every log to its end (the proxies have stopped and flushed) and publish it, then stop reading; what
+        has settled by then is acknowledged (``finish`` acknowledges the rest once the bus drained)."""
         self._stopping = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
 
+    async def finish(self) -> None:
+        """Acknowledge every round that settled: after the bus stopped, all of them."""
+        await self.acknowledge_settled()
+
     async def _run(self) -> None:
         while True:
             try:
                 got = await self.round()
+                if self.room is None:
+                    await self.settle()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -231,34 +250,49 @@ class HandoffReader:
                 await asyncio.sleep(self.poll_s)
 
     async def round(self) -> int:
-        """One read → deliver → acknowledge; returns how many events it delivered."""
-        batch = await asyncio.to_thread(self._read)
+        """Read and publish what the logs hold next, and acknowledge the rounds that settled; returns how many
+        events it published."""
+        await self.acknowledge_settled()
+        batch = await asyncio.to_thread(self._read, not self._unacknowledged)
         if not batch:
             return 0
         for _, records in batch:
             for _, topic, key, payload in records:
                 self.publish(topic, key, payload)
-        while not self.drained():
-            await asyncio.sleep(0.01)
-        acks = [(entry, records[-1][0]) for entry, records in batch]
-        await asyncio.to_thread(self._acknowledge, acks)
+        self._unacknowledged.append(_Round(self.mark(), [(entry, records[-1][0]) for entry, records in batch]))
         count = sum(len(records) for _, records in batch)
         self.delivered += count
         return count
+
+    async def settle(self) -> None:
+        """Wait until every published round settled, and acknowledge them."""
+        while self._unacknowledged and not self._unacknowledged[-1].settled():
+            await asyncio.sleep(0.01)
+        await self.acknowledge_settled()
+
+    async def acknowledge_settled(self) -> None:
+        """Write each log's ``acked`` up to the last of the leading rounds that settled (in order: an earlier round
+        still being handled holds back the later ones)."""
+        acks: dict[Path, tuple[_Log, int]] = {}
+        while self._unacknowledged and self._unacknowledged[0].settled():
+            for entry, seq in self._unacknowledged.popleft().acks:
+                acks[entry.directory] = (entry, seq)
+        if acks:
+            await asyncio.to_thread(self._acknowledge, list(acks.values()))
 
     def _acknowledge(self, acks: list[tuple[_Log, int]]) -> None:
         for entry, seq in acks:
             write_acked(entry.directory, seq)
             entry.acked = seq
 
-    def _read(self) -> list[tuple[_Log, list[Record]]]:
+    def _read(self, settled: bool) -> list[tuple[_Log, list[Record]]]:
         out: list[tuple[_Log, list[Record]]] = []
         budget = self.batch_max_bytes if self.room is None else min(self.batch_max_bytes, self.room())
         for directory in sorted(p for p in self.root.glob("*") if p.is_dir()):
             entry = self._logs.get(directory)
             if entry is None:
                 entry = self._logs[directory] = _Log(directory, read_acked(directory))
-            records = _read_log(entry, budget, first_of_round=not out)
+            records = _read_log(entry, budget, first_of_round=settled and not out)
             if records:
                 out.append((entry, records))
                 budget -= sum(record_bytes(r[3]) for r in records)

@@ -16,6 +16,11 @@ events and never more bytes than the bus. What happens when it is full depends o
   already holds, and dropping them would lose what was already accepted.
 - anyone else (a request path publishing straight to the bus): the event is dropped, counted in
   ``warden_bus_dropped_events_total`` and logged. ``publish`` never blocks.
+
+Whoever must know when what it published has been handled (``warden serve``'s background, to acknowledge the
+hand-off logs) asks for a ``mark()``: it says when every event published before it, and every event a handler
+published while handling one of them (the guard's violations, dead letters), has been handled by every subscription.
+Marks let the reader go on publishing while the consumers wait for their batches to fill.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import logging
 import sys
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -38,8 +44,39 @@ from plumbing.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES: int = CommonSettings.model_fields["bus_memory_max_bytes"].default
-_HANDLING: ContextVar[bool] = ContextVar("warden_bus_handling", default=False)
-"""True in a consumer's task: what a handler publishes follows from an event the bus holds already."""
+
+
+class _Ticket:
+    """The events published between two marks (and what handlers derived from them) not yet handled everywhere."""
+
+    __slots__ = ("number", "outstanding")
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.outstanding = 0
+
+    def settled(self) -> bool:
+        return self.outstanding == 0
+
+
+class _Handling:
+    """The batch a consumer's handler is working on: what it publishes follows from an event the bus holds already
+    and is counted on the oldest ticket among the batch's events (marks are settled in order)."""
+
+    __slots__ = ("_ticket", "batch")
+
+    def __init__(self, batch: list[_Held]) -> None:
+        self.batch = batch
+        self._ticket: _Ticket | None = None
+
+    def ticket(self) -> _Ticket:
+        if self._ticket is None:
+            self._ticket = min((held.ticket for held in self.batch), key=lambda ticket: ticket.number)
+        return self._ticket
+
+
+_HANDLING: ContextVar[_Handling | None] = ContextVar("warden_bus_handling", default=None)
+"""Set in a consumer's task while its handler runs."""
 
 
 _CARRIES_A_VIEW: dict[type[BaseModel], bool] = {}
@@ -65,12 +102,13 @@ class _Held:
     """One published event, shared by the queues of every consumer it was offered to; its bytes are given back
     when the last of them handled it."""
 
-    __slots__ = ("delivery", "refs", "size")
+    __slots__ = ("delivery", "refs", "size", "ticket")
 
-    def __init__(self, delivery: Delivery, size: int, refs: int) -> None:
+    def __init__(self, delivery: Delivery, size: int, refs: int, ticket: _Ticket) -> None:
         self.delivery = delivery
         self.size = size
         self.refs = refs
+        self.ticket = ticket
 
 
 class _Memory:
@@ -119,7 +157,6 @@ class _Consumer:
         return batch
 
     async def run(self) -> None:
-        _HANDLING.set(True)  # this task's context only: what the handler publishes is derived
         sub = self.subscription
         backoff = 0.1
         while True:
@@ -136,6 +173,7 @@ class _Consumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), sub.max_wait_s)
             batch = self._batch()
+            _HANDLING.set(_Handling(batch))  # this task's context only: what the handler publishes is derived
             try:
                 await deliver(sub, [held.delivery for held in batch], self.publish)
             except asyncio.CancelledError:
@@ -153,6 +191,7 @@ class _Consumer:
         held.refs -= 1
         if held.refs == 0:
             self.memory.used -= held.size
+            held.ticket.outstanding -= 1
 
     @property
     def pending(self) -> int:
@@ -166,6 +205,7 @@ class InProcessBus:
         self._started = False
         self._memory = _Memory(max_bytes)
         self._dropping = 0  # events dropped since the bus was last found with room
+        self._ticket = _Ticket(0)
         registry = registry if registry is not None else CollectorRegistry()
         Gauge(
             "warden_bus_memory_bytes",
@@ -190,6 +230,12 @@ class InProcessBus:
         """Bytes that may still be published before the bus is full."""
         return max(self._memory.max_bytes - self._memory.used, 0)
 
+    def mark(self) -> Callable[[], bool]:
+        """Whether every event published so far, and whatever handlers publish while handling them, has been
+        handled by every subscription it was offered to."""
+        ticket, self._ticket = self._ticket, _Ticket(self._ticket.number + 1)
+        return ticket.settled
+
     def subscribe(self, subscription: Subscription[Any]) -> None:
         consumer = _Consumer(subscription, self.publish, self._memory)
         self._consumers.append(consumer)
@@ -204,7 +250,7 @@ class InProcessBus:
         if not consumers:
             return
         size = event_bytes(event)
-        if not self._memory.fits(size) and not _HANDLING.get():
+        if not self._memory.fits(size) and _HANDLING.get() is None:
             self._drop(topic, size)
             return
         self._offer(consumers, Delivery(topic=topic, key=key, event=event), size)
@@ -220,7 +266,10 @@ class InProcessBus:
         if self._dropping:
             log.warning("in-process bus has room again", extra={"fields": {"dropped_while_full": self._dropping}})
             self._dropping = 0
-        held = _Held(delivery, size, len(consumers))
+        handling = _HANDLING.get()
+        ticket = self._ticket if handling is None else handling.ticket()
+        ticket.outstanding += 1
+        held = _Held(delivery, size, len(consumers), ticket)
         self._memory.used += size
         for consumer in consumers:
             consumer.offer(held)
