@@ -143,6 +143,11 @@ class ProcessService(Lifecycle):
             proc = self._proc
             if proc is None:
                 return
+            if proc.poll() is not None:
+                # It ended without being asked: whatever the test failed on next, this is why (the log goes with
+                # the directory).
+                ended = f"{self!r} had {self._exit_code()} before stop(); its log ends:"
+                print(f"{ended}\n{self.log_tail()}", file=sys.stderr)
             if proc.poll() is None:
                 proc.terminate()
                 try:

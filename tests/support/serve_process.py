@@ -50,11 +50,14 @@ class ServeProcess:
         # Every proxy worker listens once the banner is printed.
         while not self._listening.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                code = self.proc.poll()
                 self.kill()
-                raise RuntimeError(f"warden serve did not start: {self.output()}")
+                self._reader.join(10)  # what it printed last says why
+                raise RuntimeError(f"warden serve did not start (exit status {code}): {self.output()}")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"warden serve exited: {self.output()}")
+                self._reader.join(10)
+                raise RuntimeError(f"warden serve exited with status {self.proc.returncode}: {self.output()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
