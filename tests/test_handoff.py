@@ -221,3 +221,35 @@ async def test_an_event_is_acknowledged_only_once_what_its_handlers_published_wa
     assert sorted(stored) == [0, 1, 2] and read_acked(tmp_path / "worker-0") == 2
     await handoff.stop()
     await background.stop()
+
+
+async def test_events_waiting_for_room_on_the_bus_make_its_consumers_hand_over_what_they_hold(tmp_path):
+    """A backlog of events each larger than half the bus: a consumer waiting for its batch to fill would wait its
+    whole ``max_wait_s`` for every one of them (the next cannot be read before room is made); the reader says it is
+    waiting, and the consumers hand over what they hold at once."""
+    seen: list[int] = []
+
+    async def handle(events: list[int]) -> None:
+        seen.extend(events)
+
+    background = InProcessBus(max_bytes=30_000)
+    decode = lambda delivery: orjson.loads(delivery.raw or b"")["n"]  # noqa: E731
+    background.subscribe(Subscription((TOPIC,), decode, handle, group="store", max_wait_s=3600))
+    worker = worker_bus(tmp_path / "worker-0")
+    await worker.start()
+    for n in range(10):
+        worker.publish(TOPIC, str(n), Event(n=n, body="x" * 20_000))
+    await worker.stop()
+    await background.start()
+    handoff = HandoffReader(tmp_path, background.publish_raw, background.mark, background.room, background.press)
+    await handoff.start()
+    for _ in range(250):
+        if read_acked(tmp_path / "worker-0") == 8:
+            break
+        await asyncio.sleep(0.02)
+    # The last one waits for its batch as live traffic does: nothing is waiting behind it.
+    assert seen == list(range(9)) and read_acked(tmp_path / "worker-0") == 8
+    await handoff.stop()
+    await background.stop()
+    await handoff.finish()
+    assert seen == list(range(10)) and read_acked(tmp_path / "worker-0") == 9

@@ -50,7 +50,7 @@ def handoff_reader(root: Path, bus: Bus) -> HandoffReader:
     broker-backed bus has settled a round once its publisher took every event (it logs what the broker has not
     acknowledged yet)."""
     if isinstance(bus, InProcessBus):
-        return HandoffReader(root, bus.publish_raw, bus.mark, bus.room)
+        return HandoffReader(root, bus.publish_raw, bus.mark, bus.room, bus.press)
     return HandoffReader(root, model_publisher(bus), lambda: lambda: bus.pending() == 0)
 
 

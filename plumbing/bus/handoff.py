@@ -180,6 +180,8 @@ class _Log:
     acked: int
     position: _Position = field(default_factory=_Position)
     read_through: int = -1
+    held_back: bool = False
+    """The last read stopped before a record that did not fit its budget."""
 
 
 @dataclass
@@ -208,6 +210,9 @@ class HandoffReader:
     mark: Callable[[], Callable[[], bool]]
     room: Callable[[], int] | None = None
     """Bytes the bus can still take (``InProcessBus.room``); None: only ``batch_max_bytes`` bounds a round."""
+    press: Callable[[], None] | None = None
+    """Called when records wait in the logs for room on the bus (``InProcessBus.press``): its consumers then hand
+    over what they hold now instead of waiting for batches that cannot fill."""
     batch_max_bytes: int = 16 * 1024 * 1024
     poll_s: float = 0.05
     _logs: dict[Path, _Log] = field(default_factory=dict)
@@ -253,12 +258,14 @@ class HandoffReader:
         """Read and publish what the logs hold next, and acknowledge the rounds that settled; returns how many
         events it published."""
         await self.acknowledge_settled()
-        batch = await asyncio.to_thread(self._read, not self._unacknowledged)
-        if not batch:
-            return 0
+        batch, waiting = await asyncio.to_thread(self._read, not self._unacknowledged)
         for _, records in batch:
             for _, topic, key, payload in records:
                 self.publish(topic, key, payload)
+        if waiting and self.press is not None:
+            self.press()
+        if not batch:
+            return 0
         self._unacknowledged.append(_Round(self.mark(), [(entry, records[-1][0]) for entry, records in batch]))
         count = sum(len(records) for _, records in batch)
         self.delivered += count
@@ -285,20 +292,24 @@ class HandoffReader:
             write_acked(entry.directory, seq)
             entry.acked = seq
 
-    def _read(self, settled: bool) -> list[tuple[_Log, list[Record]]]:
+    def _read(self, settled: bool) -> tuple[list[tuple[_Log, list[Record]]], bool]:
+        """What the logs hold next, within the budget; and whether records wait for room on the bus."""
         out: list[tuple[_Log, list[Record]]] = []
-        budget = self.batch_max_bytes if self.room is None else min(self.batch_max_bytes, self.room())
+        waiting = False
+        room = self.batch_max_bytes if self.room is None else self.room()
+        budget = min(self.batch_max_bytes, room)
         for directory in sorted(p for p in self.root.glob("*") if p.is_dir()):
             entry = self._logs.get(directory)
             if entry is None:
                 entry = self._logs[directory] = _Log(directory, read_acked(directory))
             records = _read_log(entry, budget, first_of_round=settled and not out)
+            waiting = waiting or (entry.held_back and room < self.batch_max_bytes)
             if records:
                 out.append((entry, records))
                 budget -= sum(record_bytes(r[3]) for r in records)
                 if budget <= 0:
                     break
-        return out
+        return out, waiting
 
 
 def _segments(directory: Path) -> list[tuple[int, Path]]:
@@ -315,6 +326,7 @@ def _read_log(entry: _Log, budget: int, first_of_round: bool) -> list[Record]:
     up to ``budget`` bytes (the first record of a round whatever its size)."""
     out: list[Record] = []
     taken = 0
+    entry.held_back = False
     segments = _segments(entry.directory)
     for index, (first, path) in enumerate(segments):
         if first < entry.position.segment:
@@ -330,6 +342,7 @@ def _read_log(entry: _Log, budget: int, first_of_round: bool) -> list[Record]:
             if taken + size > budget and (out or not first_of_round):
                 # Stop before it: the next round starts at this record.
                 entry.position = _Position(first, end)
+                entry.held_back = True
                 if out:
                     entry.read_through = out[-1][0]
                 return out

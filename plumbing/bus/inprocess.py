@@ -11,7 +11,8 @@ of events not yet handled by every subscription they were offered to, and a batc
 events and never more bytes than the bus. What happens when it is full depends on who publishes:
 
 - ``publish_raw`` (``warden serve``'s background process, reading the proxies' hand-off logs): back-pressure. The
-  reader asks ``room()`` and reads no more than that; what it has not read stays in the log on disk.
+  reader asks ``room()`` and reads no more than that; what it has not read stays in the log on disk. While records
+  wait for room it ``press()``-es the bus, which then counts as full.
 - a subscription's handler (the guard's violations, dead letters): always taken. They follow from events the bus
   already holds, and dropping them would lose what was already accepted.
 - anyone else (a request path publishing straight to the bus): the event is dropped, counted in
@@ -114,11 +115,13 @@ class _Held:
 class _Memory:
     """The bytes the bus holds, against its bound."""
 
-    __slots__ = ("max_bytes", "used")
+    __slots__ = ("max_bytes", "pressed", "used")
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.used = 0
+        self.pressed = False
+        """A publisher waits for room (``press``): until it publishes again, the bus counts as full."""
 
     def fits(self, size: int) -> bool:
         """An event larger than the whole bound is taken alone, when nothing else is held."""
@@ -143,7 +146,8 @@ class _Consumer:
     def full(self) -> bool:
         """A batch is ready now: ``max_batch`` events wait, or the bus is full (every consumer then frees what it
         can at once rather than after ``max_wait_s``)."""
-        return len(self.queue) >= self.subscription.max_batch or self.memory.used >= self.memory.max_bytes
+        memory = self.memory
+        return len(self.queue) >= self.subscription.max_batch or memory.used >= memory.max_bytes or memory.pressed
 
     def _batch(self) -> list[_Held]:
         """The oldest events, up to ``max_batch`` of them and (beyond the first) the bus's bound in bytes."""
@@ -230,6 +234,15 @@ class InProcessBus:
         """Bytes that may still be published before the bus is full."""
         return max(self._memory.max_bytes - self._memory.used, 0)
 
+    def press(self) -> None:
+        """A publisher has more than the bus has room for (``warden serve``'s background, reading the hand-off logs):
+        every consumer hands over what it holds now, as when the bus is full, rather than wait ``max_wait_s`` for a
+        batch that cannot fill before room is made."""
+        self._memory.pressed = True
+        for consumer in self._consumers:
+            if consumer.queue:
+                consumer.wakeup.set()
+
     def mark(self) -> Callable[[], bool]:
         """Whether every event published so far, and whatever handlers publish while handling them, has been
         handled by every subscription it was offered to."""
@@ -267,6 +280,8 @@ class InProcessBus:
             log.warning("in-process bus has room again", extra={"fields": {"dropped_while_full": self._dropping}})
             self._dropping = 0
         handling = _HANDLING.get()
+        if handling is None:
+            self._memory.pressed = False
         ticket = self._ticket if handling is None else handling.ticket()
         ticket.outstanding += 1
         held = _Held(delivery, size, len(consumers), ticket)
