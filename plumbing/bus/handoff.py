@@ -273,7 +273,7 @@ class HandoffReader:
 
     async def settle(self) -> None:
         """Wait until every published round settled, and acknowledge them."""
-        while self._unacknowledged and not self._unacknowledged[-1].settled():
+        while not all(published.settled() for published in self._unacknowledged):
             await asyncio.sleep(0.01)
         await self.acknowledge_settled()
 
