@@ -253,6 +253,9 @@ class KafkaPublisher:
                 await turn.share()
                 records.append((e.seq, e.topic, e.key, e.encoded()))
             kept = await asyncio.to_thread(self.spool.append, records)
+            # The broker may have acknowledged them during the fsync, and released the log before they were in it:
+            # release again, or with no later delivery the log would hold them (and be replayed) for ever.
+            self.spool.release(self._delivered_through)
             self.spilled.inc(kept)
             for entry in batch[:kept]:
                 entry.logged = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
@@ -216,3 +217,36 @@ async def test_logging_a_large_batch_lets_the_event_loop_serve_other_work_meanwh
     assert len(batch) == 200
     assert all(later > earlier for earlier, later in itertools.pairwise(batch))  # it ran between them
     assert [key for _, _, key, _ in on_disk(tmp_path / "spool")] == [e.interaction_id for e in sent]
+
+
+async def test_events_the_broker_acknowledges_while_they_are_being_logged_leave_no_log_behind(
+    kafka_bootstrap, tmp_path, monkeypatch
+):
+    """The log task takes events the broker has not acknowledged yet; while their fsync runs the broker does. The log
+    they land in must still be released: with no traffic after them, it would otherwise be held (and replayed) for
+    ever, and the ingress would report undelivered bytes that are delivered."""
+    await create_topics(kafka_bootstrap, partitions=3)
+    append = Spool.append
+    appended = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_append(spool, records, sync=True):
+        time.sleep(1.0)  # a slow disk: the broker acknowledges everything meanwhile
+        kept = append(spool, records, sync)
+        loop.call_soon_threadsafe(appended.set)
+        return kept
+
+    monkeypatch.setattr(Spool, "append", slow_append)
+    bus = KafkaBus(
+        kafka_bootstrap, client_id="p", spool_dir=tmp_path / "spool", registry=CollectorRegistry(), spool_flush_ms=2
+    )
+    await bus.start()
+    await until(lambda: bus.publisher._producer is not None)
+    for event in [interaction(f"acked-{uuid.uuid4().hex[:8]}", n)[0] for n in range(50)]:
+        bus.publish(topics.REQUESTS, event.interaction_id, event)
+    await until(lambda: bus.delivered.labels(topics.REQUESTS)._value.get() >= 50)
+    await asyncio.wait_for(appended.wait(), 30)
+    assert bus.spilled._value.get() > 0, "the log task never took an unacknowledged event: the race was not staged"
+    await until(lambda: bus.publisher.spool.size() == 0, timeout=5)
+    assert disk_bytes(tmp_path / "spool") == 0
+    await bus.stop()

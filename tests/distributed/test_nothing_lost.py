@@ -68,8 +68,12 @@ def wait_until_logged(bootstrap: str, sink: WardenProcess, timeout: float = 120)
 def wait_until_delivered(metrics_url: str, ingress: WardenProcess, timeout: float = 120) -> None:
     """Until the ingress holds nothing for the broker, in memory or in its event log."""
     deadline = time.monotonic() + timeout
-    while metric(metrics_url, "warden_bus_buffered_events") > 0 or metric(metrics_url, "warden_bus_spooled_bytes") > 0:
-        assert time.monotonic() < deadline, ingress.output()
+    while True:
+        buffered = metric(metrics_url, "warden_bus_buffered_events")
+        spooled = metric(metrics_url, "warden_bus_spooled_bytes")
+        if buffered == 0 and spooled == 0:
+            return
+        assert time.monotonic() < deadline, f"{buffered} events in memory, {spooled} bytes logged\n{ingress.output()}"
         time.sleep(0.2)
 
 
