@@ -130,3 +130,31 @@ def test_the_detectors_memo_bound_comes_from_the_environment(monkeypatch):
         scan_text("any text at all")
     monkeypatch.delenv(memo.ENV)
     detectors.clear_caches()
+
+
+@pytest.mark.parametrize("mode", ["off", "gated"])
+def test_a_text_an_event_holds_twice_is_read_once_and_judged_alike_in_both_places(monkeypatch, mode, fake_keys):
+    """A conversation repeats itself within one request (the same tool result quoted again, a user message pasted
+    twice): the detectors read it once per event and both places get its findings."""
+    monkeypatch.setenv(learned.MODE_ENV, mode)
+    detectors.clear_caches()
+    reads: list[str] = []
+    fast = detectors._fast
+
+    def counting(text, source):
+        reads.append(text)
+        return fast(text, source)
+
+    monkeypatch.setattr(detectors, "_fast", counting)
+    benign = "Please summarise the attached meeting notes for the team by Friday."
+    secret = f"here is the deploy key {fake_keys['openai']} for the pipeline"
+    texts = [benign, secret, ATTACK, benign, secret, ATTACK]
+    messages = [Message(role="user", text=t, index=k) for k, t in enumerate(texts)]
+    findings = scan_conversation(ConversationView(provider="openai", model="m", messages=messages))
+    assert sorted(reads) == sorted([benign, secret, ATTACK])
+    found = {(f.location, f.category, f.severity) for f in findings}
+    for first, again in ((1, 4), (2, 5)):
+        at_first = {(c, s) for where, c, s in found if where == f"request.messages[{first}].text"}
+        assert at_first  # the secret, the attack
+        assert at_first == {(c, s) for where, c, s in found if where == f"request.messages[{again}].text"}
+    assert not [f for f in findings if f.location.startswith(("request.messages[0]", "request.messages[3]"))]

@@ -155,17 +155,8 @@ def _json_strings(text: str) -> Variant | None:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    strings: list[str] = []
-    todo = [data]
-    while todo:
-        value = todo.pop()
-        if isinstance(value, str):
-            if value.strip():
-                strings.append(value)
-        elif isinstance(value, dict):
-            todo.extend(reversed(value.values()))
-        elif isinstance(value, list):
-            todo.extend(reversed(value))
+    # The values a body's scan reads (ids, enum values and encoded blobs carry no sentence either).
+    strings = [value for _, value in body_strings(data, "")]
     return Variant("\n".join(strings), "json_strings", 0, len(text)) if strings else None
 
 
@@ -235,12 +226,19 @@ def _detect_event(texts: list[tuple[str, Source | None]], allowance: learned.Eve
     text is read in full when it comes back on the next turn."""
     found: list[Detected] = []
     waiting: list[tuple[int, bytes, list[Hit], LearnedReadings]] = []
+    first_of: dict[bytes, int] = {}  # a text the event holds twice (the same tool result in two places) is read once
+    repeats: list[tuple[int, int]] = []
     for k, (text, source) in enumerate(texts):
         key = _memo_key(text, source)
         known = MEMO.get(key)
         if known is not None:
             found.append(known)
             continue
+        if key in first_of:
+            repeats.append((k, first_of[key]))
+            found.append(((), ()))  # filled in below
+            continue
+        first_of[key] = k
         sensitive, injections, readings = _fast(text, source)
         if source is not None and not injections:
             waiting.append((k, key, sensitive, _learned_readings(text, readings)))
@@ -255,6 +253,8 @@ def _detect_event(texts: list[tuple[str, Source | None]], allowance: learned.Eve
         found[k] = _result(sensitive, _learned_hits(text, source, pending))
         if all(r.complete for r, _ in pending):
             MEMO.put(key, found[k])
+    for k, first in repeats:
+        found[k] = found[first]
     return found
 
 
