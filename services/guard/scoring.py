@@ -10,10 +10,18 @@ import orjson
 
 from providers.base import ProviderAdapter
 from providers.registry import adapter_for
+from providers.sse import json_events
 from schemas.events import Evidence, RequestEvent, ResponseEvent, ViolationEvent
 from schemas.profiles import Profile
 from schemas.view import CompletionView
-from services.guard.detectors import findings_from_decisions, scan_body, scan_completion, scan_conversation
+from services.guard.detectors import (
+    findings_from_decisions,
+    scan_body,
+    scan_completion,
+    scan_conversation,
+    scan_strings,
+    stream_strings,
+)
 from services.guard.findings import Finding
 
 
@@ -33,7 +41,12 @@ def findings_for(event: RequestEvent | ResponseEvent, profile: Profile) -> list[
         )
     body = event.response_body.encode()
     if body.lstrip().startswith((b"data:", b"event:", b"[")):
-        return findings + scan_completion(adapter.stream_view(event.route, body), allowed_domains=allowed)
+        completion = adapter.stream_view(event.route, body)
+        if completion.text or completion.tool_calls:
+            return findings + scan_completion(completion, allowed_domains=allowed)
+        # A stream whose shape the adapter does not know (or that carries no text): its texts, reassembled.
+        texts = stream_strings(_stream_events(body), "response.stream")
+        return findings + scan_strings(texts, answer=True, allowed_domains=allowed)
     parsed = _parsed(body)
     if parsed is None:
         return findings
@@ -57,6 +70,15 @@ def _request_findings(adapter: ProviderAdapter, event: RequestEvent, allowed: fr
         if view.messages or view.tools:
             return scan_conversation(view, allowed_domains=allowed)
     return scan_body(parsed, "request.body", answer=False, allowed_domains=allowed) if parsed is not None else []
+
+
+def _stream_events(body: bytes) -> list[Any]:
+    """The JSON events of a streamed answer: server-sent events, or the JSON array Gemini streams without ``alt=sse``
+    (an array cut short by a dropped connection yields nothing: there is no whole event to read)."""
+    if body.lstrip().startswith(b"["):
+        parsed = _parsed(body)
+        return parsed if isinstance(parsed, list) else []
+    return list(json_events(body))
 
 
 def _parsed(body: str | bytes) -> Any:

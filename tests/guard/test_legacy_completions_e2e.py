@@ -6,7 +6,9 @@ bodies string by string, nothing sent this way was scanned."""
 
 from __future__ import annotations
 
+import httpx
 import openai
+import orjson
 import pytest
 
 from tests.conftest import API_KEY
@@ -42,3 +44,29 @@ def test_a_secret_and_an_injection_in_a_legacy_completion_are_reported(warden, f
     assert "secret" in {v["category"] for v in answered}
     detail = warden.detail(interaction)
     assert all(secret not in v["excerpt"] for v in detail["violations"])  # evidence is redacted
+
+
+def test_a_secret_in_a_streamed_answer_of_anthropics_legacy_complete_api_is_reported(warden, fake_anthropic, fake_keys):
+    """No adapter models Anthropic's legacy ``/v1/complete`` (and the Anthropic SDK no longer speaks it, so a client
+    posts it as HTTP): its stream's pieces are read joined again, as the client reads them, so a key split across
+    them is reported at ``response.stream.completion``."""
+    agent = new_agent()
+    secret = fake_keys["github"]
+    text = f"The deploy token is {secret}, keep it safe."
+    events = [
+        {"type": "completion", "completion": text[k : k + 4], "stop_reason": None, "model": "claude-2.1"}
+        for k in range(0, len(text), 4)
+    ] + [{"type": "completion", "completion": "", "stop_reason": "stop_sequence", "model": "claude-2.1"}]
+    stream = "".join(f"event: completion\ndata: {orjson.dumps(e).decode()}\n\n" for e in events).encode()
+    fake_anthropic.answer_next(stream, content_type="text/event-stream")
+    body = {"model": "claude-2.1", "max_tokens_to_sample": 64, "stream": True, "prompt": "\n\nHuman: hi\n\nAssistant:"}
+    headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01", **attribution(agent)}
+    with httpx.stream("POST", f"{warden.url}/v1/anthropic/v1/complete", json=body, headers=headers) as answer:
+        received = b"".join(answer.iter_bytes())
+    assert answer.status_code == 200
+    assert received == stream  # the client got the stream as the upstream sent it
+
+    (item,) = warden.wait_for(lambda i: i["status"] == 200, agent_id=agent)
+    found = violations_at(warden, item["interaction_id"], "response.stream.completion", {"secret"})
+    assert "secret" in {v["category"] for v in found}
+    assert all(secret not in v["excerpt"] for v in found)

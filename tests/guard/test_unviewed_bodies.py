@@ -112,3 +112,62 @@ def test_encoded_binary_is_left_out_and_encoded_text_is_read(fake_keys):
     answer = {"data": [{"b64_json": image.split(",", 1)[1], "revised_prompt": "a cat"}], "attachment": body["document"]}
     findings = found(response_event("openai", "/images/generations", orjson.dumps(answer).decode()))
     assert {location for category, location in findings if category == "secret"} == {"response.body.attachment"}
+
+
+def _anthropic_legacy_stream(text: str, piece: int = 3) -> str:
+    """Anthropic's legacy ``/v1/complete`` stream: a ``completion`` event per few characters, no ``[DONE]``."""
+    events = [
+        {
+            "type": "completion",
+            "id": "compl_01AbCdEfGhIjKlMnOpQrStUv",
+            "completion": text[k : k + piece],
+            "stop_reason": None,
+            "model": "claude-2.1",
+        }
+        for k in range(0, len(text), piece)
+    ]
+    events.append(
+        {
+            "type": "completion",
+            "id": "compl_01AbCdEfGhIjKlMnOpQrStUv",
+            "completion": "",
+            "stop_reason": "stop_sequence",
+            "model": "claude-2.1",
+        }
+    )
+    return "".join(f"event: completion\ndata: {orjson.dumps(e).decode()}\n\n" for e in events)
+
+
+def _json_array_stream(text: str, piece: int = 4) -> str:
+    """A stream sent as one JSON array (as Gemini streams without ``alt=sse``) on a route no adapter models."""
+    chunks = [
+        {"output": {"delta": text[k : k + piece]}, "requestId": "r-1234567890"} for k in range(0, len(text), piece)
+    ]
+    return orjson.dumps(chunks).decode()
+
+
+UNMODELLED_STREAMS = {
+    "anthropic legacy complete, server-sent events": (
+        "anthropic",
+        "/v1/complete",
+        _anthropic_legacy_stream,
+        "response.stream.completion",
+    ),
+    "a JSON array stream": (
+        "gemini",
+        "/v1beta/models/m:streamSomething",
+        _json_array_stream,
+        "response.stream.output.delta",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNMODELLED_STREAMS)
+def test_a_streamed_answer_no_adapter_models_is_read_as_the_client_reassembles_it(case, fake_keys):
+    """Its pieces are a few characters each: a key or an address only shows once they are joined again."""
+    provider, route, stream, location = UNMODELLED_STREAMS[case]
+    text = f"Sure. The key is {fake_keys['openai']}; mail it to jane.doe@example.org"
+    findings = found(response_event(provider, route, stream(text)))
+    assert {("secret", location), ("pii", location)} <= findings
+    # The pieces every event repeats (the id, the model) are read once, and say nothing.
+    assert not found(response_event(provider, route, stream("Sure, here is a short and harmless answer for you.")))

@@ -45,7 +45,9 @@ __all__ = [
     "scan_body",
     "scan_completion",
     "scan_conversation",
+    "scan_strings",
     "scan_text",
+    "stream_strings",
 ]
 
 
@@ -318,17 +320,15 @@ def is_opaque(value: str) -> bool:
     return printable < 0.9 * len(text)
 
 
-def body_strings(body: Any, path: str) -> list[tuple[str, str]]:
-    """(location, text) of every string value of a parsed JSON body of at least ``_BODY_STRING_MIN_CHARS`` that is
-    not encoded binary (``is_opaque``), in document order: ``request.body.prompt[0]``. Iterative, so no depth of
-    nesting can exhaust the stack."""
+def _string_values(body: Any, path: str) -> list[tuple[str, str]]:
+    """(location, value) of every string of a parsed JSON body, in document order. Iterative, so no depth of nesting
+    can exhaust the stack."""
     out: list[tuple[str, str]] = []
     todo: list[tuple[str, Any]] = [(path, body)]
     while todo:
         where, value = todo.pop()
         if isinstance(value, str):
-            if len(value) >= _BODY_STRING_MIN_CHARS and not is_opaque(value):
-                out.append((where, value))
+            out.append((where, value))
         elif isinstance(value, dict):
             todo.extend((f"{where}.{key}", item) for key, item in reversed(value.items()))
         elif isinstance(value, list):
@@ -336,13 +336,39 @@ def body_strings(body: Any, path: str) -> list[tuple[str, str]]:
     return out
 
 
-def scan_body(body: Any, path: str, *, answer: bool, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
-    """Findings in a body whose shape the provider adapter does not know (a route Warden forwards without a view of
-    it: legacy completions, moderations, image or speech prompts, Gemini's embedContent…): every string value read
-    as text of unknown origin, so that a secret, personal data or an injection sent that way is not missed for want
-    of a view. A request's strings are read for injection too (one learned-tier allowance for the whole body); an
-    answer's, like any answer, for secrets, personal data and data-carrying links."""
-    strings = body_strings(body, path)
+def _worth_reading(value: str) -> bool:
+    return len(value) >= _BODY_STRING_MIN_CHARS and not is_opaque(value)
+
+
+def body_strings(body: Any, path: str) -> list[tuple[str, str]]:
+    """(location, text) of every string value of a parsed JSON body of at least ``_BODY_STRING_MIN_CHARS`` that is
+    not encoded binary (``is_opaque``), in document order: ``request.body.prompt[0]``."""
+    return [(where, value) for where, value in _string_values(body, path) if _worth_reading(value)]
+
+
+def stream_strings(events: Iterable[Any], path: str) -> list[tuple[str, str]]:
+    """The texts of a stream of JSON events whose shape no adapter models (Anthropic's legacy ``/v1/complete``),
+    as a client reassembles them: each event's string at a location is the next piece of the text there (a piece
+    alone is a few characters, too short to show a key or an address), so the pieces are joined per location. A
+    value every event repeats alike (an id, the model's name) is read once."""
+    pieces: dict[str, list[str]] = {}
+    for event in events:
+        for where, value in _string_values(event, path):
+            pieces.setdefault(where, []).append(value)
+    out: list[tuple[str, str]] = []
+    for where, values in pieces.items():
+        text = values[0] if values.count(values[0]) == len(values) else "".join(values)
+        if _worth_reading(text):
+            out.append((where, text))
+    return out
+
+
+def scan_strings(
+    strings: list[tuple[str, str]], *, answer: bool, allowed_domains: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Findings in (location, text) pairs no provider view reads, as text of unknown origin: a request's for
+    injection too (one learned-tier allowance for them all); an answer's, like any answer, for secrets, personal data
+    and data-carrying links."""
     source: Source | None = None if answer else "text"
     detected = _detect_event([(text, source) for _, text in strings], learned.EventAllowance())
     findings: list[Finding] = []
@@ -350,6 +376,14 @@ def scan_body(body: Any, path: str, *, answer: bool, allowed_domains: frozenset[
         links = exfiltration.scan_rendered_text(text, allowed_domains=allowed_domains) if answer else ()
         findings += _findings(text, location, sensitive, injections, links)
     return findings
+
+
+def scan_body(body: Any, path: str, *, answer: bool, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
+    """Findings in a body whose shape the provider adapter does not know (a route Warden forwards without a view of
+    it: legacy completions, moderations, image or speech prompts, Gemini's embedContent…): every string value read
+    as text of unknown origin (``scan_strings``), so that a secret, personal data or an injection sent that way is
+    not missed for want of a view."""
+    return scan_strings(body_strings(body, path), answer=answer, allowed_domains=allowed_domains)
 
 
 def scan_conversation(view: ConversationView, *, allowed_domains: frozenset[str] = frozenset()) -> list[Finding]:
