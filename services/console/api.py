@@ -75,8 +75,9 @@ class InteractionsApi:
             floor = plan.floor(window)
             answer = await self.store.select(*queries.list_round(plan, after, count, floor))
             if plan.by_outcome:
-                folded = await self.store.select(*queries.outcome_fold(plan, answer)) if answer else []
-                found = queries.Round.of_outcomes(answer, folded, count, after)
+                keys = queries.fold_keys(answer, plan.limit + 1 - len(rows))
+                folded = await self.store.select(*queries.outcome_fold(plan, keys)) if keys else []
+                found = queries.Round.of_outcomes(answer, keys, folded, count, after)
             else:
                 found = queries.Round.read(plan, answer, count, after)
             rows += found.rows

@@ -348,6 +348,22 @@ def list_round(
     return sql, params
 
 
+def fold_keys(answer: list[dict[str, Any]], wanted: int) -> list[dict[str, Any]]:
+    """The keys of the newest ``wanted`` interactions of a ``by_outcome`` round's answer: only those are folded (the
+    round asks for more rows than the page lacks, as an interaction can have two there; folding all of them read
+    twice the copy's span of time for rows the page does not show)."""
+    seen: set[str] = set()
+    keys: list[dict[str, Any]] = []
+    for key in answer:
+        if key["interaction_id"] in seen:
+            continue
+        if len(seen) == wanted:
+            break
+        seen.add(key["interaction_id"])
+        keys.append(key)
+    return keys
+
+
 def outcome_fold(plan: ListPlan, keys: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     """The second query of a round of a ``by_outcome`` list: the interactions of ``keys`` (what its ``list_round``
     found, newest first) folded from the list's copy as ``list_round`` folds them, with ``_passes``. Their ids as a
@@ -394,13 +410,20 @@ class Round:
 
     @classmethod
     def of_outcomes(
-        cls, keys: list[dict[str, Any]], folded: list[dict[str, Any]], count: int, after: tuple[str, str] | None
+        cls,
+        answer: list[dict[str, Any]],
+        keys: list[dict[str, Any]],
+        folded: list[dict[str, Any]],
+        count: int,
+        after: tuple[str, str] | None,
     ) -> Round:
-        """A round of a ``by_outcome`` list: ``keys`` its ``list_round`` answer, ``folded`` its ``outcome_fold``
-        answer. The keys say how far it went (an interaction may have several rows there before they are merged, so
-        the next round starts after the oldest key) and whether the range holds more."""
+        """A round of a ``by_outcome`` list: ``answer`` its ``list_round`` answer, ``keys`` the part of it that was
+        folded (``fold_keys``), ``folded`` its ``outcome_fold`` answer. The round went as far as the oldest key
+        folded (an interaction may have several rows there before they are merged, so the next round starts after
+        it); the range holds no more only if the answer was short and all of it was folded."""
         last = (keys[-1]["started_at"], keys[-1]["interaction_id"]) if keys else after
-        return cls([row for row in folded if row.pop("_passes")], last, len(keys) < count)
+        everything = len({k["interaction_id"] for k in answer}) == len(keys)
+        return cls([row for row in folded if row.pop("_passes")], last, len(answer) < count and everything)
 
     @classmethod
     def _of_rows(cls, answer: list[dict[str, Any]], count: int, after: tuple[str, str] | None) -> Round:
